@@ -1,0 +1,298 @@
+"""The PTransforms and DoFns of the sanitize pipeline.
+
+Elements are Arrow tables (one record batch each, ``scoring.batch_rows`` rows),
+never a Python dict per row. Each stage has a stable, readable label.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from apache_beam.pvalue import TaggedOutput
+
+from sanitizer.config import Config
+from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
+from sanitizer.plan import Plan
+from sanitizer.policy import decide, reasons_json
+from sanitizer.records import ID_COLUMN, KEY_COLUMN, extract, keys_for_ids, mix64, string_hash
+from sanitizer.sampling import ClassAwareSampler
+from sanitizer.sources import READ_ISSUE, iter_file_batches
+
+REASONS_COLUMN = "sanitizer_reasons"
+CODES_COLUMN = "sanitizer_reason_codes"
+NULL_CLASS = "<null>"
+
+
+def score_column(detector: str) -> str:
+    return f"sanitizer_score_{detector}"
+
+
+def quarantine_schema(plan: Plan, detectors: list[str]) -> pa.Schema:
+    schema = plan.output_schema
+    schema = schema.append(pa.field(REASONS_COLUMN, pa.string()))
+    schema = schema.append(pa.field(CODES_COLUMN, pa.list_(pa.string())))
+    for name in detectors:
+        schema = schema.append(pa.field(score_column(name), pa.float64()))
+    return schema
+
+
+# --------------------------------------------------------------------------- read
+
+
+def add_ids(table: pa.Table, plan: Plan, file_index: int, first_row: int) -> pa.Table:
+    """Append the record id (when generated) and the internal 64-bit key column."""
+    n = table.num_rows
+    if plan.id_column is None:
+        rows = np.arange(first_row, first_row + n, dtype=np.int64)
+        rel = plan.files[file_index].relpath
+        ids = pa.array(np.char.add(f"{rel}:", rows.astype(str)).astype(object), type=pa.string())
+        table = table.append_column(ID_COLUMN, ids)
+        keys = mix64(np.uint64(string_hash(rel)) ^ rows.astype(np.uint64))
+    else:
+        keys = keys_for_ids(table.column(plan.id_column).combine_chunks())
+    return table.append_column(KEY_COLUMN, pa.array(keys, type=pa.uint64()))
+
+
+class ReadSplitFn(beam.DoFn):
+    """Read one split as Arrow tables with ids; also emit ('file_rows', (file index, rows))."""
+
+    def __init__(self, plan: Plan, columns: list[str] | None = None, count_rows: bool = False):
+        self.plan = plan
+        self.columns = columns
+        self.count_rows = count_rows
+
+    def process(self, split):
+        f = self.plan.files[split.file_index]
+        schema = self.plan.schema
+        if self.columns is not None:
+            schema = pa.schema([schema.field(c) for c in self.columns])
+        row = split.first_row
+        for table in iter_file_batches(f, self.plan.batch_rows, schema, split, self.columns):
+            out = add_ids(table, self.plan, split.file_index, row)
+            row += table.num_rows
+            yield out
+        if self.count_rows:
+            yield TaggedOutput("file_rows", (split.file_index, row - split.first_row))
+
+
+class ReadBatches(beam.PTransform):
+    def __init__(self, plan: Plan, columns: list[str] | None = None, count_rows: bool = False):
+        super().__init__()
+        self.plan, self.columns, self.count_rows = plan, columns, count_rows
+
+    def expand(self, pbegin):
+        splits = pbegin | "ListSplits" >> beam.Create(list(self.plan.splits))
+        fn = ReadSplitFn(self.plan, self.columns, self.count_rows)
+        if self.count_rows:
+            return splits | "ReadSplits" >> beam.ParDo(fn).with_outputs("file_rows", main="batches")
+        return splits | "ReadSplits" >> beam.ParDo(fn)
+
+
+# --------------------------------------------------------------------------- sample + fit
+
+
+def to_detector_batch(table: pa.Table, plan: Plan) -> tuple[Batch, Any]:
+    ex = extract(table, list(plan.features), plan.label_column, plan.id_output)
+    batch = Batch(ex.X, ex.labels, ex.keys, ex.ids, tuple(plan.feature_names))
+    return batch, ex
+
+
+class SampleFn(beam.CombineFn):
+    """CombineFn: Arrow tables -> the bounded, seeded, class-aware sample (see sanitizer.sampling)."""
+
+    def __init__(self, plan: Plan, config: Config):
+        self.plan = plan
+        self.sampler = ClassAwareSampler(
+            size=config.sample.size,
+            min_per_class=config.sample.min_per_class,
+            seed=config.seed,
+            n_features=len(plan.feature_names),
+        )
+
+    def create_accumulator(self):
+        return self.sampler.create()
+
+    def add_input(self, acc, table):
+        batch, _ = to_detector_batch(table, self.plan)
+        return self.sampler.add(acc, batch.X, batch.labels, batch.keys, batch.ids)
+
+    def merge_accumulators(self, accs):
+        return self.sampler.merge(list(accs))
+
+    def extract_output(self, acc):
+        return self.sampler.extract(acc)
+
+
+def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
+    """Fit every enabled detector on the sample; a detector that cannot run returns Skipped."""
+    batch = Batch(sample.X, sample.labels, sample.keys, sample.ids, tuple(plan.feature_names))
+    states: dict[str, Any] = {}
+    for name in config.enabled_detectors():
+        detector = REGISTRY[name]()
+        try:
+            states[name] = detector.fit(batch, config.detectors[name], config.seed)
+        except Exception as exc:  # a detector failing to fit must not sink the run; provenance says why
+            states[name] = Skipped(f"fit failed: {type(exc).__name__}: {exc}")
+    return states
+
+
+def fit_summary(states: dict[str, Any], sample) -> dict[str, Any]:
+    classes = pd.Series(sample.labels).value_counts().sort_index()
+    out: dict[str, Any] = {
+        "sample": {"rows": int(sample.n), "per_class": {str(k): int(v) for k, v in classes.items()}},
+        "detectors": {},
+    }
+    for name, state in states.items():
+        if isinstance(state, Skipped):
+            out["detectors"][name] = {"status": "skipped", "reason": state.reason}
+        else:
+            out["detectors"][name] = {"status": "fitted", **REGISTRY[name]().summary(state)}
+    return out
+
+
+# --------------------------------------------------------------------------- score + split
+
+
+def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | None, threads: int) -> Scores:
+    if pool is None or threads <= 1 or batch.n < 4096:
+        return detector.score(batch, state)
+    bounds = np.linspace(0, batch.n, threads + 1).astype(int)
+    chunks = [
+        Batch(batch.X[a:b], batch.labels[a:b], batch.keys[a:b], batch.ids[a:b], batch.feature_names)
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+    parts = list(pool.map(lambda c: detector.score(c, state), chunks))
+    evidence = {}
+    for offset, part in zip(bounds[:-1], parts):
+        evidence.update({int(offset) + i: e for i, e in part.evidence.items()})
+    return Scores(
+        np.concatenate([p.score for p in parts]),
+        np.concatenate([p.flagged for p in parts]),
+        parts[0].threshold,
+        evidence,
+    )
+
+
+def _count(values: np.ndarray) -> dict[str, int]:
+    if len(values) == 0:
+        return {}
+    counts = pd.Series(values, dtype=object).fillna(NULL_CLASS).value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+class ScoreFn(beam.DoFn):
+    """Score a batch with every fitted detector, apply the policy and split it.
+
+    Main output: clean tables. Tagged outputs: 'quarantine' tables and 'stats' dicts.
+    """
+
+    def __init__(self, plan: Plan, config: Config):
+        self.plan = plan
+        self.config = config
+        self.pool = None
+
+    def setup(self):
+        self.threads = self.config.scoring.threads or os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.detectors = {name: REGISTRY[name]() for name in self.config.enabled_detectors()}
+
+    def teardown(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
+
+    def process(self, table: pa.Table, states: dict[str, Any]):
+        plan = self.plan
+        n = table.num_rows
+        batch, ex = to_detector_batch(table, plan)
+        results: dict[str, Scores] = {}
+        for name, detector in self.detectors.items():
+            state = states.get(name)
+            if state is None or isinstance(state, Skipped):
+                continue
+            results[name] = _score_threaded(detector, batch, state, self.pool, self.threads)
+        decision = decide(n, ex, results, self.config.policy)
+
+        keep = [c for c in plan.output_schema.names]
+        q = decision.quarantine
+        clean = table.filter(pa.array(~q)).select(keep)
+        yield clean.cast(plan.output_schema)
+
+        detector_names = self.config.enabled_detectors()
+        if q.any():
+            rows = np.flatnonzero(q)
+            quarantined = table.take(pa.array(rows)).select(keep)
+            entries = [decision.reasons.get(int(i), []) for i in rows]
+            quarantined = quarantined.append_column(
+                REASONS_COLUMN, pa.array([reasons_json(e) for e in entries], type=pa.string())
+            )
+            quarantined = quarantined.append_column(
+                CODES_COLUMN, pa.array([[r["code"] for r in e] for e in entries], type=pa.list_(pa.string()))
+            )
+            for name in detector_names:
+                values = decision.scores.get(name, np.full(n, np.nan))[rows]
+                quarantined = quarantined.append_column(score_column(name), pa.array(values, type=pa.float64()))
+            yield TaggedOutput("quarantine", quarantined.cast(quarantine_schema(plan, detector_names)))
+
+        yield TaggedOutput("stats", self._stats(n, ex, decision, results))
+
+    def _stats(self, n, ex, decision, results) -> dict[str, Any]:
+        q = decision.quarantine
+        labels = ex.labels_all
+        by_reason: dict[str, int] = {}
+        for row in np.flatnonzero(q | decision.reported):
+            for code in {r["code"] for r in decision.reasons.get(int(row), [])}:
+                by_reason[code] = by_reason.get(code, 0) + 1
+        by_detector = {}
+        for name, result in results.items():
+            flagged = int(result.flagged.sum())
+            by_detector[name] = {
+                "scored": int(np.isfinite(result.score).sum()),
+                "flagged": flagged,
+                "action": self.config.policy.get(name, "quarantine"),
+            }
+        return {
+            "rows_in": int(n),
+            "clean": int((~q).sum()),
+            "quarantined": int(q.sum()),
+            "invalid": int((~ex.valid).sum()),
+            "reported_kept_clean": int(decision.reported.sum()),
+            "by_reason": by_reason,
+            "by_detector": by_detector,
+            "by_class": {
+                "rows": _count(labels),
+                "quarantined": _count(labels[q]),
+            },
+        }
+
+
+def merge_stats(parts) -> dict[str, Any]:
+    """Sum nested count dicts (used as a CombineGlobally function)."""
+    total: dict[str, Any] = {}
+    for part in parts:
+        _add_into(total, part)
+    return total
+
+
+def _add_into(total: dict, part: dict) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add_into(total.setdefault(key, {}), value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+        else:
+            total.setdefault(key, value)
+
+
+def write_json(obj: Any, path: str) -> str:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as fh:
+        fh.write(json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8"))
+    return path

@@ -1,0 +1,10 @@
+"""Built-in detectors. A new detector is one module plus one line in REGISTRY."""
+
+from sanitizer.detectors.base import Batch, Scores, Skipped
+from sanitizer.detectors.outlier import OutlierDetector
+
+REGISTRY = {
+    OutlierDetector.name: OutlierDetector,
+}
+
+__all__ = ["REGISTRY", "Batch", "Scores", "Skipped", "OutlierDetector"]

@@ -1,0 +1,211 @@
+"""Planning: turn a config into everything a worker needs, checked before any pipeline runs.
+
+:func:`make_plan` expands the input, reads the first shard's schema, resolves
+the label, id and feature columns, and splits the work. Every problem a user can
+fix (no files, a missing label column, an unknown or non-numeric feature column,
+a corrupt Parquet footer) is raised here as a :class:`SanitizerError`, so a bad
+run fails before it starts and publishes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sanitizer.config import Config
+from sanitizer.errors import ConfigError, InputError
+from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
+from sanitizer.sources import InputFile, Split, discover, iter_file_batches, parquet_splits, read_schema
+
+# A string column counts as numeric-looking when at least this share of its values parse as numbers.
+NUMERIC_LOOKING = 0.9
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[InputFile, ...]
+    splits: tuple[Split, ...]
+    file_rows: dict[int, int] | None  # known up front for Parquet
+    schema: pa.Schema  # the input columns, as read
+    label_column: str
+    id_column: str | None  # the user's id column, if any
+    features: tuple[FeatureColumn, ...]
+    batch_rows: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def id_output(self) -> str:
+        """The id column in every output shard."""
+        return self.id_column or ID_COLUMN
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [name for fc in self.features for name in fc.names()]
+
+    @property
+    def output_schema(self) -> pa.Schema:
+        schema = self.schema
+        if self.id_column is None:
+            schema = schema.append(pa.field(ID_COLUMN, pa.string(), nullable=False))
+        return schema
+
+    def read_columns(self) -> list[str]:
+        """The columns the sampling branch needs."""
+        cols = [fc.name for fc in self.features] + [self.label_column]
+        if self.id_column:
+            cols.append(self.id_column)
+        return list(dict.fromkeys(cols))
+
+
+def make_plan(config: Config) -> Plan:
+    config.require_runnable()
+    files = discover(config.input, config.format)
+    schema = read_schema(files[0])
+    if schema is None or not schema.names:
+        raise InputError(f"input file {files[0].path!r} has no columns")
+    names = schema.names
+    reserved = [n for n in names if n == ID_COLUMN or n.startswith(INTERNAL_PREFIX) or n.startswith("sanitizer_")]
+    if reserved:
+        raise InputError(
+            f"input column(s) {reserved} use the reserved prefix 'sanitizer_'; rename them before sanitizing"
+        )
+    label = config.label_column
+    if label not in names:
+        raise ConfigError(
+            f"label column {label!r} is not in the input; columns are: {', '.join(names)}. "
+            "Pass the right name with --label-column"
+        )
+    if config.id_column and config.id_column not in names:
+        raise ConfigError(
+            f"id column {config.id_column!r} is not in the input; columns are: {', '.join(names)}. "
+            "Pass the right name with --id-column, or leave it out to generate ids"
+        )
+
+    first_batch = None
+    for batch in iter_file_batches(files[0], batch_rows=2048, schema=None):
+        first_batch = batch
+        break
+
+    warnings: list[str] = []
+    features = _resolve_features(config, schema, first_batch, warnings)
+
+    if files[0].format == "parquet":
+        splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
+        if sum(file_rows.values()) == 0:
+            raise InputError(f"input {config.input!r} has no rows; there is nothing to sanitize")
+    else:
+        for f in files:
+            read_schema(f)  # every text shard must at least parse its first block
+        splits, file_rows = [Split(i) for i in range(len(files))], None
+    if all(f.size == 0 for f in files):
+        raise InputError(f"input {config.input!r} is empty (all files have 0 bytes)")
+
+    return Plan(
+        files=tuple(files),
+        splits=tuple(splits),
+        file_rows=file_rows,
+        schema=schema,
+        label_column=label,
+        id_column=config.id_column,
+        features=tuple(features),
+        batch_rows=config.scoring.batch_rows,
+        warnings=tuple(warnings),
+    )
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+
+
+def _numeric_share(column) -> float:
+    if column is None:
+        return 0.0
+    values = [v for v in column.to_pylist() if v is not None and str(v).strip() != ""]
+    if not values:
+        return 0.0
+    ok = 0
+    for v in values:
+        try:
+            float(v)
+            ok += 1
+        except ValueError:
+            pass
+    return ok / len(values)
+
+
+def _list_width(schema_type: pa.DataType, name: str, first_batch: pa.Table | None) -> int | None:
+    if pa.types.is_fixed_size_list(schema_type):
+        return schema_type.list_size if _is_numeric(schema_type.value_type) else None
+    if (pa.types.is_list(schema_type) or pa.types.is_large_list(schema_type)) and _is_numeric(schema_type.value_type):
+        if first_batch is None or first_batch.num_rows == 0:
+            return None
+        lengths = pc.list_value_length(first_batch.column(name)).drop_null().to_numpy(zero_copy_only=False)
+        if len(lengths) and np.all(lengths == lengths[0]) and lengths[0] > 0:
+            return int(lengths[0])
+    return None
+
+
+def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str]) -> list[FeatureColumn]:
+    skip = {config.label_column, config.id_column}
+    features: list[FeatureColumn] = []
+    if config.feature_columns:
+        for name in config.feature_columns:
+            if name not in schema.names:
+                raise ConfigError(
+                    f"feature column {name!r} is not in the input; columns are: {', '.join(schema.names)}. "
+                    "Fix --feature-columns (comma-separated) or leave it out to use every numeric column"
+                )
+            t = schema.field(name).type
+            if _is_numeric(t):
+                features.append(FeatureColumn(name, 1))
+                continue
+            width = _list_width(t, name, first_batch)
+            if width:
+                features.append(FeatureColumn(name, width, is_list=True))
+                continue
+            if pa.types.is_string(t) or pa.types.is_large_string(t):
+                column = first_batch.column(name) if first_batch is not None else None
+                share = _numeric_share(column)
+                if share >= 0.5:
+                    features.append(FeatureColumn(name, 1, coerce=True))
+                    warnings.append(
+                        f"feature column {name!r} is stored as text; values that do not parse as numbers "
+                        "are quarantined as invalid:non_numeric"
+                    )
+                    continue
+                sample = [v for v in (column.to_pylist() if column is not None else []) if v is not None][:3]
+                raise ConfigError(
+                    f"feature column {name!r} is not numeric (type {t}, values like {sample}); "
+                    "choose numeric columns with --feature-columns"
+                )
+            raise ConfigError(
+                f"feature column {name!r} has type {t}; features must be numbers or fixed-size lists of numbers"
+            )
+        return features
+
+    for f in schema:
+        if f.name in skip:
+            continue
+        if _is_numeric(f.type):
+            features.append(FeatureColumn(f.name, 1))
+            continue
+        width = _list_width(f.type, f.name, first_batch)
+        if width:
+            features.append(FeatureColumn(f.name, width, is_list=True))
+            continue
+        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and first_batch is not None:
+            if _numeric_share(first_batch.column(f.name)) >= NUMERIC_LOOKING:
+                features.append(FeatureColumn(f.name, 1, coerce=True))
+                warnings.append(
+                    f"column {f.name!r} is stored as text but holds numbers; it is used as a feature and "
+                    "values that do not parse are quarantined as invalid:non_numeric"
+                )
+    if not features:
+        raise ConfigError(
+            "no numeric feature columns found besides the label and id; name them with --feature-columns "
+            f"(columns are: {', '.join(schema.names)})"
+        )
+    return features

@@ -1,0 +1,90 @@
+"""Scores -> verdict + reasons.
+
+A row is quarantined when it failed a row check (``invalid:*``: always) or when
+a detector whose policy action is ``quarantine`` flagged it. A detector whose
+action is ``report`` only annotates: its flags are counted in provenance and the
+row stays clean.
+
+Every quarantined row carries machine-readable reasons: a JSON list of
+``{"detector", "code", "score", "threshold", "evidence"}`` objects, plus the
+plain list of reason codes for filtering.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sanitizer.detectors.base import Scores
+from sanitizer.records import Extracted
+
+
+@dataclass
+class Decision:
+    quarantine: np.ndarray  # (n_rows,) bool
+    reasons: dict[int, list[dict]]  # row -> reasons (quarantined or reported rows)
+    reported: np.ndarray  # (n_rows,) bool: flagged by a report-only detector, kept clean
+    scores: dict[str, np.ndarray]  # detector -> (n_rows,) float64, NaN where not scored
+
+
+def _clean_number(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 6)
+
+
+def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict[str, str]) -> Decision:
+    quarantine = ~ex.valid.copy()
+    reported = np.zeros(n_rows, dtype=bool)
+    reasons: dict[int, list[dict]] = {}
+
+    for code, mask, evidence in ex.issues:
+        for i in np.flatnonzero(mask):
+            reasons.setdefault(int(i), []).append(
+                {"detector": "validation", "code": code, "score": None, "threshold": None, "evidence": evidence}
+            )
+    for i, entries in ex.per_row_issues.items():
+        for e in entries:
+            evidence = {k: v for k, v in e.items() if k != "code"}
+            reasons.setdefault(int(i), []).append(
+                {"detector": "validation", "code": e["code"], "score": None, "threshold": None, "evidence": evidence}
+            )
+
+    valid_rows = np.flatnonzero(ex.valid)
+    scores: dict[str, np.ndarray] = {}
+    for name, result in results.items():
+        full = np.full(n_rows, np.nan)
+        full[valid_rows] = result.score
+        scores[name] = full
+        flagged_rows = valid_rows[result.flagged]
+        if actions.get(name, "quarantine") == "quarantine":
+            quarantine[flagged_rows] = True
+        else:
+            reported[flagged_rows] = True
+        for local in np.flatnonzero(result.flagged):
+            row = int(valid_rows[local])
+            reasons.setdefault(row, []).append(
+                {
+                    "detector": name,
+                    "code": name,
+                    "action": actions.get(name, "quarantine"),
+                    "score": _clean_number(result.score[local]),
+                    "threshold": _clean_number(result.threshold),
+                    "evidence": result.evidence.get(int(local), {}),
+                }
+            )
+    reported &= ~quarantine
+    return Decision(quarantine, reasons, reported, scores)
+
+
+def reasons_json(entries: list[dict]) -> str:
+    return json.dumps(entries, sort_keys=True, default=_json_default)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

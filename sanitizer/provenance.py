@@ -1,0 +1,171 @@
+"""manifest.json and provenance.json.
+
+The manifest is the only door the training job uses: it lists every clean shard
+with its sha256 and row count, the schema and the run id. It is written last,
+atomically (temporary name, then rename), and only after the run has proved
+that input rows = clean rows + quarantined rows. No manifest, no data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+import pyarrow as pa
+
+from sanitizer.errors import IntegrityError
+
+MANIFEST = "manifest.json"
+PROVENANCE = "provenance.json"
+MANIFEST_VERSION = 1
+_SECRET_WORDS = ("token", "secret", "password", "credential", "key=")
+
+
+def _fs():
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def sha256_of(path: str) -> tuple[str, int]:
+    """(hex sha256, size in bytes) of a file on any Beam filesystem."""
+    digest = hashlib.sha256()
+    size = 0
+    with _fs().open(path) as fh:
+        while True:
+            chunk = fh.read(1 << 22)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def describe_shards(directory: str) -> list[dict[str, Any]]:
+    """Every Parquet shard under ``directory`` with rows, bytes and sha256, sorted by path."""
+    import pyarrow.parquet as pq
+
+    fs = _fs()
+    pattern = directory.rstrip("/") + "/*.parquet"
+    metas = fs.match([pattern])[0].metadata_list
+    shards = []
+    for m in sorted(metas, key=lambda m: m.path):
+        with fs.open(m.path) as fh:
+            rows = pq.read_metadata(fh).num_rows
+        sha, size = sha256_of(m.path)
+        shards.append({"path": m.path, "rows": int(rows), "bytes": size, "sha256": sha})
+    return shards
+
+
+def relative(path: str, root: str) -> str:
+    root = root.rstrip("/") + "/"
+    return path[len(root):] if path.startswith(root) else path
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("sanitizer", "apache-beam", "pyarrow", "numpy", "pandas", "scikit-learn", "pyyaml"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def redact(args: list[str]) -> list[str]:
+    """Pipeline options as recorded in provenance, with anything secret-looking hidden."""
+    out = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            out.append("<redacted>")
+            hide_next = False
+            continue
+        lowered = arg.lower()
+        if any(word.rstrip("=") in lowered.split("=")[0] for word in _SECRET_WORDS):
+            if "=" in arg:
+                out.append(arg.split("=", 1)[0] + "=<redacted>")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        out.append(arg)
+    return out
+
+
+def schema_json(schema: pa.Schema) -> list[dict[str, str]]:
+    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
+
+
+def check_accounting(rows_in: int, clean_rows: int, quarantined_rows: int, stats: dict[str, Any],
+                     expected_rows: int | None) -> dict[str, Any]:
+    """Prove input rows = clean rows + quarantined rows; raise IntegrityError if not."""
+    problems = []
+    if rows_in != clean_rows + quarantined_rows:
+        problems.append(
+            f"input rows ({rows_in}) != clean rows written ({clean_rows}) + quarantined rows written ({quarantined_rows})"
+        )
+    if stats.get("clean", 0) != clean_rows:
+        problems.append(f"rows routed clean ({stats.get('clean', 0)}) != clean rows written ({clean_rows})")
+    if stats.get("quarantined", 0) != quarantined_rows:
+        problems.append(
+            f"rows routed to quarantine ({stats.get('quarantined', 0)}) != quarantined rows written ({quarantined_rows})"
+        )
+    if expected_rows is not None and rows_in != expected_rows:
+        problems.append(f"rows read ({rows_in}) != rows in the input files' metadata ({expected_rows})")
+    result = {
+        "input_rows": rows_in,
+        "clean_rows": clean_rows,
+        "quarantined_rows": quarantined_rows,
+        "holds": not problems,
+        "problems": problems,
+    }
+    return result
+
+
+def write_atomic(path: str, obj: Any) -> None:
+    fs = _fs()
+    tmp = path + ".tmp"
+    with fs.create(tmp) as fh:
+        fh.write(json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8"))
+    if fs.exists(path):
+        fs.delete([path])
+    fs.rename([tmp], [path])
+
+
+def build_manifest(run_id: str, out: str, schema: pa.Schema, clean: list[dict], quarantine: list[dict],
+                   id_column: str, label_column: str, feature_columns: list[str],
+                   provenance_sha256: str) -> dict[str, Any]:
+    def shard_list(shards):
+        return [
+            {"path": relative(s["path"], out), "rows": s["rows"], "bytes": s["bytes"], "sha256": s["sha256"]}
+            for s in shards
+        ]
+
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "run_id": run_id,
+        "format": "parquet",
+        "schema": schema_json(schema),
+        "id_column": id_column,
+        "label_column": label_column,
+        "feature_columns": feature_columns,
+        "clean": {"rows": sum(s["rows"] for s in clean), "shards": shard_list(clean)},
+        "quarantine": {"rows": sum(s["rows"] for s in quarantine), "shards": shard_list(quarantine)},
+        "provenance": {"path": PROVENANCE, "sha256": provenance_sha256},
+    }
+
+
+def fail_integrity(accounting: dict[str, Any]) -> None:
+    raise IntegrityError(
+        "the run could not prove every record is accounted for, so nothing was published (no manifest): "
+        + "; ".join(accounting["problems"])
+    )
+
+
+def argv_string() -> str:
+    return " ".join(sys.argv)

@@ -1,0 +1,218 @@
+"""Column roles, record ids and Arrow batch <-> numpy helpers.
+
+Every record carries an id (the user's id column, or a generated
+``<file relative to the input root>:<row number>``, stable across reruns on the
+same input) and a 64-bit *key*, a hash of that id. Keys drive every
+record-level random choice (sampling priority, cross-fitting folds), so those
+choices are deterministic, independent of how a runner splits or orders the
+data, and reproducible from the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sanitizer.sources import READ_ISSUE
+
+ID_COLUMN = "sanitizer_id"
+KEY_COLUMN = "__sanitizer_key"
+INTERNAL_PREFIX = "__sanitizer_"
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a fast, well-mixed, platform-independent uint64 -> uint64 hash."""
+    z = np.asarray(x, dtype=np.uint64) + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def salted(keys: np.ndarray, salt: int | str) -> np.ndarray:
+    """Keys re-hashed with a salt (a seed, or a purpose such as "fold")."""
+    if isinstance(salt, str):
+        salt = int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest(), "little")
+    return mix64(np.asarray(keys, dtype=np.uint64) ^ np.uint64(salt % (1 << 64)))
+
+
+def uniform01(keys: np.ndarray, salt: int | str) -> np.ndarray:
+    """A deterministic uniform [0, 1) draw per key."""
+    return (salted(keys, salt) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def string_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def keys_for_ids(ids: pa.Array) -> np.ndarray:
+    """uint64 keys for user-supplied ids (stable across processes and runs)."""
+    if pa.types.is_integer(ids.type):
+        values = ids.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)
+        return mix64(values)
+    values = pc.cast(ids, pa.string()).fill_null("").to_numpy(zero_copy_only=False)
+    return pd.util.hash_array(values.astype(object), categorize=False).astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    name: str
+    width: int  # 1 for a scalar column, the list size for a fixed-size list column
+    is_list: bool = False
+    coerce: bool = False  # a string column holding numbers: parse, quarantine what does not parse
+
+    def names(self) -> list[str]:
+        return [self.name] if not self.is_list else [f"{self.name}[{i}]" for i in range(self.width)]
+
+
+@dataclass
+class Extracted:
+    """What the detectors see of one batch: valid rows only."""
+
+    X: np.ndarray  # (n_valid, d) float64
+    labels: np.ndarray  # (n_valid,) object array of label strings
+    keys: np.ndarray  # (n_valid,) uint64
+    ids: np.ndarray  # (n_valid,) object array of id strings
+    valid: np.ndarray  # (n_rows,) bool mask into the batch
+    labels_all: np.ndarray  # (n_rows,) label strings of every row, None where null
+    issues: list[tuple[str, np.ndarray, dict]] = field(default_factory=list)
+    """(reason code, row mask over the whole batch, evidence) for rows that failed checks."""
+    per_row_issues: dict[int, list[dict]] = field(default_factory=dict)
+    """Row index -> extra issues with row-specific evidence (for example the unparsable value)."""
+
+
+def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Labels as strings (class keys), None where null."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_floating(column.type):
+        values = column.to_numpy(zero_copy_only=False)
+        whole = np.isfinite(values) & (values == np.round(values))
+        if np.all(whole | ~np.isfinite(values)):
+            column = pc.cast(pc.if_else(pc.is_finite(column), column, None), pa.int64())
+    return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+
+
+def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, id_output: str) -> Extracted:
+    """Pull the feature matrix, labels, ids and keys out of a batch and check every row.
+
+    Rows with a null label, a null / NaN / infinite / unparsable feature value or
+    a null id are marked invalid with a reason; they are quarantined and never
+    reach a detector.
+    """
+    n = table.num_rows
+    blocks = []
+    issues: list[tuple[str, np.ndarray, dict]] = []
+    invalid = np.zeros(n, dtype=bool)
+    for fc in features:
+        col = table.column(fc.name).combine_chunks()
+        null = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        if fc.is_list:
+            block, bad_len = _list_block(col, fc.width, null)
+            if bad_len.any():
+                issues.append((f"invalid:wrong_length:{fc.name}", bad_len, {"column": fc.name, "expected": fc.width}))
+                invalid |= bad_len
+        else:
+            if fc.coerce:
+                block = pd.to_numeric(pd.Series(col.to_numpy(zero_copy_only=False)), errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )[:, None]
+                text_bad = np.isnan(block[:, 0]) & ~null
+                unparsable = text_bad & ~np.isin(
+                    np.char.lower(np.asarray(col.fill_null("").to_numpy(zero_copy_only=False), dtype=str)),
+                    ["nan", "+nan", "-nan"],
+                )
+                if unparsable.any():
+                    issues.append((f"invalid:non_numeric:{fc.name}", unparsable, {"column": fc.name}))
+                    invalid |= unparsable
+                    block[unparsable] = 0.0
+            else:
+                block = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(n, 1)
+        if null.any():
+            issues.append((f"invalid:null:{fc.name}", null, {"column": fc.name}))
+            invalid |= null
+        with np.errstate(invalid="ignore"):
+            nan_rows = np.isnan(block).any(axis=1) & ~null
+            inf_rows = np.isinf(block).any(axis=1)
+        if nan_rows.any():
+            issues.append((f"invalid:nan:{fc.name}", nan_rows, {"column": fc.name}))
+            invalid |= nan_rows
+        if inf_rows.any():
+            issues.append((f"invalid:inf:{fc.name}", inf_rows, {"column": fc.name}))
+            invalid |= inf_rows
+        blocks.append(block)
+
+    labels = label_strings(table.column(label_column))
+    null_label = np.array([v is None for v in labels], dtype=bool) if labels.dtype == object else np.zeros(n, bool)
+    if null_label.any():
+        issues.append((f"invalid:null:{label_column}", null_label, {"column": label_column}))
+        invalid |= null_label
+
+    ids_arr = table.column(id_output).combine_chunks()
+    null_id = np.asarray(ids_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if null_id.any():
+        issues.append((f"invalid:null:{id_output}", null_id, {"column": id_output}))
+        invalid |= null_id
+
+    per_row: dict[int, list[dict]] = {}
+    if READ_ISSUE in table.column_names:
+        raw = table.column(READ_ISSUE).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(np.array([v is not None for v in raw], dtype=bool)):
+            per_row[int(i)] = [json.loads(line) for line in raw[i].split("\n")]
+            invalid[i] = True
+        # A value that could not be cast arrives as null; the read issue explains it, so drop the bare null reason.
+        if per_row:
+            keep = []
+            for code, mask, evidence in issues:
+                if code.startswith("invalid:null:"):
+                    mask = mask.copy()
+                    column = evidence.get("column")
+                    for i, entries in per_row.items():
+                        if any(e.get("column") == column for e in entries):
+                            mask[i] = False
+                    if not mask.any():
+                        continue
+                keep.append((code, mask, evidence))
+            issues = keep
+
+    valid = ~invalid
+    X = np.concatenate(blocks, axis=1)[valid] if blocks else np.zeros((int(valid.sum()), 0))
+    keys = table.column(KEY_COLUMN).to_numpy().astype(np.uint64)[valid]
+    ids = pc.cast(ids_arr, pa.string()).to_numpy(zero_copy_only=False)[valid]
+    return Extracted(
+        X=np.ascontiguousarray(X, dtype=np.float64),
+        labels=labels[valid],
+        keys=keys,
+        ids=ids,
+        valid=valid,
+        labels_all=labels,
+        issues=issues,
+        per_row_issues=per_row,
+    )
+
+
+def _list_block(col: pa.Array, width: int, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(col)
+    if pa.types.is_fixed_size_list(col.type):
+        flat = col.flatten() if col.offset == 0 and not col.null_count else None
+        if flat is not None and len(flat) == n * width:
+            values = flat.to_numpy(zero_copy_only=False).astype(np.float64)
+            return values.reshape(n, width), np.zeros(n, dtype=bool)
+    lengths = pc.list_value_length(col).fill_null(width).to_numpy(zero_copy_only=False)
+    bad_len = (lengths != width) & ~null
+    out = np.zeros((n, width), dtype=np.float64)
+    good = ~bad_len & ~null
+    if good.any():
+        sub = col.filter(pa.array(good))
+        values = pc.list_flatten(sub).to_numpy(zero_copy_only=False).astype(np.float64)
+        out[good] = values.reshape(-1, width)
+    return out, bad_len

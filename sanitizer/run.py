@@ -1,0 +1,190 @@
+"""Run one sanitize job end to end: plan, pipeline, accounting, provenance, manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from sanitizer import provenance as prov
+from sanitizer.config import Config
+from sanitizer.errors import ConfigError, SanitizerError
+from sanitizer.plan import Plan, make_plan
+
+log = logging.getLogger("sanitizer")
+
+
+def _fs():
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def prepare_output(out: str, overwrite: bool) -> None:
+    """Refuse to mix runs in one folder; with overwrite, unpublish the old run first (manifest goes first)."""
+    fs = _fs()
+    existing = [p for p in (prov.MANIFEST, prov.PROVENANCE, "clean", "quarantine") if fs.exists(f"{out}/{p}")]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"output {out!r} already holds a run ({', '.join(existing)}); "
+            "choose an empty folder or pass --overwrite to replace it"
+        )
+    for name in (prov.MANIFEST, prov.MANIFEST + ".tmp", prov.PROVENANCE):
+        if fs.exists(f"{out}/{name}"):
+            fs.delete([f"{out}/{name}"])
+    for name in ("clean", "quarantine", "_work"):
+        if fs.exists(f"{out}/{name}"):
+            fs.delete([f"{out}/{name}"])
+    if "://" not in out:
+        os.makedirs(out, exist_ok=True)
+
+
+def _pipeline_options(beam_args: list[str]):
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    options = PipelineOptions(beam_args)
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    return options, standard.runner
+
+
+_ERROR_RE = re.compile(r"(?:InputError|ConfigError|SanitizerError): (.+?)(?:\s\[while running|\n|$)")
+
+
+def _explain_pipeline_error(exc: BaseException) -> SanitizerError:
+    text = str(exc)
+    match = _ERROR_RE.search(text)
+    if match:
+        return SanitizerError(match.group(1).strip() + " (nothing was published)")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return SanitizerError(f"the pipeline failed, nothing was published: {type(exc).__name__}: {first[:500]}")
+
+
+def run_id_for(started: datetime, config: Config, inputs: list[dict]) -> str:
+    digest = hashlib.sha256(
+        json.dumps({"config": config.to_dict(), "inputs": [i["sha256"] for i in inputs]}, sort_keys=True).encode()
+    ).hexdigest()[:10]
+    return started.strftime("%Y%m%dT%H%M%SZ") + "-" + digest
+
+
+def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
+    """Sanitize ``config.input`` into ``config.output``; returns the provenance dict.
+
+    Raises SanitizerError (with a message saying what to do) for anything the
+    user can fix; in that case no manifest is written.
+    """
+    import apache_beam as beam
+
+    from sanitizer.beam.pipeline import build, work_dir
+
+    beam_args = list(beam_args or [])
+    started = datetime.now(timezone.utc)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    plan: Plan = make_plan(config)
+    for warning in plan.warnings:
+        log.warning(warning)
+    out = config.output.rstrip("/")
+    prepare_output(out, config.overwrite)
+    inputs = []
+    for i, f in enumerate(plan.files):
+        sha, size = prov.sha256_of(f.path)
+        inputs.append({"uri": f.path, "relpath": f.relpath, "format": f.format, "bytes": size, "sha256": sha,
+                       "rows": None})
+    run_id = run_id_for(started, config, inputs)
+    timings["plan_s"] = round(time.perf_counter() - t0, 3)
+
+    options, runner = _pipeline_options(beam_args)
+    t1 = time.perf_counter()
+    try:
+        p = beam.Pipeline(options=options)
+        build(p, plan, config, out)
+        result = p.run()
+        state = result.wait_until_finish()
+    except SanitizerError:
+        raise
+    except Exception as exc:
+        raise _explain_pipeline_error(exc) from None
+    if state is not None and str(state) not in ("DONE", "PipelineState.DONE"):
+        raise SanitizerError(f"the pipeline ended in state {state}; nothing was published")
+    timings["pipeline_s"] = round(time.perf_counter() - t1, 3)
+
+    t2 = time.perf_counter()
+    work = work_dir(out)
+    stats = _read_json(f"{work}/stats.json", default={})
+    fit = _read_json(f"{work}/fit.json", default={})
+    file_rows = _read_json(f"{work}/file_rows.json", default={})
+    for i, item in enumerate(inputs):
+        item["rows"] = int(file_rows.get(str(i), 0))
+    clean = prov.describe_shards(f"{out}/clean")
+    quarantine = prov.describe_shards(f"{out}/quarantine")
+    rows_in = int(stats.get("rows_in", 0))
+    expected = sum(plan.file_rows.values()) if plan.file_rows is not None else None
+    accounting = prov.check_accounting(
+        rows_in, sum(s["rows"] for s in clean), sum(s["rows"] for s in quarantine), stats, expected
+    )
+    if rows_in == 0 and accounting["holds"]:
+        accounting["holds"] = False
+        accounting["problems"].append("the input has no data rows")
+
+    provenance = {
+        "run_id": run_id,
+        "status": "succeeded" if accounting["holds"] else "failed",
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "seed": config.seed,
+        "runner": runner,
+        "pipeline_options": prov.redact(beam_args),
+        "versions": prov.package_versions(),
+        "config": config.to_dict(),
+        "inputs": inputs,
+        "columns": {
+            "label": plan.label_column,
+            "id": plan.id_output,
+            "id_generated": plan.id_column is None,
+            "features": [fc.name for fc in plan.features],
+            "feature_count": len(plan.feature_names),
+        },
+        "warnings": list(plan.warnings),
+        "sample": fit.get("sample", {}),
+        "detectors": fit.get("detectors", {}),
+        "counts": stats,
+        "accounting": accounting,
+        "outputs": {
+            "clean": [dict(s, path=prov.relative(s["path"], out)) for s in clean],
+            "quarantine": [dict(s, path=prov.relative(s["path"], out)) for s in quarantine],
+        },
+        "timings": timings,
+    }
+    timings["finalize_s"] = round(time.perf_counter() - t2, 3)
+    timings["total_s"] = round(time.perf_counter() - t0, 3)
+    prov.write_atomic(f"{out}/{prov.PROVENANCE}", provenance)
+    if not accounting["holds"]:
+        if rows_in == 0:
+            raise SanitizerError(
+                f"input {config.input!r} has no data rows, so nothing was published; check the input path"
+            )
+        prov.fail_integrity(accounting)
+
+    prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
+    manifest = prov.build_manifest(
+        run_id, out, plan.output_schema, clean, quarantine, plan.id_output, plan.label_column,
+        plan.feature_names, prov_sha,
+    )
+    _fs().delete([work])
+    prov.write_atomic(f"{out}/{prov.MANIFEST}", manifest)  # last: publishing
+    return provenance
+
+
+def _read_json(path: str, default):
+    fs = _fs()
+    if not fs.exists(path):
+        return default
+    with fs.open(path) as fh:
+        return json.loads(fh.read().decode("utf-8"))

@@ -1,0 +1,63 @@
+"""Poison injection for evaluation: the demo, the tests and the benchmarks plant known poison with these.
+
+Every function takes a seed and returns the poisoned copy plus the indices it
+changed, so a caller can score a detector against the truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def flip_labels(y: np.ndarray, rate: float, *, seed: int, classes: np.ndarray | None = None,
+                pair: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Relabel a share of rows.
+
+    Random flips (``pair=None``): ``rate`` of all rows get a different label drawn
+    uniformly from the other classes. Pair flips (``pair=(a, b)``): ``rate`` of
+    the rows of class ``a`` are relabelled ``b``.
+    """
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    out = y.copy()
+    classes = np.unique(y) if classes is None else np.asarray(classes)
+    if len(classes) < 2:
+        raise ValueError("flipping labels needs at least two classes")
+    if pair is not None:
+        a, b = pair
+        candidates = np.flatnonzero(y == a)
+        idx = rng.choice(candidates, size=int(round(rate * len(candidates))), replace=False)
+        out[idx] = b
+        return out, np.sort(idx)
+    idx = rng.choice(len(y), size=int(round(rate * len(y))), replace=False)
+    for i in idx:
+        others = classes[classes != y[i]]
+        out[i] = others[rng.integers(len(others))]
+    return out, np.sort(idx)
+
+
+def inject_outliers(X: np.ndarray, rate: float, *, seed: int, kind: str = "uniform") -> tuple[np.ndarray, np.ndarray]:
+    """Replace a share of rows with outliers; returns the new matrix and the replaced row indices.
+
+    ``uniform``: every feature drawn uniformly within the data's own per-feature
+    range (nothing is out of range on its own; the joint pattern is wrong).
+    ``shift``: the row pushed far along a random direction (about 6 standard
+    deviations), an out-of-range outlier.
+    """
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    rng = np.random.default_rng(seed)
+    X = np.array(X, dtype=np.float64, copy=True)
+    idx = np.sort(rng.choice(len(X), size=int(round(rate * len(X))), replace=False))
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    if kind == "uniform":
+        X[idx] = rng.uniform(lo, hi, size=(len(idx), X.shape[1]))
+    elif kind == "shift":
+        direction = rng.normal(size=(len(idx), X.shape[1]))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        X[idx] = X[idx] + 6.0 * direction * X.std(axis=0) * np.sqrt(X.shape[1])
+    else:
+        raise ValueError(f"kind must be 'uniform' or 'shift', got {kind!r}")
+    return X, idx

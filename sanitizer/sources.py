@@ -1,0 +1,286 @@
+"""Finding and reading input shards as Arrow record batches.
+
+Planning happens once, in the launching process, before any pipeline is built:
+the input (a file, a directory of shards or a glob; local or any filesystem Beam
+knows, such as ``gs://``) is expanded into files, the format is recognised and
+the schema is taken from the first file. A missing, empty or corrupt input is
+reported here, before anything runs or is published.
+
+Reading happens on workers: each *split* (a Parquet file's row groups, or a
+whole CSV / JSON Lines file) is read as record batches. Every batch is conformed
+to the planned schema. A value that cannot take the planned type (the string
+``"abc"`` in a numeric column) becomes null and is recorded in the internal
+``__sanitizer_read_issue`` column, so the row is later quarantined with a reason
+instead of failing the run or being silently dropped.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sanitizer.errors import InputError
+
+EXTENSIONS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+READ_ISSUE = "__sanitizer_read_issue"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    relpath: str
+    format: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """A unit of reading: one file, or a run of a Parquet file's row groups."""
+
+    file_index: int
+    row_groups: tuple[int, ...] | None = None
+    first_row: int = 0
+
+
+def _filesystems():
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def _format_of(path: str, declared: str) -> str | None:
+    if declared != "auto":
+        return declared
+    return EXTENSIONS.get(os.path.splitext(path)[1].lower())
+
+
+def discover(input_uri: str, declared_format: str = "auto") -> list[InputFile]:
+    """Expand a file, directory or glob into the input files, sorted by path."""
+    fs = _filesystems()
+    is_local = "://" not in input_uri
+    if is_local and os.path.isdir(input_uri):
+        root = input_uri
+        paths = sorted(
+            p for p in globlib.glob(os.path.join(input_uri, "**", "*"), recursive=True) if os.path.isfile(p)
+        )
+        sizes = {p: os.path.getsize(p) for p in paths}
+    else:
+        try:
+            result = fs.match([input_uri])[0]
+            metas = result.metadata_list
+        except Exception as exc:
+            raise InputError(f"input {input_uri!r} could not be listed: {exc}") from None
+        if input_uri.endswith("/") and not metas:
+            result = fs.match([input_uri + "**"])[0]
+            metas = result.metadata_list
+        paths = sorted(m.path for m in metas)
+        sizes = {m.path: m.size_in_bytes for m in metas}
+        static = input_uri.split("*")[0].split("?")[0].split("[")[0]
+        root = static if static.endswith("/") else os.path.dirname(static)
+    files = []
+    skipped = []
+    for path in paths:
+        name = os.path.basename(path)
+        if name.startswith((".", "_")):
+            continue  # _SUCCESS markers, hidden files
+        fmt = _format_of(path, declared_format)
+        if fmt is None:
+            skipped.append(name)
+            continue
+        rel = os.path.relpath(path, root) if is_local and root else path[len(root) :].lstrip("/")
+        files.append(InputFile(path=path, relpath=rel or name, format=fmt, size=int(sizes[path])))
+    if not files:
+        hint = f" (found only: {', '.join(skipped[:5])})" if skipped else ""
+        raise InputError(
+            f"input {input_uri!r} matched no .parquet, .csv or .jsonl files{hint}; "
+            "pass a file, a directory of shards or a glob such as 'data/*.parquet', or set --format"
+        )
+    formats = {f.format for f in files}
+    if len(formats) > 1:
+        raise InputError(
+            f"input {input_uri!r} mixes formats ({', '.join(sorted(formats))}); "
+            "point --input at shards of one format"
+        )
+    return files
+
+
+def _open(path: str):
+    return _filesystems().open(path)
+
+
+def parquet_metadata(path: str):
+    import pyarrow.parquet as pq
+
+    try:
+        with _open(path) as fh:
+            return pq.read_metadata(fh)
+    except Exception as exc:
+        raise InputError(
+            f"input file {path!r} is not a readable Parquet file ({exc}); "
+            "remove or replace the corrupt shard and run again"
+        ) from None
+
+
+def read_schema(f: InputFile) -> pa.Schema:
+    """The schema of one input file, as the reader will produce it."""
+    if f.format == "parquet":
+        return parquet_metadata(f.path).schema.to_arrow_schema()
+    for batch in iter_file_batches(f, batch_rows=4096, schema=None):
+        return batch.schema
+    raise InputError(f"input file {f.path!r} has no header or no rows; remove it or add data")
+
+
+def parquet_splits(files: list[InputFile], target_rows: int) -> tuple[list[Split], dict[int, int]]:
+    """Split Parquet files by row groups (about target_rows rows each); also the row count per file."""
+    splits: list[Split] = []
+    rows: dict[int, int] = {}
+    for index, f in enumerate(files):
+        meta = parquet_metadata(f.path)
+        rows[index] = meta.num_rows
+        first = 0
+        group: list[int] = []
+        group_rows = 0
+        start = 0
+        for rg in range(meta.num_row_groups):
+            n = meta.row_group(rg).num_rows
+            if not group:
+                start = first
+            group.append(rg)
+            group_rows += n
+            first += n
+            if group_rows >= target_rows:
+                splits.append(Split(index, tuple(group), start))
+                group, group_rows = [], 0
+        if group:
+            splits.append(Split(index, tuple(group), start))
+    return splits, rows
+
+
+def iter_file_batches(f: InputFile, batch_rows: int, schema: pa.Schema | None, split: Split | None = None,
+                      columns: list[str] | None = None):
+    """Yield pa.Table batches of one split, conformed to ``schema`` when given."""
+    try:
+        with _open(f.path) as fh:
+            if f.format == "parquet":
+                import pyarrow.parquet as pq
+
+                pf = pq.ParquetFile(fh)
+                groups = list(split.row_groups) if split and split.row_groups is not None else None
+                for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
+                    yield _conform(pa.Table.from_batches([batch]), schema, f)
+            elif f.format == "csv":
+                import pyarrow.csv as pcsv
+
+                reader = pcsv.open_csv(fh, read_options=pcsv.ReadOptions(block_size=1 << 22))
+                yield from _rebatch(reader, batch_rows, schema, f, columns)
+            else:
+                import pyarrow.json as pjson
+
+                reader = pjson.open_json(fh, read_options=pjson.ReadOptions(block_size=1 << 22))
+                yield from _rebatch(reader, batch_rows, schema, f, columns)
+    except InputError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(
+            f"input file {f.path!r} could not be read as {f.format} ({exc}); fix or remove the file and run again"
+        ) from None
+
+
+def _rebatch(reader, batch_rows, schema, f, columns):
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in reader:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while pending_rows >= batch_rows:
+            table = pa.Table.from_batches(pending)
+            head, tail = table.slice(0, batch_rows), table.slice(batch_rows)
+            yield _conform(_select(head, columns), schema, f)
+            pending = tail.to_batches()
+            pending_rows = tail.num_rows
+    if pending_rows:
+        yield _conform(_select(pa.Table.from_batches(pending), columns), schema, f)
+
+
+def _select(table: pa.Table, columns):
+    if columns is None:
+        return table
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        return table  # _conform reports the missing columns with the file name
+    return table.select(columns)
+
+
+def _conform(table: pa.Table, schema: pa.Schema | None, f: InputFile) -> pa.Table:
+    """Cast a batch to the planned schema; values that cannot be cast become null plus a read issue."""
+    table = table.combine_chunks()
+    if schema is None:
+        return table
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise InputError(
+            f"input file {f.path!r} lacks column(s) {missing}; every shard must have the columns of the first shard"
+        )
+    extra = [name for name in table.column_names if name not in schema.names]
+    if extra:
+        raise InputError(
+            f"input file {f.path!r} has column(s) {extra} that the first shard lacks; "
+            "every shard must share one schema"
+        )
+    issues = np.full(table.num_rows, None, dtype=object)
+    arrays = []
+    for field in schema:
+        col = table.column(field.name)
+        if col.type != field.type:
+            col = _cast_column(col, field, issues)
+        arrays.append(col)
+    out = pa.Table.from_arrays(arrays, schema=schema)
+    if any(i is not None for i in issues):
+        out = out.append_column(READ_ISSUE, pa.array(issues, type=pa.string()))
+    return out
+
+
+def _cast_column(col: pa.ChunkedArray, field: pa.Field, issues: np.ndarray) -> pa.ChunkedArray:
+    try:
+        return pc.cast(col, field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    if not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
+        raise InputError(
+            f"column {field.name!r} has type {col.type} in one shard and {field.type} in another; "
+            "make the shards agree"
+        )
+    text = pc.cast(col, pa.string()).to_numpy(zero_copy_only=False)
+    parsed = np.full(len(text), np.nan)
+    bad = np.zeros(len(text), dtype=bool)
+    for i, value in enumerate(text):
+        if value is None:
+            continue
+        try:
+            parsed[i] = float(value)
+        except ValueError:
+            bad[i] = True
+    for i in np.flatnonzero(bad):
+        issue = json.dumps({"code": f"invalid:non_numeric:{field.name}", "column": field.name, "value": text[i]})
+        issues[i] = issue if issues[i] is None else issues[i] + "\n" + issue
+    mask = bad | np.array([v is None for v in text])
+    if pa.types.is_integer(field.type) and not np.all(mask | (parsed == np.round(parsed))):
+        raise InputError(
+            f"column {field.name!r} holds fractional values where the first shard has integers; "
+            "make the shards agree or cast the column to float"
+        )
+    arr = pa.array(np.where(mask, 0, parsed), mask=mask).cast(field.type)
+    return pa.chunked_array([arr])
