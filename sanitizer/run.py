@@ -175,7 +175,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
     manifest = prov.build_manifest(
         run_id, out, plan.output_schema, clean, quarantine, plan.id_output, plan.label_column,
-        plan.feature_names, prov_sha,
+        [fc.name for fc in plan.features], prov_sha,
     )
     _fs().delete([work])
     prov.write_atomic(f"{out}/{prov.MANIFEST}", manifest)  # last: publishing

@@ -1,0 +1,152 @@
+"""The ``sanitize`` command.
+
+    sanitize run --input PATH_OR_GLOB --output DIR --label-column COL [options] [-- BEAM OPTIONS...]
+    sanitize demo [--workdir DIR]
+
+Beam pipeline options go after ``--`` (or, when Beam knows them, anywhere), so
+``-- --runner DataflowRunner --project P --region R --temp_location gs://...``
+runs the same job on Dataflow. Without a runner it runs on the DirectRunner.
+
+Exit status: 0 success, 2 a problem with the input or config (the message says
+what to do; nothing was published), 1 an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from sanitizer.errors import ConfigError, SanitizerError
+
+
+def _run_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "run",
+        help="sanitize a data set: quarantine suspect rows, publish clean shards with a manifest",
+        description="Sanitize training data. Beam pipeline options go after '--'.",
+    )
+    p.add_argument("--input", help="a file, a directory of shards or a glob (Parquet, CSV or JSON Lines)")
+    p.add_argument("--output", help="output folder (local, gs://, s3://...)")
+    p.add_argument("--label-column", dest="label_column")
+    p.add_argument("--id-column", dest="id_column", help="a unique record id column (default: generated ids)")
+    p.add_argument("--feature-columns", dest="feature_columns",
+                   help="comma-separated feature columns (default: every numeric column but label and id)")
+    p.add_argument("--format", choices=["auto", "parquet", "csv", "jsonl"], help="input format (default: by extension)")
+    p.add_argument("--config", help="a YAML or TOML config file; flags override it")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--sample-size", dest="sample_size", type=int, help="rows the detectors learn from")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier run in --output")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from sanitizer.config import build_config, load_config_file
+
+    raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    for key in ("input", "output", "label_column", "id_column", "feature_columns", "format", "seed", "overwrite"):
+        value = getattr(args, key, None)
+        if value is not None:
+            raw[key] = value
+    if args.sample_size is not None:
+        raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
+    return build_config(raw)
+
+
+def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(sanitize args, Beam args): everything after '--' belongs to Beam."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
+def check_beam_args(unknown: list[str]) -> list[str]:
+    """Accept unknown flags only when Beam knows them; otherwise name the mistake."""
+    if not unknown:
+        return []
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    known = set(PipelineOptions([]).get_all_options(retain_unknown_options=False))
+    for arg in unknown:
+        if arg.startswith("--"):
+            name = arg[2:].split("=", 1)[0].replace("-", "_")
+            if name not in known:
+                raise ConfigError(
+                    f"unknown option {arg.split('=', 1)[0]!r}; see 'sanitize run --help'. "
+                    "Beam pipeline options that Beam does not know go after '--'"
+                )
+    return unknown
+
+
+def summary_lines(provenance: dict[str, Any], output: str) -> list[str]:
+    counts = provenance.get("counts", {})
+    lines = [
+        f"run {provenance['run_id']} on {provenance['runner']}",
+        f"  rows in:      {counts.get('rows_in', 0):>10,}",
+        f"  clean:        {counts.get('clean', 0):>10,}",
+        f"  quarantined:  {counts.get('quarantined', 0):>10,}",
+    ]
+    for reason, n in sorted(counts.get("by_reason", {}).items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"    {reason:<40} {n:>8,}")
+    for name, info in provenance.get("detectors", {}).items():
+        if info.get("status") == "skipped":
+            lines.append(f"  detector {name} skipped: {info.get('reason')}")
+    lines += [
+        f"  outputs:      {output.rstrip('/')}/clean/  {output.rstrip('/')}/quarantine/",
+        f"  manifest:     {output.rstrip('/')}/manifest.json   provenance: {output.rstrip('/')}/provenance.json",
+    ]
+    return lines
+
+
+def _cmd_run(argv: list[str]) -> int:
+    from sanitizer.run import run
+
+    own, beam_args = split_beam_args(argv)
+    parser = argparse.ArgumentParser(prog="sanitize")
+    sub = parser.add_subparsers(dest="command")
+    _run_parser(sub)
+    args, unknown = parser.parse_known_args(["run"] + own)
+    beam_args = check_beam_args(unknown) + beam_args
+    config = config_from_args(args)
+    config.require_runnable()
+    provenance = run(config, beam_args)
+    if not args.quiet:
+        print("\n".join(summary_lines(provenance, config.output)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(
+        prog="sanitize", description="Defend ML training data against poisoning (Apache Beam pipeline)."
+    )
+    sub = parser.add_subparsers(dest="command")
+    _run_parser(sub)
+    demo = sub.add_parser("demo", help="plant poison in scikit-learn's digits and sanitize it")
+    demo.add_argument("--workdir", default="demo", help="where the demo input and outputs go (default: demo)")
+    demo.add_argument("--seed", type=int, default=0)
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    try:
+        if argv[0] == "run":
+            return _cmd_run(argv[1:])
+        own, beam_args = split_beam_args(argv)
+        args = parser.parse_args(own)
+        if args.command == "demo":
+            from sanitizer.demo import main as demo_main
+
+            return demo_main(args.workdir, args.seed, beam_args)
+        parser.print_help()
+        return 2
+    except SanitizerError as exc:
+        print(f"sanitize: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
