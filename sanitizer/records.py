@@ -91,15 +91,29 @@ class Extracted:
 
 
 def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Labels as strings (class keys), None where null."""
+    """Labels as strings (class keys), None where null or NaN.
+
+    Whole-number floats read as integers ("3", not "3.0"), so a label column that
+    is int in one shard and float in another names the same classes.
+    Computed through a dictionary encoding: only the distinct labels become
+    Python strings, the rows share them.
+    """
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if pa.types.is_floating(column.type):
-        values = column.to_numpy(zero_copy_only=False)
-        whole = np.isfinite(values) & (values == np.round(values))
-        if np.all(whole | ~np.isfinite(values)):
-            column = pc.cast(pc.if_else(pc.is_finite(column), column, None), pa.int64())
-    return pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+    encoded = pc.dictionary_encode(column)
+    values = encoded.dictionary
+    missing = np.zeros(len(values), dtype=bool)
+    if pa.types.is_floating(values.type):
+        numbers = values.to_numpy(zero_copy_only=False)
+        missing = ~np.isfinite(numbers)
+        if np.all(missing | (numbers == np.round(numbers))):
+            values = pa.array(np.where(missing, 0, numbers).astype(np.int64))
+    names = np.empty(len(values) + 1, dtype=object)
+    names[:-1] = pc.cast(values, pa.string()).to_numpy(zero_copy_only=False)
+    names[:-1][missing] = None
+    names[-1] = None
+    index = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+    return names[index]
 
 
 def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, id_output: str) -> Extracted:
@@ -110,49 +124,59 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
     reach a detector.
     """
     n = table.num_rows
-    blocks = []
+    d = sum(fc.width for fc in features)
+    X = np.empty((n, d), dtype=np.float64)
     issues: list[tuple[str, np.ndarray, dict]] = []
     invalid = np.zeros(n, dtype=bool)
+    start = 0
     for fc in features:
         col = table.column(fc.name).combine_chunks()
-        null = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        null = (
+            np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            if col.null_count
+            else np.zeros(n, dtype=bool)
+        )
+        block = X[:, start : start + fc.width]
+        start += fc.width
         if fc.is_list:
-            block, bad_len = _list_block(col, fc.width, null)
+            values, bad_len = _list_block(col, fc.width, null)
+            block[:] = values
             if bad_len.any():
                 issues.append((f"invalid:wrong_length:{fc.name}", bad_len, {"column": fc.name, "expected": fc.width}))
                 invalid |= bad_len
+        elif fc.coerce:
+            block[:, 0] = pd.to_numeric(pd.Series(col.to_numpy(zero_copy_only=False)), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            text_bad = np.isnan(block[:, 0]) & ~null
+            unparsable = text_bad & ~np.isin(
+                np.char.lower(np.asarray(col.fill_null("").to_numpy(zero_copy_only=False), dtype=str)),
+                ["nan", "+nan", "-nan"],
+            )
+            if unparsable.any():
+                issues.append((f"invalid:non_numeric:{fc.name}", unparsable, {"column": fc.name}))
+                invalid |= unparsable
+                block[unparsable, 0] = 0.0
         else:
-            if fc.coerce:
-                block = pd.to_numeric(pd.Series(col.to_numpy(zero_copy_only=False)), errors="coerce").to_numpy(
-                    dtype=np.float64, na_value=np.nan
-                )[:, None]
-                text_bad = np.isnan(block[:, 0]) & ~null
-                unparsable = text_bad & ~np.isin(
-                    np.char.lower(np.asarray(col.fill_null("").to_numpy(zero_copy_only=False), dtype=str)),
-                    ["nan", "+nan", "-nan"],
-                )
-                if unparsable.any():
-                    issues.append((f"invalid:non_numeric:{fc.name}", unparsable, {"column": fc.name}))
-                    invalid |= unparsable
-                    block[unparsable] = 0.0
-            else:
-                block = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False).reshape(n, 1)
+            block[:, 0] = col.to_numpy(zero_copy_only=False)
         if null.any():
             issues.append((f"invalid:null:{fc.name}", null, {"column": fc.name}))
             invalid |= null
-        with np.errstate(invalid="ignore"):
-            nan_rows = np.isnan(block).any(axis=1) & ~null
-            inf_rows = np.isinf(block).any(axis=1)
-        if nan_rows.any():
-            issues.append((f"invalid:nan:{fc.name}", nan_rows, {"column": fc.name}))
-            invalid |= nan_rows
-        if inf_rows.any():
-            issues.append((f"invalid:inf:{fc.name}", inf_rows, {"column": fc.name}))
-            invalid |= inf_rows
-        blocks.append(block)
+            block[null] = 0.0
+        finite = np.isfinite(block)
+        if not finite.all():
+            nonfinite = ~finite
+            nan_rows = np.isnan(block).any(axis=1)
+            inf_rows = (nonfinite & ~np.isnan(block)).any(axis=1)
+            if nan_rows.any():
+                issues.append((f"invalid:nan:{fc.name}", nan_rows, {"column": fc.name}))
+                invalid |= nan_rows
+            if inf_rows.any():
+                issues.append((f"invalid:inf:{fc.name}", inf_rows, {"column": fc.name}))
+                invalid |= inf_rows
 
     labels = label_strings(table.column(label_column))
-    null_label = np.array([v is None for v in labels], dtype=bool) if labels.dtype == object else np.zeros(n, bool)
+    null_label = pd.isnull(labels)
     if null_label.any():
         issues.append((f"invalid:null:{label_column}", null_label, {"column": label_column}))
         invalid |= null_label
@@ -185,7 +209,8 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
             issues = keep
 
     valid = ~invalid
-    X = np.concatenate(blocks, axis=1)[valid] if blocks else np.zeros((int(valid.sum()), 0))
+    if invalid.any():
+        X = X[valid]
     keys = table.column(KEY_COLUMN).to_numpy().astype(np.uint64)[valid]
     ids = pc.cast(ids_arr, pa.string()).to_numpy(zero_copy_only=False)[valid]
     return Extracted(

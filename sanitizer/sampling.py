@@ -56,6 +56,19 @@ class Sample:
         )
 
 
+class Accumulator:
+    """Sample parts plus the priority cutoffs that let later rows be skipped cheaply."""
+
+    def __init__(self):
+        self.parts: list[Sample] = []
+        self.cutoff = np.inf  # a row above this priority is not in the global bottom-k ...
+        self.class_cutoffs: dict[str, float] = {}  # ... nor, above this, in its class's bottom-m
+
+    @property
+    def rows(self) -> int:
+        return sum(p.n for p in self.parts)
+
+
 class ClassAwareSampler:
     """Pure-numpy core of the sampling CombineFn."""
 
@@ -65,42 +78,82 @@ class ClassAwareSampler:
         self.seed = seed
         self.n_features = n_features
 
-    def create(self) -> list[Sample]:
-        return []
+    def create(self) -> Accumulator:
+        return Accumulator()
 
-    def add(self, acc: list[Sample], X, labels, keys, ids) -> list[Sample]:
+    def candidates(self, acc: Accumulator, labels: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Mask of the rows that could still enter the sample, given what ``acc`` already holds.
+
+        Lets a caller skip the expensive part (building feature rows) for most of
+        the data once the accumulator is full: a row whose priority is above both
+        the global and its class's cutoff can never be selected.
+        """
+        pri = uniform01(keys, self.seed)
+        keep = pri <= acc.cutoff
+        if not keep.all():
+            codes, uniques = pd.factorize(labels)
+            unseen = np.inf if self.min_per_class > 0 else -np.inf
+            class_cut = np.array([acc.class_cutoffs.get(u, unseen) for u in uniques] + [unseen])
+            keep |= pri <= class_cut[codes]
+        return keep
+
+    def add(self, acc: Accumulator, X, labels, keys, ids) -> Accumulator:
         if len(keys) == 0:
             return acc
-        pri = uniform01(keys, self.seed)
-        part = Sample(np.asarray(X, dtype=np.float64), labels, keys, ids, pri)
-        acc.append(self.compact([part]))
-        if sum(p.n for p in acc) > 2 * self.size + 4 * self.min_per_class * 16:
-            acc = [self.compact(acc)]
+        rows = np.flatnonzero(self.candidates(acc, labels, keys))
+        if len(rows) == 0:
+            return acc
+        pri = uniform01(keys[rows], self.seed)
+        ids = np.asarray(ids[rows] if not hasattr(ids, "take") else ids.take(rows), dtype=object)
+        acc.parts.append(Sample(np.asarray(X, dtype=np.float64)[rows], labels[rows], keys[rows], ids, pri))
+        # Compact once the sample is first full (that sets the cutoffs), then whenever it doubles.
+        if acc.rows > 2 * self.size + 4 * self.min_per_class * 16 or (
+            not np.isfinite(acc.cutoff) and acc.rows > self.size
+        ):
+            self._compact_into(acc)
         return acc
 
-    def merge(self, accs: list[list[Sample]]) -> list[Sample]:
-        parts = [p for acc in accs for p in acc]
-        return [self.compact(parts)] if parts else []
+    def merge(self, accs) -> Accumulator:
+        out = Accumulator()
+        for acc in accs:
+            out.parts.extend(acc.parts)
+        if out.parts:
+            self._compact_into(out)
+        return out
 
-    def extract(self, acc: list[Sample]) -> Sample:
-        if not acc:
+    def extract(self, acc: Accumulator) -> Sample:
+        if not acc.parts:
             return Sample.empty(self.n_features)
-        s = self.compact(acc)
+        s = self.compact(acc.parts)
         # Sort by (priority, key) so the fitted state never depends on merge order.
         order = np.lexsort((s.keys, s.priority))
         return s.take(order)
 
+    def _compact_into(self, acc: Accumulator) -> None:
+        s = self.compact(acc.parts)
+        acc.parts = [s]
+        if s.n >= self.size:
+            acc.cutoff = float(np.partition(s.priority, self.size - 1)[self.size - 1])
+        cuts: dict[str, float] = {}
+        if self.min_per_class > 0:
+            codes, uniques = pd.factorize(s.labels, sort=False)
+            order = np.lexsort((s.priority, codes))
+            sorted_codes, sorted_pri = codes[order], s.priority[order]
+            starts = np.searchsorted(sorted_codes, np.arange(len(uniques)))
+            ends = np.searchsorted(sorted_codes, np.arange(len(uniques)), side="right")
+            for k, name in enumerate(uniques):
+                has_quota = ends[k] - starts[k] >= self.min_per_class
+                cuts[str(name)] = float(sorted_pri[starts[k] + self.min_per_class - 1]) if has_quota else np.inf
+        acc.class_cutoffs = cuts if np.isfinite(acc.cutoff) else {}
+
     def compact(self, parts: list[Sample]) -> Sample:
         s = Sample.concat(parts) if len(parts) > 1 else parts[0]
         n = s.n
-        if n <= self.size and self.min_per_class == 0:
+        if n <= self.size:
             return s
         keep = np.zeros(n, dtype=bool)
-        if n > self.size:
-            keep[np.argpartition(s.priority, self.size - 1)[: self.size]] = True
-        else:
-            keep[:] = True
-        if self.min_per_class > 0 and n > self.size:
+        keep[np.argpartition(s.priority, self.size - 1)[: self.size]] = True
+        if self.min_per_class > 0:
             codes, _ = pd.factorize(s.labels, sort=False)
             order = np.lexsort((s.priority, codes))
             sorted_codes = codes[order]

@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -240,15 +241,19 @@ def _conform(table: pa.Table, schema: pa.Schema | None, f: InputFile) -> pa.Tabl
             f"input file {f.path!r} has column(s) {extra} that the first shard lacks; "
             "every shard must share one schema"
         )
+    if table.schema.equals(schema):
+        return table
     issues = np.full(table.num_rows, None, dtype=object)
     arrays = []
+    recast = False
     for field in schema:
         col = table.column(field.name)
         if col.type != field.type:
             col = _cast_column(col, field, issues)
+            recast = True
         arrays.append(col)
     out = pa.Table.from_arrays(arrays, schema=schema)
-    if any(i is not None for i in issues):
+    if recast and not pd.isnull(issues).all():
         out = out.append_column(READ_ISSUE, pa.array(issues, type=pa.string()))
     return out
 

@@ -15,15 +15,16 @@ import apache_beam as beam
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.pvalue import TaggedOutput
 
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.plan import Plan
 from sanitizer.policy import decide, reasons_json
-from sanitizer.records import ID_COLUMN, KEY_COLUMN, extract, keys_for_ids, mix64, string_hash
+from sanitizer.records import ID_COLUMN, KEY_COLUMN, extract, keys_for_ids, label_strings, mix64, string_hash
 from sanitizer.sampling import ClassAwareSampler
-from sanitizer.sources import READ_ISSUE, iter_file_batches
+from sanitizer.sources import iter_file_batches
 
 REASONS_COLUMN = "sanitizer_reasons"
 CODES_COLUMN = "sanitizer_reason_codes"
@@ -52,7 +53,7 @@ def add_ids(table: pa.Table, plan: Plan, file_index: int, first_row: int) -> pa.
     if plan.id_column is None:
         rows = np.arange(first_row, first_row + n, dtype=np.int64)
         rel = plan.files[file_index].relpath
-        ids = pa.array(np.char.add(f"{rel}:", rows.astype(str)).astype(object), type=pa.string())
+        ids = pc.binary_join_element_wise(f"{rel}:", pc.cast(pa.array(rows), pa.string()), "")
         table = table.append_column(ID_COLUMN, ids)
         keys = mix64(np.uint64(string_hash(rel)) ^ rows.astype(np.uint64))
     else:
@@ -120,6 +121,13 @@ class SampleFn(beam.CombineFn):
         return self.sampler.create()
 
     def add_input(self, acc, table):
+        keys = table.column(KEY_COLUMN).to_numpy()
+        labels = label_strings(table.column(self.plan.label_column))
+        mask = self.sampler.candidates(acc, labels, keys)
+        if not mask.any():
+            return acc
+        if not mask.all():
+            table = table.filter(pa.array(mask))
         batch, _ = to_detector_batch(table, self.plan)
         return self.sampler.add(acc, batch.X, batch.labels, batch.keys, batch.ids)
 
@@ -191,23 +199,55 @@ class ScoreFn(beam.DoFn):
     """Score a batch with every fitted detector, apply the policy and split it.
 
     Main output: clean tables. Tagged outputs: 'quarantine' tables and 'stats' dicts.
+
+    Scoring a batch runs on a background thread (itself fanning out over
+    ``scoring.threads`` threads) while the runner reads the next batch, so
+    reading, scoring and writing overlap and every core is busy. At most
+    ``MAX_IN_FLIGHT`` batches are held; everything is flushed in
+    ``finish_bundle``, so no output outlives its bundle.
     """
+
+    MAX_IN_FLIGHT = 3
 
     def __init__(self, plan: Plan, config: Config):
         self.plan = plan
         self.config = config
         self.pool = None
+        self.runner_pool = None
 
     def setup(self):
         self.threads = self.config.scoring.threads or os.cpu_count() or 1
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.runner_pool = ThreadPoolExecutor(2)
         self.detectors = {name: REGISTRY[name]() for name in self.config.enabled_detectors()}
 
-    def teardown(self):
-        if self.pool is not None:
-            self.pool.shutdown(wait=False)
+    def start_bundle(self):
+        self.pending = []
 
-    def process(self, table: pa.Table, states: dict[str, Any]):
+    def teardown(self):
+        for pool in (self.pool, self.runner_pool):
+            if pool is not None:
+                pool.shutdown(wait=False)
+
+    def process(self, table: pa.Table, states: dict[str, Any], window=beam.DoFn.WindowParam,
+                timestamp=beam.DoFn.TimestampParam):
+        self.pending.append((self.runner_pool.submit(self.score_table, table, states), window, timestamp))
+        while len(self.pending) > self.MAX_IN_FLIGHT or (self.pending and self.pending[0][0].done()):
+            future, _, _ = self.pending.pop(0)
+            yield from future.result()
+
+    def finish_bundle(self):
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        pending, self.pending = self.pending, []
+        for future, window, timestamp in pending:
+            for out in future.result():
+                if isinstance(out, TaggedOutput):
+                    yield TaggedOutput(out.tag, WindowedValue(out.value, timestamp, [window]))
+                else:
+                    yield WindowedValue(out, timestamp, [window])
+
+    def score_table(self, table: pa.Table, states: dict[str, Any]) -> list:
         plan = self.plan
         n = table.num_rows
         batch, ex = to_detector_batch(table, plan)
@@ -219,11 +259,9 @@ class ScoreFn(beam.DoFn):
             results[name] = _score_threaded(detector, batch, state, self.pool, self.threads)
         decision = decide(n, ex, results, self.config.policy)
 
-        keep = [c for c in plan.output_schema.names]
+        keep = list(plan.output_schema.names)
         q = decision.quarantine
-        clean = table.filter(pa.array(~q)).select(keep)
-        yield clean.cast(plan.output_schema)
-
+        outputs: list = [table.filter(pa.array(~q)).select(keep).cast(plan.output_schema)]
         detector_names = self.config.enabled_detectors()
         if q.any():
             rows = np.flatnonzero(q)
@@ -238,9 +276,9 @@ class ScoreFn(beam.DoFn):
             for name in detector_names:
                 values = decision.scores.get(name, np.full(n, np.nan))[rows]
                 quarantined = quarantined.append_column(score_column(name), pa.array(values, type=pa.float64()))
-            yield TaggedOutput("quarantine", quarantined.cast(quarantine_schema(plan, detector_names)))
-
-        yield TaggedOutput("stats", self._stats(n, ex, decision, results))
+            outputs.append(TaggedOutput("quarantine", quarantined.cast(quarantine_schema(plan, detector_names))))
+        outputs.append(TaggedOutput("stats", self._stats(n, ex, decision, results)))
+        return outputs
 
     def _stats(self, n, ex, decision, results) -> dict[str, Any]:
         q = decision.quarantine
