@@ -1,0 +1,38 @@
+"""sanitizer: defend ML training data against poisoning.
+
+A batch-native Apache Beam stage that reads raw shards, fits detectors on a
+bounded sample, scores every record, quarantines suspects with machine-readable
+reasons and publishes clean shards behind a manifest.
+
+The public API is small::
+
+    from sanitizer import build_config, run
+
+    config = build_config({"input": "data/*.parquet", "output": "out/", "label_column": "label"})
+    provenance = run(config)                 # DirectRunner
+    provenance = run(config, ["--runner=DataflowRunner", "--project=...", ...])
+"""
+
+from sanitizer.config import Config, build_config, load_config_file
+from sanitizer.errors import ConfigError, InputError, IntegrityError, SanitizerError
+
+__version__ = "0.1.0"
+
+
+def run(config: Config, beam_args: list[str] | None = None) -> dict:
+    """Sanitize ``config.input`` into ``config.output``; returns provenance (see sanitizer.run.run)."""
+    from sanitizer.run import run as _run
+
+    return _run(config, beam_args)
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "InputError",
+    "IntegrityError",
+    "SanitizerError",
+    "build_config",
+    "load_config_file",
+    "run",
+]

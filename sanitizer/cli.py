@@ -118,9 +118,15 @@ def _cmd_run(argv: list[str]) -> int:
     return 0
 
 
+def _quiet_beam_noise(record: logging.LogRecord) -> bool:
+    """Drop Beam's import-time notice about optional Google Cloud clients (irrelevant off GCP)."""
+    return "apitools not found" not in record.getMessage()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().addFilter(_quiet_beam_noise)
     parser = argparse.ArgumentParser(
         prog="sanitize", description="Defend ML training data against poisoning (Apache Beam pipeline)."
     )

@@ -129,6 +129,14 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     accounting = prov.check_accounting(
         rows_in, sum(s["rows"] for s in clean), sum(s["rows"] for s in quarantine), stats, expected
     )
+    duplicates = _read_json(f"{work}/duplicate_ids.json", default={"duplicated_ids": 0, "examples": []})
+    if duplicates.get("duplicated_ids"):
+        examples = ", ".join(f"{e['id']!r} x{e['count']}" for e in duplicates["examples"][:5])
+        accounting["holds"] = False
+        accounting["problems"].append(
+            f"id column {plan.id_column!r} has {duplicates['duplicated_ids']} duplicated value(s) ({examples}); "
+            "record ids must be unique: fix the data, or leave out --id-column to use generated ids"
+        )
     if rows_in == 0 and accounting["holds"]:
         accounting["holds"] = False
         accounting["problems"].append("the input has no data rows")

@@ -20,7 +20,10 @@ from sanitizer.beam.transforms import (
     ReadBatches,
     SampleFn,
     ScoreFn,
+    find_duplicate_ids,
     fit_detectors,
+    id_buckets,
+    merge_duplicates,
     fit_summary,
     merge_stats,
     quarantine_schema,
@@ -72,6 +75,15 @@ def build(p: beam.Pipeline, plan: Plan, config: Config, output: str) -> None:
         | "CombineStats" >> beam.CombineGlobally(merge_stats)
         | "WriteStats" >> beam.Map(write_json, f"{work}/stats.json")
     )
+    if plan.id_column:
+        (
+            read.batches
+            | "BucketIds" >> beam.FlatMap(id_buckets, plan.id_column)
+            | "GroupIdBuckets" >> beam.GroupByKey()
+            | "FindDuplicateIds" >> beam.FlatMap(find_duplicate_ids)
+            | "CombineDuplicateIds" >> beam.CombineGlobally(merge_duplicates)
+            | "WriteDuplicateIds" >> beam.Map(write_json, f"{work}/duplicate_ids.json")
+        )
     (
         read.file_rows
         | "CombineFileRows" >> beam.CombineGlobally(_merge_file_rows)

@@ -1,26 +1,27 @@
 """``outlier``: records that do not look like the rest of their class or of the data.
 
-Three signals, each learned from the bounded sample:
+Two signals, each learned from the bounded sample:
 
-* **class tail** - for every feature, the two-sided empirical tail probability of
-  the value among the sample rows of the record's own class (an ECOD-style
-  score: mean over features of ``-log p``). Catches a record that is ordinary
-  for the data set but extreme for its class.
-* **global tail** - the same against the whole sample.
-* **isolation forest** - a multivariate signal: records that random axis-aligned
-  splits isolate quickly are unusual even when no single feature is.
+* **tail** - for every feature, the two-sided empirical tail probability of the
+  value among the sample rows of the record's own class (an ECOD-style score:
+  mean over features of ``-log p``). Catches a record that is ordinary for the
+  data set but extreme for its class. A class with too few sample rows (fewer
+  than ``min_class_rows`` in either fold), or ``per_class: false``, uses the
+  whole sample as its reference instead.
+* **isolation forest** - a global multivariate signal: records that random
+  axis-aligned splits isolate quickly are unusual even when no single feature is.
 
 Cross-fitting keeps the detector from grading its own homework: the sample is
 split into two folds by ``hash(record id)``, one model is fitted per fold, and
 every record (in the sample or not) is scored by the model of the *other* fold.
 The sample's out-of-fold scores then calibrate the thresholds honestly: each
-signal is turned into a robust z-score (median / MAD of its out-of-fold scores,
-per class for the class tail), the z-scores are averaged, and the average is
-robustly standardised once more. The final score reads as "how many robust
-standard deviations above a typical record"; a record is flagged when it
-exceeds ``threshold_z``. Because the median and MAD ignore the tails, planted
-outliers in the sample barely move the threshold, and a clean data set does not
-get a fixed share flagged.
+signal becomes a robust z-score (median / MAD of its out-of-fold scores; per
+class for the tail), the two are averaged, and the average is robustly
+standardised once more. The final score reads as "how many robust standard
+deviations above a typical record"; a record is flagged when it exceeds
+``threshold_z``. Because the median and MAD ignore the tails, poison in the
+sample barely moves the threshold, and a clean data set does not get a fixed
+share flagged.
 
 Evidence for a flagged record: the features most extreme for its reference
 (value and the reference's 1st-99th percentile range) and each signal's z-score.
