@@ -183,21 +183,72 @@ def iter_file_batches(f: InputFile, batch_rows: int, schema: pa.Schema | None, s
                 for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
                     yield _conform(pa.Table.from_batches([batch]), schema, f)
             elif f.format == "csv":
-                import pyarrow.csv as pcsv
-
-                reader = pcsv.open_csv(fh, read_options=pcsv.ReadOptions(block_size=1 << 22))
-                yield from _rebatch(reader, batch_rows, schema, f, columns)
+                yield from _rebatch(_csv_reader(fh, schema), batch_rows, schema, f, columns)
             else:
-                import pyarrow.json as pjson
-
-                reader = pjson.open_json(fh, read_options=pjson.ReadOptions(block_size=1 << 22))
-                yield from _rebatch(reader, batch_rows, schema, f, columns)
+                table = _read_jsonl(fh.read(), f.path)
+                yield from _rebatch(table.to_batches(max_chunksize=batch_rows), batch_rows, schema, f, columns)
     except InputError:
         raise
     except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError) as exc:
         raise InputError(
             f"input file {f.path!r} could not be read as {f.format} ({exc}); fix or remove the file and run again"
         ) from None
+
+
+# "nan" is deliberately not a null marker: a NaN feature is quarantined as invalid:nan, not as a null.
+CSV_NULLS = ["", "NULL", "null", "NA", "N/A", "#N/A", "None"]
+
+
+def _csv_reader(fh, schema: pa.Schema | None):
+    """A streaming CSV reader.
+
+    With a planned schema every column is read as text and cast batch by batch
+    in ``_conform``, so a value that does not fit its column (``"abc"`` deep
+    inside a numeric column) quarantines that row instead of failing the file;
+    type inference from the first block alone cannot promise that.
+    """
+    import pyarrow.csv as pcsv
+
+    convert = pcsv.ConvertOptions(null_values=CSV_NULLS, strings_can_be_null=True)
+    if schema is not None:
+        convert = pcsv.ConvertOptions(
+            null_values=CSV_NULLS,
+            strings_can_be_null=True,
+            column_types={name: pa.string() for name in schema.names},
+        )
+    return pcsv.open_csv(fh, read_options=pcsv.ReadOptions(block_size=1 << 22), convert_options=convert)
+
+
+def _read_jsonl(data: bytes, path: str) -> pa.Table:
+    """JSON Lines -> Arrow. pyarrow's fast reader first; when it cannot settle on one type per
+    field (a number in one line, text in another) the file is parsed line by line and such a
+    field is kept as text, so ``_conform`` can quarantine the values that do not fit."""
+    import pyarrow.json as pjson
+
+    try:
+        return pjson.read_json(pa.BufferReader(data), read_options=pjson.ReadOptions(block_size=1 << 24))
+    except pa.ArrowInvalid:
+        pass
+    rows = []
+    for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"input file {path!r}, line {number}, is not valid JSON ({exc}); fix or remove the line") from None
+        if not isinstance(row, dict):
+            raise InputError(f"input file {path!r}, line {number}, is not a JSON object; each line must be one record")
+        rows.append(row)
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[name] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    return pa.table(columns)
 
 
 def _rebatch(reader, batch_rows, schema, f, columns):
@@ -265,8 +316,8 @@ def _cast_column(col: pa.ChunkedArray, field: pa.Field, issues: np.ndarray) -> p
         pass
     if not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
         raise InputError(
-            f"column {field.name!r} has type {col.type} in one shard and {field.type} in another; "
-            "make the shards agree"
+            f"column {field.name!r} holds values that cannot be read as {field.type} "
+            f"(the type it has in the first shard; here it reads as {col.type}); make the shards agree"
         )
     text = pc.cast(col, pa.string()).to_numpy(zero_copy_only=False)
     parsed = np.full(len(text), np.nan)

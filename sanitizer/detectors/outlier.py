@@ -141,9 +141,14 @@ class TailReference:
     table: tuple[np.ndarray, ...]  # per feature: 2m+1 values of -log p
     low: np.ndarray  # (d,) 1st percentile, for evidence
     high: np.ndarray  # (d,) 99th percentile, for evidence
+    min: np.ndarray  # (d,) smallest reference value
+    max: np.ndarray  # (d,) largest reference value
+    scale: np.ndarray  # (d,) an eighth of the reference range: beyond the range, -log p grows by 1 per scale
 
     @staticmethod
-    def build(X: np.ndarray, grid_size: int) -> "TailReference":
+    def build(X: np.ndarray, grid_size: int, floor_scale: np.ndarray | None = None) -> "TailReference":
+        """Reference from rows X. ``floor_scale`` bounds the range from below (a feature that
+        is constant within a class borrows the whole sample's range)."""
         n, d = X.shape
         srt = np.sort(X, axis=0)
         if n > grid_size:
@@ -169,20 +174,33 @@ class TailReference:
             b[1::2] = np.nextafter(u, np.inf)
             breaks.append(b)
             tables.append(-np.log(p))
-        q = np.quantile(X, [0.01, 0.99], axis=0) if n else np.zeros((2, d))
-        return TailReference(tuple(StepIndex.build(b) for b in breaks), tuple(tables), q[0], q[1])
+        q = np.quantile(X, [0.01, 0.10, 0.5, 0.90, 0.99], axis=0) if n else np.zeros((5, d))
+        scale = (srt[-1] - srt[0]) / 8 if len(srt) else np.zeros(d)  # an eighth of the reference range
+        if floor_scale is not None:
+            scale = np.maximum(scale, floor_scale)
+        scale = np.where(scale > 0, scale, 1e-3 * np.maximum(np.abs(q[2]), 1.0))
+        return TailReference(
+            tuple(StepIndex.build(b) for b in breaks), tuple(tables), q[0], q[4], srt[0].copy(), srt[-1].copy(), scale
+        )
+
+    def _column(self, j: int, x: np.ndarray) -> np.ndarray:
+        """-log p of one feature; past the reference range it keeps growing linearly with the distance
+        (by one per eighth of the reference range), so a value a million spreads out is not scored like the maximum."""
+        value = self.table[j][self.index[j].count_le(x)]
+        beyond = np.maximum(x - self.max[j], 0.0) + np.maximum(self.min[j] - x, 0.0)
+        return value + beyond / self.scale[j]
 
     def mean_neglogp(self, X: np.ndarray) -> np.ndarray:
         """(n,) mean over features of -log p."""
         total = np.zeros(X.shape[0])
         for j in range(X.shape[1]):
-            total += self.table[j][self.index[j].count_le(X[:, j])]
+            total += self._column(j, X[:, j])
         return total / max(X.shape[1], 1)
 
     def neglogp(self, X: np.ndarray) -> np.ndarray:
         """(n, d) of -log p per feature (for evidence on a few rows)."""
         return np.stack(
-            [self.table[j][self.index[j].count_le(X[:, j])] for j in range(X.shape[1])],
+            [self._column(j, X[:, j]) for j in range(X.shape[1])],
             axis=1,
         )
 
@@ -258,15 +276,17 @@ class OutlierDetector:
         models = []
         for f in (0, 1):
             X = sample.X[fold == f]
+            global_ref = TailReference.build(X, params.grid_size)
             class_refs = {
-                c: TailReference.build(sample.X[groups[c][fold[groups[c]] == f]], params.grid_size) for c in sorted(own)
+                c: TailReference.build(sample.X[groups[c][fold[groups[c]] == f]], params.grid_size, global_ref.scale)
+                for c in sorted(own)
             }
             forest = IsolationForest(
                 n_estimators=params.n_estimators,
                 max_samples=min(params.max_samples, len(X)),
                 random_state=(seed * 2 + f) % (2**32),
             ).fit(X.astype(np.float32))
-            models.append(FoldModel(TailReference.build(X, params.grid_size), class_refs, forest))
+            models.append(FoldModel(global_ref, class_refs, forest))
         folds = (models[0], models[1])
 
         # Out-of-fold scores of the sample calibrate every threshold.

@@ -1,0 +1,377 @@
+"""The outlier detector on its own, and the class-aware sampler that feeds it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import DIGIT_FEATURES, detector_batch
+
+from sanitizer.detectors import REGISTRY, Batch, OutlierDetector, Scores, Skipped
+from sanitizer.detectors.outlier import MIN_ROWS, OutlierParams, OutlierState
+from sanitizer.records import mix64, uniform01
+from sanitizer.sampling import ClassAwareSampler, Sample
+from sanitizer.simulate import inject_outliers
+
+RATE = 0.03
+
+
+def fit_and_score(batch: Batch, seed: int = 0, **params):
+    det = OutlierDetector()
+    state = det.fit(batch, OutlierParams(**params), seed)
+    assert isinstance(state, OutlierState), state
+    return state, det.score(batch, state)
+
+
+@pytest.fixture(scope="module", params=["uniform", "shift"])
+def planted(request, digits):
+    """Digits with 3% outliers of one kind planted; the detector fitted on and scoring the whole set."""
+    X, y = digits
+    Xp, idx = inject_outliers(X, RATE, seed=11, kind=request.param)
+    batch = detector_batch(Xp, y)
+    state, scores = fit_and_score(batch)
+    truth = np.zeros(len(y), dtype=bool)
+    truth[idx] = True
+    return {"kind": request.param, "batch": batch, "state": state, "scores": scores, "truth": truth, "idx": idx}
+
+
+@pytest.fixture(scope="module")
+def clean_fit(digits):
+    X, y = digits
+    batch = detector_batch(X, y)
+    state, scores = fit_and_score(batch)
+    return batch, state, scores
+
+
+def test_registry_holds_the_outlier_detector():
+    assert REGISTRY["outlier"] is OutlierDetector
+
+
+def test_planted_outliers_are_caught(planted):
+    scores, truth = planted["scores"], planted["truth"]
+    assert isinstance(scores, Scores)
+    assert scores.score.shape == truth.shape and scores.flagged.dtype == bool
+    assert truth.sum() == round(RATE * len(truth))
+    recall = scores.flagged[truth].mean()
+    false_positive_rate = scores.flagged[~truth].mean()
+    assert recall >= 0.9, f"{planted['kind']}: recall {recall:.3f}"
+    assert false_positive_rate <= 0.02, f"{planted['kind']}: false-positive rate {false_positive_rate:.4f}"
+
+
+def test_flags_are_exactly_scores_over_threshold(planted):
+    scores = planted["scores"]
+    assert scores.threshold == OutlierParams().threshold_z
+    assert np.all(np.isfinite(scores.score))
+    np.testing.assert_array_equal(scores.flagged, scores.score > scores.threshold)
+    # Planted rows score higher than clean rows on the whole.
+    truth = planted["truth"]
+    assert np.median(scores.score[truth]) > np.quantile(scores.score[~truth], 0.99)
+
+
+def test_higher_threshold_flags_a_subset(planted):
+    batch = planted["batch"]
+    state = planted["state"]
+    strict = dataclasses.replace(state, params=dataclasses.replace(state.params, threshold_z=12.0))
+    strict_scores = OutlierDetector().score(batch, strict)
+    np.testing.assert_allclose(strict_scores.score, planted["scores"].score)
+    assert strict_scores.flagged.sum() < planted["scores"].flagged.sum()
+    assert not np.any(strict_scores.flagged & ~planted["scores"].flagged)
+
+
+def test_clean_data_gets_few_flags(clean_fit):
+    batch, _, scores = clean_fit
+    assert scores.flagged.mean() <= 0.01, f"{scores.flagged.sum()} of {batch.n} clean rows flagged"
+    # Robust calibration: a typical clean record scores near zero.
+    assert abs(np.median(scores.score)) < 1.0
+
+
+def test_evidence_only_for_flagged_rows(planted):
+    scores = planted["scores"]
+    assert set(scores.evidence) == set(np.flatnonzero(scores.flagged).tolist())
+
+
+def test_evidence_names_extreme_features(planted):
+    batch, scores, state = planted["batch"], planted["scores"], planted["state"]
+    k = state.params.top_features
+    outside = 0
+    checked = 0
+    for i in np.flatnonzero(scores.flagged & planted["truth"]):
+        ev = scores.evidence[int(i)]
+        assert ev["reference"] == f"class {batch.labels[i]}" or ev["reference"] == "all classes"
+        assert ev["signals_z"] and all(np.isfinite(v) for v in ev["signals_z"].values())
+        feats = ev["extreme_features"]
+        assert 1 <= len(feats) <= k
+        for entry in feats:
+            j = DIGIT_FEATURES.index(entry["feature"])
+            assert entry["value"] == pytest.approx(batch.X[i, j])
+            lo, hi = entry["typical_range"]
+            assert lo <= hi
+            assert entry["neg_log_tail_p"] > 0
+            checked += 1
+            outside += not (lo <= entry["value"] <= hi)
+        # Listed most extreme first.
+        tails = [e["neg_log_tail_p"] for e in feats]
+        assert tails == sorted(tails, reverse=True)
+    assert checked > 0
+    # The named features are genuinely unusual: most lie outside the reference's 1st-99th percentile range.
+    assert outside / checked >= 0.8
+
+
+def test_evidence_points_at_the_tampered_pixels(digits):
+    X, y = digits
+    X = X.copy()
+    row = 100
+    tampered = list(range(24))  # the top three rows of the image
+    X[row, tampered] = 200.0
+    batch = detector_batch(X, y)
+    _, scores = fit_and_score(batch)
+    assert scores.flagged[row]
+    named = [e["feature"] for e in scores.evidence[row]["extreme_features"]]
+    assert named and set(named) <= {DIGIT_FEATURES[j] for j in tampered}
+    for e in scores.evidence[row]["extreme_features"]:
+        assert e["value"] == 200.0 and e["typical_range"][1] < 200.0
+
+
+def test_folds_split_the_records_about_evenly(clean_fit):
+    batch, state, _ = clean_fit
+    fold = OutlierDetector.fold_of(batch.keys)
+    assert set(np.unique(fold).tolist()) == {0, 1}
+    assert 0.4 < fold.mean() < 0.6
+    assert len(state.folds) == 2 and state.folds[0] is not state.folds[1]
+
+
+def test_records_are_scored_by_the_other_folds_model(clean_fit):
+    """Cross-fitting: a record of fold f is scored by folds[1 - f], the model that never saw it."""
+    batch, state, scores = clean_fit
+    det = OutlierDetector()
+    fold = OutlierDetector.fold_of(batch.keys)
+    for f in (0, 1):
+        other = state.folds[1 - f]
+        own = state.folds[f]
+        only_other = dataclasses.replace(state, folds=(other, other))
+        only_own = dataclasses.replace(state, folds=(own, own))
+        rows = fold == f
+        with_other = det.score(batch, only_other).score
+        with_own = det.score(batch, only_own).score
+        # Scoring every record with the other fold's model reproduces the real scores of fold f ...
+        np.testing.assert_array_equal(with_other[rows], scores.score[rows])
+        # ... and scoring with the record's own fold model does not.
+        assert not np.allclose(with_own[rows], scores.score[rows])
+        # A model grades the records it was fitted on as more typical than unseen ones.
+        assert np.median(with_own[rows]) < np.median(with_other[rows])
+
+
+def test_fold_assignment_depends_only_on_the_key():
+    keys = mix64(np.arange(1000, dtype=np.uint64))
+    whole = OutlierDetector.fold_of(keys)
+    np.testing.assert_array_equal(OutlierDetector.fold_of(keys[::-1]), whole[::-1])
+    np.testing.assert_array_equal(OutlierDetector.fold_of(keys[500:]), whole[500:])
+
+
+def test_too_few_rows_is_skipped_with_a_reason(digits):
+    X, y = digits
+    small = detector_batch(X[: MIN_ROWS - 1], y[: MIN_ROWS - 1])
+    state = OutlierDetector().fit(small, OutlierParams(), 0)
+    assert isinstance(state, Skipped)
+    assert str(MIN_ROWS) in state.reason and str(MIN_ROWS - 1) in state.reason
+
+
+def test_no_features_is_skipped(digits):
+    _, y = digits
+    batch = detector_batch(np.zeros((200, 0)), y[:200], feature_names=())
+    state = OutlierDetector().fit(batch, OutlierParams(), 0)
+    assert isinstance(state, Skipped)
+    assert "feature" in state.reason
+
+
+def test_enough_rows_is_fitted(digits):
+    X, y = digits
+    state = OutlierDetector().fit(detector_batch(X[:200], y[:200]), OutlierParams(), 0)
+    assert isinstance(state, OutlierState)
+    assert state.sample_rows == 200
+    summary = OutlierDetector().summary(state)
+    assert summary["sample_rows"] == 200 and summary["threshold"] == OutlierParams().threshold_z
+
+
+def test_same_seed_gives_identical_scores(planted):
+    batch = planted["batch"]
+    _, again = fit_and_score(batch, seed=0)
+    np.testing.assert_array_equal(again.score, planted["scores"].score)
+    np.testing.assert_array_equal(again.flagged, planted["scores"].flagged)
+    assert again.evidence == planted["scores"].evidence
+
+
+def test_other_seed_changes_the_forest_but_not_the_verdict_much(planted):
+    batch = planted["batch"]
+    _, other = fit_and_score(batch, seed=1)
+    assert not np.array_equal(other.score, planted["scores"].score)
+    truth = planted["truth"]
+    assert other.flagged[truth].mean() >= 0.9
+
+
+def test_scoring_is_per_row_independent_of_batching(planted):
+    batch, state, scores = planted["batch"], planted["state"], planted["scores"]
+    det = OutlierDetector()
+    order = np.random.default_rng(0).permutation(batch.n)
+    pieces = np.array_split(order, 7)
+    got = np.empty(batch.n)
+    for piece in pieces:
+        sub = Batch(batch.X[piece], batch.labels[piece], batch.keys[piece], batch.ids[piece], batch.feature_names)
+        got[piece] = det.score(sub, state).score
+    np.testing.assert_allclose(got, scores.score, rtol=0, atol=1e-9)
+
+
+def test_empty_batch_scores_to_empty(clean_fit):
+    _, state, _ = clean_fit
+    empty = Batch(np.zeros((0, 64)), np.zeros(0, dtype=object), np.zeros(0, np.uint64), np.zeros(0, dtype=object),
+                  DIGIT_FEATURES)
+    out = OutlierDetector().score(empty, state)
+    assert out.score.shape == (0,) and out.flagged.shape == (0,)
+
+
+# --------------------------------------------------------------------------- ClassAwareSampler
+
+
+N_SAMPLER = 4000
+
+
+@pytest.fixture(scope="module")
+def sampler_data():
+    rng = np.random.default_rng(5)
+    n = N_SAMPLER
+    labels = rng.choice(np.array(["a", "b", "c"], dtype=object), size=n)
+    rare = rng.choice(n, size=40, replace=False)  # 1% rare class
+    labels[rare] = "rare"
+    keys = mix64(np.arange(n, dtype=np.uint64) * np.uint64(7) + np.uint64(3))
+    X = rng.normal(size=(n, 5))
+    ids = np.array([f"row-{i}" for i in range(n)], dtype=object)
+    return X, labels, keys, ids
+
+
+def draw(data, chunks, *, size=300, min_per_class=25, seed=0, merge_order=None) -> Sample:
+    """Add each chunk group to its own accumulator, merge pairwise (in merge_order), extract."""
+    X, labels, keys, ids = data
+    sampler = ClassAwareSampler(size=size, min_per_class=min_per_class, seed=seed, n_features=X.shape[1])
+    accs = []
+    for group in chunks:
+        acc = sampler.create()
+        for rows in group:
+            acc = sampler.add(acc, X[rows], labels[rows], keys[rows], ids[rows])
+        accs.append(acc)
+    if merge_order is not None:
+        accs = [accs[i] for i in merge_order]
+    while len(accs) > 1:
+        accs = [sampler.merge(accs[i : i + 2]) for i in range(0, len(accs), 2)]
+    return sampler.extract(accs[0])
+
+
+def test_sample_is_bounded_and_covers_the_rare_class(sampler_data):
+    _, labels, keys, _ = sampler_data
+    s = draw(sampler_data, [[np.arange(N_SAMPLER)]], size=300, min_per_class=25)
+    n_classes = len(set(labels))
+    assert 300 <= s.n <= 300 + n_classes * 25
+    assert len(set(s.keys.tolist())) == s.n  # no row twice
+    # The uniform part alone would give the rare class about 3 rows; the quota gives it 25.
+    assert (s.labels == "rare").sum() == 25
+    for c in ("a", "b", "c"):
+        assert (s.labels == c).sum() >= 25
+
+
+def test_sample_is_the_bottom_k_by_priority(sampler_data):
+    X, labels, keys, ids = sampler_data
+    s = draw(sampler_data, [[np.arange(N_SAMPLER)]], size=300, min_per_class=25, seed=3)
+    pri = uniform01(keys, 3)
+    expected = set(np.argsort(pri)[:300].tolist())
+    for c in set(labels):
+        members = np.flatnonzero(labels == c)
+        expected |= set(members[np.argsort(pri[members])[:25]].tolist())
+    got = {int(i.split("-")[1]) for i in s.ids}
+    assert got == expected
+    # Rows travel together.
+    for k in range(s.n):
+        i = int(s.ids[k].split("-")[1])
+        assert s.keys[k] == keys[i] and s.labels[k] == labels[i]
+        np.testing.assert_array_equal(s.X[k], X[i])
+        assert s.priority[k] == pri[i]
+    # Ordered by (priority, key).
+    assert np.all(np.diff(s.priority) >= 0)
+
+
+def test_class_with_fewer_rows_than_quota_is_kept_whole(sampler_data):
+    _, labels, _, _ = sampler_data
+    s = draw(sampler_data, [[np.arange(N_SAMPLER)]], size=100, min_per_class=60)
+    assert (s.labels == "rare").sum() == (labels == "rare").sum() == 40
+    for c in ("a", "b", "c"):
+        assert (s.labels == c).sum() >= 60
+
+
+def test_small_data_is_taken_whole(sampler_data):
+    rows = np.arange(150)
+    s = draw(sampler_data, [[rows]], size=300, min_per_class=25)
+    assert sorted(s.ids.tolist()) == sorted(sampler_data[3][rows].tolist())
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_sample_independent_of_chunking_and_merge_order(sampler_data, trial):
+    whole = draw(sampler_data, [[np.arange(N_SAMPLER)]])
+    rng = np.random.default_rng(100 + trial)
+    order = rng.permutation(N_SAMPLER)
+    cuts = np.sort(rng.choice(np.arange(1, N_SAMPLER), size=int(rng.integers(3, 60)), replace=False))
+    pieces = np.split(order, cuts)
+    n_accs = int(rng.integers(1, min(8, len(pieces)) + 1))
+    groups = [pieces[i::n_accs] for i in range(n_accs)]
+    merge_order = rng.permutation(n_accs).tolist()
+    split = draw(sampler_data, groups, merge_order=merge_order)
+    np.testing.assert_array_equal(split.keys, whole.keys)
+    np.testing.assert_array_equal(split.ids, whole.ids)
+    np.testing.assert_array_equal(split.labels, whole.labels)
+    np.testing.assert_array_equal(split.X, whole.X)
+
+
+def test_tiny_chunks_trigger_compaction_and_agree(sampler_data):
+    # size 20 with a quota of 2 compacts often inside add(); the cutoffs must not lose rows.
+    whole = draw(sampler_data, [[np.arange(N_SAMPLER)]], size=20, min_per_class=2)
+    pieces = np.array_split(np.random.default_rng(9).permutation(N_SAMPLER), 200)
+    split = draw(sampler_data, [pieces[0::3], pieces[1::3], pieces[2::3]], size=20, min_per_class=2)
+    np.testing.assert_array_equal(split.keys, whole.keys)
+    assert (whole.labels == "rare").sum() == 2
+
+
+def test_without_quota_sample_is_uniform_bottom_k(sampler_data):
+    _, _, keys, _ = sampler_data
+    pieces = np.array_split(np.arange(N_SAMPLER), 13)
+    s = draw(sampler_data, [pieces], size=250, min_per_class=0, seed=4)
+    assert s.n == 250
+    assert set(s.keys.tolist()) == set(keys[np.argsort(uniform01(keys, 4))[:250]].tolist())
+
+
+def test_sample_deterministic_for_a_seed_and_different_for_another(sampler_data):
+    a = draw(sampler_data, [[np.arange(N_SAMPLER)]], seed=7)
+    b = draw(sampler_data, [[np.arange(N_SAMPLER)]], seed=7)
+    c = draw(sampler_data, [[np.arange(N_SAMPLER)]], seed=8)
+    np.testing.assert_array_equal(a.keys, b.keys)
+    overlap = len(set(a.keys.tolist()) & set(c.keys.tolist())) / a.n
+    assert overlap < 0.5
+
+
+def test_empty_sampler_extracts_empty_sample():
+    sampler = ClassAwareSampler(size=10, min_per_class=2, seed=0, n_features=4)
+    s = sampler.extract(sampler.merge([sampler.create(), sampler.create()]))
+    assert s.n == 0 and s.X.shape == (0, 4)
+
+
+def test_a_value_far_beyond_the_reference_range_is_flagged_even_in_one_feature():
+    """The tail score keeps growing past the sample's range, so one wild feature is enough."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 3))
+    X[5, 1] = 1e6
+    X[6, 0] = -12.0
+    labels = rng.integers(0, 2, size=len(X))
+    batch = detector_batch(X, labels, feature_names=("a", "b", "c"))
+    detector = OutlierDetector()
+    scores = detector.score(batch, detector.fit(batch, OutlierParams(), seed=0))
+    assert scores.flagged[5] and scores.flagged[6]
+    assert scores.evidence[5]["extreme_features"][0]["feature"] == "b"
+    assert scores.score[5] > scores.score[6] > np.median(scores.score)
+    assert scores.flagged.mean() < 0.01
