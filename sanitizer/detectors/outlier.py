@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 
@@ -68,62 +70,94 @@ class OutlierParams:
 
 
 @dataclass(frozen=True)
-class StepIndex:
-    """``searchsorted(breaks, x, "right")`` without a branchy binary search.
+class StepTable:
+    """Many step functions (one per feature), evaluated for a whole (n, d) block in a few passes.
 
-    The range of the breakpoints is cut into equal-width bins. ``lut[k + 1]``
-    counts the breakpoints in bins before bin ``k``, and at most ``extra``
-    breakpoints share a bin, so the count for x is ``lut[bin(x) + 1]`` plus at
-    most ``extra`` vectorised compare-and-step passes. Exact: bin() is monotone,
-    so a breakpoint in an earlier bin is always below x and one in a later bin
-    always above. Falls back to ``searchsorted`` when the breakpoints are too
-    clumped for a small table (``extra == -1``).
+    Feature j's function is given by sorted breakpoints ``b_j`` and values
+    ``v_j`` (``len(b_j) + 1`` of them): ``f_j(x) = v_j[searchsorted(b_j, x, "right")]``.
+    A branchy binary search per value is slow and, run feature by feature,
+    holds the GIL for many small calls. Instead each feature's breakpoint range
+    is cut into equal-width bins; ``lut`` says how many breakpoints lie in
+    earlier bins, and at most ``steps`` breakpoints share a bin, so the count for
+    x is one lookup plus ``steps`` vectorised compare-and-step passes over the
+    whole block. Exact: the bin of x is monotone in x, so a breakpoint in an
+    earlier bin is always below x and one in a later bin always above. Features
+    whose breakpoints are too clumped for a small table use ``searchsorted``.
     """
 
-    breaks: np.ndarray
-    padded: np.ndarray  # breaks + [NaN]
-    lo: float
-    inv_width: float
-    bins: int
-    lut: np.ndarray
-    extra: int
+    lo: np.ndarray  # (d,)
+    inv_width: np.ndarray  # (d,)
+    bins: np.ndarray  # (d,)
+    lut_offset: np.ndarray  # (d,) where feature j's lut starts
+    lut: np.ndarray  # flat; entries are positions in ``padded``
+    padded: np.ndarray  # flat; each feature's breakpoints followed by one NaN (NaN <= x is never true)
+    value_shift: np.ndarray  # (d,) value index = padded position + shift
+    values: np.ndarray  # flat; each feature's len(b_j) + 1 values
+    steps: int
+    fallback: tuple[int, ...]  # features looked up with searchsorted
 
-    MAX_EXTRA: ClassVar[int] = 4
-
-    @staticmethod
-    def build(breaks: np.ndarray) -> "StepIndex":
-        m = len(breaks)
-        lo, hi = float(breaks[0]), float(breaks[-1])
-        padded = np.append(breaks, np.nan)  # NaN <= x is never true: the step stops at the end
-        for factor in (4, 32):
-            bins = int(min(max(factor * m, 16), 1 << 16))
-            with np.errstate(over="ignore", divide="ignore"):
-                inv_width = bins / (hi - lo) if hi > lo else 0.0
-            if not np.isfinite(inv_width):  # a range of a few ulps: one bin, stepped through
-                inv_width = 0.0
-            kb = StepIndex._bin(breaks, lo, inv_width, bins)
-            runs = np.diff(np.flatnonzero(np.r_[True, kb[1:] != kb[:-1], True]))
-            extra = int(runs.max()) if len(runs) else 0
-            if extra <= StepIndex.MAX_EXTRA:
-                lut = np.searchsorted(kb, np.arange(-1, bins + 1), side="left").astype(np.int64)
-                return StepIndex(breaks, padded, lo, inv_width, bins, lut, extra)
-        return StepIndex(breaks, padded, lo, 0.0, 0, np.zeros(0, np.int64), -1)
+    MAX_STEPS: ClassVar[int] = 4
 
     @staticmethod
-    def _bin(x: np.ndarray, lo: float, inv_width: float, bins: int) -> np.ndarray:
+    def build(breaks: list[np.ndarray], values: list[np.ndarray]) -> "StepTable":
+        d = len(breaks)
+        lo, inv_width, bins = np.zeros(d), np.zeros(d), np.zeros(d, dtype=np.int64)
+        luts, padded, shifts, fallback = [], [], np.zeros(d, dtype=np.int64), []
+        lut_offset = np.zeros(d, dtype=np.int64)
+        position = lut_pos = value_pos = 0
+        steps = 0
+        for j, (b, v) in enumerate(zip(breaks, values)):
+            lo[j] = b[0]
+            lut_offset[j] = lut_pos
+            shifts[j] = value_pos - position
+            chosen = None
+            for factor in (4, 32):
+                n_bins = int(min(max(factor * len(b), 16), 1 << 16))
+                with np.errstate(over="ignore", divide="ignore"):
+                    w = n_bins / (b[-1] - b[0]) if b[-1] > b[0] else 0.0
+                if not np.isfinite(w):  # a range of a few ulps: one bin, stepped through
+                    w = 0.0
+                kb = StepTable._bins(b, b[0], w, n_bins)
+                runs = np.diff(np.flatnonzero(np.r_[True, kb[1:] != kb[:-1], True]))
+                extra = int(runs.max()) if len(runs) else 0
+                if extra <= StepTable.MAX_STEPS:
+                    chosen = (n_bins, w, kb, extra)
+                    break
+            if chosen is None:
+                fallback.append(j)
+                chosen = (0, 0.0, np.zeros(len(b), dtype=np.int64), 0)
+            n_bins, w, kb, extra = chosen
+            bins[j], inv_width[j] = n_bins, w
+            steps = max(steps, extra)
+            luts.append(np.searchsorted(kb, np.arange(-1, n_bins + 1), side="left").astype(np.int64) + position)
+            padded.append(np.append(b, np.nan))
+            lut_pos += n_bins + 2
+            position += len(b) + 1
+            value_pos += len(v)
+        return StepTable(
+            lo, inv_width, bins, lut_offset, np.concatenate(luts), np.concatenate(padded), shifts,
+            np.concatenate(values), steps, tuple(fallback),
+        )
+
+    @staticmethod
+    def _bins(x, lo, inv_width, bins):
         with np.errstate(over="ignore", invalid="ignore"):
             k = np.floor((x - lo) * inv_width)
-        if inv_width == 0.0:
-            k = np.nan_to_num(k, nan=0.0)  # inf * 0 for an infinite x in a one-bin index
+        if not np.isfinite(k).all():  # only an infinite x (never a valid row) gets here
+            k = np.nan_to_num(k, nan=0.0, posinf=np.iinfo(np.int32).max, neginf=-1.0)
         return np.clip(k, -1, bins).astype(np.int64)
 
-    def count_le(self, x: np.ndarray) -> np.ndarray:
-        if self.extra < 0:
-            return np.searchsorted(self.breaks, x, side="right")
-        idx = self.lut[self._bin(x, self.lo, self.inv_width, self.bins) + 1]
-        for _ in range(self.extra):
-            idx += self.padded[idx] <= x
-        return idx
+    def lookup(self, X: np.ndarray) -> np.ndarray:
+        """(n, d) of f_j(X[:, j])."""
+        idx = self.lut[self._bins(X, self.lo, self.inv_width, self.bins) + 1 + self.lut_offset]
+        for _ in range(self.steps):
+            idx += self.padded[idx] <= X
+        out = self.values[idx + self.value_shift]
+        for j in self.fallback:
+            start = self.lut[self.lut_offset[j]]  # the feature's first breakpoint in ``padded``
+            b = self.padded[start : start + np.flatnonzero(np.isnan(self.padded[start:]))[0]]
+            out[:, j] = self.values[np.searchsorted(b, X[:, j], side="right") + start + self.value_shift[j]]
+        return out
 
 
 @dataclass(frozen=True)
@@ -134,11 +168,10 @@ class TailReference:
     reference values, smoothed so p >= 1/(n+1)) is piecewise constant: one value
     exactly at each reference value, another between two neighbouring ones. It
     is stored as sorted breakpoints ``[u0, next(u0), u1, next(u1), ...]`` and a
-    value table, so scoring a column is one ``StepIndex`` lookup and one gather.
+    value table, evaluated for all features at once by a :class:`StepTable`.
     """
 
-    index: tuple[StepIndex, ...]  # per feature: 2m sorted breakpoints, indexed
-    table: tuple[np.ndarray, ...]  # per feature: 2m+1 values of -log p
+    steps: StepTable  # per feature: 2m sorted breakpoints and 2m+1 values of -log p
     low: np.ndarray  # (d,) 1st percentile, for evidence
     high: np.ndarray  # (d,) 99th percentile, for evidence
     min: np.ndarray  # (d,) smallest reference value
@@ -174,42 +207,87 @@ class TailReference:
             b[1::2] = np.nextafter(u, np.inf)
             breaks.append(b)
             tables.append(-np.log(p))
-        q = np.quantile(X, [0.01, 0.10, 0.5, 0.90, 0.99], axis=0) if n else np.zeros((5, d))
+        # Percentiles for evidence, read off the (sorted) grid.
+        q = srt[np.clip(np.round(np.array([0.01, 0.5, 0.99]) * (m_total - 1)).astype(int), 0, None)] if n else np.zeros((3, d))
         scale = (srt[-1] - srt[0]) / 8 if len(srt) else np.zeros(d)  # an eighth of the reference range
         if floor_scale is not None:
             scale = np.maximum(scale, floor_scale)
-        scale = np.where(scale > 0, scale, 1e-3 * np.maximum(np.abs(q[2]), 1.0))
-        return TailReference(
-            tuple(StepIndex.build(b) for b in breaks), tuple(tables), q[0], q[4], srt[0].copy(), srt[-1].copy(), scale
-        )
+        scale = np.where(scale > 0, scale, 1e-3 * np.maximum(np.abs(q[1]), 1.0))
+        return TailReference(StepTable.build(breaks, tables), q[0], q[2], srt[0].copy(), srt[-1].copy(), scale)
 
-    def _column(self, j: int, x: np.ndarray) -> np.ndarray:
-        """-log p of one feature; past the reference range it keeps growing linearly with the distance
-        (by one per eighth of the reference range), so a value a million spreads out is not scored like the maximum."""
-        value = self.table[j][self.index[j].count_le(x)]
-        beyond = np.maximum(x - self.max[j], 0.0) + np.maximum(self.min[j] - x, 0.0)
-        return value + beyond / self.scale[j]
+    def neglogp(self, X: np.ndarray) -> np.ndarray:
+        """(n, d) of -log p per feature. Past the reference range it keeps growing linearly with the
+        distance (by one per eighth of the reference range), so a value a million spreads out is not
+        scored like the maximum."""
+        beyond = np.maximum(X - self.max, 0.0) + np.maximum(self.min - X, 0.0)
+        return self.steps.lookup(X) + beyond / self.scale
 
     def mean_neglogp(self, X: np.ndarray) -> np.ndarray:
         """(n,) mean over features of -log p."""
-        total = np.zeros(X.shape[0])
-        for j in range(X.shape[1]):
-            total += self._column(j, X[:, j])
-        return total / max(X.shape[1], 1)
+        if X.shape[1] == 0:
+            return np.zeros(X.shape[0])
+        return self.neglogp(X).mean(axis=1)
 
-    def neglogp(self, X: np.ndarray) -> np.ndarray:
-        """(n, d) of -log p per feature (for evidence on a few rows)."""
-        return np.stack(
-            [self._column(j, X[:, j]) for j in range(X.shape[1])],
-            axis=1,
-        )
+
+def _average_path_length(n: np.ndarray) -> np.ndarray:
+    """c(n): the average path length of an unsuccessful search in a binary search tree of n points."""
+    n = np.asarray(n, dtype=np.float64)
+    out = np.zeros_like(n)
+    out[n == 2] = 1.0
+    big = n > 2
+    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
+    return out
+
+
+@dataclass(frozen=True)
+class ForestScorer:
+    """Scores with a fitted scikit-learn IsolationForest, minus its per-call overhead.
+
+    Per tree it keeps the public ``tree_`` and, for every node, depth + c(samples
+    in the node); a score is one ``tree_.apply`` (which releases the GIL) and one
+    gather per tree. Returns the isolation-forest anomaly score ``2 ** -(mean
+    path length / c(max_samples))`` in (0, 1]: higher = more anomalous
+    (``-IsolationForest.score_samples``).
+    """
+
+    trees: tuple[Any, ...]
+    features: tuple[np.ndarray | None, ...]
+    path_lengths: tuple[np.ndarray, ...]
+    denominator: float
+
+    @staticmethod
+    def from_forest(forest, n_features: int) -> "ForestScorer":
+        trees, features, lengths = [], [], []
+        for estimator, feats in zip(forest.estimators_, forest.estimators_features_):
+            tree = estimator.tree_
+            depth = np.zeros(tree.node_count)
+            left, right = tree.children_left, tree.children_right
+            for node in range(tree.node_count):  # children always have larger ids than their parent
+                if left[node] != -1:
+                    depth[left[node]] = depth[right[node]] = depth[node] + 1
+            trees.append(tree)
+            feats = np.asarray(feats)
+            features.append(None if np.array_equal(feats, np.arange(n_features)) else feats)
+            lengths.append(depth + _average_path_length(tree.n_node_samples))
+        denominator = len(trees) * float(_average_path_length([forest.max_samples_])[0])
+        return ForestScorer(tuple(trees), tuple(features), tuple(lengths), denominator)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        depths = np.zeros(len(X32))
+        for tree, feats, lengths in zip(self.trees, self.features, self.path_lengths):
+            leaves = tree.apply(X32 if feats is None else np.ascontiguousarray(X32[:, feats]))
+            depths += lengths[leaves]
+        if self.denominator == 0:
+            return np.ones(len(X32))
+        return 2.0 ** (-depths / self.denominator)
 
 
 @dataclass(frozen=True)
 class FoldModel:
     global_ref: TailReference
     class_refs: dict[str, TailReference]
-    forest: Any  # sklearn IsolationForest
+    forest: ForestScorer
 
 
 @dataclass(frozen=True)
@@ -273,8 +351,7 @@ class OutlierDetector:
                 f = fold[members]
                 if min(np.sum(f == 0), np.sum(f == 1)) >= params.min_class_rows:
                     own.add(c)
-        models = []
-        for f in (0, 1):
+        def build_fold(f: int) -> FoldModel:
             X = sample.X[fold == f]
             global_ref = TailReference.build(X, params.grid_size)
             class_refs = {
@@ -286,7 +363,10 @@ class OutlierDetector:
                 max_samples=min(params.max_samples, len(X)),
                 random_state=(seed * 2 + f) % (2**32),
             ).fit(X.astype(np.float32))
-            models.append(FoldModel(global_ref, class_refs, forest))
+            return FoldModel(global_ref, class_refs, ForestScorer.from_forest(forest, X.shape[1]))
+
+        with ThreadPoolExecutor(2) as pool:  # sorting and tree building release the GIL
+            models = list(pool.map(build_fold, (0, 1)))
         folds = (models[0], models[1])
 
         # Out-of-fold scores of the sample calibrate every threshold.
@@ -375,7 +455,7 @@ def _signals(folds, X, groups, fold_index):
         rows = np.flatnonzero(in_fold)
         if len(rows) == 0:
             continue
-        iso[rows] = -folds[f].forest.score_samples(X[rows].astype(np.float32))
+        iso[rows] = folds[f].forest.score(X[rows])
         rest = np.flatnonzero(in_fold & ~covered)
         if len(rest):
             tail[rest] = folds[f].global_ref.mean_neglogp(X[rest])
