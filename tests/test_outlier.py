@@ -375,3 +375,47 @@ def test_a_value_far_beyond_the_reference_range_is_flagged_even_in_one_feature()
     assert scores.evidence[5]["extreme_features"][0]["feature"] == "b"
     assert scores.score[5] > scores.score[6] > np.median(scores.score)
     assert scores.flagged.mean() < 0.01
+
+
+def test_step_table_lookup_matches_searchsorted_exactly():
+    """The binned lookup is an exact replacement for a binary search, ties and clumped data included."""
+    from sanitizer.detectors.outlier import StepTable
+
+    rng = np.random.default_rng(3)
+    references = [
+        rng.normal(size=512),
+        np.repeat(np.arange(17.0), 30),  # discrete, like pixel intensities
+        np.r_[rng.normal(size=500), 1e6, 1e9],  # clumped: falls back to searchsorted
+        np.zeros(100),  # constant
+        rng.lognormal(0, 3, 512),
+    ]
+    breaks, values = [], []
+    for ref in references:
+        u = np.unique(ref)
+        b = np.empty(2 * len(u))
+        b[0::2], b[1::2] = u, np.nextafter(u, np.inf)
+        breaks.append(b)
+        values.append(rng.normal(size=len(b) + 1))
+    table = StepTable.build(breaks, values)
+    n = 20_000
+    X = np.stack([np.r_[rng.choice(r, n // 2), rng.normal(size=n - n // 2) * r.std() + r.mean()] for r in references],
+                 axis=1)
+    X[: len(breaks[0]), 0] = breaks[0]  # exactly on breakpoints
+    X[: len(breaks[1]), 1] = np.nextafter(breaks[1], -np.inf)  # just below them
+    X[-1], X[-2] = 1e308, -1e308
+    expected = np.stack([values[j][np.searchsorted(breaks[j], X[:, j], side="right")] for j in range(len(breaks))],
+                        axis=1)
+    assert table.fallback  # the clumped reference exercises the fallback path too
+    assert np.array_equal(table.lookup(X), expected)
+
+
+@pytest.mark.parametrize("max_samples", [256, 37])
+def test_forest_scorer_equals_scikit_learn_isolation_forest(max_samples):
+    from sklearn.ensemble import IsolationForest
+
+    from sanitizer.detectors.outlier import ForestScorer
+
+    X = np.random.default_rng(1).normal(size=(3000, 6)).astype(np.float32)
+    forest = IsolationForest(max_samples=max_samples, random_state=0).fit(X)
+    ours = ForestScorer.from_forest(forest, X.shape[1]).score(X)
+    np.testing.assert_allclose(ours, -forest.score_samples(X), rtol=0, atol=1e-12)
