@@ -47,6 +47,9 @@ def prepare_output(out: str, overwrite: bool) -> None:
 def _pipeline_options(beam_args: list[str]):
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+        # Worker processes (multi-processing, portable, Dataflow) log at INFO by default: too chatty for a CLI.
+        beam_args = beam_args + ["--default_sdk_harness_log_level=WARNING"]
     options = PipelineOptions(beam_args)
     standard = options.view_as(StandardOptions)
     if not standard.runner:
