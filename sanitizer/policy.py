@@ -70,7 +70,9 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
                     "code": name,
                     "action": actions.get(name, "quarantine"),
                     "score": _clean_number(result.score[local]),
-                    "threshold": _clean_number(result.threshold),
+                    "threshold": _clean_number(
+                        result.thresholds[local] if result.thresholds is not None else result.threshold
+                    ),
                     "evidence": result.evidence.get(int(local), {}),
                 }
             )

@@ -15,7 +15,9 @@ def flip_labels(y: np.ndarray, rate: float, *, seed: int, classes: np.ndarray | 
 
     Random flips (``pair=None``): ``rate`` of all rows get a different label drawn
     uniformly from the other classes. Pair flips (``pair=(a, b)``): ``rate`` of
-    the rows of class ``a`` are relabelled ``b``.
+    the rows of class ``a`` are relabelled ``b``. ``pair="cycle"``: the pair-flip
+    noise of the noisy-label literature, ``rate`` of every class relabelled as
+    the next class (in sorted order, the last as the first).
     """
     if not 0 <= rate <= 1:
         raise ValueError(f"rate must be in [0, 1], got {rate}")
@@ -25,6 +27,16 @@ def flip_labels(y: np.ndarray, rate: float, *, seed: int, classes: np.ndarray | 
     classes = np.unique(y) if classes is None else np.asarray(classes)
     if len(classes) < 2:
         raise ValueError("flipping labels needs at least two classes")
+    if isinstance(pair, str):
+        if pair != "cycle":
+            raise ValueError(f"pair must be (a, b), 'cycle' or None, got {pair!r}")
+        changed = []
+        for a, b in zip(classes, np.roll(classes, -1)):
+            candidates = np.flatnonzero(y == a)
+            idx = rng.choice(candidates, size=int(round(rate * len(candidates))), replace=False)
+            out[idx] = b
+            changed.append(idx)
+        return out, np.sort(np.concatenate(changed))
     if pair is not None:
         a, b = pair
         candidates = np.flatnonzero(y == a)

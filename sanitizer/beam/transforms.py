@@ -185,6 +185,7 @@ def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | No
         np.concatenate([p.flagged for p in parts]),
         parts[0].threshold,
         evidence,
+        None if parts[0].thresholds is None else np.concatenate([p.thresholds for p in parts]),
     )
 
 

@@ -1,10 +1,12 @@
 """Built-in detectors. A new detector is one module plus one line in REGISTRY."""
 
 from sanitizer.detectors.base import Batch, Scores, Skipped
+from sanitizer.detectors.label_flip import LabelFlipDetector
 from sanitizer.detectors.outlier import OutlierDetector
 
 REGISTRY = {
     OutlierDetector.name: OutlierDetector,
+    LabelFlipDetector.name: LabelFlipDetector,
 }
 
-__all__ = ["REGISTRY", "Batch", "Scores", "Skipped", "OutlierDetector"]
+__all__ = ["REGISTRY", "Batch", "Scores", "Skipped", "LabelFlipDetector", "OutlierDetector"]

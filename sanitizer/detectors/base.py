@@ -46,6 +46,8 @@ class Scores:
     threshold: float
     evidence: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Row index -> JSON-serialisable evidence, for flagged rows only."""
+    thresholds: np.ndarray | None = None
+    """Per-row thresholds, for detectors whose threshold depends on the row (e.g. its class)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,389 @@
+"""``label_flip``: records whose label disagrees with what the data says it should be.
+
+Confident learning (Northcutt et al.) on cross-fitted probabilities, sharpened
+by the labels of each record's nearest neighbours.
+
+1. **Cross-fitting.** The sample is split into K folds by ``hash(record id) mod K``
+   (default K = 5). Model f is fitted on every fold but f. A record in fold f -
+   in the sample or not - is scored only by model f, so no record is ever
+   judged by a model that trained on its own label.
+2. **Two opinions per record.** The classifier's class probabilities (logistic
+   regression on standardised features by default; any scikit-learn classifier
+   with ``predict_proba``), and the label distribution of the record's k nearest
+   neighbours among the reference rows *outside its fold* (smoothed counts).
+   They are blended, ``p = w * p_model + (1 - w) * p_neighbours``, with ``w``
+   chosen on the sample to maximise the out-of-fold likelihood of the given
+   labels (``weight: auto``). The classifier sees global structure; the
+   neighbours see local structure that a linear model misses. Where one is
+   wrong the other usually is not, and the blend ranks flips better than
+   either.
+3. **Confident joint.** On the sample's out-of-fold blended probabilities, each
+   class gets the threshold t_j = mean p_j over rows labelled j. A row labelled
+   i counts toward C[i][j] for the most likely class j with p_j >= t_j. C,
+   calibrated to the class counts, estimates how many rows labelled i are
+   really j: the per-class noise, recorded in provenance.
+4. **Score and threshold.** The score is the normalised margin
+   ``max_{j != given} p_j - p_given`` (higher = more likely flipped). For each
+   class i the threshold is set on the sample so that the number of class-i
+   sample rows above it equals the estimated number of mislabelled class-i rows
+   from the confident joint (cleanlab's "prune by noise rate", turned into a
+   threshold every worker can apply to unseen rows). A threshold is never below
+   zero: a record is only flagged when another label is more likely than its
+   own. Nothing is flagged as "the top x%".
+
+Classes with fewer sample rows than ``min_class_rows`` (default: K) cannot be
+cross-fitted and are not judged; provenance lists them. A sample with one class
+skips the detector.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from sanitizer.config import check_int, check_number
+from sanitizer.detectors.base import Batch, Scores, Skipped
+from sanitizer.errors import ConfigError
+from sanitizer.records import salted
+
+_FOLD_SALT = "label-flip-fold"
+DEFAULT_CLASSIFIER = "sklearn.linear_model.LogisticRegression"
+
+
+@dataclass(frozen=True)
+class LabelFlipParams:
+    enabled: bool = True
+    folds: int = 5
+    classifier: str = DEFAULT_CLASSIFIER
+    """Import path of a scikit-learn classifier with predict_proba."""
+    classifier_params: dict = field(default_factory=dict)
+    standardize: bool = True
+    neighbours: int = 10
+    reference_size: int = 10_000
+    """Sample rows the neighbour search compares against (bounds its cost per record)."""
+    weight: Any = "auto"
+    """Weight of the classifier in the blend with the neighbours, 0..1, or "auto"."""
+    min_class_rows: int = 0
+    """Classes with fewer sample rows are not judged; 0 means the number of folds."""
+    top_neighbours: int = 5
+
+    def validate(self) -> None:
+        check_int("detectors.label_flip.folds", self.folds, low=2, high=20)
+        check_int("detectors.label_flip.neighbours", self.neighbours, low=1, high=200)
+        check_int("detectors.label_flip.reference_size", self.reference_size, low=100, high=1_000_000)
+        check_int("detectors.label_flip.min_class_rows", self.min_class_rows, low=0)
+        check_int("detectors.label_flip.top_neighbours", self.top_neighbours, low=0, high=50)
+        if self.weight != "auto":
+            check_number("detectors.label_flip.weight", self.weight, low=0.0, high=1.0)
+        if not isinstance(self.classifier_params, dict):
+            raise ConfigError(
+                f"detectors.label_flip.classifier_params must be a mapping, got {self.classifier_params!r}"
+            )
+        make_classifier(self.classifier, self.classifier_params)  # fails early with a clear message
+
+
+def make_classifier(path: str, params: dict):
+    """Instantiate a scikit-learn classifier from its import path; it must have predict_proba."""
+    if not isinstance(path, str) or "." not in path:
+        raise ConfigError(
+            f"detectors.label_flip.classifier must be an import path such as '{DEFAULT_CLASSIFIER}', got {path!r}"
+        )
+    module_name, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"detectors.label_flip.classifier {path!r} cannot be imported ({exc})") from None
+    kwargs = dict(params)
+    if path == DEFAULT_CLASSIFIER:
+        kwargs.setdefault("max_iter", 1000)
+    try:
+        model = cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"detectors.label_flip.classifier_params do not fit {path}: {exc}") from None
+    if not hasattr(model, "predict_proba") or not hasattr(model, "fit"):
+        raise ConfigError(f"detectors.label_flip.classifier {path!r} has no predict_proba; pick a probabilistic classifier")
+    return model
+
+
+@dataclass(frozen=True)
+class LabelFlipState:
+    params: LabelFlipParams
+    classes: tuple[str, ...]
+    judged: np.ndarray  # (C,) bool: class has enough rows to be judged
+    mean: np.ndarray
+    scale: np.ndarray
+    models: tuple[Any, ...]  # K fitted classifiers; model f never saw fold f
+    model_classes: tuple[np.ndarray, ...]  # per model: class indices of its predict_proba columns
+    ref_X: np.ndarray  # (R, d) standardised reference rows
+    ref_labels: np.ndarray  # (R,) class indices
+    ref_folds: np.ndarray  # (R,)
+    ref_ids: np.ndarray  # (R,) record ids, for evidence
+    weight: float
+    class_thresholds: np.ndarray  # (C,) margin threshold per given class
+    class_prior: np.ndarray  # (C,)
+    summary: dict
+
+
+class LabelFlipDetector:
+    name: ClassVar[str] = "label_flip"
+    needs: ClassVar[frozenset[str]] = frozenset({"features", "label"})
+    Params = LabelFlipParams
+
+    @staticmethod
+    def fold_of(keys: np.ndarray, folds: int) -> np.ndarray:
+        return (salted(keys, _FOLD_SALT) % np.uint64(folds)).astype(np.int64)
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, sample: Batch, params: LabelFlipParams, seed: int):
+        K = params.folds
+        classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
+        C = len(classes)
+        if C < 2:
+            return Skipped(f"needs at least two classes in the sample, found {C}")
+        counts = np.bincount(y, minlength=C)
+        min_rows = params.min_class_rows or K
+        judged = counts >= min_rows
+        if judged.sum() < 2:
+            return Skipped(
+                f"needs at least two classes with {min_rows} or more sample rows (for {K}-fold cross-fitting)"
+            )
+        fold = self.fold_of(sample.keys, K)
+        X = sample.X
+        if X.shape[1] == 0:
+            return Skipped("no feature columns")
+        if params.standardize:
+            mean, scale = X.mean(axis=0), X.std(axis=0)
+            scale = np.where(scale > 0, scale, 1.0)
+        else:
+            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        Z = (X - mean) / scale
+
+        models, model_classes = [], []
+        for f in range(K):
+            train = fold != f
+            if len(np.unique(y[train])) < 2:
+                return Skipped(f"fold {f} leaves fewer than two classes to train on; the sample is too small")
+            model = make_classifier(params.classifier, params.classifier_params)
+            if "random_state" in model.get_params():
+                model.set_params(random_state=(seed * 7919 + f) % (2**32))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(Z[train], y[train])
+            models.append(model)
+            model_classes.append(np.asarray(model.classes_, dtype=np.int64))
+
+        # Reference rows for the neighbour search: the first reference_size rows of the sample
+        # (the sample is ordered by its random priority, so this is itself a uniform subsample).
+        R = min(params.reference_size, sample.n)
+        ref = slice(0, R)
+        state = LabelFlipState(
+            params=params,
+            classes=tuple(str(c) for c in classes),
+            judged=judged,
+            mean=mean,
+            scale=scale,
+            models=tuple(models),
+            model_classes=tuple(model_classes),
+            ref_X=np.ascontiguousarray(Z[ref]),
+            ref_labels=y[ref],
+            ref_folds=fold[ref],
+            ref_ids=np.asarray(sample.ids[ref], dtype=object),
+            weight=0.5,
+            class_thresholds=np.zeros(C),
+            class_prior=(counts + 1.0) / (counts.sum() + C),
+            summary={},
+        )
+
+        # Out-of-fold opinions on the sample calibrate everything below.
+        p_model, p_knn, _ = _opinions(state, Z, fold)
+        weight = _choose_weight(params.weight, p_model, p_knn, y)
+        p = weight * p_model + (1.0 - weight) * p_knn
+        joint, thresholds_t = _confident_joint(p, y, C)
+        noisy_per_class = joint.sum(axis=1) - np.diag(joint)
+        margin = _margin(p, y)
+        class_thresholds = np.zeros(C)
+        for i in range(C):
+            rows = np.flatnonzero(y == i)
+            k = int(round(noisy_per_class[i]))
+            if not judged[i] or k <= 0 or len(rows) == 0:
+                class_thresholds[i] = np.inf
+                continue
+            ranked = np.sort(margin[rows])[::-1]
+            k = min(k, len(ranked))
+            below = ranked[k] if k < len(ranked) else -1.0
+            class_thresholds[i] = max(0.5 * (ranked[k - 1] + below), 0.0)
+        class_thresholds = np.where(judged, class_thresholds, np.inf)
+        state = _replace(state, weight=float(weight), class_thresholds=class_thresholds)
+        flagged_in_sample = int((margin > class_thresholds[y]).sum())
+        summary = {
+            "classes": C,
+            "folds": K,
+            "classifier": params.classifier,
+            "model_weight": round(float(weight), 3),
+            "reference_rows": R,
+            "estimated_label_errors_in_sample": round(float(noisy_per_class.sum()), 1),
+            "estimated_noise_rate": round(float(noisy_per_class.sum() / max(sample.n, 1)), 4),
+            "flagged_in_sample": flagged_in_sample,
+            "classes_not_judged": [str(classes[i]) for i in np.flatnonzero(~judged)][:50],
+            "noise_by_class_pair": _top_pairs(joint, counts, classes),
+            "per_class_confidence_threshold": {
+                str(classes[i]): round(float(thresholds_t[i]), 4) for i in range(min(C, 100))
+            },
+            "per_class_margin_threshold": {
+                str(classes[i]): (None if not math.isfinite(class_thresholds[i]) else round(float(class_thresholds[i]), 4))
+                for i in range(min(C, 100))
+            },
+        }
+        return _replace(state, summary=summary)
+
+    # ------------------------------------------------------------------ score
+
+    def score(self, batch: Batch, state: LabelFlipState) -> Scores:
+        n = batch.n
+        if n == 0:
+            return Scores(np.zeros(0), np.zeros(0, dtype=bool), 0.0)
+        index = {c: i for i, c in enumerate(state.classes)}
+        codes, uniques = pd.factorize(batch.labels)
+        lookup = np.array([index.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
+        y = lookup[codes]
+        known = y >= 0
+        judged = known & state.judged[np.maximum(y, 0)]
+        Z = (batch.X - state.mean) / state.scale
+        fold = self.fold_of(batch.keys, state.params.folds)
+        p_model, p_knn, neighbours = _opinions(state, Z, fold)
+        p = state.weight * p_model + (1.0 - state.weight) * p_knn
+        yy = np.maximum(y, 0)
+        margin = np.where(judged, _margin(p, yy), np.nan)
+        thresholds = np.where(judged, state.class_thresholds[yy], np.nan)
+        with np.errstate(invalid="ignore"):
+            flagged = judged & (margin > thresholds)
+        evidence = {}
+        for i in np.flatnonzero(flagged):
+            given = int(y[i])
+            others = p[i].copy()
+            others[given] = -1.0
+            suggested = int(np.argmax(others))
+            nb = neighbours[i]
+            evidence[int(i)] = {
+                "given_label": state.classes[given],
+                "suggested_label": state.classes[suggested],
+                "p_given": round(float(p[i, given]), 4),
+                "p_suggested": round(float(p[i, suggested]), 4),
+                "model_p_given": round(float(p_model[i, given]), 4),
+                "model_p_suggested": round(float(p_model[i, suggested]), 4),
+                "neighbour_agreement": round(float(np.mean(state.ref_labels[nb] == given)), 3),
+                "neighbours": [
+                    {"id": str(state.ref_ids[j]), "label": state.classes[int(state.ref_labels[j])]}
+                    for j in nb[: state.params.top_neighbours]
+                ],
+                "threshold": round(float(thresholds[i]), 4),
+            }
+        return Scores(margin, flagged, float("nan"), evidence, thresholds=thresholds)
+
+    def summary(self, state: LabelFlipState) -> dict[str, Any]:
+        return dict(state.summary)
+
+
+def _replace(state, **changes):
+    import dataclasses
+
+    return dataclasses.replace(state, **changes)
+
+
+def _margin(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """max over other classes of p minus p of the given class, in [-1, 1]."""
+    rows = np.arange(len(y))
+    given = p[rows, y]
+    others = p.copy()
+    others[rows, y] = -np.inf
+    return others.max(axis=1) - given
+
+
+def _opinions(state: LabelFlipState, Z: np.ndarray, fold: np.ndarray):
+    """Classifier and neighbour class probabilities; each row judged by its own fold's model/reference."""
+    n, C = len(Z), len(state.classes)
+    p_model = np.zeros((n, C))
+    for f, (model, cols) in enumerate(zip(state.models, state.model_classes)):
+        rows = np.flatnonzero(fold == f)
+        if len(rows):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p_model[np.ix_(rows, cols)] = model.predict_proba(Z[rows])
+    neighbours = _neighbours(state, Z, fold)
+    k = neighbours.shape[1]
+    counts = np.zeros((n, C))
+    np.add.at(counts, (np.repeat(np.arange(n), k), state.ref_labels[neighbours].ravel()), 1.0)
+    p_knn = (counts + state.class_prior) / (k + 1.0)  # one pseudo-count spread by the class prior
+    return p_model, p_knn, neighbours
+
+
+def _neighbours(state: LabelFlipState, Z: np.ndarray, fold: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Indices of the k nearest reference rows outside each row's fold (brute force, BLAS, chunked)."""
+    ref = state.ref_X
+    k = min(state.params.neighbours, max(len(ref) - 1, 1))
+    ref_sq = np.einsum("ij,ij->i", ref, ref)
+    out = np.empty((len(Z), k), dtype=np.int64)
+    for a in range(0, len(Z), chunk):
+        q = Z[a : a + chunk]
+        d2 = ref_sq[None, :] - 2.0 * (q @ ref.T)
+        d2[state.ref_folds[None, :] == fold[a : a + chunk, None]] = np.inf
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind="stable")
+        out[a : a + chunk] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def _choose_weight(setting, p_model, p_knn, y) -> float:
+    if setting != "auto":
+        return float(setting)
+    rows = np.arange(len(y))
+    best, best_ll = 0.5, -np.inf
+    for w in np.linspace(0.0, 1.0, 11):
+        p = w * p_model[rows, y] + (1 - w) * p_knn[rows, y]
+        ll = float(np.mean(np.log(np.clip(p, 1e-6, 1.0))))
+        if ll > best_ll + 1e-12:
+            best, best_ll = float(w), ll
+    return best
+
+
+def _confident_joint(p: np.ndarray, y: np.ndarray, C: int) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated confident joint (rows: given label, columns: likely true label) and thresholds t_j."""
+    t = np.array([p[y == j, j].mean() if np.any(y == j) else 1.0 for j in range(C)])
+    above = p >= t[None, :]
+    masked = np.where(above, p, -1.0)
+    true = np.argmax(masked, axis=1)
+    confident = above.any(axis=1)
+    joint = np.zeros((C, C))
+    np.add.at(joint, (y[confident], true[confident]), 1.0)
+    counts = np.bincount(y, minlength=C).astype(float)
+    row_sums = joint.sum(axis=1)
+    scale = np.divide(counts, row_sums, out=np.zeros(C), where=row_sums > 0)
+    joint *= scale[:, None]  # calibrate: each row sums to the class count
+    return joint, t
+
+
+def _top_pairs(joint: np.ndarray, counts: np.ndarray, classes: np.ndarray, most: int = 20) -> list[dict]:
+    off = joint.copy()
+    np.fill_diagonal(off, 0.0)
+    flat = np.argsort(off, axis=None)[::-1][:most]
+    out = []
+    for idx in flat:
+        i, j = np.unravel_index(idx, off.shape)
+        if off[i, j] < 0.5:
+            break
+        out.append(
+            {
+                "given": str(classes[i]),
+                "likely_true": str(classes[j]),
+                "estimated_rows": round(float(off[i, j]), 1),
+                "rate": round(float(off[i, j] / max(counts[i], 1)), 4),
+            }
+        )
+    return out
