@@ -169,7 +169,7 @@ def fit_summary(states: dict[str, Any], sample) -> dict[str, Any]:
 
 
 def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | None, threads: int) -> Scores:
-    if pool is None or threads <= 1 or batch.n < 4096:
+    if pool is None or threads <= 1 or batch.n < 4096 or getattr(detector, "internal_threads", False):
         return detector.score(batch, state)
     bounds = np.linspace(0, batch.n, threads + 1).astype(int)
     chunks = [
