@@ -7,8 +7,9 @@ outliers) to bench/_data/, then times, each in a fresh subprocess:
 
 * passthrough: ReadFromParquetBatched -> WriteToParquetBatched (DirectRunner), the
   floor any Beam job on this file pays;
-* sanitize: the full pipeline (read twice, sample, fit, score with the outlier
-  detector, split, write, accounting, manifest).
+* sanitize: the full pipeline (read twice, sample, fit, score, split, write,
+  accounting, manifest) with the detectors named by ``--detectors`` (default:
+  ``outlier``; ``outlier,label_flip`` for the default run).
 
 Prints wall seconds, rows/s, peak RSS and the ratio sanitize / passthrough. The
 machines are shared and noisy: trust the ratio (measured in the same run) more
@@ -65,19 +66,32 @@ def stage_passthrough(path: str, out: str, beam_args: list[str]) -> None:
         )
 
 
-def stage_sanitize(path: str, out: str, beam_args: list[str]) -> dict:
+def stage_sanitize(path: str, out: str, beam_args: list[str], detectors: str) -> dict:
     from sanitizer.config import build_config
+    from sanitizer.detectors import REGISTRY
     from sanitizer.run import run
 
-    config = build_config({"input": path, "output": out, "label_column": "label", "overwrite": True})
+    wanted = set(detectors.split(","))
+    config = build_config(
+        {
+            "input": path,
+            "output": out,
+            "label_column": "label",
+            "overwrite": True,
+            "detectors": {name: {"enabled": name in wanted} for name in REGISTRY},
+        }
+    )
     prov = run(config, beam_args)
     return {"quarantined": prov["counts"]["quarantined"], "timings": prov["timings"]}
 
 
-def child(stage: str, path: str, out: str, beam_args: list[str]) -> None:
+def child(stage: str, path: str, out: str, beam_args: list[str], detectors: str) -> None:
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    extra = stage_passthrough(path, out, beam_args) if stage == "passthrough" else stage_sanitize(path, out, beam_args)
+    if stage == "passthrough":
+        extra = stage_passthrough(path, out, beam_args)
+    else:
+        extra = stage_sanitize(path, out, beam_args, detectors)
     wall = time.perf_counter() - t0
     peak_kib = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -85,9 +99,10 @@ def child(stage: str, path: str, out: str, beam_args: list[str]) -> None:
     print(json.dumps({"wall_s": wall, "peak_mib": peak_kib / 1024, "extra": extra or {}}))
 
 
-def measure(stage: str, path: str, beam_args: list[str]) -> dict:
+def measure(stage: str, path: str, beam_args: list[str], detectors: str) -> dict:
     out = os.path.join(DATA, f"out-{stage}")
-    cmd = [sys.executable, __file__, "--child", stage, "--path", path, "--out", out, "--"] + beam_args
+    cmd = [sys.executable, __file__, "--child", stage, "--path", path, "--out", out, "--detectors", detectors, "--"]
+    cmd += beam_args
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         sys.stderr.write(res.stderr[-4000:])
@@ -105,23 +120,25 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--cols", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--detectors", default="outlier", help="comma-separated detectors to enable (default: outlier)")
     ap.add_argument("--child")
     ap.add_argument("--path")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     if args.child:
-        child(args.child, args.path, args.out, beam_args)
+        child(args.child, args.path, args.out, beam_args, args.detectors)
         return
 
     path = os.path.join(DATA, f"bench-{args.rows}x{args.cols}.parquet")
     make_data(args.rows, args.cols, path)
     size_mb = os.path.getsize(path) / 1e6
     print(f"data: {args.rows:,} rows x {args.cols} float32 columns + label ({size_mb:.0f} MB Parquet), "
-          f"{os.cpu_count()} cores, beam options: {beam_args or ['(DirectRunner default)']}")
+          f"{os.cpu_count()} cores, detectors: {args.detectors}, "
+          f"beam options: {beam_args or ['(DirectRunner default)']}")
     results = {"passthrough": [], "sanitize": []}
     for _ in range(args.repeat):
         for stage in ("passthrough", "sanitize"):
-            results[stage].append(measure(stage, path, beam_args))
+            results[stage].append(measure(stage, path, beam_args, args.detectors))
     best = {stage: min(runs, key=lambda r: r["wall_s"]) for stage, runs in results.items()}
     for stage in ("passthrough", "sanitize"):
         r = best[stage]
