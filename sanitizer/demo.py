@@ -78,5 +78,4 @@ def main(workdir: str = "demo", seed: int = 0, beam_args: list[str] | None = Non
     false_alarms = len(quarantined - planted_all)
     clean_total = provenance["counts"]["rows_in"] - len(planted_all)
     print(f"    clean rows quarantined: {false_alarms} of {clean_total} ({false_alarms / clean_total:.1%})")
-    print("    (label flips are the label_flip detector's job; the outlier detector only catches the blatant ones)")
     return 0
