@@ -250,10 +250,32 @@ class LabelFlipDetector:
 
     # ------------------------------------------------------------------ score
 
+    MAX_CELLS: ClassVar[int] = 4_000_000  # rows x classes held at once while scoring
+
     def score(self, batch: Batch, state: LabelFlipState) -> Scores:
+        rows = max(256, self.MAX_CELLS // max(len(state.classes), 1))
+        if batch.n <= rows:
+            return self._score(batch, state)
+        parts, evidence = [], {}
+        for a in range(0, batch.n, rows):
+            b = min(a + rows, batch.n)
+            part = self._score(
+                Batch(batch.X[a:b], batch.labels[a:b], batch.keys[a:b], batch.ids[a:b], batch.feature_names), state
+            )
+            evidence.update({a + i: e for i, e in part.evidence.items()})
+            parts.append(part)
+        return Scores(
+            np.concatenate([p.score for p in parts]),
+            np.concatenate([p.flagged for p in parts]),
+            float("nan"),
+            evidence,
+            thresholds=np.concatenate([p.thresholds for p in parts]),
+        )
+
+    def _score(self, batch: Batch, state: LabelFlipState) -> Scores:
         n = batch.n
         if n == 0:
-            return Scores(np.zeros(0), np.zeros(0, dtype=bool), 0.0)
+            return Scores(np.zeros(0), np.zeros(0, dtype=bool), float("nan"), thresholds=np.zeros(0))
         index = {c: i for i, c in enumerate(state.classes)}
         codes, uniques = pd.factorize(batch.labels)
         lookup = np.array([index.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
