@@ -37,6 +37,8 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--config", help="a YAML or TOML config file; flags override it")
     p.add_argument("--seed", type=int)
     p.add_argument("--sample-size", dest="sample_size", type=int, help="rows the detectors learn from")
+    p.add_argument("--embedding-model", dest="embedding_model",
+                   help="TorchScript backbone for the feature_collision detector (path or URI)")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier run in --output")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return p
@@ -52,6 +54,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
             raw[key] = value
     if args.sample_size is not None:
         raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
+    if getattr(args, "embedding_model", None):
+        detectors = dict(raw.get("detectors") or {})
+        detectors["feature_collision"] = dict(detectors.get("feature_collision") or {},
+                                              embedding_model=args.embedding_model)
+        raw["detectors"] = detectors
     return build_config(raw)
 
 

@@ -35,6 +35,7 @@ class Plan:
     features: tuple[FeatureColumn, ...]
     batch_rows: int
     warnings: tuple[str, ...] = ()
+    embedding: FeatureColumn | None = None  # a precomputed embedding column, when configured
 
     @property
     def id_output(self) -> str:
@@ -55,6 +56,8 @@ class Plan:
     def read_columns(self) -> list[str]:
         """The columns the sampling branch needs."""
         cols = [fc.name for fc in self.features] + [self.label_column]
+        if self.embedding is not None:
+            cols.append(self.embedding.name)
         if self.id_column:
             cols.append(self.id_column)
         return list(dict.fromkeys(cols))
@@ -90,7 +93,12 @@ def make_plan(config: Config) -> Plan:
         break
 
     warnings: list[str] = []
-    features = _resolve_features(config, schema, first_batch, warnings)
+    embedding = _resolve_embedding(config, schema, first_batch)
+    skip = {embedding.name} if embedding else set()
+    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings) if fc.name not in skip]
+    if not features:
+        raise ConfigError("no feature columns left besides the label, id and embedding columns")
+    _check_embedding_model(config, sum(fc.width for fc in features))
 
     if files[0].format == "parquet":
         splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
@@ -113,7 +121,41 @@ def make_plan(config: Config) -> Plan:
         features=tuple(features),
         batch_rows=config.scoring.batch_rows,
         warnings=tuple(warnings),
+        embedding=embedding,
     )
+
+
+def _collision_params(config: Config):
+    params = config.detectors.get("feature_collision")
+    return params if params is not None and params.enabled else None
+
+
+def _resolve_embedding(config: Config, schema: pa.Schema, first_batch) -> FeatureColumn | None:
+    params = _collision_params(config)
+    if params is None or not params.embedding_column:
+        return None
+    name = params.embedding_column
+    if name not in schema.names:
+        raise ConfigError(
+            f"embedding column {name!r} (detectors.feature_collision.embedding_column) is not in the input; "
+            f"columns are: {', '.join(schema.names)}"
+        )
+    width = _list_width(schema.field(name).type, name, first_batch)
+    if not width:
+        raise ConfigError(
+            f"embedding column {name!r} must be a fixed-size list of numbers, got {schema.field(name).type}"
+        )
+    return FeatureColumn(name, width, is_list=True)
+
+
+def _check_embedding_model(config: Config, n_features: int) -> None:
+    """Load and try the TorchScript backbone now, so a missing or broken file fails before anything runs."""
+    params = _collision_params(config)
+    if params is None or not params.embedding_model:
+        return
+    from sanitizer.embeddings import TorchScriptEmbedder
+
+    TorchScriptEmbedder.open(params.embedding_model, n_features)
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -150,6 +192,9 @@ def _list_width(schema_type: pa.DataType, name: str, first_batch: pa.Table | Non
 
 def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str]) -> list[FeatureColumn]:
     skip = {config.label_column, config.id_column}
+    params = _collision_params(config)
+    if params is not None and params.embedding_column:
+        skip.add(params.embedding_column)
     features: list[FeatureColumn] = []
     if config.feature_columns:
         for name in config.feature_columns:

@@ -88,6 +88,8 @@ class Extracted:
     """(reason code, row mask over the whole batch, evidence) for rows that failed checks."""
     per_row_issues: dict[int, list[dict]] = field(default_factory=dict)
     """Row index -> extra issues with row-specific evidence (for example the unparsable value)."""
+    embedding: np.ndarray | None = None
+    """(n_valid, e) precomputed embeddings, when an embedding column is configured."""
 
 
 def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -116,7 +118,8 @@ def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return names[index]
 
 
-def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, id_output: str) -> Extracted:
+def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, id_output: str,
+            embedding: FeatureColumn | None = None) -> Extracted:
     """Pull the feature matrix, labels, ids and keys out of a batch and check every row.
 
     Rows with a null label, a null / NaN / infinite / unparsable feature value or
@@ -124,6 +127,8 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
     reach a detector.
     """
     n = table.num_rows
+    if embedding is not None:
+        features = list(features) + [embedding]  # checked like a feature, split off below
     d = sum(fc.width for fc in features)
     X = np.empty((n, d), dtype=np.float64)
     issues: list[tuple[str, np.ndarray, dict]] = []
@@ -213,7 +218,11 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
         X = X[valid]
     keys = table.column(KEY_COLUMN).to_numpy().astype(np.uint64)[valid]
     ids = pc.cast(ids_arr, pa.string()).to_numpy(zero_copy_only=False)[valid]
+    E = None
+    if embedding is not None:
+        X, E = X[:, : d - embedding.width], np.ascontiguousarray(X[:, d - embedding.width :])
     return Extracted(
+        embedding=E,
         X=np.ascontiguousarray(X, dtype=np.float64),
         labels=labels[valid],
         keys=keys,

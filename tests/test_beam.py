@@ -57,6 +57,8 @@ def setup(tmp_path_factory, digits):
             "seed": 5,
             "sample": {"size": 250, "min_per_class": 12},
             "scoring": {"batch_rows": BATCH_ROWS, "threads": 2},
+            # These tests pin the Beam plumbing against direct calls of one detector.
+            "detectors": {"label_flip": {"enabled": False}, "feature_collision": {"enabled": False}},
         }
     )
     plan = make_plan(config)

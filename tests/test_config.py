@@ -78,7 +78,8 @@ def check_file_config(cfg: Config):
     assert outlier.top_features == 5
     # Settings not given keep their defaults.
     assert outlier.n_estimators == OutlierParams().n_estimators
-    assert cfg.policy == {"outlier": "report"}
+    assert cfg.policy["outlier"] == "report"
+    assert all(action == "quarantine" for name, action in cfg.policy.items() if name != "outlier")
     cfg.require_runnable()
 
 
@@ -104,7 +105,7 @@ def test_defaults():
     assert cfg.id_column is None and cfg.feature_columns is None
     assert set(cfg.detectors) == set(REGISTRY)
     assert cfg.policy == {name: "quarantine" for name in REGISTRY}
-    assert cfg.enabled_detectors() == ["outlier"]
+    assert cfg.enabled_detectors() == list(REGISTRY)  # every built-in detector runs unless switched off
 
 
 def test_feature_columns_as_comma_separated_string():
@@ -113,7 +114,8 @@ def test_feature_columns_as_comma_separated_string():
 
 def test_disabled_detector_is_not_enabled():
     cfg = build_config(base(detectors={"outlier": {"enabled": False}}))
-    assert cfg.enabled_detectors() == []
+    assert "outlier" not in cfg.enabled_detectors()
+    assert cfg.enabled_detectors() == [name for name in REGISTRY if name != "outlier"]
 
 
 def test_to_dict_is_json_ready_and_complete():
@@ -151,12 +153,12 @@ def test_unknown_detector_setting():
 
 
 def test_unknown_detector_names_the_available_ones():
-    with pytest.raises(ConfigError, match=r"unknown detector 'label_noise' under 'detectors'; available: outlier"):
+    with pytest.raises(ConfigError, match=r"unknown detector 'label_noise' under 'detectors'; available: feature_collision, label_flip, outlier"):
         build_config(base(detectors={"label_noise": {}}))
 
 
 def test_unknown_detector_in_policy():
-    with pytest.raises(ConfigError, match=r"unknown detector 'duplicates' under 'policy'; available: outlier"):
+    with pytest.raises(ConfigError, match=r"unknown detector 'duplicates' under 'policy'; available: feature_collision, label_flip, outlier"):
         build_config(base(policy={"duplicates": "report"}))
 
 

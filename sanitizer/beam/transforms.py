@@ -100,8 +100,8 @@ class ReadBatches(beam.PTransform):
 
 
 def to_detector_batch(table: pa.Table, plan: Plan) -> tuple[Batch, Any]:
-    ex = extract(table, list(plan.features), plan.label_column, plan.id_output)
-    batch = Batch(ex.X, ex.labels, ex.keys, ex.ids, tuple(plan.feature_names))
+    ex = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding)
+    batch = Batch(ex.X, ex.labels, ex.keys, ex.ids, tuple(plan.feature_names), ex.embedding)
     return batch, ex
 
 
@@ -114,7 +114,7 @@ class SampleFn(beam.CombineFn):
             size=config.sample.size,
             min_per_class=config.sample.min_per_class,
             seed=config.seed,
-            n_features=len(plan.feature_names),
+            n_features=len(plan.feature_names) + (plan.embedding.width if plan.embedding else 0),
         )
 
     def create_accumulator(self):
@@ -129,7 +129,8 @@ class SampleFn(beam.CombineFn):
         if not mask.all():
             table = table.filter(pa.array(mask))
         batch, _ = to_detector_batch(table, self.plan)
-        return self.sampler.add(acc, batch.X, batch.labels, batch.keys, batch.ids)
+        X = batch.X if batch.embedding is None else np.hstack([batch.X, batch.embedding])  # split again in fit
+        return self.sampler.add(acc, X, batch.labels, batch.keys, batch.ids)
 
     def merge_accumulators(self, accs):
         return self.sampler.merge(list(accs))
@@ -140,7 +141,9 @@ class SampleFn(beam.CombineFn):
 
 def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
     """Fit every enabled detector on the sample; a detector that cannot run returns Skipped."""
-    batch = Batch(sample.X, sample.labels, sample.keys, sample.ids, tuple(plan.feature_names))
+    d = len(plan.feature_names)
+    X, E = (sample.X, None) if plan.embedding is None else (sample.X[:, :d], sample.X[:, d:])
+    batch = Batch(X, sample.labels, sample.keys, sample.ids, tuple(plan.feature_names), E)
     states: dict[str, Any] = {}
     for name in config.enabled_detectors():
         detector = REGISTRY[name]()
@@ -173,7 +176,8 @@ def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | No
         return detector.score(batch, state)
     bounds = np.linspace(0, batch.n, threads + 1).astype(int)
     chunks = [
-        Batch(batch.X[a:b], batch.labels[a:b], batch.keys[a:b], batch.ids[a:b], batch.feature_names)
+        Batch(batch.X[a:b], batch.labels[a:b], batch.keys[a:b], batch.ids[a:b], batch.feature_names,
+              None if batch.embedding is None else batch.embedding[a:b])
         for a, b in zip(bounds[:-1], bounds[1:])
     ]
     parts = list(pool.map(lambda c: detector.score(c, state), chunks))

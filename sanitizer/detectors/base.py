@@ -31,6 +31,7 @@ class Batch:
     keys: np.ndarray  # (n,) uint64 hashes of record ids
     ids: np.ndarray  # (n,) object array of record ids
     feature_names: tuple[str, ...]
+    embedding: np.ndarray | None = None  # (n, e) from a precomputed embedding column, when configured
 
     @property
     def n(self) -> int:
