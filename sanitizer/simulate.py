@@ -73,3 +73,39 @@ def inject_outliers(X: np.ndarray, rate: float, *, seed: int, kind: str = "unifo
     else:
         raise ValueError(f"kind must be 'uniform' or 'shift', got {kind!r}")
     return X, idx
+
+
+def craft_feature_collision(backbone, bases: np.ndarray, target: np.ndarray, *, beta: float = 0.1,
+                            steps: int = 300, lr: float = 0.05, bounds: tuple[float, float] | None = None,
+                            seed: int = 0) -> np.ndarray:
+    """Craft clean-label feature-collision poisons (Poison Frogs, Shafahi et al. 2018) with torch autograd.
+
+    Each poison starts at a base instance ``b`` (which keeps its own, correct
+    label) and minimises ``||f(x) - f(target)||^2 + beta * ||x - b||^2``: close to
+    the base in input space (it still looks like its class), on top of the target
+    in the backbone ``f``'s feature space. ``beta`` is scaled by
+    ``(embedding_dim / input_dim)^2`` as in the paper. Inputs are clipped to
+    ``bounds`` (for example the pixel range) after every step.
+
+    ``backbone`` is a torch module (or TorchScript module) mapping (n, d) float32
+    to (n, e); ``bases`` is (m, d); ``target`` is (d,). Returns (m, d) poisons.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    base = torch.tensor(np.asarray(bases, dtype=np.float32))
+    with torch.no_grad():
+        goal = backbone(torch.tensor(np.asarray(target, dtype=np.float32)).reshape(1, -1))
+        dim_e = goal.shape[1]
+    weight = beta * (dim_e / base.shape[1]) ** 2
+    x = base.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss = ((backbone(x) - goal) ** 2).sum(dim=1) + weight * ((x - base) ** 2).sum(dim=1)
+        loss.sum().backward()
+        optimiser.step()
+        if bounds is not None:
+            with torch.no_grad():
+                x.clamp_(bounds[0], bounds[1])
+    return x.detach().numpy().astype(np.float64)
