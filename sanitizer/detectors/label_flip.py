@@ -109,6 +109,12 @@ def make_classifier(path: str, params: dict):
         model = cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"detectors.label_flip.classifier_params do not fit {path}: {exc}") from None
+    validate = getattr(model, "_validate_params", None)  # scikit-learn >= 1.2 checks values only at fit time
+    if validate is not None:
+        try:
+            validate()
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"detectors.label_flip.classifier_params are not valid for {path}: {exc}") from None
     if not hasattr(model, "predict_proba") or not hasattr(model, "fit"):
         raise ConfigError(f"detectors.label_flip.classifier {path!r} has no predict_proba; pick a probabilistic classifier")
     return model
@@ -129,7 +135,6 @@ class LabelFlipState:
     ref_ids: np.ndarray  # (R,) record ids, for evidence
     weight: float
     class_thresholds: np.ndarray  # (C,) margin threshold per given class
-    class_prior: np.ndarray  # (C,)
     summary: dict
 
 
@@ -202,7 +207,6 @@ class LabelFlipDetector:
             ref_ids=np.asarray(sample.ids[ref], dtype=object),
             weight=0.5,
             class_thresholds=np.zeros(C),
-            class_prior=(counts + 1.0) / (counts.sum() + C),
             summary={},
         )
 
@@ -358,7 +362,8 @@ def _opinions(state: LabelFlipState, Z: np.ndarray, fold: np.ndarray):
     k = neighbours.shape[1]
     flat = np.repeat(np.arange(n), k) * C + state.ref_labels[neighbours].ravel()
     counts = np.bincount(flat, minlength=n * C).reshape(n, C).astype(np.float64)
-    p_knn = (counts + state.class_prior) / (k + 1.0)  # one pseudo-count spread by the class prior
+    p_knn = (counts + 1.0 / C) / (k + 1.0)  # one pseudo-count spread evenly (a sample-wide prior would carry
+    # the record's own label back into its score)
     return p_model, p_knn, neighbours
 
 
