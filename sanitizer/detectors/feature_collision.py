@@ -28,8 +28,9 @@ features, but not to the model. This catches clusters too big for any k.
 The score is ``max(1 - agreement, centroid_score)`` in [0, 1], higher = more
 suspicious; evidence gives the neighbourhood's majority label, the agreement
 fraction, the nearest reference ids and labels, the nearest centroid and the
-input-space agreement. Neighbour search is exact L2 with faiss over a bounded
-reference (``reference_size`` sample rows).
+input-space agreement. Neighbour search is L2 with faiss over a bounded
+reference (``reference_size`` sample rows): exact up to 10,000 rows (the default), an
+inverted-file index above that (see :mod:`sanitizer.neighbours`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class FeatureCollisionParams:
     """Override the k rule (0 = use it)."""
     input_neighbours: int = 10
     centroid_ratio: float = 1.5
-    reference_size: int = 20_000
+    reference_size: int = 10_000
     builtin_epochs: int = 30
     top_neighbours: int = 5
 
@@ -86,8 +87,8 @@ class FeatureCollisionState:
     embedder: Any  # TorchScriptEmbedder, BuiltinEmbedder, or None for a precomputed column
     classes: tuple[str, ...]
     k: int
-    ref_E: np.ndarray  # (R, e) float32 reference embeddings
-    ref_X: np.ndarray  # (R, d) float32 standardised reference features
+    emb_index: Any  # NeighbourIndex over the reference embeddings
+    input_index: Any  # NeighbourIndex over the standardised reference features
     ref_labels: np.ndarray  # (R,) class index
     ref_keys: np.ndarray  # (R,) uint64, to leave a record out of its own vote
     ref_ids: np.ndarray
@@ -106,6 +107,7 @@ class FeatureCollisionDetector:
 
     def fit(self, sample: Batch, params: FeatureCollisionParams, seed: int):
         from sanitizer.embeddings import BuiltinEmbedder, TorchScriptEmbedder
+        from sanitizer.neighbours import NeighbourIndex
 
         classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
         if len(classes) < 2:
@@ -141,8 +143,8 @@ class FeatureCollisionDetector:
             embedder=embedder,
             classes=tuple(str(c) for c in classes),
             k=k,
-            ref_E=np.ascontiguousarray(E, dtype=np.float32),
-            ref_X=np.ascontiguousarray((X - mean) / scale, dtype=np.float32),
+            emb_index=NeighbourIndex.build(E, seed=seed),
+            input_index=NeighbourIndex.build((X - mean) / scale, seed=seed),
             ref_labels=y,
             ref_keys=np.asarray(sample.keys[:R]),
             ref_ids=np.asarray(sample.ids[:R], dtype=object),
@@ -164,6 +166,7 @@ class FeatureCollisionDetector:
             "max_cluster_defended": (k - 1) // 2,
             "reference_rows": R,
             "centroid_ratio": params.centroid_ratio,
+            "neighbour_search": state.emb_index.describe(),
         }
         flagged = self.score(
             Batch(sample.X[:R], sample.labels[:R], sample.keys[:R], sample.ids[:R], sample.feature_names,
@@ -194,13 +197,13 @@ class FeatureCollisionDetector:
         yy = np.maximum(y, 0)
         C = len(state.classes)
 
-        emb_nb = _search(state.ref_E, E, state.k, state.ref_keys, batch.keys)
+        emb_nb = _search(state.emb_index, E, state.k, state.ref_keys, batch.keys)
         votes = _votes(state.ref_labels[emb_nb], C)
         agreement = votes[np.arange(n), yy] / max(state.k, 1)
         majority = np.argmax(votes, axis=1)
         deep_knn = known & (votes[np.arange(n), yy] < votes.max(axis=1))
 
-        in_nb = _search(state.ref_X, (batch.X - state.mean) / state.scale, state.params.input_neighbours,
+        in_nb = _search(state.input_index, (batch.X - state.mean) / state.scale, state.params.input_neighbours,
                         state.ref_keys, batch.keys)
         in_votes = _votes(state.ref_labels[in_nb], C)
         input_agreement = in_votes[np.arange(n), yy] / in_nb.shape[1]
@@ -240,15 +243,13 @@ class FeatureCollisionDetector:
         return dict(state.summary)
 
 
-def _search(reference: np.ndarray, queries: np.ndarray, k: int, ref_keys: np.ndarray, query_keys: np.ndarray):
+def _search(index, queries: np.ndarray, k: int, ref_keys: np.ndarray, query_keys: np.ndarray):
     """k nearest reference rows of each query, never the query itself (matched by record key)."""
-    import faiss
-
-    k = max(1, min(k, len(reference) - 1))
-    index = faiss.IndexFlatL2(reference.shape[1])
-    index.add(reference)
-    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), k + 1)
-    found = np.maximum(found, 0)
+    k = max(1, min(k, index.rows - 1))
+    found = index.search(queries, k + 1)
+    missing = found < 0  # an approximate search can come back short: fill with the nearest found
+    if missing.any():
+        found = np.where(missing, found[:, :1], found)
     self_hit = ref_keys[found] == np.asarray(query_keys)[:, None]
     # Drop the record's own row when it is in the reference; otherwise drop the (k+1)-th neighbour.
     drop = np.where(self_hit.any(axis=1), self_hit.argmax(axis=1), k)
