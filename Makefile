@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sanitize demo --workdir demo
+	$(BIN)/sanitize demo --workdir demo --expectations validations/digits_demo.json
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

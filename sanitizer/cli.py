@@ -37,6 +37,7 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--config", help="a YAML or TOML config file; flags override it")
     p.add_argument("--seed", type=int)
     p.add_argument("--sample-size", dest="sample_size", type=int, help="rows the detectors learn from")
+    p.add_argument("--expectations", help="a Great Expectations suite (JSON) to validate rows and the data set")
     p.add_argument("--embedding-model", dest="embedding_model",
                    help="TorchScript backbone for the feature_collision detector (path or URI)")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier run in --output")
@@ -54,6 +55,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
             raw[key] = value
     if args.sample_size is not None:
         raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
+    if getattr(args, "expectations", None):
+        raw["validation"] = dict(raw.get("validation") or {}, expectations=args.expectations)
     if getattr(args, "embedding_model", None):
         detectors = dict(raw.get("detectors") or {})
         detectors["feature_collision"] = dict(detectors.get("feature_collision") or {},
@@ -130,16 +133,32 @@ def _quiet_beam_noise(record: logging.LogRecord) -> bool:
     return "apitools not found" not in record.getMessage()
 
 
+def _quiet_library_info(record: logging.LogRecord) -> bool:
+    """Great Expectations announces every ephemeral context at INFO; keep its warnings only."""
+    return not (record.name.startswith("great_expectations") and record.levelno < logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().addFilter(_quiet_beam_noise)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_library_info)
     parser = argparse.ArgumentParser(
         prog="sanitize", description="Defend ML training data against poisoning (Apache Beam pipeline)."
     )
     sub = parser.add_subparsers(dest="command")
     _run_parser(sub)
+    prof = sub.add_parser("profile", help="infer a Great Expectations suite from data you trust")
+    prof.add_argument("--input", required=True)
+    prof.add_argument("--label-column", dest="label_column", required=True)
+    prof.add_argument("--id-column", dest="id_column")
+    prof.add_argument("--feature-columns", dest="feature_columns")
+    prof.add_argument("--format", choices=["auto", "parquet", "csv", "jsonl"])
+    prof.add_argument("--output", required=True, help="where to write the suite, e.g. validations/train.json")
+    prof.add_argument("--margin", type=float, default=0.1, help="widen numeric ranges by this share (default 0.1)")
     demo = sub.add_parser("demo", help="plant poison in scikit-learn's digits and sanitize it")
+    demo.add_argument("--expectations", help="a suite to validate the demo data with")
     demo.add_argument("--workdir", default="demo", help="where the demo input and outputs go (default: demo)")
     demo.add_argument("--seed", type=int, default=0)
     if not argv or argv[0] in ("-h", "--help"):
@@ -153,7 +172,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from sanitizer.demo import main as demo_main
 
-            return demo_main(args.workdir, args.seed, beam_args)
+            return demo_main(args.workdir, args.seed, beam_args, args.expectations)
+        if args.command == "profile":
+            from sanitizer.config import build_config
+            from sanitizer.validation import profile
+
+            raw = {k: getattr(args, k) for k in ("input", "label_column", "id_column", "feature_columns", "format")
+                   if getattr(args, k) is not None}
+            raw["output"] = args.output
+            suite = profile(build_config(raw), args.output, args.margin)
+            print(f"wrote {args.output}: {len(suite['expectations'])} expectations from "
+                  f"{suite['meta']['sanitizer']['rows']:,} rows")
+            return 0
         parser.print_help()
         return 2
     except SanitizerError as exc:

@@ -60,6 +60,20 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    expectations: str | None = None
+    """A Great Expectations suite (JSON); see sanitizer.validation."""
+    dataset_failure: str = "stop"
+    """When a data-set-level expectation fails: "stop" (publish nothing) or "warn"."""
+
+    def validate(self) -> None:
+        if self.expectations is not None and (not isinstance(self.expectations, str) or not self.expectations):
+            raise ConfigError(f"validation.expectations must be a path, got {self.expectations!r}")
+        if self.dataset_failure not in ("stop", "warn"):
+            raise ConfigError(f"validation.dataset_failure must be one of stop, warn, got {self.dataset_failure!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     input: str | None = None
     output: str | None = None
@@ -71,6 +85,7 @@ class Config:
     overwrite: bool = False
     sample: SampleConfig = field(default_factory=SampleConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     detectors: dict[str, Any] = field(default_factory=dict)
     """Detector name -> its params object (see ``sanitizer.detectors``)."""
     policy: dict[str, str] = field(default_factory=dict)
@@ -231,6 +246,7 @@ def build_config(raw: dict[str, Any]) -> Config:
         overwrite=overwrite,
         sample=_build_section(SampleConfig, "sample", raw.get("sample")),
         scoring=_build_section(ScoringConfig, "scoring", raw.get("scoring")),
+        validation=_build_section(ValidationConfig, "validation", raw.get("validation")),
         detectors=detectors,
         policy=policy,
     )

@@ -42,7 +42,8 @@ def make_demo_data(path: str, seed: int = 0) -> dict[str, list[str]]:
     return {"outlier": ids[outliers].tolist(), "label_flip": ids[flips].tolist()}
 
 
-def main(workdir: str = "demo", seed: int = 0, beam_args: list[str] | None = None) -> int:
+def main(workdir: str = "demo", seed: int = 0, beam_args: list[str] | None = None,
+         expectations: str | None = None) -> int:
     from sanitizer.cli import summary_lines
     from sanitizer.config import build_config
     from sanitizer.run import run
@@ -64,10 +65,15 @@ def main(workdir: str = "demo", seed: int = 0, beam_args: list[str] | None = Non
             "id_column": "image_id",
             "seed": seed,
             "overwrite": True,
+            "validation": {"expectations": expectations},
         }
     )
     provenance = run(config, beam_args or [])
     print("\n".join(summary_lines(provenance, out)))
+    if provenance.get("validation"):
+        checks = provenance["validation"]["checks"]
+        print(f"  expectations: {sum(c['success'] for c in checks)} of {len(checks)} data-set checks passed "
+              f"({expectations}; results in {out}/validation/)")
 
     quarantined = set(pq.read_table(os.path.join(out, "quarantine"), columns=["image_id"]).column(0).to_pylist())
     print("planted poison caught:")

@@ -10,6 +10,7 @@ run fails before it starts and publishes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +37,7 @@ class Plan:
     batch_rows: int
     warnings: tuple[str, ...] = ()
     embedding: FeatureColumn | None = None  # a precomputed embedding column, when configured
+    suite: Any = None  # sanitizer.validation.Suite, when --expectations is given
 
     @property
     def id_output(self) -> str:
@@ -99,6 +101,11 @@ def make_plan(config: Config) -> Plan:
     if not features:
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
     _check_embedding_model(config, sum(fc.width for fc in features))
+    suite = None
+    if config.validation.expectations:
+        from sanitizer.validation import load_suite
+
+        suite = load_suite(config.validation.expectations, list(schema.names))
 
     if files[0].format == "parquet":
         splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
@@ -122,6 +129,7 @@ def make_plan(config: Config) -> Plan:
         batch_rows=config.scoring.batch_rows,
         warnings=tuple(warnings),
         embedding=embedding,
+        suite=suite,
     )
 
 

@@ -119,7 +119,8 @@ def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, id_output: str,
-            embedding: FeatureColumn | None = None) -> Extracted:
+            embedding: FeatureColumn | None = None,
+            extra_issues: list[tuple[str, np.ndarray, dict]] | None = None) -> Extracted:
     """Pull the feature matrix, labels, ids and keys out of a batch and check every row.
 
     Rows with a null label, a null / NaN / infinite / unparsable feature value or
@@ -213,6 +214,9 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
                 keep.append((code, mask, evidence))
             issues = keep
 
+    for code, mask, evidence in extra_issues or ():  # e.g. failed row-level expectations
+        issues.append((code, mask, evidence))
+        invalid |= mask
     valid = ~invalid
     if invalid.any():
         X = X[valid]

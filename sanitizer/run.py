@@ -144,6 +144,12 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
         accounting["holds"] = False
         accounting["problems"].append("the input has no data rows")
 
+    validation, failed_expectations = (None, [])
+    if plan.suite is not None:
+        validation, failed_expectations = _finish_validation(plan, config, out, work, stats, clean)
+        if failed_expectations:
+            validation["blocked_publication"] = config.validation.dataset_failure == "stop"
+
     provenance = {
         "run_id": run_id,
         "status": "succeeded" if accounting["holds"] else "failed",
@@ -166,6 +172,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
         "sample": fit.get("sample", {}),
         "detectors": fit.get("detectors", {}),
         "counts": stats,
+        "validation": validation,
         "accounting": accounting,
         "outputs": {
             "clean": [dict(s, path=prov.relative(s["path"], out)) for s in clean],
@@ -175,7 +182,18 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     }
     timings["finalize_s"] = round(time.perf_counter() - t2, 3)
     timings["total_s"] = round(time.perf_counter() - t0, 3)
+    if failed_expectations and config.validation.dataset_failure == "stop":
+        provenance["status"] = "failed"
     prov.write_atomic(f"{out}/{prov.PROVENANCE}", provenance)
+    if failed_expectations and config.validation.dataset_failure == "stop":
+        named = "; ".join(
+            f"{f['expectation']}({f['column'] or 'table'}) on {f['on']}: observed {f['observed']}"
+            for f in failed_expectations[:10]
+        )
+        raise SanitizerError(
+            f"data-set-level expectations failed, so nothing was published (no manifest): {named}. "
+            f"Details in {out}/validation/; set validation.dataset_failure: warn to publish anyway"
+        )
     if not accounting["holds"]:
         if rows_in == 0:
             raise SanitizerError(
@@ -191,6 +209,62 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     _fs().delete([work])
     prov.write_atomic(f"{out}/{prov.MANIFEST}", manifest)  # last: publishing
     return provenance
+
+
+def _finish_validation(plan: Plan, config: Config, out: str, work: str, stats: dict, clean: list[dict]):
+    """Data-set checks on the totals, the sample and the clean output; results to OUT/validation/."""
+    import pyarrow.parquet as pq
+
+    from sanitizer import validation as v
+
+    suite = plan.suite
+    sample_part = _read_json(f"{work}/validation_sample.json", default={"result": {}, "summary": []})
+    by_class = stats.get("by_class", {})
+    rows = {k: int(n) for k, n in by_class.get("rows", {}).items()}
+    held = {k: int(n) for k, n in by_class.get("quarantined", {}).items()}
+    clean_rows = sum(s["rows"] for s in clean)
+    checks = list(sample_part.get("summary", []))
+    checks += v.check_totals(suite, int(stats.get("rows_in", 0)), rows, "input totals")
+    checks += v.check_totals(suite, clean_rows, {k: n - held.get(k, 0) for k, n in rows.items()}, "clean output")
+
+    columns = [c for c in plan.output_schema.names if c in suite.columns()]
+    tables = []
+    for shard in clean:
+        with _fs().open(shard["path"]) as fh:
+            tables.append(pq.read_table(fh, columns=columns))
+    clean_frame = v.to_pandas(pa_concat(tables, plan, columns), set(columns))
+    clean_result = v.validate_frame(suite, clean_frame, [e for e in suite.expectations if e["type"] not in v.ROW_COUNT])
+    checks += v.summarise(clean_result, "clean output")
+
+    directory = f"{out}/validation"
+    if "://" not in directory:
+        os.makedirs(directory, exist_ok=True)
+    results = {"input_sample": sample_part.get("result", {}), "clean_output": clean_result}
+    for name, result in results.items():
+        prov.write_atomic(f"{directory}/{name}.json", result)
+    prov.write_atomic(f"{directory}/summary.json", checks)
+    docs = v.write_data_docs(results, f"{directory}/data_docs") if "://" not in directory else None
+
+    failed = [c for c in checks if not c["success"]]
+    row_failures = {k: n for k, n in stats.get("by_reason", {}).items() if k.startswith("validation:")}
+    info = {
+        "suite": suite.describe(),
+        "dataset_failure": config.validation.dataset_failure,
+        "row_level_expectations": len(suite.row_level),
+        "rows_failing_row_level": row_failures,
+        "checks": checks,
+        "success": not failed,
+        "data_docs": docs,
+    }
+    return info, failed
+
+
+def pa_concat(tables, plan: Plan, columns):
+    import pyarrow as pa
+
+    if tables:
+        return pa.concat_tables(tables)
+    return pa.schema([plan.output_schema.field(c) for c in columns]).empty_table()
 
 
 def _read_json(path: str, default):

@@ -27,6 +27,7 @@ from sanitizer.beam.transforms import (
     fit_summary,
     merge_stats,
     quarantine_schema,
+    validate_sample,
     write_json,
 )
 from sanitizer.config import Config
@@ -52,6 +53,13 @@ def build(p: beam.Pipeline, plan: Plan, config: Config, output: str) -> None:
         | "SummariseFit" >> beam.Map(lambda s, st: fit_summary(st, s), beam.pvalue.AsSingleton(states))
         | "WriteFitSummary" >> beam.Map(write_json, f"{work}/fit.json")
     )
+
+    if plan.suite is not None:
+        (
+            sample
+            | "ValidateSample" >> beam.Map(validate_sample, plan)
+            | "WriteSampleValidation" >> beam.Map(write_json, f"{work}/validation_sample.json")
+        )
 
     read = p | "Read" >> ReadBatches(plan, count_rows=True)
     scored = read.batches | "Score" >> beam.ParDo(

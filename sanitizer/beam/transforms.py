@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -99,8 +100,36 @@ class ReadBatches(beam.PTransform):
 # --------------------------------------------------------------------------- sample + fit
 
 
-def to_detector_batch(table: pa.Table, plan: Plan) -> tuple[Batch, Any]:
-    ex = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding)
+class _LockedValidator:
+    """One RowValidator per worker process, used by one thread at a time."""
+
+    def __init__(self, suite):
+        from sanitizer.validation import RowValidator
+
+        self.validator = RowValidator(suite)
+        self.lock = threading.Lock()
+
+    def __getstate__(self):
+        return {"suite": self.validator.suite}
+
+    def __setstate__(self, state):
+        self.__init__(state["suite"])
+
+    def issues(self, table):
+        with self.lock:
+            return self.validator.issues(table)
+
+
+def _row_validator(plan: Plan):
+    if plan.suite is None or not plan.suite.row_level:
+        return None
+    return _LockedValidator(plan.suite)
+
+
+
+def to_detector_batch(table: pa.Table, plan: Plan, validator=None) -> tuple[Batch, Any]:
+    extra = validator.issues(table) if validator is not None else None
+    ex = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding, extra)
     batch = Batch(ex.X, ex.labels, ex.keys, ex.ids, tuple(plan.feature_names), ex.embedding)
     return batch, ex
 
@@ -110,6 +139,7 @@ class SampleFn(beam.CombineFn):
 
     def __init__(self, plan: Plan, config: Config):
         self.plan = plan
+        self.validator = _row_validator(plan)
         self.sampler = ClassAwareSampler(
             size=config.sample.size,
             min_per_class=config.sample.min_per_class,
@@ -128,7 +158,7 @@ class SampleFn(beam.CombineFn):
             return acc
         if not mask.all():
             table = table.filter(pa.array(mask))
-        batch, _ = to_detector_batch(table, self.plan)
+        batch, _ = to_detector_batch(table, self.plan, self.validator)
         X = batch.X if batch.embedding is None else np.hstack([batch.X, batch.embedding])  # split again in fit
         return self.sampler.add(acc, X, batch.labels, batch.keys, batch.ids)
 
@@ -225,6 +255,7 @@ class ScoreFn(beam.DoFn):
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         self.runner_pool = ThreadPoolExecutor(2)
         self.detectors = {name: REGISTRY[name]() for name in self.config.enabled_detectors()}
+        self.validator = _row_validator(self.plan)
 
     def start_bundle(self):
         self.pending = []
@@ -255,7 +286,7 @@ class ScoreFn(beam.DoFn):
     def score_table(self, table: pa.Table, states: dict[str, Any]) -> list:
         plan = self.plan
         n = table.num_rows
-        batch, ex = to_detector_batch(table, plan)
+        batch, ex = to_detector_batch(table, plan, self.validator)
         results: dict[str, Scores] = {}
         for name, detector in self.detectors.items():
             state = states.get(name)
@@ -386,3 +417,12 @@ def merge_duplicates(parts) -> dict[str, Any]:
             examples.append(part)
     examples = sorted(examples, key=lambda e: (-e["count"], e["id"]))[:MAX_REPORTED_DUPLICATES]
     return {"duplicated_ids": total, "examples": examples}
+
+
+def validate_sample(sample, plan: Plan) -> dict[str, Any]:
+    """Data-set-level expectations (other than row counts) on the bounded sample."""
+    from sanitizer.validation import ROW_COUNT, sample_frame, summarise, validate_frame
+
+    expectations = [e for e in plan.suite.dataset_level if e["type"] not in ROW_COUNT]
+    result = validate_frame(plan.suite, sample_frame(sample, plan), expectations)
+    return {"result": result, "summary": summarise(result, "input sample")}

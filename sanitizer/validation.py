@@ -1,0 +1,386 @@
+"""Great Expectations suites: row checks inside the pipeline, data-set checks around it.
+
+A suite is a plain Great Expectations 1.x suite saved as JSON (see
+``validations/README.md``). ``sanitize run --expectations SUITE.json`` splits it:
+
+* **Row-level** expectations (``expect_column_values_*``: not null, between,
+  in set, type, regex...) run on every record batch inside the pipeline, with
+  the Great Expectations context and suite built once per worker. A failing row
+  is quarantined with the reason ``validation:<expectation type>:<column>``
+  next to any detector reasons, and the detectors never see it.
+* **Data-set-level** expectations run on the whole: row-count expectations on
+  the total rows read, the others (mean, spread, ...) on the bounded sample.
+  Class-share bounds, which Great Expectations has no expectation for, live in
+  the suite's ``meta.sanitizer.class_shares`` and are checked on the totals.
+  ``validation.dataset_failure: stop`` (default) refuses to publish when one
+  fails; ``warn`` records it and publishes.
+* After the run, the clean output is validated against the whole suite.
+
+Results land in ``OUT/validation/`` as Great Expectations result JSON plus a
+Data Docs site; provenance records the suite, its sha256 and the success of
+every expectation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from sanitizer.errors import ConfigError
+
+ROW_PREFIX = "expect_column_values_"
+ROW_COUNT = ("expect_table_row_count_to_be_between", "expect_table_row_count_to_equal")
+_LOCAL = threading.local()
+log = logging.getLogger("sanitizer")
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: str
+    sha256: str
+    name: str
+    expectations: tuple[dict, ...]
+    meta: dict
+
+    @property
+    def row_level(self) -> list[dict]:
+        return [e for e in self.expectations if e["type"].startswith(ROW_PREFIX)]
+
+    @property
+    def dataset_level(self) -> list[dict]:
+        return [e for e in self.expectations if not e["type"].startswith(ROW_PREFIX)]
+
+    def columns(self) -> set[str]:
+        cols = set()
+        for e in self.expectations:
+            kw = e.get("kwargs", {})
+            for key in ("column", "column_A", "column_B"):
+                if key in kw:
+                    cols.add(kw[key])
+            cols.update(kw.get("column_list", []))
+        return cols
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "name": self.name, "expectations": len(self.expectations)}
+
+
+def load_suite(path: str, columns: list[str] | None = None) -> Suite:
+    """Read and check a suite file; ConfigError (before any pipeline) when it is unusable."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        with FileSystems.open(path) as fh:
+            data = fh.read()
+    except Exception as exc:
+        raise ConfigError(f"expectation suite {path!r} cannot be read ({exc}); check the path") from None
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"expectation suite {path!r} is not valid JSON ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("expectations"), list):
+        raise ConfigError(
+            f"expectation suite {path!r} must be a JSON object with an 'expectations' list "
+            "(a Great Expectations suite: run 'sanitize profile' to make one)"
+        )
+    expectations = []
+    for i, e in enumerate(raw["expectations"]):
+        if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not isinstance(e.get("kwargs", {}), dict):
+            raise ConfigError(f"expectation suite {path!r}: expectation #{i} needs a 'type' string and 'kwargs' object")
+        expectations.append({"type": e["type"], "kwargs": dict(e.get("kwargs", {})), "meta": e.get("meta", {})})
+    suite = Suite(path, hashlib.sha256(data).hexdigest(), str(raw.get("name") or path), tuple(expectations),
+                  dict(raw.get("meta") or {}))
+    _gx_suite(suite, suite.expectations)  # unknown expectation types or bad kwargs fail here
+    if columns is not None:
+        missing = sorted(c for c in suite.columns() if c not in columns)
+        if missing:
+            raise ConfigError(
+                f"expectation suite {path!r} names column(s) {missing} that the input does not have; "
+                f"columns are: {', '.join(columns)}"
+            )
+    return suite
+
+
+def _gx():
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # after import: it sets its own
+    return gx
+
+
+def _gx_suite(suite: Suite, expectations) :
+    gx = _gx()
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    if not getattr(_LOCAL, "context", None):
+        _LOCAL.context = gx.get_context(mode="ephemeral")  # suites need an active context
+    out = gx.ExpectationSuite(name=suite.name)
+    for e in expectations:
+        try:
+            impl = get_expectation_impl(e["type"])
+            out.add_expectation(impl(**e["kwargs"], meta=e.get("meta") or None))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"expectation suite {suite.path!r}: {e['type']} with {e['kwargs']} is not a valid expectation ({first})"
+            ) from None
+    return out
+
+
+class _Runner:
+    """A Great Expectations ephemeral context + one validation definition, reused for every batch."""
+
+    def __init__(self, suite: Suite, expectations):
+        gx = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        asset = self.context.data_sources.add_pandas("sanitizer").add_dataframe_asset("batches")
+        self.batch_definition = asset.add_batch_definition_whole_dataframe("batch")
+        self.suite = self.context.suites.add(_gx_suite(suite, expectations))
+        self.definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name="sanitizer", data=self.batch_definition, suite=self.suite)
+        )
+
+    def run(self, df: pd.DataFrame):
+        return self.definition.run(batch_parameters={"dataframe": df}, result_format={"result_format": "COMPLETE"})
+
+
+def to_pandas(table: pa.Table, columns: set[str]) -> pd.DataFrame:
+    """The suite's columns as a pandas frame (list columns become Python lists)."""
+    keep = [c for c in table.column_names if c in columns]
+    return table.select(keep).to_pandas(types_mapper=None).reset_index(drop=True)
+
+
+class RowValidator:
+    """Row-level expectations on Arrow batches. Build once per worker; call ``issues(table)`` per batch."""
+
+    def __init__(self, suite: Suite):
+        self.suite = suite
+        self._runner = None
+
+    def __getstate__(self):
+        return {"suite": self.suite, "_runner": None}
+
+    def _get(self):
+        if self._runner is None:
+            self._runner = _Runner(self.suite, self.suite.row_level)
+        return self._runner
+
+    def issues(self, table: pa.Table) -> list[tuple[str, np.ndarray, dict]]:
+        if not self.suite.row_level or table.num_rows == 0:
+            return []
+        df = to_pandas(table, self.suite.columns())
+        result = self._get().run(df)
+        out = []
+        for r in result.results:
+            if r.success:
+                continue
+            config = r.expectation_config
+            column = config.kwargs.get("column")
+            rows = r.result.get("unexpected_index_list") or []
+            mask = np.zeros(table.num_rows, dtype=bool)
+            mask[np.asarray(rows, dtype=np.int64)] = True
+            if not mask.any():
+                continue
+            evidence = {k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}
+            out.append((f"validation:{config.type}:{column}", mask, json.loads(json.dumps(evidence, default=str))))
+        return out
+
+
+def validate_frame(suite: Suite, df: pd.DataFrame, expectations) -> dict[str, Any]:
+    """Run the given expectations on a frame; returns the Great Expectations result as a JSON dict."""
+    if not expectations:
+        return {"success": True, "results": []}
+    runner = _Runner(suite, expectations)
+    return runner.run(df).to_json_dict()
+
+
+def summarise(result: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    out = []
+    for r in result.get("results", []):
+        config = r.get("expectation_config", {})
+        out.append(
+            {
+                "on": label,
+                "expectation": config.get("type"),
+                "column": config.get("kwargs", {}).get("column"),
+                "success": bool(r.get("success")),
+                "observed": (r.get("result") or {}).get("observed_value"),
+            }
+        )
+    return out
+
+
+def check_totals(suite: Suite, total_rows: int, class_rows: dict[str, int], label: str) -> list[dict[str, Any]]:
+    """Row-count expectations and class-share bounds, checked on the totals of a run."""
+    out = []
+    for e in suite.dataset_level:
+        if e["type"] not in ROW_COUNT:
+            continue
+        kw = e["kwargs"]
+        if e["type"] == "expect_table_row_count_to_equal":
+            ok = total_rows == kw.get("value")
+        else:
+            lo, hi = kw.get("min_value"), kw.get("max_value")
+            ok = (lo is None or total_rows >= lo) and (hi is None or total_rows <= hi)
+        out.append({"on": label, "expectation": e["type"], "column": None, "success": bool(ok),
+                    "observed": total_rows})
+    shares = ((suite.meta.get("sanitizer") or {}).get("class_shares")) or {}
+    total = max(sum(class_rows.values()), 1)
+    for cls, bounds in sorted(shares.items()):
+        share = class_rows.get(str(cls), 0) / total
+        lo, hi = bounds
+        out.append({"on": label, "expectation": "sanitizer:class_share_between", "column": str(cls),
+                    "success": bool(lo <= share <= hi), "observed": round(share, 6)})
+    return out
+
+
+def sample_frame(sample, plan) -> pd.DataFrame:
+    """The bounded sample as a frame with the input's scalar feature columns and the label."""
+    data: dict[str, Any] = {}
+    start = 0
+    for fc in plan.features:
+        if not fc.is_list:
+            data[fc.name] = sample.X[:, start]
+        start += fc.width
+    data[plan.label_column] = sample.labels
+    return pd.DataFrame(data)
+
+
+def write_data_docs(results: dict[str, dict], directory: str) -> str | None:
+    """Render validation results as a Great Expectations Data Docs site under ``directory``; returns its index."""
+    import os
+
+    gx = _gx()
+    try:
+        context = gx.get_context(mode="ephemeral")
+        site = "sanitizer"
+        context.add_data_docs_site(
+            site_name=site,
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": os.path.abspath(directory)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        from great_expectations.core import ExpectationSuiteValidationResult
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        store = context.validation_results_store
+        for name, result in results.items():
+            if not result.get("results"):
+                continue  # nothing was checked on this side
+            vr = ExpectationSuiteValidationResult(**{k: v for k, v in result.items() if k != "id"})
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=vr.suite_name or name),
+                run_id=name,
+                batch_identifier=name,
+            )
+            store.set(key, vr)
+        context.build_data_docs(site_names=[site])
+        index = os.path.join(directory, "index.html")
+        return index if os.path.exists(index) else None
+    except Exception as exc:  # Data Docs are a convenience; the JSON results are the record
+        log.warning("could not render Data Docs (%s); the JSON results are in %s", exc, directory)
+        return None
+
+
+def profile(config, output: str, margin: float = 0.1) -> dict[str, Any]:
+    """Infer a suite from data a team trusts (``sanitize profile``); writes it to ``output`` and returns it.
+
+    Like TensorFlow Data Validation's schema inference, but the result is a plain
+    Great Expectations suite anyone can edit: non-null rules for columns without
+    nulls, numeric ranges widened by ``margin`` of the observed range, mean and
+    spread bounds, the label set, row-count bounds (half to twice the rows seen)
+    and class-share bounds (in ``meta.sanitizer.class_shares``).
+    """
+    import os
+    from datetime import datetime, timezone
+
+    from sanitizer import __version__
+    from sanitizer.plan import make_plan
+    from sanitizer.sources import iter_file_batches
+
+    plan = make_plan(config)
+    tables = []
+    for split in plan.splits:
+        f = plan.files[split.file_index]
+        tables.extend(iter_file_batches(f, plan.batch_rows, plan.schema, split))
+    table = pa.concat_tables(tables) if tables else plan.schema.empty_table()
+    n = table.num_rows
+    if n == 0:
+        raise ConfigError(f"input {config.input!r} has no rows to profile")
+    expectations: list[dict] = []
+
+    def add(kind: str, **kwargs):
+        expectations.append({"type": kind, "kwargs": kwargs, "meta": {"profiled": True}})
+
+    label = plan.label_column
+    scalar = {fc.name for fc in plan.features if not fc.is_list and not fc.coerce}
+    for name in plan.schema.names:
+        column = table.column(name)
+        if column.null_count == 0:
+            add("expect_column_values_to_not_be_null", column=name)
+        if name in scalar:
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            values = values[np.isfinite(values)]
+            if len(values) == 0:
+                continue
+            lo, hi = float(values.min()), float(values.max())
+            pad = margin * (hi - lo) if hi > lo else margin * max(abs(lo), 1.0)
+            add("expect_column_values_to_be_between", column=name, min_value=lo - pad, max_value=hi + pad)
+            mean, std = float(values.mean()), float(values.std())
+            add("expect_column_mean_to_be_between", column=name,
+                min_value=mean - 0.2 * std - 1e-9, max_value=mean + 0.2 * std + 1e-9)
+            if std > 0:
+                add("expect_column_stdev_to_be_between", column=name, min_value=0.7 * std, max_value=1.4 * std)
+    labels = pd.Series(table.column(label).to_pylist()).dropna()
+    value_set = sorted(labels.unique().tolist(), key=str)
+    add("expect_column_values_to_be_in_set", column=label, value_set=value_set)
+    add("expect_table_row_count_to_be_between", min_value=int(n // 2), max_value=int(2 * n))
+    from sanitizer.records import label_strings
+
+    shares = pd.Series(label_strings(table.column(label))).dropna().value_counts(normalize=True)
+    class_shares = {
+        str(k): [round(max(0.0, v - max(0.5 * v, 0.02)), 6), round(min(1.0, v + max(0.5 * v, 0.02)), 6)]
+        for k, v in shares.sort_index().items()
+    }
+    suite = {
+        "name": os.path.splitext(os.path.basename(output))[0],
+        "expectations": expectations,
+        "meta": {
+            "great_expectations_version": _gx().__version__,
+            "sanitizer": {
+                "profiled_from": config.input,
+                "rows": n,
+                "profiled_at": datetime.now(timezone.utc).isoformat(),
+                "sanitizer_version": __version__,
+                "margin": margin,
+                "class_shares": class_shares,
+            },
+        },
+    }
+    directory = os.path.dirname(output)
+    if directory and "://" not in output:
+        os.makedirs(directory, exist_ok=True)
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(output) as fh:
+        fh.write(json.dumps(suite, indent=2, default=str).encode("utf-8"))
+    load_suite(output, list(plan.schema.names))  # what we wrote must load back
+    return suite
