@@ -75,7 +75,7 @@ def inject_outliers(X: np.ndarray, rate: float, *, seed: int, kind: str = "unifo
     return X, idx
 
 
-def craft_feature_collision(backbone, bases: np.ndarray, target: np.ndarray, *, beta: float = 0.1,
+def craft_feature_collision(backbone, bases: np.ndarray, target: np.ndarray, *, beta: float = 1.0,
                             steps: int = 300, lr: float = 0.05, bounds: tuple[float, float] | None = None,
                             seed: int = 0) -> np.ndarray:
     """Craft clean-label feature-collision poisons (Poison Frogs, Shafahi et al. 2018) with torch autograd.
