@@ -423,6 +423,17 @@ def validate_sample(sample, plan: Plan) -> dict[str, Any]:
     """Data-set-level expectations (other than row counts) on the bounded sample."""
     from sanitizer.validation import ROW_COUNT, sample_frame, summarise, validate_frame
 
-    expectations = [e for e in plan.suite.dataset_level if e["type"] not in ROW_COUNT]
-    result = validate_frame(plan.suite, sample_frame(sample, plan), expectations)
+    frame = sample_frame(sample, plan)
+    # The sample holds the scalar features and the label; checks on other columns run on the clean output.
+    expectations = [
+        e for e in plan.suite.dataset_level
+        if e["type"] not in ROW_COUNT and _columns_of(e) <= set(frame.columns)
+    ]
+    result = validate_frame(plan.suite, frame, expectations)
     return {"result": result, "summary": summarise(result, "input sample")}
+
+
+def _columns_of(expectation: dict) -> set[str]:
+    kw = expectation.get("kwargs", {})
+    cols = {kw[k] for k in ("column", "column_A", "column_B") if k in kw}
+    return cols | set(kw.get("column_list", []))
