@@ -2,6 +2,8 @@
 
     sanitize run --input PATH_OR_GLOB --output DIR --label-column COL [options] [-- BEAM OPTIONS...]
     sanitize demo [--workdir DIR]
+    sanitize review OUT list|show|release|confirm ...   (see sanitizer/review_cli.py)
+    sanitize publish OUT
 
 Beam pipeline options go after ``--`` (or, when Beam knows them, anywhere), so
 ``-- --runner DataflowRunner --project P --region R --temp_location gs://...``
@@ -40,6 +42,8 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--expectations", help="a Great Expectations suite (JSON) to validate rows and the data set")
     p.add_argument("--embedding-model", dest="embedding_model",
                    help="TorchScript backbone for the feature_collision detector (path or URI)")
+    p.add_argument("--decisions", help="a review decisions file (JSON Lines, e.g. OUT/review/decisions.jsonl): "
+                   "released records stay clean, confirmed ones stay quarantined")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier run in --output")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return p
@@ -49,7 +53,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from sanitizer.config import build_config, load_config_file
 
     raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    for key in ("input", "output", "label_column", "id_column", "feature_columns", "format", "seed", "overwrite"):
+    for key in ("input", "output", "label_column", "id_column", "feature_columns", "format", "seed", "overwrite",
+                "decisions"):
         value = getattr(args, key, None)
         if value is not None:
             raw[key] = value
@@ -101,6 +106,14 @@ def summary_lines(provenance: dict[str, Any], output: str) -> list[str]:
     ]
     for reason, n in sorted(counts.get("by_reason", {}).items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"    {reason:<40} {n:>8,}")
+    review = provenance.get("decisions")
+    if review:
+        applied = review.get("applied", {})
+        lines.append(
+            f"  review decisions: {applied.get('released_kept_clean', 0):,} released kept clean "
+            f"({applied.get('released_overridden', 0):,} flagged again, overridden), "
+            f"{applied.get('confirmed_held', 0):,} confirmed held   [{review['path']}]"
+        )
     for name, info in provenance.get("detectors", {}).items():
         if info.get("status") == "skipped":
             lines.append(f"  detector {name} skipped: {info.get('reason')}")
@@ -157,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--format", choices=["auto", "parquet", "csv", "jsonl"])
     prof.add_argument("--output", required=True, help="where to write the suite, e.g. validations/train.json")
     prof.add_argument("--margin", type=float, default=0.1, help="widen numeric ranges by this share (default 0.1)")
+    from sanitizer.review_cli import add_parsers as add_review_parsers
+
+    add_review_parsers(sub)
     demo = sub.add_parser("demo", help="plant poison in scikit-learn's digits and sanitize it")
     demo.add_argument("--expectations", help="a suite to validate the demo data with")
     demo.add_argument("--workdir", default="demo", help="where the demo input and outputs go (default: demo)")
@@ -173,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
             from sanitizer.demo import main as demo_main
 
             return demo_main(args.workdir, args.seed, beam_args, args.expectations)
+        if args.command in ("review", "publish"):
+            from sanitizer.review_cli import run_publish, run_review
+
+            return run_review(args) if args.command == "review" else run_publish(args)
         if args.command == "profile":
             from sanitizer.config import build_config
             from sanitizer.validation import profile

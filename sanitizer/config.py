@@ -21,6 +21,7 @@ Example (YAML)::
         threshold_z: 5.0
     policy:
       outlier: quarantine        # or "report": flag in provenance, keep the row clean
+    decisions: out/review/decisions.jsonl   # optional; review decisions to honour (see sanitizer.review)
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class Config:
     """Detector name -> its params object (see ``sanitizer.detectors``)."""
     policy: dict[str, str] = field(default_factory=dict)
     """Detector name -> "quarantine" or "report"."""
+    decisions: str | None = None
+    """A review decisions file (JSON Lines, see sanitizer.review): released ids stay clean, confirmed stay held."""
 
     def require_runnable(self) -> None:
         """Check the keys a run cannot do without."""
@@ -177,7 +180,7 @@ def build_config(raw: dict[str, Any]) -> Config:
     if unknown:
         raise ConfigError(f"unknown config key '{unknown[0]}'; allowed keys: {', '.join(sorted(allowed))}")
 
-    for key in ("input", "output", "label_column", "id_column"):
+    for key in ("input", "output", "label_column", "id_column", "decisions"):
         value = raw.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
@@ -249,6 +252,7 @@ def build_config(raw: dict[str, Any]) -> Config:
         validation=_build_section(ValidationConfig, "validation", raw.get("validation")),
         detectors=detectors,
         policy=policy,
+        decisions=raw.get("decisions"),
     )
 
 

@@ -38,6 +38,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     embedding: FeatureColumn | None = None  # a precomputed embedding column, when configured
     suite: Any = None  # sanitizer.validation.Suite, when --expectations is given
+    decisions: Any = None  # sanitizer.review.ReviewDecisions, when --decisions is given (last decision per id)
 
     @property
     def id_output(self) -> str:
@@ -67,6 +68,11 @@ class Plan:
 
 def make_plan(config: Config) -> Plan:
     config.require_runnable()
+    decisions = None
+    if config.decisions:
+        from sanitizer.review import load_decisions
+
+        decisions = load_decisions(config.decisions)  # a broken line stops the run here, naming the line
     files = discover(config.input, config.format)
     schema = read_schema(files[0])
     if schema is None or not schema.names:
@@ -95,6 +101,8 @@ def make_plan(config: Config) -> Plan:
         break
 
     warnings: list[str] = []
+    if decisions is not None and decisions.lines == 0:
+        warnings.append(f"decisions file {config.decisions!r} holds no decisions")
     embedding = _resolve_embedding(config, schema, first_batch)
     skip = {embedding.name} if embedding else set()
     features = [fc for fc in _resolve_features(config, schema, first_batch, warnings) if fc.name not in skip]
@@ -130,6 +138,7 @@ def make_plan(config: Config) -> Plan:
         warnings=tuple(warnings),
         embedding=embedding,
         suite=suite,
+        decisions=decisions,
     )
 
 

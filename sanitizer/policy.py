@@ -5,6 +5,12 @@ a detector whose policy action is ``quarantine`` flagged it. A detector whose
 action is ``report`` only annotates: its flags are counted in provenance and the
 row stays clean.
 
+Review decisions (``sanitize run --decisions``, see :mod:`sanitizer.review`)
+come last: a released record stays clean even when a detector flags it (its
+flags are kept as *overridden*), unless it failed a row check; a confirmed
+record is quarantined with reason ``review:confirmed`` whatever the detectors
+said.
+
 Every quarantined row carries machine-readable reasons: a JSON list of
 ``{"detector", "code", "score", "threshold", "evidence"}`` objects, plus the
 plain list of reason codes for filtering.
@@ -28,13 +34,19 @@ class Decision:
     reasons: dict[int, list[dict]]  # row -> reasons (quarantined or reported rows)
     reported: np.ndarray  # (n_rows,) bool: flagged by a report-only detector, kept clean
     scores: dict[str, np.ndarray]  # detector -> (n_rows,) float64, NaN where not scored
+    released: np.ndarray | None = None  # (n_rows,) bool: released by review (only with decisions)
+    overridden: np.ndarray | None = None  # released rows a quarantining detector flagged, kept clean
+    confirmed: np.ndarray | None = None  # confirmed by review: quarantined
+    held_by_review: np.ndarray | None = None  # confirmed rows nothing else would have quarantined
 
 
 def _clean_number(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
 
-def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict[str, str]) -> Decision:
+def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict[str, str],
+           review=None, ids: np.ndarray | None = None) -> Decision:
+    """``review``: a sanitizer.review.ReviewDecisions; ``ids``: every row's id string (needed with it)."""
     quarantine = ~ex.valid.copy()
     reported = np.zeros(n_rows, dtype=bool)
     reasons: dict[int, list[dict]] = {}
@@ -76,8 +88,20 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
                     "evidence": result.evidence.get(int(local), {}),
                 }
             )
+    if review is None or ids is None:
+        reported &= ~quarantine
+        return Decision(quarantine, reasons, reported, scores)
+
+    released, confirmed = review.lookup(ids)
+    released &= ex.valid  # a release overrides detectors, never a failed row check
+    overridden = released & quarantine
+    held_by_review = confirmed & ~quarantine
+    quarantine &= ~released
+    for i in np.flatnonzero(confirmed):
+        reasons.setdefault(int(i), []).append(review.confirmed_reason(ids[i]))
+    quarantine |= confirmed
     reported &= ~quarantine
-    return Decision(quarantine, reasons, reported, scores)
+    return Decision(quarantine, reasons, reported, scores, released, overridden, confirmed, held_by_review)
 
 
 def reasons_json(entries: list[dict]) -> str:

@@ -15,6 +15,7 @@ from sanitizer import provenance as prov
 from sanitizer.config import Config
 from sanitizer.errors import ConfigError, SanitizerError
 from sanitizer.plan import Plan, make_plan
+from sanitizer.review import provenance_entry as review_provenance
 
 log = logging.getLogger("sanitizer")
 
@@ -37,6 +38,8 @@ def prepare_output(out: str, overwrite: bool) -> None:
     for name in (prov.MANIFEST, prov.MANIFEST + ".tmp", prov.PROVENANCE):
         if fs.exists(f"{out}/{name}"):
             fs.delete([f"{out}/{name}"])
+    if existing:  # manifests superseded by `sanitize publish` name shards that are about to go
+        fs.delete([m.path for m in fs.match([f"{out}/manifest-*.json"])[0].metadata_list])
     for name in ("clean", "quarantine", "_work"):
         if fs.exists(f"{out}/{name}"):
             fs.delete([f"{out}/{name}"])
@@ -173,6 +176,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
         "detectors": fit.get("detectors", {}),
         "counts": stats,
         "validation": validation,
+        "decisions": review_provenance(plan.decisions, stats),  # review decisions honoured (--decisions)
         "accounting": accounting,
         "outputs": {
             "clean": [dict(s, path=prov.relative(s["path"], out)) for s in clean],

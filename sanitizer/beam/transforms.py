@@ -293,7 +293,10 @@ class ScoreFn(beam.DoFn):
             if state is None or isinstance(state, Skipped):
                 continue
             results[name] = _score_threaded(detector, batch, state, self.pool, self.threads)
-        decision = decide(n, ex, results, self.config.policy)
+        ids = None
+        if plan.decisions is not None:  # review decisions are looked up by record id
+            ids = pc.cast(table.column(plan.id_output), pa.string()).to_numpy(zero_copy_only=False)
+        decision = decide(n, ex, results, self.config.policy, plan.decisions, ids)
 
         keep = list(plan.output_schema.names)
         q = decision.quarantine
@@ -320,7 +323,8 @@ class ScoreFn(beam.DoFn):
         q = decision.quarantine
         labels = ex.labels_all
         by_reason: dict[str, int] = {}
-        for row in np.flatnonzero(q | decision.reported):
+        overridden = decision.overridden if decision.overridden is not None else np.zeros(n, dtype=bool)
+        for row in np.flatnonzero((q | decision.reported) & ~overridden):
             for code in {r["code"] for r in decision.reasons.get(int(row), [])}:
                 by_reason[code] = by_reason.get(code, 0) + 1
         by_detector = {}
@@ -331,7 +335,7 @@ class ScoreFn(beam.DoFn):
                 "flagged": flagged,
                 "action": self.config.policy.get(name, "quarantine"),
             }
-        return {
+        stats = {
             "rows_in": int(n),
             "clean": int((~q).sum()),
             "quarantined": int(q.sum()),
@@ -344,6 +348,21 @@ class ScoreFn(beam.DoFn):
                 "quarantined": _count(labels[q]),
             },
         }
+        if decision.released is not None:
+            flags: dict[str, int] = {}
+            for row in np.flatnonzero(overridden):
+                for r in decision.reasons.get(int(row), []):
+                    if r.get("action") == "quarantine":
+                        flags[r["code"]] = flags.get(r["code"], 0) + 1
+            stats["review"] = {
+                "released_seen": int(decision.released.sum()),
+                "released_kept_clean": int((decision.released & ~q).sum()),
+                "released_overridden": int(overridden.sum()),
+                "overridden_flags": flags,
+                "confirmed_held": int(decision.confirmed.sum()),
+                "confirmed_held_unflagged": int(decision.held_by_review.sum()),
+            }
+        return stats
 
 
 def merge_stats(parts) -> dict[str, Any]:
