@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -135,7 +136,14 @@ def _cmd_run(argv: list[str]) -> int:
     beam_args = check_beam_args(unknown) + beam_args
     config = config_from_args(args)
     config.require_runnable()
-    provenance = run(config, beam_args)
+    from sanitizer import progress
+
+    if not args.quiet and sys.stderr.isatty():
+        os.environ[progress.ENV] = "1"  # inherited by in-process and multi-processing workers
+    try:
+        provenance = run(config, beam_args)
+    finally:
+        progress.finish()
     if not args.quiet:
         print("\n".join(summary_lines(provenance, config.output)))
     return 0

@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from sanitizer import progress
 from sanitizer import provenance as prov
 from sanitizer.config import Config
 from sanitizer.errors import ConfigError, SanitizerError
@@ -98,6 +99,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
         log.warning(warning)
     out = config.output.rstrip("/")
     prepare_output(out, config.overwrite)
+    progress.stage("planning: hashing inputs")
     inputs = []
     for i, f in enumerate(plan.files):
         sha, size = prov.sha256_of(f.path)
@@ -111,6 +113,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     try:
         p = beam.Pipeline(options=options)
         build(p, plan, config, out)
+        progress.stage("pipeline: sampling, fitting, scoring")
         result = p.run()
         state = result.wait_until_finish()
     except SanitizerError:
@@ -122,6 +125,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     timings["pipeline_s"] = round(time.perf_counter() - t1, 3)
 
     t2 = time.perf_counter()
+    progress.stage("finalising: verifying shards, writing provenance")
     work = work_dir(out)
     stats = _read_json(f"{work}/stats.json", default={})
     fit = _read_json(f"{work}/fit.json", default={})

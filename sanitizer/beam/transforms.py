@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.pvalue import TaggedOutput
 
+from sanitizer import progress
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.plan import Plan
@@ -79,6 +80,8 @@ class ReadSplitFn(beam.DoFn):
         for table in iter_file_batches(f, self.plan.batch_rows, schema, split, self.columns):
             out = add_ids(table, self.plan, split.file_index, row)
             row += table.num_rows
+            if self.count_rows:
+                progress.add("read", table.num_rows)
             yield out
         if self.count_rows:
             yield TaggedOutput("file_rows", (split.file_index, row - split.first_row))
@@ -171,6 +174,7 @@ class SampleFn(beam.CombineFn):
 
 def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
     """Fit every enabled detector on the sample; a detector that cannot run returns Skipped."""
+    progress.stage(f"fitting detectors on {sample.n:,} sample rows")
     d = len(plan.feature_names)
     X, E = (sample.X, None) if plan.embedding is None else (sample.X[:, :d], sample.X[:, d:])
     batch = Batch(X, sample.labels, sample.keys, sample.ids, tuple(plan.feature_names), E)
@@ -259,6 +263,7 @@ class ScoreFn(beam.DoFn):
 
     def start_bundle(self):
         self.pending = []
+        progress.stage("scoring")
 
     def teardown(self):
         for pool in (self.pool, self.runner_pool):
@@ -297,6 +302,8 @@ class ScoreFn(beam.DoFn):
         if plan.decisions is not None:  # review decisions are looked up by record id
             ids = pc.cast(table.column(plan.id_output), pa.string()).to_numpy(zero_copy_only=False)
         decision = decide(n, ex, results, self.config.policy, plan.decisions, ids)
+        progress.add("scored", n)
+        progress.add("quarantined", int(decision.quarantine.sum()))
 
         keep = list(plan.output_schema.names)
         q = decision.quarantine
