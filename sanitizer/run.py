@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from sanitizer import progress
+from sanitizer import lineage, progress
 from sanitizer import provenance as prov
 from sanitizer.config import Config
 from sanitizer.errors import ConfigError, SanitizerError
@@ -36,7 +36,7 @@ def prepare_output(out: str, overwrite: bool) -> None:
             f"output {out!r} already holds a run ({', '.join(existing)}); "
             "choose an empty folder or pass --overwrite to replace it"
         )
-    for name in (prov.MANIFEST, prov.MANIFEST + ".tmp", prov.PROVENANCE):
+    for name in (prov.MANIFEST, prov.MANIFEST + ".tmp", prov.PROVENANCE, "report.html", "lineage.json"):
         if fs.exists(f"{out}/{name}"):
             fs.delete([f"{out}/{name}"])
     if existing:  # manifests superseded by `sanitize publish` name shards that are about to go
@@ -193,21 +193,31 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     if failed_expectations and config.validation.dataset_failure == "stop":
         provenance["status"] = "failed"
     prov.write_atomic(f"{out}/{prov.PROVENANCE}", provenance)
+    _write_report(out, provenance)
+    failure = None
     if failed_expectations and config.validation.dataset_failure == "stop":
         named = "; ".join(
             f"{f['expectation']}({f['column'] or 'table'}) on {f['on']}: observed {f['observed']}"
             for f in failed_expectations[:10]
         )
-        raise SanitizerError(
+        failure = SanitizerError(
             f"data-set-level expectations failed, so nothing was published (no manifest): {named}. "
             f"Details in {out}/validation/; set validation.dataset_failure: warn to publish anyway"
         )
-    if not accounting["holds"]:
+    elif not accounting["holds"]:
         if rows_in == 0:
-            raise SanitizerError(
+            failure = SanitizerError(
                 f"input {config.input!r} has no data rows, so nothing was published; check the input path"
             )
-        prov.fail_integrity(accounting)
+        else:
+            try:
+                prov.fail_integrity(accounting)
+            except SanitizerError as exc:
+                failure = exc
+    if failure is not None:
+        lineage.record_run(provenance, out, state="FAIL", error=str(failure))
+        raise failure
+    lineage.record_run(provenance, out)
 
     prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
     manifest = prov.build_manifest(
@@ -217,6 +227,16 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     _fs().delete([work])
     prov.write_atomic(f"{out}/{prov.MANIFEST}", manifest)  # last: publishing
     return provenance
+
+
+def _write_report(out: str, provenance: dict) -> None:
+    """The reviewer's page; a report problem is logged, never a reason to withhold clean data."""
+    from sanitizer.report import write_report
+
+    try:
+        write_report(out, provenance)
+    except Exception as exc:  # noqa: BLE001 - the report is a convenience, the shards are the product
+        log.warning("could not write %s/report.html: %s", out, exc)
 
 
 def _finish_validation(plan: Plan, config: Config, out: str, work: str, stats: dict, clean: list[dict]):

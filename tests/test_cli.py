@@ -66,7 +66,9 @@ def test_output_layout(e2e):
     assert clean and all(n.startswith("part-") and n.endswith(".parquet") for n in clean)
     assert quarantine and all(n.startswith("part-") and n.endswith(".parquet") for n in quarantine)
     assert not (out / "_work").exists()
-    assert sorted(p.name for p in out.iterdir()) == ["clean", "manifest.json", "provenance.json", "quarantine"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "clean", "lineage.json", "manifest.json", "provenance.json", "quarantine", "report.html",
+    ]
 
 
 def test_every_row_is_accounted_for(e2e, poisoned):

@@ -1,0 +1,56 @@
+"""The HTML quarantine report: ``OUT/report.html``, one self-contained page for reviewers.
+
+    from sanitizer.report import write_report
+    path = write_report(out_dir, provenance)   # after provenance.json is written
+
+The page reads its numbers from the provenance dict and its rows from
+``OUT/quarantine/*.parquet``: a summary, per-detector / per-reason / per-class
+tables, score histograms with the thresholds marked, the label-flip matrix,
+the quarantine share per class and a sortable, filterable table of the suspects
+(with thumbnails when a feature column is a square image). It opens from disk
+and fetches nothing. Regenerate it for an existing run with
+``python -m sanitizer.report OUT``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sanitizer.report.data import load_quarantine
+from sanitizer.report.page import build_html
+
+REPORT = "report.html"
+MAX_ROWS = 5000
+
+__all__ = ["MAX_ROWS", "REPORT", "render_report", "write_report"]
+
+
+def render_report(out_dir: str, provenance: dict, max_rows: int = MAX_ROWS) -> str:
+    """The report page as a string (see :func:`write_report`)."""
+    data = load_quarantine(out_dir, provenance, max(int(max_rows), 1))
+    return build_html(out_dir, provenance, data, max_rows)
+
+
+def write_report(out_dir: str, provenance: dict, max_rows: int = MAX_ROWS) -> str:
+    """Write ``out_dir/report.html`` for a finished run and return its path.
+
+    ``provenance`` is the dict ``sanitizer.run.run`` returns (the content of
+    provenance.json). At most ``max_rows`` quarantined rows are listed in the
+    suspects table (the page says how many more there are and where they are);
+    every count and plot covers all of them.
+    """
+    html = render_report(out_dir, provenance, max_rows).encode("utf-8")
+    out = out_dir.rstrip("/")
+    path = f"{out}/{REPORT}"
+    if "://" in out:
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.create(path) as fh:
+            fh.write(html)
+        return path
+    os.makedirs(out, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(html)
+    os.replace(tmp, path)
+    return path

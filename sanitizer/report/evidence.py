@@ -1,0 +1,140 @@
+"""One quarantined row's reasons, summarised as short plain-text lines.
+
+The lines are data, not markup: the page renders them with ``textContent``.
+Known detectors get a tailored summary; anything else (row checks, expectation
+failures, detectors added later) gets its scalar evidence as ``key: value``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+MAX_LINE = 240
+MAX_NEIGHBOURS = 5
+MAX_GENERIC_ITEMS = 6
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e12:
+            return str(int(value))
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+
+
+def _neighbours(items: Any) -> str:
+    if not isinstance(items, list):
+        return ""
+    parts = []
+    for item in items[:MAX_NEIGHBOURS]:
+        if isinstance(item, dict):
+            parts.append(f"{item.get('id')} ({item.get('label')})")
+        else:
+            parts.append(str(item))
+    more = len(items) - MAX_NEIGHBOURS
+    return ", ".join(parts) + (f", +{more} more" if more > 0 else "")
+
+
+def _label_flip(ev: dict) -> list[str]:
+    lines = []
+    if "suggested_label" in ev:
+        line = f"suggested label {ev.get('suggested_label')}"
+        if "p_suggested" in ev:
+            line += f" (p {_num(ev['p_suggested'])}; given {ev.get('given_label')} p {_num(ev.get('p_given'))})"
+        lines.append(line)
+    if ev.get("neighbours"):
+        agreement = ev.get("neighbour_agreement")
+        head = "neighbours" + (f" (agree with given: {_num(agreement, 2)})" if agreement is not None else "")
+        lines.append(f"{head}: {_neighbours(ev['neighbours'])}")
+    return lines
+
+
+def _feature_collision(ev: dict) -> list[str]:
+    lines = []
+    if "majority_label" in ev:
+        line = f"feature-space neighbours say {ev.get('majority_label')}"
+        extras = []
+        if "agreement" in ev:
+            extras.append(f"agreement {_num(ev['agreement'], 2)}")
+        if "k" in ev:
+            extras.append(f"k {ev['k']}")
+        lines.append(line + (f" ({', '.join(extras)})" if extras else ""))
+    if "nearest_centroid" in ev:
+        ratio = ev.get("centroid_distance_ratio")
+        lines.append(f"nearest class centroid {ev['nearest_centroid']}"
+                     + (f" (distance ratio {_num(ratio)})" if ratio is not None else ""))
+    if ev.get("nearest"):
+        lines.append(f"nearest: {_neighbours(ev['nearest'])}")
+    return lines
+
+
+def _outlier(ev: dict) -> list[str]:
+    lines = []
+    feats = ev.get("extreme_features")
+    if isinstance(feats, list) and feats:
+        parts = []
+        for f in feats[:4]:
+            if not isinstance(f, dict):
+                parts.append(str(f))
+                continue
+            typical = f.get("typical_range")
+            rng = f" (typical {_num(typical[0])}–{_num(typical[1])})" if isinstance(typical, list) and len(typical) == 2 else ""
+            parts.append(f"{f.get('feature')} = {_num(f.get('value'))}{rng}")
+        lines.append("extreme features: " + "; ".join(parts))
+    if "reference" in ev:
+        lines.append(f"compared with {ev['reference']}")
+    return lines
+
+
+def _generic(ev: Any) -> list[str]:
+    if not isinstance(ev, dict):
+        return [str(ev)] if ev not in (None, "", {}) else []
+    parts = []
+    for key, value in list(ev.items())[:MAX_GENERIC_ITEMS]:
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "id" in value[0]:
+            parts.append(f"{key}: {_neighbours(value)}")
+        elif isinstance(value, (dict, list)):
+            parts.append(f"{key}: {str(value)[:80]}")
+        else:
+            parts.append(f"{key}: {_num(value)}")
+    return ["; ".join(parts)] if parts else []
+
+
+_BY_DETECTOR = {"label_flip": _label_flip, "feature_collision": _feature_collision, "outlier": _outlier}
+
+
+def summarise_reasons(reasons: list[dict]) -> list[dict[str, Any]]:
+    """[{code, detector, score, threshold, lines}] for one row's parsed reasons."""
+    out = []
+    for r in reasons:
+        detector = str(r.get("detector") or "")
+        ev = r.get("evidence") or {}
+        fn = _BY_DETECTOR.get(detector)
+        try:
+            lines = fn(ev) if fn and isinstance(ev, dict) else _generic(ev)
+        except Exception:  # odd evidence must not break the report
+            lines = _generic(ev)
+        score, threshold = r.get("score"), r.get("threshold")
+        head = []
+        if isinstance(score, (int, float)) and not isinstance(score, bool):
+            head.append(f"score {_num(score)}")
+        if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+            head.append(f"threshold {_num(threshold)}")
+        if r.get("action") == "report":
+            head.append("report only")
+        out.append({
+            "code": str(r.get("code", "?")),
+            "detector": detector,
+            "head": ", ".join(head),
+            "lines": [_clip(str(line)) for line in lines],
+        })
+    return out

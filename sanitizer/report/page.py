@@ -1,0 +1,434 @@
+"""Assemble report.html: one self-contained page (inline CSS, JS and SVG; nothing fetched).
+
+Safety rules, kept everywhere in this module:
+
+- every value from the data or the provenance goes through :func:`esc`
+  (``html.escape`` with quotes) before it lands in markup, text or attribute;
+- the data the suspects table needs is JSON in ``<script type="application/json">``
+  with ``<``, ``>`` and ``&`` written as ``\\u003c`` etc., read with ``JSON.parse``
+  and put on the page with ``textContent`` only;
+- a content security policy allows only this page's own two scripts (by nonce),
+  inline styles and ``data:`` images, so even a mistake could neither run injected
+  script nor fetch anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from typing import Any
+
+from sanitizer.report import charts
+from sanitizer.report.assets import CSS, ERROR_JS, TABLE_JS
+from sanitizer.report.charts import esc
+from sanitizer.report.data import QuarantineData
+
+NAV = (
+    '<nav class="toc"><a href="#summary">Summary</a><a href="#detectors">Detectors</a><a href="#reasons">Reasons</a>'
+    '<a href="#plots">Plots</a><a href="#classes">Classes</a><a href="#suspects-section">Suspects</a></nav>'
+)
+MAX_CLASS_BARS = 40
+MAX_CLASS_TABLE = 500
+OPEN_CLASS_TABLE = 30  # longer class tables start folded
+
+
+def script_json(obj: Any) -> str:
+    """JSON that is safe inside a <script> element: no '<', '>' or '&' can end or confuse it."""
+    text = json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _n(value) -> str:
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return esc(value)
+
+
+def _pct(part, whole) -> str:
+    return f"{part / whole:.1%}" if whole else "–"
+
+
+def _num_or_none(value):
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _table(headers: list[tuple[str, str]], rows: list[list[str]], cls: str = "small") -> str:
+    """headers: (label, css class); rows: cells already escaped."""
+    head = "".join(f'<th class="{c}">{esc(h)}</th>' for h, c in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{headers[i][1]}">{cell}</td>' for i, cell in enumerate(r)) + "</tr>"
+        for r in rows
+    )
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _header(p: dict, out_dir: str) -> str:
+    status = str(p.get("status", "unknown"))
+    badge = "ok" if status == "succeeded" else "fail"
+    inputs = p.get("inputs") or []
+    first = inputs[0].get("uri") if inputs and isinstance(inputs[0], dict) else (p.get("config") or {}).get("input")
+    input_text = (f"{first}" if first else "?") + (f" (+{len(inputs) - 1} more files)" if len(inputs) > 1 else "")
+    meta = [
+        ("run", p.get("run_id", "?")),
+        ("started", p.get("started_at", "?")),
+        ("runner", p.get("runner", "?")),
+        ("input", input_text or "?"),
+        ("output", out_dir),
+        ("sanitizer", (p.get("versions") or {}).get("sanitizer", "?")),
+    ]
+    items = "".join(f"<span>{esc(k)} <b class=\"wrap\">{esc(v)}</b></span>" for k, v in meta)
+    return (
+        f'<header class="top"><h1>Quarantine report <span class="badge {badge}" id="run-status">{esc(status)}</span>'
+        f'</h1><div class="meta">{items}</div></header>'
+    )
+
+
+def _summary(p: dict, q: QuarantineData) -> str:
+    counts = p.get("counts") or {}
+    acc = p.get("accounting") or {}
+    rows_in = int(counts.get("rows_in", acc.get("input_rows", 0)) or 0)
+    clean = int(counts.get("clean", acc.get("clean_rows", 0)) or 0)
+    quarantined = int(counts.get("quarantined", acc.get("quarantined_rows", q.total_rows)) or 0)
+    invalid = int(counts.get("invalid", 0) or 0)
+    reported = int(counts.get("reported_kept_clean", 0) or 0)
+    cards = [
+        ("rows-in", "", "Rows in", rows_in, "read from the input"),
+        ("rows-clean", "c", "Clean", clean, f"{_pct(clean, rows_in)} of rows, published"),
+        ("rows-quarantined", "q", "Quarantined", quarantined, f"{_pct(quarantined, rows_in)} of rows"),
+        ("rows-invalid", "", "Failed row checks", invalid, "null / NaN / wrong shape / expectations"),
+        ("rows-reported", "", "Flagged, kept clean", reported, "by report-only detectors"),
+    ]
+    html = ['<section id="summary"><h2>Summary</h2><div class="cards">']
+    for ident, cls, title, value, sub in cards:
+        html.append(
+            f'<div class="card {cls}"><div class="k">{esc(title)}</div>'
+            f'<div class="v" id="{ident}" data-value="{int(value)}">{_n(value)}</div>'
+            f'<div class="s">{esc(sub)}</div></div>'
+        )
+    html.append("</div>")
+    notes = []
+    if acc:
+        if acc.get("holds"):
+            notes.append(f'<span class="badge ok">accounted</span> input rows = clean + quarantined '
+                         f"({_n(acc.get('input_rows'))} = {_n(acc.get('clean_rows'))} + "
+                         f"{_n(acc.get('quarantined_rows'))})")
+        else:
+            problems = "; ".join(str(x) for x in acc.get("problems") or [])
+            notes.append(f'<span class="badge fail">not accounted</span> {esc(problems)}')
+    if q.total_rows != quarantined:
+        notes.append(f'<span class="badge skip">note</span> the quarantine shards hold {_n(q.total_rows)} rows, '
+                     f"provenance says {_n(quarantined)}")
+    v = p.get("validation")
+    if isinstance(v, dict):
+        checks = v.get("checks") or []
+        passed = sum(1 for c in checks if isinstance(c, dict) and c.get("success"))
+        suite = (v.get("suite") or {}).get("name", "")
+        badge = "ok" if v.get("success") else "fail"
+        notes.append(f'<span class="badge {badge}">expectations</span> {passed} of {len(checks)} data-set checks '
+                     f"passed (suite {esc(suite)}); results in validation/")
+    review = counts.get("review")
+    if isinstance(review, dict) and review:
+        notes.append(
+            f'<span class="badge neutral">review</span> {_n(review.get("released_kept_clean", 0))} released rows kept '
+            f'clean ({_n(review.get("released_overridden", 0))} of them overriding a detector), '
+            f'{_n(review.get("confirmed_held", 0))} confirmed rows held'
+        )
+    if notes:
+        html.append('<p class="note">' + "<br>".join(notes) + "</p>")
+    for w in p.get("warnings") or []:
+        html.append(f'<div class="callout">{esc(w)}</div>')
+    html.append("</section>")
+    return "".join(html)
+
+
+def _detector_section(p: dict, q: QuarantineData) -> str:
+    counts = p.get("counts") or {}
+    by_det = counts.get("by_detector") or {}
+    fitted = p.get("detectors") or {}
+    policy = (p.get("config") or {}).get("policy") or {}
+    names = list(dict.fromkeys(list(fitted) + list(by_det) + q.detectors))
+    rows = []
+    for name in names:
+        info = fitted.get(name) or {}
+        stats = by_det.get(name) or {}
+        status = str(info.get("status") or ("fitted" if stats else "unknown"))
+        badge = {"fitted": "ok", "skipped": "skip"}.get(status, "neutral")
+        action = stats.get("action") or policy.get(name) or "quarantine"
+        thr = _num_or_none(info.get("threshold"))
+        seen = sorted(q.scores[name].thresholds) if name in q.scores else []
+        if thr is not None:
+            thr_text = charts.fmt(thr)
+        elif len(seen) == 1:
+            thr_text = charts.fmt(seen[0])
+        elif seen:
+            thr_text = f"{charts.fmt(seen[0])} to {charts.fmt(seen[-1])} (per class)"
+        else:
+            thr_text = "–"
+        notes = info.get("reason") if status == "skipped" else info.get("score") or ""
+        rows.append([
+            f'<span class="mono">{esc(name)}</span>',
+            f'<span class="badge {badge}">{esc(status)}</span>',
+            esc(action),
+            _n(stats.get("scored", 0)) if stats else "–",
+            _n(stats.get("flagged", 0)) if stats else "–",
+            _n(q.code_counts.get(name, 0)),
+            esc(thr_text),
+            f'<span class="wrap">{esc(notes)}</span>',
+        ])
+    if not rows:
+        return ""
+    table = _table(
+        [("detector", ""), ("status", ""), ("action", ""), ("scored", "num"), ("flagged", "num"),
+         ("in quarantine", "num"), ("threshold", ""), ("notes / skipped because", "")],
+        rows,
+    )
+    return f'<section id="detectors"><h2>Detectors</h2><div class="panel">{table}</div></section>'
+
+
+def _reason_section(p: dict, q: QuarantineData) -> str:
+    counts = p.get("counts") or {}
+    by_reason = dict(counts.get("by_reason") or {})
+    by_det = counts.get("by_detector") or {}
+    for code, n in q.code_counts.items():
+        by_reason.setdefault(code, n)
+    if not by_reason:
+        return ""
+    quarantined = int(counts.get("quarantined", q.total_rows) or 0)
+    rows = []
+    for code, n in sorted(by_reason.items(), key=lambda kv: (-int(kv[1] or 0), kv[0])):
+        if code.startswith("invalid:"):
+            action = "quarantine (row check)"
+        elif code.startswith("validation:"):
+            action = "quarantine (expectation)"
+        elif code.startswith("review:"):
+            action = "quarantine (review decision)"
+        else:
+            action = (by_det.get(code) or {}).get("action", "quarantine")
+        inq = q.code_counts.get(code, 0)
+        rows.append([f'<span class="mono wrap">{esc(code)}</span>', esc(action), _n(n), _n(inq),
+                     _pct(inq, quarantined)])
+    table = _table(
+        [("reason code", ""), ("action", ""), ("rows flagged", "num"), ("in quarantine", "num"),
+         ("share of quarantine", "num")],
+        rows,
+    )
+    return (f'<section id="reasons"><h2>Reasons</h2><div class="panel">{table}'
+            '<p class="note">A row can carry several reasons, so the counts add up to more than the quarantined '
+            "total. Rows flagged by a report-only detector are counted but stay clean.</p></div></section>")
+
+
+def _class_rows(p: dict) -> list[tuple[str, int, int]]:
+    by_class = (p.get("counts") or {}).get("by_class") or {}
+    rows = by_class.get("rows") or {}
+    held = by_class.get("quarantined") or {}
+    return [(str(c), int(rows.get(c, 0) or 0), int(held.get(c, 0) or 0))
+            for c in charts.sort_labels(set(rows) | set(held))]
+
+
+def _plots_section(p: dict, q: QuarantineData, colours: dict[str, str]) -> str:
+    parts = ['<section id="plots"><h2>Plots</h2>']
+    figures = []
+    fitted = p.get("detectors") or {}
+    for i, name in enumerate(q.detectors):
+        s = q.scores[name]
+        flagged, other = s.arrays()
+        head = f'<h3>Scores: <span class="mono">{esc(name)}</span></h3>'
+        if flagged.size + other.size == 0:
+            why = (fitted.get(name) or {}).get("reason")
+            msg = "no quarantined row has a score from this detector" + (f" (skipped: {why})" if why else "")
+            figures.append(f'<div class="panel">{head}<p class="note">{esc(msg)}</p></div>')
+            continue
+        thresholds = sorted(s.thresholds)
+        thr = _num_or_none((fitted.get(name) or {}).get("threshold"))
+        if thr is not None and not thresholds:
+            thresholds = [thr]
+        svg = charts.histogram(name, flagged, other, thresholds, colours[name])
+        legend = (f'<div class="legend"><span><i style="background:{colours[name]}"></i>flagged by {esc(name)}</span>'
+                  f'<span><i style="background:{charts.OTHER_COLOUR}"></i>quarantined for other reasons</span>'
+                  f'<span><i style="background:{charts.THRESHOLD_COLOUR}"></i>threshold</span></div>')
+        note = ("Quarantined rows only: clean rows' scores are not stored, so this is not the whole "
+                "distribution.")
+        if s.not_scored:
+            note += f" {s.not_scored:,} quarantined rows have no score (failed a row check or not scored)."
+        if len(thresholds) > 1:
+            note += f" The threshold differs per class ({len(thresholds)} values; the band spans them)."
+        figures.append(f'<div class="panel">{head}{legend}{svg}<p class="note">{esc(note)}</p></div>')
+
+    if q.flip_pairs:
+        svg, left_out = charts.label_matrix(dict(q.flip_pairs))
+        note = ("Rows flagged by label_flip: the label they were given (rows) against the label the detector "
+                "suggests (columns), from each row's evidence.")
+        if left_out:
+            note += f" {left_out} less frequent classes are left out."
+        figures.append(f'<div class="panel"><h3>Label flips: given vs suggested</h3>{svg}'
+                       f'<p class="note">{esc(note)}</p></div>')
+
+    classes = _class_rows(p)
+    if classes and any(qn for _, _, qn in classes):
+        shown = classes
+        note = "Share of each class's rows that were quarantined (all reasons)."
+        if len(classes) > MAX_CLASS_BARS:
+            shown = sorted(classes, key=lambda c: -(c[2] / c[1] if c[1] else 0))[:MAX_CLASS_BARS]
+            note += f" The {MAX_CLASS_BARS} classes with the highest share of {len(classes):,} are shown."
+        figures.append(f'<div class="panel"><h3>Quarantine share per class</h3>{charts.class_share_bars(shown)}'
+                       f'<p class="note">{esc(note)}</p></div>')
+    if not figures:
+        return ""
+    parts.append('<div class="grid2">' + "".join(figures) + "</div></section>")
+    return "".join(parts)
+
+
+def _class_section(p: dict) -> str:
+    classes = _class_rows(p)
+    if not classes:
+        return ""
+    note = ""
+    if len(classes) > MAX_CLASS_TABLE:
+        note = (f'<p class="note">{len(classes):,} classes; the {MAX_CLASS_TABLE} with the most quarantined rows '
+                "are listed (all are in provenance.json, counts.by_class).</p>")
+        classes = sorted(classes, key=lambda c: (-c[2], c[0]))[:MAX_CLASS_TABLE]
+    rows = [[f'<span class="wrap">{esc(c)}</span>', _n(n), _n(qn), _pct(qn, n)] for c, n, qn in classes]
+    table = _table([("class", ""), ("rows", "num"), ("quarantined", "num"), ("share", "num")], rows, "small narrow")
+    if len(classes) > OPEN_CLASS_TABLE:
+        table = f"<details><summary>Show all {len(classes):,} classes</summary>{table}</details>"
+    return f'<section id="classes"><h2>Classes</h2><div class="panel">{table}{note}</div></section>'
+
+
+def _suspects_section(p: dict, q: QuarantineData, limit: int, out_dir: str) -> str:
+    head = '<section id="suspects-section"><h2>Suspects</h2>'
+    if q.total_rows == 0:
+        rows_in = int((p.get("counts") or {}).get("rows_in", 0) or 0)
+        return (head + f'<div class="empty" id="nothing-quarantined">Nothing quarantined: all {_n(rows_in)} rows '
+                "passed every check and every detector.</div></section>")
+    notes = []
+    if q.total_rows > len(q.rows):
+        more = q.total_rows - len(q.rows)
+        notes.append(
+            f'<div class="callout" id="cap-note">Showing {_n(len(q.rows))} of {_n(q.total_rows)} quarantined rows '
+            f"(those with the most reasons, then the highest score relative to its threshold); {_n(more)} more "
+            f"are not listed here. Every quarantined row, with all its columns and reasons, is in "
+            f'<span class="mono">{esc(out_dir.rstrip("/"))}/quarantine/*.parquet</span>.</div>'
+        )
+    t = q.thumbs
+    if t is not None and t.rows_with_thumbnail:
+        size = f"{t.side}x{t.side}" + (f", shown at {t.shown_side}x{t.shown_side}" if t.shown_side != t.side else "")
+        notes.append(f'<p class="note">Thumbnails: feature column <span class="mono">{esc(t.column)}</span> as a '
+                     f"{esc(size)} grayscale image, one brightness scale for all rows "
+                     f"({esc(charts.fmt(t.lo))} black to {esc(charts.fmt(t.hi))} white).</p>")
+    notes.append('<p class="note">Click a column header to sort; scores in bold are the ones past the detector\'s '
+                 "threshold. The text box searches ids, labels, reason codes and evidence.</p>")
+    codes = sorted(q.code_counts, key=lambda c: (-q.code_counts[c], c))
+    options = '<option value="">all reasons</option>' + "".join(
+        f'<option value="{esc(c)}">{esc(c)} ({q.code_counts[c]:,})</option>' for c in codes
+    )
+    controls = (
+        '<div class="controls">'
+        '<input type="search" id="filter-text" placeholder="Filter: id, label, reason, evidence…" '
+        'aria-label="Filter the suspects">'
+        f'<select id="filter-reason" aria-label="Reason">{options}</select>'
+        '<span class="spacer"></span><span class="note" id="table-status"></span>'
+        '<select id="page-size" aria-label="Rows per page"><option value="50">50 / page</option>'
+        '<option value="100" selected>100 / page</option><option value="250">250 / page</option>'
+        '<option value="1000">1000 / page</option></select>'
+        '<button type="button" id="page-prev">‹ prev</button><button type="button" id="page-next">next ›</button>'
+        "</div>"
+    )
+    ths = ['<th class="num">#</th>',
+           f'<th class="sortable" data-key="id" tabindex="0">{esc(q.id_column)}<span class="arrow"></span></th>',
+           f'<th class="sortable" data-key="label" tabindex="0">{esc(q.label_column)}<span class="arrow"></span></th>']
+    if t is not None and t.rows_with_thumbnail:
+        ths.append(f"<th>{esc(t.column)}</th>")
+    ths.append('<th class="sortable" data-key="codes" tabindex="0">reasons<span class="arrow"></span></th>')
+    for d in q.detectors:
+        ths.append(f'<th class="sortable num" data-key="score:{esc(d)}" tabindex="0">{esc(d)}'
+                   '<span class="arrow"></span></th>')
+    ths.append("<th>evidence</th>")
+    table = (f'<div class="panel">{controls}<table id="suspects"><thead><tr>{"".join(ths)}</tr></thead>'
+             '<tbody id="suspects-body"></tbody></table>'
+             '<noscript><p class="note">The suspects table needs JavaScript; the rows are in '
+             "quarantine/*.parquet.</p></noscript></div>")
+    return head + "".join(notes) + table + "</section>"
+
+
+def _footer(p: dict) -> str:
+    versions = p.get("versions") or {}
+    text = ", ".join(f"{k} {v}" for k, v in versions.items())
+    timings = p.get("timings") or {}
+    total = timings.get("total_s")
+    sample = (p.get("sample") or {}).get("rows")
+    bits = [f"Generated from provenance.json and the quarantine shards of run {p.get('run_id', '?')}."]
+    if sample is not None:
+        bits.append(f"Detectors fitted on a sample of {sample:,} rows." if isinstance(sample, int) else "")
+    if total is not None:
+        bits.append(f"Run took {total} s.")
+    return f'<footer><p>{esc(" ".join(b for b in bits if b))}</p><p class="mono wrap">{esc(text)}</p></footer>'
+
+
+# --------------------------------------------------------------------------- page
+
+
+def build_html(out_dir: str, provenance: dict, q: QuarantineData, limit: int) -> str:
+    nonce = secrets.token_urlsafe(18)
+    colours = {d: charts.colour_for(d, i) for i, d in enumerate(q.detectors)}
+    for d in (provenance.get("detectors") or {}):
+        colours.setdefault(d, charts.colour_for(d, len(colours)))
+    table_data = {
+        "detectors": q.detectors,
+        "colours": colours,
+        "thumb": ({"side": q.thumbs.shown_side, "column": q.thumbs.column}
+                  if q.thumbs is not None and q.thumbs.rows_with_thumbnail else None),
+        "total": q.total_rows,
+        "rows": [
+            {
+                "id": r["id"],
+                "label": r["label"],
+                "codes": r["codes"],
+                "scores": [_num_or_none(r["scores"].get(d)) for d in q.detectors],
+                "flagged_by": r["flagged_by"],
+                "evidence": r["evidence"],
+                **({"px": r["px"]} if "px" in r else {}),
+            }
+            for r in q.rows
+        ],
+    }
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; "
+           "base-uri 'none'; form-action 'none'")
+    title = f"Quarantine report · {provenance.get('run_id', '')}"
+    body = [
+        _header(provenance, out_dir),
+        NAV,
+        '<div id="js-errors" hidden></div>',
+        f'<script nonce="{nonce}">{ERROR_JS}</script>',
+        "<main>",
+        _summary(provenance, q),
+        _detector_section(provenance, q),
+        _reason_section(provenance, q),
+        _plots_section(provenance, q, colours),
+        _class_section(provenance),
+        _suspects_section(provenance, q, limit, out_dir),
+        _footer(provenance),
+        "</main>",
+        f'<script type="application/json" id="report-data">{script_json(table_data)}</script>',
+        f'<script nonce="{nonce}">{TABLE_JS}</script>',
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="referrer" content="no-referrer">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        + "".join(body)
+        + "</body></html>\n"
+    )
+
