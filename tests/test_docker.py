@@ -1,0 +1,181 @@
+"""The Dataflow container (docker/Dockerfile) and Flex Template metadata (docker/metadata.json).
+
+No Docker engine here: the files are checked, not built. The checks keep them in
+step with the project: the image's Beam and Python are the ones the tests run on,
+it pins torch and installs this package, and the template's parameters are exactly
+the options of ``sanitize run`` (a new run option fails this test until the
+template knows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import apache_beam
+import pytest
+
+from pipelines.sanitize_pipeline import normalise_args
+from sanitizer.cli import _run_parser
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO / "docker" / "Dockerfile"
+METADATA = REPO / "docker" / "metadata.json"
+DOCKER_README = REPO / "docker" / "README.md"
+REQUIRED = {"input", "output", "label_column"}  # what `sanitize run` cannot run without
+LOCAL_ONLY = {"quiet"}  # console noise: means nothing to a template
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, with continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        word, _, rest = line.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[tuple[str, str]]:
+    return instructions(DOCKERFILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def metadata() -> dict:
+    return json.loads(METADATA.read_text())
+
+
+def run_actions() -> dict[str, argparse.Action]:
+    """`sanitize run`'s options, by name with underscores (--label-column -> label_column)."""
+    parser = argparse.ArgumentParser(prog="sanitize")
+    run = _run_parser(parser.add_subparsers(dest="command"))
+    actions = {}
+    for action in run._actions:
+        longs = [s for s in action.option_strings if s.startswith("--")]
+        if longs and action.dest != "help":
+            actions[longs[0][2:].replace("-", "_")] = action
+    return actions
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def test_image_is_the_beam_sdk_at_the_installed_beam_and_python_versions(dockerfile):
+    froms = [args.split()[0] for word, args in dockerfile if word == "FROM"]
+    final = froms[-1]  # the stage that becomes the image
+    match = re.fullmatch(r"apache/beam_python(\d+)\.(\d+)_sdk:(\S+)", final)
+    assert match, f"the final image must be an Apache Beam Python SDK image, got {final!r}"
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"{match[1]}.{match[2]}" == python, f"image Python {match[1]}.{match[2]} != the project's {python}"
+    assert match[3] == apache_beam.__version__, (
+        f"image Beam {match[3]} != installed apache_beam {apache_beam.__version__}: the SDK that builds "
+        "the job must be the one in the worker container"
+    )
+    launcher = [f for f in froms[:-1] if "template-launcher-base" in f]
+    assert launcher, "the Flex Template launcher stage is missing"
+    assert f"python{sys.version_info.major}{sys.version_info.minor}-template-launcher-base" in launcher[0]
+    text = " ".join(args for _, args in dockerfile)
+    assert f"apache-beam=={apache_beam.__version__}" in text, "Beam must be pinned at the SDK image's version"
+
+
+def test_image_pins_torch_cpu_and_installs_the_package_under_the_constraints(dockerfile):
+    runs = [args for word, args in dockerfile if word == "RUN"]
+    torch_pin = re.search(r"^torch==(\S+)$", (REPO / "constraints.txt").read_text(), re.M)
+    assert torch_pin, "constraints.txt pins torch"
+    torch_installs = [r for r in runs if re.search(r"pip install .*\btorch==" + re.escape(torch_pin[1]), r)]
+    assert torch_installs, f"the image must pip install torch=={torch_pin[1]} (the constraints' pin)"
+    assert "download.pytorch.org/whl/cpu" in torch_installs[0], "torch must come from the CPU-only index"
+
+    copied = " ".join(args for word, args in dockerfile if word == "COPY" and "--from" not in args)
+    for path in ("pyproject.toml", "constraints.txt", "README.md", "sanitizer/", "pipelines/"):
+        assert path in copied, f"the image must COPY {path}"
+    assert any(re.search(r"pip install -c constraints\.txt\b.* \.(\s|$)", r) for r in runs), (
+        "the image must `pip install -c constraints.txt .`"
+    )
+    env = " ".join(args for word, args in dockerfile if word == "ENV")
+    assert "FLEX_TEMPLATE_PYTHON_PY_FILE=${WORKDIR}/pipelines/sanitize_pipeline.py" in env
+    workdir = [args for word, args in dockerfile if word == "ARG" and args.startswith("WORKDIR=")]
+    assert workdir and (REPO / "pipelines" / "sanitize_pipeline.py").is_file()
+    entry = [args for word, args in dockerfile if word == "ENTRYPOINT"]
+    assert entry and json.loads(entry[-1]) == ["/opt/apache/beam/boot"], "workers must start the Beam boot script"
+
+
+def test_build_push_and_launch_are_documented():
+    readme = DOCKER_README.read_text()
+    header = DOCKERFILE.read_text()
+    for doc in (readme, header):
+        for step in ("docker build -f docker/Dockerfile", "docker push", "gcloud dataflow flex-template build",
+                     "gcloud dataflow flex-template run", "--metadata-file docker/metadata.json",
+                     "sdk_container_image"):
+            assert step in doc, f"{step!r} is not explained"
+
+
+# --------------------------------------------------------------------------- metadata.json
+
+
+def test_metadata_is_a_flex_template_spec(metadata):
+    assert metadata["name"] and metadata["description"]
+    names = [p["name"] for p in metadata["parameters"]]
+    assert len(names) == len(set(names)), "duplicate parameter names"
+    for param in metadata["parameters"]:
+        assert set(param) <= {"name", "label", "helpText", "isOptional", "regexes", "paramType"}, param
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", param["name"]), param["name"]
+        assert param["label"] and param["helpText"], param["name"]
+        assert isinstance(param["isOptional"], bool), param["name"]
+        for regex in param.get("regexes", []):
+            re.compile(regex)
+
+
+def test_metadata_parameters_are_exactly_the_run_options(metadata):
+    options = run_actions()
+    names = {p["name"] for p in metadata["parameters"]}
+    unknown = names - set(options)
+    assert not unknown, f"template parameters that are not `sanitize run` options: {sorted(unknown)}"
+    missing = set(options) - LOCAL_ONLY - names
+    assert not missing, (f"`sanitize run` options missing from docker/metadata.json: {sorted(missing)} "
+                         "(add them, or list them as local-only in this test)")
+    for param in metadata["parameters"]:
+        assert param["isOptional"] is (param["name"] not in REQUIRED), param["name"]
+
+
+def test_metadata_values_are_what_the_run_parser_accepts(metadata):
+    """Each parameter's regexes admit the values its option takes, and the launcher's --name=value parses."""
+    options = run_actions()
+    samples = {int: ("7", "x7"), None: ("some/value", "")}
+    for param in metadata["parameters"]:
+        action = options[param["name"]]
+        regexes = [re.compile(r) for r in param.get("regexes", [])]
+
+        def admitted(value: str) -> bool:
+            return all(r.search(value) for r in regexes)
+
+        if action.choices:
+            assert all(admitted(c) for c in action.choices), (param["name"], action.choices)
+            assert not admitted("bogus"), param["name"]
+            value = list(action.choices)[0]
+        elif action.nargs == 0:  # a switch: the launcher sends --name=true / --name=false
+            assert admitted("true") and admitted("false") and not admitted("yes please"), param["name"]
+            value = "true"
+        else:
+            good, bad = samples[int if action.type is int else None]
+            assert admitted(good) and not admitted(bad), param["name"]
+            value = good
+        # What the Flex Template launcher sends reaches the `sanitize run` option of that name.
+        rewritten = normalise_args([f"--{param['name']}={value}"])
+        parser = argparse.ArgumentParser(prog="sanitize")
+        _run_parser(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(["run", *rewritten])
+        expected = action.type(value) if action.type else (True if action.nargs == 0 else value)
+        assert getattr(args, action.dest) == expected, (param["name"], rewritten)
