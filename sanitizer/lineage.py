@@ -190,7 +190,6 @@ def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", err
     out_dir = str(out_dir).rstrip("/") or str(out_dir)
     config = provenance.get("config") or {}
     columns = provenance.get("columns") or {}
-    counts = provenance.get("counts") or {}
     validation = provenance.get("validation") or {}
     outputs = provenance.get("outputs") or {}
     versions = provenance.get("versions") or {}

@@ -31,11 +31,11 @@ def _fs():
     return FileSystems
 
 
-def sha256_of(path: str) -> tuple[str, int]:
-    """(hex sha256, size in bytes) of a file on any Beam filesystem."""
+def sha256_of(path: str, opener=None) -> tuple[str, int]:
+    """(hex sha256, size in bytes) of a file on any Beam filesystem (or through ``opener``)."""
     digest = hashlib.sha256()
     size = 0
-    with _fs().open(path) as fh:
+    with (opener or _fs().open)(path) as fh:
         while True:
             chunk = fh.read(1 << 22)
             if not chunk:

@@ -21,7 +21,6 @@ Paths go through Beam's filesystems (imported only for ``scheme://`` URIs), so
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -81,16 +80,9 @@ def _list_parquet(directory: str) -> list[str]:
 
 
 def _sha256(path: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with _open(path) as fh:
-        while True:
-            chunk = fh.read(1 << 22)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    from sanitizer.provenance import sha256_of
+
+    return sha256_of(path, opener=_open)
 
 
 def _join(root: str, relpath: str) -> str:

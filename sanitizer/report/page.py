@@ -15,14 +15,13 @@ Safety rules, kept everywhere in this module:
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from typing import Any
 
 from sanitizer.report import charts
 from sanitizer.report.assets import CSS, ERROR_JS, TABLE_JS
 from sanitizer.report.charts import esc
-from sanitizer.report.data import QuarantineData
+from sanitizer.report.data import QuarantineData, _finite
 
 NAV = (
     '<nav class="toc"><a href="#summary">Summary</a><a href="#detectors">Detectors</a><a href="#reasons">Reasons</a>'
@@ -51,13 +50,7 @@ def _pct(part, whole) -> str:
 
 
 def _num_or_none(value):
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+    return None if isinstance(value, bool) else _finite(value)
 
 
 def _table(headers: list[tuple[str, str]], rows: list[list[str]], cls: str = "small") -> str:
