@@ -395,7 +395,9 @@ def test_publish_without_decisions(first, tmp_path, capsys):
     assert run_cli("publish", out) == 2
     assert "nothing to publish" in capsys.readouterr().err
     assert (out / "manifest.json").read_bytes() == manifest
-    assert sorted(p.name for p in out.iterdir()) == ["clean", "manifest.json", "provenance.json", "quarantine"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "clean", "lineage.json", "manifest.json", "provenance.json", "quarantine", "report.html",
+    ]
 
 
 # --------------------------------------------------------------------------- the policy rule itself
