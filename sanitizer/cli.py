@@ -121,6 +121,7 @@ def summary_lines(provenance: dict[str, Any], output: str) -> list[str]:
     lines += [
         f"  outputs:      {output.rstrip('/')}/clean/  {output.rstrip('/')}/quarantine/",
         f"  manifest:     {output.rstrip('/')}/manifest.json   provenance: {output.rstrip('/')}/provenance.json",
+        f"  review:       {output.rstrip('/')}/report.html   (or: sanitize review {output.rstrip('/')} list)",
     ]
     return lines
 
