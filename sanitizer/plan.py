@@ -19,7 +19,15 @@ import pyarrow.compute as pc
 from sanitizer.config import Config
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
-from sanitizer.sources import InputFile, Split, discover, iter_file_batches, parquet_splits, read_schema
+from sanitizer.sources import (
+    InputFile,
+    Split,
+    discover,
+    iter_file_batches,
+    parquet_splits,
+    parse_numbers,
+    read_schema,
+)
 
 # A string column counts as numeric-looking when at least this share of its values parse as numbers.
 NUMERIC_LOOKING = 0.9
@@ -180,19 +188,18 @@ def _is_numeric(t: pa.DataType) -> bool:
 
 
 def _numeric_share(column) -> float:
-    if column is None:
+    """Share of a text column's non-empty values that parse as numbers."""
+    if column is None or len(column) == 0:
         return 0.0
-    values = [v for v in column.to_pylist() if v is not None and str(v).strip() != ""]
-    if not values:
-        return 0.0
-    ok = 0
-    for v in values:
-        try:
-            float(v)
-            ok += 1
-        except ValueError:
-            pass
-    return ok / len(values)
+    _, unparsable, null = parse_numbers(column)
+    empty = np.asarray(
+        pc.equal(pc.utf8_trim_whitespace(pc.cast(column, pa.string())), "").fill_null(False).to_numpy(
+            zero_copy_only=False
+        ),
+        dtype=bool,
+    )
+    present = ~null & ~empty
+    return float((present & ~unparsable).sum() / present.sum()) if present.any() else 0.0
 
 
 def _list_width(schema_type: pa.DataType, name: str, first_batch: pa.Table | None) -> int | None:

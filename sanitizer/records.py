@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sanitizer.sources import READ_ISSUE
+from sanitizer.sources import READ_ISSUE, parse_numbers
 
 ID_COLUMN = "sanitizer_id"
 KEY_COLUMN = "__sanitizer_key"
@@ -151,14 +151,7 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
                 issues.append((f"invalid:wrong_length:{fc.name}", bad_len, {"column": fc.name, "expected": fc.width}))
                 invalid |= bad_len
         elif fc.coerce:
-            block[:, 0] = pd.to_numeric(pd.Series(col.to_numpy(zero_copy_only=False)), errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-            text_bad = np.isnan(block[:, 0]) & ~null
-            unparsable = text_bad & ~np.isin(
-                np.char.lower(np.asarray(col.fill_null("").to_numpy(zero_copy_only=False), dtype=str)),
-                ["nan", "+nan", "-nan"],
-            )
+            block[:, 0], unparsable, _ = parse_numbers(col)
             if unparsable.any():
                 issues.append((f"invalid:non_numeric:{fc.name}", unparsable, {"column": fc.name}))
                 invalid |= unparsable
@@ -196,7 +189,7 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
     per_row: dict[int, list[dict]] = {}
     if READ_ISSUE in table.column_names:
         raw = table.column(READ_ISSUE).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(np.array([v is not None for v in raw], dtype=bool)):
+        for i in np.flatnonzero(pd.notna(raw)):
             per_row[int(i)] = [json.loads(line) for line in raw[i].split("\n")]
             invalid[i] = True
         # A value that could not be cast arrives as null; the read issue explains it, so drop the bare null reason.

@@ -309,6 +309,30 @@ def _conform(table: pa.Table, schema: pa.Schema | None, f: InputFile) -> pa.Tabl
     return out
 
 
+_NAN_WORDS = pa.array(["nan", "+nan", "-nan"])
+
+
+def parse_numbers(column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Text (or anything castable to text) -> float64, vectorised.
+
+    Returns (values, unparsable, null): ``unparsable`` marks non-null values that
+    are not numbers (``"abc"``); a literal ``"nan"`` parses to NaN and is left for
+    the NaN check to report.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    null = np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    values = pd.to_numeric(
+        pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce"
+    ).to_numpy(dtype=np.float64, na_value=np.nan)
+    nan_word = np.asarray(
+        pc.is_in(pc.utf8_lower(text), value_set=_NAN_WORDS).fill_null(False).to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    return values, np.isnan(values) & ~null & ~nan_word, null
+
+
 def _cast_column(col: pa.ChunkedArray, field: pa.Field, issues: np.ndarray) -> pa.ChunkedArray:
     try:
         return pc.cast(col, field.type)
@@ -319,20 +343,13 @@ def _cast_column(col: pa.ChunkedArray, field: pa.Field, issues: np.ndarray) -> p
             f"column {field.name!r} holds values that cannot be read as {field.type} "
             f"(the type it has in the first shard; here it reads as {col.type}); make the shards agree"
         )
-    text = pc.cast(col, pa.string()).to_numpy(zero_copy_only=False)
-    parsed = np.full(len(text), np.nan)
-    bad = np.zeros(len(text), dtype=bool)
-    for i, value in enumerate(text):
-        if value is None:
-            continue
-        try:
-            parsed[i] = float(value)
-        except ValueError:
-            bad[i] = True
-    for i in np.flatnonzero(bad):
-        issue = json.dumps({"code": f"invalid:non_numeric:{field.name}", "column": field.name, "value": text[i]})
-        issues[i] = issue if issues[i] is None else issues[i] + "\n" + issue
-    mask = bad | np.array([v is None for v in text])
+    parsed, bad, null = parse_numbers(col)
+    if bad.any():
+        text = pc.cast(col, pa.string()).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(bad):
+            issue = json.dumps({"code": f"invalid:non_numeric:{field.name}", "column": field.name, "value": text[i]})
+            issues[i] = issue if issues[i] is None else issues[i] + "\n" + issue
+    mask = bad | null
     if pa.types.is_integer(field.type) and not np.all(mask | (parsed == np.round(parsed))):
         raise InputError(
             f"column {field.name!r} holds fractional values where the first shard has integers; "
