@@ -1,13 +1,19 @@
 """Example training step: train only from shards named in a sanitize manifest.
 
     python pipelines/train_example.py --manifest OUT/manifest.json [--metrics OUT/model-metrics.json]
+                                      [--manifest-sha256 HEX]
     python -m pipelines.train_example ...
 
 Loads the clean shards through the manifest (every shard's sha256 and row count
-verified before a row is used), trains a scikit-learn LogisticRegression on a
+verified, on the very bytes that are parsed, before a row is used), trains a scikit-learn LogisticRegression on a
 stratified split and writes accuracy and provenance to ``--metrics`` (default:
 ``model-metrics.json`` beside the manifest). Exit status 0 trained, 2 the
 manifest or a shard did not verify (nothing trained).
+
+``--manifest-sha256`` pins the manifest: the sha256 of the manifest a check approved
+(the Airflow DAG's quarantine circuit breaker passes it on). A manifest whose bytes
+hash differently, say one a later run wrote over the checked one, is refused, so a
+run cannot train on a manifest that changed after it was checked.
 
 The loader is ``sanitizer.training.load_manifest`` when the installed sanitizer
 has it; otherwise a small built-in reader that does the same checks.
@@ -48,6 +54,15 @@ def _join(root: str, rel: str) -> str:
     return rel if "://" in rel or rel.startswith("/") else f"{root.rstrip('/')}/{rel}"
 
 
+def check_manifest_bytes(manifest_uri: str, raw: bytes, expected_sha256: str | None) -> str:
+    """The sha256 of the manifest's bytes; :class:`ManifestError` when it is not ``expected_sha256``."""
+    actual = hashlib.sha256(raw).hexdigest()
+    if expected_sha256 is not None and actual != expected_sha256.strip().lower():
+        raise ManifestError(f"manifest {manifest_uri} is not the manifest that was checked: expected sha256 "
+                            f"{expected_sha256}, but its bytes' sha256 is {actual}")
+    return actual
+
+
 def load_clean_fallback(manifest_uri: str, manifest: dict):
     """Clean rows as a pandas DataFrame, after checking every clean shard's sha256 and row count."""
     import pyarrow as pa
@@ -73,13 +88,21 @@ def load_clean_fallback(manifest_uri: str, manifest: dict):
     return table.to_pandas()
 
 
-def load_clean(manifest_uri: str, manifest: dict):
-    """(DataFrame of clean rows, loader name)."""
+def load_clean(manifest_uri: str, expected_sha256: str | None = None):
+    """(DataFrame of clean rows, manifest, sha256 of the manifest's bytes, loader name).
+
+    The manifest is read once, hashed (and checked against ``expected_sha256``) and parsed from
+    those bytes, so what is trained on is what was checked.
+    """
     try:
         from sanitizer.training import load_manifest
     except ImportError:
-        return load_clean_fallback(manifest_uri, manifest), "builtin"
-    return load_manifest(manifest_uri).to_pandas(), "sanitizer.training"
+        raw = _read_bytes(manifest_uri)
+        sha = check_manifest_bytes(manifest_uri, raw, expected_sha256)
+        manifest = json.loads(raw)
+        return load_clean_fallback(manifest_uri, manifest), manifest, sha, "builtin"
+    data = load_manifest(manifest_uri, expected_sha256=expected_sha256)
+    return data.to_pandas(), data.manifest, data.manifest_sha256, "sanitizer.training"
 
 
 def feature_matrix(df, columns: list[str]):
@@ -96,7 +119,7 @@ def feature_matrix(df, columns: list[str]):
     return np.hstack(parts)
 
 
-def train(manifest_uri: str, metrics_uri: str, seed: int = 0) -> dict:
+def train(manifest_uri: str, metrics_uri: str, seed: int = 0, manifest_sha256: str | None = None) -> dict:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -104,9 +127,7 @@ def train(manifest_uri: str, metrics_uri: str, seed: int = 0) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     t0 = time.perf_counter()
-    raw = _read_bytes(manifest_uri)
-    manifest = json.loads(raw)
-    df, loader = load_clean(manifest_uri, manifest)
+    df, manifest, sha, loader = load_clean(manifest_uri, manifest_sha256)
     label = manifest["label_column"]
     features = manifest["feature_columns"]
     X = feature_matrix(df, features)
@@ -121,7 +142,8 @@ def train(manifest_uri: str, metrics_uri: str, seed: int = 0) -> dict:
     metrics = {
         "model": "sklearn.linear_model.LogisticRegression",
         "manifest": manifest_uri,
-        "manifest_sha256": hashlib.sha256(raw).hexdigest(),
+        "manifest_sha256": sha,
+        "manifest_sha256_checked": manifest_sha256 is not None,  # matched the hash a check approved
         "run_id": manifest.get("run_id"),
         "loader": loader,
         "label_column": label,
@@ -141,15 +163,26 @@ def train(manifest_uri: str, metrics_uri: str, seed: int = 0) -> dict:
     return metrics
 
 
+def _sha256_arg(value: str) -> str:
+    """``--manifest-sha256``: 64 hexadecimal digits (an empty one is refused, never read as "no check")."""
+    text = value.strip().lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a sha256: pass 64 hexadecimal digits "
+                                         "(sha256sum OUT/manifest.json)")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="train_example", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True, help="OUT/manifest.json of a sanitize run (local or gs://)")
     parser.add_argument("--metrics", help="where to write the metrics JSON (default: beside the manifest)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--manifest-sha256", type=_sha256_arg, default=None,
+                        help="sha256 of the manifest that was checked; refuse any other manifest")
     args = parser.parse_args(argv)
     metrics_uri = args.metrics or args.manifest.rsplit("/", 1)[0] + "/model-metrics.json"
     try:
-        metrics = train(args.manifest, metrics_uri, args.seed)
+        metrics = train(args.manifest, metrics_uri, args.seed, args.manifest_sha256)
     except (ManifestError, FileNotFoundError) as exc:
         print(f"train_example: error: {exc} (nothing trained)", file=sys.stderr)
         return 2

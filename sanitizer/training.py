@@ -3,6 +3,7 @@
     from sanitizer.training import load_manifest
 
     data = load_manifest("out/")              # or out/manifest.json, gs://bucket/out, ...
+    data = load_manifest("out/", expected_sha256=checked)   # only the manifest whose bytes were checked
     frame = data.to_pandas()                  # every clean row, as a DataFrame
     ds = data.torch_dataset(batch_size=256)   # (features float32 [b, d], labels int64 [b]) batches
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4)
@@ -12,7 +13,17 @@ clean shard it lists against the sha256, size and row count recorded at publicat
 and that ``clean/`` holds no Parquet file the manifest does not list. Anything off
 (a modified shard, a missing one, an unlisted one, a row count that does not match
 the file) raises :class:`ManifestError` naming the shard, before any row is handed
-out. Only the verified shards are ever read afterwards.
+out. ``expected_sha256`` pins the manifest itself: a scheduler that checked a run (a
+quarantine-rate circuit breaker) passes the sha256 of the manifest it checked, and a
+manifest whose bytes differ is refused; the manifest is parsed from the bytes that were
+hashed.
+
+Verification covers the bytes that are parsed, not just the file as it was at load time:
+every later read (``to_table``, ``to_pandas``, each DataLoader worker of ``torch_dataset``)
+reads a shard's bytes once into memory, checks their sha256 and size against the manifest
+again and parses Parquet from those same bytes. A shard swapped after ``load_manifest``
+raises :class:`ManifestError` naming it, and none of its rows is handed out. Shards are
+read one at a time, so peak memory is about one shard (plus what ``to_table`` returns).
 
 Paths go through Beam's filesystems (imported only for ``scheme://`` URIs), so
 ``gs://`` and ``s3://`` outputs load the same way as local folders.
@@ -21,6 +32,7 @@ Paths go through Beam's filesystems (imported only for ``scheme://`` URIs), so
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -65,6 +77,18 @@ def _open(path: str):
                            compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+def _read_bytes(path: str) -> bytes:
+    """Every byte of a file (local or any Beam filesystem), read once."""
+    chunks = []
+    with _open(path) as fh:
+        while True:
+            chunk = fh.read(1 << 22)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _exists(path: str) -> bool:
     return os.path.isfile(path) if not _is_uri(path) else _beam_fs().exists(path)
 
@@ -77,12 +101,6 @@ def _list_parquet(directory: str) -> list[str]:
     except Exception:  # Beam raises when a pattern matches nothing on some filesystems
         return []
     return sorted(m.path for m in results[0].metadata_list)
-
-
-def _sha256(path: str) -> tuple[str, int]:
-    from sanitizer.provenance import sha256_of
-
-    return sha256_of(path, opener=_open)
 
 
 def _join(root: str, relpath: str) -> str:
@@ -108,6 +126,7 @@ class Shard:
     bytes: int
     sha256: str
     row_groups: tuple[int, ...]  # rows per row group, from the verified footer
+    schema: pa.Schema | None = None  # the verified footer's Arrow schema
 
 
 def _resolve(path: str | os.PathLike) -> tuple[str, str]:
@@ -140,31 +159,93 @@ def _shard_relpath(entry: Any, index: int) -> str:
 
 
 def _verify_shard(out: str, entry: dict, rel: str) -> tuple[Shard | None, list[str]]:
+    """Check one listed shard: its bytes (read once) against the manifest, its footer from those bytes."""
     uri = _join(out, rel)
     if not _exists(uri):
         return None, [f"shard {rel} is missing ({uri} does not exist)"]
-    sha, size = _sha256(uri)
+    data = _read_bytes(uri)
+    sha, size = hashlib.sha256(data).hexdigest(), len(data)
     if sha != entry["sha256"] or size != int(entry["bytes"]):
         return None, [
             f"shard {rel} has been modified since publication: sha256 {sha} ({size} bytes), "
             f"manifest says {entry['sha256']} ({entry['bytes']} bytes)"
         ]
     try:
-        with _open(uri) as fh:
-            meta = pq.ParquetFile(fh).metadata
-            row_groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-            rows = meta.num_rows
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        meta = pf.metadata
+        row_groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+        rows, schema = meta.num_rows, pf.schema_arrow
     except Exception as exc:
         return None, [f"shard {rel} is not a readable Parquet file ({type(exc).__name__}: {exc})"]
     if rows != int(entry["rows"]):
         return None, [f"shard {rel} holds {rows} rows but the manifest says {entry['rows']}"]
-    return Shard(uri, rel, rows, size, sha, row_groups), []
+    return Shard(uri, rel, rows, size, sha, row_groups, schema), []
 
 
-def load_manifest(path: str | os.PathLike) -> "CleanData":
+def _read_verified(shard: Shard) -> bytes:
+    """A verified shard's bytes, read again and checked against the manifest: the bytes that get parsed.
+
+    ``load_manifest`` checked the file as it was then; the file can be replaced before (or while) a
+    training job reads it, so every read is verified on its own and nothing but these bytes is parsed.
+    """
+    try:
+        data = _read_bytes(shard.uri)
+    except (OSError, IOError) as exc:
+        raise ManifestError(
+            f"shard {shard.path} could not be read again after it was verified ({type(exc).__name__}: {exc}); "
+            "it was moved or deleted since the manifest was written. Load the manifest again"
+        ) from None
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != shard.sha256 or len(data) != shard.bytes:
+        raise ManifestError(
+            f"shard {shard.path} has changed since the manifest was written (after load_manifest verified it): "
+            f"sha256 {sha} ({len(data)} bytes), manifest says {shard.sha256} ({shard.bytes} bytes); "
+            "none of its rows was handed out. Find out who replaced it, then re-run the sanitizer or load the "
+            "manifest again"
+        )
+    return data
+
+
+def _verified_parquet(shard: Shard) -> pq.ParquetFile:
+    """A Parquet reader over the shard's verified in-memory bytes (see :func:`_read_verified`)."""
+    return pq.ParquetFile(pa.BufferReader(_read_verified(shard)))
+
+
+def _check_sha256_text(value: Any) -> str:
+    """``expected_sha256`` as 64 lower-case hex digits; :class:`ManifestError` if it is not a sha256."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text is None or len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ManifestError(
+            f"expected_sha256 {value!r} is not a sha256: pass the 64 hexadecimal digits of the checked "
+            "manifest's sha256 (sha256sum OUT/manifest.json)"
+        )
+    return text
+
+
+def _read_manifest(manifest_path: str, expected_sha256: str | None) -> tuple[dict, str]:
+    """(parsed manifest, sha256 of its bytes): one read, hashed, checked, then parsed from the same bytes."""
+    expected = _check_sha256_text(expected_sha256) if expected_sha256 is not None else None
+    raw = _read_bytes(manifest_path)
+    actual = hashlib.sha256(raw).hexdigest()
+    if expected is not None and actual != expected:
+        raise ManifestError(
+            f"manifest {manifest_path} is not the manifest that was checked: expected sha256 {expected}, "
+            f"but its bytes' sha256 is {actual}. It changed after it was checked (edited, or replaced by "
+            "another run); check the new run again before training on it"
+        )
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"manifest {manifest_path} is not valid JSON ({exc})") from None
+    return manifest, actual
+
+
+def load_manifest(path: str | os.PathLike, expected_sha256: str | None = None) -> "CleanData":
     """Read a run's manifest and verify every clean shard; :class:`ManifestError` if anything is off.
 
     ``path`` is the run's output folder or its ``manifest.json`` (local, or any Beam filesystem URI).
+    ``expected_sha256``: the sha256 (hex) of the manifest a check approved; a manifest whose bytes
+    hash differently is refused, naming both hashes.
     Checks, for every shard the manifest lists under ``clean``: it exists, its sha256 and size match,
     its Parquet footer holds the recorded row count; the shard counts add up to ``clean.rows``; and
     ``OUT/clean/`` holds no ``.parquet`` file the manifest does not list.
@@ -175,11 +256,7 @@ def load_manifest(path: str | os.PathLike) -> "CleanData":
             f"no manifest at {manifest_path}: the run did not publish (a run that fails writes none), "
             "or the path is wrong"
         )
-    try:
-        with _open(manifest_path) as fh:
-            manifest = json.loads(fh.read().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"manifest {manifest_path} is not valid JSON ({exc})") from None
+    manifest, manifest_sha256 = _read_manifest(manifest_path, expected_sha256)
     if not isinstance(manifest, dict):
         raise ManifestError(f"manifest {manifest_path} is not a JSON object")
     version = manifest.get("manifest_version")
@@ -226,7 +303,8 @@ def load_manifest(path: str | os.PathLike) -> "CleanData":
             f"the clean data of run {manifest.get('run_id', '?')} at {out} failed verification, "
             "so none of it is handed out: " + "; ".join(problems)
         )
-    return CleanData(manifest=manifest, out_dir=out, manifest_path=manifest_path, shards=tuple(shards))
+    return CleanData(manifest=manifest, out_dir=out, manifest_path=manifest_path, shards=tuple(shards),
+                     manifest_sha256=manifest_sha256)
 
 
 def _other_manifest_shards(out: str, manifest_path: str) -> list[str]:
@@ -263,6 +341,7 @@ class CleanData:
     out_dir: str
     manifest_path: str
     shards: tuple[Shard, ...]
+    manifest_sha256: str | None = None  # of the manifest's bytes, as read and parsed
 
     @property
     def run_id(self) -> str | None:
@@ -292,12 +371,15 @@ class CleanData:
         return self.rows
 
     def to_table(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """Every clean row as one Arrow table (``columns`` to read only some)."""
+        """Every clean row as one Arrow table (``columns`` to read only some).
+
+        Each shard is read once into memory, verified against the manifest and parsed from those
+        bytes; a shard changed since :func:`load_manifest` raises :class:`ManifestError`.
+        """
         columns = list(columns) if columns is not None else None
         tables = []
         for shard in self.shards:
-            with _open(shard.uri) as fh:
-                tables.append(pq.read_table(fh, columns=columns))
+            tables.append(pq.read_table(pa.BufferReader(_read_verified(shard)), columns=columns))
         if not tables:
             return _manifest_schema(self.manifest, columns).empty_table()
         return pa.concat_tables(tables)
@@ -333,8 +415,7 @@ def _feature_width(field: pa.Field, shard: Shard | None) -> int:
         # A variable-length list column: every clean row has the same length; read it off the first row.
         if shard is None:
             raise ManifestError(f"feature column {field.name!r} is a variable-length list and there are no rows")
-        with _open(shard.uri) as fh:
-            col = pq.ParquetFile(fh).read_row_group(0, columns=[field.name]).column(0)
+        col = _verified_parquet(shard).read_row_group(0, columns=[field.name]).column(0)
         lengths = pc.list_value_length(col).drop_null()
         if len(lengths) == 0:
             raise ManifestError(f"feature column {field.name!r} has no values to size the vectors with")
@@ -361,8 +442,7 @@ def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int) 
         values = arr.flatten()
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             values = pc.cast(pc.utf8_trim_whitespace(values), pa.float64())
-        out = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32)
-        return out.reshape(n, width)
+        return _finite_float32(values.to_numpy(zero_copy_only=False), name).reshape(n, width)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         try:
             arr = pc.cast(pc.utf8_trim_whitespace(arr), pa.float64())
@@ -370,7 +450,36 @@ def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int) 
             raise ManifestError(f"feature column {name!r} holds text that is not a number ({exc})") from None
     elif not pa.types.is_floating(t):
         arr = pc.cast(arr, pa.float64())
-    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(n, 1)
+    return _finite_float32(arr.to_numpy(zero_copy_only=False), name).reshape(n, 1)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite_float32(values: np.ndarray, name: str) -> np.ndarray:
+    """``values`` as float32, refusing what float32 would turn into inf (and NaN/inf already there).
+
+    The pipeline quarantines non-finite features; a finite float64 beyond float32's range
+    (|x| > 3.4e38) would still become inf on the way to the model, so it is refused by column
+    here rather than handed out silently.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(values, dtype=np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        source = np.asarray(values, dtype=np.float64)[bad]
+        overflow = source[np.isfinite(source)]
+        if len(overflow):
+            raise ManifestError(
+                f"feature column {name!r} holds {overflow[0]!r} ({len(overflow)} value(s) in all), beyond the "
+                f"float32 range (+-{FLOAT32_MAX:.3g}) the training tensors use: it would reach the model as inf. "
+                "Rescale that feature, or quarantine such rows before publishing"
+            )
+        raise ManifestError(
+            f"feature column {name!r} holds {int(bad.sum())} NaN or infinite value(s) in the clean data, which "
+            "should hold none (the sanitizer quarantines them); drop or quarantine such rows before training"
+        )
+    return out
 
 
 def _is_integer_labels(t: pa.DataType) -> bool:
@@ -381,8 +490,7 @@ def _build_label_map(data: CleanData, label: str) -> dict:
     """Sorted distinct label values -> 0..K-1, over every verified shard."""
     values: set = set()
     for shard in data.shards:
-        with _open(shard.uri) as fh:
-            col = pq.read_table(fh, columns=[label]).column(0)
+        col = _verified_parquet(shard).read(columns=[label]).column(0)
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
         values.update(pc.unique(col.drop_null()).to_pylist())
@@ -506,8 +614,8 @@ class _TorchBatchesMixin:
 
     def _schema(self, manifest: dict) -> pa.Schema:
         if self.shards:
-            with _open(self.shards[0].uri) as fh:
-                return pq.ParquetFile(fh).schema_arrow
+            first = self.shards[0]
+            return first.schema if first.schema is not None else _verified_parquet(first).schema_arrow
         return _manifest_schema(manifest, None)
 
     def __len__(self) -> int:
@@ -548,43 +656,33 @@ class _TorchBatchesMixin:
         return out + (idv,) if self.id_column else out
 
     def _segments(self, start: int, stop: int):
-        """(X, y, ids) for the global rows [start, stop), one row group (or part of one) at a time."""
+        """(X, y, ids) for the global rows [start, stop), one row group (or part of one) at a time.
+
+        Each shard the range touches is read once into memory and verified against the manifest
+        (:func:`_read_verified`) before any of its row groups is parsed, in whichever process runs
+        this (a DataLoader worker verifies what it reads itself); only one shard is held at a time.
+        """
         columns = list(dict.fromkeys([*self.features, self.label] + ([self.id_column] if self.id_column else [])))
-        current = None  # (shard index, open file, ParquetFile)
-        try:
-            for si, gi, first, n in self._groups:
-                if first + n <= start or first >= stop:
-                    continue
-                if current is None or current[0] != si:
-                    if current is not None:
-                        current[1].close()
-                        current = None
-                    fh = _open(self.shards[si].uri)
-                    pf = pq.ParquetFile(fh)
-                    meta = pf.metadata
-                    groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-                    if groups != self.shards[si].row_groups:
-                        fh.close()
-                        raise ManifestError(
-                            f"shard {self.shards[si].path} changed after it was verified; load the manifest again"
-                        )
-                    current = (si, fh, pf)
-                table = current[2].read_row_group(gi, columns=columns)
-                lo, hi = max(start - first, 0), min(stop - first, n)
-                if lo or hi != n:
-                    table = table.slice(lo, hi - lo)
-                if self.features:
-                    X = np.concatenate(
-                        [_to_float_matrix(table.column(c), c, w) for c, w in zip(self.features, self.widths)], axis=1
-                    )
-                else:
-                    X = np.zeros((table.num_rows, 0), dtype=np.float32)
-                y = _labels_to_int(table.column(self.label), self.label, self.label_map)
-                idv = table.column(self.id_column).to_pylist() if self.id_column else None
-                yield np.ascontiguousarray(X, dtype=np.float32), y, idv
-        finally:
-            if current is not None:
-                current[1].close()
+        current = None  # (shard index, ParquetFile over its verified bytes)
+        for si, gi, first, n in self._groups:
+            if first + n <= start or first >= stop:
+                continue
+            if current is None or current[0] != si:
+                current = None  # let the previous shard's bytes go before reading the next
+                current = (si, _verified_parquet(self.shards[si]))
+            table = current[1].read_row_group(gi, columns=columns)
+            lo, hi = max(start - first, 0), min(stop - first, n)
+            if lo or hi != n:
+                table = table.slice(lo, hi - lo)
+            if self.features:
+                X = np.concatenate(
+                    [_to_float_matrix(table.column(c), c, w) for c, w in zip(self.features, self.widths)], axis=1
+                )
+            else:
+                X = np.zeros((table.num_rows, 0), dtype=np.float32)
+            y = _labels_to_int(table.column(self.label), self.label, self.label_map)
+            idv = table.column(self.id_column).to_pylist() if self.id_column else None
+            yield np.ascontiguousarray(X, dtype=np.float32), y, idv
 
 
 def _feature_list(data: CleanData, features) -> list[str]:
