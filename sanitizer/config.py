@@ -140,6 +140,33 @@ def check_number(key: str, value: Any, low: float | None = None, high: float | N
 
 check_int = _check_int
 
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+_PLAIN_DEPTH = 20
+
+
+def check_plain_data(key: str, value: Any, _depth: int = 0) -> None:
+    """Raise ConfigError unless value is plain data: str, int, float, bool, None, and lists or
+    string-keyed mappings of them. Settings handed to a constructor must not smuggle in callables or
+    objects (a config from a file is plain data; one built in Python might not be)."""
+    if _depth > _PLAIN_DEPTH:
+        raise ConfigError(f"{key} is nested more than {_PLAIN_DEPTH} levels deep; settings must be plain data")
+    if isinstance(value, _PLAIN_SCALARS):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_plain_data(f"{key}[{i}]", item, _depth + 1)
+        return
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise ConfigError(f"{key} has a non-string key {name!r}; settings must be plain data")
+            check_plain_data(f"{key}.{name}", item, _depth + 1)
+        return
+    raise ConfigError(
+        f"{key} must be plain data (strings, numbers, true/false, null, lists and mappings of them), "
+        f"got a {type(value).__name__}: {value!r:.80}"
+    )
+
 
 def _build_section(cls, key: str, raw: Any):
     if raw is None:

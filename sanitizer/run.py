@@ -51,10 +51,13 @@ def prepare_output(out: str, overwrite: bool) -> None:
 def _pipeline_options(beam_args: list[str]):
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+    from sanitizer.beam.options import check_code_options
+
     if not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
         # Worker processes (multi-processing, portable, Dataflow) log at INFO by default: too chatty for a CLI.
         beam_args = beam_args + ["--default_sdk_harness_log_level=WARNING"]
     options = PipelineOptions(beam_args)
+    check_code_options(options)  # --runner / --beam_plugins must not name code to import
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "DirectRunner"
@@ -91,6 +94,7 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     from sanitizer.beam.pipeline import build, work_dir
 
     beam_args = list(beam_args or [])
+    options, runner = _pipeline_options(beam_args)  # first: a refused option must not touch the output
     started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -108,7 +112,6 @@ def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
     run_id = run_id_for(started, config, inputs)
     timings["plan_s"] = round(time.perf_counter() - t0, 3)
 
-    options, runner = _pipeline_options(beam_args)
     t1 = time.perf_counter()
     try:
         p = beam.Pipeline(options=options)

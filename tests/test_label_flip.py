@@ -584,8 +584,12 @@ def test_fixed_weight_from_config_is_used(real_data):
 @pytest.mark.parametrize(
     "settings, words",
     [
-        ({"classifier": "sklearn.linear_model.NoSuchClassifier"}, ["cannot be imported", "NoSuchClassifier"]),
-        ({"classifier": "no_such_package_xyz.Model"}, ["cannot be imported", "no_such_package_xyz"]),
+        # Off the allow-list, a path is only imported with the opt-in (tests/faults/test_config_code.py).
+        ({"classifier": "sklearn.linear_model.NoSuchClassifier", "allow_custom_classifier": True},
+         ["cannot be imported", "NoSuchClassifier"]),
+        ({"classifier": "no_such_package_xyz.Model", "allow_custom_classifier": True},
+         ["cannot be imported", "no_such_package_xyz"]),
+        ({"classifier": "no_such_package_xyz.Model"}, ["no_such_package_xyz", "allow_custom_classifier"]),
         ({"classifier": "LogisticRegression"}, ["import path", "sklearn.linear_model.LogisticRegression"]),
         ({"classifier": "sklearn.svm.LinearSVC"}, ["LinearSVC", "predict_proba"]),
         ({"classifier_params": {"no_such_param": 1}}, ["classifier_params", "no_such_param"]),
