@@ -215,6 +215,10 @@ def test_pass_path_sanitizes_then_trains_from_the_manifest(airflow, passing_run,
     assert metrics["run_id"] == manifest["run_id"]
     assert metrics["clean_rows"] == manifest["clean"]["rows"]
     assert metrics["test_accuracy"] > 0.8
+    # train loaded exactly the manifest the circuit breaker checked (its sha256 passed on through XCom).
+    assert metrics["manifest_sha256"] == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    assert metrics["manifest_sha256_checked"] is True
+    assert f"manifest sha256 {metrics['manifest_sha256']}" in logs
     try:
         import sanitizer.training  # noqa: F401
 

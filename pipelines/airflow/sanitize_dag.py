@@ -9,10 +9,15 @@
 - ``quarantine_circuit_breaker`` reads ``OUT/provenance.json`` and fails the
   run (no retries) when ``counts.quarantined / counts.rows_in`` exceeds
   ``max_quarantine_rate``: a sudden spike in quarantined rows means the source
-  is compromised or broken, and nothing should be trained on it.
+  is compromised or broken, and nothing should be trained on it. It also checks
+  that ``OUT/manifest.json`` is the manifest of the provenance it judged (the
+  manifest records the provenance file's sha256) and returns the manifest's own
+  sha256 (XCom ``manifest_sha256``).
 - ``train`` runs ``pipelines/train_example.py`` with the sanitizer's
-  interpreter: it loads the clean shards through the manifest (sha256-verified)
-  and writes ``OUT/model-metrics.json``.
+  interpreter and ``--manifest-sha256`` from the breaker's XCom: it loads the
+  clean shards through that exact manifest (a manifest changed after the check,
+  say by another run writing the same output, is refused; every shard is
+  sha256-verified on the bytes that are parsed) and writes ``OUT/model-metrics.json``.
 
 Airflow itself needs only ``apache-airflow``, ``apache-airflow-providers-apache-beam``
 and ``apache-airflow-providers-google`` (the Beam operator imports it, even for the
@@ -46,6 +51,7 @@ SANITIZER_SCHEDULE                a cron expression or preset; unset = triggered
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -120,8 +126,8 @@ params["beam_options"] = Param(json.loads(_env("SANITIZER_BEAM_OPTIONS", "{}")),
                                description="extra Beam pipeline options (SANITIZER_BEAM_OPTIONS, a JSON object)")
 
 
-def read_text(uri: str) -> str | None:
-    """A small file's text from a local path or gs:// URI; None when it does not exist."""
+def read_bytes(uri: str) -> bytes | None:
+    """A small file's bytes from a local path or gs:// URI; None when it does not exist."""
     if uri.startswith("gs://"):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
@@ -129,9 +135,27 @@ def read_text(uri: str) -> str | None:
         hook = GCSHook()
         if not hook.exists(bucket, name):
             return None
-        return hook.download(bucket, name).decode("utf-8")
+        return hook.download(bucket, name)
     path = Path(uri)
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+    return path.read_bytes() if path.is_file() else None
+
+
+def manifest_of_provenance(manifest_raw: bytes, provenance_raw: bytes) -> str | None:
+    """Why the manifest is not the one published with this provenance, or None when it is.
+
+    The manifest records the sha256 of the provenance.json written before it; a manifest that names
+    another provenance belongs to another run, and the verdict on this provenance says nothing about it.
+    """
+    try:
+        manifest = json.loads(manifest_raw)
+        recorded = manifest["provenance"]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        return "it is not a sanitizer manifest (no provenance.sha256)"
+    actual = hashlib.sha256(provenance_raw).hexdigest()
+    if recorded != actual:
+        return (f"it records provenance sha256 {recorded}, but the provenance checked has sha256 {actual} "
+                "(another run wrote the folder in between)")
+    return None
 
 
 def quarantine_verdict(provenance: dict, bound: float) -> tuple[bool, float, str]:
@@ -200,31 +224,40 @@ with DAG(
 
         out = options["output"]
         bound = float(context["params"]["max_quarantine_rate"])
-        text = read_text(f"{out}/provenance.json")
-        if text is None:
+        provenance_raw = read_bytes(f"{out}/provenance.json")
+        if provenance_raw is None:
             raise AirflowFailException(f"no provenance at {out}/provenance.json: the sanitize run did not finish")
-        provenance = json.loads(text)
+        provenance = json.loads(provenance_raw)
         ok, rate, explanation = quarantine_verdict(provenance, bound)
         if not ok:
             raise AirflowFailException(f"quarantine circuit breaker tripped: {explanation}. "
                                        f"Review {out}/quarantine/ before training on this data")
-        if read_text(f"{out}/manifest.json") is None:
+        manifest_raw = read_bytes(f"{out}/manifest.json")
+        if manifest_raw is None:
             raise AirflowFailException(f"no manifest at {out}/manifest.json: the run published nothing")
-        print(f"quarantine circuit breaker passed: {explanation}")
+        mismatch = manifest_of_provenance(manifest_raw, provenance_raw)
+        if mismatch:
+            raise AirflowFailException(f"{out}/manifest.json is not the manifest of the run just checked: {mismatch}")
+        manifest_sha256 = hashlib.sha256(manifest_raw).hexdigest()
+        print(f"quarantine circuit breaker passed: {explanation}; manifest sha256 {manifest_sha256}")
+        # train loads exactly this manifest (--manifest-sha256): one changed after this check is refused.
         return {"run_id": provenance.get("run_id"), "rows_in": provenance["counts"]["rows_in"],
                 "quarantined": provenance["counts"]["quarantined"], "rate": rate, "bound": bound,
-                "manifest": f"{out}/manifest.json", "metrics": f"{out}/model-metrics.json"}
+                "manifest": f"{out}/manifest.json", "manifest_sha256": manifest_sha256,
+                "metrics": f"{out}/model-metrics.json"}
 
     verdict = quarantine_circuit_breaker(options)
 
     train = BashOperator(
         task_id="train",
-        bash_command='"$SANITIZER_PYTHON" $TRAIN_PY_OPTIONS "$TRAIN_SCRIPT" --manifest "$MANIFEST" --metrics "$METRICS"',
+        bash_command=('"$SANITIZER_PYTHON" $TRAIN_PY_OPTIONS "$TRAIN_SCRIPT" --manifest "$MANIFEST" '
+                      '--manifest-sha256 "$MANIFEST_SHA256" --metrics "$METRICS"'),
         env={
             "SANITIZER_PYTHON": SANITIZER_PYTHON,
             "TRAIN_PY_OPTIONS": " ".join(TRAIN_PY_OPTIONS),
             "TRAIN_SCRIPT": TRAIN_SCRIPT,
             "MANIFEST": "{{ ti.xcom_pull(task_ids='quarantine_circuit_breaker')['manifest'] }}",
+            "MANIFEST_SHA256": "{{ ti.xcom_pull(task_ids='quarantine_circuit_breaker')['manifest_sha256'] }}",
             "METRICS": "{{ ti.xcom_pull(task_ids='quarantine_circuit_breaker')['metrics'] }}",
         },
         append_env=True,
