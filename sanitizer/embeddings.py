@@ -143,9 +143,10 @@ class BuiltinEmbedder:
 
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        mean, scale = X.mean(axis=0), X.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        Z = torch.tensor((X - mean) / scale, dtype=torch.float32)
+        from sanitizer.detectors.base import standardise, standardiser
+
+        mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
+        Z = torch.tensor(standardise(X, mean, scale), dtype=torch.float32)
         classes, codes = np.unique(y, return_inverse=True)
         target = torch.tensor(codes, dtype=torch.long)
         h1, h2 = BuiltinEmbedder.HIDDEN
@@ -169,7 +170,9 @@ class BuiltinEmbedder:
 
     def embed(self, X: np.ndarray) -> np.ndarray:
         W1, b1, W2, b2 = self.weights
-        Z = ((X - self.mean) / self.scale).astype(np.float32)
+        from sanitizer.detectors.base import standardise
+
+        Z = standardise(X, self.mean, self.scale).astype(np.float32)
         hidden = np.maximum(Z @ W1.T + b1, 0.0)
         return np.maximum(hidden @ W2.T + b2, 0.0).astype(np.float64)
 

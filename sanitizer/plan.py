@@ -38,7 +38,7 @@ class Plan:
     files: tuple[InputFile, ...]
     splits: tuple[Split, ...]
     file_rows: dict[int, int] | None  # known up front for Parquet
-    schema: pa.Schema  # the input columns, as read
+    schema: pa.Schema  # the input columns as every batch is conformed to (see _conformed_schema)
     label_column: str
     id_column: str | None  # the user's id column, if any
     features: tuple[FeatureColumn, ...]
@@ -109,13 +109,15 @@ def make_plan(config: Config) -> Plan:
         break
 
     warnings: list[str] = []
-    if decisions is not None and decisions.lines == 0:
-        warnings.append(f"decisions file {config.decisions!r} holds no decisions")
+    if decisions is not None:  # none at all, or lines without a content hash (never applied)
+        warnings.extend(decisions.warnings())
     embedding = _resolve_embedding(config, schema, first_batch)
     skip = {embedding.name} if embedding else set()
-    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings) if fc.name not in skip]
+    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path)
+                if fc.name not in skip]
     if not features:
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
+    schema = _conformed_schema(schema, features, files[0].format, {label, config.id_column}, warnings)
     _check_embedding_model(config, sum(fc.width for fc in features))
     suite = None
     if config.validation.expectations:
@@ -133,6 +135,7 @@ def make_plan(config: Config) -> Plan:
         splits, file_rows = [Split(i) for i in range(len(files))], None
     if all(f.size == 0 for f in files):
         raise InputError(f"input {config.input!r} is empty (all files have 0 bytes)")
+    _check_features_have_values(files[0], schema, features)
 
     return Plan(
         files=tuple(files),
@@ -214,7 +217,69 @@ def _list_width(schema_type: pa.DataType, name: str, first_batch: pa.Table | Non
     return None
 
 
-def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str]) -> list[FeatureColumn]:
+def _no_values(name: str, path: str) -> str:
+    return (
+        f"feature column {name!r} has no values in the first input file {path!r} (every row is null, NaN or "
+        f"infinite), so every row would be quarantined as invalid:null:{name}; drop the column from the input, "
+        "or name the feature columns to use with --feature-columns (comma-separated) and leave it out"
+    )
+
+
+def _conformed_schema(schema: pa.Schema, features: list[FeatureColumn], fmt: str, roles: set,
+                      warnings: list[str]) -> pa.Schema:
+    """The schema every batch is cast to (``sources._conform``), and so the schema of the outputs.
+
+    * A feature column stored as text but holding numbers (``FeatureColumn.coerce``) becomes
+      float64: the clean output holds the parsed numbers, so it keeps the column's numeric type and
+      expectations on it see numbers. A value that does not parse becomes null in the quarantine
+      output, with reason ``invalid:non_numeric:COL`` whose evidence holds the original text.
+    * A CSV / JSON Lines column that is empty in the first rows has no type (``null``); it becomes
+      text, so values further down are kept rather than failing the read. It is not a feature.
+    """
+    coerced = {fc.name for fc in features if fc.coerce}
+    fields = []
+    for field in schema:
+        if field.name in coerced:
+            field = field.with_type(pa.float64())
+        elif pa.types.is_null(field.type) and fmt != "parquet":
+            if field.name not in roles:
+                warnings.append(
+                    f"column {field.name!r} is empty in the first rows of the first input file; it is kept "
+                    "as text and not used as a feature"
+                )
+            field = field.with_type(pa.string())
+        fields.append(field)
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _check_features_have_values(f, schema: pa.Schema, features: list[FeatureColumn]) -> None:
+    """Refuse a scalar feature column with no finite value in the whole first input file.
+
+    Every row would fail its null / NaN check and be quarantined: that is a data-set problem (a
+    column exported empty, the wrong file), not a row problem, so the run stops before it starts.
+    Reading stops at the first batch in which every feature has a value, which for ordinary data is
+    the first one.
+    """
+    pending = [fc.name for fc in features if not fc.is_list]
+    if not pending:
+        return
+    columns = pending if f.format == "parquet" else None
+    read_schema_ = pa.schema([schema.field(n) for n in pending]) if columns else schema
+    rows = 0
+    for table in iter_file_batches(f, 65_536, read_schema_, None, columns):
+        rows += table.num_rows
+        for name in list(pending):
+            values = pc.cast(table.column(name), pa.float64())
+            if pc.any(pc.fill_null(pc.is_finite(values), False)).as_py():
+                pending.remove(name)
+        if not pending:
+            return
+    if rows:  # a first file without rows says nothing about the columns
+        raise InputError(_no_values(pending[0], f.path))
+
+
+def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str],
+                      path: str = "") -> list[FeatureColumn]:
     skip = {config.label_column, config.id_column}
     params = _collision_params(config)
     if params is not None and params.embedding_column:
@@ -228,6 +293,8 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
                     "Fix --feature-columns (comma-separated) or leave it out to use every numeric column"
                 )
             t = schema.field(name).type
+            if pa.types.is_null(t):
+                raise InputError(_no_values(name, path))
             if _is_numeric(t):
                 features.append(FeatureColumn(name, 1))
                 continue

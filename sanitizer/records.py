@@ -24,6 +24,9 @@ from sanitizer.sources import READ_ISSUE, parse_numbers
 ID_COLUMN = "sanitizer_id"
 KEY_COLUMN = "__sanitizer_key"
 INTERNAL_PREFIX = "__sanitizer_"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest magnitude a feature may have: the training job reads features as float32, where a
+larger finite value (1e308, -3.5e38) becomes inf. Such a row is quarantined as ``invalid:out_of_range``."""
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -123,9 +126,10 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
             extra_issues: list[tuple[str, np.ndarray, dict]] | None = None) -> Extracted:
     """Pull the feature matrix, labels, ids and keys out of a batch and check every row.
 
-    Rows with a null label, a null / NaN / infinite / unparsable feature value or
-    a null id are marked invalid with a reason; they are quarantined and never
-    reach a detector.
+    Rows with a null label, a null / NaN / infinite / unparsable feature value, a
+    feature value float32 cannot hold (``invalid:out_of_range``: the training job
+    would read it as inf) or a null id are marked invalid with a reason; they are
+    quarantined and never reach a detector.
     """
     n = table.num_rows
     if embedding is not None:
@@ -150,7 +154,9 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
             if bad_len.any():
                 issues.append((f"invalid:wrong_length:{fc.name}", bad_len, {"column": fc.name, "expected": fc.width}))
                 invalid |= bad_len
-        elif fc.coerce:
+        elif fc.coerce and not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            # Text read as it is stored (the pipeline itself conforms such a column to float64 while
+            # reading, with the unparsable text as a read issue - see plan._conformed_schema).
             block[:, 0], unparsable, _ = parse_numbers(col)
             if unparsable.any():
                 issues.append((f"invalid:non_numeric:{fc.name}", unparsable, {"column": fc.name}))
@@ -173,6 +179,12 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
             if inf_rows.any():
                 issues.append((f"invalid:inf:{fc.name}", inf_rows, {"column": fc.name}))
                 invalid |= inf_rows
+        with np.errstate(invalid="ignore"):
+            beyond = (np.abs(block) > FLOAT32_MAX) & finite
+        if beyond.any():
+            out_rows = beyond.any(axis=1)
+            issues.append((f"invalid:out_of_range:{fc.name}", out_rows, {"column": fc.name, "limit": FLOAT32_MAX}))
+            invalid |= out_rows
 
     labels = label_strings(table.column(label_column))
     null_label = pd.isnull(labels)

@@ -22,8 +22,10 @@ from apache_beam.pvalue import TaggedOutput
 from sanitizer import progress
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
+from sanitizer.errors import SanitizerError
 from sanitizer.plan import Plan
 from sanitizer.policy import decide, reasons_json
+from sanitizer.review import CONTENT_COLUMN, content_sha256
 from sanitizer.records import ID_COLUMN, KEY_COLUMN, extract, keys_for_ids, label_strings, mix64, string_hash
 from sanitizer.sampling import ClassAwareSampler
 from sanitizer.sources import iter_file_batches
@@ -41,6 +43,7 @@ def quarantine_schema(plan: Plan, detectors: list[str]) -> pa.Schema:
     schema = plan.output_schema
     schema = schema.append(pa.field(REASONS_COLUMN, pa.string()))
     schema = schema.append(pa.field(CODES_COLUMN, pa.list_(pa.string())))
+    schema = schema.append(pa.field(CONTENT_COLUMN, pa.string()))  # binds review decisions to the content
     for name in detectors:
         schema = schema.append(pa.field(score_column(name), pa.float64()))
     return schema
@@ -173,7 +176,13 @@ class SampleFn(beam.CombineFn):
 
 
 def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
-    """Fit every enabled detector on the sample; a detector that cannot run returns Skipped."""
+    """Fit every enabled detector on the sample.
+
+    A detector that cannot run on this data by its own rules (one class, too few
+    rows) returns Skipped and provenance says why. A detector whose fit *raises*
+    fails the run: skipping it would publish data it normally screens as clean,
+    and a poisoned value that breaks a fit must never switch the defence off.
+    """
     progress.stage(f"fitting detectors on {sample.n:,} sample rows")
     d = len(plan.feature_names)
     X, E = (sample.X, None) if plan.embedding is None else (sample.X[:, :d], sample.X[:, d:])
@@ -183,9 +192,20 @@ def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
         detector = REGISTRY[name]()
         try:
             states[name] = detector.fit(batch, config.detectors[name], config.seed)
-        except Exception as exc:  # a detector failing to fit must not sink the run; provenance says why
-            states[name] = Skipped(f"fit failed: {type(exc).__name__}: {exc}")
+        except SanitizerError:
+            raise
+        except Exception as exc:
+            raise SanitizerError(fit_failure(name, exc, sample.n)) from exc
     return states
+
+
+def fit_failure(name: str, exc: BaseException, rows: int) -> str:
+    """One-line message for a detector whose fit raised: which detector, the cause, and the ways out."""
+    cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+    return (
+        f"detector {name!r} failed to fit on the {rows:,}-row sample ({cause}); nothing was published. "
+        f"Fix its settings under detectors.{name}, or switch it off with detectors.{name}.enabled: false"
+    )
 
 
 def fit_summary(states: dict[str, Any], sample) -> dict[str, Any]:
@@ -232,6 +252,15 @@ def _count(values: np.ndarray) -> dict[str, int]:
         return {}
     counts = pd.Series(values, dtype=object).fillna(NULL_CLASS).value_counts()
     return {str(k): int(v) for k, v in counts.items()}
+
+
+def _content_of(table: pa.Table, rows: np.ndarray, known: np.ndarray | None) -> list[str]:
+    """content_sha256 of ``rows``, reusing the hashes already computed for rows with a decision."""
+    out = np.full(len(rows), None, dtype=object) if known is None else known[rows]
+    todo = np.flatnonzero(np.fromiter((v is None for v in out), dtype=bool, count=len(out)))
+    if len(todo):
+        out[todo] = content_sha256(table, rows[todo])
+    return list(out)
 
 
 class ScoreFn(beam.DoFn):
@@ -298,10 +327,14 @@ class ScoreFn(beam.DoFn):
             if state is None or isinstance(state, Skipped):
                 continue
             results[name] = _score_threaded(detector, batch, state, self.pool, self.threads)
-        ids = None
-        if plan.decisions is not None:  # review decisions are looked up by record id
+        ids = content = None
+        if plan.decisions is not None:  # review decisions are looked up by record id, checked on content
             ids = pc.cast(table.column(plan.id_output), pa.string()).to_numpy(zero_copy_only=False)
-        decision = decide(n, ex, results, self.config.policy, plan.decisions, ids)
+            content = np.full(n, None, dtype=object)
+            decided = plan.decisions.rows_with_decisions(ids)
+            if len(decided):
+                content[decided] = content_sha256(table, decided)
+        decision = decide(n, ex, results, self.config.policy, plan.decisions, ids, content)
         progress.add("scored", n)
         progress.add("quarantined", int(decision.quarantine.sum()))
 
@@ -318,6 +351,9 @@ class ScoreFn(beam.DoFn):
             )
             quarantined = quarantined.append_column(
                 CODES_COLUMN, pa.array([[r["code"] for r in e] for e in entries], type=pa.list_(pa.string()))
+            )
+            quarantined = quarantined.append_column(
+                CONTENT_COLUMN, pa.array(_content_of(table, rows, content), type=pa.string())
             )
             for name in detector_names:
                 values = decision.scores.get(name, np.full(n, np.nan))[rows]
@@ -368,6 +404,8 @@ class ScoreFn(beam.DoFn):
                 "overridden_flags": flags,
                 "confirmed_held": int(decision.confirmed.sum()),
                 "confirmed_held_unflagged": int(decision.held_by_review.sum()),
+                "stale": int(decision.stale.sum()),  # decided for other content (or unbound): not applied
+                "stale_unbound": int(decision.unbound.sum()),
             }
         return stats
 

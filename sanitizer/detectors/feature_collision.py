@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from sanitizer.config import check_int, check_number
-from sanitizer.detectors.base import Batch, Scores, Skipped
+from sanitizer.detectors.base import Batch, Scores, Skipped, standardise, standardiser
 from sanitizer.errors import ConfigError
 
 
@@ -131,8 +131,7 @@ class FeatureCollisionDetector:
         wanted = params.k or 2 * params.max_cluster + 1
         smallest = int(counts[counts > 0].min())
         k = int(max(1, min(wanted, smallest - 1 if smallest > 1 else 1, R - 1)))
-        mean, scale = X.mean(axis=0), X.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
+        mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
         centroids = np.stack([E[y == c].mean(axis=0) for c in range(len(classes))])
         centroid_scale = E.std(axis=0)
         centroid_scale = np.where(centroid_scale > 0, centroid_scale, 1.0)
@@ -144,7 +143,7 @@ class FeatureCollisionDetector:
             classes=tuple(str(c) for c in classes),
             k=k,
             emb_index=NeighbourIndex.build(E, seed=seed),
-            input_index=NeighbourIndex.build((X - mean) / scale, seed=seed),
+            input_index=NeighbourIndex.build(standardise(X, mean, scale), seed=seed),
             ref_labels=y,
             ref_keys=np.asarray(sample.keys[:R]),
             ref_ids=np.asarray(sample.ids[:R], dtype=object),
@@ -203,7 +202,7 @@ class FeatureCollisionDetector:
         majority = np.argmax(votes, axis=1)
         deep_knn = known & (votes[np.arange(n), yy] < votes.max(axis=1))
 
-        in_nb = _search(state.input_index, (batch.X - state.mean) / state.scale, state.params.input_neighbours,
+        in_nb = _search(state.input_index, standardise(batch.X, state.mean, state.scale), state.params.input_neighbours,
                         state.ref_keys, batch.keys)
         in_votes = _votes(state.ref_labels[in_nb], C)
         input_agreement = in_votes[np.arange(n), yy] / in_nb.shape[1]

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from sanitizer.config import check_int, check_number, check_plain_data
-from sanitizer.detectors.base import Batch, Scores, Skipped
+from sanitizer.detectors.base import Batch, Scores, Skipped, standardise, standardiser
 from sanitizer.errors import ConfigError
 from sanitizer.records import salted
 
@@ -257,11 +257,10 @@ class LabelFlipDetector:
         if X.shape[1] == 0:
             return Skipped("no feature columns")
         if params.standardize:
-            mean, scale = X.mean(axis=0), X.std(axis=0)
-            scale = np.where(scale > 0, scale, 1.0)
+            mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
-        Z = (X - mean) / scale
+        Z = standardise(X, mean, scale)
 
         models, model_classes = [], []
         for f in range(K):
@@ -374,7 +373,7 @@ class LabelFlipDetector:
         y = lookup[codes]
         known = y >= 0
         judged = known & state.judged[np.maximum(y, 0)]
-        Z = (batch.X - state.mean) / state.scale
+        Z = standardise(batch.X, state.mean, state.scale)
         fold = self.fold_of(batch.keys, state.params.folds)
         p_model, p_knn, neighbours = _opinions(state, Z, fold)
         p = state.weight * p_model + (1.0 - state.weight) * p_knn
