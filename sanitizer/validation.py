@@ -95,6 +95,12 @@ def load_suite(path: str, columns: list[str] | None = None) -> Suite:
     for i, e in enumerate(raw["expectations"]):
         if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not isinstance(e.get("kwargs", {}), dict):
             raise ConfigError(f"expectation suite {path!r}: expectation #{i} needs a 'type' string and 'kwargs' object")
+        if e.get("kwargs", {}).get("row_condition") not in (None, ""):  # issue 10: a suite file must not be code
+            raise ConfigError(
+                f"expectation suite {path!r}: expectation #{i} ({e['type']}) has a row_condition; Great Expectations "
+                "evaluates it with pandas DataFrame.query, which can run code, so sanitize does not accept one: "
+                "remove row_condition (and condition_parser) from the suite"
+            )
         expectations.append({"type": e["type"], "kwargs": dict(e.get("kwargs", {})), "meta": e.get("meta", {})})
     suite = Suite(path, hashlib.sha256(data).hexdigest(), str(raw.get("name") or path), tuple(expectations),
                   dict(raw.get("meta") or {}))

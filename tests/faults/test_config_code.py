@@ -322,3 +322,27 @@ def test_other_runners_are_refused(name):
 
     with pytest.raises(ConfigError, match="--runner"):
         resolve_runner(name)
+
+
+# --------------------------------------------------------------------------- expectation suites
+
+
+def test_expectation_row_condition_is_refused_before_it_runs(tmp_path, capsys):
+    """Great Expectations evaluates a pandas row_condition with DataFrame.query, which can call
+    functions (``@pd.io.common.os.system(...)``): a suite with one is refused and never evaluated."""
+    import json
+
+    marker = tmp_path / "MARKER"
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "hostile", "expectations": [{
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "a", "min_value": -100, "max_value": 100, "condition_parser": "pandas",
+                   "row_condition": f"@pd.io.common.os.system('touch {marker}') == 0"},
+    }]}))
+    data = write_csv(tmp_path / "in.csv")
+    code = run_cli("run", "--input", data, "--output", tmp_path / "out", "--label-column", "label", "-q",
+                   "--expectations", suite)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert not marker.exists()
+    assert "row_condition" in err and "expectation #0" in err and "Traceback" not in err
