@@ -8,8 +8,9 @@ by the labels of each record's nearest neighbours.
    in the sample or not - is scored only by model f, so no record is ever
    judged by a model that trained on its own label.
 2. **Two opinions per record.** The classifier's class probabilities (logistic
-   regression on standardised features by default; any scikit-learn classifier
-   with ``predict_proba``), and the label distribution of the record's k nearest
+   regression on standardised features by default; one of ``ALLOWED_CLASSIFIERS``,
+   or with ``allow_custom_classifier`` any scikit-learn classifier class with
+   ``predict_proba``), and the label distribution of the record's k nearest
    neighbours among the reference rows *outside its fold* (smoothed counts).
    They are blended, ``p = w * p_model + (1 - w) * p_neighbours``, with ``w``
    chosen on the sample to maximise the out-of-fold likelihood of the given
