@@ -9,7 +9,9 @@ Review decisions (``sanitize run --decisions``, see :mod:`sanitizer.review`)
 come last: a released record stays clean even when a detector flags it (its
 flags are kept as *overridden*), unless it failed a row check; a confirmed
 record is quarantined with reason ``review:confirmed`` whatever the detectors
-said.
+said. A decision applies only while the record holds the content it was made
+for (its content hash); otherwise it is stale and the row is decided as if no
+decision existed.
 
 Every quarantined row carries machine-readable reasons: a JSON list of
 ``{"detector", "code", "score", "threshold", "evidence"}`` objects, plus the
@@ -38,6 +40,8 @@ class Decision:
     overridden: np.ndarray | None = None  # released rows a quarantining detector flagged, kept clean
     confirmed: np.ndarray | None = None  # confirmed by review: quarantined
     held_by_review: np.ndarray | None = None  # confirmed rows nothing else would have quarantined
+    stale: np.ndarray | None = None  # a decision on the id, made for other content (or unbound): not applied
+    unbound: np.ndarray | None = None  # stale rows whose decision carries no content hash
 
 
 def _clean_number(value: float) -> float | None:
@@ -45,8 +49,10 @@ def _clean_number(value: float) -> float | None:
 
 
 def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict[str, str],
-           review=None, ids: np.ndarray | None = None) -> Decision:
-    """``review``: a sanitizer.review.ReviewDecisions; ``ids``: every row's id string (needed with it)."""
+           review=None, ids: np.ndarray | None = None, content=None) -> Decision:
+    """``review``: a sanitizer.review.ReviewDecisions; ``ids``: every row's id string (needed with it);
+    ``content``: each row's sanitizer.review.content_sha256 (None where not computed; needed for the rows
+    with a decision). A decision applies only to the content it was made for; the others are ``stale``."""
     quarantine = ~ex.valid.copy()
     reported = np.zeros(n_rows, dtype=bool)
     reasons: dict[int, list[dict]] = {}
@@ -92,7 +98,8 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
         reported &= ~quarantine
         return Decision(quarantine, reasons, reported, scores)
 
-    released, confirmed = review.lookup(ids)
+    matched = review.lookup(ids, content)
+    released, confirmed = matched.released, matched.confirmed
     released &= ex.valid  # a release overrides detectors, never a failed row check
     overridden = released & quarantine
     held_by_review = confirmed & ~quarantine
@@ -101,7 +108,8 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
         reasons.setdefault(int(i), []).append(review.confirmed_reason(ids[i]))
     quarantine |= confirmed
     reported &= ~quarantine
-    return Decision(quarantine, reasons, reported, scores, released, overridden, confirmed, held_by_review)
+    return Decision(quarantine, reasons, reported, scores, released, overridden, confirmed, held_by_review,
+                    matched.stale, matched.unbound)
 
 
 def reasons_json(entries: list[dict]) -> str:

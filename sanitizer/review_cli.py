@@ -7,7 +7,11 @@
     sanitize review OUT confirm ID... --reason TEXT [--reviewer NAME]
     sanitize publish OUT
 
-See :mod:`sanitizer.review` for the decisions file and what publishing does.
+See :mod:`sanitizer.review` for the decisions files and what publishing does.
+
+Everything printed from data (ids, labels, reasons, evidence, reviewer names, column names and values)
+goes through :func:`printable`: control characters and bidi overrides are shown as escapes, so a record
+id cannot clear or retitle the reviewer's terminal or reorder what they read.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from typing import Any
 
 from sanitizer import review as rv
@@ -25,7 +30,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "review",
         help="list and inspect quarantined records; release or confirm them",
-        description="Review what a run quarantined. Decisions go to OUT/review/decisions.jsonl (append-only).",
+        description="Review what a run quarantined. Each decision command writes one new file under "
+                    "OUT/review/decisions/ (never rewritten); decisions are bound to the record's content.",
     )
     p.add_argument("output", metavar="OUT", help="the --output folder of a finished run")
     actions = p.add_subparsers(dest="action", metavar="{list,show,release,confirm}")
@@ -37,7 +43,8 @@ def add_parsers(sub) -> None:
     ls.add_argument("--detector", metavar="NAME", help="records flagged by this detector (or 'validation', 'review')")
     ls.add_argument("--min-score", dest="min_score", type=float, metavar="X",
                     help="records with a flag scoring at least X (of --detector, when given)")
-    ls.add_argument("--status", choices=["pending", "released", "confirmed"], help="by latest review decision")
+    ls.add_argument("--status", choices=list(rv.STATUSES),
+                    help="by latest review decision ('stale': made for other content than the record holds now)")
     ls.add_argument("--limit", type=_positive_int, metavar="N", help="show at most N records")
     ls.add_argument("--json", action="store_true", help="one JSON object per record instead of a table")
 
@@ -57,6 +64,8 @@ def add_parsers(sub) -> None:
         description="Write released rows as an extra clean shard and a new manifest (the old one is kept).",
     )
     pub.add_argument("output", metavar="OUT", help="the --output folder of a finished run")
+    pub.add_argument("--break-lock", dest="break_lock", action="store_true",
+                     help=f"take over {rv.LOCK_FILE} even if another publish holds it (only when that one is dead)")
 
 
 def _positive_int(text: str) -> int:
@@ -77,6 +86,26 @@ def run_review(args: argparse.Namespace) -> int:
         return 0
 
 
+# --------------------------------------------------------------------------- safe terminal output
+
+_ESCAPED = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
+_ESCAPED.update({c: f"\\u{c:04x}" for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+_UNSAFE = re.compile("[" + "".join(re.escape(chr(c)) for c in _ESCAPED) + "]")
+
+
+def printable(text: Any) -> str:
+    """``text`` safe for a terminal: C0 and C1 control characters, DEL and the bidi controls (embeddings,
+    overrides, isolates, marks) become visible escapes (``\\x1b``, ``\\u202e``); everything else, other
+    scripts included, is kept. Used for every line this CLI prints from data."""
+    text = str(text)
+    return _UNSAFE.sub(lambda m: _ESCAPED[ord(m.group())], text) if _UNSAFE.search(text) else text
+
+
+def say(text: Any = "") -> None:
+    """print(), with :func:`printable` applied: the one way this module writes to the terminal."""
+    print(printable(text))
+
+
 def _review(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list(args)
@@ -85,32 +114,33 @@ def _review(args: argparse.Namespace) -> int:
     written = rv.record_decisions(args.output, args.ids, rv.RELEASE if args.action == "release" else rv.CONFIRM,
                                   args.reason, args.reviewer)
     verb = "released" if args.action == "release" else "confirmed"
-    print(f"{verb} {len(written)} record(s) as {written[0]['reviewer']}: {', '.join(w['id'] for w in written)}")
-    print(f"  recorded in {rv.decisions_path(args.output.rstrip('/'))}; "
-          f"'sanitize publish {args.output}' publishes a manifest with the decisions applied")
+    say(f"{verb} {len(written)} record(s) as {written[0]['reviewer']}: {', '.join(w['id'] for w in written)}")
+    say(f"  recorded in {rv.decisions_dir(args.output.rstrip('/'))}/ (bound to each record's current content); "
+        f"'sanitize publish {args.output}' publishes a manifest with the decisions applied")
     return 0
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    result = rv.publish(args.output)
+    result = rv.publish(args.output, break_lock=getattr(args, "break_lock", False))
     if not result["published"]:
-        print(result["message"])
+        say(result["message"])
         return 0
     m = result["manifest"]
     counts = result["counts"]
     out = args.output.rstrip("/")
-    print(f"published {result['publication_id']} (run {result['source_run_id']})")
-    print(f"  released to clean:  {counts['released']:>8,}")
-    print(f"  confirmed, held:    {counts['confirmed']:>8,}")
-    print(f"  pending review:     {counts['pending']:>8,}")
+    say(f"published {result['publication_id']} (run {result['source_run_id']})")
+    say(f"  released to clean:  {counts['released']:>8,}")
+    say(f"  confirmed, held:    {counts['confirmed']:>8,}")
+    say(f"  pending review:     {counts['pending']:>8,}")
     if counts["not_applied"]:
-        print(f"  decisions not applied (id not in this run's quarantine): {counts['not_applied']:,}")
-    print(f"  rows in {result['accounting']['input_rows']:,} = clean {m['clean']['rows']:,} "
-          f"+ quarantined {m['quarantine']['rows']:,}")
+        say(f"  decisions not applied: {counts['not_applied']:,} ({counts.get('stale', 0):,} made for other "
+            f"content than the record holds now; see {out}/{m['publication']['record']['path']})")
+    say(f"  rows in {result['accounting']['input_rows']:,} = clean {m['clean']['rows']:,} "
+        f"+ quarantined {m['quarantine']['rows']:,}")
     if result["outputs"]["released_shard"]:
-        print(f"  released shard:     {out}/{result['outputs']['released_shard']['path']}")
-    print(f"  manifest:           {out}/manifest.json (supersedes {out}/{result['supersedes']['manifest']})")
-    print(f"  record:             {out}/{m['publication']['record']['path']}")
+        say(f"  released shard:     {out}/{result['outputs']['released_shard']['path']}")
+    say(f"  manifest:           {out}/manifest.json (supersedes {out}/{result['supersedes']['manifest']})")
+    say(f"  record:             {out}/{m['publication']['record']['path']}")
     return 0
 
 
@@ -130,26 +160,30 @@ def _list(args: argparse.Namespace) -> int:
     matching = rv.filter_records(records, reason=args.reason, label=args.label, min_score=args.min_score,
                                  detector=args.detector, status=args.status)
     shown = matching[: args.limit] if args.limit else matching
-    if args.json:
+    if args.json:  # json.dumps escapes every control character (and, ASCII only, every bidi control)
         for r in shown:
             print(json.dumps({"id": r.id, "label": r.label, "status": r.status, "codes": r.codes,
                               "scores": r.scores}, sort_keys=True))
         return 0
     header = ["ID", "LABEL", "STATUS", "REASONS", "SCORES"]
     rows = [
-        [r.id, "" if r.label is None else r.label, r.status, ",".join(c for c in r.codes if c),
-         " ".join(f"{name}={_fmt_score(v)}" for name, v in r.scores.items())]
+        [printable(cell) for cell in (
+            r.id, "" if r.label is None else r.label, r.status, ",".join(c for c in r.codes if c),
+            " ".join(f"{name}={_fmt_score(v)}" for name, v in r.scores.items()))]
         for r in shown
     ]
     widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(len(header) - 1)]
     for row in [header] + rows:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1])
-    counts = {s: sum(1 for r in records if r.status == s) for s in ("pending", "released", "confirmed")}
-    print(f"{len(shown)} shown of {len(matching)} matching; {len(records)} quarantined in run "
-          f"{output.source_run_id} ({counts['pending']} pending, {counts['released']} released, "
-          f"{counts['confirmed']} confirmed)")
+        say("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1])
+    counts = {s: sum(1 for r in records if r.status == s) for s in rv.STATUSES}
+    say(f"{len(shown)} shown of {len(matching)} matching; {len(records)} quarantined in run "
+        f"{output.source_run_id} ({counts['pending']} pending, {counts['released']} released, "
+        f"{counts['confirmed']} confirmed, {counts['stale']} stale)")
+    if counts["stale"]:
+        say(f"stale: the latest decision was made for other content than the record holds now (or carries no "
+            f"content hash); it is not applied. 'sanitize review {output.out} show ID' says more")
     if decisions is not None and decisions.sha256 not in rv.applied_decisions(output):
-        print(f"decisions not yet published: run 'sanitize publish {output.out}'")
+        say(f"decisions not yet published: run 'sanitize publish {output.out}'")
     return 0
 
 
@@ -168,33 +202,50 @@ def _fmt_value(value: Any) -> str:
     return str(value)
 
 
+def _status_lines(latest: dict | None, content: str | None, codes: list[str]) -> list[str]:
+    """What the latest decision means for the record as it is now (bound, stale, unbound, none)."""
+    state = rv.binding(latest, content)
+    if state == "none":
+        held = " (held by an earlier confirmation: review:confirmed)" if rv.CONFIRMED_CODE in codes else ""
+        return [f"status: pending review{held}"]
+    said = f"{latest['decision']} by {latest['reviewer']} at {latest['time']}: {latest['reason']}"
+    if state == "bound":
+        verb = "released" if latest["decision"] == rv.RELEASE else "confirmed"
+        return [f"status: {verb} by {latest['reviewer']} at {latest['time']}: {latest['reason']}"]
+    if state == "unbound":
+        return [f"status: stale - the latest decision ({said}) has no content hash (recorded by an older "
+                "sanitizer), so it is not applied; review the record again"]
+    return [f"status: stale - the latest decision ({said}) no longer matches this record: it was made for "
+            f"content sha256 {latest[rv.CONTENT_FIELD]}, the record now holds {content}. It is not applied; "
+            "review the record again"]
+
+
 def _show(args: argparse.Namespace) -> int:
     output = rv.open_output(args.output)
     decisions = rv.load_output_decisions(output.out)
     row, shard = rv.find_record(output, args.id)
-    internal = (rv.REASONS_COLUMN, rv.CODES_COLUMN)
+    internal = (rv.REASONS_COLUMN, rv.CODES_COLUMN, rv.CONTENT_COLUMN)
     columns = {k: v for k, v in row.items() if k not in internal and not k.startswith(rv.SCORE_PREFIX)}
     scores = {k[len(rv.SCORE_PREFIX):]: v for k, v in row.items() if k.startswith(rv.SCORE_PREFIX)}
     entries = rv._reasons(row.get(rv.REASONS_COLUMN))
-    history = [] if decisions is None else _history(output, args.id)
+    content = row.get(rv.CONTENT_COLUMN)
+    history = [] if decisions is None else _history(decisions, args.id)
     latest = decisions.latest.get(args.id) if decisions is not None else None
 
-    print(f"record {args.id}   (run {output.source_run_id}, {shard})")
-    if latest is None:
-        print("status: pending review")
-    else:
-        verb = "released" if latest["decision"] == rv.RELEASE else "confirmed"
-        print(f"status: {verb} by {latest['reviewer']} at {latest['time']}: {latest['reason']}")
-    print("columns:")
+    say(f"record {args.id}   (run {output.source_run_id}, {shard})")
+    for line in _status_lines(latest, content, list(row.get(rv.CODES_COLUMN) or [])):
+        say(line)
+    say(f"content sha256: {content}")
+    say("columns:")
     width = max(len(k) for k in columns) if columns else 0
     for name, value in columns.items():
-        print(f"  {name.ljust(width)}  {_fmt_value(value)}")
+        say(f"  {name.ljust(width)}  {_fmt_value(value)}")
     if scores:
-        print("scores:")
+        say("scores:")
         width = max(len(k) for k in scores)
         for name, value in scores.items():
-            print(f"  {name.ljust(width)}  {_fmt_score(value)}")
-    print(f"reasons ({len(entries)}):")
+            say(f"  {name.ljust(width)}  {_fmt_score(value)}")
+    say(f"reasons ({len(entries)}):")
     for n, e in enumerate(entries, start=1):
         bits = [f"detector {e.get('detector')}"]
         if e.get("score") is not None:
@@ -203,16 +254,19 @@ def _show(args: argparse.Namespace) -> int:
             bits.append(f"threshold {_fmt_score(e['threshold'])}")
         if e.get("action"):
             bits.append(f"action {e['action']}")
-        print(f"  {n}. {e.get('code')}  ({', '.join(bits)})")
+        say(f"  {n}. {e.get('code')}  ({', '.join(bits)})")
         evidence = e.get("evidence")
         if evidence:
-            print("     evidence:")
+            say("     evidence:")
             for line in pretty(evidence, "       "):
-                print(line)
+                say(line)
     if history:
-        print("decisions (oldest first; the last one counts):")
+        say("decisions (oldest first; the last one counts while the content matches):")
         for h in history:
-            print(f"  line {h['line']}: {h['time']} {h['decision']} by {h['reviewer']}: {h['reason']}")
+            match = {"bound": "", "stale": "  [made for other content]", "unbound": "  [no content hash]"}
+            where = rv._rel(output.out, h.get("file"))
+            say(f"  {where} line {h['line']}: {h['time']} {h['decision']} by {h['reviewer']}: {h['reason']}"
+                f"{match[rv.binding(h, content)]}")
     return 0
 
 
@@ -256,6 +310,11 @@ def pretty(value: Any, indent: str = "", width: int = 110) -> list[str]:
     return lines
 
 
-def _history(output: rv.Output, record_id: str) -> list[dict]:
-    path = rv.decisions_path(output.out)
-    return [r for r in rv.parse_decisions(rv.read_bytes(path), path) if r["id"] == record_id]
+
+
+def _history(decisions: rv.ReviewDecisions, record_id: str) -> list[dict]:
+    """Every decision on ``record_id``, oldest first, from the files the decisions were read from."""
+    records: list[dict] = []
+    for path in rv.decision_sources(decisions.path) or []:
+        records += [r for r in rv.parse_decisions(rv.read_bytes(path), path) if r["id"] == record_id]
+    return records

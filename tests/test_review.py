@@ -6,6 +6,7 @@ first run's output is never changed; every test that records decisions works on 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -167,15 +168,24 @@ def reviewed(tmp_path_factory, first, data):
             "manifest": load_json(out / "manifest.json")}
 
 
+def decision_files(out) -> list[Path]:
+    """The decision files of ``out``, in reading order (one per release/confirm command)."""
+    return sorted((out / "review" / "decisions").glob("*.jsonl"))
+
+
+def decisions_sha256(out) -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in decision_files(out))).hexdigest()
+
+
 def decisions_lines(out) -> list[dict]:
-    return [json.loads(line) for line in (out / "review" / "decisions.jsonl").read_text().splitlines()]
+    return [json.loads(line) for p in decision_files(out) for line in p.read_text().splitlines()]
 
 
 def test_decisions_file_keeps_history(reviewed, first):
     lines = decisions_lines(reviewed["out"])
     assert len(lines) == 4 + 2 + 1 + 1
     for line in lines:
-        assert set(line) == {"id", "decision", "reason", "reviewer", "time", "run_id"}
+        assert set(line) == {"id", "decision", "reason", "reviewer", "time", "run_id", "content_sha256"}
         assert line["time"].endswith("Z") and line["reason"]
     run_id = load_json(first["out"] / "manifest.json")["run_id"]
     assert {line["run_id"] for line in lines} == {run_id}
@@ -240,7 +250,7 @@ def test_published_manifest(reviewed, first, data):
 
     assert pub["id"] == m["run_id"] != load_json(first["out"] / "manifest.json")["run_id"]
     assert pub["source_run_id"] == provenance["run_id"]
-    assert pub["decisions"]["sha256"] == sha256_file(out / "review" / "decisions.jsonl")
+    assert pub["decisions"]["sha256"] == decisions_sha256(out)
     assert sha256_file(out / pub["record"]["path"]) == pub["record"]["sha256"]
     assert m["provenance"]["sha256"] == sha256_file(out / "provenance.json")  # provenance.json untouched
 
@@ -277,7 +287,7 @@ def rerun(tmp_path_factory, reviewed, data):
     d = tmp_path_factory.mktemp("review-rerun")
     config = d / "sanitize.yaml"
     config.write_text("detectors:\n  feature_collision:\n    enabled: false\n")
-    decisions = reviewed["out"] / "review" / "decisions.jsonl"
+    decisions = reviewed["out"] / "review" / "decisions"
     out = d / "out"
     rc = run(data, out, "--config", config, "--decisions", decisions)
     return {"rc": rc, "out": out, "decisions": decisions}
@@ -304,7 +314,7 @@ def test_rerun_keeps_released_clean_and_confirmed_held(rerun, reviewed):
 def test_rerun_provenance_counts_decisions(rerun, reviewed):
     p = load_json(rerun["out"] / "provenance.json")
     d = p["decisions"]
-    assert d["sha256"] == sha256_file(rerun["decisions"])
+    assert d["sha256"] == decisions_sha256(reviewed["out"]) and d["files"] == 4
     assert d["lines"] == 8 and d["records"] == 7 and d["release"] == 4 and d["confirm"] == 3
     applied = d["applied"]
     assert applied["released_seen"] == applied["released_kept_clean"] == 4
@@ -327,14 +337,14 @@ def test_unknown_id_records_nothing(first, tmp_path, capsys):
     assert review(out, "release", known, "digit-99999", "--reason", "x") == 2
     err = capsys.readouterr().err
     assert err.startswith("sanitize: error:") and "'digit-99999'" in err and "nothing was recorded" in err
-    assert not (out / "review" / "decisions.jsonl").exists()
+    assert not decision_files(out)
 
     assert review(out, "confirm", known, "--reason", "poison") == 0
-    before = (out / "review" / "decisions.jsonl").read_bytes()
+    before = {p: p.read_bytes() for p in decision_files(out)}
     clean_id = next(i for i in load_clean_ids(out))
     assert review(out, "confirm", sorted(first["codes"])[1], clean_id, "--reason", "poison") == 2
     assert repr(clean_id) in capsys.readouterr().err
-    assert (out / "review" / "decisions.jsonl").read_bytes() == before
+    assert {p: p.read_bytes() for p in decision_files(out)} == before
 
 
 def load_clean_ids(out) -> list[str]:
@@ -348,14 +358,14 @@ def test_reason_is_required(first, tmp_path, capsys):
         review(out, "release", rid)
     assert info.value.code == 2 and "--reason" in capsys.readouterr().err
     assert review(out, "release", rid, "--reason", "   ") == 2
-    assert not (out / "review" / "decisions.jsonl").exists()
+    assert not decision_files(out)
 
 
 def test_broken_decisions_line_stops_everything(first, data, tmp_path, capsys):
     out = copy_run(first, tmp_path)
     ids = sorted(first["codes"])
     assert review(out, "release", ids[0], "--reason", "fine") == 0
-    path = out / "review" / "decisions.jsonl"
+    (path,) = decision_files(out)
     with path.open("a") as fh:
         fh.write('{"id": "%s", "decision": "maybe", "reason": "r", "reviewer": "x", "time": "2026-01-01T00:00:00Z"}\n'
                  % ids[1])
@@ -371,13 +381,14 @@ def test_broken_decisions_line_stops_everything(first, data, tmp_path, capsys):
     assert "line 2" in err and "unknown decision 'maybe'" in err and str(path) in err
     assert not out2.exists()
 
-    # so do review and publish; the file is never rewritten
+    # so do review and publish; the file is never rewritten, and no new one is written
     assert review(out, "confirm", ids[2], "--reason", "poison") == 2
     assert "line 2" in capsys.readouterr().err
     manifest = (out / "manifest.json").read_bytes()
     assert run_cli("publish", out) == 2
     assert "line 2" in capsys.readouterr().err
     assert path.read_bytes() == broken and (out / "manifest.json").read_bytes() == manifest
+    assert decision_files(out) == [path]
 
     for bad, what in (("not json", "not valid JSON"), ('{"id": "a", "decision": "release"}', "missing field(s) reason"),
                       ("[1, 2]", "expected a JSON object")):
@@ -408,21 +419,23 @@ def test_release_never_overrides_a_failed_row_check():
     from sanitizer.detectors import Scores
     from sanitizer.policy import decide
     from sanitizer.records import KEY_COLUMN, FeatureColumn, extract
-    from sanitizer.review import ReviewDecisions
+    from sanitizer.review import ReviewDecisions, content_sha256
 
     table = pa.table({"rid": ["a", "b", "c", "d"], "x": [1.0, float("nan"), 3.0, 4.0], "label": [0, 1, 0, 1],
                       KEY_COLUMN: pa.array(np.arange(4, dtype=np.uint64))})
+    content = content_sha256(table)  # decisions are bound to the rows' content
     ex = extract(table, [FeatureColumn("x", 1)], "label", "rid")
     assert list(ex.valid) == [True, False, True, True]
     flagged = np.array([True, False, False])  # detector flags a (valid rows: a, c, d)
     results = {"outlier": Scores(np.array([9.0, 0.0, 0.0]), flagged, 5.0, {0: {}})}
     t = "2026-01-01T00:00:00Z"
     decisions = ReviewDecisions.from_records("d.jsonl", "0" * 64, [
-        {"id": "a", "decision": "release", "reason": "r", "reviewer": "x", "time": t},
-        {"id": "b", "decision": "release", "reason": "r", "reviewer": "x", "time": t},
-        {"id": "d", "decision": "confirm", "reason": "r", "reviewer": "x", "time": t},
+        {"id": "a", "decision": "release", "reason": "r", "reviewer": "x", "time": t, "content_sha256": content[0]},
+        {"id": "b", "decision": "release", "reason": "r", "reviewer": "x", "time": t, "content_sha256": content[1]},
+        {"id": "d", "decision": "confirm", "reason": "r", "reviewer": "x", "time": t, "content_sha256": content[3]},
     ])
-    d = decide(4, ex, results, {"outlier": "quarantine"}, decisions, np.array(["a", "b", "c", "d"], dtype=object))
+    d = decide(4, ex, results, {"outlier": "quarantine"}, decisions, np.array(["a", "b", "c", "d"], dtype=object),
+               np.array(content, dtype=object))
     assert list(d.quarantine) == [False, True, False, True]
     assert list(d.overridden) == [True, False, False, False]
     assert list(d.held_by_review) == [False, False, False, True]
