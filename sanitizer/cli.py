@@ -113,7 +113,8 @@ def summary_lines(provenance: dict[str, Any], output: str) -> list[str]:
         lines.append(
             f"  review decisions: {applied.get('released_kept_clean', 0):,} released kept clean "
             f"({applied.get('released_overridden', 0):,} flagged again, overridden), "
-            f"{applied.get('confirmed_held', 0):,} confirmed held   [{review['path']}]"
+            f"{applied.get('confirmed_held', 0):,} confirmed held, {applied.get('stale', 0):,} stale (made for "
+            f"other content, not applied)   [{review['path']}]"
         )
     for name, info in provenance.get("detectors", {}).items():
         if info.get("status") == "skipped":
@@ -123,7 +124,9 @@ def summary_lines(provenance: dict[str, Any], output: str) -> list[str]:
         f"  manifest:     {output.rstrip('/')}/manifest.json   provenance: {output.rstrip('/')}/provenance.json",
         f"  review:       {output.rstrip('/')}/report.html   (or: sanitize review {output.rstrip('/')} list)",
     ]
-    return lines
+    from sanitizer.review_cli import printable  # reason codes and detector notes carry data (column names)
+
+    return [printable(line) for line in lines]
 
 
 def _cmd_run(argv: list[str]) -> int:
