@@ -43,8 +43,9 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--expectations", help="a Great Expectations suite (JSON) to validate rows and the data set")
     p.add_argument("--embedding-model", dest="embedding_model",
                    help="TorchScript backbone for the feature_collision detector (path or URI)")
-    p.add_argument("--decisions", help="a review decisions file (JSON Lines, e.g. OUT/review/decisions.jsonl): "
-                   "released records stay clean, confirmed ones stay quarantined")
+    p.add_argument("--decisions", help="review decisions: a reviewed run's OUT folder, its review/decisions/ "
+                   "folder or one decisions file (JSON Lines): released records stay clean, confirmed ones stay "
+                   "quarantined, while their content is the one reviewed")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier run in --output")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return p
