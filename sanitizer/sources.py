@@ -16,7 +16,6 @@ instead of failing the run or being silently dropped.
 
 from __future__ import annotations
 
-import glob as globlib
 import json
 import os
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sanitizer.errors import InputError
+from sanitizer.fs import escape_glob, has_glob, is_remote, static_prefix
 
 EXTENSIONS = {
     ".parquet": "parquet",
@@ -45,6 +45,8 @@ class InputFile:
     relpath: str
     format: str
     size: int
+    mtime: float | None = None  # modification time at planning; checked again before publishing
+    aliases: tuple[str, ...] = ()  # other paths that lead to this same file (symlinks, hard links); read once
 
 
 @dataclass(frozen=True)
@@ -69,40 +71,32 @@ def _format_of(path: str, declared: str) -> str | None:
 
 
 def discover(input_uri: str, declared_format: str = "auto") -> list[InputFile]:
-    """Expand a file, directory or glob into the input files, sorted by path."""
-    fs = _filesystems()
-    is_local = "://" not in input_uri
-    if is_local and os.path.isdir(input_uri):
-        root = input_uri
-        paths = sorted(
-            p for p in globlib.glob(os.path.join(input_uri, "**", "*"), recursive=True) if os.path.isfile(p)
-        )
-        sizes = {p: os.path.getsize(p) for p in paths}
+    """Expand a file, directory or glob into the input files, sorted by path.
+
+    A path that exists literally is read literally, whatever its name holds
+    (``inp/set[1]`` is that folder, never ``inp/set1``); anything else is a glob
+    (``*`` within a folder, ``**`` across folders, ``[abc]``, ``?``). A folder is
+    read recursively, skipping names that start with ``.`` or ``_`` (hidden
+    files, ``_SUCCESS`` markers, ``_temporary`` folders); symlinked folders are
+    followed, but a symlink cycle is not. One file reached by several paths (a
+    symlinked mirror, a hard link) is read once, from its first path; the others
+    are listed in ``InputFile.aliases`` so the run can say so.
+    """
+    if is_remote(input_uri):
+        entries, root = _expand_remote(input_uri)
     else:
-        try:
-            result = fs.match([input_uri])[0]
-            metas = result.metadata_list
-        except Exception as exc:
-            raise InputError(f"input {input_uri!r} could not be listed: {exc}") from None
-        if input_uri.endswith("/") and not metas:
-            result = fs.match([input_uri + "**"])[0]
-            metas = result.metadata_list
-        paths = sorted(m.path for m in metas)
-        sizes = {m.path: m.size_in_bytes for m in metas}
-        static = input_uri.split("*")[0].split("?")[0].split("[")[0]
-        root = static if static.endswith("/") else os.path.dirname(static)
+        entries, root = _expand_local(input_uri)
     files = []
     skipped = []
-    for path in paths:
+    for path, size, mtime, aliases in entries:
         name = os.path.basename(path)
-        if name.startswith((".", "_")):
-            continue  # _SUCCESS markers, hidden files
         fmt = _format_of(path, declared_format)
         if fmt is None:
             skipped.append(name)
             continue
-        rel = os.path.relpath(path, root) if is_local and root else path[len(root) :].lstrip("/")
-        files.append(InputFile(path=path, relpath=rel or name, format=fmt, size=int(sizes[path])))
+        rel = os.path.relpath(path, root) if not is_remote(path) else path[len(root):].lstrip("/")
+        files.append(InputFile(path=path, relpath=rel or name, format=fmt, size=int(size), mtime=mtime,
+                               aliases=tuple(aliases)))
     if not files:
         hint = f" (found only: {', '.join(skipped[:5])})" if skipped else ""
         raise InputError(
@@ -116,6 +110,129 @@ def discover(input_uri: str, declared_format: str = "auto") -> list[InputFile]:
             "point --input at shards of one format"
         )
     return files
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".", "_"))  # hidden files, _SUCCESS markers, _temporary folders
+
+
+def input_is_literal(input_uri: str) -> bool:
+    """Whether ``input_uri`` names an existing file or folder (read as is) rather than a glob."""
+    if not is_remote(input_uri):
+        return os.path.exists(input_uri)
+    if not has_glob(input_uri):
+        return True
+    fs = _filesystems()
+    try:
+        return fs.exists(input_uri) or bool(_remote_folder(input_uri, limit=1))
+    except Exception:  # noqa: BLE001 - a listing problem is reported by discover
+        return False
+
+
+def _expand_local(input_uri: str):
+    """[(path, size, mtime, aliases)] and the root relpaths are taken from, for a local input."""
+    if os.path.isdir(input_uri):
+        paths, root = _walk(input_uri), input_uri
+    elif os.path.isfile(input_uri):
+        paths, root = [input_uri], os.path.dirname(input_uri)  # named explicitly: read even if hidden
+    elif not os.path.exists(input_uri) and not has_glob(input_uri):
+        raise InputError(
+            f"input {input_uri!r} does not exist; pass a file, a directory of shards or a glob such as "
+            "'data/*.parquet'"
+        )
+    else:
+        metas = _match(input_uri)
+        paths = sorted(m.path for m in metas if not _hidden(os.path.basename(m.path)))
+        root = _glob_root(input_uri)
+    return _same_files_once(sorted(paths)), root
+
+
+def _walk(root: str) -> list[str]:
+    """Every file below ``root``, following symlinked folders but never round a cycle."""
+    found: list[str] = []
+
+    def visit(folder: str, chain: frozenset) -> None:
+        real = os.path.realpath(folder)
+        if real in chain:
+            return  # a symlink back to a folder we are already inside
+        chain = chain | {real}
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise InputError(f"input folder {folder!r} could not be listed ({exc}); check its permissions") from None
+        for entry in entries:
+            if _hidden(entry.name):
+                continue
+            if entry.is_dir():
+                visit(entry.path, chain)
+            elif entry.is_file():
+                found.append(entry.path)
+
+    visit(root, frozenset())
+    return found
+
+
+def _same_files_once(paths: list[str]):
+    """Group paths that are one file (same device and inode: symlinks, hard links); keep one path each.
+
+    The kept path is the one that is not a symlink, else the first; the rest become its aliases.
+    """
+    groups: dict[tuple[int, int], list[str]] = {}
+    stats = {}
+    for path in paths:
+        st = os.stat(path)
+        stats[path] = st
+        groups.setdefault((st.st_dev, st.st_ino), []).append(path)
+    entries = []
+    for same in groups.values():
+        keep = next((p for p in same if os.path.realpath(p) == os.path.abspath(p)), same[0])
+        st = stats[keep]
+        entries.append((keep, st.st_size, float(st.st_mtime), [p for p in same if p != keep]))
+    return sorted(entries)
+
+
+def _expand_remote(input_uri: str):
+    """[(path, size, mtime, aliases)] and the root, for an input on a remote filesystem.
+
+    An existing object is read as is; else the objects below the prefix ("folder");
+    else, when the path holds glob characters, what the glob matches.
+    """
+    fs = _filesystems()
+    try:
+        if not input_uri.endswith("/") and fs.exists(input_uri):
+            metas = [fs.get_filesystem(input_uri).metadata(input_uri)]
+            root = input_uri.rsplit("/", 1)[0]
+        else:
+            metas = _remote_folder(input_uri)
+            root = input_uri.rstrip("/")
+            if not metas and has_glob(input_uri):
+                metas = [m for m in _match(input_uri) if not _hidden(m.path.rsplit("/", 1)[-1])]
+                root = _glob_root(input_uri)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"input {input_uri!r} could not be listed: {exc}") from None
+    metas = sorted(metas, key=lambda m: m.path)
+    return [(m.path, m.size_in_bytes, getattr(m, "last_updated_in_seconds", None), []) for m in metas], root
+
+
+def _remote_folder(input_uri: str, limit: int | None = None):
+    """The files below a remote "folder" (an object prefix), read literally, hidden names skipped."""
+    prefix = input_uri.rstrip("/")
+    metas = _filesystems().match([escape_glob(prefix) + "/**"], limits=[limit])[0].metadata_list
+    return [m for m in metas if not any(_hidden(part) for part in m.path[len(prefix) + 1:].split("/"))]
+
+
+def _match(pattern: str):
+    try:
+        return list(_filesystems().match([pattern])[0].metadata_list)
+    except Exception as exc:
+        raise InputError(f"input {pattern!r} could not be listed: {exc}") from None
+
+
+def _glob_root(pattern: str) -> str:
+    static = static_prefix(pattern)
+    return static if static.endswith("/") else os.path.dirname(static)
 
 
 def _open(path: str):

@@ -1,0 +1,84 @@
+"""Paths on any filesystem Beam knows: glob characters, literal matching, file identity and stat.
+
+Beam's ``FileSystems.match`` (and its file sinks, which match ``prefix*`` when
+they finalise shards) read ``[``, ``*`` and ``?`` as glob characters in every
+path. A literal path handed to them must be escaped first, or ``run[1]`` means
+``run1``. ``escape_glob`` writes each of them as a one-character class
+(``[[]``, ``[*]``, ``[?]``), which both Beam's pattern translation and Python's
+``fnmatch``/``glob`` read as the literal character.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+GLOB_CHARS = "[*?"
+_GLOB_RE = re.compile(r"[\[*?]")
+
+
+def _filesystems():
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def is_remote(path: str) -> bool:
+    """True for ``scheme://`` paths (gs://, s3://...), which only Beam's filesystems can reach."""
+    return "://" in path
+
+
+def has_glob(path: str) -> bool:
+    """Whether Beam would read ``path`` as a pattern rather than a name."""
+    return bool(_GLOB_RE.search(path))
+
+
+def glob_chars(path: str) -> list[str]:
+    """The glob characters in ``path``, each once, in the order they appear."""
+    return list(dict.fromkeys(_GLOB_RE.findall(path)))
+
+
+def escape_glob(path: str) -> str:
+    """``path`` as a pattern that matches exactly ``path`` (``run[1]`` -> ``run[[]1]``)."""
+    return _GLOB_RE.sub(lambda m: f"[{m.group(0)}]", path)
+
+
+def static_prefix(pattern: str) -> str:
+    """The part of a glob before its first glob character (what the filesystem lists)."""
+    match = _GLOB_RE.search(pattern)
+    return pattern if match is None else pattern[: match.start()]
+
+
+def pattern_regex(pattern: str) -> re.Pattern:
+    """The regular expression Beam matches ``pattern`` with (``*`` stays within a folder, ``**`` crosses them)."""
+    from apache_beam.io.filesystem import FileSystem
+
+    return re.compile(FileSystem.translate_pattern(pattern))
+
+
+def normalise(path: str) -> str:
+    """A comparable form of ``path``: the real absolute path locally (symlinks resolved), else without a trailing /."""
+    if is_remote(path):
+        return path.rstrip("/")
+    return os.path.realpath(path)
+
+
+def is_inside(path: str, folder: str) -> bool:
+    """Whether normalised ``path`` is ``folder`` or lies below it (whole path components only)."""
+    folder = folder.rstrip("/") or "/"
+    return path == folder or path.startswith(folder if folder.endswith("/") else folder + "/")
+
+
+def stat(path: str) -> tuple[int, float | None]:
+    """(size in bytes, modification time in seconds) of one file, read literally (no glob).
+
+    Local files: ``os.stat`` (symlinks followed). Elsewhere: the metadata Beam's
+    filesystem reports (``size_in_bytes``, ``last_updated_in_seconds``; on GCS
+    the object's update time, which changes with every new generation).
+    """
+    if not is_remote(path):
+        st = os.stat(path)
+        return int(st.st_size), float(st.st_mtime)
+    meta = _filesystems().get_filesystem(path).metadata(path)
+    updated = getattr(meta, "last_updated_in_seconds", None)
+    return int(meta.size_in_bytes), (None if updated is None else float(updated))
