@@ -136,6 +136,8 @@ def _summary(p: dict, q: QuarantineData) -> str:
             f'<span class="badge neutral">review</span> {_n(review.get("released_kept_clean", 0))} released rows kept '
             f'clean ({_n(review.get("released_overridden", 0))} of them overriding a detector), '
             f'{_n(review.get("confirmed_held", 0))} confirmed rows held'
+            + (f', {_n(review.get("stale", 0))} decisions not applied (made for other content than the row '
+               f'holds now, or without a content hash)' if review.get("stale") else "")
         )
     if notes:
         html.append('<p class="note">' + "<br>".join(notes) + "</p>")

@@ -105,6 +105,7 @@ def test_release_does_not_follow_new_content_at_the_same_id(changed_rerun):
     assert applied["confirmed_held"] == 1
     described = load_json(changed_rerun["out"] / "provenance.json")["decisions"]
     assert described["unbound"] == 1 and described["records"] == 4
+    assert "2 decisions not applied (made for other content" in (changed_rerun["out"] / "report.html").read_text()
 
 
 def test_quarantine_shards_carry_the_content_hash(changed_rerun):
