@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 
+from sanitizer.errors import ConfigError
+
 GLOB_CHARS = "[*?"
 _GLOB_RE = re.compile(r"[\[*?]")
 
@@ -41,6 +43,24 @@ def glob_chars(path: str) -> list[str]:
 def escape_glob(path: str) -> str:
     """``path`` as a pattern that matches exactly ``path`` (``run[1]`` -> ``run[[]1]``)."""
     return _GLOB_RE.sub(lambda m: f"[{m.group(0)}]", path)
+
+
+def check_output_path(out: str) -> None:
+    """Refuse an output folder whose path holds glob characters.
+
+    Beam's file sinks use the shard prefix both as a name and, when they
+    finalise, as a pattern (``OUT/clean/part-*-of-N.parquet``, deleted if it
+    matches "old" shards), with no way to escape it; so ``runs/run[1]`` would
+    delete the published shards of a sibling ``runs/run1``. Escaping cannot help
+    (the same string names the files), so such a path is refused up front.
+    """
+    chars = glob_chars(out)
+    if chars:
+        raise ConfigError(
+            f"output {out!r} holds glob character(s) {' '.join(chars)}; Beam's file sinks read the output path "
+            "as a pattern when they finalise shards, so the run could overwrite or delete files of other folders "
+            "(run[1] matches run1). Choose an --output without '[', '*' or '?'"
+        )
 
 
 def static_prefix(pattern: str) -> str:

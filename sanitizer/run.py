@@ -52,13 +52,7 @@ def check_paths(input_uri: str, out: str, files=()) -> None:
     Called before planning reads anything (``files`` empty), and again with the
     planned files.
     """
-    chars = fs_util.glob_chars(out)
-    if chars:
-        raise ConfigError(
-            f"output {out!r} holds glob character(s) {' '.join(chars)}; Beam's file sinks read the output path "
-            "as a pattern when they finalise shards, so the run could overwrite or delete files of other folders "
-            "(run[1] matches run1). Choose an --output without '[', '*' or '?'"
-        )
+    fs_util.check_output_path(out)
     out_key = fs_util.normalise(out)
     literal = input_is_literal(input_uri)
     if literal:

@@ -31,6 +31,7 @@ from sanitizer.beam.transforms import (
     write_json,
 )
 from sanitizer.config import Config
+from sanitizer.fs import check_output_path
 from sanitizer.plan import Plan
 
 
@@ -43,6 +44,7 @@ def build(p: beam.Pipeline, plan: Plan, config: Config, output: str) -> None:
     from apache_beam.io.parquetio import WriteToParquetBatched
 
     out = output.rstrip("/")
+    check_output_path(out)  # the sinks below use f"{out}/clean/part" as a name and as a glob
     work = work_dir(out)
 
     sample_tables = p | "ReadForSample" >> ReadBatches(plan, columns=plan.read_columns())
