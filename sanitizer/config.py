@@ -21,7 +21,7 @@ Example (YAML)::
         threshold_z: 5.0
     policy:
       outlier: quarantine        # or "report": flag in provenance, keep the row clean
-    decisions: out/review/decisions.jsonl   # optional; review decisions to honour (see sanitizer.review)
+    decisions: out/   # optional; review decisions to honour: a reviewed run's OUT, its review/decisions/ or a file
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class Config:
     policy: dict[str, str] = field(default_factory=dict)
     """Detector name -> "quarantine" or "report"."""
     decisions: str | None = None
-    """A review decisions file (JSON Lines, see sanitizer.review): released ids stay clean, confirmed stay held."""
+    """Review decisions (a file, a review/decisions/ folder or a reviewed run's OUT; see sanitizer.review):
+    released ids stay clean, confirmed stay held, while the record's content is the one reviewed."""
 
     def require_runnable(self) -> None:
         """Check the keys a run cannot do without."""
