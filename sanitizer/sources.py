@@ -94,7 +94,7 @@ def discover(input_uri: str, declared_format: str = "auto") -> list[InputFile]:
         if fmt is None:
             skipped.append(name)
             continue
-        rel = os.path.relpath(path, root) if not is_remote(path) else path[len(root):].lstrip("/")
+        rel = os.path.relpath(path, root or os.curdir) if not is_remote(path) else path[len(root):].lstrip("/")
         files.append(InputFile(path=path, relpath=rel or name, format=fmt, size=int(size), mtime=mtime,
                                aliases=tuple(aliases)))
     if not files:
@@ -141,9 +141,10 @@ def _expand_local(input_uri: str):
             "'data/*.parquet'"
         )
     else:
-        metas = _match(input_uri)
+        pattern = input_uri if os.path.dirname(static_prefix(input_uri)) else os.path.join(os.curdir, input_uri)
+        metas = _match(pattern)  # Beam lists the folder before the first glob character: "." for '*.parquet'
         paths = sorted(m.path for m in metas if not _hidden(os.path.basename(m.path)))
-        root = _glob_root(input_uri)
+        root = _glob_root(pattern)
     return _same_files_once(sorted(paths)), root
 
 
@@ -398,6 +399,12 @@ def _conform(table: pa.Table, schema: pa.Schema | None, f: InputFile) -> pa.Tabl
     table = table.combine_chunks()
     if schema is None:
         return table
+    duplicated = sorted({n for n in table.column_names if table.column_names.count(n) > 1})
+    if duplicated:
+        raise InputError(
+            f"input file {f.path!r} has more than one column named {', '.join(map(repr, duplicated))}; "
+            "give every column a unique name"
+        )
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise InputError(

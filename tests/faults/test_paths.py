@@ -126,6 +126,14 @@ def test_a_path_that_does_not_exist_is_a_glob(tmp_path):
         discover(str(tmp_path / "nothing-here"))
 
 
+def test_relative_file_and_glob(tmp_path, monkeypatch):
+    """A bare file name and a glob without a folder resolve against the working directory."""
+    write_rows(tmp_path / "data.parquet", n=9)
+    monkeypatch.chdir(tmp_path)
+    assert [f.relpath for f in discover("data.parquet")] == ["data.parquet"]
+    assert [f.relpath for f in discover("*.parquet")] == ["data.parquet"]
+
+
 @pytest.mark.parametrize("name", ["run[1]", "run*", "run?"])
 def test_output_with_glob_characters_is_refused_and_sibling_run_survives(published, name, capsys):
     out = published["out"].parent / name
