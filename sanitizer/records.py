@@ -108,13 +108,20 @@ def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     encoded = pc.dictionary_encode(column)
     values = encoded.dictionary
     missing = np.zeros(len(values), dtype=bool)
-    if pa.types.is_floating(values.type):
-        numbers = values.to_numpy(zero_copy_only=False)
-        missing = ~np.isfinite(numbers)
-        if np.all(missing | (numbers == np.round(numbers))):
-            values = pa.array(np.where(missing, 0, numbers).astype(np.int64))
     names = np.empty(len(values) + 1, dtype=object)
-    names[:-1] = pc.cast(values, pa.string()).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(values.type):
+        numbers = values.to_numpy(zero_copy_only=False).astype(np.float64)
+        missing = ~np.isfinite(numbers)
+        names[:-1] = pc.cast(values, pa.string()).to_numpy(zero_copy_only=False)
+        # Whole numbers within int64's range read as integers; 1e308 keeps its own name (cast to int64
+        # it would wrap around and share one with every other huge label).
+        whole = ~missing & (np.abs(np.where(missing, 0, numbers)) < 2.0**63)
+        whole &= np.where(whole, numbers, 0) == np.round(np.where(whole, numbers, 0))
+        if whole.any():
+            ints = pa.array(numbers[whole].astype(np.int64))
+            names[:-1][whole] = pc.cast(ints, pa.string()).to_numpy(zero_copy_only=False)
+    else:
+        names[:-1] = pc.cast(values, pa.string()).to_numpy(zero_copy_only=False)
     names[:-1][missing] = None
     names[-1] = None
     index = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)

@@ -277,3 +277,26 @@ def test_an_empty_csv_column_that_is_not_a_feature_is_kept(tmp_path):
     assert prov["config"]["feature_columns"] in (None, []) or "z" not in prov["config"]["feature_columns"]
     assert any("'z'" in w for w in prov["warnings"])
     assert q is None or q.num_rows < 20
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def test_huge_whole_number_labels_keep_their_own_names():
+    """Whole-number float labels read as integers ("3", not "3.0"), but only within int64's range:
+    beyond it, casting wrapped around and gave 1e308 and 1e19 one shared class name."""
+    from sanitizer.records import label_strings
+
+    names = label_strings(pa.array([3.0, 1e308, 1e19, -1e300, None, float("nan")]))
+    assert names.tolist() == ["3", "1e+308", "1e+19", "-1e+300", None, None]
+    # Each value is named on its own: a fraction elsewhere in the column does not turn "3" into "3.0".
+    assert label_strings(pa.array([2.5, -0.0, 3.0])).tolist() == ["2.5", "0", "3"]
+
+
+def test_columns_sharing_a_name_are_refused_naming_it(tmp_path, capsys):
+    rid, X, y = synthetic_rows(60, 6)
+    path = tmp_path / "data.csv"
+    path.write_text("a,a,label\n" + "".join(f"{float(X[i, 0])!r},{float(X[i, 1])!r},{y[i]}\n" for i in range(60)))
+    assert run_cli("run", "--input", path, "--output", tmp_path / "out", "--label-column", "label", "-q") == 2
+    line = next(l for l in capsys.readouterr().err.splitlines() if l.startswith("sanitize: error:"))
+    assert "more than one column named 'a'" in line
