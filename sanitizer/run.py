@@ -376,7 +376,7 @@ def _run(config: Config, beam_args: list[str] | None) -> dict[str, Any]:
     for i, f in enumerate(plan.files):
         sha, size = prov.sha256_of(f.path)
         inputs.append({"uri": f.path, "relpath": f.relpath, "format": f.format, "bytes": size, "sha256": sha,
-                       "rows": None})
+                       "rows": None, "modified_at": _when(f.mtime)})  # size and time are checked again at the end
         if f.aliases:
             inputs[-1]["aliases"] = list(f.aliases)
     check_identical_inputs(inputs)

@@ -92,6 +92,7 @@ def test_directory_with_glob_characters_is_read_literally(published):
     prov = load_json(published["out"] / "provenance.json")
     assert [i["uri"] for i in prov["inputs"]] == [str(published["bracketed"])]
     assert prov["counts"]["rows_in"] == N
+    assert prov["inputs"][0]["modified_at"].startswith("20")  # recorded at planning, checked before publishing
 
 
 @pytest.mark.parametrize("name", ["set[1]", "set*", "set?", "set]1", "s[e]t*?"])
