@@ -15,7 +15,6 @@ import re
 
 from sanitizer.errors import ConfigError
 
-GLOB_CHARS = "[*?"
 _GLOB_RE = re.compile(r"[\[*?]")
 
 

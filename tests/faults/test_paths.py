@@ -20,7 +20,6 @@ Each test builds real files in tmp_path and runs the real CLI (or the real
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
