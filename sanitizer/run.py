@@ -374,7 +374,12 @@ def _run(config: Config, beam_args: list[str] | None) -> dict[str, Any]:
     progress.stage("planning: hashing inputs")
     inputs = []
     for i, f in enumerate(plan.files):
-        sha, size = prov.sha256_of(f.path)
+        try:
+            sha, size = prov.sha256_of(f.path)
+        except OSError as exc:
+            raise InputError(
+                f"input file {f.path!r} could not be read ({exc}); fix or remove it and run again"
+            ) from None
         inputs.append({"uri": f.path, "relpath": f.relpath, "format": f.format, "bytes": size, "sha256": sha,
                        "rows": None, "modified_at": _when(f.mtime)})  # size and time are checked again at the end
         if f.aliases:
@@ -502,8 +507,16 @@ def _run(config: Config, beam_args: list[str] | None) -> dict[str, Any]:
     )
     _fs().delete([work])
     prov.write_atomic(f"{out}/{prov.MANIFEST}", manifest)  # last: publishing
-    _fs().delete([f"{out}/{MARKER}"])  # published: from now on the manifest and provenance say what is ours
+    _release_marker(out)
     return provenance
+
+
+def _release_marker(out: str) -> None:
+    """Published: from now on the manifest and provenance say what is ours. A leftover marker is harmless."""
+    try:
+        _fs().delete([f"{out}/{MARKER}"])
+    except OSError as exc:
+        log.warning("could not remove %s/%s: %s", out, MARKER, exc)
 
 
 def _write_report(out: str, provenance: dict) -> None:
