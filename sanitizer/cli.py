@@ -46,7 +46,7 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--decisions", help="review decisions: a reviewed run's OUT folder, its review/decisions/ "
                    "folder or one decisions file (JSON Lines): released records stay clean, confirmed ones stay "
                    "quarantined, while their content is the one reviewed")
-    p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier run in --output")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier sanitize run in --output (only files that run wrote; anything else is refused)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return p
 
