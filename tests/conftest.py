@@ -109,6 +109,22 @@ def run_cli(*args: str) -> int:
     return cli.main([str(a) for a in args])
 
 
+def write_rows(path, n: int = 240, seed: int = 0, outliers: int = 5) -> Path:
+    """A small 3-class Parquet file (rid, a, b, c, label) with a few obvious outliers to quarantine."""
+    rid, X, y = synthetic_rows(n, seed)
+    X = X.copy()
+    X[:outliers] += 60.0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"rid": rid, "a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "label": y}), path)
+    return path
+
+
+def sanitize_quiet(inp, out, *extra) -> int:
+    """`sanitize run -q` on a file written by write_rows; the exit code."""
+    return run_cli("run", "--input", inp, "--output", out, "--label-column", "label", "-q", *extra)
+
+
 def sanitize_script() -> Path:
     """The installed ``sanitize`` console script of the interpreter running the tests."""
     import sys

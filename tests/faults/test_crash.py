@@ -26,25 +26,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import load_json, read_dir, run_cli, synthetic_rows
+from tests.conftest import load_json, read_dir, run_cli, synthetic_rows, write_rows
+from tests.conftest import sanitize_quiet as sanitize
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 240
 
 
-def write_rows(path, n: int = N, seed: int = 0, outliers: int = 5) -> Path:
-    """A small 3-class Parquet file (rid, a, b, c, label) with a few obvious outliers to quarantine."""
-    rid, X, y = synthetic_rows(n, seed)
-    X = X.copy()
-    X[:outliers] += 60.0
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"rid": rid, "a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "label": y}), path)
-    return path
-
-
-def sanitize(inp, out, *extra) -> int:
-    return run_cli("run", "--input", inp, "--output", out, "--label-column", "label", "-q", *extra)
 
 
 def command(inp, out, *extra) -> list[str]:
