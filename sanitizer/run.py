@@ -94,7 +94,8 @@ def _is_folder(path: str) -> bool:
 
 _PROBES = ("clean/part-00000-of-00001.parquet", "quarantine/part-00000-of-00001.parquet", prov.MANIFEST,
            prov.PROVENANCE, "lineage.json", "report.html", "_work/stats.json", "validation/summary.json",
-           "review/decisions.jsonl")
+           "review/decisions.jsonl", "review/decisions/20260101T000000Z-0.jsonl",
+           "clean/part-released-0.parquet")
 
 
 def input_warnings(files) -> list[str]:
