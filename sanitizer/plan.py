@@ -22,6 +22,7 @@ from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
 from sanitizer.sources import (
     InputFile,
     Split,
+    check_unique_columns,
     discover,
     iter_file_batches,
     parquet_splits,
@@ -86,12 +87,7 @@ def make_plan(config: Config) -> Plan:
     if schema is None or not schema.names:
         raise InputError(f"input file {files[0].path!r} has no columns")
     names = schema.names
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise InputError(
-            f"input file {files[0].path!r} has more than one column named {', '.join(map(repr, duplicated))}; "
-            "give every column a unique name"
-        )
+    check_unique_columns(names, files[0].path)
     reserved = [n for n in names if n == ID_COLUMN or n.startswith(INTERNAL_PREFIX) or n.startswith("sanitizer_")]
     if reserved:
         raise InputError(

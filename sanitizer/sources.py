@@ -394,17 +394,22 @@ def _select(table: pa.Table, columns):
     return table.select(columns)
 
 
+def check_unique_columns(names: list[str], path: str) -> None:
+    """Refuse a file whose columns share a name: which of them a reader picks is undefined."""
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InputError(
+            f"input file {path!r} has more than one column named {', '.join(map(repr, duplicated))}; "
+            "give every column a unique name"
+        )
+
+
 def _conform(table: pa.Table, schema: pa.Schema | None, f: InputFile) -> pa.Table:
     """Cast a batch to the planned schema; values that cannot be cast become null plus a read issue."""
     table = table.combine_chunks()
     if schema is None:
         return table
-    duplicated = sorted({n for n in table.column_names if table.column_names.count(n) > 1})
-    if duplicated:
-        raise InputError(
-            f"input file {f.path!r} has more than one column named {', '.join(map(repr, duplicated))}; "
-            "give every column a unique name"
-        )
+    check_unique_columns(table.column_names, f.path)
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise InputError(
