@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     except SanitizerError as exc:
-        print(f"sanitize: error: {exc}", file=sys.stderr)
+        from sanitizer.review_cli import printable  # messages quote data: column names, ids, values
+
+        print("sanitize: error: " + "\n".join(printable(line) for line in str(exc).splitlines()), file=sys.stderr)
         return 2
 
 

@@ -351,3 +351,14 @@ def test_escape_helper_and_run_summary():
                   "detectors": {"outlier": {"status": "skipped", "reason": "no\x1b]0;x\x07"}}}
     text = "\n".join(summary_lines(provenance, "out"))
     assert "\x1b" not in text and "\x07" not in text and "invalid:nan:\\x1b[2J" in text
+
+
+def test_run_error_messages_escape_data(tmp_path, capsys):
+    """An error that quotes the input's column names (here: a missing label) never prints their raw bytes."""
+    data = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"x": [1.0, 2.0], "\x1b[2J\x1b]0;pwn\x07": [0, 1]}), data)
+    assert run_cli("run", "--input", data, "--output", tmp_path / "out", "--label-column", "label") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sanitize: error: label column 'label' is not in the input")
+    assert "\x1b" not in err and "\x07" not in err
+    assert "\\x1b[2J\\x1b]0;pwn\\x07" in err
