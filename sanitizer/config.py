@@ -18,7 +18,7 @@ Example (YAML)::
       min_per_class: 50          # every class gets at least this many, if it has them
     detectors:
       outlier:
-        threshold_z: 5.0
+        threshold_knn: 6.0
     policy:
       outlier: quarantine        # or "report": flag in provenance, keep the row clean
     decisions: out/   # optional; review decisions to honour: a reviewed run's OUT, its review/decisions/ or a file
@@ -176,6 +176,10 @@ def _build_section(cls, key: str, raw: Any):
         raise ConfigError(f"{key} must be a mapping of settings, got {raw!r}")
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - allowed)
+    retired = getattr(cls, "RETIRED", {})
+    for name in unknown:
+        if name in retired:
+            raise ConfigError(f"'{key}.{name}' is no longer a setting: {retired[name]}")
     if unknown:
         raise ConfigError(
             f"unknown key '{key}.{unknown[0]}'; allowed keys in '{key}': {', '.join(sorted(allowed))}"

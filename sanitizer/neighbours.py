@@ -66,5 +66,11 @@ class NeighbourIndex:
         _, found = self._index().search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return found
 
+    def search_distances(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, indices), each (n, k), nearest first; Euclidean distances (faiss gives squares)."""
+        k = max(1, min(k, self.rows))
+        squared, found = self._index().search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return np.sqrt(np.maximum(squared, 0.0)), found
+
     def describe(self) -> dict:
         return {"kind": "exact (flat L2)" if self.exact else f"IVF-flat, nprobe {self.nprobe}", "rows": self.rows}

@@ -26,7 +26,7 @@ scoring:
   batch_rows: 1024
 detectors:
   outlier:
-    threshold_z: 4
+    threshold_knn: 4
     top_features: 5
 policy:
   outlier: report
@@ -49,7 +49,7 @@ threads = 2
 batch_rows = 1024
 
 [detectors.outlier]
-threshold_z = 4
+threshold_knn = 4
 top_features = 5
 
 [policy]
@@ -74,10 +74,10 @@ def check_file_config(cfg: Config):
     assert cfg.scoring.threads == 2 and cfg.scoring.batch_rows == 1024
     outlier = cfg.detectors["outlier"]
     assert isinstance(outlier, OutlierParams)
-    assert outlier.threshold_z == 4.0 and isinstance(outlier.threshold_z, float)
+    assert outlier.threshold_knn == 4.0 and isinstance(outlier.threshold_knn, float)
     assert outlier.top_features == 5
     # Settings not given keep their defaults.
-    assert outlier.n_estimators == OutlierParams().n_estimators
+    assert outlier.threshold_tail == OutlierParams().threshold_tail
     assert cfg.policy["outlier"] == "report"
     assert all(action == "quarantine" for name, action in cfg.policy.items() if name != "outlier")
     cfg.require_runnable()
@@ -121,10 +121,10 @@ def test_disabled_detector_is_not_enabled():
 def test_to_dict_is_json_ready_and_complete():
     import json
 
-    cfg = build_config(base(feature_columns=["x"], detectors={"outlier": {"threshold_z": 6}}))
+    cfg = build_config(base(feature_columns=["x"], detectors={"outlier": {"threshold_knn": 6}}))
     d = json.loads(json.dumps(cfg.to_dict()))
     assert d["feature_columns"] == ["x"]
-    assert d["detectors"]["outlier"]["threshold_z"] == 6.0
+    assert d["detectors"]["outlier"]["threshold_knn"] == 6.0
     assert d["sample"] == {"size": 100_000, "min_per_class": 50}
 
 
@@ -148,8 +148,14 @@ def test_unknown_key_in_a_section():
 
 
 def test_unknown_detector_setting():
-    with pytest.raises(ConfigError, match=r"unknown key 'detectors\.outlier\.threshold'.*threshold_z"):
+    with pytest.raises(ConfigError, match=r"unknown key 'detectors\.outlier\.threshold'.*threshold_knn, threshold_tail"):
         build_config(base(detectors={"outlier": {"threshold": 3}}))
+
+
+@pytest.mark.parametrize("key", ["threshold_z", "n_estimators", "max_samples"])
+def test_a_retired_outlier_setting_says_what_replaced_it(key):
+    with pytest.raises(ConfigError, match=rf"'detectors\.outlier\.{key}' is no longer a setting: .*(threshold_tail|k-NN)"):
+        build_config(base(detectors={"outlier": {key: 5}}))
 
 
 def test_unknown_detector_names_the_available_ones():
@@ -173,10 +179,10 @@ def test_unknown_detector_in_policy():
         (base(input=""), r"input must be a non-empty string, got ''"),
         (base(sample={"size": "big"}), r"sample\.size must be an integer, got 'big'"),
         (base(sample=[1, 2]), r"sample must be a mapping of settings, got \[1, 2\]"),
-        (base(detectors={"outlier": {"threshold_z": "high"}}),
-         r"detectors\.outlier\.threshold_z must be a number, got 'high'"),
-        (base(detectors={"outlier": {"n_estimators": 10.5}}),
-         r"detectors\.outlier\.n_estimators must be an integer, got 10\.5"),
+        (base(detectors={"outlier": {"threshold_knn": "high"}}),
+         r"detectors\.outlier\.threshold_knn must be a number, got 'high'"),
+        (base(detectors={"outlier": {"neighbours": 10.5}}),
+         r"detectors\.outlier\.neighbours must be an integer, got 10\.5"),
         (base(detectors={"outlier": {"enabled": "no"}}),
          r"detectors\.outlier\.enabled must be true or false, got 'no'"),
         (base(detectors=["outlier"]), r"detectors must be a mapping of detector name to settings"),
@@ -199,11 +205,11 @@ def test_bad_type_names_key_and_given_value(raw, pattern):
         (base(sample={"min_per_class": -1}), r"sample\.min_per_class must be >= 0, got -1"),
         (base(scoring={"threads": 1000}), r"scoring\.threads must be <= 256, got 1000"),
         (base(scoring={"batch_rows": 10}), r"scoring\.batch_rows must be >= 64, got 10"),
-        (base(detectors={"outlier": {"threshold_z": 0.1}}), r"detectors\.outlier\.threshold_z must be >= 0\.5, got 0\.1"),
-        (base(detectors={"outlier": {"threshold_z": 5000}}),
-         r"detectors\.outlier\.threshold_z must be <= 1000, got 5000"),
+        (base(detectors={"outlier": {"threshold_knn": 0.1}}), r"detectors\.outlier\.threshold_knn must be >= 0\.5, got 0\.1"),
+        (base(detectors={"outlier": {"threshold_tail": 50000}}),
+         r"detectors\.outlier\.threshold_tail must be <= 10000, got 50000"),
         (base(detectors={"outlier": {"min_class_rows": 1}}), r"detectors\.outlier\.min_class_rows must be >= 5, got 1"),
-        (base(detectors={"outlier": {"n_estimators": 0}}), r"detectors\.outlier\.n_estimators must be >= 1, got 0"),
+        (base(detectors={"outlier": {"folds": 1}}), r"detectors\.outlier\.folds must be >= 2, got 1"),
     ],
 )
 def test_out_of_range_names_key_bound_and_given_value(raw, pattern):

@@ -504,3 +504,19 @@ def test_tabular_data_failed_row_checks_and_many_classes(tmp_path):
     assert "(null)" not in {r[2] for r in null_rows}  # missing labels sort last, whichever the direction
     assert "<null>" in page.text_of("classes")
     assert "Quarantined share per class" in {svg.attrs.get("aria-label") for svg in page.elements("svg")}
+
+
+def test_outlier_evidence_reads_as_signals_and_named_neighbours():
+    """The reviewer sees which signal fired, against what threshold, and which reference rows were nearest."""
+    from sanitizer.report.evidence import summarise_reasons
+
+    reason = {"detector": "outlier", "code": "outlier", "score": 2.1, "threshold": 1.0,
+              "evidence": {"reference": "class 5", "fired": ["knn"],
+                           "signals": {"tail": 4.2, "tail_threshold": 10.0, "knn": 12.6, "knn_threshold": 6.0},
+                           "extreme_features": [{"feature": "pixels[15]", "value": 11.6, "typical_range": [0.0, 2.6]}],
+                           "nearest": [{"id": "digit-01078", "distance": 8.95}, {"id": "digit-00415", "distance": 9.12}]}}
+    lines = summarise_reasons([reason])[0]["lines"]
+    text = "\n".join(lines)
+    assert "extreme features: pixels[15] = 11.6 (typical 0–2.6)" in text
+    assert "signals: most extreme feature 4.2 nats vs 10; k-NN distance 12.6 nats vs 6 (fired)" in text
+    assert "nearest reference rows: digit-01078 (distance 8.95), digit-00415 (distance 9.12)" in text

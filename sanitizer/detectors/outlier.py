@@ -1,72 +1,126 @@
 """``outlier``: records that do not look like the rest of their class or of the data.
 
-Two signals, each learned from the bounded sample:
+Two signals, each learned from the bounded sample and each able to flag a record
+on its own:
 
-* **tail** - for every feature, the two-sided empirical tail probability of the
-  value among the sample rows of the record's own class (an ECOD-style score:
-  mean over features of ``-log p``). Catches a record that is ordinary for the
-  data set but extreme for its class. A class with too few sample rows (fewer
-  than ``min_class_rows`` in either fold), or ``per_class: false``, uses the
-  whole sample as its reference instead.
-* **isolation forest** - a global multivariate signal: records that random
-  axis-aligned splits isolate quickly are unusual even when no single feature is.
+* **tail** - for every feature, how improbable the value is among the reference
+  rows: a two-sided empirical tail probability inside the observed body, and an
+  exponential tail fitted to the most extreme ``tail_fraction`` of the reference
+  beyond it (so a value ten spreads past the largest one keeps getting less
+  probable instead of being scored like the maximum). A record's tail score is
+  the LARGEST per-feature ``-log p`` minus ``log(d)`` (a Bonferroni correction over
+  the d features): one feature far outside the reference is enough, and it is
+  not diluted by the ordinary ones. With a class reference (``per_class``), a
+  feature counts as extreme only when it is extreme both for the record's class
+  and for the whole data (the smaller of the two ``-log p``): a value unusual for
+  the class but common in the data is the label detectors' business, and
+  sparse, discrete features (pixels that are blank in one class) would
+  otherwise make every clean class look full of outliers.
+* **knn** - the mean Euclidean distance to the ``neighbours`` nearest reference
+  rows of the record's own class (classes with too few rows use all classes),
+  in standardised feature space with every coordinate clipped to
+  ``+-clip_z``. It catches records whose joint pattern is wrong even when no
+  single value is extreme (uniform noise, a foreign class, scaled-up
+  deviations). The clip keeps one extreme coordinate (the tail signal's job)
+  from dominating the distance, and keeps near-constant features, whose
+  standardised values explode, from giving clean data a heavy tail.
 
 Cross-fitting keeps the detector from grading its own homework: the sample is
-split into two folds by ``hash(record id)``, one model is fitted per fold, and
-every record (in the sample or not) is scored by the model of the *other* fold.
-The sample's out-of-fold scores then calibrate the thresholds honestly: each
-signal becomes a robust z-score (median / MAD of its out-of-fold scores; per
-class for the tail), the two are averaged, and the average is robustly
-standardised once more. The final score reads as "how many robust standard
-deviations above a typical record"; a record is flagged when it exceeds
-``threshold_z``. Because the median and MAD ignore the tails, poison in the
-sample barely moves the threshold, and a clean data set does not get a fixed
-share flagged.
+split into ``folds`` folds by ``hash(record id)``; model f is fitted on the other
+folds and scores every record of fold f, in the sample or not. The sample's
+out-of-fold scores calibrate the thresholds: the k-NN distance becomes
+``-log`` of an exceedance probability from an exponential fitted through the
+median and 90th percentile of the out-of-fold distances (poison in the top few
+percent does not move either; per class for classes with at least
+``CALIBRATION_ROWS`` sample rows), and the tail score is already in ``-log p``. A
+record is flagged when either signal passes its threshold
+(``threshold_tail``, ``threshold_knn``, in nats). No contamination rate is
+assumed: a clean data set gets few flags, a dirty one as many as cross the line.
 
-Evidence for a flagged record: the features most extreme for its reference
-(value and the reference's 1st-99th percentile range) and each signal's z-score.
+The score is the larger of the two signals divided by its threshold, so a score
+above 1 means flagged and 2 means twice as far past the line. Evidence names
+the most extreme features (value, the reference's 1st-99th percentile range,
+``-log p``), the nearest reference rows (ids and distances) and both signals.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
 from sanitizer.config import check_int, check_number
-from sanitizer.detectors.base import Batch, Scores, Skipped
+from sanitizer.detectors.base import Batch, Scores, Skipped, standardise, standardiser
+from sanitizer.neighbours import NeighbourIndex
 from sanitizer.records import salted
 
 MIN_ROWS = 40
 _FOLD_SALT = "outlier-fold"
+_REFERENCE_SALT = "outlier-reference"
+CALIBRATION_ROWS = 50
+"""A class with this many sample rows calibrates its own k-NN distances."""
+MAX_NATS = 1e4
+"""Per-feature -log p is capped here (a constant feature that changes would otherwise be inf)."""
 
 
 @dataclass(frozen=True)
 class OutlierParams:
     enabled: bool = True
-    threshold_z: float = 5.0
-    """Flag a record whose final robust z-score exceeds this."""
+    threshold_tail: float = 10.0
+    """Flag when the most extreme feature's Bonferroni-corrected tail probability is below exp(-this)."""
+    threshold_knn: float = 6.0
+    """Flag when the k-NN distance's calibrated exceedance probability is below exp(-this)."""
+    folds: int = 10
+    """Cross-fitting folds: each record is scored by the model fitted on the other folds."""
     per_class: bool = True
-    """Use the class-conditional tail signal (classes with too few sample rows fall back to global)."""
+    """Compare a record with its own class (classes with too few sample rows use all classes)."""
     min_class_rows: int = 30
-    """A class needs this many sample rows per fold for its own reference."""
-    n_estimators: int = 100
-    max_samples: int = 256
-    grid_size: int = 512
-    """Reference quantiles kept per feature (bounds state size and scoring cost)."""
+    """A class needs this many sample rows in every fold model for its own reference."""
+    neighbours: int = 5
+    """k of the k-nearest-neighbour distance signal."""
+    clip_z: float = 5.0
+    """Standardised coordinates are clipped to +-this for the neighbour signal."""
+    knn_reference_rows: int = 1024
+    """At most this many reference rows per class (and for all classes) per fold model: exact
+    search, bounded state and scoring cost."""
+    tail_fraction: float = 0.05
+    """The exponential tail is fitted to this share (at least 5 rows) of each side of a reference."""
+    class_tail_floor: float = 0.25
+    """A class reference's tail decays no faster than this many global standard deviations per nat."""
+    grid_size: int = 256
+    """Reference quantiles kept per feature (bounds state size and scoring cost); beyond the body the
+    exponential tails take over, so the grid only has to resolve the middle 90%."""
     top_features: int = 3
 
+    RETIRED: ClassVar[dict[str, str]] = {
+        "threshold_z": "the outlier score is no longer a robust z-score; set threshold_tail and/or threshold_knn "
+                       "(nats, defaults 10 and 6) instead",
+        "n_estimators": "the isolation forest was replaced by the k-NN distance signal (neighbours, "
+                        "knn_reference_rows); remove this key",
+        "max_samples": "the isolation forest was replaced by the k-NN distance signal (neighbours, "
+                       "knn_reference_rows); remove this key",
+    }
+
     def validate(self) -> None:
-        check_number("detectors.outlier.threshold_z", self.threshold_z, low=0.5, high=1000)
+        check_number("detectors.outlier.threshold_tail", self.threshold_tail, low=0.5, high=10_000)
+        check_number("detectors.outlier.threshold_knn", self.threshold_knn, low=0.5, high=10_000)
+        check_int("detectors.outlier.folds", self.folds, low=2, high=20)
         check_int("detectors.outlier.min_class_rows", self.min_class_rows, low=5)
-        check_int("detectors.outlier.n_estimators", self.n_estimators, low=1, high=2000)
-        check_int("detectors.outlier.max_samples", self.max_samples, low=8, high=100_000)
+        check_int("detectors.outlier.neighbours", self.neighbours, low=1, high=100)
+        check_number("detectors.outlier.clip_z", self.clip_z, low=0.5, high=1000)
+        check_int("detectors.outlier.knn_reference_rows", self.knn_reference_rows, low=64, high=100_000)
+        check_number("detectors.outlier.tail_fraction", self.tail_fraction, low=0.001, high=0.5)
+        check_number("detectors.outlier.class_tail_floor", self.class_tail_floor, low=0.0, high=100)
         check_int("detectors.outlier.grid_size", self.grid_size, low=16, high=100_000)
         check_int("detectors.outlier.top_features", self.top_features, low=0, high=100)
+
+
+def _compact(positions: np.ndarray) -> np.ndarray:
+    """Positions as int32 when they fit (halves the state every worker receives)."""
+    return positions.astype(np.int32 if positions.size == 0 or positions.max() < 2**31 - 1 else np.int64)
 
 
 @dataclass(frozen=True)
@@ -129,13 +183,13 @@ class StepTable:
             n_bins, w, kb, extra = chosen
             bins[j], inv_width[j] = n_bins, w
             steps = max(steps, extra)
-            luts.append(np.searchsorted(kb, np.arange(-1, n_bins + 1), side="left").astype(np.int64) + position)
+            luts.append(np.searchsorted(kb, np.arange(-1, n_bins + 1), side="left") + position)
             padded.append(np.append(b, np.nan))
             lut_pos += n_bins + 2
             position += len(b) + 1
             value_pos += len(v)
         return StepTable(
-            lo, inv_width, bins, lut_offset, np.concatenate(luts), np.concatenate(padded), shifts,
+            lo, inv_width, bins, lut_offset, _compact(np.concatenate(luts)), np.concatenate(padded), shifts,
             np.concatenate(values), steps, tuple(fallback),
         )
 
@@ -162,30 +216,52 @@ class StepTable:
 
 @dataclass(frozen=True)
 class TailReference:
-    """Per-feature empirical distributions as step functions of ``-log p``.
+    """Per-feature reference distributions, evaluated as two-sided ``-log p``.
 
-    For feature j, ``-log p(x)`` (two-sided tail probability of x among the
-    reference values, smoothed so p >= 1/(n+1)) is piecewise constant: one value
-    exactly at each reference value, another between two neighbouring ones. It
-    is stored as sorted breakpoints ``[u0, next(u0), u1, next(u1), ...]`` and a
-    value table, evaluated for all features at once by a :class:`StepTable`.
+    Inside the observed body, ``-log p(x)`` is the two-sided empirical tail
+    probability of x among the reference values (smoothed so p >= 1/(n+1)),
+    piecewise constant: one value exactly at each reference value, another
+    between two neighbouring ones, stored as sorted breakpoints and a value table
+    and evaluated for all features at once by a :class:`StepTable`. Beyond the
+    ``m``-th most extreme value of a side (``m`` = ``tail_fraction`` of the rows,
+    at least 5) the tail is exponential, fitted to those m values (scale ``beta``
+    from the mean excess of all but their most extreme few, which a few planted
+    extremes barely move), so the score keeps growing linearly with the distance.
     """
 
-    steps: StepTable  # per feature: 2m sorted breakpoints and 2m+1 values of -log p
+    steps: StepTable  # per feature: 2u sorted breakpoints and 2u+1 values of -log p
     low: np.ndarray  # (d,) 1st percentile, for evidence
     high: np.ndarray  # (d,) 99th percentile, for evidence
-    min: np.ndarray  # (d,) smallest reference value
-    max: np.ndarray  # (d,) largest reference value
-    scale: np.ndarray  # (d,) an eighth of the reference range: beyond the range, -log p grows by 1 per scale
+    upper_start: np.ndarray  # (d,) where the upper exponential tail starts
+    upper_beta: np.ndarray  # (d,) its scale
+    lower_start: np.ndarray  # (d,)
+    lower_beta: np.ndarray  # (d,)
+    tail_nats: float  # -log of the two-sided probability at the start of either exponential tail
+    sd: np.ndarray  # (d,) standard deviation of the reference
 
     @staticmethod
-    def build(X: np.ndarray, grid_size: int, floor_scale: np.ndarray | None = None) -> "TailReference":
-        """Reference from rows X. ``floor_scale`` bounds the range from below (a feature that
-        is constant within a class borrows the whole sample's range)."""
+    def build(X: np.ndarray, grid_size: int, tail_fraction: float, floor: np.ndarray | None = None) -> "TailReference":
+        """Reference from rows X (at least 2). ``floor`` bounds each tail's scale from below (a class
+        reference borrows a share of the whole sample's spread, so a feature that is nearly constant
+        within a class does not make every small deviation infinitely improbable)."""
         n, d = X.shape
-        srt = np.sort(X, axis=0)
+        full = np.sort(X, axis=0)
+        m = int(min(max(5, np.ceil(tail_fraction * n)), n - 1))
+        upper_start, lower_start = full[n - 1 - m], full[m]
+        # The scale is the mean excess over the tail's start of the TRIMMED tail (its most extreme
+        # fifth left out, rescaled to be exact for an exponential): the plain mean would let a few
+        # planted extremes in the sample stretch the very tail that should expose them.
+        upper_beta = _trimmed_scale(full[n - m:] - upper_start)
+        lower_beta = _trimmed_scale(lower_start - full[:m])
+        sd = X.std(axis=0)
+        median = full[n // 2]
+        least = np.maximum(0.05 * sd, 1e-6 * np.maximum(np.abs(median), 1.0))
+        if floor is not None:
+            least = np.maximum(least, floor)
+        upper_beta, lower_beta = np.maximum(upper_beta, least), np.maximum(lower_beta, least)
+        srt = full
         if n > grid_size:
-            srt = srt[((np.arange(grid_size) + 0.5) * n / grid_size).astype(np.int64)]
+            srt = full[((np.arange(grid_size) + 0.5) * n / grid_size).astype(np.int64)]
         m_total = srt.shape[0]
         breaks, tables = [], []
         for j in range(d):
@@ -207,120 +283,103 @@ class TailReference:
             b[1::2] = np.nextafter(u, np.inf)
             breaks.append(b)
             tables.append(-np.log(p))
-        # Percentiles for evidence, read off the (sorted) grid.
-        q = srt[np.clip(np.round(np.array([0.01, 0.5, 0.99]) * (m_total - 1)).astype(int), 0, None)] if n else np.zeros((3, d))
-        scale = (srt[-1] - srt[0]) / 8 if len(srt) else np.zeros(d)  # an eighth of the reference range
-        if floor_scale is not None:
-            scale = np.maximum(scale, floor_scale)
-        scale = np.where(scale > 0, scale, 1e-3 * np.maximum(np.abs(q[1]), 1.0))
-        return TailReference(StepTable.build(breaks, tables), q[0], q[2], srt[0].copy(), srt[-1].copy(), scale)
+        q = full[np.clip(np.round(np.array([0.01, 0.99]) * (n - 1)).astype(int), 0, None)]
+        return TailReference(
+            StepTable.build(breaks, tables), q[0], q[1], upper_start, upper_beta, lower_start, lower_beta,
+            float(np.log(n / m) - np.log(2.0)), sd,
+        )
 
     def neglogp(self, X: np.ndarray) -> np.ndarray:
-        """(n, d) of -log p per feature. Past the reference range it keeps growing linearly with the
-        distance (by one per eighth of the reference range), so a value a million spreads out is not
-        scored like the maximum."""
-        beyond = np.maximum(X - self.max, 0.0) + np.maximum(self.min - X, 0.0)
-        return self.steps.lookup(X) + beyond / self.scale
-
-    def mean_neglogp(self, X: np.ndarray) -> np.ndarray:
-        """(n,) mean over features of -log p."""
-        if X.shape[1] == 0:
-            return np.zeros(X.shape[0])
-        return self.neglogp(X).mean(axis=1)
+        """(n, d) of two-sided -log p per feature, capped at MAX_NATS."""
+        out = self.steps.lookup(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            up = (X - self.upper_start) / self.upper_beta
+            down = (self.lower_start - X) / self.lower_beta
+        beyond = np.maximum(up, down)
+        np.maximum(out, self.tail_nats + beyond, out=out)
+        return np.minimum(out, MAX_NATS, out=out)
 
 
-def _average_path_length(n: np.ndarray) -> np.ndarray:
-    """c(n): the average path length of an unsuccessful search in a binary search tree of n points."""
-    n = np.asarray(n, dtype=np.float64)
-    out = np.zeros_like(n)
-    out[n == 2] = 1.0
-    big = n > 2
-    out[big] = 2.0 * (np.log(n[big] - 1.0) + np.euler_gamma) - 2.0 * (n[big] - 1.0) / n[big]
-    return out
+TRIM = 0.05
+"""Share of each fitted tail's most extreme values left out of its scale (none below 20 values)."""
+
+
+def _trimmed_scale(excess: np.ndarray) -> np.ndarray:
+    """Exponential scale per column from the non-negative excesses, the largest TRIM share left
+    out; the trimmed mean is rescaled by the mean of an Exp(1) variable below the same
+    quantile, so it is exact for an exponential tail."""
+    m = len(excess)
+    drop = min(int(TRIM * m), m - 1) if m > 1 else 0
+    if drop == 0:
+        return excess.mean(axis=0)
+    t = drop / m
+    below = (1.0 - t * (1.0 - np.log(t))) / (1.0 - t)
+    return np.sort(excess, axis=0)[: m - drop].mean(axis=0) / below
 
 
 @dataclass(frozen=True)
-class ForestScorer:
-    """Scores with a fitted scikit-learn IsolationForest, minus its per-call overhead.
+class NeighbourReference:
+    """Reference rows for the k-NN signal: a faiss index over their clipped standardised features."""
 
-    Per tree it keeps the public ``tree_`` and, for every node, depth + c(samples
-    in the node); a score is one ``tree_.apply`` (which releases the GIL) and one
-    gather per tree. Returns the isolation-forest anomaly score ``2 ** -(mean
-    path length / c(max_samples))`` in (0, 1]: higher = more anomalous
-    (``-IsolationForest.score_samples``).
-    """
-
-    trees: tuple[Any, ...]
-    features: tuple[np.ndarray | None, ...]
-    path_lengths: tuple[np.ndarray, ...]
-    denominator: float
+    index: NeighbourIndex
+    ids: np.ndarray  # (rows,) record ids, for evidence
 
     @staticmethod
-    def from_forest(forest, n_features: int) -> "ForestScorer":
-        trees, features, lengths = [], [], []
-        for estimator, feats in zip(forest.estimators_, forest.estimators_features_):
-            tree = estimator.tree_
-            depth = np.zeros(tree.node_count)
-            left, right = tree.children_left, tree.children_right
-            for node in range(tree.node_count):  # children always have larger ids than their parent
-                if left[node] != -1:
-                    depth[left[node]] = depth[right[node]] = depth[node] + 1
-            trees.append(tree)
-            feats = np.asarray(feats)
-            features.append(None if np.array_equal(feats, np.arange(n_features)) else feats)
-            lengths.append(depth + _average_path_length(tree.n_node_samples))
-        denominator = len(trees) * float(_average_path_length([forest.max_samples_])[0])
-        return ForestScorer(tuple(trees), tuple(features), tuple(lengths), denominator)
+    def build(Z: np.ndarray, ids: np.ndarray, seed: int) -> "NeighbourReference":
+        return NeighbourReference(NeighbourIndex.build(Z, seed=seed), np.asarray(ids, dtype=object))
 
-    def score(self, X: np.ndarray) -> np.ndarray:
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
-        depths = np.zeros(len(X32))
-        for tree, feats, lengths in zip(self.trees, self.features, self.path_lengths):
-            leaves = tree.apply(X32 if feats is None else np.ascontiguousarray(X32[:, feats]))
-            depths += lengths[leaves]
-        if self.denominator == 0:
-            return np.ones(len(X32))
-        return 2.0 ** (-depths / self.denominator)
+    def distances(self, Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean distance to the k nearest reference rows, (n, k) their positions)."""
+        dist, found = self.index.search_distances(Z, k)
+        return dist.mean(axis=1), found
 
 
 @dataclass(frozen=True)
 class FoldModel:
-    global_ref: TailReference
-    class_refs: dict[str, TailReference]
-    forest: ForestScorer
+    """What one fold model (fitted on the other folds' sample rows) knows."""
+
+    global_tail: TailReference
+    class_tails: dict[str, TailReference]
+    mean: np.ndarray  # standardiser of the neighbour signal
+    scale: np.ndarray
+    global_neighbours: NeighbourReference
+    class_neighbours: dict[str, NeighbourReference]
 
 
 @dataclass(frozen=True)
-class Robust:
-    center: float
-    scale: float
+class DistanceCalibration:
+    """k-NN distance -> -log exceedance probability, from the sample's out-of-fold distances: an
+    exponential through their median and 90th percentile (a few percent of poison moves neither)."""
+
+    median: float
+    q90: float
+    beta: float
 
     @staticmethod
-    def of(values: np.ndarray) -> "Robust":
-        values = values[np.isfinite(values)]
+    def of(distances: np.ndarray) -> "DistanceCalibration":
+        values = distances[np.isfinite(distances)]
         if len(values) == 0:
-            return Robust(0.0, 1.0)
-        center = float(np.median(values))
-        scale = 1.4826 * float(np.median(np.abs(values - center)))
-        if scale < 1e-9:
-            scale = float(np.std(values))
-        return Robust(center, scale if scale > 1e-9 else 1.0)
+            return DistanceCalibration(0.0, 0.0, 1.0)
+        median, q90 = (float(v) for v in np.quantile(values, [0.5, 0.9]))
+        beta = (q90 - median) / np.log(5.0)
+        if not beta > 1e-12:
+            beta = max(float(np.std(values)), 1e-12)
+        return DistanceCalibration(median, q90, float(beta))
 
-    def z(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.center) / self.scale
+    def nats(self, distances: np.ndarray) -> np.ndarray:
+        return np.maximum(np.log(10.0) + (distances - self.q90) / self.beta, 0.0)
 
 
 @dataclass(frozen=True)
 class OutlierState:
     params: OutlierParams
-    folds: tuple[FoldModel, FoldModel]
-    tail_global: Robust
-    tail_by_class: dict[str, Robust]
-    forest: Robust
-    combined: Robust
+    models: tuple[FoldModel, ...]
+    distance: DistanceCalibration
+    distance_by_class: dict[str, DistanceCalibration]
     feature_names: tuple[str, ...]
     sample_rows: int
     classes_with_own_reference: int
+    reference_rows: int  # neighbour reference rows per fold model, summed over its references
 
 
 class OutlierDetector:
@@ -329,95 +388,110 @@ class OutlierDetector:
     Params = OutlierParams
 
     @staticmethod
-    def fold_of(keys: np.ndarray) -> np.ndarray:
-        return (salted(keys, _FOLD_SALT) & np.uint64(1)).astype(np.int64)
+    def fold_of(keys: np.ndarray, folds: int = OutlierParams.folds) -> np.ndarray:
+        """Cross-fitting fold of each record: its model is the one fitted without this fold."""
+        return (salted(keys, _FOLD_SALT) % np.uint64(folds)).astype(np.int64)
 
     def fit(self, sample: Batch, params: OutlierParams, seed: int):
-        from sklearn.ensemble import IsolationForest
-
         if sample.n < MIN_ROWS:
             return Skipped(f"needs at least {MIN_ROWS} valid rows in the sample, got {sample.n}")
         if sample.X.shape[1] == 0:
             return Skipped("no feature columns")
-        fold = self.fold_of(sample.keys)
-        if min(np.sum(fold == 0), np.sum(fold == 1)) < MIN_ROWS // 2:
-            return Skipped(f"needs at least {MIN_ROWS // 2} sample rows in each cross-fitting fold")
+        K = params.folds
+        fold = self.fold_of(sample.keys, K)
+        per_fold = np.bincount(fold, minlength=K)
+        if sample.n - per_fold.max() < MIN_ROWS // 2:
+            return Skipped(f"needs at least {MIN_ROWS // 2} sample rows outside each cross-fitting fold")
         groups = class_groups(sample.labels)
-        # A class gets its own reference only when both folds hold enough of its rows, so every
-        # record of the class is judged the same way whichever fold scores it.
+        # A class gets its own reference only when every fold model holds enough of its rows, so every
+        # record of the class is judged the same way whichever model scores it.
         own = set()
         if params.per_class:
             for c, members in groups.items():
-                f = fold[members]
-                if min(np.sum(f == 0), np.sum(f == 1)) >= params.min_class_rows:
+                if len(members) - np.bincount(fold[members], minlength=K).max() >= params.min_class_rows:
                     own.add(c)
-        def build_fold(f: int) -> FoldModel:
-            X = sample.X[fold == f]
-            global_ref = TailReference.build(X, params.grid_size)
-            class_refs = {
-                c: TailReference.build(sample.X[groups[c][fold[groups[c]] == f]], params.grid_size, global_ref.scale)
-                for c in sorted(own)
-            }
-            forest = IsolationForest(
-                n_estimators=params.n_estimators,
-                max_samples=min(params.max_samples, len(X)),
-                random_state=(seed * 2 + f) % (2**32),
-            ).fit(X.astype(np.float32))
-            return FoldModel(global_ref, class_refs, ForestScorer.from_forest(forest, X.shape[1]))
+        priority = salted(sample.keys, _REFERENCE_SALT)
 
-        with ThreadPoolExecutor(2) as pool:  # sorting and tree building release the GIL
-            models = list(pool.map(build_fold, (0, 1)))
-        folds = (models[0], models[1])
+        def capped(rows: np.ndarray) -> np.ndarray:
+            if len(rows) <= params.knn_reference_rows:
+                return rows
+            return np.sort(rows[np.argsort(priority[rows], kind="stable")[: params.knn_reference_rows]])
 
-        # Out-of-fold scores of the sample calibrate every threshold.
-        other = 1 - fold
-        tail, iso = _signals_threaded(folds, sample.X, sample.labels, other)
-        global_tail = np.empty(sample.n)
-        for f in (0, 1):
-            rows = other == f
-            global_tail[rows] = folds[f].global_ref.mean_neglogp(sample.X[rows])
-        state = OutlierState(
-            params=params,
-            folds=folds,
-            tail_global=Robust.of(global_tail),
-            tail_by_class={c: Robust.of(tail[groups[c]]) for c in sorted(own)},
-            forest=Robust.of(iso),
-            combined=Robust(0.0, 1.0),
-            feature_names=sample.feature_names,
-            sample_rows=sample.n,
-            classes_with_own_reference=len(own),
-        )
-        return _replace(state, combined=Robust.of(_combine(state, tail, iso, groups)))
+        def build(f: int) -> FoldModel:
+            rows = np.flatnonzero(fold != f)
+            X = sample.X[rows]
+            global_tail = TailReference.build(X, params.grid_size, params.tail_fraction)
+            floor = params.class_tail_floor * global_tail.sd
+            mean, scale = standardiser(X)
+
+            def neighbours(members: np.ndarray, salt: int) -> NeighbourReference:
+                members = capped(members)
+                Z = _clipped(sample.X[members], mean, scale, params.clip_z)
+                return NeighbourReference.build(Z, sample.ids[members], seed=seed * 131 + f * 17 + salt)
+
+            class_tails, class_neighbours = {}, {}
+            for i, c in enumerate(sorted(own)):
+                members = groups[c][fold[groups[c]] != f]
+                class_tails[c] = TailReference.build(sample.X[members], params.grid_size, params.tail_fraction, floor)
+                class_neighbours[c] = neighbours(members, i + 1)
+            return FoldModel(global_tail, class_tails, mean, scale, neighbours(rows, 0), class_neighbours)
+
+        with ThreadPoolExecutor(2) as pool:  # sorting and index building release the GIL
+            models = tuple(pool.map(build, range(K)))
+
+        # Out-of-fold scores of the sample calibrate the distance signal.
+        # A class with enough rows gets its own calibration: a tight class's odd record would hide
+        # behind a loose class's spread, and a loose class's ordinary records would look odd.
+        _, distance = _signals_threaded(models, params, sample.X, sample.labels, fold)
+        by_class = {c: DistanceCalibration.of(distance[groups[c]]) for c in sorted(own)
+                    if len(groups[c]) >= CALIBRATION_ROWS}
+        reference_rows = int(models[0].global_neighbours.index.rows
+                             + sum(r.index.rows for r in models[0].class_neighbours.values()))
+        return OutlierState(params, models, DistanceCalibration.of(distance), by_class, sample.feature_names,
+                            sample.n, len(own), reference_rows)
 
     def score(self, batch: Batch, state: OutlierState) -> Scores:
-        params = state.params
         if batch.n == 0:
-            return Scores(np.zeros(0), np.zeros(0, dtype=bool), params.threshold_z)
-        fold = 1 - self.fold_of(batch.keys)  # scored by the model that did not see the record
-        groups = class_groups(batch.labels)
-        tail, iso = _signals(state.folds, batch.X, groups, fold)
-        score = state.combined.z(_combine(state, tail, iso, groups))
-        flagged = score > params.threshold_z
-        evidence = _evidence(state, batch, np.flatnonzero(flagged), fold, tail, iso)
-        return Scores(score, flagged, params.threshold_z, evidence)
+            return Scores(np.zeros(0), np.zeros(0, dtype=bool), 1.0)
+        params = state.params
+        fold = self.fold_of(batch.keys, params.folds)  # scored by the model that did not see the record
+        tail, distance = _signals_threaded(state.models, params, batch.X, batch.labels, fold)
+        knn = _distance_nats(state, distance, batch.labels)
+        score = np.maximum(tail / params.threshold_tail, knn / params.threshold_knn)
+        flagged = score > 1.0
+        rows = np.flatnonzero(flagged)
+        evidence = _evidence(state, batch, rows, fold, tail[rows], knn[rows], distance[rows]) if len(rows) else {}
+        return Scores(score, flagged, 1.0, evidence)
 
     def summary(self, state: OutlierState) -> dict[str, Any]:
+        p = state.params
         return {
-            "threshold": state.params.threshold_z,
-            "score": "robust z-score of the mean of the tail and isolation-forest z-scores",
+            "threshold": 1.0,
+            "score": "max(tail nats / threshold_tail, k-NN nats / threshold_knn); flagged above 1",
+            "threshold_tail": p.threshold_tail,
+            "threshold_knn": p.threshold_knn,
+            "folds": p.folds,
+            "neighbours": p.neighbours,
             "sample_rows": state.sample_rows,
             "classes_with_own_reference": state.classes_with_own_reference,
+            "neighbour_reference_rows_per_model": state.reference_rows,
             "calibration": {
-                "combined_median": state.combined.center,
-                "combined_scale": state.combined.scale,
+                "knn_distance_median": state.distance.median,
+                "knn_distance_q90": state.distance.q90,
+                "knn_distance_beta": state.distance.beta,
+                "classes_with_own_calibration": len(state.distance_by_class),
             },
         }
 
 
-def _replace(state: OutlierState, **changes) -> OutlierState:
-    import dataclasses
-
-    return dataclasses.replace(state, **changes)
+def _distance_nats(state: OutlierState, distance: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    knn = state.distance.nats(distance)
+    if state.distance_by_class:
+        for c, members in class_groups(labels).items():
+            calibration = state.distance_by_class.get(c)
+            if calibration is not None:
+                knn[members] = calibration.nats(distance[members])
+    return knn
 
 
 def class_groups(labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -432,40 +506,53 @@ def class_groups(labels: np.ndarray) -> dict[str, np.ndarray]:
     return groups
 
 
-def _signals(folds, X, groups, fold_index):
-    """Tail signal (own class's reference, else the global one) and isolation-forest signal.
+def _clipped(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, clip: float) -> np.ndarray:
+    Z = standardise(X, mean, scale)
+    return np.clip(Z, -clip, clip, out=Z).astype(np.float32)
 
-    Each row is scored by ``folds[fold_index[row]]``.
-    """
-    n = len(X)
-    tail = np.empty(n)
-    iso = np.empty(n)
-    covered = np.zeros(n, dtype=bool)
+
+def _feature_nats(model: FoldModel, label: str | None, X: np.ndarray) -> np.ndarray:
+    """(n, d) per-feature -log p: the global reference's, or the smaller of the class's and the global's."""
+    nats = model.global_tail.neglogp(X)
+    if label is not None:
+        np.minimum(nats, model.class_tails[label].neglogp(X), out=nats)
+    return nats
+
+
+def _references(models, groups, fold):
+    """Yield (model index, class label or None, row indices) covering every row exactly once."""
+    covered = np.zeros(len(fold), dtype=bool)
     for c, members in groups.items():
-        for f in (0, 1):
-            ref = folds[f].class_refs.get(c)
-            if ref is None:
-                continue
-            rows = members[fold_index[members] == f]
-            if len(rows):
-                tail[rows] = ref.mean_neglogp(X[rows])
-                covered[rows] = True
-    for f in (0, 1):
-        in_fold = fold_index == f
-        rows = np.flatnonzero(in_fold)
-        if len(rows) == 0:
+        if c not in models[0].class_tails:
             continue
-        iso[rows] = folds[f].forest.score(X[rows])
-        rest = np.flatnonzero(in_fold & ~covered)
-        if len(rest):
-            tail[rest] = folds[f].global_ref.mean_neglogp(X[rest])
-    return tail, iso
+        for f in range(len(models)):
+            rows = members[fold[members] == f]
+            if len(rows):
+                covered[rows] = True
+                yield f, c, rows
+    for f in range(len(models)):
+        rows = np.flatnonzero((fold == f) & ~covered)
+        if len(rows):
+            yield f, None, rows
 
 
-def _signals_threaded(folds, X, labels, fold_index, chunk_rows: int = 16_384):
-    """_signals over row chunks on all cores (numpy and the trees release the GIL)."""
+def _signals(models, params: OutlierParams, X, groups, fold):
+    """(tail nats, mean k-NN distance) of every row, each row scored by ``models[fold[row]]``."""
+    n, d = X.shape
+    tail, distance = np.empty(n), np.empty(n)
+    correction = np.log(max(d, 1))
+    for f, label, rows in _references(models, groups, fold):
+        model = models[f]
+        Xr = X[rows]
+        tail[rows] = _feature_nats(model, label, Xr).max(axis=1) - correction
+        ref = model.class_neighbours[label] if label is not None else model.global_neighbours
+        distance[rows], _ = ref.distances(_clipped(Xr, model.mean, model.scale, params.clip_z), params.neighbours)
+    return np.maximum(tail, 0.0), distance
+
+
+def _signals_threaded(models, params, X, labels, fold, chunk_rows: int = 16_384):
+    """_signals over row chunks on all cores (numpy and faiss release the GIL)."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
 
     n = len(X)
     bounds = list(range(0, n, chunk_rows)) + [n]
@@ -473,7 +560,7 @@ def _signals_threaded(folds, X, labels, fold_index, chunk_rows: int = 16_384):
 
     def work(span):
         a, b = span
-        return _signals(folds, X[a:b], class_groups(labels[a:b]), fold_index[a:b])
+        return _signals(models, params, X[a:b], class_groups(labels[a:b]), fold[a:b])
 
     if len(spans) <= 1:
         return work((0, n))
@@ -482,53 +569,50 @@ def _signals_threaded(folds, X, labels, fold_index, chunk_rows: int = 16_384):
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(2))
 
 
-def _tail_z(state: OutlierState, tail: np.ndarray, groups) -> np.ndarray:
-    z = state.tail_global.z(tail)
-    for c, members in groups.items():
-        robust = state.tail_by_class.get(c)
-        if robust is not None:
-            z[members] = robust.z(tail[members])
-    return z
-
-
-def _combine(state: OutlierState, tail, iso, groups) -> np.ndarray:
-    return 0.5 * (_tail_z(state, tail, groups) + state.forest.z(iso))
-
-
-def _evidence(state: OutlierState, batch: Batch, rows: np.ndarray, fold, tail, iso) -> dict[int, dict[str, Any]]:
-    """Evidence for the flagged rows, computed per (fold, reference) group in one vectorised pass."""
+def _evidence(state: OutlierState, batch: Batch, rows: np.ndarray, fold, tail, knn, distance) -> dict[int, dict[str, Any]]:
+    """Evidence for the flagged rows, computed per (model, reference) group in one vectorised pass."""
+    params = state.params
     out: dict[int, dict[str, Any]] = {}
-    if len(rows) == 0:
-        return out
-    k = state.params.top_features
-    groups: dict[tuple[int, str | None], list[int]] = {}
-    for i in rows:
-        label = str(batch.labels[i])
-        f = int(fold[i])
-        groups.setdefault((f, label if label in state.folds[f].class_refs else None), []).append(int(i))
-    for (f, label), members in groups.items():
-        model = state.folds[f]
-        ref = model.class_refs[label] if label is not None else model.global_ref
-        robust = state.tail_by_class[label] if label is not None else state.tail_global
-        idx = np.asarray(members)
-        contrib = ref.neglogp(batch.X[idx])
-        top = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-        for r, i in enumerate(members):
-            out[i] = {
+    position = {int(r): i for i, r in enumerate(rows)}
+    sub_groups = class_groups(batch.labels[rows])
+    for f, label, local in _references(state.models, sub_groups, fold[rows]):
+        model = state.models[f]
+        idx = rows[local]
+        X = batch.X[idx]
+        contrib = _feature_nats(model, label, X)
+        top = np.argsort(-contrib, axis=1, kind="stable")[:, : params.top_features]
+        ref_tail = model.class_tails[label] if label is not None else model.global_tail
+        ref = model.class_neighbours[label] if label is not None else model.global_neighbours
+        dist, found = ref.index.search_distances(_clipped(X, model.mean, model.scale, params.clip_z), params.neighbours)
+        for r, i in enumerate(idx):
+            p = position[int(i)]
+            fired = [name for name, value, limit in (("tail", tail[p], params.threshold_tail),
+                                                     ("knn", knn[p], params.threshold_knn)) if value > limit]
+            out[int(i)] = {
                 "reference": f"class {label}" if label is not None else "all classes",
+                "fired": fired,
+                "signals": {
+                    "tail": round(float(tail[p]), 3),
+                    "tail_threshold": params.threshold_tail,
+                    "knn": round(float(knn[p]), 3),
+                    "knn_threshold": params.threshold_knn,
+                    "knn_distance": round(float(distance[p]), 4),
+                    "typical_knn_distance": round(state.distance_by_class.get(label, state.distance).median, 4),
+                },
                 "extreme_features": [
                     {
                         "feature": state.feature_names[j],
-                        "value": float(batch.X[i, j]),
-                        "typical_range": [float(ref.low[j]), float(ref.high[j])],
+                        "value": float(X[r, j]),
+                        "typical_range": [float(ref_tail.low[j]), float(ref_tail.high[j])],
                         "neg_log_tail_p": round(float(contrib[r, j]), 3),
                     }
                     for j in top[r]
                     if contrib[r, j] > 0
                 ],
-                "signals_z": {
-                    "tail": round(float(robust.z(tail[i])), 3),
-                    "isolation_forest": round(float(state.forest.z(iso[i])), 3),
-                },
+                "nearest": [
+                    {"id": str(ref.ids[q]), "distance": round(float(dd), 4)}
+                    for q, dd in zip(found[r], dist[r])
+                    if q >= 0
+                ],
             }
     return out

@@ -36,7 +36,9 @@ def _neighbours(items: Any) -> str:
         return ""
     parts = []
     for item in items[:MAX_NEIGHBOURS]:
-        if isinstance(item, dict):
+        if isinstance(item, dict) and "label" not in item and "distance" in item:
+            parts.append(f"{item.get('id')} (distance {_num(item.get('distance'))})")
+        elif isinstance(item, dict):
             parts.append(f"{item.get('id')} ({item.get('label')})")
         else:
             parts.append(str(item))
@@ -92,6 +94,19 @@ def _outlier(ev: dict) -> list[str]:
         lines.append("extreme features: " + "; ".join(parts))
     if "reference" in ev:
         lines.append(f"compared with {ev['reference']}")
+    signals = ev.get("signals")
+    if isinstance(signals, dict):
+        parts = []
+        for name, label in (("tail", "most extreme feature"), ("knn", "k-NN distance")):
+            if name in signals:
+                limit = signals.get(f"{name}_threshold")
+                mark = " (fired)" if isinstance(ev.get("fired"), list) and name in ev["fired"] else ""
+                parts.append(f"{label} {_num(signals[name])} nats"
+                             + (f" vs {_num(limit)}" if limit is not None else "") + mark)
+        if parts:
+            lines.append("signals: " + "; ".join(parts))
+    if ev.get("nearest"):
+        lines.append(f"nearest reference rows: {_neighbours(ev['nearest'])}")
     return lines
 
 
