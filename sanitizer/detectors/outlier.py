@@ -60,6 +60,8 @@ from sanitizer.records import salted
 MIN_ROWS = 40
 _FOLD_SALT = "outlier-fold"
 _REFERENCE_SALT = "outlier-reference"
+STANDARDISER_ROWS = 20_000
+"""The neighbour signal's per-feature scaling is estimated from at most this many rows per model."""
 CALIBRATION_ROWS = 50
 """A class with this many sample rows calibrates its own k-NN distances."""
 MAX_NATS = 1e4
@@ -253,11 +255,13 @@ class TailReference:
         # planted extremes in the sample stretch the very tail that should expose them.
         upper_beta = _trimmed_scale(full[n - m:] - upper_start)
         lower_beta = _trimmed_scale(lower_start - full[:m])
-        sd = X.std(axis=0)
         median = full[n // 2]
-        least = np.maximum(0.05 * sd, 1e-6 * np.maximum(np.abs(median), 1.0))
-        if floor is not None:
-            least = np.maximum(least, floor)
+        if floor is None:
+            sd = X.std(axis=0)
+            least = np.maximum(0.05 * sd, 1e-6 * np.maximum(np.abs(median), 1.0))
+        else:  # a class reference: its floor (a share of the global spread) is what bounds the scale
+            sd = (full[int(0.84 * (n - 1))] - full[int(0.16 * (n - 1))]) / 2.0  # cheap, for the record only
+            least = np.maximum(np.maximum(0.05 * sd, floor), 1e-6 * np.maximum(np.abs(median), 1.0))
         upper_beta, lower_beta = np.maximum(upper_beta, least), np.maximum(lower_beta, least)
         srt = full
         if n > grid_size:
@@ -385,6 +389,7 @@ class OutlierState:
 class OutlierDetector:
     name: ClassVar[str] = "outlier"
     needs: ClassVar[frozenset[str]] = frozenset({"features"})
+    internal_threads: ClassVar[bool] = True  # scores row chunks on every core itself
     Params = OutlierParams
 
     @staticmethod
@@ -412,17 +417,17 @@ class OutlierDetector:
                     own.add(c)
         priority = salted(sample.keys, _REFERENCE_SALT)
 
-        def capped(rows: np.ndarray) -> np.ndarray:
-            if len(rows) <= params.knn_reference_rows:
+        def capped(rows: np.ndarray, cap: int = params.knn_reference_rows) -> np.ndarray:
+            if len(rows) <= cap:
                 return rows
-            return np.sort(rows[np.argsort(priority[rows], kind="stable")[: params.knn_reference_rows]])
+            return np.sort(rows[np.argsort(priority[rows], kind="stable")[:cap]])
 
         def build(f: int) -> FoldModel:
             rows = np.flatnonzero(fold != f)
             X = sample.X[rows]
             global_tail = TailReference.build(X, params.grid_size, params.tail_fraction)
             floor = params.class_tail_floor * global_tail.sd
-            mean, scale = standardiser(X)
+            mean, scale = standardiser(X if len(rows) <= STANDARDISER_ROWS else sample.X[capped(rows, STANDARDISER_ROWS)])
 
             def neighbours(members: np.ndarray, salt: int) -> NeighbourReference:
                 members = capped(members)
