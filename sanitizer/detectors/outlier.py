@@ -31,8 +31,9 @@ folds and scores every record of fold f, in the sample or not. The sample's
 out-of-fold scores calibrate the thresholds: the k-NN distance becomes
 ``-log`` of an exceedance probability from an exponential fitted through the
 median and 90th percentile of the out-of-fold distances (poison in the top few
-percent does not move either; per class for classes with at least
-``CALIBRATION_ROWS`` sample rows), and the tail score is already in ``-log p``. A
+percent does not move either; a class with at least ``CALIBRATION_ROWS``
+sample rows is also calibrated on its own and the larger of the two counts),
+and the tail score is already in ``-log p``. A
 record is flagged when either signal passes its threshold
 (``threshold_tail``, ``threshold_knn``, in nats). No contamination rate is
 assumed: a clean data set gets few flags, a dirty one as many as cross the line.
@@ -73,7 +74,7 @@ class OutlierParams:
     enabled: bool = True
     threshold_tail: float = 10.0
     """Flag when the most extreme feature's Bonferroni-corrected tail probability is below exp(-this)."""
-    threshold_knn: float = 6.0
+    threshold_knn: float = 6.25
     """Flag when the k-NN distance's calibrated exceedance probability is below exp(-this)."""
     folds: int = 10
     """Cross-fitting folds: each record is scored by the model fitted on the other folds."""
@@ -445,8 +446,7 @@ class OutlierDetector:
             models = tuple(pool.map(build, range(K)))
 
         # Out-of-fold scores of the sample calibrate the distance signal.
-        # A class with enough rows gets its own calibration: a tight class's odd record would hide
-        # behind a loose class's spread, and a loose class's ordinary records would look odd.
+        # A class with enough rows also gets its own calibration (see _distance_nats).
         _, distance = _signals_threaded(models, params, sample.X, sample.labels, fold)
         by_class = {c: DistanceCalibration.of(distance[groups[c]]) for c in sorted(own)
                     if len(groups[c]) >= CALIBRATION_ROWS}
@@ -490,12 +490,16 @@ class OutlierDetector:
 
 
 def _distance_nats(state: OutlierState, distance: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """k-NN distances in nats: the larger of the global and (where it has one) the class calibration.
+    A class calibration alone would let a class crowded with mislabelled records (far from the class,
+    so they stretch its distances) hide its outliers; the global one alone would let a tight class's
+    odd record hide behind a loose class's spread."""
     knn = state.distance.nats(distance)
     if state.distance_by_class:
         for c, members in class_groups(labels).items():
             calibration = state.distance_by_class.get(c)
             if calibration is not None:
-                knn[members] = calibration.nats(distance[members])
+                knn[members] = np.maximum(knn[members], calibration.nats(distance[members]))
     return knn
 
 
