@@ -127,7 +127,7 @@ def test_show_prints_columns_reasons_and_evidence(first, capsys):
     assert "status: pending review" in text
     assert f"  label     {row['label']}" in text and "  pixels    [" in text
     assert "outlier  (detector outlier, score" in text and "evidence:" in text
-    assert "extreme_features:" in text and "typical_range" in text and "signals_z:" in text
+    assert "extreme_features:" in text and "typical_range" in text and "signals:" in text and "nearest:" in text
 
 
 def test_show_unknown_id(first, capsys):
