@@ -240,7 +240,7 @@ class TailReference:
     lower_start: np.ndarray  # (d,)
     lower_beta: np.ndarray  # (d,)
     tail_nats: float  # -log of the two-sided probability at the start of either exponential tail
-    sd: np.ndarray  # (d,) standard deviation of the reference
+    sd: np.ndarray  # (d,) spread of the reference (std; a quantile estimate for class references)
 
     @staticmethod
     def build(X: np.ndarray, grid_size: int, tail_fraction: float, floor: np.ndarray | None = None) -> "TailReference":
@@ -252,8 +252,8 @@ class TailReference:
         m = int(min(max(5, np.ceil(tail_fraction * n)), n - 1))
         upper_start, lower_start = full[n - 1 - m], full[m]
         # The scale is the mean excess over the tail's start of the TRIMMED tail (its most extreme
-        # fifth left out, rescaled to be exact for an exponential): the plain mean would let a few
-        # planted extremes in the sample stretch the very tail that should expose them.
+        # TRIM share left out, rescaled to be exact for an exponential): the plain mean would let a
+        # few planted extremes in the sample stretch the very tail that should expose them.
         upper_beta = _trimmed_scale(full[n - m:] - upper_start)
         lower_beta = _trimmed_scale(lower_start - full[:m])
         median = full[n // 2]
@@ -261,7 +261,7 @@ class TailReference:
             sd = X.std(axis=0)
             least = np.maximum(0.05 * sd, 1e-6 * np.maximum(np.abs(median), 1.0))
         else:  # a class reference: its floor (a share of the global spread) is what bounds the scale
-            sd = (full[int(0.84 * (n - 1))] - full[int(0.16 * (n - 1))]) / 2.0  # cheap, for the record only
+            sd = (full[int(0.84 * (n - 1))] - full[int(0.16 * (n - 1))]) / 2.0  # quantile spread: no second pass
             least = np.maximum(np.maximum(0.05 * sd, floor), 1e-6 * np.maximum(np.abs(median), 1.0))
         upper_beta, lower_beta = np.maximum(upper_beta, least), np.maximum(lower_beta, least)
         srt = full
