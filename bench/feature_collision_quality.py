@@ -1,19 +1,44 @@
-"""Feature-collision poisons against the ``feature_collision`` detector, through the real pipeline.
+"""Clean-label feature-collision poisons from outside attack code against the ``feature_collision`` detector.
 
-    python bench/feature_collision_quality.py [--seed 0] [--budgets 0.005,0.01,0.02]
+    python bench/feature_collision_quality.py [--seed 0] [--scenarios bullseye,clean] [--reuse]
 
-On scikit-learn's digits: trains a small torch backbone (MLP 64 -> 128 -> 32,
-plus a linear head) on a clean 80% training split and saves the feature
-extractor as TorchScript - the victim's backbone. For each budget (a share of
-the training rows), it crafts Poison Frogs feature-collision poisons with
-``sanitizer.simulate.craft_feature_collision``: several targets from the
-held-out split, each attacked by a group of poisons that start from training
-images of another class and keep that class's (correct) label. The poisoned
-training set goes through ``sanitize run --embedding-model backbone.pt`` on the
-DirectRunner, and the script prints, per budget, how many poisons reached
-their target in feature space, the detector's recall on the poisons and its
-false-positive rate on the clean rows (rows held by the ``feature_collision``
-detector), plus the naive Deep k-NN (k=10) for comparison.
+Needs the benchmark extra (``pip install -e '.[bench]'``: adversarial-robustness-toolbox).
+The poisons come from ``bench/feature_collision_attacks.py`` (see its
+docstring): on scikit-learn's digits it trains the victim (MLP 64-128-32 + a
+linear head on a clean 80% split; the TorchScript feature extractor is the
+pipeline's ``--embedding-model``) and crafts clean-label poisons against its
+feature layer with ART's ``FeatureCollisionAttack`` (three strengths), the
+Bullseye Polytope objective written in torch (eps 0.25 / 0.15 / 0.1 / 0.05),
+ART's ``BullseyePolytopeAttackPyTorch`` (one budget) and Poison Frogs
+(``sanitizer.simulate.craft_feature_collision``). Scenarios are cached under
+``bench/_data/feature_collision/scenarios/``; ``--reuse`` takes them from
+there (rebuilding when the cache is missing or from another seed), otherwise
+they are crafted afresh (about a minute on 2 cores).
+
+Every scenario goes through the real pipeline - ``sanitize run
+--embedding-model backbone.pt`` on the DirectRunner, as Parquet with
+``image_id``, ``pixels`` (fixed-size list of 64 float32) and ``label`` - and a
+row counts as flagged when its quarantine reasons name ``feature_collision``.
+Per attack and strength the script prints the attack's strength in the
+victim's feature space (``mean ratio``: per target, how far the poisons'
+feature mean moved toward the target, ||mean f(p) - f(t)|| / ||mean f(b) -
+f(t)||, 1 = not at all, averaged over targets; ``collided``: share of poisons
+nearer their target than any clean row of their base class; ``look base``:
+share a 5-NN on clean pixels still gives the poison's own label), then the
+detector's recall on the poisons, false-positive rate on the clean rows and
+precision; ``bar rec`` is recall over the poisons of targets with mean ratio
+<= 0.5 only - the issue's bar ("bullseye/polytope poisons whose feature mean
+lands within half of the base-to-target distance"), ``-`` when no target is
+that strong. Two baselines run in the same process on the same rows, in the
+backbone's feature space, plurality vote of the k nearest rows excluding the
+row itself: plain Deep k-NN with k=10, and Deep k-NN with the k rule, k = 2 *
+max_cluster + 1 = 51.
+
+``clean`` (the training split alone) prints the FPR overall and the worst
+class's FPR; ``small_class`` (one class cut to 20 rows) prints that class's
+FPR - the detector must not over-flag a small class.
+
+This is a benchmark: it prints figures and asserts nothing about them.
 """
 
 from __future__ import annotations
@@ -30,145 +55,196 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORK = os.path.join(HERE, "_data", "feature_collision")
+ROOT = os.path.dirname(HERE)
+for path in (HERE, ROOT):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+import feature_collision_attacks as attacks  # noqa: E402
+
+WORK = attacks.WORK
+RUNS = os.path.join(WORK, "runs")
+K_RULE = 2 * 25 + 1  # the detector's default max_cluster = 25
+BAR = 0.5
 
 
-def train_backbone(X, y, seed: int):
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)
-    body = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32), nn.ReLU())
-    model = nn.Sequential(body, nn.Linear(32, 10))
-    Xt = torch.tensor(X / 16.0, dtype=torch.float32)
-    yt = torch.tensor(y, dtype=torch.long)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(60):
-        order = torch.randperm(len(Xt), generator=generator)
-        for a in range(0, len(Xt), 64):
-            idx = order[a : a + 64]
-            optimiser.zero_grad()
-            nn.functional.cross_entropy(model(Xt[idx]), yt[idx]).backward()
-            optimiser.step()
-
-    class Backbone(nn.Module):
-        """Takes raw digits pixels (0..16) as the pipeline's feature vector."""
-
-        def __init__(self, body):
-            super().__init__()
-            self.body = body
-
-        def forward(self, x):
-            return self.body(x / 16.0)
-
-    backbone = Backbone(body).eval()
-    with torch.no_grad():
-        accuracy = float((model(Xt).argmax(1) == yt).float().mean())
-    return backbone, model, accuracy
+def scenario_names(only: list[str] | None) -> list[str]:
+    names = ["clean", "small_class"] + [s[0] for s in attacks.SPECS]
+    return [n for n in names if not only or any(s in n for s in only)]
 
 
-def main() -> None:
+def cached(seed: int, names: list[str]) -> bool:
+    info = os.path.join(attacks.SCENARIOS, "victim.json")
+    if not os.path.exists(info) or not os.path.exists(os.path.join(attacks.SCENARIOS, "backbone.pt")):
+        return False
+    with open(info) as f:
+        if json.load(f).get("seed") != seed:
+            return False
+    return all(os.path.exists(os.path.join(attacks.SCENARIOS, f"{n}.npz")) for n in names)
+
+
+def deep_knn(E: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """Deep k-NN: flagged when the plurality label of the k nearest rows (never the row itself) is not its own."""
+    sq = (E**2).sum(axis=1)
+    d = sq[:, None] - 2 * E @ E.T + sq[None, :]
+    np.fill_diagonal(d, np.inf)
+    nn_idx = np.argpartition(d, k, axis=1)[:, :k]
+    C = int(y.max()) + 1
+    votes = np.zeros((len(y), C), dtype=np.int64)
+    np.add.at(votes, (np.repeat(np.arange(len(y)), k), y[nn_idx].ravel()), 1)
+    return votes[np.arange(len(y)), y] < votes.max(axis=1)
+
+
+def run_pipeline(name: str, sc: dict, model_path: str, seed: int) -> tuple[np.ndarray | None, dict, str, float]:
+    """Write the scenario as Parquet, run ``sanitize run``; returns (flagged mask or None, detector summary, error, s)."""
+    from sanitizer.cli import main as sanitize
+
+    X, y = sc["X"], sc["y"]
+    ids = np.array([f"row-{i:05d}" for i in range(len(y))])
+    data = os.path.join(RUNS, f"{name}.parquet")
+    pq.write_table(pa.table({
+        "image_id": ids,
+        "pixels": pa.FixedSizeListArray.from_arrays(pa.array(X.astype(np.float32).ravel()), 64),
+        "label": y.astype(np.int64),
+    }), data)
+    out = os.path.join(RUNS, f"out-{name}")
+    t0 = time.perf_counter()
+    try:
+        code = sanitize(["run", "--input", data, "--output", out, "--label-column", "label", "--id-column",
+                         "image_id", "--embedding-model", model_path, "--seed", str(seed), "--overwrite", "-q"])
+    except BaseException as exc:  # noqa: BLE001 - report and go on with the other scenarios
+        return None, {}, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    if code != 0:
+        return None, {}, f"sanitize exited {code}", elapsed
+    held: set[str] = set()
+    qdir = os.path.join(out, "quarantine")
+    if os.path.isdir(qdir) and any(f.endswith(".parquet") for f in os.listdir(qdir)):
+        q = pq.read_table(qdir, columns=["image_id", "sanitizer_reasons"])
+        held = {i for i, r in zip(q.column(0).to_pylist(), q.column(1).to_pylist())
+                if any(x.get("detector") == "feature_collision" for x in json.loads(r))}
+    summary = {}
+    prov = os.path.join(out, "provenance.json")
+    if os.path.exists(prov):
+        with open(prov) as f:
+            summary = json.load(f).get("detectors", {}).get("feature_collision", {})
+    return np.array([i in held for i in ids]), summary, "", elapsed
+
+
+def rates(flagged: np.ndarray, poison: np.ndarray) -> tuple[float, float, float]:
+    recall = float(flagged[poison].mean()) if poison.any() else float("nan")
+    fpr = float(flagged[~poison].mean())
+    precision = float(poison[flagged].mean()) if flagged.any() else float("nan")
+    return recall, fpr, precision
+
+
+def fmt(v: float, spec: str = ".3f") -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--budgets", default="0.005,0.01,0.02")
-    ap.add_argument("--per-target", type=int, default=8, help="poisons aimed at each target")
-    ap.add_argument("--beta", type=float, default=1.0,
-                    help="input-space penalty; higher keeps poisons closer to their base images (clean-label)")
-    args = ap.parse_args()
+    ap.add_argument("--scenarios", default="", help="comma-separated substrings of scenario names (default: all)")
+    ap.add_argument("--reuse", action="store_true", help="use the cached scenarios when they are there for this seed")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    only = [s for s in args.scenarios.split(",") if s] or None
+    names = scenario_names(only)
 
     import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    from sanitizer.cli import main as sanitize
-    from sanitizer.simulate import craft_feature_collision
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=args.seed)
-    backbone, model, accuracy = train_backbone(X_train, y_train, args.seed)
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(WORK)
-    model_path = os.path.join(WORK, "backbone.pt")
-    torch.jit.save(torch.jit.script(backbone), model_path)
-    with torch.no_grad():
-        test_pred = model(torch.tensor(X_test / 16.0, dtype=torch.float32)).argmax(1).numpy()
-        emb_train = backbone(torch.tensor(X_train, dtype=torch.float32)).numpy()
-    print(f"backbone: MLP 64-128-32 on {len(X_train)} clean digits, train accuracy {accuracy:.3f}, "
-          f"held-out accuracy {(test_pred == y_test).mean():.3f}; TorchScript at {model_path}")
-    print(f"poisons crafted with beta={args.beta}; 'look like base' = a 5-NN on clean pixels still assigns the "
-          "base class (the label the poison carries)")
-    print(f"{'budget':>7} {'poisons':>8} {'targets':>8} {'collided':>9} {'look like base':>15} {'recall':>7} "
-          f"{'FPR':>7} {'naive k=10 recall':>18} {'run s':>6}")
+    if args.reuse and cached(args.seed, names):
+        print(f"reusing cached scenarios for seed {args.seed} from {attacks.SCENARIOS}")
+    else:
+        print(f"crafting scenarios for seed {args.seed} into {attacks.SCENARIOS}")
+        attacks.build_scenarios(args.seed, only, verbose=True)
+    with open(os.path.join(attacks.SCENARIOS, "victim.json")) as f:
+        victim = json.load(f)
+    model_path = os.path.join(attacks.SCENARIOS, "backbone.pt")
+    backbone = torch.jit.load(model_path).eval()
+    if args.reuse:
+        print(f"victim: train accuracy {victim['train_accuracy']:.3f}, held-out {victim['test_accuracy']:.3f} "
+              f"on {victim['train_rows']} clean training rows; backbone {model_path}")
+    shutil.rmtree(RUNS, ignore_errors=True)
+    os.makedirs(RUNS)
 
-    from sklearn.neighbors import KNeighborsClassifier
+    header = (f"{'scenario':<19} {'params':<34} {'pois':>4} {'tgt':>3} {'mean ratio':>10} {'collided':>8} "
+              f"{'look base':>9} {'recall':>6} {'FPR':>6} {'prec':>5} {'bar tgt':>7} {'bar rec':>7} "
+              f"{'kNN10 rec':>9} {'FPR':>6} {'kNN51 rec':>9} {'FPR':>6} {'k':>3} {'run s':>5}")
+    rows, clean_lines, errors, bar_pool = [], [], [], {"flag": [], "knn10": [], "knn51": []}
+    for name in names:
+        sc = attacks.load_scenario(os.path.join(attacks.SCENARIOS, f"{name}.npz"))
+        meta, y, poison = sc["meta"], sc["y"], sc["is_poison"]
+        E = attacks.embed(backbone, sc["X"])
+        knn10, knn51 = deep_knn(E, y, 10), deep_knn(E, y, K_RULE)
+        flagged, summary, error, elapsed = run_pipeline(name, sc, model_path, args.seed)
+        k_used = summary.get("k", "-") if isinstance(summary, dict) else "-"
+        if error:
+            errors.append(f"{name}: {error}")
+        if not poison.any():  # clean / small_class: false positives only
+            line = [f"{name:<19} rows {len(y)}"]
+            for label, mask in (("detector", flagged), ("kNN10", knn10), ("kNN51", knn51)):
+                if mask is None:
+                    line.append(f"{label}: error")
+                    continue
+                per_class = {int(c): float(mask[y == c].mean()) for c in np.unique(y)}
+                worst = max(per_class, key=per_class.get)
+                text = f"{label}: FPR {mask.mean():.4f}, worst class {worst} {per_class[worst]:.4f}"
+                if name == "small_class":
+                    small = meta["small_class"]
+                    text += f", small class {small} ({int((y == small).sum())} rows) {per_class[small]:.4f}"
+                line.append(text)
+            clean_lines.append(" | ".join(line) + f" | detector k {k_used} | run {elapsed:.1f} s")
+            continue
+        per_target = {int(k): v for k, v in meta["per_target_strength"].items()}
+        strong = np.array([t >= 0 and per_target[int(t)]["mean_ratio"] <= BAR for t in sc["target_of"]])
+        n_bar = sum(v["mean_ratio"] <= BAR for v in per_target.values())
+        is_bp = meta["family"] == "bullseye"
+        row = {
+            "scenario": name,
+            "params": ",".join(f"{k}={v}" for k, v in meta["params"].items()
+                               if k in ("similarity_coeff", "max_iter", "eps", "beta")),
+            "poisons": int(poison.sum()), "targets": len(per_target),
+            "mean_ratio": float(np.mean([v["mean_ratio"] for v in per_target.values()])),
+            "collided": float(sc["collided"][poison].mean()),
+            "looks": float(sc["looks_like_base"][poison].mean()),
+            "n_bar": n_bar, "elapsed": elapsed, "k": k_used,
+        }
+        for label, mask in (("flag", flagged), ("knn10", knn10), ("knn51", knn51)):
+            if mask is None:
+                row[label] = (float("nan"),) * 3
+                row[label + "_bar"] = float("nan")
+                continue
+            row[label] = rates(mask, poison)
+            row[label + "_bar"] = float(mask[strong].mean()) if strong.any() else float("nan")
+            if is_bp and strong.any():
+                bar_pool[label].append(mask[strong])
+        rows.append(row)
 
-    pixel_knn = KNeighborsClassifier(5).fit(X_train, y_train)  # "would a human-like pixel view keep the label?"
-    rng = np.random.default_rng(args.seed)
-    for budget in [float(b) for b in args.budgets.split(",")]:
-        n_poison = max(args.per_target, int(round(budget * len(X_train))))
-        n_targets = max(2, int(np.ceil(n_poison / args.per_target)))  # always several targets
-        candidates = np.flatnonzero(test_pred == y_test)
-        targets = rng.choice(candidates, size=n_targets, replace=False)
-        rows_X, rows_y, is_poison, collided = [X_train], [y_train], [np.zeros(len(X_train), bool)], 0
-        looks_like_base = 0
-        remaining = n_poison
-        for t in targets:
-            count = min(int(np.ceil(n_poison / n_targets)), remaining)
-            remaining -= count
-            base_class = rng.choice([c for c in range(10) if c != y_test[t]])
-            bases = X_train[rng.choice(np.flatnonzero(y_train == base_class), size=count, replace=False)]
-            poisons = craft_feature_collision(backbone, bases, X_test[t], beta=args.beta, steps=400, lr=0.05,
-                                              bounds=(0.0, 16.0), seed=args.seed)
-            looks_like_base += int(np.sum(pixel_knn.predict(poisons) == base_class))
-            with torch.no_grad():
-                e = backbone(torch.tensor(poisons, dtype=torch.float32)).numpy()
-                e_t = backbone(torch.tensor(X_test[t : t + 1], dtype=torch.float32)).numpy()
-            # A poison "collided" when it sits nearer the target than any clean training row of its base class.
-            base_rows = emb_train[y_train == base_class]
-            nearest_base = np.min(np.linalg.norm(e[:, None, :] - base_rows[None], axis=2), axis=1)
-            collided += int(np.sum(np.linalg.norm(e - e_t, axis=1) < nearest_base))
-            rows_X.append(poisons)
-            rows_y.append(np.full(count, base_class))
-            is_poison.append(np.ones(count, bool))
-        Xp, yp, poison = np.concatenate(rows_X), np.concatenate(rows_y), np.concatenate(is_poison)
-        ids = np.array([f"row-{i:05d}" for i in range(len(yp))])
-        data = os.path.join(WORK, f"poisoned-{budget}.parquet")
-        pq.write_table(pa.table({
-            "image_id": ids,
-            "pixels": pa.FixedSizeListArray.from_arrays(pa.array(Xp.astype(np.float32).ravel()), 64),
-            "label": yp.astype(np.int64),
-        }), data)
-        out = os.path.join(WORK, f"out-{budget}")
-        t0 = time.perf_counter()
-        code = sanitize(["run", "--input", data, "--output", out, "--label-column", "label", "--id-column", "image_id",
-                         "--embedding-model", model_path, "--seed", str(args.seed), "--overwrite", "-q"])
-        elapsed = time.perf_counter() - t0
-        if code != 0:
-            raise SystemExit(f"sanitize exited {code}")
-        q = pq.read_table(os.path.join(out, "quarantine"), columns=["image_id", "sanitizer_reasons"])
-        held = {i for i, r in zip(q.column(0).to_pylist(), q.column(1).to_pylist())
-                if any(x["detector"] == "feature_collision" for x in json.loads(r))}
-        flagged = np.array([i in held for i in ids])
-        recall = flagged[poison].mean()
-        fpr = flagged[~poison].mean()
-        naive = naive_deep_knn(backbone, Xp, yp, k=10)
-        print(f"{budget:>7.1%} {poison.sum():>8} {n_targets:>8} {collided:>9} {looks_like_base:>15} {recall:>7.3f} "
-              f"{fpr:>7.4f} {naive[poison].mean():>18.3f} {elapsed:>6.1f}")
-
-
-def naive_deep_knn(backbone, X, y, k: int) -> np.ndarray:
-    """Plain Deep k-NN with a small k, for comparison: plurality of the k nearest (excluding itself)."""
-    import torch
-
-    with torch.no_grad():
-        e = backbone(torch.tensor(X, dtype=torch.float32)).numpy()
-    d = np.linalg.norm(e[:, None, :] - e[None], axis=2)
-    np.fill_diagonal(d, np.inf)
-    nn_idx = np.argsort(d, axis=1)[:, :k]
-    votes = np.stack([np.bincount(y[row], minlength=10) for row in nn_idx])
-    return votes[np.arange(len(y)), y] < votes.max(axis=1)
+    print(header)
+    for r in rows:
+        rec, fpr, prec = r["flag"]
+        print(f"{r['scenario']:<19} {r['params']:<34} {r['poisons']:>4} {r['targets']:>3} {r['mean_ratio']:>10.2f} "
+              f"{r['collided']:>8.0%} {r['looks']:>9.0%} {fmt(rec):>6} {fmt(fpr, '.4f'):>6} {fmt(prec, '.2f'):>5} "
+              f"{r['n_bar']:>7} {fmt(r['flag_bar']):>7} {fmt(r['knn10'][0]):>9} {fmt(r['knn10'][1], '.4f'):>6} "
+              f"{fmt(r['knn51'][0]):>9} {fmt(r['knn51'][1], '.4f'):>6} {r['k']!s:>3} {r['elapsed']:>5.1f}")
+    for line in clean_lines:
+        print(line)
+    if bar_pool["flag"] or bar_pool["knn10"]:
+        pooled = {k: np.concatenate(v) for k, v in bar_pool.items() if v}
+        n = len(next(iter(pooled.values())))
+        print(f"issue's bar, bullseye/polytope poisons of targets with mean ratio <= {BAR} (all eps pooled, {n} "
+              "poisons): " + ", ".join(f"{ {'flag': 'detector', 'knn10': 'kNN10', 'knn51': 'kNN51'}[k]} recall "
+                                       f"{v.mean():.3f}" for k, v in pooled.items()))
+    print(f"mean ratio = ||mean f(p) - f(t)|| / ||mean f(b) - f(t)|| averaged over targets (1 = unmoved, 0 = on the "
+          f"target); bar tgt = targets with mean ratio <= {BAR}; bar rec = detector recall on their poisons; "
+          f"kNN51 = Deep k-NN with the k rule (k = {K_RULE}); k = the detector's k in that run (its provenance)")
+    for e in errors:
+        print(f"ERROR {e}")
+    print(f"total {time.perf_counter() - t_start:.1f} s")
+    return 0
 
 
 if __name__ == "__main__":

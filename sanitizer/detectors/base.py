@@ -69,6 +69,34 @@ class Detector(Protocol):
     def summary(self, state: Any) -> dict[str, Any]: ...
 
 
+# --------------------------------------------------------------------------- calibrating scores
+
+@dataclass(frozen=True)
+class DistanceCalibration:
+    """A score -> -log exceedance probability (nats), from the sample's out-of-fold scores: an
+    exponential tail through their median and 90th percentile (a few percent of poison moves neither).
+    Used for the outlier detector's k-NN distances and feature_collision's class margins."""
+
+    median: float
+    q90: float
+    beta: float
+
+    @staticmethod
+    def of(distances: np.ndarray) -> "DistanceCalibration":
+        values = distances[np.isfinite(distances)]
+        if len(values) == 0:
+            return DistanceCalibration(0.0, 0.0, 1.0)
+        median, q90 = (float(v) for v in np.quantile(values, [0.5, 0.9]))
+        beta = (q90 - median) / np.log(5.0)
+        if not beta > 1e-12:
+            beta = max(float(np.std(values)), 1e-12)
+        return DistanceCalibration(median, q90, float(beta))
+
+    def nats(self, distances: np.ndarray) -> np.ndarray:
+        return np.maximum(np.log(10.0) + (distances - self.q90) / self.beta, 0.0)
+
+
+
 # --------------------------------------------------------------------------- standardising features
 
 FENCE_WIDTHS = 50.0

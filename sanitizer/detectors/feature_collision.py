@@ -1,40 +1,60 @@
-"""``feature_collision``: clean-label poisons that sit on top of another class in feature space.
+"""``feature_collision``: clean-label poisons that sit on top of, or part-way toward, another class.
 
 Feature-collision poisons (Poison Frogs; Convex / Bullseye Polytope) carry the
 label a human would give them, but are optimised so that the victim model's
-embedding of each poison lands on a chosen target from another class. Two
-signals, both in the embedding space of :mod:`sanitizer.embeddings`:
+embedding moves onto a chosen target from another class. Poison Frogs and ART's
+``FeatureCollisionAttack`` drive each poison onto the target; Bullseye Polytope
+drives only the *mean* of a group of poisons there, so each single poison may
+stop half-way, between its own class and the target's. Everything here happens
+in the embedding space of :mod:`sanitizer.embeddings`, against a reference of
+sample rows, never counting a record as its own neighbour. Three signals:
 
-**A. Deep k-NN (Peri et al., 2020).** A record is flagged when the plurality
-label of its k nearest reference embeddings (never itself) is not its own. The
-trap: poisons aimed at one target sit on top of each other, so with a small k
-they are each other's nearest neighbours and outvote the target's real
-neighbourhood (on digits, 15 poisons at one target: k=10 catches 27%). The
-**k rule**: to defend against clusters of up to ``max_cluster`` poisons per
-target, use ``k = 2 * max_cluster + 1``. Then the cluster holds at most
-``max_cluster`` of the k votes, fewer than half, and the rest come from the
-target's true neighbourhood, which carries the target's label. k is capped by
-the smallest class's reference rows (a clean record of a small class must be
-able to win its own vote); provenance records the k used and why.
+**A. Class margin.** ``margin = log(d_own / d_other)``: the distance to the
+record's ``neighbours``-th nearest reference row of its own class over the same
+distance to the nearest other class. A clean record sits deep in its class
+(margin well below 0); a poison that moved toward a target comes close to 0 or
+above, even when it is still nearer its own class than the target's. The
+other-class distance is read from the ``k`` nearest rows of all classes (at most
+the k-th distance when no other class has enough rows among them); the
+own-class distance from a search of the class alone. Class sizes matter: the
+rank is capped by each class's reference rows.
 
-**B. Centroid check, across spaces.** Each class's centroid in embedding space
-is fitted on the reference (a cluster of poisons barely moves a centroid of
-hundreds of rows, whatever its size). A record is flagged when another class's
-centroid is clearly closer than its own (distance ratio above
-``centroid_ratio``) *while its input-space neighbours agree with its label* -
-the signature of a clean-label poison: it looks right to a human and to raw
-features, but not to the model. This catches clusters too big for any k.
+**B. Group margin.** Poisons aimed at one target travel together. The group
+margin averages the record's margin with those of its ``group`` nearest
+own-class reference rows: a poison whose neighbours are poisons keeps a high
+average, a clean row on the edge of its class does not (its neighbours lie
+inside the class). This catches the part-way Bullseye poisons that are, one by
+one, too close to their class to be sure of.
 
-The score is ``max(1 - agreement, centroid_score)`` in [0, 1], higher = more
-suspicious; evidence gives the neighbourhood's majority label, the agreement
-fraction, the nearest reference ids and labels, the nearest centroid and the
-input-space agreement. Neighbour search is L2 with faiss over a bounded
-reference (``reference_size`` sample rows): exact up to 10,000 rows (the default), an
-inverted-file index above that (see :mod:`sanitizer.neighbours`).
+Both margins are calibrated on the sample: an exponential tail through the
+median and 90th percentile of the reference rows' own margins turns them into
+nats (-log of an exceedance probability), and a record is flagged at
+``threshold`` nats. No contamination rate is assumed.
+
+**C. Deep k-NN with the k rule, class-prior-normalised (Peri et al., 2020).** A
+record is flagged when another class outvotes its own among its ``k`` nearest
+rows, each class's votes divided by its share of the reference (a clean row of
+a 20-row class must not lose to the big classes around it). Poisons aimed at
+one target sit on top of each other, so ``k = 2 * max_cluster + 1`` keeps such a
+cluster below half the votes. This catches clusters too large for the margins,
+whose own-class neighbours are the cluster itself.
+
+Cross-fitting: the built-in embedding (no backbone given) is a network trained
+on the sample, which would learn each poison into its labelled class. It is
+trained twice, each time on one half of the sample (halves by record key); each
+record is embedded by the network that never saw its half and compared with
+reference rows of its own half, also unseen by that network. A given backbone
+or embedding column is the victim's own space and is used as is.
+
+The score is the largest of (margin nats / threshold, group nats / threshold,
+normalised vote ratio), so 1 is the threshold; evidence gives the class the
+record is drawn toward, both distances and what is typical for the class, the
+vote and the nearest reference rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,8 +62,15 @@ import numpy as np
 import pandas as pd
 
 from sanitizer.config import check_int, check_number
-from sanitizer.detectors.base import Batch, Scores, Skipped, standardise, standardiser
+from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.errors import ConfigError
+from sanitizer.records import salted
+
+_FOLD_SALT = "feature-collision-fold"
+CROSS_FIT_FOLDS = 2
+MIN_CLASS_ROWS = 50
+"""A class is calibrated on its own margins from this many reference rows up; below, on all rows'."""
+VOTE_CAP = 10.0
 
 
 @dataclass(frozen=True)
@@ -57,17 +84,27 @@ class FeatureCollisionParams:
     """Largest cluster of poisons aimed at one target to defend against; sets k = 2 * max_cluster + 1."""
     k: int = 0
     """Override the k rule (0 = use it)."""
-    input_neighbours: int = 10
-    centroid_ratio: float = 1.5
+    neighbours: int = 10
+    """Rank of the own- and other-class distances in the class margin."""
+    group: int = 5
+    """Own-class neighbours whose margins are averaged into the group margin."""
+    threshold: float = 6.0
+    """Nats (-log exceedance probability on the sample's margins) at which a margin flags a record."""
     reference_size: int = 10_000
     builtin_epochs: int = 30
     top_neighbours: int = 5
 
+    RETIRED: ClassVar[dict[str, str]] = {
+        "input_neighbours": "the input-space vote is gone; the class margins work in embedding space alone",
+        "centroid_ratio": "the centroid check is replaced by the class margin; set 'threshold' (nats) instead",
+    }
+
     def validate(self) -> None:
         check_int("detectors.feature_collision.max_cluster", self.max_cluster, low=1, high=10_000)
         check_int("detectors.feature_collision.k", self.k, low=0, high=20_001)
-        check_int("detectors.feature_collision.input_neighbours", self.input_neighbours, low=1, high=200)
-        check_number("detectors.feature_collision.centroid_ratio", self.centroid_ratio, low=1.0, high=100.0)
+        check_int("detectors.feature_collision.neighbours", self.neighbours, low=1, high=200)
+        check_int("detectors.feature_collision.group", self.group, low=0, high=100)
+        check_number("detectors.feature_collision.threshold", self.threshold, low=0.5, high=100.0)
         check_int("detectors.feature_collision.reference_size", self.reference_size, low=100, high=2_000_000)
         check_int("detectors.feature_collision.builtin_epochs", self.builtin_epochs, low=1, high=1000)
         check_int("detectors.feature_collision.top_neighbours", self.top_neighbours, low=0, high=50)
@@ -82,21 +119,64 @@ class FeatureCollisionParams:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Reference rows in one vector space, searchable as a whole and class by class."""
+
+    index: Any  # NeighbourIndex over all rows
+    class_index: tuple[Any, ...]  # per class: NeighbourIndex over its rows (None if it has none)
+    class_rows: tuple[np.ndarray, ...]  # per class: positions of its rows
+    labels: np.ndarray  # (R,) class index
+    keys: np.ndarray  # (R,) uint64, to leave a record out of its own neighbourhood
+    ranks: np.ndarray  # (C,) rank of the neighbour each class's distance is read at
+
+    @staticmethod
+    def build(V: np.ndarray, y: np.ndarray, keys: np.ndarray, C: int, m: int, seed: int) -> "Reference":
+        from sanitizer.neighbours import NeighbourIndex
+
+        class_rows = tuple(np.flatnonzero(y == c) for c in range(C))
+        return Reference(
+            NeighbourIndex.build(V, seed=seed),
+            tuple(NeighbourIndex.build(V[r], seed=seed) if len(r) else None for r in class_rows),
+            class_rows, y, keys, _class_ranks(class_rows, m),
+        )
+
+
+@dataclass(frozen=True)
+class Space:
+    """One embedding space and the reference rows judged in it."""
+
+    embedder: Any  # TorchScriptEmbedder, BuiltinEmbedder, or None for a precomputed column
+    embedded: Reference
+    ids: np.ndarray
+    margins: np.ndarray  # (R,) each reference row's own (leave-self-out) cross-space margin
+    typical_own: np.ndarray  # (C,) median own-class embedding distance per class, for the evidence
+
+
+@dataclass(frozen=True)
 class FeatureCollisionState:
     params: FeatureCollisionParams
-    embedder: Any  # TorchScriptEmbedder, BuiltinEmbedder, or None for a precomputed column
     classes: tuple[str, ...]
     k: int
-    emb_index: Any  # NeighbourIndex over the reference embeddings
-    input_index: Any  # NeighbourIndex over the standardised reference features
-    ref_labels: np.ndarray  # (R,) class index
-    ref_keys: np.ndarray  # (R,) uint64, to leave a record out of its own vote
-    ref_ids: np.ndarray
-    mean: np.ndarray
-    scale: np.ndarray
-    centroids: np.ndarray  # (C, e)
-    centroid_scale: np.ndarray  # (e,)
+    spaces: tuple[Space, ...]  # one, or one per cross-fitting fold (built-in embedding)
+    class_share: np.ndarray  # (C,) share of the reference per class, for the normalised vote
+    class_size: np.ndarray  # (C,) reference rows per class (all spaces)
+    margin_calibration: tuple[DistanceCalibration, ...]  # per class (global where the class is small)
+    group_calibration: tuple[DistanceCalibration, ...]
     summary: dict
+
+
+@dataclass
+class _Neighbourhood:
+    """What the reference says about a set of query embeddings (all arrays have one row per query)."""
+
+    nearest: np.ndarray  # (n, k) reference positions, nearest first, self left out
+    nearest_distance: np.ndarray
+    own_distance: np.ndarray  # distance to the m-th nearest own-class row
+    other_distance: np.ndarray  # distance to the m-th nearest row of the nearest other class
+    other_class: np.ndarray  # that class (-1 if none was found among the k nearest)
+    margin: np.ndarray  # log(own / other distance)
+    group: np.ndarray  # group margin
+    votes: np.ndarray  # (n, C) among the k nearest
 
 
 class FeatureCollisionDetector:
@@ -105,9 +185,13 @@ class FeatureCollisionDetector:
     internal_threads: ClassVar[bool] = True  # faiss and torch are multi-threaded themselves
     Params = FeatureCollisionParams
 
+    @staticmethod
+    def fold_of(keys: np.ndarray) -> np.ndarray:
+        """Cross-fitting half of each record (built-in embedding): it is embedded by the other half's network."""
+        return (salted(keys, _FOLD_SALT) % np.uint64(CROSS_FIT_FOLDS)).astype(np.int64)
+
     def fit(self, sample: Batch, params: FeatureCollisionParams, seed: int):
         from sanitizer.embeddings import BuiltinEmbedder, TorchScriptEmbedder
-        from sanitizer.neighbours import NeighbourIndex
 
         classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
         if len(classes) < 2:
@@ -117,144 +201,253 @@ class FeatureCollisionDetector:
         R = min(params.reference_size, sample.n)
         X = sample.X[:R]  # the sample is in random-priority order: a uniform subsample
         y = y[:R]
+        keys = np.asarray(sample.keys[:R])
+        ids = np.asarray(sample.ids[:R], dtype=object)
+        C = len(classes)
         if params.embedding_column:
             if sample.embedding is None:
                 return Skipped(f"embedding column {params.embedding_column!r} was not provided to the detector")
-            embedder, E = None, sample.embedding[:R]
+            parts = [(None, np.arange(R), sample.embedding[:R])]
+            describe = {"source": "column", "column": params.embedding_column, "dim": int(sample.embedding.shape[1])}
         elif params.embedding_model:
             embedder = TorchScriptEmbedder.open(params.embedding_model, X.shape[1])
-            E = embedder.embed(X)
+            parts = [(embedder, np.arange(R), embedder.embed(X))]
+            describe = embedder.describe()
         else:
-            embedder = BuiltinEmbedder.train(X, y, seed, epochs=params.builtin_epochs)
-            E = embedder.embed(X)
-        counts = np.bincount(y, minlength=len(classes))
+            fold = self.fold_of(keys)
+            if min(np.bincount(fold, minlength=CROSS_FIT_FOLDS)) < 10:
+                return Skipped("needs at least 10 sample rows in each cross-fitting half")
+            parts = []
+            for f in range(CROSS_FIT_FOLDS):
+                train = fold != f
+                embedder = BuiltinEmbedder.train(X[train], y[train], seed + f, epochs=params.builtin_epochs)
+                rows = np.flatnonzero(~train)
+                parts.append((embedder, rows, embedder.embed(X[rows])))
+            describe = dict(parts[0][0].describe(), cross_fitted=(
+                f"{CROSS_FIT_FOLDS} networks, each trained on one half of the sample (by record key); a record "
+                "is embedded by the network that never saw its half and compared with that half's rows"),
+                train_accuracy=[round(p[0].train_accuracy, 4) for p in parts])
+        class_size = np.bincount(y, minlength=C)
+        share = class_size / class_size.sum()
         wanted = params.k or 2 * params.max_cluster + 1
-        smallest = int(counts[counts > 0].min())
-        k = int(max(1, min(wanted, smallest - 1 if smallest > 1 else 1, R - 1)))
-        mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
-        centroids = np.stack([E[y == c].mean(axis=0) for c in range(len(classes))])
-        centroid_scale = E.std(axis=0)
-        centroid_scale = np.where(centroid_scale > 0, centroid_scale, 1.0)
-        describe = embedder.describe() if embedder is not None else {
-            "source": "column", "column": params.embedding_column, "dim": int(E.shape[1])}
+        smallest_space = min(len(rows) for _, rows, _ in parts)
+        k = int(max(1, min(wanted, smallest_space - 1)))
+
+        spaces, margins, groups, labels_all = [], [], [], []
+        for embedder, rows, E in parts:
+            space, margin, group = _build_space(embedder, E, y[rows], keys[rows], ids[rows], C, params, k, seed)
+            spaces.append(space)
+            margins.append(margin)
+            groups.append(group)
+            labels_all.append(y[rows])
+        margin_all, group_all, y_all = np.concatenate(margins), np.concatenate(groups), np.concatenate(labels_all)
+
+        def calibrate(values: np.ndarray) -> tuple[DistanceCalibration, ...]:
+            overall = DistanceCalibration.of(values)
+            return tuple(
+                DistanceCalibration.of(values[y_all == c]) if class_size[c] >= MIN_CLASS_ROWS else overall
+                for c in range(C)
+            )
+
         state = FeatureCollisionState(
-            params=params,
-            embedder=embedder,
-            classes=tuple(str(c) for c in classes),
-            k=k,
-            emb_index=NeighbourIndex.build(E, seed=seed),
-            input_index=NeighbourIndex.build(standardise(X, mean, scale), seed=seed),
-            ref_labels=y,
-            ref_keys=np.asarray(sample.keys[:R]),
-            ref_ids=np.asarray(sample.ids[:R], dtype=object),
-            mean=mean,
-            scale=scale,
-            centroids=centroids,
-            centroid_scale=centroid_scale,
-            summary={},
+            params=params, classes=tuple(str(c) for c in classes), k=k, spaces=tuple(spaces),
+            class_share=share, class_size=class_size,
+            margin_calibration=calibrate(margin_all), group_calibration=calibrate(group_all), summary={},
         )
-        rule = (
-            f"k = 2 * max_cluster + 1 = {2 * params.max_cluster + 1}" if not params.k else f"k set to {params.k}"
-        )
+        rule = f"k = 2 * max_cluster + 1 = {2 * params.max_cluster + 1}" if not params.k else f"k set to {params.k}"
         if k < wanted:
-            rule += f", capped at {k} by the smallest class's reference rows or the reference size"
+            rule += f", capped at {k} by the reference rows"
         summary = {
             "embedding": describe,
             "k": k,
             "k_rule": rule,
             "max_cluster_defended": (k - 1) // 2,
             "reference_rows": R,
-            "centroid_ratio": params.centroid_ratio,
-            "neighbour_search": state.emb_index.describe(),
+            "neighbours": params.neighbours,
+            "group": params.group,
+            "threshold_nats": params.threshold,
+            "calibrated_on_own_margins": [state.classes[c] for c in range(C) if class_size[c] >= MIN_CLASS_ROWS],
+            "neighbour_search": spaces[0].embedded.index.describe(),
         }
         flagged = self.score(
-            Batch(sample.X[:R], sample.labels[:R], sample.keys[:R], sample.ids[:R], sample.feature_names,
+            Batch(X, sample.labels[:R], keys, ids, sample.feature_names,
                   None if sample.embedding is None else sample.embedding[:R]),
             state,
         ).flagged
         summary["flagged_in_reference"] = int(flagged.sum())
-        import dataclasses
-
         return dataclasses.replace(state, summary=summary)
 
     def score(self, batch: Batch, state: FeatureCollisionState) -> Scores:
         n = batch.n
         if n == 0:
-            return Scores(np.zeros(0), np.zeros(0, dtype=bool), 0.5)
-        if state.embedder is None:
-            if batch.embedding is None:
-                raise ConfigError(
-                    f"embedding column {state.params.embedding_column!r} is missing from the batch"
-                )
-            E = batch.embedding
-        else:
-            E = state.embedder.embed(batch.X)
+            return Scores(np.zeros(0), np.zeros(0, dtype=bool), 1.0)
         index = {c: i for i, c in enumerate(state.classes)}
         codes, uniques = pd.factorize(batch.labels)
         y = np.array([index.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)[codes]
         known = y >= 0
-        yy = np.maximum(y, 0)
+        params = state.params
         C = len(state.classes)
 
-        emb_nb = _search(state.emb_index, E, state.k, state.ref_keys, batch.keys)
-        votes = _votes(state.ref_labels[emb_nb], C)
-        agreement = votes[np.arange(n), yy] / max(state.k, 1)
-        majority = np.argmax(votes, axis=1)
-        deep_knn = known & (votes[np.arange(n), yy] < votes.max(axis=1))
-
-        in_nb = _search(state.input_index, standardise(batch.X, state.mean, state.scale), state.params.input_neighbours,
-                        state.ref_keys, batch.keys)
-        in_votes = _votes(state.ref_labels[in_nb], C)
-        input_agreement = in_votes[np.arange(n), yy] / in_nb.shape[1]
-
-        dist = _centroid_distances(E, state.centroids, state.centroid_scale)
-        own = dist[np.arange(n), yy]
-        others = dist.copy()
-        others[np.arange(n), yy] = np.inf
-        nearest_other = others.argmin(axis=1)
-        ratio = own / np.maximum(others[np.arange(n), nearest_other], 1e-12)
-        centroid_flag = known & (ratio > state.params.centroid_ratio) & (input_agreement >= 0.5)
-        centroid_score = ratio / (1.0 + ratio)  # 0.5 where both centroids are equally near
-
-        score = np.where(known, np.maximum(1.0 - agreement, centroid_score), np.nan)
-        flagged = deep_knn | centroid_flag
-        evidence = {}
-        for i in np.flatnonzero(flagged):
-            nb = emb_nb[i]
-            signals = [s for s, on in (("deep_knn", deep_knn[i]), ("centroid", centroid_flag[i])) if on]
-            evidence[int(i)] = {
-                "signals": signals,
-                "given_label": state.classes[yy[i]],
-                "majority_label": state.classes[majority[i]],
-                "agreement": round(float(agreement[i]), 3),
-                "k": state.k,
-                "nearest": [
-                    {"id": str(state.ref_ids[j]), "label": state.classes[int(state.ref_labels[j])]}
-                    for j in nb[: state.params.top_neighbours]
-                ],
-                "nearest_centroid": state.classes[int(np.argmin(dist[i]))],
-                "centroid_distance_ratio": round(float(ratio[i]), 3),
-                "input_agreement": round(float(input_agreement[i]), 3),
-            }
-        return Scores(score, flagged, 0.5, evidence)
+        score = np.full(n, np.nan)
+        flagged = np.zeros(n, dtype=bool)
+        evidence: dict[int, dict[str, Any]] = {}
+        part = self.fold_of(batch.keys) if len(state.spaces) > 1 else np.zeros(n, dtype=np.int64)
+        for f, space in enumerate(state.spaces):
+            rows = np.flatnonzero(known & (part == f))
+            if len(rows) == 0:
+                continue
+            E = _embed(space, batch, rows, params)
+            yy = y[rows]
+            hood = _neighbourhood(space, E, yy, np.asarray(batch.keys)[rows], C, params, state.k)
+            margin_nats = _nats(state.margin_calibration, hood.margin, yy)
+            group_nats = _nats(state.group_calibration, hood.group, yy)
+            normalised = hood.votes / np.maximum(state.class_share, 1e-12)[None, :]
+            own_vote = normalised[np.arange(len(rows)), yy]
+            others = normalised.copy()
+            others[np.arange(len(rows)), yy] = -1.0
+            best_other = others.argmax(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                vote_ratio = np.minimum(others.max(axis=1) / own_vote, VOTE_CAP)
+            vote_ratio = np.where(own_vote > 0, vote_ratio, VOTE_CAP)
+            fired = np.stack([margin_nats > params.threshold, group_nats > params.threshold, vote_ratio > 1.0], 1)
+            score[rows] = np.maximum.reduce([margin_nats / params.threshold, group_nats / params.threshold, vote_ratio])
+            flagged[rows] = fired.any(axis=1)
+            for j in np.flatnonzero(fired.any(axis=1)):
+                evidence[int(rows[j])] = _evidence(state, space, hood, j, int(yy[j]), fired[j], margin_nats[j],
+                                                   group_nats[j], vote_ratio[j], int(best_other[j]))
+        return Scores(score, flagged, 1.0, evidence)
 
     def summary(self, state: FeatureCollisionState) -> dict[str, Any]:
         return dict(state.summary)
 
 
+# --------------------------------------------------------------------------- building and searching
+
+
+def _embed(space: Space, batch: Batch, rows: np.ndarray, params: FeatureCollisionParams) -> np.ndarray:
+    if space.embedder is None:
+        if batch.embedding is None:
+            raise ConfigError(f"embedding column {params.embedding_column!r} is missing from the batch")
+        return np.asarray(batch.embedding)[rows]
+    return space.embedder.embed(batch.X[rows])
+
+
+def _build_space(embedder, E, y, keys, ids, C, params, k, seed):
+    bare = Space(embedder, Reference.build(E, y, keys, C, params.neighbours, seed), ids, np.zeros(len(y)),
+                 np.zeros(C))
+    # The reference rows' own margins (each left out of its own neighbourhood), then their group margins.
+    hood = _neighbourhood(bare, E, y, keys, C, params, k, group=False)
+    typical = np.array([np.median(hood.own_distance[r]) if len(r) else 0.0 for r in bare.embedded.class_rows])
+    space = dataclasses.replace(bare, margins=hood.margin, typical_own=typical)
+    group = _group_margin(space, E, y, keys, hood.margin, params)
+    return space, hood.margin, group
+
+
 def _search(index, queries: np.ndarray, k: int, ref_keys: np.ndarray, query_keys: np.ndarray):
-    """k nearest reference rows of each query, never the query itself (matched by record key)."""
-    k = max(1, min(k, index.rows - 1))
-    found = index.search(queries, k + 1)
+    """(distances, positions) of the k nearest reference rows of each query, never the query itself.
+
+    Rows the reference holds fewer than k + 1 of come back short (k is cut to what exists)."""
+    k = max(1, min(k, index.rows - 1)) if index.rows > 1 else 1
+    dist, found = index.search_distances(queries, min(k + 1, index.rows))
     missing = found < 0  # an approximate search can come back short: fill with the nearest found
     if missing.any():
         found = np.where(missing, found[:, :1], found)
+        dist = np.where(missing, dist[:, :1], dist)
+    width = found.shape[1]
+    if width <= k:  # the whole reference was returned; drop self where present, else keep all
+        self_hit = ref_keys[found] == np.asarray(query_keys)[:, None]
+        if width == 1 or not self_hit.any():
+            return dist, found
+        # Move self (if any) to the end and cut one column: rows without self lose their farthest.
+        order = np.argsort(self_hit, axis=1, kind="stable")
+        found = np.take_along_axis(found, order, 1)[:, : width - 1]
+        dist = np.take_along_axis(dist, order, 1)[:, : width - 1]
+        return dist, found
     self_hit = ref_keys[found] == np.asarray(query_keys)[:, None]
-    # Drop the record's own row when it is in the reference; otherwise drop the (k+1)-th neighbour.
     drop = np.where(self_hit.any(axis=1), self_hit.argmax(axis=1), k)
     keep = np.ones_like(found, dtype=bool)
     keep[np.arange(len(found)), drop] = False
-    return found[keep].reshape(len(found), k)
+    return dist[keep].reshape(len(found), k), found[keep].reshape(len(found), k)
+
+
+def _class_distances(ref: Reference, V, y, keys, C, width):
+    """Per query: its k nearest rows (all classes), the distance to its own class's rank-th row, and the
+    distance to the nearest other class's rank-th row (the last distance found when no other class has
+    that many rows among the ``width`` nearest) with that class."""
+    n = len(y)
+    dist, nearest = _search(ref.index, V, width, ref.keys, keys)
+    labels = ref.labels[nearest]
+    rank = _rank_within_row(labels, C)
+    reached = (rank + 1 == ref.ranks[labels]) & (labels != y[:, None])
+    first = np.where(reached.any(axis=1), reached.argmax(axis=1), dist.shape[1] - 1)
+    other_distance = dist[np.arange(n), first]
+    other_class = np.where(reached.any(axis=1), labels[np.arange(n), first], -1)
+    nearest_other = labels != y[:, None]
+    fallback = np.where(nearest_other.any(axis=1), labels[np.arange(n), nearest_other.argmax(axis=1)], -1)
+    other_class = np.where(other_class >= 0, other_class, fallback)
+    own_distance = np.full(n, np.inf)
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        index = ref.class_index[c]
+        if index is None or index.rows < 2:
+            continue
+        mm = int(min(ref.ranks[c], index.rows - 1))
+        d, _ = _search(index, V[rows], mm, ref.keys[ref.class_rows[c]], keys[rows])
+        own_distance[rows] = d[:, min(mm, d.shape[1]) - 1]
+    with np.errstate(divide="ignore"):
+        margin = np.log(np.maximum(own_distance, 1e-12) / np.maximum(other_distance, 1e-12))
+    return nearest, dist, own_distance, other_distance, other_class, np.minimum(margin, 50.0)
+
+
+def _neighbourhood(space: Space, E, y, keys, C, params, k, group: bool = True) -> _Neighbourhood:
+    width = max(k, 3 * params.neighbours)
+    nearest, dist, own, other, other_class, margin = _class_distances(space.embedded, E, y, keys, C, width)
+    votes = _votes(space.embedded.labels[nearest[:, :k]], C)
+    hood = _Neighbourhood(nearest, dist, own, other, other_class, margin, margin, votes)
+    if group:
+        hood.group = _group_margin(space, E, y, keys, margin, params)
+    return hood
+
+
+def _class_ranks(class_rows: tuple[np.ndarray, ...], m: int) -> np.ndarray:
+    """Per class, the rank of the neighbour whose distance enters the margin: ``m`` for the largest class,
+    in proportion for smaller ones (at least 1), so every class is measured at the same share of its rows.
+
+    The margin then compares class-conditional densities: a clean row of a 20-row class is not judged by
+    its 10th own neighbour (half its class, far away) against the 10th of a 150-row class next door."""
+    sizes = np.array([len(r) for r in class_rows], dtype=np.float64)
+    return np.maximum(1, np.round(m * sizes / max(sizes.max(), 1.0))).astype(np.int64)
+
+
+def _group_margin(space: Space, E, y, keys, margin, params) -> np.ndarray:
+    """The record's margin averaged with its ``group`` nearest own-class reference rows' margins."""
+    if params.group == 0:
+        return margin.copy()
+    out = margin.copy()
+    ref = space.embedded
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        index = ref.class_index[c]
+        if index is None or index.rows < 2:
+            continue
+        g = min(params.group, index.rows - 1)
+        _, found = _search(index, E[rows], g, ref.keys[ref.class_rows[c]], keys[rows])
+        neighbour_margins = space.margins[ref.class_rows[c][found]]
+        out[rows] = (margin[rows] + neighbour_margins.sum(axis=1)) / (1 + found.shape[1])
+    return out
+
+
+def _rank_within_row(labels: np.ndarray, C: int) -> np.ndarray:
+    """For each (row, position): how many earlier positions of the row hold the same label."""
+    n, w = labels.shape
+    flat = (np.arange(n)[:, None] * C + labels).ravel()
+    order = np.argsort(flat, kind="stable")
+    sorted_flat = flat[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_flat)) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(flat)]))
+    rank = np.empty(len(flat), dtype=np.int64)
+    rank[order] = np.arange(len(flat)) - run_start
+    return rank.reshape(n, w)
 
 
 def _votes(labels: np.ndarray, C: int) -> np.ndarray:
@@ -263,11 +456,35 @@ def _votes(labels: np.ndarray, C: int) -> np.ndarray:
     return np.bincount(flat, minlength=n * C).reshape(n, C)
 
 
-def _centroid_distances(E, centroids, scale, chunk: int = 1024) -> np.ndarray:
-    Es, Cs = E / scale, centroids / scale
-    c_sq = (Cs**2).sum(axis=1)
-    out = np.empty((len(E), len(centroids)))
-    for a in range(0, len(E), chunk):
-        q = Es[a : a + chunk]
-        out[a : a + chunk] = np.sqrt(np.maximum((q**2).sum(axis=1)[:, None] - 2 * q @ Cs.T + c_sq[None, :], 0.0))
+def _nats(calibrations: tuple[DistanceCalibration, ...], values: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(values))
+    for c in np.unique(y):
+        rows = y == c
+        out[rows] = calibrations[c].nats(values[rows])
     return out
+
+
+def _evidence(state, space, hood, j, label, fired, margin_nats, group_nats, vote_ratio, best_other) -> dict:
+    classes = state.classes
+    toward = int(hood.other_class[j]) if hood.other_class[j] >= 0 else best_other
+    top = state.params.top_neighbours
+    return {
+        "signals": [s for s, on in zip(("margin", "group", "deep_knn"), fired) if on],
+        "given_label": classes[label],
+        "toward_label": classes[toward],
+        "own_distance": round(float(hood.own_distance[j]), 4),
+        "other_distance": round(float(hood.other_distance[j]), 4),
+        "typical_own_distance": round(float(space.typical_own[label]), 4),
+        "margin": round(float(hood.margin[j]), 3),
+        "margin_nats": round(float(margin_nats), 2),
+        "group_margin": round(float(hood.group[j]), 3),
+        "group_nats": round(float(group_nats), 2),
+        "threshold_nats": state.params.threshold,
+        "k": state.k,
+        "votes": {classes[c]: int(v) for c, v in enumerate(hood.votes[j]) if v},
+        "vote_ratio": round(float(vote_ratio), 3),
+        "nearest": [
+            {"id": str(space.ids[p]), "label": classes[int(space.embedded.labels[p])], "distance": round(float(d), 4)}
+            for p, d in zip(hood.nearest[j][:top], hood.nearest_distance[j][:top])
+        ],
+    }

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from sanitizer.config import check_int, check_number
-from sanitizer.detectors.base import Batch, Scores, Skipped, standardise, standardiser
+from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped, standardise, standardiser
 from sanitizer.neighbours import NeighbourIndex
 from sanitizer.records import salted
 
@@ -349,30 +349,6 @@ class FoldModel:
     scale: np.ndarray
     global_neighbours: NeighbourReference
     class_neighbours: dict[str, NeighbourReference]
-
-
-@dataclass(frozen=True)
-class DistanceCalibration:
-    """k-NN distance -> -log exceedance probability, from the sample's out-of-fold distances: an
-    exponential through their median and 90th percentile (a few percent of poison moves neither)."""
-
-    median: float
-    q90: float
-    beta: float
-
-    @staticmethod
-    def of(distances: np.ndarray) -> "DistanceCalibration":
-        values = distances[np.isfinite(distances)]
-        if len(values) == 0:
-            return DistanceCalibration(0.0, 0.0, 1.0)
-        median, q90 = (float(v) for v in np.quantile(values, [0.5, 0.9]))
-        beta = (q90 - median) / np.log(5.0)
-        if not beta > 1e-12:
-            beta = max(float(np.std(values)), 1e-12)
-        return DistanceCalibration(median, q90, float(beta))
-
-    def nats(self, distances: np.ndarray) -> np.ndarray:
-        return np.maximum(np.log(10.0) + (distances - self.q90) / self.beta, 0.0)
 
 
 @dataclass(frozen=True)
