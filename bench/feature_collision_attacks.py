@@ -228,33 +228,22 @@ def art_feature_collision(model, X_train, y_train, X_test, y_test, targets, seed
 
 def bullseye_polytope(backbone, X_train, y_train, X_test, y_test, targets, seed: int, *, eps: float = 0.1,
                       steps: int = 400, lr: float = 0.02) -> Poisons:
-    """Bullseye Polytope (Aghakhani et al. 2021), single victim, end-to-end features, written here in torch.
+    """Bullseye Polytope (Aghakhani et al. 2021), single victim, end-to-end features, written in torch
+    (``sanitizer.simulate.craft_bullseye_polytope``).
 
     For each target t and its poisons p_1..p_n (each starting at its base b_i):
     minimise ``||mean_i f(p_i) - f(t)||^2 / ||f(t)||^2`` with Adam, after every
     step projecting each poison onto ``|p_i - b_i|_inf <= eps`` and [0, 1]
-    (pixels / 16). ``eps`` is in [0, 1] pixel scale.
+    (pixels / 16). ``eps`` and ``lr`` are in [0, 1] pixel scale.
     """
-    import torch
+    from sanitizer.simulate import craft_bullseye_polytope
 
-    torch.manual_seed(seed)
     t0 = time.perf_counter()
     groups = []
     for t, base_class, rows in targets:
-        base = torch.tensor(X_train[rows] / PIXEL_MAX, dtype=torch.float32)
-        with torch.no_grad():
-            goal = backbone(torch.tensor(X_test[t : t + 1], dtype=torch.float32))[0]
-        scale = float((goal**2).sum().clamp_min(1e-12))
-        x = base.clone().requires_grad_(True)
-        optimiser = torch.optim.Adam([x], lr=lr)
-        for _ in range(steps):
-            optimiser.zero_grad()
-            loss = ((backbone(x * PIXEL_MAX).mean(dim=0) - goal) ** 2).sum() / scale
-            loss.backward()
-            optimiser.step()
-            with torch.no_grad():
-                x.copy_(torch.minimum(torch.maximum(x, base - eps), base + eps).clamp_(0.0, 1.0))
-        groups.append((t, base_class, rows, x.detach().numpy().astype(np.float64) * PIXEL_MAX))
+        poisons = craft_bullseye_polytope(backbone, X_train[rows], X_test[t], eps=eps * PIXEL_MAX, steps=steps,
+                                          lr=lr * PIXEL_MAX, bounds=(0.0, PIXEL_MAX), seed=seed)
+        groups.append((t, base_class, rows, poisons))
     return _collect(groups, X_train, {"eps": eps, "steps": steps, "lr": lr}, time.perf_counter() - t0)
 
 

@@ -109,3 +109,37 @@ def craft_feature_collision(backbone, bases: np.ndarray, target: np.ndarray, *, 
             with torch.no_grad():
                 x.clamp_(bounds[0], bounds[1])
     return x.detach().numpy().astype(np.float64)
+
+
+def craft_bullseye_polytope(backbone, bases: np.ndarray, target: np.ndarray, *, eps: float,
+                            steps: int = 400, lr: float = 0.3, bounds: tuple[float, float] | None = None,
+                            seed: int = 0) -> np.ndarray:
+    """Craft clean-label Bullseye Polytope poisons (Aghakhani et al. 2021, single victim) with torch autograd.
+
+    The poisons start at the base instances and jointly minimise
+    ``||mean_i f(x_i) - f(target)||^2 / ||f(target)||^2``: only their *mean*
+    embedding is driven onto the target, so each poison may stop part-way. After
+    every Adam step each poison is projected back into the L-infinity ball of
+    radius ``eps`` around its own base (in input units) and into ``bounds``.
+
+    ``backbone`` maps (n, d) float32 to (n, e); ``bases`` is (m, d); ``target`` is (d,).
+    Returns (m, d) poisons.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    base = torch.tensor(np.asarray(bases, dtype=np.float32))
+    with torch.no_grad():
+        goal = backbone(torch.tensor(np.asarray(target, dtype=np.float32)).reshape(1, -1))[0]
+    scale = float((goal**2).sum().clamp_min(1e-12))
+    x = base.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        (((backbone(x).mean(dim=0) - goal) ** 2).sum() / scale).backward()
+        optimiser.step()
+        with torch.no_grad():
+            x.copy_(torch.minimum(torch.maximum(x, base - eps), base + eps))
+            if bounds is not None:
+                x.clamp_(bounds[0], bounds[1])
+    return x.detach().numpy().astype(np.float64)

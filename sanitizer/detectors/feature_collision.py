@@ -5,51 +5,53 @@ label a human would give them, but are optimised so that the victim model's
 embedding moves onto a chosen target from another class. Poison Frogs and ART's
 ``FeatureCollisionAttack`` drive each poison onto the target; Bullseye Polytope
 drives only the *mean* of a group of poisons there, so each single poison may
-stop half-way, between its own class and the target's. Everything here happens
-in the embedding space of :mod:`sanitizer.embeddings`, against a reference of
-sample rows, never counting a record as its own neighbour. Three signals:
+stop part-way, between its own class and the target's. Everything happens in
+the embedding space of :mod:`sanitizer.embeddings`, against a reference of
+sample rows, never counting a record as its own neighbour. Five signals:
 
-**A. Class margin.** ``margin = log(d_own / d_other)``: the distance to the
-record's ``neighbours``-th nearest reference row of its own class over the same
-distance to the nearest other class. A clean record sits deep in its class
-(margin well below 0); a poison that moved toward a target comes close to 0 or
-above, even when it is still nearer its own class than the target's. The
-other-class distance is read from the ``k`` nearest rows of all classes (at most
-the k-th distance when no other class has enough rows among them); the
-own-class distance from a search of the class alone. Class sizes matter: the
-rank is capped by each class's reference rows.
+* **margin**: ``log(d_own / d_other)``, the distance to the record's
+  ``neighbours``-th nearest own-class row over the same distance to the nearest
+  other class. A clean record sits deep in its class (well below 0); a poison
+  that moved toward a target comes near 0 or above, even while it is still a
+  little nearer its own class.
+* **group**: the margin averaged with those of the record's ``group`` nearest
+  own-class rows. Poisons aimed at one target travel together, so a part-way
+  poison among poisons keeps a high average; a clean row on the edge of its
+  class does not (its neighbours lie inside the class).
+* **cluster**: the margin read past a cluster of ``max_cluster`` rows (rank
+  ``max_cluster + 1``): poisons piled on one target are each other's nearest
+  own-class rows, which hides them from the first margin, not from this one.
+* **isolation**: the own-class distance past a cluster over the class's typical
+  one: poisons parked on a target in an empty part of the space are far from
+  everything.
+* **deep_knn** (Peri et al., 2020): another class outvotes the record's own
+  among its ``k = 2 * max_cluster + 1`` nearest rows by ``vote_ratio`` or more,
+  each class's votes divided by its share of the reference, so a clean row of a
+  20-row class does not lose to the big classes around it. The vote is not
+  calibrated, so it is used in the victim's own space (a backbone or an
+  embedding column) only, not in the built-in embedding's.
 
-**B. Group margin.** Poisons aimed at one target travel together. The group
-margin averages the record's margin with those of its ``group`` nearest
-own-class reference rows: a poison whose neighbours are poisons keeps a high
-average, a clean row on the edge of its class does not (its neighbours lie
-inside the class). This catches the part-way Bullseye poisons that are, one by
-one, too close to their class to be sure of.
-
-Both margins are calibrated on the sample: an exponential tail through the
-median and 90th percentile of the reference rows' own margins turns them into
-nats (-log of an exceedance probability), and a record is flagged at
-``threshold`` nats. No contamination rate is assumed.
-
-**C. Deep k-NN with the k rule, class-prior-normalised (Peri et al., 2020).** A
-record is flagged when another class outvotes its own among its ``k`` nearest
-rows, each class's votes divided by its share of the reference (a clean row of
-a 20-row class must not lose to the big classes around it). Poisons aimed at
-one target sit on top of each other, so ``k = 2 * max_cluster + 1`` keeps such a
-cluster below half the votes. This catches clusters too large for the margins,
-whose own-class neighbours are the cluster itself.
+Ranks are class-prior-normalised: ``neighbours`` (or ``max_cluster + 1``) for the
+largest class and in proportion for smaller ones, so every class is measured
+at the same share of its rows. The first four signals are calibrated on the
+sample: an exponential tail through the median and 90th percentile of the
+reference rows' own values (per class from 50 reference rows, else over all
+rows) turns each into nats, -log of an exceedance probability, and a record is
+flagged at ``threshold`` nats. No contamination rate is assumed.
 
 Cross-fitting: the built-in embedding (no backbone given) is a network trained
-on the sample, which would learn each poison into its labelled class. It is
-trained twice, each time on one half of the sample (halves by record key); each
-record is embedded by the network that never saw its half and compared with
-reference rows of its own half, also unseen by that network. A given backbone
-or embedding column is the victim's own space and is used as is.
+on the sample, which would learn each poison into its labelled class. Two are
+trained, each on one half of the sample (halves by record key); a record is
+embedded by the network that never saw its half and compared with that half's
+reference rows, which that network never saw either. A given backbone or
+embedding column is the victim's own space and is used as is.
 
-The score is the largest of (margin nats / threshold, group nats / threshold,
-normalised vote ratio), so 1 is the threshold; evidence gives the class the
-record is drawn toward, both distances and what is typical for the class, the
-vote and the nearest reference rows.
+The score is the largest of each calibrated signal over ``threshold`` and the
+vote ratio over ``vote_ratio``, so 1 is the threshold. Evidence names the
+signals, the class the record is drawn toward, both distances beside what is
+typical for its class, the vote and the nearest reference rows. Searches are
+L2 with faiss over at most ``reference_size`` sample rows: exact up to 10,000
+rows, an inverted-file index above (see :mod:`sanitizer.neighbours`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ class FeatureCollisionParams:
     """Own-class neighbours whose margins are averaged into the group margin."""
     threshold: float = 6.0
     """Nats (-log exceedance probability on the sample's margins) at which a margin flags a record."""
+    vote_ratio: float = 1.5
+    """Deep k-NN flags a record when another class's votes, per row of the reference it holds, exceed its
+    own class's this many times over."""
     reference_size: int = 10_000
     builtin_epochs: int = 30
     top_neighbours: int = 5
@@ -105,6 +110,7 @@ class FeatureCollisionParams:
         check_int("detectors.feature_collision.neighbours", self.neighbours, low=1, high=200)
         check_int("detectors.feature_collision.group", self.group, low=0, high=100)
         check_number("detectors.feature_collision.threshold", self.threshold, low=0.5, high=100.0)
+        check_number("detectors.feature_collision.vote_ratio", self.vote_ratio, low=1.0, high=VOTE_CAP)
         check_int("detectors.feature_collision.reference_size", self.reference_size, low=100, high=2_000_000)
         check_int("detectors.feature_collision.builtin_epochs", self.builtin_epochs, low=1, high=1000)
         check_int("detectors.feature_collision.top_neighbours", self.top_neighbours, low=0, high=50)
@@ -127,17 +133,19 @@ class Reference:
     class_rows: tuple[np.ndarray, ...]  # per class: positions of its rows
     labels: np.ndarray  # (R,) class index
     keys: np.ndarray  # (R,) uint64, to leave a record out of its own neighbourhood
-    ranks: np.ndarray  # (C,) rank of the neighbour each class's distance is read at
+    ranks: np.ndarray  # (C,) rank of the neighbour each class's distance is read at (class margin)
+    cluster_ranks: np.ndarray  # (C,) the same past a cluster of max_cluster poisons (cluster margin)
 
     @staticmethod
-    def build(V: np.ndarray, y: np.ndarray, keys: np.ndarray, C: int, m: int, seed: int) -> "Reference":
+    def build(V: np.ndarray, y: np.ndarray, keys: np.ndarray, C: int, m: int, cluster: int,
+              seed: int) -> "Reference":
         from sanitizer.neighbours import NeighbourIndex
 
         class_rows = tuple(np.flatnonzero(y == c) for c in range(C))
         return Reference(
             NeighbourIndex.build(V, seed=seed),
             tuple(NeighbourIndex.build(V[r], seed=seed) if len(r) else None for r in class_rows),
-            class_rows, y, keys, _class_ranks(class_rows, m),
+            class_rows, y, keys, _class_ranks(class_rows, m), _class_ranks(class_rows, cluster + 1),
         )
 
 
@@ -158,10 +166,13 @@ class FeatureCollisionState:
     classes: tuple[str, ...]
     k: int
     spaces: tuple[Space, ...]  # one, or one per cross-fitting fold (built-in embedding)
+    cross_fitted: bool
     class_share: np.ndarray  # (C,) share of the reference per class, for the normalised vote
     class_size: np.ndarray  # (C,) reference rows per class (all spaces)
     margin_calibration: tuple[DistanceCalibration, ...]  # per class (global where the class is small)
     group_calibration: tuple[DistanceCalibration, ...]
+    cluster_calibration: tuple[DistanceCalibration, ...]
+    isolation_calibration: tuple[DistanceCalibration, ...]
     summary: dict
 
 
@@ -177,6 +188,10 @@ class _Neighbourhood:
     margin: np.ndarray  # log(own / other distance)
     group: np.ndarray  # group margin
     votes: np.ndarray  # (n, C) among the k nearest
+    cluster_own: np.ndarray  # the same distances read past a cluster of max_cluster rows
+    cluster_other: np.ndarray
+    cluster_class: np.ndarray
+    cluster_margin: np.ndarray
 
 
 class FeatureCollisionDetector:
@@ -233,14 +248,17 @@ class FeatureCollisionDetector:
         smallest_space = min(len(rows) for _, rows, _ in parts)
         k = int(max(1, min(wanted, smallest_space - 1)))
 
-        spaces, margins, groups, labels_all = [], [], [], []
+        spaces, margins, groups, clusters, isolations, labels_all = [], [], [], [], [], []
         for embedder, rows, E in parts:
-            space, margin, group = _build_space(embedder, E, y[rows], keys[rows], ids[rows], C, params, k, seed)
+            space, margin, group, cluster, isolation = _build_space(embedder, E, y[rows], keys[rows], ids[rows], C,
+                                                                    params, k, seed)
+            isolations.append(isolation)
             spaces.append(space)
             margins.append(margin)
             groups.append(group)
+            clusters.append(cluster)
             labels_all.append(y[rows])
-        margin_all, group_all, y_all = np.concatenate(margins), np.concatenate(groups), np.concatenate(labels_all)
+        y_all = np.concatenate(labels_all)
 
         def calibrate(values: np.ndarray) -> tuple[DistanceCalibration, ...]:
             overall = DistanceCalibration.of(values)
@@ -250,9 +268,11 @@ class FeatureCollisionDetector:
             )
 
         state = FeatureCollisionState(
-            params=params, classes=tuple(str(c) for c in classes), k=k, spaces=tuple(spaces),
+            params=params, classes=tuple(str(c) for c in classes), k=k, spaces=tuple(spaces), cross_fitted=len(spaces) > 1,
             class_share=share, class_size=class_size,
-            margin_calibration=calibrate(margin_all), group_calibration=calibrate(group_all), summary={},
+            margin_calibration=calibrate(np.concatenate(margins)), group_calibration=calibrate(np.concatenate(groups)),
+            cluster_calibration=calibrate(np.concatenate(clusters)),
+            isolation_calibration=calibrate(np.concatenate(isolations)), summary={},
         )
         rule = f"k = 2 * max_cluster + 1 = {2 * params.max_cluster + 1}" if not params.k else f"k set to {params.k}"
         if k < wanted:
@@ -299,22 +319,27 @@ class FeatureCollisionDetector:
             E = _embed(space, batch, rows, params)
             yy = y[rows]
             hood = _neighbourhood(space, E, yy, np.asarray(batch.keys)[rows], C, params, state.k)
-            margin_nats = _nats(state.margin_calibration, hood.margin, yy)
-            group_nats = _nats(state.group_calibration, hood.group, yy)
+            nats = np.stack([_nats(state.margin_calibration, hood.margin, yy),
+                             _nats(state.group_calibration, hood.group, yy),
+                             _nats(state.cluster_calibration, hood.cluster_margin, yy),
+                             _nats(state.isolation_calibration, _isolation(space, hood, yy), yy)], axis=1)
             normalised = hood.votes / np.maximum(state.class_share, 1e-12)[None, :]
             own_vote = normalised[np.arange(len(rows)), yy]
             others = normalised.copy()
             others[np.arange(len(rows)), yy] = -1.0
-            best_other = others.argmax(axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                vote_ratio = np.minimum(others.max(axis=1) / own_vote, VOTE_CAP)
-            vote_ratio = np.where(own_vote > 0, vote_ratio, VOTE_CAP)
-            fired = np.stack([margin_nats > params.threshold, group_nats > params.threshold, vote_ratio > 1.0], 1)
-            score[rows] = np.maximum.reduce([margin_nats / params.threshold, group_nats / params.threshold, vote_ratio])
+                vote_ratio = np.where(own_vote > 0, np.minimum(others.max(axis=1) / own_vote, VOTE_CAP), VOTE_CAP)
+            outvoting = others.argmax(axis=1)
+            # The vote is not calibrated: it is trusted in the victim's own space (a backbone or an embedding
+            # column), not in the built-in networks' noisier one (there it flagged 3.5% of clean digits).
+            outvoted = (vote_ratio > params.vote_ratio) & (space.embedder is None or not state.cross_fitted)
+            fired = np.concatenate([nats > params.threshold, outvoted[:, None]], axis=1)
+            score[rows] = np.maximum(nats.max(axis=1) / params.threshold,
+                                     np.where(outvoted, vote_ratio / params.vote_ratio, 0.0))
             flagged[rows] = fired.any(axis=1)
             for j in np.flatnonzero(fired.any(axis=1)):
-                evidence[int(rows[j])] = _evidence(state, space, hood, j, int(yy[j]), fired[j], margin_nats[j],
-                                                   group_nats[j], vote_ratio[j], int(best_other[j]))
+                evidence[int(rows[j])] = _evidence(state, space, hood, j, int(yy[j]), fired[j], nats[j],
+                                                   float(vote_ratio[j]), int(outvoting[j]))
         return Scores(score, flagged, 1.0, evidence)
 
     def summary(self, state: FeatureCollisionState) -> dict[str, Any]:
@@ -333,14 +358,14 @@ def _embed(space: Space, batch: Batch, rows: np.ndarray, params: FeatureCollisio
 
 
 def _build_space(embedder, E, y, keys, ids, C, params, k, seed):
-    bare = Space(embedder, Reference.build(E, y, keys, C, params.neighbours, seed), ids, np.zeros(len(y)),
+    bare = Space(embedder, Reference.build(E, y, keys, C, params.neighbours, params.max_cluster, seed), ids, np.zeros(len(y)),
                  np.zeros(C))
     # The reference rows' own margins (each left out of its own neighbourhood), then their group margins.
     hood = _neighbourhood(bare, E, y, keys, C, params, k, group=False)
-    typical = np.array([np.median(hood.own_distance[r]) if len(r) else 0.0 for r in bare.embedded.class_rows])
+    typical = np.array([np.median(hood.cluster_own[r]) if len(r) else 0.0 for r in bare.embedded.class_rows])
     space = dataclasses.replace(bare, margins=hood.margin, typical_own=typical)
     group = _group_margin(space, E, y, keys, hood.margin, params)
-    return space, hood.margin, group
+    return space, hood.margin, group, hood.cluster_margin, _isolation(space, hood, y)
 
 
 def _search(index, queries: np.ndarray, k: int, ref_keys: np.ndarray, query_keys: np.ndarray):
@@ -370,40 +395,59 @@ def _search(index, queries: np.ndarray, k: int, ref_keys: np.ndarray, query_keys
     return dist[keep].reshape(len(found), k), found[keep].reshape(len(found), k)
 
 
-def _class_distances(ref: Reference, V, y, keys, C, width):
-    """Per query: its k nearest rows (all classes), the distance to its own class's rank-th row, and the
-    distance to the nearest other class's rank-th row (the last distance found when no other class has
-    that many rows among the ``width`` nearest) with that class."""
+def _other_distance(labels, dist, y, ranks):
+    """Distance to the nearest other class's rank-th row among the listed neighbours, and that class.
+
+    When no other class has that many rows in the list, the last distance listed (a lower bound)."""
     n = len(y)
-    dist, nearest = _search(ref.index, V, width, ref.keys, keys)
-    labels = ref.labels[nearest]
-    rank = _rank_within_row(labels, C)
-    reached = (rank + 1 == ref.ranks[labels]) & (labels != y[:, None])
-    first = np.where(reached.any(axis=1), reached.argmax(axis=1), dist.shape[1] - 1)
-    other_distance = dist[np.arange(n), first]
-    other_class = np.where(reached.any(axis=1), labels[np.arange(n), first], -1)
+    rank = _rank_within_row(labels, int(max(labels.max(initial=0), y.max(initial=0))) + 1)
+    reached = (rank + 1 == ranks[labels]) & (labels != y[:, None])
+    hit = reached.any(axis=1)
+    first = np.where(hit, reached.argmax(axis=1), dist.shape[1] - 1)
+    other = np.where(hit, labels[np.arange(n), first], -1)
     nearest_other = labels != y[:, None]
     fallback = np.where(nearest_other.any(axis=1), labels[np.arange(n), nearest_other.argmax(axis=1)], -1)
-    other_class = np.where(other_class >= 0, other_class, fallback)
-    own_distance = np.full(n, np.inf)
+    return dist[np.arange(n), first], np.where(other >= 0, other, fallback)
+
+
+def _own_distances(ref: Reference, V, y, keys, ranks_list) -> list[np.ndarray]:
+    """Distance to the record's own class's rank-th row, for each rank table (one search per class)."""
+    out = [np.full(len(y), np.inf) for _ in ranks_list]
     for c in np.unique(y):
         rows = np.flatnonzero(y == c)
         index = ref.class_index[c]
         if index is None or index.rows < 2:
             continue
-        mm = int(min(ref.ranks[c], index.rows - 1))
-        d, _ = _search(index, V[rows], mm, ref.keys[ref.class_rows[c]], keys[rows])
-        own_distance[rows] = d[:, min(mm, d.shape[1]) - 1]
+        wanted = [int(min(r[c], index.rows - 1)) for r in ranks_list]
+        d, _ = _search(index, V[rows], max(wanted), ref.keys[ref.class_rows[c]], keys[rows])
+        for o, w in zip(out, wanted):
+            o[rows] = d[:, min(w, d.shape[1]) - 1]
+    return out
+
+
+def _isolation(space: Space, hood: _Neighbourhood, y: np.ndarray) -> np.ndarray:
+    """log(own-class distance past a cluster / the class's typical one): far from its own class and from
+    everything else (a poison parked on a target in an empty part of the space)."""
+    return _log_ratio(hood.cluster_own, space.typical_own[y])
+
+
+def _log_ratio(own, other):
     with np.errstate(divide="ignore"):
-        margin = np.log(np.maximum(own_distance, 1e-12) / np.maximum(other_distance, 1e-12))
-    return nearest, dist, own_distance, other_distance, other_class, np.minimum(margin, 50.0)
+        return np.minimum(np.log(np.maximum(own, 1e-12) / np.maximum(other, 1e-12)), 50.0)
 
 
 def _neighbourhood(space: Space, E, y, keys, C, params, k, group: bool = True) -> _Neighbourhood:
-    width = max(k, 3 * params.neighbours)
-    nearest, dist, own, other, other_class, margin = _class_distances(space.embedded, E, y, keys, C, width)
-    votes = _votes(space.embedded.labels[nearest[:, :k]], C)
-    hood = _Neighbourhood(nearest, dist, own, other, other_class, margin, margin, votes)
+    ref = space.embedded
+    width = max(k, 3 * params.neighbours, 2 * (params.max_cluster + 1))
+    dist, nearest = _search(ref.index, E, width, ref.keys, keys)
+    labels = ref.labels[nearest]
+    other, other_class = _other_distance(labels, dist, y, ref.ranks)
+    cluster_other, cluster_class = _other_distance(labels, dist, y, ref.cluster_ranks)
+    own, cluster_own = _own_distances(ref, E, y, keys, [ref.ranks, ref.cluster_ranks])
+    margin = _log_ratio(own, other)
+    hood = _Neighbourhood(nearest[:, :k], dist[:, :k], own, other, other_class, margin, margin,
+                          _votes(labels[:, :k], C), cluster_own, cluster_other, cluster_class,
+                          _log_ratio(cluster_own, cluster_other))
     if group:
         hood.group = _group_margin(space, E, y, keys, margin, params)
     return hood
@@ -464,25 +508,31 @@ def _nats(calibrations: tuple[DistanceCalibration, ...], values: np.ndarray, y: 
     return out
 
 
-def _evidence(state, space, hood, j, label, fired, margin_nats, group_nats, vote_ratio, best_other) -> dict:
+def _evidence(state, space, hood, j, label, fired, nats, vote_ratio, outvoting) -> dict:
+    """Why a record was flagged: which signals fired, the class it is drawn toward, the distances behind
+    the margins beside what is typical for its class, the vote among its k nearest and the nearest rows."""
     classes = state.classes
-    toward = int(hood.other_class[j]) if hood.other_class[j] >= 0 else best_other
+    # The other class with most votes (per reference row it holds) among the k nearest; failing any, the
+    # class whose rows the margin was measured against.
+    toward = outvoting if hood.votes[j][outvoting] > 0 else int(hood.other_class[j])
     top = state.params.top_neighbours
     return {
-        "signals": [s for s, on in zip(("margin", "group", "deep_knn"), fired) if on],
+        "signals": [s for s, on in zip(("margin", "group", "cluster", "isolation", "deep_knn"), fired) if on],
         "given_label": classes[label],
-        "toward_label": classes[toward],
+        "toward_label": classes[toward] if toward >= 0 else None,
         "own_distance": round(float(hood.own_distance[j]), 4),
         "other_distance": round(float(hood.other_distance[j]), 4),
         "typical_own_distance": round(float(space.typical_own[label]), 4),
         "margin": round(float(hood.margin[j]), 3),
-        "margin_nats": round(float(margin_nats), 2),
         "group_margin": round(float(hood.group[j]), 3),
-        "group_nats": round(float(group_nats), 2),
+        "cluster_margin": round(float(hood.cluster_margin[j]), 3),
+        "nats": {"margin": round(float(nats[0]), 2), "group": round(float(nats[1]), 2),
+                 "cluster": round(float(nats[2]), 2), "isolation": round(float(nats[3]), 2)},
         "threshold_nats": state.params.threshold,
         "k": state.k,
         "votes": {classes[c]: int(v) for c, v in enumerate(hood.votes[j]) if v},
-        "vote_ratio": round(float(vote_ratio), 3),
+        "vote_ratio": round(vote_ratio, 3),
+        "vote_ratio_threshold": state.params.vote_ratio,
         "nearest": [
             {"id": str(space.ids[p]), "label": classes[int(space.embedded.labels[p])], "distance": round(float(d), 4)}
             for p, d in zip(hood.nearest[j][:top], hood.nearest_distance[j][:top])
