@@ -60,20 +60,34 @@ def _label_flip(ev: dict) -> list[str]:
     return lines
 
 
+_FC_SIGNALS = {
+    "margin": "nearly as close to another class as to its own",
+    "group": "its own-class neighbours are drawn the same way",
+    "cluster": "far from its class past a cluster of look-alikes",
+    "isolation": "far from its own class",
+    "deep_knn": "another class outvotes its own",
+}
+
+
 def _feature_collision(ev: dict) -> list[str]:
     lines = []
-    if "majority_label" in ev:
-        line = f"feature-space neighbours say {ev.get('majority_label')}"
-        extras = []
-        if "agreement" in ev:
-            extras.append(f"agreement {_num(ev['agreement'], 2)}")
-        if "k" in ev:
-            extras.append(f"k {ev['k']}")
-        lines.append(line + (f" ({', '.join(extras)})" if extras else ""))
-    if "nearest_centroid" in ev:
-        ratio = ev.get("centroid_distance_ratio")
-        lines.append(f"nearest class centroid {ev['nearest_centroid']}"
-                     + (f" (distance ratio {_num(ratio)})" if ratio is not None else ""))
+    if "toward_label" in ev:
+        why = [_FC_SIGNALS.get(str(s), str(s)) for s in ev.get("signals") or []]
+        lines.append(f"embedding drawn from {ev.get('given_label')} toward {ev.get('toward_label')}"
+                     + (f": {'; '.join(why)}" if why else ""))
+    if "own_distance" in ev:
+        lines.append(f"own class at {_num(ev.get('own_distance'))} (typical {_num(ev.get('typical_own_distance'))}),"
+                     f" class {ev.get('toward_label')} at {_num(ev.get('other_distance'))};"
+                     f" margin {_num(ev.get('margin'), 2)}, group margin {_num(ev.get('group_margin'), 2)}")
+    nats = ev.get("nats")
+    if isinstance(nats, dict):
+        parts = ", ".join(f"{k} {_num(v, 3)}" for k, v in nats.items())
+        lines.append(f"nats: {parts} (threshold {_num(ev.get('threshold_nats'))})")
+    votes = ev.get("votes")
+    if isinstance(votes, dict) and votes:
+        ordered = sorted(votes.items(), key=lambda kv: -kv[1] if isinstance(kv[1], (int, float)) else 0)
+        lines.append(f"votes among {ev.get('k')} nearest: " + ", ".join(f"{k} {_num(v)}" for k, v in ordered)
+                     + (f" (ratio {_num(ev.get('vote_ratio'), 3)})" if "vote_ratio" in ev else ""))
     if ev.get("nearest"):
         lines.append(f"nearest: {_neighbours(ev['nearest'])}")
     return lines
