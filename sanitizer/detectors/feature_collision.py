@@ -7,7 +7,7 @@ embedding moves onto a chosen target from another class. Poison Frogs and ART's
 drives only the *mean* of a group of poisons there, so each single poison may
 stop part-way, between its own class and the target's. Everything happens in
 the embedding space of :mod:`sanitizer.embeddings`, against a reference of
-sample rows, never counting a record as its own neighbour. Five signals:
+sample rows, never counting a record as its own neighbour. Four signals:
 
 * **margin**: ``log(d_own / d_other)``, the distance to the record's
   ``neighbours``-th nearest own-class row over the same distance to the nearest
@@ -21,19 +21,17 @@ sample rows, never counting a record as its own neighbour. Five signals:
 * **cluster**: the margin read past a cluster of ``max_cluster`` rows (rank
   ``max_cluster + 1``): poisons piled on one target are each other's nearest
   own-class rows, which hides them from the first margin, not from this one.
-* **isolation**: the own-class distance past a cluster over the class's typical
-  one: poisons parked on a target in an empty part of the space are far from
-  everything.
 * **deep_knn** (Peri et al., 2020): another class outvotes the record's own
   among its ``k = 2 * max_cluster + 1`` nearest rows by ``vote_ratio`` or more,
-  each class's votes divided by its share of the reference, so a clean row of a
-  20-row class does not lose to the big classes around it. The vote is not
+  each class's votes divided by its reference rows plus ``max_cluster``
+  pseudo-rows, so a clean row of a 20-row class does not lose to the big classes
+  around it and a class the sample holds once outvotes no one. The vote is not
   calibrated, so it is used in the victim's own space (a backbone or an
   embedding column) only, not in the built-in embedding's.
 
 Ranks are class-prior-normalised: ``neighbours`` (or ``max_cluster + 1``) for the
-largest class and in proportion for smaller ones, so every class is measured
-at the same share of its rows. The first four signals are calibrated on the
+largest class and in proportion for smaller ones (at least the 3rd row), so
+every class is measured at the same share of its rows. The three margins are calibrated on the
 sample: an exponential tail through the median and 90th percentile of the
 reference rows' own values (per class from 50 reference rows, else over all
 rows) turns each into nats, -log of an exceedance probability, and a record is
@@ -73,6 +71,7 @@ CROSS_FIT_FOLDS = 2
 MIN_CLASS_ROWS = 50
 """A class is calibrated on its own margins from this many reference rows up; below, on all rows'."""
 VOTE_CAP = 10.0
+MIN_RANK = 3
 
 
 @dataclass(frozen=True)
@@ -167,12 +166,10 @@ class FeatureCollisionState:
     k: int
     spaces: tuple[Space, ...]  # one, or one per cross-fitting fold (built-in embedding)
     cross_fitted: bool
-    class_share: np.ndarray  # (C,) share of the reference per class, for the normalised vote
-    class_size: np.ndarray  # (C,) reference rows per class (all spaces)
+    class_size: np.ndarray  # (C,) reference rows per class (all spaces), for the normalised vote
     margin_calibration: tuple[DistanceCalibration, ...]  # per class (global where the class is small)
     group_calibration: tuple[DistanceCalibration, ...]
     cluster_calibration: tuple[DistanceCalibration, ...]
-    isolation_calibration: tuple[DistanceCalibration, ...]
     summary: dict
 
 
@@ -243,16 +240,14 @@ class FeatureCollisionDetector:
                 "is embedded by the network that never saw its half and compared with that half's rows"),
                 train_accuracy=[round(p[0].train_accuracy, 4) for p in parts])
         class_size = np.bincount(y, minlength=C)
-        share = class_size / class_size.sum()
         wanted = params.k or 2 * params.max_cluster + 1
         smallest_space = min(len(rows) for _, rows, _ in parts)
         k = int(max(1, min(wanted, smallest_space - 1)))
 
-        spaces, margins, groups, clusters, isolations, labels_all = [], [], [], [], [], []
+        spaces, margins, groups, clusters, labels_all = [], [], [], [], []
         for embedder, rows, E in parts:
-            space, margin, group, cluster, isolation = _build_space(embedder, E, y[rows], keys[rows], ids[rows], C,
-                                                                    params, k, seed)
-            isolations.append(isolation)
+            space, margin, group, cluster = _build_space(embedder, E, y[rows], keys[rows], ids[rows], C, params, k,
+                                                         seed)
             spaces.append(space)
             margins.append(margin)
             groups.append(group)
@@ -269,10 +264,9 @@ class FeatureCollisionDetector:
 
         state = FeatureCollisionState(
             params=params, classes=tuple(str(c) for c in classes), k=k, spaces=tuple(spaces), cross_fitted=len(spaces) > 1,
-            class_share=share, class_size=class_size,
+            class_size=class_size,
             margin_calibration=calibrate(np.concatenate(margins)), group_calibration=calibrate(np.concatenate(groups)),
-            cluster_calibration=calibrate(np.concatenate(clusters)),
-            isolation_calibration=calibrate(np.concatenate(isolations)), summary={},
+            cluster_calibration=calibrate(np.concatenate(clusters)), summary={},
         )
         rule = f"k = 2 * max_cluster + 1 = {2 * params.max_cluster + 1}" if not params.k else f"k set to {params.k}"
         if k < wanted:
@@ -321,9 +315,10 @@ class FeatureCollisionDetector:
             hood = _neighbourhood(space, E, yy, np.asarray(batch.keys)[rows], C, params, state.k)
             nats = np.stack([_nats(state.margin_calibration, hood.margin, yy),
                              _nats(state.group_calibration, hood.group, yy),
-                             _nats(state.cluster_calibration, hood.cluster_margin, yy),
-                             _nats(state.isolation_calibration, _isolation(space, hood, yy), yy)], axis=1)
-            normalised = hood.votes / np.maximum(state.class_share, 1e-12)[None, :]
+                             _nats(state.cluster_calibration, hood.cluster_margin, yy)], axis=1)
+            # Votes per reference row of the class, with max_cluster pseudo-rows: a 20-row class is not
+            # outvoted by the big classes around it, and a class the sample holds once does not outvote anyone.
+            normalised = hood.votes / (state.class_size + params.max_cluster)[None, :]
             own_vote = normalised[np.arange(len(rows)), yy]
             others = normalised.copy()
             others[np.arange(len(rows)), yy] = -1.0
@@ -332,10 +327,12 @@ class FeatureCollisionDetector:
             outvoting = others.argmax(axis=1)
             # The vote is not calibrated: it is trusted in the victim's own space (a backbone or an embedding
             # column), not in the built-in networks' noisier one (there it flagged 3.5% of clean digits).
-            outvoted = (vote_ratio > params.vote_ratio) & (space.embedder is None or not state.cross_fitted)
+            judged = np.isfinite(hood.margin)  # its class has at least 2 reference rows in this space
+            outvoted = judged & (vote_ratio > params.vote_ratio) & (space.embedder is None or not state.cross_fitted)
             fired = np.concatenate([nats > params.threshold, outvoted[:, None]], axis=1)
-            score[rows] = np.maximum(nats.max(axis=1) / params.threshold,
-                                     np.where(outvoted, vote_ratio / params.vote_ratio, 0.0))
+            nats[~judged] = 0.0
+            best = np.maximum(nats.max(axis=1) / params.threshold, np.where(outvoted, vote_ratio / params.vote_ratio, 0.0))
+            score[rows] = np.where(judged, best, np.nan)  # NaN: a class too small here to be judged
             flagged[rows] = fired.any(axis=1)
             for j in np.flatnonzero(fired.any(axis=1)):
                 evidence[int(rows[j])] = _evidence(state, space, hood, j, int(yy[j]), fired[j], nats[j],
@@ -362,10 +359,10 @@ def _build_space(embedder, E, y, keys, ids, C, params, k, seed):
                  np.zeros(C))
     # The reference rows' own margins (each left out of its own neighbourhood), then their group margins.
     hood = _neighbourhood(bare, E, y, keys, C, params, k, group=False)
-    typical = np.array([np.median(hood.cluster_own[r]) if len(r) else 0.0 for r in bare.embedded.class_rows])
+    typical = np.array([np.median(hood.own_distance[r]) if len(r) else 0.0 for r in bare.embedded.class_rows])
     space = dataclasses.replace(bare, margins=hood.margin, typical_own=typical)
     group = _group_margin(space, E, y, keys, hood.margin, params)
-    return space, hood.margin, group, hood.cluster_margin, _isolation(space, hood, y)
+    return space, hood.margin, group, hood.cluster_margin
 
 
 def _search(index, queries: np.ndarray, k: int, ref_keys: np.ndarray, query_keys: np.ndarray):
@@ -395,12 +392,12 @@ def _search(index, queries: np.ndarray, k: int, ref_keys: np.ndarray, query_keys
     return dist[keep].reshape(len(found), k), found[keep].reshape(len(found), k)
 
 
-def _other_distance(labels, dist, y, ranks):
+def _other_distance(labels, rank, dist, y, ranks):
     """Distance to the nearest other class's rank-th row among the listed neighbours, and that class.
 
-    When no other class has that many rows in the list, the last distance listed (a lower bound)."""
+    ``rank`` is :func:`_rank_within_row` of ``labels``. When no other class has that many rows in the
+    list, the last distance listed (a lower bound)."""
     n = len(y)
-    rank = _rank_within_row(labels, int(max(labels.max(initial=0), y.max(initial=0))) + 1)
     reached = (rank + 1 == ranks[labels]) & (labels != y[:, None])
     hit = reached.any(axis=1)
     first = np.where(hit, reached.argmax(axis=1), dist.shape[1] - 1)
@@ -425,15 +422,11 @@ def _own_distances(ref: Reference, V, y, keys, ranks_list) -> list[np.ndarray]:
     return out
 
 
-def _isolation(space: Space, hood: _Neighbourhood, y: np.ndarray) -> np.ndarray:
-    """log(own-class distance past a cluster / the class's typical one): far from its own class and from
-    everything else (a poison parked on a target in an empty part of the space)."""
-    return _log_ratio(hood.cluster_own, space.typical_own[y])
-
-
 def _log_ratio(own, other):
-    with np.errstate(divide="ignore"):
-        return np.minimum(np.log(np.maximum(own, 1e-12) / np.maximum(other, 1e-12)), 50.0)
+    """log(own / other), NaN where the own class has no neighbour to measure (fewer than 2 reference rows)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.minimum(np.log(np.maximum(own, 1e-12) / np.maximum(other, 1e-12)), 50.0)
+    return np.where(np.isfinite(own), out, np.nan)
 
 
 def _neighbourhood(space: Space, E, y, keys, C, params, k, group: bool = True) -> _Neighbourhood:
@@ -441,8 +434,9 @@ def _neighbourhood(space: Space, E, y, keys, C, params, k, group: bool = True) -
     width = max(k, 3 * params.neighbours, 2 * (params.max_cluster + 1))
     dist, nearest = _search(ref.index, E, width, ref.keys, keys)
     labels = ref.labels[nearest]
-    other, other_class = _other_distance(labels, dist, y, ref.ranks)
-    cluster_other, cluster_class = _other_distance(labels, dist, y, ref.cluster_ranks)
+    rank = _rank_within_row(labels, C)
+    other, other_class = _other_distance(labels, rank, dist, y, ref.ranks)
+    cluster_other, cluster_class = _other_distance(labels, rank, dist, y, ref.cluster_ranks)
     own, cluster_own = _own_distances(ref, E, y, keys, [ref.ranks, ref.cluster_ranks])
     margin = _log_ratio(own, other)
     hood = _Neighbourhood(nearest[:, :k], dist[:, :k], own, other, other_class, margin, margin,
@@ -455,12 +449,14 @@ def _neighbourhood(space: Space, E, y, keys, C, params, k, group: bool = True) -
 
 def _class_ranks(class_rows: tuple[np.ndarray, ...], m: int) -> np.ndarray:
     """Per class, the rank of the neighbour whose distance enters the margin: ``m`` for the largest class,
-    in proportion for smaller ones (at least 1), so every class is measured at the same share of its rows.
+    in proportion for smaller ones, so every class is measured at the same share of its rows.
 
     The margin then compares class-conditional densities: a clean row of a 20-row class is not judged by
     its 10th own neighbour (half its class, far away) against the 10th of a 150-row class next door."""
     sizes = np.array([len(r) for r in class_rows], dtype=np.float64)
-    return np.maximum(1, np.round(m * sizes / max(sizes.max(), 1.0))).astype(np.int64)
+    # At least the 3rd row (or the whole class when smaller): one row is no density estimate, and a class
+    # the sample holds once must not pull its neighbours' margins toward it.
+    return np.maximum(np.minimum(MIN_RANK, sizes), np.round(m * sizes / max(sizes.max(), 1.0))).astype(np.int64)
 
 
 def _group_margin(space: Space, E, y, keys, margin, params) -> np.ndarray:
@@ -517,7 +513,7 @@ def _evidence(state, space, hood, j, label, fired, nats, vote_ratio, outvoting) 
     toward = outvoting if hood.votes[j][outvoting] > 0 else int(hood.other_class[j])
     top = state.params.top_neighbours
     return {
-        "signals": [s for s, on in zip(("margin", "group", "cluster", "isolation", "deep_knn"), fired) if on],
+        "signals": [s for s, on in zip(("margin", "group", "cluster", "deep_knn"), fired) if on],
         "given_label": classes[label],
         "toward_label": classes[toward] if toward >= 0 else None,
         "own_distance": round(float(hood.own_distance[j]), 4),
@@ -527,7 +523,7 @@ def _evidence(state, space, hood, j, label, fired, nats, vote_ratio, outvoting) 
         "group_margin": round(float(hood.group[j]), 3),
         "cluster_margin": round(float(hood.cluster_margin[j]), 3),
         "nats": {"margin": round(float(nats[0]), 2), "group": round(float(nats[1]), 2),
-                 "cluster": round(float(nats[2]), 2), "isolation": round(float(nats[3]), 2)},
+                 "cluster": round(float(nats[2]), 2)},
         "threshold_nats": state.params.threshold,
         "k": state.k,
         "votes": {classes[c]: int(v) for c, v in enumerate(hood.votes[j]) if v},

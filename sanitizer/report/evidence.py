@@ -64,7 +64,6 @@ _FC_SIGNALS = {
     "margin": "nearly as close to another class as to its own",
     "group": "its own-class neighbours are drawn the same way",
     "cluster": "far from its class past a cluster of look-alikes",
-    "isolation": "far from its own class",
     "deep_knn": "another class outvotes its own",
 }
 
