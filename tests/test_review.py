@@ -145,12 +145,12 @@ def reviewed(tmp_path_factory, first, data):
     out = tmp_path_factory.mktemp("review-pub") / "out"
     shutil.copytree(first["out"], out)
     codes = first["codes"]
-    collision_only = pick(codes, lambda c: c == ["feature_collision"], 3)
-    release = [pick(codes, lambda c: "outlier" in c and "label_flip" not in c, 1)[0],
-               pick(codes, lambda c: "label_flip" in c and "outlier" not in c, 1)[0],
-               collision_only[0]]
-    changed_mind = collision_only[1]  # released, then confirmed: the later line wins
-    confirm = [pick(codes, lambda c: "outlier" in c, 1, exclude=release)[0], collision_only[2]]
+    first_two = [pick(codes, lambda c: "outlier" in c and "label_flip" not in c, 1)[0],
+                 pick(codes, lambda c: "label_flip" in c and "outlier" not in c, 1)[0]]
+    flip_only = pick(codes, lambda c: c == ["label_flip"], 3, exclude=first_two)
+    release = first_two + [flip_only[0]]
+    changed_mind = flip_only[1]  # released, then confirmed: the later line wins
+    confirm = [pick(codes, lambda c: "outlier" in c, 1, exclude=release)[0], flip_only[2]]
     old_manifest = (out / "manifest.json").read_bytes()
 
     assert review(out, "release", *release, changed_mind, "--reason", "looks fine to me", "--reviewer", "ana") == 0
@@ -283,10 +283,10 @@ def test_publication_record_and_superseded_manifests(reviewed, first):
 
 @pytest.fixture(scope="module")
 def rerun(tmp_path_factory, reviewed, data):
-    """The same input again with the decisions, feature_collision off (so two confirmed records go unflagged)."""
+    """The same input again with the decisions, label_flip off (so two confirmed records go unflagged)."""
     d = tmp_path_factory.mktemp("review-rerun")
     config = d / "sanitize.yaml"
-    config.write_text("detectors:\n  feature_collision:\n    enabled: false\n")
+    config.write_text("detectors:\n  label_flip:\n    enabled: false\n")
     decisions = reviewed["out"] / "review" / "decisions"
     out = d / "out"
     rc = run(data, out, "--config", config, "--decisions", decisions)
@@ -305,7 +305,7 @@ def test_rerun_keeps_released_clean_and_confirmed_held(rerun, reviewed):
         assert "review:confirmed" in held[rid]
     reasons = {r[ID]: json.loads(r["sanitizer_reasons"]) for r in q.select([ID, "sanitizer_reasons"]).to_pylist()}
     unflagged = [rid for rid in reviewed["confirm"] if held[rid] == ["review:confirmed"]]
-    assert len(unflagged) == 2  # feature_collision-only records: nothing flags them now, the review holds them
+    assert len(unflagged) == 2  # label_flip-only records: nothing flags them now, the review holds them
     entry = reasons[reviewed["confirm"][-1]][-1]
     assert entry["detector"] == "review" and entry["code"] == "review:confirmed"
     assert entry["evidence"]["reason"] == "second look: poison" and entry["evidence"]["reviewer"] == "bo"
@@ -319,9 +319,10 @@ def test_rerun_provenance_counts_decisions(rerun, reviewed):
     applied = d["applied"]
     assert applied["released_seen"] == applied["released_kept_clean"] == 4
     assert applied["confirmed_held"] == 3 and applied["confirmed_held_unflagged"] == 2
-    # the released outlier and label-flip records were flagged again: overridden, still counted
-    assert applied["released_overridden"] >= 2
-    assert applied["overridden_flags"].get("outlier", 0) >= 1 and applied["overridden_flags"].get("label_flip", 0) >= 1
+    # the released outlier record was flagged again: overridden, still counted; label_flip is off in the
+    # rerun, so it overrides nothing
+    assert applied["released_overridden"] >= 1
+    assert applied["overridden_flags"].get("outlier", 0) >= 1 and "label_flip" not in applied["overridden_flags"]
     assert p["counts"]["by_reason"]["review:confirmed"] == 3
     assert p["accounting"]["holds"] and p["config"]["decisions"] == str(rerun["decisions"])
 
