@@ -339,6 +339,7 @@ def test_evidence_of_a_flagged_poison_points_at_the_target(attack, attack_fit):
         assert ev["given_label"] == str(g["base_class"])
         assert ev["signals"] and set(ev["signals"]) <= {"margin", "group", "cluster", "deep_knn"}
         assert ev["toward_label"] != ev["given_label"]
+        assert ev["other_label"] in state.classes and ev["other_label"] != ev["given_label"]
         at_target += ev["toward_label"] == str(g["target_class"])
         assert ev["k"] == state.k and ev["threshold_nats"] == state.params.threshold
         # The margin's distances explain it: the record is far from its own class compared with what is typical.

@@ -520,3 +520,24 @@ def test_outlier_evidence_reads_as_signals_and_named_neighbours():
     assert "extreme features: pixels[15] = 11.6 (typical 0–2.6)" in text
     assert "signals: most extreme feature 4.2 nats vs 10; k-NN distance 12.6 nats vs 6 (fired)" in text
     assert "nearest reference rows: digit-01078 (distance 8.95), digit-00415 (distance 9.12)" in text
+
+
+def test_feature_collision_evidence_reads_as_direction_distances_and_votes():
+    """The reviewer sees where the embedding is drawn, how far its own class is against what is typical,
+    which signals fired at how many nats, the vote and the nearest rows with their labels."""
+    from sanitizer.report.evidence import summarise_reasons
+
+    reason = {"detector": "feature_collision", "code": "feature_collision", "score": 1.4, "threshold": 1.0,
+              "evidence": {"signals": ["group", "deep_knn"], "given_label": "3", "toward_label": "6",
+                           "own_distance": 10.7, "other_distance": 2.23, "other_label": "5",
+                           "typical_own_distance": 4.12, "margin": 1.6, "group_margin": 0.86,
+                           "nats": {"margin": 5.2, "group": 8.4, "cluster": 4.0}, "threshold_nats": 6.0,
+                           "k": 51, "votes": {"3": 3, "6": 48}, "vote_ratio": 10.0,
+                           "nearest": [{"id": "digit-00223", "label": "6", "distance": 1.2}]}}
+    text = "\n".join(summarise_reasons([reason])[0]["lines"])
+    assert "embedding drawn from 3 toward 6: its own-class neighbours are drawn the same way; another class " \
+           "outvotes its own" in text
+    assert "own class at 10.7 (typical 4.12), class 5 at 2.23; margin 1.6, group margin 0.86" in text
+    assert "nats: margin 5.2, group 8.4, cluster 4 (threshold 6)" in text
+    assert "votes among 51 nearest: 6 48, 3 3 (ratio 10)" in text
+    assert "nearest: digit-00223 (6)" in text

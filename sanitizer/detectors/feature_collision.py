@@ -518,6 +518,7 @@ def _evidence(state, space, hood, j, label, fired, nats, vote_ratio, outvoting) 
         "toward_label": classes[toward] if toward >= 0 else None,
         "own_distance": round(float(hood.own_distance[j]), 4),
         "other_distance": round(float(hood.other_distance[j]), 4),
+        "other_label": classes[int(hood.other_class[j])] if hood.other_class[j] >= 0 else None,
         "typical_own_distance": round(float(space.typical_own[label]), 4),
         "margin": round(float(hood.margin[j]), 3),
         "group_margin": round(float(hood.group[j]), 3),

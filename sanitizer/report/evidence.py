@@ -76,7 +76,7 @@ def _feature_collision(ev: dict) -> list[str]:
                      + (f": {'; '.join(why)}" if why else ""))
     if "own_distance" in ev:
         lines.append(f"own class at {_num(ev.get('own_distance'))} (typical {_num(ev.get('typical_own_distance'))}),"
-                     f" class {ev.get('toward_label')} at {_num(ev.get('other_distance'))};"
+                     f" class {ev.get('other_label', ev.get('toward_label'))} at {_num(ev.get('other_distance'))};"
                      f" margin {_num(ev.get('margin'), 2)}, group margin {_num(ev.get('group_margin'), 2)}")
     nats = ev.get("nats")
     if isinstance(nats, dict):
