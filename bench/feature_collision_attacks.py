@@ -13,7 +13,7 @@ with three attack families:
   feature layer is its named submodule ``features``; weak to strong settings
   of ``similarity_coeff`` / ``max_iter``.
 * ``bullseye``: the Bullseye Polytope objective (Aghakhani et al. 2021) written
-  here in torch: a group of poisons per target, each in an L-inf ball of radius
+  from the paper in torch (``sanitizer.simulate.craft_bullseye_polytope``): a group of poisons per target, each in an L-inf ball of radius
   ``eps`` (in [0,1] pixel scale) around its own base image, minimising
   ``||mean_i f(p_i) - f(t)||^2 / ||f(t)||^2`` with Adam and projection; and
   ``art_bp``: ART's own ``BullseyePolytopeAttackPyTorch`` at one budget.
