@@ -173,7 +173,7 @@ class FeatureCollisionState:
     summary: dict
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Neighbourhood:
     """What the reference says about a set of query embeddings (all arrays have one row per query)."""
 
@@ -185,10 +185,8 @@ class _Neighbourhood:
     margin: np.ndarray  # log(own / other distance)
     group: np.ndarray  # group margin
     votes: np.ndarray  # (n, C) among the k nearest
-    cluster_own: np.ndarray  # the same distances read past a cluster of max_cluster rows
-    cluster_other: np.ndarray
-    cluster_class: np.ndarray
-    cluster_margin: np.ndarray
+    cluster_margin: np.ndarray  # the margin read past a cluster of max_cluster rows
+    group_rows: np.ndarray  # (n, group) reference positions of the nearest own-class rows, -1 if none
 
 
 class FeatureCollisionDetector:
@@ -263,7 +261,8 @@ class FeatureCollisionDetector:
             )
 
         state = FeatureCollisionState(
-            params=params, classes=tuple(str(c) for c in classes), k=k, spaces=tuple(spaces), cross_fitted=len(spaces) > 1,
+            params=params, classes=tuple(str(c) for c in classes), k=k, spaces=tuple(spaces),
+            cross_fitted=len(spaces) > 1,
             class_size=class_size,
             margin_calibration=calibrate(np.concatenate(margins)), group_calibration=calibrate(np.concatenate(groups)),
             cluster_calibration=calibrate(np.concatenate(clusters)), summary={},
@@ -331,7 +330,8 @@ class FeatureCollisionDetector:
             outvoted = judged & (vote_ratio > params.vote_ratio) & (space.embedder is None or not state.cross_fitted)
             fired = np.concatenate([nats > params.threshold, outvoted[:, None]], axis=1)
             nats[~judged] = 0.0
-            best = np.maximum(nats.max(axis=1) / params.threshold, np.where(outvoted, vote_ratio / params.vote_ratio, 0.0))
+            vote_score = np.where(outvoted, vote_ratio / params.vote_ratio, 0.0)
+            best = np.maximum(nats.max(axis=1) / params.threshold, vote_score)
             score[rows] = np.where(judged, best, np.nan)  # NaN: a class too small here to be judged
             flagged[rows] = fired.any(axis=1)
             for j in np.flatnonzero(fired.any(axis=1)):
@@ -355,37 +355,30 @@ def _embed(space: Space, batch: Batch, rows: np.ndarray, params: FeatureCollisio
 
 
 def _build_space(embedder, E, y, keys, ids, C, params, k, seed):
-    bare = Space(embedder, Reference.build(E, y, keys, C, params.neighbours, params.max_cluster, seed), ids, np.zeros(len(y)),
-                 np.zeros(C))
-    # The reference rows' own margins (each left out of its own neighbourhood), then their group margins.
-    hood = _neighbourhood(bare, E, y, keys, C, params, k, group=False)
-    typical = np.array([np.median(hood.own_distance[r]) if len(r) else 0.0 for r in bare.embedded.class_rows])
-    space = dataclasses.replace(bare, margins=hood.margin, typical_own=typical)
-    group = _group_margin(space, E, y, keys, hood.margin, params)
+    reference = Reference.build(E, y, keys, C, params.neighbours, params.max_cluster, seed)
+    # The reference rows' own margins, each left out of its own neighbourhood, come first: the group
+    # margins average them.
+    hood = _neighbourhood(Space(embedder, reference, ids, np.zeros(len(y)), np.zeros(C)), E, y, keys, C, params, k)
+    typical = np.array([np.median(hood.own_distance[r]) if len(r) else 0.0 for r in reference.class_rows])
+    space = Space(embedder, reference, ids, hood.margin, typical)
+    group = _group_margin(hood.margin, hood.margin, hood.group_rows)
     return space, hood.margin, group, hood.cluster_margin
 
 
 def _search(index, queries: np.ndarray, k: int, ref_keys: np.ndarray, query_keys: np.ndarray):
     """(distances, positions) of the k nearest reference rows of each query, never the query itself.
 
-    Rows the reference holds fewer than k + 1 of come back short (k is cut to what exists)."""
-    k = max(1, min(k, index.rows - 1)) if index.rows > 1 else 1
-    dist, found = index.search_distances(queries, min(k + 1, index.rows))
+    k is cut to the reference rows minus one; a one-row reference returns its row."""
+    if index.rows < 2:
+        return index.search_distances(queries, 1)
+    k = max(1, min(k, index.rows - 1))
+    dist, found = index.search_distances(queries, k + 1)
     missing = found < 0  # an approximate search can come back short: fill with the nearest found
     if missing.any():
         found = np.where(missing, found[:, :1], found)
         dist = np.where(missing, dist[:, :1], dist)
-    width = found.shape[1]
-    if width <= k:  # the whole reference was returned; drop self where present, else keep all
-        self_hit = ref_keys[found] == np.asarray(query_keys)[:, None]
-        if width == 1 or not self_hit.any():
-            return dist, found
-        # Move self (if any) to the end and cut one column: rows without self lose their farthest.
-        order = np.argsort(self_hit, axis=1, kind="stable")
-        found = np.take_along_axis(found, order, 1)[:, : width - 1]
-        dist = np.take_along_axis(dist, order, 1)[:, : width - 1]
-        return dist, found
     self_hit = ref_keys[found] == np.asarray(query_keys)[:, None]
+    # Drop the record's own row when it is in the reference; otherwise drop the (k+1)-th neighbour.
     drop = np.where(self_hit.any(axis=1), self_hit.argmax(axis=1), k)
     keep = np.ones_like(found, dtype=bool)
     keep[np.arange(len(found)), drop] = False
@@ -407,19 +400,23 @@ def _other_distance(labels, rank, dist, y, ranks):
     return dist[np.arange(n), first], np.where(other >= 0, other, fallback)
 
 
-def _own_distances(ref: Reference, V, y, keys, ranks_list) -> list[np.ndarray]:
-    """Distance to the record's own class's rank-th row, for each rank table (one search per class)."""
+def _own_class(ref: Reference, V, y, keys, ranks_list, group: int):
+    """One search of the record's own class: the distance to its rank-th row for each rank table, and the
+    reference positions of its ``group`` nearest own-class rows (-1 where the class has too few)."""
     out = [np.full(len(y), np.inf) for _ in ranks_list]
+    nearest = np.full((len(y), max(group, 1)), -1, dtype=np.int64)
     for c in np.unique(y):
         rows = np.flatnonzero(y == c)
         index = ref.class_index[c]
         if index is None or index.rows < 2:
             continue
         wanted = [int(min(r[c], index.rows - 1)) for r in ranks_list]
-        d, _ = _search(index, V[rows], max(wanted), ref.keys[ref.class_rows[c]], keys[rows])
+        d, found = _search(index, V[rows], max(wanted + [group]), ref.keys[ref.class_rows[c]], keys[rows])
         for o, w in zip(out, wanted):
             o[rows] = d[:, min(w, d.shape[1]) - 1]
-    return out
+        g = min(group, found.shape[1])
+        nearest[rows[:, None], np.arange(g)[None, :]] = ref.class_rows[c][found[:, :g]]
+    return out, nearest[:, :group]
 
 
 def _log_ratio(own, other):
@@ -429,22 +426,19 @@ def _log_ratio(own, other):
     return np.where(np.isfinite(own), out, np.nan)
 
 
-def _neighbourhood(space: Space, E, y, keys, C, params, k, group: bool = True) -> _Neighbourhood:
+def _neighbourhood(space: Space, E, y, keys, C, params, k) -> _Neighbourhood:
     ref = space.embedded
     width = max(k, 3 * params.neighbours, 2 * (params.max_cluster + 1))
     dist, nearest = _search(ref.index, E, width, ref.keys, keys)
     labels = ref.labels[nearest]
     rank = _rank_within_row(labels, C)
     other, other_class = _other_distance(labels, rank, dist, y, ref.ranks)
-    cluster_other, cluster_class = _other_distance(labels, rank, dist, y, ref.cluster_ranks)
-    own, cluster_own = _own_distances(ref, E, y, keys, [ref.ranks, ref.cluster_ranks])
+    cluster_other, _ = _other_distance(labels, rank, dist, y, ref.cluster_ranks)
+    (own, cluster_own), group_rows = _own_class(ref, E, y, keys, [ref.ranks, ref.cluster_ranks], params.group)
     margin = _log_ratio(own, other)
-    hood = _Neighbourhood(nearest[:, :k], dist[:, :k], own, other, other_class, margin, margin,
-                          _votes(labels[:, :k], C), cluster_own, cluster_other, cluster_class,
-                          _log_ratio(cluster_own, cluster_other))
-    if group:
-        hood.group = _group_margin(space, E, y, keys, margin, params)
-    return hood
+    return _Neighbourhood(nearest[:, :k], dist[:, :k], own, other, other_class, margin,
+                          _group_margin(space.margins, margin, group_rows), _votes(labels[:, :k], C),
+                          _log_ratio(cluster_own, cluster_other), group_rows)
 
 
 def _class_ranks(class_rows: tuple[np.ndarray, ...], m: int) -> np.ndarray:
@@ -459,22 +453,11 @@ def _class_ranks(class_rows: tuple[np.ndarray, ...], m: int) -> np.ndarray:
     return np.maximum(np.minimum(MIN_RANK, sizes), np.round(m * sizes / max(sizes.max(), 1.0))).astype(np.int64)
 
 
-def _group_margin(space: Space, E, y, keys, margin, params) -> np.ndarray:
-    """The record's margin averaged with its ``group`` nearest own-class reference rows' margins."""
-    if params.group == 0:
-        return margin.copy()
-    out = margin.copy()
-    ref = space.embedded
-    for c in np.unique(y):
-        rows = np.flatnonzero(y == c)
-        index = ref.class_index[c]
-        if index is None or index.rows < 2:
-            continue
-        g = min(params.group, index.rows - 1)
-        _, found = _search(index, E[rows], g, ref.keys[ref.class_rows[c]], keys[rows])
-        neighbour_margins = space.margins[ref.class_rows[c][found]]
-        out[rows] = (margin[rows] + neighbour_margins.sum(axis=1)) / (1 + found.shape[1])
-    return out
+def _group_margin(reference_margins: np.ndarray, margin: np.ndarray, group_rows: np.ndarray) -> np.ndarray:
+    """The record's margin averaged with those of its ``group`` nearest own-class reference rows."""
+    found = group_rows >= 0
+    total = margin + np.where(found, reference_margins[np.maximum(group_rows, 0)], 0.0).sum(axis=1)
+    return total / (1 + found.sum(axis=1))
 
 
 def _rank_within_row(labels: np.ndarray, C: int) -> np.ndarray:
