@@ -72,6 +72,7 @@ MIN_CLASS_ROWS = 50
 """A class is calibrated on its own margins from this many reference rows up; below, on all rows'."""
 VOTE_CAP = 10.0
 MIN_RANK = 3
+"""The margins read a class's distance at its 3rd row at the earliest (the whole class when smaller)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class Space:
     embedder: Any  # TorchScriptEmbedder, BuiltinEmbedder, or None for a precomputed column
     embedded: Reference
     ids: np.ndarray
-    margins: np.ndarray  # (R,) each reference row's own (leave-self-out) cross-space margin
+    margins: np.ndarray  # (R,) each reference row's own (leave-self-out) class margin
     typical_own: np.ndarray  # (C,) median own-class embedding distance per class, for the evidence
 
 
@@ -279,6 +280,8 @@ class FeatureCollisionDetector:
             "neighbours": params.neighbours,
             "group": params.group,
             "threshold_nats": params.threshold,
+            "vote_ratio": params.vote_ratio,
+            "deep_knn": "off: the built-in embedding is not the victim's space" if len(spaces) > 1 else "on",
             "calibrated_on_own_margins": [state.classes[c] for c in range(C) if class_size[c] >= MIN_CLASS_ROWS],
             "neighbour_search": spaces[0].embedded.index.describe(),
         }
@@ -327,7 +330,7 @@ class FeatureCollisionDetector:
             # The vote is not calibrated: it is trusted in the victim's own space (a backbone or an embedding
             # column), not in the built-in networks' noisier one (there it flagged 3.5% of clean digits).
             judged = np.isfinite(hood.margin)  # its class has at least 2 reference rows in this space
-            outvoted = judged & (vote_ratio > params.vote_ratio) & (space.embedder is None or not state.cross_fitted)
+            outvoted = judged & (vote_ratio > params.vote_ratio) & (not state.cross_fitted)
             fired = np.concatenate([nats > params.threshold, outvoted[:, None]], axis=1)
             nats[~judged] = 0.0
             vote_score = np.where(outvoted, vote_ratio / params.vote_ratio, 0.0)
