@@ -1,0 +1,506 @@
+"""``backdoor``: groups of records whose label rests on a shared trigger, not on what they are.
+
+A backdoor (BadNets) poison is a record of some class s with a small pattern
+stamped on it - a few pixels, a few feature values - and its label changed to
+the target class c. Every model trained on the data learns "pattern -> c", so a
+classifier agrees with the poisoned label, and because the poisons carry the
+same pattern they are each other's nearest neighbours: ``label_flip`` clears
+them. What gives them away is the group: inside class c, a sub-group shares a
+pattern the rest of the class lacks, and once that pattern is set aside, the
+group's members look like another class.
+
+Fit (on the bounded sample, in standardised feature space):
+
+1. **Candidate groups, per class.** (a) Spectral: for each of the class's top
+   ``directions`` principal directions (Tran et al., spectral signatures), the
+   class rows on either side of the split that best separates the projections
+   (Otsu, as in activation clustering); (b) shared values: class rows holding
+   the same exact value on a feature that rows of other classes (almost) never
+   hold, merged across features that mark the same rows (a trigger of fixed
+   values). A group is at most ``max_group_share`` of its class.
+2. **The pattern.** The features on which the group sits far from every other
+   sample row (median gap >= ``min_effect`` robust standard deviations, and
+   tighter than the rest) - or, for shared values, the shared features. A
+   pattern may hold at most ``max(3, d/4)`` features: a trigger is small.
+   A record *carries* it when its values lie within half the gap of the
+   group's (exactly, for shared values).
+3. **The test.** Every class-c carrier is compared with its ``neighbours``
+   nearest reference rows on the features *outside* the pattern, among
+   rows that do not carry it (a group's members cannot vouch for each other).
+   Its vote margin is the share of the most common other label minus the share
+   of its own. The pattern is confirmed as a trigger when at least
+   ``min_group`` carriers have a margin of at least ``confirm_margin`` and they
+   are at least half of the class's carriers. Genuine structure fails this: a
+   class's own traits, set aside, leave rows that still look like the class.
+4. **Groups without a small pattern** (a trigger that blends into ordinary
+   strokes) are tested the same way on all features, with a stricter
+   confirmation (``group_confirm_share`` of the group) and a second opinion:
+   a logistic regression trained without the group must also give its members
+   another label.
+
+Score: the vote margin of a record that carries a confirmed trigger of its
+label's class (-1 for every other record: it carries none). Flagged when the
+margin is above 0 - another label is more common than its own among the rows
+that match it outside the trigger. Evidence names the pattern's features with
+the record's values and the typical values, the group's size in the sample,
+the suggested label and the neighbours that vouch for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from sanitizer.config import check_int, check_number
+from sanitizer.detectors.base import Batch, Scores, Skipped, standardise, standardiser
+
+NO_TRIGGER = -1.0
+"""Score of a record that carries no confirmed trigger of its class."""
+
+
+@dataclass(frozen=True)
+class BackdoorParams:
+    enabled: bool = True
+    neighbours: int = 10
+    fit_rows: int = 20_000
+    """Sample rows the search for triggers uses (every class keeps up to 50 of its rows)."""
+    reference_size: int = 10_000
+    """Rows a carrier is compared with (bounds the cost per record)."""
+    directions: int = 4
+    """Principal directions per class searched for a split-off group."""
+    min_group: int = 3
+    """Fewest carriers that confirm a trigger."""
+    max_group_share: float = 0.75
+    """A pattern carried by more of its class than this is the class's own trait, not a trigger."""
+    min_effect: float = 2.0
+    """How far (robust standard deviations) a group must sit from all other rows on a pattern feature."""
+    confirm_margin: float = 0.5
+    """Vote margin a carrier needs to count toward confirming a trigger."""
+    group_confirm_share: float = 0.7
+    """Share of a pattern-less group that must be contradicted (and by a classifier trained without it)."""
+    top_neighbours: int = 5
+
+    def validate(self) -> None:
+        p = "detectors.backdoor."
+        check_int(p + "neighbours", self.neighbours, low=1, high=200)
+        check_int(p + "fit_rows", self.fit_rows, low=100, high=10_000_000)
+        check_int(p + "reference_size", self.reference_size, low=100, high=1_000_000)
+        check_int(p + "directions", self.directions, low=0, high=50)
+        check_int(p + "min_group", self.min_group, low=2, high=100_000)
+        check_number(p + "max_group_share", self.max_group_share, low=0.05, high=1.0)
+        check_number(p + "min_effect", self.min_effect, low=0.5, high=100.0)
+        check_number(p + "confirm_margin", self.confirm_margin, low=0.0, high=1.0)
+        check_number(p + "group_confirm_share", self.group_confirm_share, low=0.0, high=1.0)
+        check_int(p + "top_neighbours", self.top_neighbours, low=0, high=50)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One confirmed trigger: which class it sends records to and how to recognise a carrier."""
+
+    cls: int  # class index the carriers are labelled with
+    kind: str  # "values" (shared exact values), "pattern" (a few features far from the rest), "group"
+    features: np.ndarray  # (t,) pattern feature indices; empty for "group"
+    centre: np.ndarray  # (t,) the group's standardised values on them
+    typical: np.ndarray  # (t,) every other row's median there
+    halfwidth: np.ndarray  # (t,) a carrier lies within this of centre (0 = exact)
+    direction: np.ndarray | None  # "group": unit vector, mean and cut of the split
+    mean: np.ndarray | None
+    cut: float
+    model: Any  # "group": classifier trained without the group
+    keep: np.ndarray  # feature indices the vote uses
+    ref_rows: np.ndarray  # reference rows that do not carry the trigger
+    sample_group: int  # carriers in the sample
+    sample_confirmed: int  # of them, contradicted by their neighbours
+
+
+@dataclass(frozen=True)
+class BackdoorState:
+    params: BackdoorParams
+    classes: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    ref_X: np.ndarray
+    ref_labels: np.ndarray
+    ref_ids: np.ndarray
+    triggers: tuple[Trigger, ...]
+    summary: dict
+
+
+class BackdoorDetector:
+    name: ClassVar[str] = "backdoor"
+    needs: ClassVar[frozenset[str]] = frozenset({"features", "label"})
+    internal_threads: ClassVar[bool] = True  # the neighbour search is multi-threaded itself
+    Params = BackdoorParams
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, sample: Batch, params: BackdoorParams, seed: int):
+        sample = _bounded(sample, params.fit_rows)
+        classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
+        C = len(classes)
+        if C < 2:
+            return Skipped(f"needs at least two classes in the sample, found {C}")
+        if sample.X.shape[1] == 0:
+            return Skipped("no feature columns")
+        mean, scale = standardiser(sample.X)
+        Z = standardise(sample.X, mean, scale)
+        R = min(params.reference_size, sample.n)
+        ref = np.arange(R)  # the sample is in random-priority order: its head is a uniform subsample
+        searched, triggers = 0, []
+        for c in range(C):
+            rows = np.flatnonzero(y == c)
+            if len(rows) < 2 * params.min_group:
+                continue
+            seen: set[tuple] = set()
+            found = []
+            for kind, group, feats in _candidates(Z, y, c, rows, params):
+                trig = _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_group=False)
+                searched += 1
+                if trig is not None:
+                    found.append(trig)
+            if not found:  # a split-off group with no small pattern is tested only where no trigger explains the class
+                for kind, group, feats in _candidates(Z, y, c, rows, params, spectral_only=True):
+                    trig = _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_group=True)
+                    searched += 1
+                    if trig is not None:
+                        found.append(trig)
+            triggers.extend(found)
+        triggers = _distinct(triggers)
+        state = BackdoorState(
+            params=params,
+            classes=tuple(str(c) for c in classes),
+            mean=mean,
+            scale=scale,
+            ref_X=np.ascontiguousarray(Z[ref], dtype=np.float32),
+            ref_labels=y[ref],
+            ref_ids=np.asarray(sample.ids[ref], dtype=object),
+            triggers=tuple(triggers),
+            summary={},
+        )
+        names = sample.feature_names
+        summary = {
+            "classes": C,
+            "reference_rows": R,
+            "candidate_groups_tested": searched,
+            "triggers": [
+                {
+                    "label": str(classes[t.cls]),
+                    "kind": t.kind,
+                    "features": [_name(names, j) for j in t.features[:20]],
+                    "carriers_in_sample": t.sample_group,
+                    "contradicted_in_sample": t.sample_confirmed,
+                }
+                for t in triggers[:20]
+            ],
+        }
+        return dataclasses.replace(state, summary=summary)
+
+    # ------------------------------------------------------------------ score
+
+    def score(self, batch: Batch, state: BackdoorState) -> Scores:
+        n = batch.n
+        score = np.full(n, NO_TRIGGER)
+        if n == 0 or not state.triggers:
+            flagged = np.zeros(n, dtype=bool)
+            return Scores(score, flagged, 0.0, {}, thresholds=np.zeros(n))
+        index = {c: i for i, c in enumerate(state.classes)}
+        codes, uniques = pd.factorize(batch.labels)
+        lookup = np.array([index.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
+        y = lookup[codes]
+        Z = standardise(batch.X, state.mean, state.scale)
+        best: dict[int, tuple[Trigger, int, np.ndarray]] = {}
+        for t in state.triggers:
+            rows = np.flatnonzero(y == t.cls)
+            if len(rows) == 0:
+                continue
+            rows = rows[_carries(t, Z[rows])]
+            if len(rows) == 0:
+                continue
+            margin, suggested, nb = _vote(state.ref_X, state.ref_labels, t, Z[rows], t.cls, len(state.classes),
+                                          state.params.neighbours)
+            if t.kind == "group" and t.model is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    agree = t.model.predict(Z[rows]) == t.cls
+                margin = np.where(agree, np.minimum(margin, 0.0), margin)
+            for r, m, s, neigh in zip(rows, margin, suggested, nb):
+                if m > score[r]:
+                    score[r] = m
+                    best[int(r)] = (t, int(s), neigh)
+        flagged = score > 0.0
+        evidence = {}
+        for r in np.flatnonzero(flagged):
+            t, s, neigh = best[int(r)]
+            evidence[int(r)] = _evidence(state, batch, Z, int(r), t, s, neigh, float(score[r]))
+        return Scores(score, flagged, 0.0, evidence, thresholds=np.zeros(n))
+
+    def summary(self, state: BackdoorState) -> dict[str, Any]:
+        return dict(state.summary)
+
+
+# --------------------------------------------------------------------------- fitting helpers
+
+
+def _bounded(sample: Batch, rows: int) -> Batch:
+    if sample.n <= rows:
+        return sample
+    codes, _ = pd.factorize(sample.labels)
+    rank_in_class = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+    keep = np.flatnonzero((np.arange(sample.n) < rows) | (rank_in_class < 50))
+    return Batch(sample.X[keep], sample.labels[keep], sample.keys[keep], sample.ids[keep], sample.feature_names)
+
+
+def _otsu(values: np.ndarray) -> float:
+    """The cut that best separates a 1-d sample into two groups (largest between-group variance)."""
+    s = np.sort(values)
+    n = len(s)
+    i = np.arange(1, n)
+    left = np.cumsum(s)[:-1]
+    m1 = left / i
+    m2 = (s.sum() - left) / (n - i)
+    best = int(np.argmax(i * (n - i) * (m1 - m2) ** 2))
+    return float(0.5 * (s[best] + s[best + 1]))
+
+
+def _spread(Z: np.ndarray) -> np.ndarray:
+    q1, q3 = np.quantile(Z, [0.25, 0.75], axis=0)
+    s = (q3 - q1) / 1.349
+    return np.maximum(np.where(s > 0, s, Z.std(axis=0)), 0.05)
+
+
+def _candidates(Z, y, c, rows, params, spectral_only: bool = False):
+    """(kind, group rows, pattern features or None) for class c."""
+    cap = params.max_group_share * len(rows)
+    Zc = Z[rows]
+    mu = Zc.mean(axis=0)
+    if params.directions and len(rows) >= 3:
+        _, _, vt = np.linalg.svd(Zc - mu, full_matrices=False)
+        for v in vt[: params.directions]:
+            proj = (Zc - mu) @ v
+            if not np.ptp(proj) > 1e-9:
+                continue
+            for sign in (1.0, -1.0):
+                p = sign * proj
+                cut = _otsu(p)
+                group = rows[p > cut]
+                if params.min_group <= len(group) <= cap:
+                    yield "pattern", group, (sign * v, mu, sign * cut)
+    if not spectral_only:
+        yield from _shared_values(Z, y, c, rows, params)
+
+
+def _shared_values(Z, y, c, rows, params, most: int = 40):
+    """Groups of class-c rows holding the same exact value on a feature, merged across features that mark
+    mostly the same rows. A value on one feature alone must be rare outside the class; a combination of
+    values on several features may hold values that are common one by one (a trigger of ordinary values)."""
+    in_class = y == c
+    position = np.full(len(y), -1)
+    position[rows] = np.arange(len(rows))
+    cap = params.max_group_share * len(rows)
+    sets, members = [], []
+    for j in range(Z.shape[1]):
+        values, inverse = np.unique(Z[:, j], return_inverse=True)
+        inside = np.bincount(inverse[in_class], minlength=len(values))
+        outside = np.bincount(inverse[~in_class], minlength=len(values))
+        for v in np.flatnonzero((inside >= params.min_group) & (inside <= cap) & (outside <= inside)):
+            sets.append((j, values[v], bool(outside[v] <= 0.1 * inside[v])))
+            members.append(position[np.flatnonzero(in_class & (inverse == v))])
+    if not sets:
+        return
+    M = np.zeros((len(sets), len(rows)), dtype=np.float32)
+    for i, m in enumerate(members):
+        M[i, m] = 1.0
+    size = M.sum(axis=1)
+    overlap = M @ M.T
+    close = overlap >= 0.5 * np.minimum(size[:, None], size[None, :])
+    used = np.zeros(len(sets), dtype=bool)
+    out = 0
+    for a in np.argsort(-size, kind="stable"):
+        if used[a] or out >= most:
+            continue
+        feats, vals, mask = [sets[a][0]], [sets[a][1]], M[a] > 0
+        used[a] = True
+        for b in np.flatnonzero(close[a] & ~used):
+            if sets[b][0] not in feats:
+                feats.append(sets[b][0])
+                vals.append(sets[b][1])
+                mask |= M[b] > 0
+                used[b] = True
+        if len(feats) == 1 and not sets[a][2]:
+            continue
+        out += 1
+        yield "values", rows[mask], (np.array(feats), np.array(vals))
+
+
+def _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_group):
+    """A confirmed Trigger, or None."""
+    n, d = Z.shape
+    C = int(y.max()) + 1
+    limit = max(3, d // 4)
+    others = np.ones(n, dtype=bool)
+    others[group] = False
+    direction = mean = model = None
+    cut = 0.0
+    if kind == "values":
+        features, centre = feats
+        order = np.argsort(features)
+        features, centre = features[order], centre[order]
+        halfwidth = np.zeros(len(features))
+        typical = np.median(Z[others][:, features], axis=0)
+    else:
+        g_med = np.median(Z[group], axis=0)
+        o_med = np.median(Z[others], axis=0)
+        o_spread = _spread(Z[others])
+        effect = np.abs(g_med - o_med) / o_spread
+        tight = _spread(Z[group]) < o_spread
+        features = np.flatnonzero((effect >= params.min_effect) & tight)
+        centre, typical = g_med[features], o_med[features]
+        halfwidth = 0.5 * np.abs(centre - typical)
+        if (len(features) == 0 or len(features) > limit) != allow_group:
+            return None
+        if allow_group:
+            if len(group) > 0.5 * len(rows):
+                return None
+            kind = "group"
+            features = np.zeros(0, dtype=np.int64)
+            centre = typical = halfwidth = np.zeros(0)
+            direction, mean, cut = feats
+    if kind != "group" and len(features) > limit:
+        return None
+    key = (kind, tuple(features.tolist())) if kind != "group" else (kind, len(group), int(group[0]))
+    if key in seen:
+        return None
+    seen.add(key)
+    trig = Trigger(c, kind, features.astype(np.int64), centre, typical, halfwidth, direction, mean, cut, None,
+                   np.setdiff1d(np.arange(d), features), np.zeros(0, dtype=np.int64), 0, 0)
+    carrier = _carries(trig, Z)
+    if kind == "group":  # the split is of class c only
+        carrier &= y == c
+    carriers = np.flatnonzero(carrier & (y == c))
+    if len(carriers) < params.min_group or len(carriers) > params.max_group_share * len(rows):
+        return None
+    if len(carriers) < 0.5 * carrier.sum():  # the pattern is as common in other classes: not a trigger
+        return None
+    ref_rows = ref[~carrier[ref]]
+    if len(ref_rows) <= params.neighbours:
+        return None
+    trig = dataclasses.replace(trig, ref_rows=ref_rows)
+    margin, _, _ = _vote(Z[ref].astype(np.float32), y[ref], trig, Z[carriers], c, C, params.neighbours)
+    contradicted = margin >= params.confirm_margin
+    need = params.group_confirm_share if kind == "group" else 0.5
+    if contradicted.sum() < params.min_group or contradicted.mean() < need:
+        return None
+    if kind == "group":
+        model = _model_without(Z, y, others, seed)
+        if model is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            elsewhere = model.predict(Z[carriers]) != c
+        if (contradicted & elsewhere).mean() < need:
+            return None
+    return dataclasses.replace(trig, model=model, sample_group=int(len(carriers)),
+                               sample_confirmed=int(contradicted.sum()))
+
+
+def _model_without(Z, y, keep, seed, most: int = 20_000):
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.flatnonzero(keep)[:most]
+    if len(np.unique(y[rows])) < 2:
+        return None
+    model = LogisticRegression(max_iter=1000, random_state=seed % (2**32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(Z[rows], y[rows])
+    return model
+
+
+def _distinct(triggers: list[Trigger]) -> list[Trigger]:
+    """One trigger per (class, features) - the one that confirmed the most carriers."""
+    best: dict[tuple, Trigger] = {}
+    for t in triggers:
+        key = (t.cls, t.kind, tuple(t.features.tolist()))
+        if t.kind == "group" or key not in best or t.sample_confirmed > best[key].sample_confirmed:
+            best[key if t.kind != "group" else (t.cls, "group", len(best))] = t
+    return list(best.values())
+
+
+# --------------------------------------------------------------------------- shared by fit and score
+
+
+def _carries(t: Trigger, Z: np.ndarray) -> np.ndarray:
+    if t.kind == "group":
+        return ((Z - t.mean) @ t.direction) > t.cut
+    values = Z[:, t.features]
+    if t.kind == "values":
+        close = np.abs(values - t.centre) <= 1e-9 * np.maximum(1.0, np.abs(t.centre))
+        need = len(t.features) if len(t.features) < 2 else max(2, math.ceil(0.75 * len(t.features)))
+        return close.sum(axis=1) >= need
+    return (np.abs(values - t.centre) <= t.halfwidth).all(axis=1)
+
+
+def _vote(ref_X, ref_labels, t: Trigger, Zq, c: int, C: int, k: int):
+    """Vote margin (most common other label minus own), suggested label and neighbour indices (into the
+    reference) of each query, among reference rows that do not carry the trigger, outside its features."""
+    import faiss
+
+    members = t.ref_rows
+    k = min(k, len(members))
+    index = faiss.IndexFlatL2(len(t.keep))
+    index.add(np.ascontiguousarray(ref_X[members][:, t.keep], dtype=np.float32))
+    _, found = index.search(np.ascontiguousarray(Zq[:, t.keep], dtype=np.float32), k)
+    nb = members[np.maximum(found, 0)]
+    labels = ref_labels[nb]
+    counts = np.zeros((len(Zq), C))
+    np.add.at(counts, (np.repeat(np.arange(len(Zq)), k), labels.ravel()), 1.0)
+    own = counts[:, c].copy()
+    counts[:, c] = -1.0
+    suggested = counts.argmax(axis=1)
+    margin = (counts.max(axis=1) - own) / k
+    return margin, suggested, nb
+
+
+def _name(names, j: int) -> str:
+    return str(names[j]) if j < len(names) else f"feature {j}"
+
+
+def _evidence(state, batch, Z, r, t: Trigger, suggested, neigh, margin) -> dict:
+    names = batch.feature_names
+    labels = state.ref_labels[neigh]
+    raw = batch.X[r]
+    evidence = {
+        "given_label": state.classes[t.cls],
+        "suggested_label": state.classes[suggested],
+        "trigger": t.kind,
+        "vote_margin": round(margin, 3),
+        "neighbour_agreement": round(float(np.mean(labels == t.cls)), 3),
+        "neighbours_say": {state.classes[int(v)]: int(n) for v, n in zip(*np.unique(labels, return_counts=True))},
+        "group_in_sample": t.sample_group,
+        "neighbours": [
+            {"id": str(state.ref_ids[j]), "label": state.classes[int(state.ref_labels[j])]}
+            for j in neigh[: state.params.top_neighbours]
+        ],
+    }
+    if t.kind == "group":
+        evidence["pattern"] = "a group split off its class with no small shared pattern; a classifier trained " \
+                              "without the group also gives another label"
+    else:
+        typical = t.typical * state.scale[t.features] + state.mean[t.features]
+        evidence["pattern"] = [
+            {"feature": _name(names, int(j)), "value": _round(raw[j]), "typical": _round(v)}
+            for j, v in zip(t.features[:12], typical[:12])
+        ]
+    return evidence
+
+
+def _round(v: float) -> float:
+    v = float(v)
+    return v if not math.isfinite(v) or v == 0 else float(f"{v:.4g}")
