@@ -82,7 +82,7 @@ class BackdoorParams:
     """How far (robust standard deviations) a group must sit from all other rows on a pattern feature."""
     confirm_margin: float = 0.5
     """Vote margin a carrier needs to count toward confirming a trigger."""
-    group_confirm_share: float = 0.7
+    group_confirm_share: float = 0.8
     """Share of a pattern-less group that must be contradicted (and by a classifier trained without it)."""
     top_neighbours: int = 5
 
@@ -165,8 +165,13 @@ class BackdoorDetector:
                 searched += 1
                 if trig is not None:
                     found.append(trig)
-            if not found:  # a split-off group with no small pattern is tested only where no trigger explains the class
-                for kind, group, feats in _candidates(Z, y, c, rows, params, spectral_only=True):
+            # Groups with no small pattern: split what the triggers found so far do not explain.
+            explained = np.zeros(len(y), dtype=bool)
+            for t in found:
+                explained |= _carries(t, Z)
+            rest = rows[~explained[rows]]
+            if len(rest) >= 2 * params.min_group:
+                for kind, group, feats in _candidates(Z, y, c, rest, params, spectral_only=True):
                     trig = _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_group=True)
                     searched += 1
                     if trig is not None:
@@ -379,7 +384,7 @@ def _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_grou
         return None
     seen.add(key)
     trig = Trigger(c, kind, features.astype(np.int64), centre, typical, halfwidth, direction, mean, cut, None,
-                   np.setdiff1d(np.arange(d), features), np.zeros(0, dtype=np.int64), 0, 0)
+                   np.setdiff1d(np.arange(d), features), np.zeros(0, dtype=np.int64), 0, 0)  # group: keep = all
     carrier = _carries(trig, Z)
     if kind == "group":  # the split is of class c only
         carrier &= y == c
@@ -392,22 +397,45 @@ def _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_grou
     if len(ref_rows) <= params.neighbours:
         return None
     trig = dataclasses.replace(trig, ref_rows=ref_rows)
-    margin, _, _ = _vote(Z[ref].astype(np.float32), y[ref], trig, Z[carriers], c, C, params.neighbours)
+    ref_X = Z[ref].astype(np.float32)
+    margin, _, nb = _vote(ref_X, y[ref], trig, Z[carriers], c, C, params.neighbours)
     contradicted = margin >= params.confirm_margin
-    need = params.group_confirm_share if kind == "group" else 0.5
-    if contradicted.sum() < params.min_group or contradicted.mean() < need:
+    if contradicted.sum() < params.min_group:
         return None
-    if kind == "group":
-        model = _model_without(Z, y, others, seed)
+    if kind != "group":
+        if contradicted.mean() < 0.5:
+            return None
+    else:
+        # A group with no small pattern: most of it must be contradicted, by its neighbours outside the
+        # group and by a classifier trained without it.
+        if contradicted.mean() < params.group_confirm_share:
+            return None
+        model = _model_without(Z, y, ~carrier, seed)
         if model is None:
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             elsewhere = model.predict(Z[carriers]) != c
-        if (contradicted & elsewhere).mean() < need:
+        if (contradicted & elsewhere).mean() < params.group_confirm_share:
             return None
+        # Evidence: the few features on which the group differs most from the rows its neighbours say it is.
+        shown, _ = _shared_difference(Z[carriers[contradicted]], ref_X[nb[contradicted]])
+        trig = dataclasses.replace(trig, features=shown, typical=np.zeros(len(shown)))
     return dataclasses.replace(trig, model=model, sample_group=int(len(carriers)),
                                sample_confirmed=int(contradicted.sum()))
+
+
+def _shared_difference(Zq, Zn, features=None):
+    """Where query rows differ from their neighbours' mean: the features holding the most of the mean
+    squared difference (up to max(2, d/16)) and the share of it they hold."""
+    if len(Zq) == 0:
+        return np.zeros(0, dtype=np.int64), 0.0
+    energy = ((Zq - Zn.mean(axis=1)) ** 2).mean(axis=0)
+    total = float(energy.sum())
+    if features is None:
+        m = max(2, Zq.shape[1] // 16)
+        features = np.sort(np.argsort(-energy)[:m])
+    return features, (float(energy[features].sum()) / total if total > 0 else 0.0)
 
 
 def _model_without(Z, y, keep, seed, most: int = 20_000):
@@ -490,14 +518,16 @@ def _evidence(state, batch, Z, r, t: Trigger, suggested, neigh, margin) -> dict:
         ],
     }
     if t.kind == "group":
-        evidence["pattern"] = "a group split off its class with no small shared pattern; a classifier trained " \
-                              "without the group also gives another label"
+        evidence["group"] = ("split off its class with no small pattern against the rest of the data; it differs "
+                             "from the rows its neighbours say it is on the features below, and a classifier "
+                             "trained without the group gives another label too")
+        typical = state.ref_X[neigh][:, t.features].mean(axis=0) * state.scale[t.features] + state.mean[t.features]
     else:
         typical = t.typical * state.scale[t.features] + state.mean[t.features]
-        evidence["pattern"] = [
-            {"feature": _name(names, int(j)), "value": _round(raw[j]), "typical": _round(v)}
-            for j, v in zip(t.features[:12], typical[:12])
-        ]
+    evidence["pattern"] = [
+        {"feature": _name(names, int(j)), "value": _round(raw[j]), "typical": _round(v)}
+        for j, v in zip(t.features[:12], typical[:12])
+    ]
     return evidence
 
 
