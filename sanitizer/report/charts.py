@@ -14,8 +14,9 @@ PALETTE = {
     "outlier": "#d9822b",
     "label_flip": "#2f6fd6",
     "feature_collision": "#8e44ad",
+    "backdoor": "#138d75",
 }
-EXTRA_COLOURS = ["#138d75", "#c0392b", "#7f8c8d", "#b7950b", "#1f618d", "#a04000"]
+EXTRA_COLOURS = ["#c0392b", "#7f8c8d", "#b7950b", "#1f618d", "#a04000"]
 OTHER_COLOUR = "#c9ced6"
 THRESHOLD_COLOUR = "#c0392b"
 INK = "#1f2937"

@@ -123,6 +123,22 @@ def _outlier(ev: dict) -> list[str]:
     return lines
 
 
+def _backdoor(ev: dict) -> list[str]:
+    lines = [f"labelled {ev.get('given_label')}, but rows that match it outside the trigger say "
+             f"{ev.get('suggested_label')} (vote margin {_num(ev.get('vote_margin'))}, "
+             f"{_num(ev.get('group_in_sample'))} carriers in the sample)"]
+    pattern = ev.get("pattern")
+    if isinstance(pattern, list) and pattern:
+        parts = [f"{p.get('feature')} = {_num(p.get('value'))} (typical {_num(p.get('typical'))})"
+                 for p in pattern[:8] if isinstance(p, dict)]
+        lines.append(f"trigger ({ev.get('trigger')}): " + ", ".join(parts))
+    if ev.get("group"):
+        lines.append(str(ev["group"]))
+    if ev.get("neighbours"):
+        lines.append(f"neighbours outside the trigger: {_neighbours(ev['neighbours'])}")
+    return lines
+
+
 def _generic(ev: Any) -> list[str]:
     if not isinstance(ev, dict):
         return [str(ev)] if ev not in (None, "", {}) else []
@@ -137,7 +153,7 @@ def _generic(ev: Any) -> list[str]:
     return ["; ".join(parts)] if parts else []
 
 
-_BY_DETECTOR = {"label_flip": _label_flip, "feature_collision": _feature_collision, "outlier": _outlier}
+_BY_DETECTOR = {"backdoor": _backdoor, "label_flip": _label_flip, "feature_collision": _feature_collision, "outlier": _outlier}
 
 
 def summarise_reasons(reasons: list[dict]) -> list[dict[str, Any]]:
