@@ -58,7 +58,8 @@ def setup(tmp_path_factory, digits):
             "sample": {"size": 250, "min_per_class": 12},
             "scoring": {"batch_rows": BATCH_ROWS, "threads": 2},
             # These tests pin the Beam plumbing against direct calls of one detector.
-            "detectors": {"label_flip": {"enabled": False}, "feature_collision": {"enabled": False}},
+            "detectors": {"label_flip": {"enabled": False}, "feature_collision": {"enabled": False},
+                          "backdoor": {"enabled": False}},
         }
     )
     plan = make_plan(config)
