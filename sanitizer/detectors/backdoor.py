@@ -55,10 +55,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from sanitizer.config import check_int, check_number
-from sanitizer.detectors.base import Batch, Scores, Skipped, standardise, standardiser
+from sanitizer.detectors.base import (
+    Batch,
+    Scores,
+    Skipped,
+    bounded_sample,
+    class_indices,
+    standardise,
+    standardiser,
+)
 
 NO_TRIGGER = -1.0
 """Score of a record that carries no confirmed trigger of its class."""
@@ -142,7 +149,7 @@ class BackdoorDetector:
     # ------------------------------------------------------------------ fit
 
     def fit(self, sample: Batch, params: BackdoorParams, seed: int):
-        sample = _bounded(sample, params.fit_rows)
+        sample = bounded_sample(sample, params.fit_rows)
         classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
         C = len(classes)
         if C < 2:
@@ -215,10 +222,7 @@ class BackdoorDetector:
         if n == 0 or not state.triggers:
             flagged = np.zeros(n, dtype=bool)
             return Scores(score, flagged, 0.0, {}, thresholds=np.zeros(n))
-        index = {c: i for i, c in enumerate(state.classes)}
-        codes, uniques = pd.factorize(batch.labels)
-        lookup = np.array([index.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
-        y = lookup[codes]
+        y = class_indices(batch.labels, state.classes)
         Z = standardise(batch.X, state.mean, state.scale)
         best: dict[int, tuple[Trigger, int, np.ndarray]] = {}
         for t in state.triggers:
@@ -251,15 +255,6 @@ class BackdoorDetector:
 
 
 # --------------------------------------------------------------------------- fitting helpers
-
-
-def _bounded(sample: Batch, rows: int) -> Batch:
-    if sample.n <= rows:
-        return sample
-    codes, _ = pd.factorize(sample.labels)
-    rank_in_class = pd.Series(codes).groupby(codes).cumcount().to_numpy()
-    keep = np.flatnonzero((np.arange(sample.n) < rows) | (rank_in_class < 50))
-    return Batch(sample.X[keep], sample.labels[keep], sample.keys[keep], sample.ids[keep], sample.feature_names)
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -421,7 +416,7 @@ def _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_grou
         # Evidence: the few features on which the group differs most from the rows its neighbours say it is.
         shown, _ = _shared_difference(Z[carriers[contradicted]], ref_X[nb[contradicted]])
         trig = dataclasses.replace(trig, features=shown, typical=np.zeros(len(shown)))
-    return dataclasses.replace(trig, model=model, sample_group=int(len(carriers)),
+    return dataclasses.replace(trig, model=model, sample_group=len(carriers),
                                sample_confirmed=int(contradicted.sum()))
 
 

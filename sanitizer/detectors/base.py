@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,27 @@ class Detector(Protocol):
     def score(self, batch: Batch, state: Any) -> Scores: ...
 
     def summary(self, state: Any) -> dict[str, Any]: ...
+
+
+# --------------------------------------------------------------------------- labels and samples
+
+def bounded_sample(sample: Batch, rows: int, per_class: int = 50) -> Batch:
+    """The first ``rows`` rows of the sample (it is ordered by random priority, so they are a
+    uniform subsample) plus up to ``per_class`` rows of every class, so rare classes stay represented."""
+    if sample.n <= rows:
+        return sample
+    codes, _ = pd.factorize(sample.labels)
+    rank_in_class = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+    keep = np.flatnonzero((np.arange(sample.n) < rows) | (rank_in_class < per_class))
+    return Batch(sample.X[keep], sample.labels[keep], sample.keys[keep], sample.ids[keep], sample.feature_names)
+
+
+def class_indices(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """Each label's index in ``classes`` (compared as strings), -1 for a label the state never saw."""
+    index = {c: i for i, c in enumerate(classes)}
+    codes, uniques = pd.factorize(labels)
+    lookup = np.array([index.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
+    return lookup[codes]
 
 
 # --------------------------------------------------------------------------- calibrating scores

@@ -47,10 +47,17 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from sanitizer.config import check_int, check_number, check_plain_data
-from sanitizer.detectors.base import Batch, Scores, Skipped, standardise, standardiser
+from sanitizer.detectors.base import (
+    Batch,
+    Scores,
+    Skipped,
+    bounded_sample,
+    class_indices,
+    standardise,
+    standardiser,
+)
 from sanitizer.errors import ConfigError
 from sanitizer.records import salted
 
@@ -241,7 +248,7 @@ class LabelFlipDetector:
 
     def fit(self, sample: Batch, params: LabelFlipParams, seed: int):
         K = params.folds
-        sample = _bounded(sample, params.fit_rows)
+        sample = bounded_sample(sample, params.fit_rows)
         classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
         C = len(classes)
         if C < 2:
@@ -368,10 +375,7 @@ class LabelFlipDetector:
         n = batch.n
         if n == 0:
             return Scores(np.zeros(0), np.zeros(0, dtype=bool), float("nan"), thresholds=np.zeros(0))
-        index = {c: i for i, c in enumerate(state.classes)}
-        codes, uniques = pd.factorize(batch.labels)
-        lookup = np.array([index.get(str(u), -1) for u in uniques] + [-1], dtype=np.int64)
-        y = lookup[codes]
+        y = class_indices(batch.labels, state.classes)
         known = y >= 0
         judged = known & state.judged[np.maximum(y, 0)]
         Z = standardise(batch.X, state.mean, state.scale)
@@ -414,17 +418,6 @@ def _replace(state, **changes):
     import dataclasses
 
     return dataclasses.replace(state, **changes)
-
-
-def _bounded(sample: Batch, rows: int) -> Batch:
-    """The first ``rows`` rows of the sample (it is ordered by random priority, so they are a
-    uniform subsample) plus up to 50 rows of every class, so rare classes stay represented."""
-    if sample.n <= rows:
-        return sample
-    codes, _ = pd.factorize(sample.labels)
-    rank_in_class = pd.Series(codes).groupby(codes).cumcount().to_numpy()
-    keep = np.flatnonzero((np.arange(sample.n) < rows) | (rank_in_class < 50))
-    return Batch(sample.X[keep], sample.labels[keep], sample.keys[keep], sample.ids[keep], sample.feature_names)
 
 
 def _margin(p: np.ndarray, y: np.ndarray) -> np.ndarray:
