@@ -217,6 +217,18 @@ def test_second_pass_leaves_the_first_pass_flags_out_of_the_reference():
     assert any(not np.array_equal(a.coef_, b.coef_) for a, b in zip(state.models, single.models))
 
 
+def test_second_pass_does_not_flag_hard_clean_rows(real_data):
+    """The confident-margin floor is only for classes the first pass found contaminated: on digits as
+    shipped, hard but correct digits (a 1 that looks like a 7) must not be flagged by the second pass."""
+    X, y = real_data["digits"]
+    batch = make_batch(X, str_labels(y))
+    one = fit_and_score(batch, 0, LabelFlipParams(passes=1))[1].flagged
+    two = fit_and_score(batch, 0, LabelFlipParams())[1].flagged
+    floor_everywhere = fit_and_score(batch, 0, LabelFlipParams(confident_margin_min_noise=0.0))[1].flagged
+    assert two.mean() <= 0.005 and two.sum() <= one.sum() + 3, (one.sum(), two.sum())
+    assert floor_everywhere.sum() > two.sum() + 10  # what the gate prevents
+
+
 def test_one_pass_is_the_single_calibration():
     """passes=1 never looks at confident_margin: it is the one-pass detector."""
     batch = one_sided_case(1)["batch"]
