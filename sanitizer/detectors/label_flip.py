@@ -40,7 +40,9 @@ by the labels of each record's nearest neighbours.
    first pass flagged and steps 2-4 rerun. In that pass a class's count is at
    least its rows whose margin exceeds ``confident_margin`` (0.4: another
    label at least 0.4 more likely), because models that no longer saw the
-   flagged labels give the remaining flips clear margins. Measured in
+   flagged labels give the remaining flips clear margins - but only in classes
+   the first pass estimated at ``confident_margin_min_noise`` (5%) or more
+   wrong labels: in clean classes it would flag hard, correct rows. Measured in
    ``bench/label_flip_quality.py``: it lifts F1 most at 30-40% noise and for
    many-to-one flips.
 
@@ -297,11 +299,10 @@ class LabelFlipDetector:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         Z = standardise(X, mean, scale)
 
-        state, p, margin, joint, thresholds_t = _calibrate(
-            params, seed, sample, Z, y, fold, classes, judged, mean, scale, np.ones(sample.n, dtype=bool)
-        )
-        if isinstance(state, Skipped):
-            return state
+        first = _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, np.ones(sample.n, dtype=bool))
+        if isinstance(first, Skipped):
+            return first
+        state, p, margin, joint, thresholds_t = first
         passes = 1
         flagged = margin > state.class_thresholds[y]
         first_pass = int(flagged.sum())
@@ -310,7 +311,7 @@ class LabelFlipDetector:
             # so heavy noise (or many flips into one class) no longer teaches the classifier the flips.
             rate = (joint.sum(axis=1) - np.diag(joint)) / np.maximum(counts, 1)
             again = _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, ~flagged, rate)
-            if isinstance(again[0], Skipped):
+            if isinstance(again, Skipped):  # leaving the flagged rows out emptied a fold of classes
                 break
             state, p, margin, joint, thresholds_t = again
             passes += 1
@@ -341,9 +342,9 @@ class LabelFlipDetector:
                 str(classes[i]): (None if not math.isfinite(class_thresholds[i]) else round(float(class_thresholds[i]), 4))
                 for i in range(min(C, 100))
             },
+            "passes": passes,
+            "flagged_in_sample_first_pass": first_pass,
         }
-        summary["passes"] = passes
-        summary["flagged_in_sample_first_pass"] = first_pass
         return _replace(state, summary=summary)
 
     # ------------------------------------------------------------------ score
@@ -413,7 +414,6 @@ class LabelFlipDetector:
         return dict(state.summary)
 
 
-
 def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, keep, prior_rate=None):
     """Fit the K fold models and the reference on the ``keep`` rows; calibrate blend and thresholds on all rows.
 
@@ -424,7 +424,7 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
     for f in range(K):
         train = (fold != f) & keep
         if len(np.unique(y[train])) < 2:
-            return (Skipped(f"fold {f} leaves fewer than two classes to train on; the sample is too small"),) * 5
+            return Skipped(f"fold {f} leaves fewer than two classes to train on; the sample is too small")
         model = make_classifier(params.classifier, params.classifier_params, params.allow_custom_classifier)
         if "random_state" in model.get_params():
             model.set_params(random_state=(seed * 7919 + f) % (2**32))
