@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.config import check_int, check_number
+from sanitizer.checks import check_int, check_number
 from sanitizer.detectors.base import (
     Batch,
     Scores,

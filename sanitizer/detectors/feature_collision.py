@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from sanitizer.config import check_int, check_number
+from sanitizer.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.errors import ConfigError
 from sanitizer.records import salted

@@ -62,7 +62,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.config import check_int, check_number, check_plain_data
+from sanitizer.checks import check_int, check_number, check_plain_data
 from sanitizer.detectors.base import (
     Batch,
     Scores,

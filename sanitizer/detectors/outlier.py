@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from sanitizer.config import check_int, check_number
+from sanitizer.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped, standardise, standardiser
 from sanitizer.neighbours import NeighbourIndex
 from sanitizer.records import salted
