@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sanitizer.config import Config
+from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
 from sanitizer.sources import (
@@ -155,19 +156,41 @@ def make_plan(config: Config) -> Plan:
     )
 
 
-def _collision_params(config: Config):
-    params = config.detectors.get("feature_collision")
-    return params if params is not None and params.enabled else None
+def _enabled_needs(config: Config) -> list[tuple[str, Any, frozenset[str]]]:
+    """(name, params, inputs) of every enabled detector, the inputs as the detector declares them for
+    its settings (``Detector.needs_for``)."""
+    out = []
+    for name in config.enabled_detectors():
+        detector = REGISTRY[name]()
+        params = config.detectors[name]
+        out.append((name, params, detector.needs_for(params)))
+    return out
+
+
+def _embedding_columns(config: Config) -> dict[str, str]:
+    """Embedding column -> the detector that reads it, for every enabled detector that needs one
+    (the contract: it names the column in ``params.embedding_column``)."""
+    columns: dict[str, str] = {}
+    for name, params, needs in _enabled_needs(config):
+        if "embedding" in needs:
+            column = getattr(params, "embedding_column", None)
+            if not isinstance(column, str) or not column:
+                raise TypeError(f"detector {name!r} needs an embedding but its params name no embedding_column")
+            columns.setdefault(column, name)
+    if len(columns) > 1:
+        named = ", ".join(f"detectors.{d}.embedding_column = {c!r}" for c, d in columns.items())
+        raise ConfigError(f"the detectors name different embedding columns ({named}); a run reads one")
+    return columns
 
 
 def _resolve_embedding(config: Config, schema: pa.Schema, first_batch) -> FeatureColumn | None:
-    params = _collision_params(config)
-    if params is None or not params.embedding_column:
+    columns = _embedding_columns(config)
+    if not columns:
         return None
-    name = params.embedding_column
+    (name, detector), = columns.items()
     if name not in schema.names:
         raise ConfigError(
-            f"embedding column {name!r} (detectors.feature_collision.embedding_column) is not in the input; "
+            f"embedding column {name!r} (detectors.{detector}.embedding_column) is not in the input; "
             f"columns are: {', '.join(schema.names)}"
         )
     width = _list_width(schema.field(name).type, name, first_batch)
@@ -179,13 +202,10 @@ def _resolve_embedding(config: Config, schema: pa.Schema, first_batch) -> Featur
 
 
 def _check_embedding_model(config: Config, n_features: int) -> None:
-    """Load and try the TorchScript backbone now, so a missing or broken file fails before anything runs."""
-    params = _collision_params(config)
-    if params is None or not params.embedding_model:
-        return
-    from sanitizer.embeddings import TorchScriptEmbedder
-
-    TorchScriptEmbedder.open(params.embedding_model, n_features)
+    """Run every enabled detector's planning-time check (``Detector.preflight``: e.g. load and try a
+    TorchScript backbone), so a missing or broken file fails before anything runs."""
+    for name in config.enabled_detectors():
+        REGISTRY[name]().preflight(config.detectors[name], n_features)
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -283,9 +303,7 @@ def _check_features_have_values(f, schema: pa.Schema, features: list[FeatureColu
 def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str],
                       path: str = "") -> list[FeatureColumn]:
     skip = {config.label_column, config.id_column}
-    params = _collision_params(config)
-    if params is not None and params.embedding_column:
-        skip.add(params.embedding_column)
+    skip.update(_embedding_columns(config))
     features: list[FeatureColumn] = []
     if config.feature_columns:
         for name in config.feature_columns:

@@ -179,10 +179,14 @@ def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
     """Fit every enabled detector on the sample.
 
     A detector that cannot run on this data by its own rules (one class, too few
-    rows) returns Skipped and provenance says why. A detector whose fit *raises*
-    fails the run: skipping it would publish data it normally screens as clean,
-    and a poisoned value that breaks a fit must never switch the defence off.
+    rows) returns Skipped and provenance says why: that is the only way a detector
+    is skipped (see sanitizer.detectors.contract). A detector whose fit *raises*, or
+    returns something that is neither a state nor Skipped, fails the run naming it:
+    skipping it would publish data it normally screens as clean, and a poisoned
+    value that breaks a fit must never switch the defence off.
     """
+    from sanitizer.detectors.contract import fitted  # local: this function is the contract's one user here
+
     progress.stage(f"fitting detectors on {sample.n:,} sample rows")
     d = len(plan.feature_names)
     X, E = (sample.X, None) if plan.embedding is None else (sample.X[:, :d], sample.X[:, d:])
@@ -191,11 +195,14 @@ def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
     for name in config.enabled_detectors():
         detector = REGISTRY[name]()
         try:
-            states[name] = detector.fit(batch, config.detectors[name], config.seed)
-        except SanitizerError:
-            raise
+            state = detector.fit(batch, config.detectors[name], config.seed)
+        except SanitizerError as exc:  # already says what to fix; make sure it says which detector
+            if name in str(exc):
+                raise
+            raise type(exc)(f"detector {name!r}: {exc}") from exc
         except Exception as exc:
             raise SanitizerError(fit_failure(name, exc, sample.n)) from exc
+        states[name] = fitted(name, state)
     return states
 
 

@@ -1,7 +1,8 @@
-"""Built-in detectors. A new detector is one module plus one line in REGISTRY."""
+"""Built-in detectors. A new detector is one module (a subclass of contract.Detector) plus one line in REGISTRY."""
 
 from sanitizer.detectors.backdoor import BackdoorDetector
 from sanitizer.detectors.base import Batch, Scores, Skipped
+from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.feature_collision import FeatureCollisionDetector
 from sanitizer.detectors.label_flip import LabelFlipDetector
 from sanitizer.detectors.outlier import OutlierDetector
@@ -13,4 +14,4 @@ REGISTRY = {
     BackdoorDetector.name: BackdoorDetector,
 }
 
-__all__ = ["REGISTRY", "BackdoorDetector", "Batch", "Scores", "Skipped", "FeatureCollisionDetector", "LabelFlipDetector", "OutlierDetector"]
+__all__ = ["REGISTRY", "BackdoorDetector", "Batch", "Detector", "Scores", "Skipped", "FeatureCollisionDetector", "LabelFlipDetector", "OutlierDetector"]

@@ -66,6 +66,7 @@ from sanitizer.detectors.base import (
     standardise,
     standardiser,
 )
+from sanitizer.detectors.contract import Detector
 
 NO_TRIGGER = -1.0
 """Score of a record that carries no confirmed trigger of its class."""
@@ -140,9 +141,10 @@ class BackdoorState:
     summary: dict
 
 
-class BackdoorDetector:
+class BackdoorDetector(Detector):
     name: ClassVar[str] = "backdoor"
     needs: ClassVar[frozenset[str]] = frozenset({"features", "label"})
+    row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
     internal_threads: ClassVar[bool] = True  # the neighbour search is multi-threaded itself
     Params = BackdoorParams
 

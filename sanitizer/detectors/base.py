@@ -1,23 +1,16 @@
-"""The detector protocol every built-in detector follows.
+"""Shared types and helpers of the detectors.
 
-A detector is a small class with
-
-* ``name`` and ``needs`` (what the data must provide),
-* ``Params``: a frozen dataclass of its settings (validated in ``validate``),
-* ``fit(sample, params, seed) -> state``: learn from the bounded sample. The state
-  is small, picklable and holds no open handles; it reaches every worker as a
-  Beam side input. When the data cannot support the detector, ``fit`` returns a
-  :class:`Skipped` state with the reason, and the run goes on without it.
-* ``score(batch, state) -> Scores``: a pure function of the batch and the state.
-  Higher scores are more suspicious; NaN means "could not score".
-
-Fitted state never overwrites params, and scoring never mutates anything.
+:class:`Batch` (what a detector sees), :class:`Scores` (what it says about each row) and
+:class:`Skipped` (the state of a detector that cannot fit on this data) are the types of the
+detector contract, which lives in :mod:`sanitizer.detectors.contract`; below them, helpers
+several detectors share (bounded samples, class indices, score calibration, robust
+standardising).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,17 +50,6 @@ class Skipped:
     """State of a detector that cannot run on this data, with the reason (recorded in provenance)."""
 
     reason: str
-
-
-class Detector(Protocol):
-    name: ClassVar[str]
-    needs: ClassVar[frozenset[str]]
-
-    def fit(self, sample: Batch, params: Any, seed: int) -> Any: ...
-
-    def score(self, batch: Batch, state: Any) -> Scores: ...
-
-    def summary(self, state: Any) -> dict[str, Any]: ...
 
 
 # --------------------------------------------------------------------------- labels and samples

@@ -63,6 +63,7 @@ import pandas as pd
 
 from sanitizer.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
+from sanitizer.detectors.contract import Detector
 from sanitizer.errors import ConfigError
 from sanitizer.records import salted
 
@@ -190,9 +191,10 @@ class _Neighbourhood:
     group_rows: np.ndarray  # (n, group) reference positions of the nearest own-class rows, -1 if none
 
 
-class FeatureCollisionDetector:
+class FeatureCollisionDetector(Detector):
     name: ClassVar[str] = "feature_collision"
     needs: ClassVar[frozenset[str]] = frozenset({"features", "label"})
+    row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
     internal_threads: ClassVar[bool] = True  # faiss and torch are multi-threaded themselves
     Params = FeatureCollisionParams
 
@@ -200,6 +202,17 @@ class FeatureCollisionDetector:
     def fold_of(keys: np.ndarray) -> np.ndarray:
         """Cross-fitting half of each record (built-in embedding): it is embedded by the other half's network."""
         return (salted(keys, _FOLD_SALT) % np.uint64(CROSS_FIT_FOLDS)).astype(np.int64)
+
+    def needs_for(self, params: FeatureCollisionParams) -> frozenset[str]:
+        """An embedding column, when ``embedding_column`` names one, besides the features and labels."""
+        return self.needs | {"embedding"} if params.embedding_column else self.needs
+
+    def preflight(self, params: FeatureCollisionParams, n_features: int) -> None:
+        """Load and try the TorchScript backbone, so a missing or broken file fails before anything runs."""
+        if params.embedding_model:
+            from sanitizer.embeddings import TorchScriptEmbedder
+
+            TorchScriptEmbedder.open(params.embedding_model, n_features)
 
     def fit(self, sample: Batch, params: FeatureCollisionParams, seed: int):
         from sanitizer.embeddings import BuiltinEmbedder, TorchScriptEmbedder

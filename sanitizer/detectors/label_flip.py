@@ -72,6 +72,7 @@ from sanitizer.detectors.base import (
     standardise,
     standardiser,
 )
+from sanitizer.detectors.contract import Detector
 from sanitizer.errors import ConfigError
 from sanitizer.records import salted
 
@@ -263,9 +264,10 @@ class LabelFlipState:
     summary: dict
 
 
-class LabelFlipDetector:
+class LabelFlipDetector(Detector):
     name: ClassVar[str] = "label_flip"
     needs: ClassVar[frozenset[str]] = frozenset({"features", "label"})
+    row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
     internal_threads: ClassVar[bool] = True  # the neighbour search is multi-threaded itself
     Params = LabelFlipParams
 

@@ -55,6 +55,7 @@ import pandas as pd
 
 from sanitizer.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped, standardise, standardiser
+from sanitizer.detectors.contract import Detector
 from sanitizer.neighbours import NeighbourIndex
 from sanitizer.records import salted
 
@@ -363,11 +364,16 @@ class OutlierState:
     reference_rows: int  # neighbour reference rows per fold model, summed over its references
 
 
-class OutlierDetector:
+class OutlierDetector(Detector):
     name: ClassVar[str] = "outlier"
     needs: ClassVar[frozenset[str]] = frozenset({"features"})
+    row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
     internal_threads: ClassVar[bool] = True  # scores row chunks on every core itself
     Params = OutlierParams
+
+    def needs_for(self, params: OutlierParams) -> frozenset[str]:
+        """The labels too, when records are compared with their own class (``per_class``)."""
+        return self.needs | {"label"} if params.per_class else self.needs
 
     @staticmethod
     def fold_of(keys: np.ndarray, folds: int = OutlierParams.folds) -> np.ndarray:
