@@ -1,4 +1,5 @@
-"""Paths on any filesystem Beam knows: glob characters, literal matching, file identity and stat.
+"""Paths on any filesystem Beam knows: glob characters, literal matching, file identity and stat,
+and the small file operations (read, write atomically, list, Parquet footers) the review commands use.
 
 Beam's ``FileSystems.match`` (and its file sinks, which match ``prefix*`` when
 they finalise shards) read ``[``, ``*`` and ``?`` as glob characters in every
@@ -10,6 +11,8 @@ path. A literal path handed to them must be escaped first, or ``run[1]`` means
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import re
 
@@ -101,3 +104,121 @@ def stat(path: str) -> tuple[int, float | None]:
     meta = _filesystems().get_filesystem(path).metadata(path)
     updated = getattr(meta, "last_updated_in_seconds", None)
     return int(meta.size_in_bytes), (None if updated is None else float(updated))
+
+
+# --------------------------------------------------------------------------- files (local or any Beam filesystem)
+#
+# Local paths go through the os module; ``scheme://`` paths through Beam's FileSystems, imported only when
+# such a path is used (so importing this module imports no Beam).
+
+
+def join(root: str, rel: str) -> str:
+    """``root`` + "/" + ``rel`` (a relative path with / separators), for local paths and URIs alike."""
+    return root.rstrip("/") + "/" + rel
+
+
+def exists(path: str) -> bool:
+    return _filesystems().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def open_read(path: str):
+    """A binary reader (local file, or Beam's reader for a URI)."""
+    return _filesystems().open(path) if is_remote(path) else open(path, "rb")
+
+
+def create(path: str):
+    """A binary writer of a new object at a URI (Beam filesystems only; local files are written with open)."""
+    return _filesystems().create(path)
+
+
+def read_bytes(path: str) -> bytes:
+    with open_read(path) as fh:
+        return fh.read()
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` whole: locally a synced temporary file renamed over it; on a Beam
+    filesystem ``path.tmp`` written, then renamed to ``path``."""
+    if is_remote(path):
+        fs = _filesystems()
+        with fs.create(path + ".tmp") as fh:
+            fh.write(data)
+        if fs.exists(path):
+            fs.delete([path])
+        fs.rename([path + ".tmp"], [path])
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(path + ".tmp", path)
+
+
+def delete(path: str) -> None:
+    """Remove one file if it exists."""
+    if is_remote(path):
+        if _filesystems().exists(path):
+            _filesystems().delete([path])
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def rename(src: str, dst: str) -> None:
+    if is_remote(src):
+        _filesystems().rename([src], [dst])
+    else:
+        os.replace(src, dst)
+
+
+def list_files(pattern: str) -> list[str]:
+    """Files matching a glob ``pattern`` (local, or any Beam filesystem), sorted by name."""
+    if not is_remote(pattern):
+        return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+    try:
+        found = _filesystems().match([pattern])[0].metadata_list
+    except Exception:  # some filesystems raise when a pattern matches nothing
+        return []
+    return sorted(m.path for m in found)
+
+
+def is_dir(path: str) -> bool:
+    if is_remote(path):  # object stores have no folders: a prefix with objects under it
+        return bool(list_files(path.rstrip("/") + "/*"))
+    return os.path.isdir(path)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_parquet(path: str, columns: list[str] | None = None):
+    import pyarrow.parquet as pq
+
+    if is_remote(path):
+        with open_read(path) as fh:
+            return pq.read_table(fh, columns=columns)
+    return pq.read_table(path, columns=columns)
+
+
+def parquet_schema(path: str):
+    """The Arrow schema of a Parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    if is_remote(path):
+        with open_read(path) as fh:
+            return pq.read_schema(fh)
+    return pq.read_schema(path)
+
+
+def parquet_names(path: str) -> list[str]:
+    return parquet_schema(path).names
+
+
+def parquet_rows(path: str) -> int:
+    import pyarrow.parquet as pq
+
+    if is_remote(path):
+        with open_read(path) as fh:
+            return pq.read_metadata(fh).num_rows
+    return pq.read_metadata(path).num_rows
