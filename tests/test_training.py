@@ -7,7 +7,10 @@ groups); every tampering test works on a copy of its output folder.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -95,6 +98,31 @@ def test_to_pandas_and_to_table_hold_every_clean_row(published):
     assert sorted(frame[ID]) == sorted(clean_rows(out))
     table = data.to_table(columns=[ID, "label"])
     assert table.column_names == [ID, "label"] and table.num_rows == manifest["clean"]["rows"]
+
+
+def test_loading_a_manifest_needs_no_beam(published):
+    """A training image has no Apache Beam: importing sanitizer.training and loading and reading a published
+    output (a local folder, and the same folder as a file:// URI, which goes through pyarrow.fs like gs://
+    and s3://) imports neither Beam nor torch. In a fresh interpreter: this one ran the pipeline."""
+    out, manifest = published
+    code = (
+        "import sys, pathlib\n"
+        "from sanitizer.training import load_manifest\n"
+        "out = sys.argv[1]\n"
+        "local = load_manifest(out)\n"
+        "remote = load_manifest(pathlib.Path(out).resolve().as_uri())\n"
+        "assert remote.uris[0].startswith('file://') and remote.rows == local.rows, remote.uris\n"
+        "print(local.rows, local.to_table().num_rows, remote.to_table().num_rows)\n"
+        "assert 'apache_beam' not in sys.modules, sorted(m for m in sys.modules if m.startswith('apache_beam'))[:5]\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = manifest["clean"]["rows"]
+    assert proc.stdout.split() == [str(rows)] * 3
 
 
 # --------------------------------------------------------------------------- torch

@@ -1,0 +1,59 @@
+"""What a training job imports: the clean shards of a published run, verified.
+
+    from sanitizer.training import load_manifest
+
+    data = load_manifest("out/")              # or out/manifest.json, gs://bucket/out, ...
+    data = load_manifest("out/", expected_sha256=checked)   # only the manifest whose bytes were checked
+    frame = data.to_pandas()                  # every clean row, as a DataFrame
+    ds = data.torch_dataset(batch_size=256)   # (features float32 [b, d], labels int64 [b]) batches
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4)
+
+:func:`load_manifest` is the only door: it reads ``manifest.json`` and verifies every
+clean shard it lists (sha256, size, row count; no unlisted Parquet file in ``clean/``)
+before any row is handed out, and every later read verifies the bytes it parses again;
+anything off raises :class:`ManifestError` naming the shard. The details are in
+:mod:`sanitizer.training.manifest`; the torch stream is :mod:`sanitizer.training.torch`.
+
+The package:
+
+- :mod:`sanitizer.training.manifest`: :func:`load_manifest`, :class:`CleanData`,
+  :class:`ManifestError`, shard verification, ``to_table``/``to_pandas``; local paths, and
+  ``gs://``/``s3://``/... URIs through :mod:`pyarrow.fs`. It imports neither Apache Beam nor
+  torch, so a training image needs neither to read the clean data;
+- :mod:`sanitizer.training.torch`: :func:`make_torch_dataset` and :class:`TorchBatches`
+  (a :class:`torch.utils.data.IterableDataset`; torch is imported on first use).
+"""
+
+from sanitizer.training.manifest import (
+    CLEAN_DIR,
+    MANIFEST,
+    SUPPORTED_MANIFEST_VERSIONS,
+    CleanData,
+    ManifestError,
+    Shard,
+    load_manifest,
+)
+from sanitizer.training.torch import FLOAT32_MAX, make_torch_dataset
+
+
+def __getattr__(name: str):
+    # ``sanitizer.training.TorchBatches`` (and pickling datasets into spawned DataLoader workers) needs torch.
+    if name == "TorchBatches":
+        from sanitizer.training.torch import _torch_batches_class
+
+        return _torch_batches_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "CLEAN_DIR",
+    "FLOAT32_MAX",
+    "MANIFEST",
+    "SUPPORTED_MANIFEST_VERSIONS",
+    "CleanData",
+    "ManifestError",
+    "Shard",
+    "TorchBatches",
+    "load_manifest",
+    "make_torch_dataset",
+]
