@@ -306,87 +306,11 @@ def write_data_docs(results: dict[str, dict], directory: str) -> str | None:
         return None
 
 
-def profile(config, output: str, margin: float = 0.1) -> dict[str, Any]:
-    """Infer a suite from data a team trusts (``sanitize profile``); writes it to ``output`` and returns it.
+def __getattr__(name: str):
+    """``profile`` moved to :mod:`sanitizer.profile`; ``from sanitizer.validation import profile`` still works.
+    Imported on first use, not at the top: sanitizer.profile imports this module (and planning)."""
+    if name == "profile":
+        from sanitizer.profile import profile
 
-    Like TensorFlow Data Validation's schema inference, but the result is a plain
-    Great Expectations suite anyone can edit: non-null rules for columns without
-    nulls, numeric ranges widened by ``margin`` of the observed range, mean and
-    spread bounds, the label set, row-count bounds (half to twice the rows seen)
-    and class-share bounds (in ``meta.sanitizer.class_shares``).
-    """
-    import os
-    from datetime import datetime, timezone
-
-    from sanitizer import __version__
-    from sanitizer.plan import make_plan
-    from sanitizer.sources import iter_file_batches
-
-    plan = make_plan(config)
-    tables = []
-    for split in plan.splits:
-        f = plan.files[split.file_index]
-        tables.extend(iter_file_batches(f, plan.batch_rows, plan.schema, split))
-    table = pa.concat_tables(tables) if tables else plan.schema.empty_table()
-    n = table.num_rows
-    if n == 0:
-        raise ConfigError(f"input {config.input!r} has no rows to profile")
-    expectations: list[dict] = []
-
-    def add(kind: str, **kwargs):
-        expectations.append({"type": kind, "kwargs": kwargs, "meta": {"profiled": True}})
-
-    label = plan.label_column
-    scalar = {fc.name for fc in plan.features if not fc.is_list and not fc.coerce}
-    for name in plan.schema.names:
-        column = table.column(name)
-        if column.null_count == 0:
-            add("expect_column_values_to_not_be_null", column=name)
-        if name in scalar:
-            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
-            values = values[np.isfinite(values)]
-            if len(values) == 0:
-                continue
-            lo, hi = float(values.min()), float(values.max())
-            pad = margin * (hi - lo) if hi > lo else margin * max(abs(lo), 1.0)
-            add("expect_column_values_to_be_between", column=name, min_value=lo - pad, max_value=hi + pad)
-            mean, std = float(values.mean()), float(values.std())
-            add("expect_column_mean_to_be_between", column=name,
-                min_value=mean - 0.2 * std - 1e-9, max_value=mean + 0.2 * std + 1e-9)
-            if std > 0:
-                add("expect_column_stdev_to_be_between", column=name, min_value=0.7 * std, max_value=1.4 * std)
-    labels = pd.Series(table.column(label).to_pylist()).dropna()
-    value_set = sorted(labels.unique().tolist(), key=str)
-    add("expect_column_values_to_be_in_set", column=label, value_set=value_set)
-    add("expect_table_row_count_to_be_between", min_value=int(n // 2), max_value=int(2 * n))
-    from sanitizer.records import label_strings
-
-    shares = pd.Series(label_strings(table.column(label))).dropna().value_counts(normalize=True)
-    class_shares = {
-        str(k): [round(max(0.0, v - max(0.5 * v, 0.02)), 6), round(min(1.0, v + max(0.5 * v, 0.02)), 6)]
-        for k, v in shares.sort_index().items()
-    }
-    suite = {
-        "name": os.path.splitext(os.path.basename(output))[0],
-        "expectations": expectations,
-        "meta": {
-            "great_expectations_version": _gx().__version__,
-            "sanitizer": {
-                "profiled_from": config.input,
-                "rows": n,
-                "profiled_at": datetime.now(timezone.utc).isoformat(),
-                "sanitizer_version": __version__,
-                "margin": margin,
-                "class_shares": class_shares,
-            },
-        },
-    }
-    directory = os.path.dirname(output)
-    if directory and "://" not in output:
-        os.makedirs(directory, exist_ok=True)
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.create(output) as fh:
-        fh.write(json.dumps(suite, indent=2, default=str).encode("utf-8"))
-    load_suite(output, list(plan.schema.names))  # what we wrote must load back
-    return suite
+        return profile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
