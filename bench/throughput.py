@@ -69,7 +69,7 @@ def stage_passthrough(path: str, out: str, beam_args: list[str]) -> None:
 def stage_sanitize(path: str, out: str, beam_args: list[str], detectors: str) -> dict:
     from sanitizer.config import build_config
     from sanitizer.detectors import REGISTRY
-    from sanitizer.run import run
+    from sanitizer.job import run
 
     wanted = set(detectors.split(","))
     config = build_config(

@@ -16,12 +16,12 @@ The public API is small::
 from sanitizer.config import Config, build_config, load_config_file
 from sanitizer.errors import ConfigError, InputError, IntegrityError, SanitizerError
 
-__version__ = "0.1.0"
+from sanitizer.version import __version__
 
 
 def run(config: Config, beam_args: list[str] | None = None) -> dict:
-    """Sanitize ``config.input`` into ``config.output``; returns provenance (see sanitizer.run.run)."""
-    from sanitizer.run import run as _run
+    """Sanitize ``config.input`` into ``config.output``; returns provenance (see sanitizer.job.run)."""
+    from sanitizer.job import run as _run
 
     return _run(config, beam_args)
 
@@ -32,6 +32,7 @@ __all__ = [
     "InputError",
     "IntegrityError",
     "SanitizerError",
+    "__version__",
     "build_config",
     "load_config_file",
     "run",

@@ -48,6 +48,9 @@ def _run_parser(sub) -> argparse.ArgumentParser:
                    "quarantined, while their content is the one reviewed")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier sanitize run in --output (only files that run wrote; anything else is refused)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log Beam at INFO (whenever stderr is not a terminal, Beam's runners log at INFO anyway, so "
+                        "orchestrators such as Airflow see the runner's job id)")
     return p
 
 
@@ -98,40 +101,8 @@ def check_beam_args(unknown: list[str]) -> list[str]:
     return unknown
 
 
-def summary_lines(provenance: dict[str, Any], output: str) -> list[str]:
-    counts = provenance.get("counts", {})
-    lines = [
-        f"run {provenance['run_id']} on {provenance['runner']}",
-        f"  rows in:      {counts.get('rows_in', 0):>10,}",
-        f"  clean:        {counts.get('clean', 0):>10,}",
-        f"  quarantined:  {counts.get('quarantined', 0):>10,}",
-    ]
-    for reason, n in sorted(counts.get("by_reason", {}).items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"    {reason:<40} {n:>8,}")
-    review = provenance.get("decisions")
-    if review:
-        applied = review.get("applied", {})
-        lines.append(
-            f"  review decisions: {applied.get('released_kept_clean', 0):,} released kept clean "
-            f"({applied.get('released_overridden', 0):,} flagged again, overridden), "
-            f"{applied.get('confirmed_held', 0):,} confirmed held, {applied.get('stale', 0):,} stale (made for "
-            f"other content, not applied)   [{review['path']}]"
-        )
-    for name, info in provenance.get("detectors", {}).items():
-        if info.get("status") == "skipped":
-            lines.append(f"  detector {name} skipped: {info.get('reason')}")
-    lines += [
-        f"  outputs:      {output.rstrip('/')}/clean/  {output.rstrip('/')}/quarantine/",
-        f"  manifest:     {output.rstrip('/')}/manifest.json   provenance: {output.rstrip('/')}/provenance.json",
-        f"  review:       {output.rstrip('/')}/report.html   (or: sanitize review {output.rstrip('/')} list)",
-    ]
-    from sanitizer.review_cli import printable  # reason codes and detector notes carry data (column names)
-
-    return [printable(line) for line in lines]
-
-
 def _cmd_run(argv: list[str]) -> int:
-    from sanitizer.run import run
+    from sanitizer.job import run
 
     own, beam_args = split_beam_args(argv)
     parser = argparse.ArgumentParser(prog="sanitize")
@@ -145,11 +116,19 @@ def _cmd_run(argv: list[str]) -> int:
 
     if not args.quiet and sys.stderr.isatty():
         os.environ[progress.ENV] = "1"  # inherited by in-process and multi-processing workers
+    if args.verbose:
+        logging.getLogger("apache_beam").setLevel(logging.INFO)
+    elif not sys.stderr.isatty() and not args.quiet:
+        # Launchers parse the runner's INFO lines: Airflow's Beam operator waits for Dataflow's
+        # "Created job with id" to link and cancel the job.
+        logging.getLogger("apache_beam.runners").setLevel(logging.INFO)
     try:
         provenance = run(config, beam_args)
     finally:
         progress.finish()
     if not args.quiet:
+        from sanitizer.summary import summary_lines
+
         print("\n".join(summary_lines(provenance, config.output)))
     return 0
 
@@ -157,6 +136,20 @@ def _cmd_run(argv: list[str]) -> int:
 def _quiet_beam_noise(record: logging.LogRecord) -> bool:
     """Drop Beam's import-time notice about optional Google Cloud clients (irrelevant off GCP)."""
     return "apitools not found" not in record.getMessage()
+
+
+def _quiet_our_errors_in_beam(record: logging.LogRecord) -> bool:
+    """Beam logs a failing stage's exception with its traceback; ours are printed once, as a message, instead."""
+    if not record.name.startswith("apache_beam") or not record.exc_info:
+        return True
+    exc = record.exc_info[1]
+    for _ in range(10):
+        if exc is None:
+            return True
+        if isinstance(exc, SanitizerError):
+            return False
+        exc = exc.__cause__ or exc.__context__
+    return True
 
 
 def _quiet_library_info(record: logging.LogRecord) -> bool:
@@ -170,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addFilter(_quiet_beam_noise)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_library_info)
+        handler.addFilter(_quiet_our_errors_in_beam)
     parser = argparse.ArgumentParser(
         prog="sanitize", description="Defend ML training data against poisoning (Apache Beam pipeline)."
     )

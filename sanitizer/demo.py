@@ -44,9 +44,9 @@ def make_demo_data(path: str, seed: int = 0) -> dict[str, list[str]]:
 
 def main(workdir: str = "demo", seed: int = 0, beam_args: list[str] | None = None,
          expectations: str | None = None) -> int:
-    from sanitizer.cli import summary_lines
+    from sanitizer.summary import summary_lines
     from sanitizer.config import build_config
-    from sanitizer.run import run
+    from sanitizer.job import run
 
     data = os.path.join(workdir, "input", "digits.parquet")
     out = os.path.join(workdir, "out")

@@ -21,10 +21,28 @@ from sanitizer.errors import ConfigError
 _GLOB_RE = re.compile(r"[\[*?]")
 
 
-def _filesystems():
+def filesystems():
+    """Beam's FileSystems (imported on first use: local-only callers need no Beam)."""
     from apache_beam.io.filesystems import FileSystems
 
     return FileSystems
+
+
+_filesystems = filesystems
+
+
+def sha256_of(path: str, opener=None) -> tuple[str, int]:
+    """(hex sha256, size in bytes) of a file on any Beam filesystem (or through ``opener``), read in 4 MiB chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with (opener or filesystems().open)(path) as fh:
+        while True:
+            chunk = fh.read(1 << 22)
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def is_remote(path: str) -> bool:

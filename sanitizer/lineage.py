@@ -28,9 +28,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+from sanitizer.layout import LINEAGE
+
 log = logging.getLogger("sanitizer")
 
-LINEAGE = "lineage.json"
 PRODUCER = "https://github.com/sanitizer/sanitizer"
 RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 NAMESPACE = "sanitizer"
@@ -59,7 +60,7 @@ _OBJECT_STORES = ("gs", "s3", "s3a", "s3n", "abfs", "abfss", "wasb", "wasbs", "a
 
 def _version() -> str:
     try:
-        from sanitizer import __version__
+        from sanitizer.version import __version__
 
         return str(__version__)
     except Exception:  # pragma: no cover - a broken install still gets an event

@@ -8,7 +8,6 @@ that input rows = clean rows + quarantined rows. No manifest, no data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -17,32 +16,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from sanitizer import fs as fs_util
 from sanitizer.errors import IntegrityError
+from sanitizer.layout import MANIFEST, PROVENANCE  # noqa: F401 - re-exported: prov.MANIFEST
 
-MANIFEST = "manifest.json"
-PROVENANCE = "provenance.json"
 MANIFEST_VERSION = 1
 _SECRET_WORDS = ("token", "secret", "password", "credential", "key=")
 
 
-def _fs():
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems
-
-
-def sha256_of(path: str, opener=None) -> tuple[str, int]:
-    """(hex sha256, size in bytes) of a file on any Beam filesystem (or through ``opener``)."""
-    digest = hashlib.sha256()
-    size = 0
-    with (opener or _fs().open)(path) as fh:
-        while True:
-            chunk = fh.read(1 << 22)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+_fs = fs_util.filesystems
+sha256_of = fs_util.sha256_of  # re-exported: prov.sha256_of
 
 
 def describe_shards(directory: str) -> list[dict[str, Any]]:
@@ -128,13 +111,8 @@ def check_accounting(rows_in: int, clean_rows: int, quarantined_rows: int, stats
 
 
 def write_atomic(path: str, obj: Any) -> None:
-    fs = _fs()
-    tmp = path + ".tmp"
-    with fs.create(tmp) as fh:
-        fh.write(json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8"))
-    if fs.exists(path):
-        fs.delete([path])
-    fs.rename([tmp], [path])
+    """Replace ``path`` with ``obj`` as indented JSON, whole (``fs.write_bytes_atomic``)."""
+    fs_util.write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8"))
 
 
 def build_manifest(run_id: str, out: str, schema: pa.Schema, clean: list[dict], quarantine: list[dict],

@@ -58,10 +58,7 @@ class Split:
     first_row: int = 0
 
 
-def _filesystems():
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems
+from sanitizer.fs import filesystems as _filesystems  # noqa: E402
 
 
 def _format_of(path: str, declared: str) -> str | None:

@@ -1,18 +1,29 @@
-"""The same job on three runners gives the same verdict for every record.
+"""The same job on four runners gives the same verdict for every record.
 
 Sampling priorities and cross-fitting folds hang off hashes of record ids, so
 neither bundle boundaries nor worker processes nor the portable runner's
-shuffles can change which records are quarantined.
+shuffles can change which records are quarantined. The last runner is the
+portable runner with an EXTERNAL worker pool: the SDK workers are separate
+processes started by ``worker_pool_main`` in another working directory, as on
+Flink or Spark with a worker-pool sidecar, so a run that relied on state or
+paths of the launching process (publication included: it is a stage of the
+graph) would fail or differ there.
 """
 
 from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 from conftest import column_values, load_json, write_digits_parquet
 
 from sanitizer.config import build_config
-from sanitizer.run import run
+from sanitizer.job import run
 from sanitizer.simulate import inject_outliers
 
 N = 360
@@ -20,7 +31,42 @@ RUNNERS = {
     "direct-in-memory": ["--direct_running_mode=in_memory"],
     "direct-multi-processing": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
     "portable-loopback": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=LOOPBACK"],
+    "portable-external": ["--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
+                          "--environment_config=localhost:{port}"],
 }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def worker_pool(tmp_path_factory):
+    """A Beam SDK worker pool in its own process and working directory; yields its port."""
+    port = _free_port()
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    log = open(tmp_path_factory.mktemp("pool") / "worker_pool.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
+        cwd=tmp_path_factory.mktemp("pool-cwd"), env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    while proc.poll() is None:  # until it listens (or dies, which the assert below reports)
+        try:
+            socket.create_connection(("localhost", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert proc.poll() is None, f"the worker pool exited with {proc.returncode}: see {log.name}"
+    yield port
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +83,7 @@ def data(tmp_path_factory, digits):
 
 
 @pytest.fixture(scope="module")
-def outcomes(data):
+def outcomes(data, request):
     """name -> result of running the job on that runner; each runner runs at most once per module."""
     cache: dict[str, dict] = {}
 
@@ -55,7 +101,11 @@ def outcomes(data):
                     "scoring": {"batch_rows": 64},
                 }
             )
-            provenance = run(config, RUNNERS[name])
+            args = RUNNERS[name]
+            if any("{port}" in a for a in args):
+                port = request.getfixturevalue("worker_pool")
+                args = [a.format(port=port) for a in args]
+            provenance = run(config, args)
             cache[name] = {
                 "provenance": provenance,
                 "clean": frozenset(column_values(out / "clean", "image_id")),

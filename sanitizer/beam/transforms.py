@@ -25,28 +25,13 @@ from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.errors import SanitizerError
 from sanitizer.plan import Plan
 from sanitizer.policy import decide, reasons_json
-from sanitizer.review import CONTENT_COLUMN, content_sha256
+from sanitizer.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column
+from sanitizer.review.decisions import content_sha256
 from sanitizer.records import ID_COLUMN, KEY_COLUMN, extract, keys_for_ids, label_strings, mix64, string_hash
 from sanitizer.sampling import ClassAwareSampler
 from sanitizer.sources import iter_file_batches
 
-REASONS_COLUMN = "sanitizer_reasons"
-CODES_COLUMN = "sanitizer_reason_codes"
 NULL_CLASS = "<null>"
-
-
-def score_column(detector: str) -> str:
-    return f"sanitizer_score_{detector}"
-
-
-def quarantine_schema(plan: Plan, detectors: list[str]) -> pa.Schema:
-    schema = plan.output_schema
-    schema = schema.append(pa.field(REASONS_COLUMN, pa.string()))
-    schema = schema.append(pa.field(CODES_COLUMN, pa.list_(pa.string())))
-    schema = schema.append(pa.field(CONTENT_COLUMN, pa.string()))  # binds review decisions to the content
-    for name in detectors:
-        schema = schema.append(pa.field(score_column(name), pa.float64()))
-    return schema
 
 
 # --------------------------------------------------------------------------- read
@@ -365,7 +350,8 @@ class ScoreFn(beam.DoFn):
             for name in detector_names:
                 values = decision.scores.get(name, np.full(n, np.nan))[rows]
                 quarantined = quarantined.append_column(score_column(name), pa.array(values, type=pa.float64()))
-            outputs.append(TaggedOutput("quarantine", quarantined.cast(quarantine_schema(plan, detector_names))))
+            schema = quarantine_schema(plan.output_schema, detector_names)
+            outputs.append(TaggedOutput("quarantine", quarantined.cast(schema)))
         outputs.append(TaggedOutput("stats", self._stats(n, ex, decision, results)))
         return outputs
 

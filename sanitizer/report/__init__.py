@@ -14,12 +14,10 @@ and fetches nothing. Regenerate it for an existing run with
 
 from __future__ import annotations
 
-import os
 
+from sanitizer.layout import REPORT
 from sanitizer.report.data import load_quarantine
 from sanitizer.report.page import build_html
-
-REPORT = "report.html"
 MAX_ROWS = 5000
 
 __all__ = ["MAX_ROWS", "REPORT", "render_report", "write_report"]
@@ -34,23 +32,14 @@ def render_report(out_dir: str, provenance: dict, max_rows: int = MAX_ROWS) -> s
 def write_report(out_dir: str, provenance: dict, max_rows: int = MAX_ROWS) -> str:
     """Write ``out_dir/report.html`` for a finished run and return its path.
 
-    ``provenance`` is the dict ``sanitizer.run.run`` returns (the content of
+    ``provenance`` is the dict ``sanitizer.job.run`` returns (the content of
     provenance.json). At most ``max_rows`` quarantined rows are listed in the
     suspects table (the page says how many more there are and where they are);
     every count and plot covers all of them.
     """
-    html = render_report(out_dir, provenance, max_rows).encode("utf-8")
-    out = out_dir.rstrip("/")
-    path = f"{out}/{REPORT}"
-    if "://" in out:
-        from apache_beam.io.filesystems import FileSystems
+    from sanitizer.fs import write_bytes_atomic
 
-        with FileSystems.create(path) as fh:
-            fh.write(html)
-        return path
-    os.makedirs(out, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(html)
-    os.replace(tmp, path)
+    html = render_report(out_dir, provenance, max_rows).encode("utf-8")
+    path = f"{out_dir.rstrip('/')}/{REPORT}"
+    write_bytes_atomic(path, html)
     return path

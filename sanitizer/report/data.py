@@ -25,11 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sanitizer.layout import CODES_COLUMN, REASONS_COLUMN, SCORE_PREFIX
 from sanitizer.report.evidence import summarise_reasons
-
-REASONS_COLUMN = "sanitizer_reasons"
-CODES_COLUMN = "sanitizer_reason_codes"
-SCORE_PREFIX = "sanitizer_score_"
 BATCH_ROWS = 8192
 MAX_THUMB_SIDE = 32  # larger images are area-averaged down to at most this side
 THUMB_BUDGET_BYTES = 1_600_000  # raw thumbnail bytes for all shown rows together (base64 adds a third)

@@ -58,8 +58,8 @@ from typing import Any, Iterable
 
 from sanitizer import fs
 from sanitizer.errors import ConfigError, SanitizerError
+from sanitizer.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, REVIEW_DIR, SCORE_PREFIX  # noqa: F401
 
-REVIEW_DIR = "review"
 DECISIONS_FILE = f"{REVIEW_DIR}/decisions.jsonl"  # the old single file: read, never written
 DECISIONS_DIR = f"{REVIEW_DIR}/decisions"  # one file per release/confirm command
 RELEASE, CONFIRM = "release", "confirm"
@@ -70,10 +70,6 @@ REVIEW_DETECTOR = "review"
 CONFIRMED_CODE = "review:confirmed"
 ROW_CHECK_DETECTOR = "validation"  # row checks and row-level expectations: a release cannot override them
 
-REASONS_COLUMN = "sanitizer_reasons"  # the same names as sanitizer.beam.transforms (not imported: no Beam here)
-CODES_COLUMN = "sanitizer_reason_codes"
-SCORE_PREFIX = "sanitizer_score_"
-CONTENT_COLUMN = "sanitizer_content_sha256"  # quarantine shards: content_sha256 of the row
 _CONTENT_VERSION = b"sanitizer-content-v1\n"
 
 

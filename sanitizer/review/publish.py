@@ -223,7 +223,6 @@ def _publish(output: Output, decisions: ReviewDecisions) -> dict[str, Any]:
 
     from sanitizer import provenance as prov
 
-    out = output.out
     manifest = output.manifest
     prov_entry = manifest.get("provenance") or {}
     prov_path = output.path(prov_entry.get("path", prov.PROVENANCE))

@@ -37,9 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sanitizer.errors import SanitizerError
+from sanitizer.layout import CLEAN_DIR, MANIFEST
 
-MANIFEST = "manifest.json"
-CLEAN_DIR = "clean"
 SUPPORTED_MANIFEST_VERSIONS = (1,)
 
 

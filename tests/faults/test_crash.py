@@ -2,8 +2,8 @@
 
 Runs ``sanitize run`` as a real subprocess and hits it where it hurts:
 
-* SIGKILL at several points (the run has claimed the folder, the detectors are
-  fitted, clean shards are on disk) leaves no manifest.json, and a rerun with
+* SIGKILL at several points (the run has claimed the folder, the sinks are
+  staging shards, clean shards are on disk) leaves no manifest.json, and a rerun with
   ``--overwrite`` gives the same output as an uninterrupted run;
 * an output that cannot be written (its parent is a file; a file-size limit,
   the way a full disk looks to a writer) ends with exit 2 and a message, no
@@ -80,15 +80,16 @@ def _marker(out: Path):
     return lambda: (out / ".sanitizer-run.json").exists()
 
 
-def _fitted(out: Path):
-    return lambda: (out / "_work" / "fit.json").exists()
+def _writing(out: Path):
+    """The sinks are staging shards: the detectors are fitted and scoring is under way."""
+    return lambda: any(out.glob("*/beam-temp-*"))
 
 
 def _clean_shard(out: Path):
     return lambda: any((out / "clean").glob("part-*-of-*.parquet")) if (out / "clean").is_dir() else False
 
 
-@pytest.mark.parametrize("point", [_marker, _fitted, _clean_shard], ids=["claimed", "fitted", "clean-shards"])
+@pytest.mark.parametrize("point", [_marker, _writing, _clean_shard], ids=["claimed", "writing", "clean-shards"])
 def test_kill_then_overwrite_gives_the_uninterrupted_result(baseline, tmp_path, point):
     out = tmp_path / "out"
     proc = start(baseline["data"], out)

@@ -286,7 +286,7 @@ def test_output_beside_input_is_fine(tmp_path):
     """A sibling output folder and a glob that cannot reach it are not refused."""
     work = tmp_path / "work"
     write_rows(work / "part.parquet", n=9)
-    from sanitizer.run import check_paths
+    from sanitizer.claim import check_paths
 
     files = discover(str(work / "*.parquet"))
     check_paths(str(work / "*.parquet"), str(tmp_path / "out"), files)

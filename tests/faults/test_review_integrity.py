@@ -342,7 +342,7 @@ def test_review_cli_escapes_control_characters(hostile_run, tmp_path, capsys):
 
 
 def test_escape_helper_and_run_summary():
-    from sanitizer.cli import summary_lines
+    from sanitizer.summary import summary_lines
     from sanitizer.review_cli import printable
 
     assert printable("a\x00b\tc\nd\x7fe\x85f\u2066g\u202ah") == "a\\x00b\\x09c\\x0ad\\x7fe\\x85f\\u2066g\\u202ah"

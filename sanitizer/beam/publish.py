@@ -1,0 +1,303 @@
+"""Publishing as pipeline stages: hash, account, validate, record, and write the manifest last.
+
+Everything a run does after its shards are written happens here, inside the
+Beam graph, so it happens on every runner - including Dataflow behind a Flex
+Template or Airflow's Beam operator, where the launching process submits the
+job and never runs code after it::
+
+    inputs  ─ HashInputs (parallel) ─────────────────┐
+    clean shards ─ DescribeShards (parallel) ────────┤ side inputs, all complete
+    quarantine shards ─ DescribeShards (parallel) ───┤ before Publish starts:
+    stats, fit summary, file rows, duplicate ids,    │ it depends on every write
+    sample validation ───────────────────────────────┤
+                                                     ▼
+                                 Publish: inputs unchanged? accounting holds?
+                                 data-set expectations -> provenance.json,
+                                 report.html, lineage.json -> manifest.json (last)
+
+``Publish`` emits the URI of the manifest it wrote. When the accounting or a
+blocking expectation fails it writes provenance (status ``failed``), the report
+and a FAIL lineage event, raises, and so fails the job: no manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import apache_beam as beam
+
+from sanitizer import fs as fs_util
+from sanitizer import lineage
+from sanitizer import provenance as prov
+from sanitizer.config import Config
+from sanitizer.claim import check_identical_inputs
+from sanitizer.errors import InputError, SanitizerError
+from sanitizer.plan import Plan
+
+log = logging.getLogger("sanitizer")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the pipeline's construction knew and publication needs: small, picklable, no open handles."""
+
+    run_id: str
+    out: str
+    started_at: str  # ISO 8601, UTC
+    started_wall: float  # time.time() when construction started
+    plan_s: float
+    runner: str
+    pipeline_options: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def when(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="microseconds")
+
+
+def hash_input(index: int, plan: Plan) -> dict[str, Any]:
+    """The provenance record of input file ``index``: sha256 and bytes read now, size and time from planning."""
+    f = plan.files[index]
+    try:
+        sha, size = prov.sha256_of(f.path)
+    except OSError as exc:
+        raise InputError(f"input file {f.path!r} could not be read ({exc}); fix or remove it and run again") from None
+    item = {"index": index, "uri": f.path, "relpath": f.relpath, "format": f.format, "bytes": size,
+            "sha256": sha, "rows": None, "modified_at": when(f.mtime)}
+    if f.aliases:
+        item["aliases"] = list(f.aliases)
+    return item
+
+
+def check_inputs_unchanged(files, inputs: list[dict]) -> None:
+    """Fail when an input file's size or modification time differs from what planning saw.
+
+    The sampling pass, the scoring pass and the provenance sha256 each read the
+    files; if one changed in between they may have seen different data. Checked
+    at publication (after the last read), before anything is published; the
+    bytes hashed for provenance must also have been as many as planning saw.
+    """
+    for f, item in zip(files, inputs):
+        try:
+            now = fs_util.stat(f.path)
+        except Exception as exc:  # noqa: BLE001 - a file that is gone has changed too
+            now, detail = None, f"it can no longer be read: {exc}"
+        else:
+            detail = f"size {f.size} -> {now[0]} bytes, modified {when(f.mtime)} -> {when(now[1])}"
+            if item["bytes"] != f.size:
+                now, detail = None, f"{f.size} bytes at planning, {item['bytes']} bytes hashed"
+        if now is None or now != (f.size, f.mtime):
+            raise SanitizerError(
+                f"input file {f.path!r} changed during the run ({detail}); the passes that sampled, scored and "
+                "hashed it may have read different data, so nothing was published. Run again once the input "
+                "is no longer being written"
+            )
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def describe_shard(path: str) -> dict[str, Any]:
+    """Rows, bytes and sha256 of one written Parquet shard (run in parallel, one element per shard)."""
+    import pyarrow.parquet as pq
+
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as fh:
+        rows = pq.read_metadata(fh).num_rows
+    sha, size = prov.sha256_of(path)
+    return {"path": path, "rows": int(rows), "bytes": size, "sha256": sha}
+
+
+def _sorted_list(items, key: str) -> list:
+    return sorted(items, key=lambda item: item[key])
+
+
+class _Collect(beam.PTransform):
+    """Spread the elements over workers, apply ``fn`` to each, gather the results as one sorted list."""
+
+    def __init__(self, fn, key: str, *args):
+        super().__init__()
+        self.fn, self.key, self.args = fn, key, args
+
+    def expand(self, pcoll):
+        return (
+            pcoll
+            | "Spread" >> beam.Reshuffle()
+            | "Each" >> beam.Map(self.fn, *self.args)
+            | "Gather" >> beam.combiners.ToList()
+            | "Sort" >> beam.Map(_sorted_list, self.key)
+        )
+
+
+def _as_global(value):
+    """Sink outputs carry the end-of-time timestamp; give them an ordinary one so any runner can combine them."""
+    return beam.window.TimestampedValue(value, 0)
+
+
+class Publish(beam.PTransform):
+    """The finishing stages (module docstring). ``parts`` holds the pipeline's singleton PCollections."""
+
+    def __init__(self, ctx: RunContext, plan: Plan, config: Config, parts: dict[str, Any]):
+        super().__init__()
+        self.ctx, self.plan, self.config, self.parts = ctx, plan, config, parts
+
+    def expand(self, pbegin):
+        parts = self.parts
+        p = pbegin.pipeline
+        inputs = (p | "ListInputs" >> beam.Create(list(range(len(self.plan.files))))
+                  | "HashInputs" >> _Collect(hash_input, "index", self.plan))
+        shards = {}
+        for name in ("clean", "quarantine"):
+            shards[name] = (parts[f"{name}_files"]
+                            | f"Restamp{name.title()}" >> beam.Map(_as_global)
+                            | f"Describe{name.title()}Shards" >> _Collect(describe_shard, "path"))
+        side = {name: beam.pvalue.AsSingleton(pc) for name, pc in parts.items() if not name.endswith("_files")}
+        return (
+            p
+            | "Start" >> beam.Create([None])
+            | "Publish" >> beam.Map(
+                publish, self.ctx, self.plan, self.config,
+                inputs=beam.pvalue.AsSingleton(inputs),
+                clean=beam.pvalue.AsSingleton(shards["clean"]),
+                quarantine=beam.pvalue.AsSingleton(shards["quarantine"]),
+                **side,
+            )
+        )
+
+
+# --------------------------------------------------------------------------- publish
+
+
+def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats, fit, file_rows,
+            duplicates=None, sample_validation=None) -> str:
+    """Account, validate, write provenance, report and lineage, then the manifest; its URI, or raise."""
+    from sanitizer.claim import release_marker
+    from sanitizer.review import provenance_entry as review_provenance
+    from sanitizer.beam.dataset_checks import finish_validation
+
+    t_publish = time.time()
+    out = ctx.out
+    inputs = [{k: v for k, v in item.items() if k != "index"} for item in inputs]
+    check_identical_inputs(inputs)
+    check_inputs_unchanged(plan.files, inputs)
+    for i, item in enumerate(inputs):
+        item["rows"] = int(file_rows.get(str(i), 0))
+    rows_in = int(stats.get("rows_in", 0))
+    expected = sum(plan.file_rows.values()) if plan.file_rows is not None else None
+    accounting = prov.check_accounting(
+        rows_in, sum(s["rows"] for s in clean), sum(s["rows"] for s in quarantine), stats, expected
+    )
+    duplicates = duplicates or {"duplicated_ids": 0, "examples": []}
+    if duplicates.get("duplicated_ids"):
+        examples = ", ".join(f"{e['id']!r} x{e['count']}" for e in duplicates["examples"][:5])
+        accounting["holds"] = False
+        accounting["problems"].append(
+            f"id column {plan.id_column!r} has {duplicates['duplicated_ids']} duplicated value(s) ({examples}); "
+            "record ids must be unique: fix the data, or leave out --id-column to use generated ids"
+        )
+    if rows_in == 0 and accounting["holds"]:
+        accounting["holds"] = False
+        accounting["problems"].append("the input has no data rows")
+
+    validation, failed_expectations = (None, [])
+    if plan.suite is not None:
+        validation, failed_expectations = finish_validation(plan, config, out, sample_validation, stats, clean)
+        if failed_expectations:
+            validation["blocked_publication"] = config.validation.dataset_failure == "stop"
+    blocked = bool(failed_expectations) and config.validation.dataset_failure == "stop"
+
+    timings = {"plan_s": ctx.plan_s, "pipeline_s": round(t_publish - ctx.started_wall - ctx.plan_s, 3)}
+    provenance = {
+        "run_id": ctx.run_id,
+        "status": "succeeded" if accounting["holds"] and not blocked else "failed",
+        "started_at": ctx.started_at,
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "seed": config.seed,
+        "runner": ctx.runner,
+        "pipeline_options": list(ctx.pipeline_options),
+        "versions": prov.package_versions(),
+        "config": config.to_dict(),
+        "inputs": inputs,
+        "columns": {
+            "label": plan.label_column,
+            "id": plan.id_output,
+            "id_generated": plan.id_column is None,
+            "features": [fc.name for fc in plan.features],
+            "feature_count": len(plan.feature_names),
+        },
+        "warnings": list(ctx.warnings),
+        "sample": fit.get("sample", {}),
+        "detectors": fit.get("detectors", {}),
+        "counts": stats,
+        "validation": validation,
+        "decisions": review_provenance(plan.decisions, stats),  # review decisions honoured (--decisions)
+        "accounting": accounting,
+        "outputs": {
+            "clean": [dict(s, path=prov.relative(s["path"], out)) for s in clean],
+            "quarantine": [dict(s, path=prov.relative(s["path"], out)) for s in quarantine],
+        },
+        "timings": timings,
+    }
+    timings["finalize_s"] = round(time.time() - t_publish, 3)
+    timings["total_s"] = round(time.time() - ctx.started_wall, 3)
+    prov.write_atomic(f"{out}/{prov.PROVENANCE}", provenance)
+    _write_report(out, provenance)
+    failure = _failure(config, accounting, failed_expectations, rows_in, out)
+    if failure is not None:
+        lineage.record_run(provenance, out, state="FAIL", error=str(failure))
+        raise failure
+    lineage.record_run(provenance, out)
+
+    prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
+    manifest = prov.build_manifest(
+        ctx.run_id, out, plan.output_schema, clean, quarantine, plan.id_output, plan.label_column,
+        [fc.name for fc in plan.features], prov_sha,
+    )
+    path = f"{out}/{prov.MANIFEST}"
+    prov.write_atomic(path, manifest)  # last: publishing
+    release_marker(out)
+    return path
+
+
+def _failure(config: Config, accounting: dict, failed_expectations: list, rows_in: int, out: str):
+    """The error that withholds publication, or None."""
+    if failed_expectations and config.validation.dataset_failure == "stop":
+        named = "; ".join(
+            f"{f['expectation']}({f['column'] or 'table'}) on {f['on']}: observed {f['observed']}"
+            for f in failed_expectations[:10]
+        )
+        return SanitizerError(
+            f"data-set-level expectations failed, so nothing was published (no manifest): {named}. "
+            f"Details in {out}/validation/; set validation.dataset_failure: warn to publish anyway"
+        )
+    if accounting["holds"]:
+        return None
+    if rows_in == 0:
+        return SanitizerError(
+            f"input {config.input!r} has no data rows, so nothing was published; check the input path"
+        )
+    try:
+        prov.fail_integrity(accounting)
+    except SanitizerError as exc:
+        return exc
+    return None
+
+
+def _write_report(out: str, provenance: dict) -> None:
+    """The reviewer's page; a report problem is logged, never a reason to withhold clean data."""
+    from sanitizer.report import write_report
+
+    try:
+        write_report(out, provenance)
+    except Exception as exc:  # noqa: BLE001 - the report is a convenience, the shards are the product
+        log.warning("could not write %s/report.html: %s", out, exc)

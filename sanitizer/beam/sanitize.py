@@ -1,0 +1,217 @@
+"""``Sanitize``: the whole job as one PTransform, publication included.
+
+::
+
+    import apache_beam as beam
+    from sanitizer.beam import Sanitize
+
+    with beam.Pipeline() as p:
+        manifest = p | Sanitize(input="data/*.parquet", output="out/", label_column="label")
+        manifest | beam.Map(print)          # the published manifest's URI, once it exists
+
+The graph::
+
+    ReadForSample ─► Sample (CombineGlobally) ─► FitDetectors ────────────────┐ side input
+    Read ─────────────────────────────────────────────────────────────► Score ─┴─► WriteClean ──────┐
+                                                                          ├──────► WriteQuarantine ─┤
+                                                                          └─stats► CombineStats ────┤
+    HashInputs, DescribeShards, fit summary, sample validation, duplicate ids ──────────────────────┤
+                                                                                   Publish ◄────────┘
+                                                                    (provenance, report, lineage, manifest)
+
+The data is read twice - once (only the columns the detectors need) to draw the
+sample, once to score - so no runner has to hold the whole data set while the
+detectors are fitted. Publication (``sanitizer.beam.publish``) is a stage of
+the graph that waits for every write, so nothing is left for the launching
+process to do after it submits the job.
+
+What happens when the transform is applied (at pipeline construction, in the
+process that builds the pipeline, before anything runs): the config is
+checked, the input is planned (files listed, schema read), the paths are
+checked, and the output folder is claimed (``--overwrite`` removes the earlier
+run of ours there). A problem the user can fix raises ``SanitizerError`` then,
+and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import apache_beam as beam
+
+from sanitizer.beam.publish import Publish, RunContext
+from sanitizer.beam.transforms import (
+    ReadBatches,
+    SampleFn,
+    ScoreFn,
+    find_duplicate_ids,
+    fit_detectors,
+    fit_summary,
+    id_buckets,
+    merge_duplicates,
+    merge_stats,
+    validate_sample,
+)
+from sanitizer import layout
+from sanitizer.config import Config, build_config, load_config_file
+from sanitizer.errors import ConfigError
+from sanitizer.plan import Plan, make_plan
+
+
+def as_config(config: Config | dict | str | os.PathLike | None = None, **keys: Any) -> Config:
+    """A validated Config from a Config, a mapping, a config file path or nothing, with ``keys`` on top."""
+    if isinstance(config, Config):
+        if not keys:
+            return config
+        raw = config.to_dict()
+    elif config is None:
+        raw = {}
+    elif isinstance(config, dict):
+        raw = dict(config)
+    elif isinstance(config, (str, os.PathLike)):
+        raw = load_config_file(os.fspath(config))
+    else:
+        raise ConfigError(
+            f"Sanitize(config=...) takes a Config, a mapping or a config file path, not {type(config).__name__}"
+        )
+    for key, value in keys.items():
+        if value is not None:
+            raw[key] = value
+    return build_config(raw)
+
+
+def run_id_for(started: datetime, config: Config, plan: Plan) -> str:
+    """Start time plus a digest of the config and the planned files (path, size, modification time)."""
+    files = [[f.path, f.size, f.mtime] for f in plan.files]
+    digest = hashlib.sha256(
+        json.dumps({"config": config.to_dict(), "files": files}, sort_keys=True, default=str).encode()
+    ).hexdigest()[:10]
+    return started.strftime("%Y%m%dT%H%M%SZ") + "-" + digest
+
+
+def _recorded_options(options, beam_args: list[str] | None) -> list[str]:
+    from sanitizer import provenance as prov
+
+    if beam_args is None:
+        given = options.get_all_options(drop_default=True, retain_unknown_options=True)
+        beam_args = [f"--{k}={v}" for k, v in sorted(given.items())]
+    return prov.redact(list(beam_args))
+
+
+class Sanitize(beam.PTransform):
+    """Read, sample, fit, score, write and publish one sanitize run; emits the published manifest's URI.
+
+    Keyword arguments mirror the config keys (``input``, ``output``,
+    ``label_column``, ``id_column``, ``feature_columns``, ``format``, ``seed``,
+    ``overwrite``, ``decisions``, ``sample``, ``detectors``, ``policy``,
+    ``validation``, ...); ``config=`` also takes a config file path, a mapping
+    or a ``Config``, which the keyword arguments override. ``beam_args`` is only
+    what provenance records as the run's pipeline options (``sanitize run``
+    passes its command line); by default the pipeline's non-default options.
+    """
+
+    def __init__(self, config: Config | dict | str | os.PathLike | None = None, *,
+                 beam_args: list[str] | None = None, label: str | None = None, **keys: Any):
+        super().__init__(label)
+        self.config = as_config(config, **keys)
+        self.beam_args = beam_args
+        self.run_id: str | None = None  # known once the transform is applied
+
+    def expand(self, pbegin):
+        from apache_beam.options.pipeline_options import StandardOptions
+
+        from sanitizer import claim, progress
+        from sanitizer.fs import check_output_path
+
+        config = self.config
+        started = datetime.now(timezone.utc)
+        t0 = time.time()
+        config.require_runnable()
+        out = config.output.rstrip("/")
+        claim.check_paths(config.input, out)  # before planning reads a byte
+        plan: Plan = make_plan(config)
+        claim.check_paths(config.input, out, plan.files)
+        check_output_path(out)  # the sinks below use f"{out}/clean/part" as a name and as a glob
+        warnings = list(plan.warnings) + claim.input_warnings(plan.files)
+        for warning in warnings:
+            claim.log.warning(warning)
+        claim.check_identical_files(plan.files)
+        claim.prepare_output(out, config.overwrite)  # nothing is deleted for a run that cannot start
+        options = pbegin.pipeline.options
+        self.run_id = run_id_for(started, config, plan)
+        ctx = RunContext(
+            run_id=self.run_id,
+            out=out,
+            started_at=started.isoformat(),
+            started_wall=t0,
+            plan_s=round(time.time() - t0, 3),
+            runner=_runner_name(options.view_as(StandardOptions).runner),
+            pipeline_options=_recorded_options(options, self.beam_args),
+            warnings=warnings,
+        )
+        progress.stage("pipeline: sampling, fitting, scoring, publishing")
+        parts = _stages(pbegin, plan, config, out)
+        return pbegin | "Publish" >> Publish(ctx, plan, config, parts)
+
+
+def _runner_name(runner) -> str:
+    if runner is None:
+        return "DirectRunner"
+    return runner if isinstance(runner, str) else type(runner).__name__
+
+
+def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
+    """Add the reading, fitting, scoring and writing stages; the PCollections publication needs."""
+    from apache_beam.io.parquetio import WriteToParquetBatched
+
+    sample_tables = p | "ReadForSample" >> ReadBatches(plan, columns=plan.read_columns())
+    sample = sample_tables | "Sample" >> beam.CombineGlobally(SampleFn(plan, config))
+    states = sample | "FitDetectors" >> beam.Map(fit_detectors, plan, config)
+    parts: dict[str, Any] = {
+        "fit": sample | "SummariseFit" >> beam.Map(lambda s, st: fit_summary(st, s), beam.pvalue.AsSingleton(states)),
+    }
+    if plan.suite is not None:
+        parts["sample_validation"] = sample | "ValidateSample" >> beam.Map(validate_sample, plan)
+
+    read = p | "Read" >> ReadBatches(plan, count_rows=True)
+    scored = read.batches | "Score" >> beam.ParDo(
+        ScoreFn(plan, config), beam.pvalue.AsSingleton(states)
+    ).with_outputs("quarantine", "stats", main="clean")
+    parts["clean_files"] = scored.clean | "WriteClean" >> WriteToParquetBatched(
+        layout.shard_base(out, layout.CLEAN_DIR),
+        schema=plan.output_schema,
+        file_name_suffix=layout.SHARD_SUFFIX,
+        shard_name_template=layout.SHARD_TEMPLATE,
+    )
+    parts["quarantine_files"] = scored.quarantine | "WriteQuarantine" >> WriteToParquetBatched(
+        layout.shard_base(out, layout.QUARANTINE_DIR),
+        schema=layout.quarantine_schema(plan.output_schema, config.enabled_detectors()),
+        file_name_suffix=layout.SHARD_SUFFIX,
+        shard_name_template=layout.SHARD_TEMPLATE,
+    )
+    parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(merge_stats)
+    if plan.id_column:
+        parts["duplicates"] = (
+            read.batches
+            | "BucketIds" >> beam.FlatMap(id_buckets, plan.id_column)
+            | "GroupIdBuckets" >> beam.GroupByKey()
+            | "FindDuplicateIds" >> beam.FlatMap(find_duplicate_ids)
+            | "CombineDuplicateIds" >> beam.CombineGlobally(merge_duplicates)
+        )
+    parts["file_rows"] = read.file_rows | "CombineFileRows" >> beam.CombineGlobally(_merge_file_rows)
+    return parts
+
+
+def _merge_file_rows(parts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        if isinstance(part, tuple):
+            part = {str(part[0]): part[1]}
+        for k, v in part.items():
+            total[k] = total.get(k, 0) + v
+    return total

@@ -1,0 +1,105 @@
+"""Launch one sanitize run: options in, ``Sanitize`` applied, the job run, provenance out.
+
+Thin on purpose. Everything the job needs - planning and claiming the output
+before submission, publication after the writes - happens where ``Sanitize``
+puts it (``sanitizer.beam.sanitize``, ``sanitizer.beam.publish``). After the
+runner reports the job done, this only reads back the provenance the job
+published, to hand it to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from sanitizer import provenance as prov
+from sanitizer.claim import WRITE_ERRNOS, is_write_error, write_failure
+from sanitizer.config import Config
+from sanitizer.errors import SanitizerError
+
+log = logging.getLogger("sanitizer")
+
+
+def pipeline_options(beam_args: list[str]):
+    """(PipelineOptions, runner name) from Beam arguments; a runner or plugin that names code is refused."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    from sanitizer.beam.options import check_code_options
+
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+        # Worker processes (multi-processing, portable, Dataflow) log at INFO by default: too chatty for a CLI.
+        beam_args = beam_args + ["--default_sdk_harness_log_level=WARNING"]
+    options = PipelineOptions(beam_args)
+    check_code_options(options)  # --runner / --beam_plugins must not name code to import
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    return options, standard.runner
+
+
+_ERROR_RE = re.compile(r"(?:InputError|ConfigError|SanitizerError|IntegrityError): (.+?)(?:\s\[while running|\n|$)")
+_WRITE_ERROR_RE = re.compile(r"\[Errno (?:%s)\][^\n\[]*" % "|".join(str(e) for e in WRITE_ERRNOS))
+
+
+def explain_pipeline_error(exc: BaseException, out: str) -> SanitizerError:
+    """The user-facing error for a failed job: ours as we raised it, a write failure named, or the first line."""
+    text = str(exc)
+    written = _WRITE_ERROR_RE.search(text)
+    if written:  # a sink or a worker could not write the output: a full disk, a quota, a read-only filesystem
+        return write_failure(out, written.group(0).strip())
+    match = _ERROR_RE.search(text)
+    if match:
+        message = match.group(1).strip()
+        return SanitizerError(message if "nothing was published" in message else message + " (nothing was published)")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return SanitizerError(f"the pipeline failed, nothing was published: {type(exc).__name__}: {first[:500]}")
+
+
+def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
+    """Sanitize ``config.input`` into ``config.output``; returns the provenance dict.
+
+    Raises SanitizerError (with a message saying what to do) for anything the
+    user can fix; in that case no manifest is written. An output that cannot be
+    written (a full disk, a parent that is a file) is one of those.
+    """
+    out = (config.output or "").rstrip("/")
+    try:
+        return _run(config, list(beam_args or []))
+    except OSError as exc:
+        if is_write_error(exc, out):
+            raise write_failure(out, exc) from None
+        raise
+
+
+def _run(config: Config, beam_args: list[str]) -> dict[str, Any]:
+    import apache_beam as beam
+
+    from sanitizer.beam.sanitize import Sanitize
+
+    options, _ = pipeline_options(beam_args)  # first: a refused option must not touch the output
+    config.require_runnable()
+    out = config.output.rstrip("/")
+    sanitize = Sanitize(config, beam_args=beam_args)
+    p = beam.Pipeline(options=options)
+    _ = p | "Sanitize" >> sanitize  # plans, checks and claims the output now: a SanitizerError leaves it untouched
+    try:
+        result = p.run()
+        state = result.wait_until_finish()
+    except SanitizerError:
+        raise
+    except Exception as exc:
+        raise explain_pipeline_error(exc, out) from None
+    if state is not None and str(state) not in ("DONE", "PipelineState.DONE"):
+        raise SanitizerError(f"the pipeline ended in state {state}; nothing was published")
+    return read_provenance(out)
+
+
+def read_provenance(out: str) -> dict[str, Any]:
+    """The provenance a finished job published under ``out``."""
+    from apache_beam.io.filesystems import FileSystems
+
+    path = f"{out}/{prov.PROVENANCE}"
+    with FileSystems.open(path) as fh:
+        return json.loads(fh.read().decode("utf-8"))
