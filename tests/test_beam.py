@@ -1,4 +1,4 @@
-"""The Beam transforms of sanitizer/beam/transforms.py, each in a real TestPipeline."""
+"""The Beam stages of sanitizer/beam/ (read, fit, score), each in a real TestPipeline."""
 
 from __future__ import annotations
 
@@ -11,19 +11,10 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 from conftest import write_digits_parquet
 
-from sanitizer.beam.transforms import (
-    CODES_COLUMN,
-    REASONS_COLUMN,
-    ReadBatches,
-    SampleFn,
-    ScoreFn,
-    add_ids,
-    fit_detectors,
-    merge_stats,
-    quarantine_schema,
-    score_column,
-    to_detector_batch,
-)
+from sanitizer.beam.fit import SampleFn, fit_detectors, to_detector_batch
+from sanitizer.beam.read import ReadBatches, add_ids
+from sanitizer.beam.score import ScoreFn, merge_stats
+from sanitizer.layout import CODES_COLUMN, REASONS_COLUMN, quarantine_schema, score_column
 from sanitizer.config import build_config
 from sanitizer.detectors import REGISTRY, Skipped
 from sanitizer.plan import make_plan
@@ -215,7 +206,7 @@ def test_score_fn_splits_clean_quarantine_and_stats(setup, scored):
     assert scored["invalid"] == {f"a.parquet:{NAN_ROW}", f"b.parquet:{NULL_LABEL_ROW}"}
     assert len(scored["flagged"] & planted_ids) >= 0.8 * len(planted_ids)
     n = 2 * ROWS_PER_FILE
-    q_schema = quarantine_schema(plan, config.enabled_detectors())
+    q_schema = quarantine_schema(plan.output_schema, config.enabled_detectors())
 
     def check_clean_tables(tables):
         for t in tables:
@@ -306,7 +297,7 @@ def test_threaded_scoring_matches_single_threaded():
     """ScoreFn splits big batches over threads; scores, flags and evidence row numbers must not move."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from sanitizer.beam.transforms import _score_threaded
+    from sanitizer.beam.score import _score_threaded
     from sanitizer.detectors import Batch
     from sanitizer.records import mix64
 

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sanitizer.beam.transforms import fit_detectors
+from sanitizer.beam.fit import fit_detectors
 from sanitizer.config import Config, build_config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.detectors.contract import INPUTS, Detector, DetectorParams, check_declarations

@@ -45,18 +45,10 @@ from typing import Any
 import apache_beam as beam
 
 from sanitizer.beam.publish import Publish, RunContext
-from sanitizer.beam.transforms import (
-    ReadBatches,
-    SampleFn,
-    ScoreFn,
-    find_duplicate_ids,
-    fit_detectors,
-    fit_summary,
-    id_buckets,
-    merge_duplicates,
-    merge_stats,
-    validate_sample,
-)
+from sanitizer.beam.fit import SampleFn, fit_detectors, fit_summary, validate_sample
+from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
+from sanitizer.beam.read import ReadBatches
+from sanitizer.beam.score import ScoreFn, merge_stats
 from sanitizer import layout
 from sanitizer.config import Config, build_config, load_config_file
 from sanitizer.errors import ConfigError

@@ -1,0 +1,162 @@
+"""The bounded sample and the detectors fitted on it (and the sample's expectation results)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from sanitizer import progress
+from sanitizer.config import Config
+from sanitizer.detectors import REGISTRY, Batch, Skipped
+from sanitizer.errors import SanitizerError
+from sanitizer.plan import Plan
+from sanitizer.records import KEY_COLUMN, extract, label_strings
+from sanitizer.sampling import ClassAwareSampler
+
+class _LockedValidator:
+    """One RowValidator per worker process, used by one thread at a time."""
+
+    def __init__(self, suite):
+        from sanitizer.validation import RowValidator
+
+        self.validator = RowValidator(suite)
+        self.lock = threading.Lock()
+
+    def __getstate__(self):
+        return {"suite": self.validator.suite}
+
+    def __setstate__(self, state):
+        self.__init__(state["suite"])
+
+    def issues(self, table):
+        with self.lock:
+            return self.validator.issues(table)
+
+
+def row_validator(plan: Plan):
+    if plan.suite is None or not plan.suite.row_level:
+        return None
+    return _LockedValidator(plan.suite)
+
+
+
+def to_detector_batch(table: pa.Table, plan: Plan, validator=None) -> tuple[Batch, Any]:
+    extra = validator.issues(table) if validator is not None else None
+    ex = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding, extra)
+    batch = Batch(ex.X, ex.labels, ex.keys, ex.ids, tuple(plan.feature_names), ex.embedding)
+    return batch, ex
+
+
+class SampleFn(beam.CombineFn):
+    """CombineFn: Arrow tables -> the bounded, seeded, class-aware sample (see sanitizer.sampling)."""
+
+    def __init__(self, plan: Plan, config: Config):
+        self.plan = plan
+        self.validator = row_validator(plan)
+        self.sampler = ClassAwareSampler(
+            size=config.sample.size,
+            min_per_class=config.sample.min_per_class,
+            seed=config.seed,
+            n_features=len(plan.feature_names) + (plan.embedding.width if plan.embedding else 0),
+        )
+
+    def create_accumulator(self):
+        return self.sampler.create()
+
+    def add_input(self, acc, table):
+        keys = table.column(KEY_COLUMN).to_numpy()
+        labels = label_strings(table.column(self.plan.label_column))
+        mask = self.sampler.candidates(acc, labels, keys)
+        if not mask.any():
+            return acc
+        if not mask.all():
+            table = table.filter(pa.array(mask))
+        batch, _ = to_detector_batch(table, self.plan, self.validator)
+        X = batch.X if batch.embedding is None else np.hstack([batch.X, batch.embedding])  # split again in fit
+        return self.sampler.add(acc, X, batch.labels, batch.keys, batch.ids)
+
+    def merge_accumulators(self, accs):
+        return self.sampler.merge(list(accs))
+
+    def extract_output(self, acc):
+        return self.sampler.extract(acc)
+
+
+def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
+    """Fit every enabled detector on the sample.
+
+    A detector that cannot run on this data by its own rules (one class, too few
+    rows) returns Skipped and provenance says why: that is the only way a detector
+    is skipped (see sanitizer.detectors.contract). A detector whose fit *raises*, or
+    returns something that is neither a state nor Skipped, fails the run naming it:
+    skipping it would publish data it normally screens as clean, and a poisoned
+    value that breaks a fit must never switch the defence off.
+    """
+    from sanitizer.detectors.contract import fitted  # local: this function is the contract's one user here
+
+    progress.stage(f"fitting detectors on {sample.n:,} sample rows")
+    d = len(plan.feature_names)
+    X, E = (sample.X, None) if plan.embedding is None else (sample.X[:, :d], sample.X[:, d:])
+    batch = Batch(X, sample.labels, sample.keys, sample.ids, tuple(plan.feature_names), E)
+    states: dict[str, Any] = {}
+    for name in config.enabled_detectors():
+        detector = REGISTRY[name]()
+        try:
+            state = detector.fit(batch, config.detectors[name], config.seed)
+        except SanitizerError as exc:  # already says what to fix; make sure it says which detector
+            if name in str(exc):
+                raise
+            raise type(exc)(f"detector {name!r}: {exc}") from exc
+        except Exception as exc:
+            raise SanitizerError(fit_failure(name, exc, sample.n)) from exc
+        states[name] = fitted(name, state)
+    return states
+
+
+def fit_failure(name: str, exc: BaseException, rows: int) -> str:
+    """One-line message for a detector whose fit raised: which detector, the cause, and the ways out."""
+    cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+    return (
+        f"detector {name!r} failed to fit on the {rows:,}-row sample ({cause}); nothing was published. "
+        f"Fix its settings under detectors.{name}, or switch it off with detectors.{name}.enabled: false"
+    )
+
+
+def fit_summary(states: dict[str, Any], sample) -> dict[str, Any]:
+    classes = pd.Series(sample.labels).value_counts().sort_index()
+    out: dict[str, Any] = {
+        "sample": {"rows": int(sample.n), "per_class": {str(k): int(v) for k, v in classes.items()}},
+        "detectors": {},
+    }
+    for name, state in states.items():
+        if isinstance(state, Skipped):
+            out["detectors"][name] = {"status": "skipped", "reason": state.reason}
+        else:
+            out["detectors"][name] = {"status": "fitted", **REGISTRY[name]().summary(state)}
+    return out
+
+
+
+def validate_sample(sample, plan: Plan) -> dict[str, Any]:
+    """Data-set-level expectations (other than row counts) on the bounded sample."""
+    from sanitizer.validation import ROW_COUNT, sample_frame, summarise, validate_frame
+
+    frame = sample_frame(sample, plan)
+    # The sample holds the scalar features and the label; checks on other columns run on the clean output.
+    expectations = [
+        e for e in plan.suite.dataset_level
+        if e["type"] not in ROW_COUNT and _columns_of(e) <= set(frame.columns)
+    ]
+    result = validate_frame(plan.suite, frame, expectations)
+    return {"result": result, "summary": summarise(result, "input sample")}
+
+
+def _columns_of(expectation: dict) -> set[str]:
+    kw = expectation.get("kwargs", {})
+    cols = {kw[k] for k in ("column", "column_A", "column_B") if k in kw}
+    return cols | set(kw.get("column_list", []))

@@ -1,0 +1,234 @@
+"""Scoring every batch with every fitted detector, the policy's split into clean and quarantine, and the run's counts.
+
+Elements are Arrow tables (one record batch each, ``scoring.batch_rows`` rows),
+never a Python dict per row.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.pvalue import TaggedOutput
+
+from sanitizer import progress
+from sanitizer.beam.fit import row_validator, to_detector_batch
+from sanitizer.config import Config
+from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
+from sanitizer.plan import Plan
+from sanitizer.policy import decide, reasons_json
+from sanitizer.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column
+from sanitizer.review.decisions import content_sha256
+
+NULL_CLASS = "<null>"
+
+
+
+def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | None, threads: int) -> Scores:
+    if pool is None or threads <= 1 or batch.n < 4096 or getattr(detector, "internal_threads", False):
+        return detector.score(batch, state)
+    bounds = np.linspace(0, batch.n, threads + 1).astype(int)
+    chunks = [
+        Batch(batch.X[a:b], batch.labels[a:b], batch.keys[a:b], batch.ids[a:b], batch.feature_names,
+              None if batch.embedding is None else batch.embedding[a:b])
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+    parts = list(pool.map(lambda c: detector.score(c, state), chunks))
+    evidence = {}
+    for offset, part in zip(bounds[:-1], parts):
+        evidence.update({int(offset) + i: e for i, e in part.evidence.items()})
+    return Scores(
+        np.concatenate([p.score for p in parts]),
+        np.concatenate([p.flagged for p in parts]),
+        parts[0].threshold,
+        evidence,
+        None if parts[0].thresholds is None else np.concatenate([p.thresholds for p in parts]),
+    )
+
+
+def _count(values: np.ndarray) -> dict[str, int]:
+    if len(values) == 0:
+        return {}
+    counts = pd.Series(values, dtype=object).fillna(NULL_CLASS).value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _content_of(table: pa.Table, rows: np.ndarray, known: np.ndarray | None) -> list[str]:
+    """content_sha256 of ``rows``, reusing the hashes already computed for rows with a decision."""
+    out = np.full(len(rows), None, dtype=object) if known is None else known[rows]
+    todo = np.flatnonzero(np.fromiter((v is None for v in out), dtype=bool, count=len(out)))
+    if len(todo):
+        out[todo] = content_sha256(table, rows[todo])
+    return list(out)
+
+
+class ScoreFn(beam.DoFn):
+    """Score a batch with every fitted detector, apply the policy and split it.
+
+    Main output: clean tables. Tagged outputs: 'quarantine' tables and 'stats' dicts.
+
+    Scoring a batch runs on a background thread (itself fanning out over
+    ``scoring.threads`` threads) while the runner reads the next batch, so
+    reading, scoring and writing overlap and every core is busy. At most
+    ``MAX_IN_FLIGHT`` batches are held; everything is flushed in
+    ``finish_bundle``, so no output outlives its bundle.
+    """
+
+    MAX_IN_FLIGHT = 3
+
+    def __init__(self, plan: Plan, config: Config):
+        self.plan = plan
+        self.config = config
+        self.pool = None
+        self.runner_pool = None
+
+    def setup(self):
+        self.threads = self.config.scoring.threads or os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.runner_pool = ThreadPoolExecutor(2)
+        self.detectors = {name: REGISTRY[name]() for name in self.config.enabled_detectors()}
+        self.validator = row_validator(self.plan)
+
+    def start_bundle(self):
+        self.pending = []
+        progress.stage("scoring")
+
+    def teardown(self):
+        for pool in (self.pool, self.runner_pool):
+            if pool is not None:
+                pool.shutdown(wait=False)
+
+    def process(self, table: pa.Table, states: dict[str, Any], window=beam.DoFn.WindowParam,
+                timestamp=beam.DoFn.TimestampParam):
+        self.pending.append((self.runner_pool.submit(self.score_table, table, states), window, timestamp))
+        while len(self.pending) > self.MAX_IN_FLIGHT or (self.pending and self.pending[0][0].done()):
+            future, _, _ = self.pending.pop(0)
+            yield from future.result()
+
+    def finish_bundle(self):
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        pending, self.pending = self.pending, []
+        for future, window, timestamp in pending:
+            for out in future.result():
+                if isinstance(out, TaggedOutput):
+                    yield TaggedOutput(out.tag, WindowedValue(out.value, timestamp, [window]))
+                else:
+                    yield WindowedValue(out, timestamp, [window])
+
+    def score_table(self, table: pa.Table, states: dict[str, Any]) -> list:
+        plan = self.plan
+        n = table.num_rows
+        batch, ex = to_detector_batch(table, plan, self.validator)
+        results: dict[str, Scores] = {}
+        for name, detector in self.detectors.items():
+            state = states.get(name)
+            if state is None or isinstance(state, Skipped):
+                continue
+            results[name] = _score_threaded(detector, batch, state, self.pool, self.threads)
+        ids = content = None
+        if plan.decisions is not None:  # review decisions are looked up by record id, checked on content
+            ids = pc.cast(table.column(plan.id_output), pa.string()).to_numpy(zero_copy_only=False)
+            content = np.full(n, None, dtype=object)
+            decided = plan.decisions.rows_with_decisions(ids)
+            if len(decided):
+                content[decided] = content_sha256(table, decided)
+        decision = decide(n, ex, results, self.config.policy, plan.decisions, ids, content)
+        progress.add("scored", n)
+        progress.add("quarantined", int(decision.quarantine.sum()))
+
+        keep = list(plan.output_schema.names)
+        q = decision.quarantine
+        outputs: list = [table.filter(pa.array(~q)).select(keep).cast(plan.output_schema)]
+        detector_names = self.config.enabled_detectors()
+        if q.any():
+            rows = np.flatnonzero(q)
+            quarantined = table.take(pa.array(rows)).select(keep)
+            entries = [decision.reasons.get(int(i), []) for i in rows]
+            quarantined = quarantined.append_column(
+                REASONS_COLUMN, pa.array([reasons_json(e) for e in entries], type=pa.string())
+            )
+            quarantined = quarantined.append_column(
+                CODES_COLUMN, pa.array([[r["code"] for r in e] for e in entries], type=pa.list_(pa.string()))
+            )
+            quarantined = quarantined.append_column(
+                CONTENT_COLUMN, pa.array(_content_of(table, rows, content), type=pa.string())
+            )
+            for name in detector_names:
+                values = decision.scores.get(name, np.full(n, np.nan))[rows]
+                quarantined = quarantined.append_column(score_column(name), pa.array(values, type=pa.float64()))
+            schema = quarantine_schema(plan.output_schema, detector_names)
+            outputs.append(TaggedOutput("quarantine", quarantined.cast(schema)))
+        outputs.append(TaggedOutput("stats", self._stats(n, ex, decision, results)))
+        return outputs
+
+    def _stats(self, n, ex, decision, results) -> dict[str, Any]:
+        q = decision.quarantine
+        labels = ex.labels_all
+        by_reason: dict[str, int] = {}
+        overridden = decision.overridden if decision.overridden is not None else np.zeros(n, dtype=bool)
+        for row in np.flatnonzero((q | decision.reported) & ~overridden):
+            for code in {r["code"] for r in decision.reasons.get(int(row), [])}:
+                by_reason[code] = by_reason.get(code, 0) + 1
+        by_detector = {}
+        for name, result in results.items():
+            flagged = int(result.flagged.sum())
+            by_detector[name] = {
+                "scored": int(np.isfinite(result.score).sum()),
+                "flagged": flagged,
+                "action": self.config.policy.get(name, "quarantine"),
+            }
+        stats = {
+            "rows_in": int(n),
+            "clean": int((~q).sum()),
+            "quarantined": int(q.sum()),
+            "invalid": int((~ex.valid).sum()),
+            "reported_kept_clean": int(decision.reported.sum()),
+            "by_reason": by_reason,
+            "by_detector": by_detector,
+            "by_class": {
+                "rows": _count(labels),
+                "quarantined": _count(labels[q]),
+            },
+        }
+        if decision.released is not None:
+            flags: dict[str, int] = {}
+            for row in np.flatnonzero(overridden):
+                for r in decision.reasons.get(int(row), []):
+                    if r.get("action") == "quarantine":
+                        flags[r["code"]] = flags.get(r["code"], 0) + 1
+            stats["review"] = {
+                "released_seen": int(decision.released.sum()),
+                "released_kept_clean": int((decision.released & ~q).sum()),
+                "released_overridden": int(overridden.sum()),
+                "overridden_flags": flags,
+                "confirmed_held": int(decision.confirmed.sum()),
+                "confirmed_held_unflagged": int(decision.held_by_review.sum()),
+                "stale": int(decision.stale.sum()),  # decided for other content (or unbound): not applied
+                "stale_unbound": int(decision.unbound.sum()),
+            }
+        return stats
+
+
+def merge_stats(parts) -> dict[str, Any]:
+    """Sum nested count dicts (used as a CombineGlobally function)."""
+    total: dict[str, Any] = {}
+    for part in parts:
+        _add_into(total, part)
+    return total
+
+
+def _add_into(total: dict, part: dict) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add_into(total.setdefault(key, {}), value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+        else:
+            total.setdefault(key, value)
