@@ -18,7 +18,7 @@ from sanitizer import fs as fs_util
 from sanitizer import layout
 from sanitizer import provenance as prov
 from sanitizer.errors import ConfigError, InputError, SanitizerError
-from sanitizer.sources import input_is_literal
+from sanitizer.discover import input_is_literal
 
 log = logging.getLogger("sanitizer")
 
