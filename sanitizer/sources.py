@@ -19,8 +19,6 @@ import pyarrow.compute as pc
 
 from sanitizer.errors import InputError
 from sanitizer.fs import filesystems as _filesystems
-
-READ_ISSUE = "__sanitizer_read_issue"
 from sanitizer.discover import (  # noqa: F401 - re-exported: planning imports them from here
     EXTENSIONS,
     InputFile,
@@ -28,6 +26,9 @@ from sanitizer.discover import (  # noqa: F401 - re-exported: planning imports t
     discover,
     input_is_literal,
 )
+
+READ_ISSUE = "__sanitizer_read_issue"
+
 
 def _open(path: str):
     return _filesystems().open(path)
