@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_review(args) if args.command == "review" else run_publish(args)
         if args.command == "profile":
             from sanitizer.config import build_config
-            from sanitizer.validation import profile
+            from sanitizer.profile import profile
 
             raw = {k: getattr(args, k) for k in ("input", "label_column", "id_column", "feature_columns", "format")
                    if getattr(args, k) is not None}

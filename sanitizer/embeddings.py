@@ -143,7 +143,7 @@ class BuiltinEmbedder:
 
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        from sanitizer.detectors.base import standardise, standardiser
+        from sanitizer.scaling import standardise, standardiser
 
         mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
         Z = torch.tensor(standardise(X, mean, scale), dtype=torch.float32)
@@ -170,7 +170,7 @@ class BuiltinEmbedder:
 
     def embed(self, X: np.ndarray) -> np.ndarray:
         W1, b1, W2, b2 = self.weights
-        from sanitizer.detectors.base import standardise
+        from sanitizer.scaling import standardise
 
         Z = standardise(X, self.mean, self.scale).astype(np.float32)
         hidden = np.maximum(Z @ W1.T + b1, 0.0)

@@ -95,7 +95,7 @@ def profile(config, output: str, margin: float = 0.1, rows: int | None = None) -
     ``rows`` bounds the sample the mean and spread bounds come from (default ``config.sample.size``);
     everything else is tallied over every row (see the module docstring).
     """
-    from sanitizer import __version__
+    from sanitizer.version import __version__
 
     rows = config.sample.size if rows is None else rows
     check_int("rows", rows, low=10)

@@ -304,13 +304,3 @@ def write_data_docs(results: dict[str, dict], directory: str) -> str | None:
     except Exception as exc:  # Data Docs are a convenience; the JSON results are the record
         log.warning("could not render Data Docs (%s); the JSON results are in %s", exc, directory)
         return None
-
-
-def __getattr__(name: str):
-    """``profile`` moved to :mod:`sanitizer.profile`; ``from sanitizer.validation import profile`` still works.
-    Imported on first use, not at the top: sanitizer.profile imports this module (and planning)."""
-    if name == "profile":
-        from sanitizer.profile import profile
-
-        return profile
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

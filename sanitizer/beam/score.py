@@ -31,7 +31,9 @@ NULL_CLASS = "<null>"
 
 
 def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | None, threads: int) -> Scores:
-    if pool is None or threads <= 1 or batch.n < 4096 or getattr(detector, "internal_threads", False):
+    # Splitting a batch across threads is only sound for scoring that treats every row on its own.
+    if (pool is None or threads <= 1 or batch.n < 4096 or getattr(detector, "internal_threads", False)
+            or not getattr(detector, "row_independent", False)):
         return detector.score(batch, state)
     bounds = np.linspace(0, batch.n, threads + 1).astype(int)
     chunks = [

@@ -9,13 +9,16 @@ on first use.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sanitizer.training.manifest import CleanData, ManifestError, Shard, _manifest_schema, _verified_parquet
+from sanitizer.training.shards import ManifestError, Shard, _manifest_schema, _verified_parquet
+
+if TYPE_CHECKING:
+    from sanitizer.training.manifest import CleanData
 
 # --------------------------------------------------------------------------- features and labels
 
