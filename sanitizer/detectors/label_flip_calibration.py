@@ -1,0 +1,112 @@
+"""``label_flip``'s calibration arithmetic: the two opinions per record (fold models and out-of-fold
+neighbours), the blend weight, the confident joint, the margin score and the noisiest class pairs."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def _margin(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """max over other classes of p minus p of the given class, in [-1, 1]."""
+    rows = np.arange(len(y))
+    given = p[rows, y]
+    others = p.copy()
+    others[rows, y] = -np.inf
+    return others.max(axis=1) - given
+
+
+def _opinions(state, Z: np.ndarray, fold: np.ndarray):
+    """Classifier and neighbour class probabilities; each row judged by its own fold's model/reference."""
+    n, C = len(Z), len(state.classes)
+    p_model = np.zeros((n, C))
+    for f, (model, cols) in enumerate(zip(state.models, state.model_classes)):
+        rows = np.flatnonzero(fold == f)
+        if len(rows):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p_model[np.ix_(rows, cols)] = model.predict_proba(Z[rows])
+    neighbours = _neighbours(state, Z, fold)
+    k = neighbours.shape[1]
+    flat = np.repeat(np.arange(n), k) * C + state.ref_labels[neighbours].ravel()
+    counts = np.bincount(flat, minlength=n * C).reshape(n, C).astype(np.float64)
+    p_knn = (counts + 1.0 / C) / (k + 1.0)  # one pseudo-count spread evenly (a sample-wide prior would carry
+    # the record's own label back into its score)
+    return p_model, p_knn, neighbours
+
+
+def _neighbours(state, Z: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """Indices (into the reference) of the k nearest reference rows outside each row's fold.
+
+    Exact L2 search with faiss, one flat index per fold over the reference rows
+    of the other folds (measured 2.5x faster than scikit-learn's brute force on
+    65k queries x 8k references x 32 dims, 2 cores).
+    """
+    import faiss
+
+    k = min(state.params.neighbours, max(len(state.ref_X) - 1, 1))
+    out = np.zeros((len(Z), k), dtype=np.int64)
+    for f in range(state.params.folds):
+        rows = np.flatnonzero(fold == f)
+        members = np.flatnonzero(state.ref_folds != f)
+        if len(rows) == 0 or len(members) == 0:
+            continue
+        index = faiss.IndexFlatL2(Z.shape[1])
+        index.add(np.ascontiguousarray(state.ref_X[members], dtype=np.float32))
+        kk = min(k, len(members))
+        _, found = index.search(np.ascontiguousarray(Z[rows], dtype=np.float32), kk)
+        found = members[np.maximum(found, 0)]
+        if kk < k:  # tiny references: repeat the nearest to keep a fixed width
+            found = np.concatenate([found, np.repeat(found[:, :1], k - kk, axis=1)], axis=1)
+        out[rows] = found
+    return out
+
+
+def _choose_weight(setting, p_model, p_knn, y) -> float:
+    if setting != "auto":
+        return float(setting)
+    rows = np.arange(len(y))
+    best, best_ll = 0.5, -np.inf
+    for w in np.linspace(0.0, 1.0, 11):
+        p = w * p_model[rows, y] + (1 - w) * p_knn[rows, y]
+        ll = float(np.mean(np.log(np.clip(p, 1e-6, 1.0))))
+        if ll > best_ll + 1e-12:
+            best, best_ll = float(w), ll
+    return best
+
+
+def _confident_joint(p: np.ndarray, y: np.ndarray, C: int) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated confident joint (rows: given label, columns: likely true label) and thresholds t_j."""
+    t = np.array([p[y == j, j].mean() if np.any(y == j) else 1.0 for j in range(C)])
+    above = p >= t[None, :]
+    masked = np.where(above, p, -1.0)
+    true = np.argmax(masked, axis=1)
+    confident = above.any(axis=1)
+    joint = np.zeros((C, C))
+    np.add.at(joint, (y[confident], true[confident]), 1.0)
+    counts = np.bincount(y, minlength=C).astype(float)
+    row_sums = joint.sum(axis=1)
+    scale = np.divide(counts, row_sums, out=np.zeros(C), where=row_sums > 0)
+    joint *= scale[:, None]  # calibrate: each row sums to the class count
+    return joint, t
+
+
+def _top_pairs(joint: np.ndarray, counts: np.ndarray, classes: np.ndarray, most: int = 20) -> list[dict]:
+    off = joint.copy()
+    np.fill_diagonal(off, 0.0)
+    flat = np.argsort(off, axis=None)[::-1][:most]
+    out = []
+    for idx in flat:
+        i, j = np.unravel_index(idx, off.shape)
+        if off[i, j] < 0.5:
+            break
+        out.append(
+            {
+                "given": str(classes[i]),
+                "likely_true": str(classes[j]),
+                "estimated_rows": round(float(off[i, j]), 1),
+                "rate": round(float(off[i, j] / max(counts[i], 1)), 4),
+            }
+        )
+    return out
