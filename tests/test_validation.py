@@ -570,3 +570,35 @@ def test_digits_demo_data_passes_the_demo_suite(tmp_path):
     assert {c["expectation"] for c in summary} >= {"expect_table_row_count_to_be_between",
                                                    "sanitizer:class_share_between"}
     assert prov["counts"]["rows_in"] == 1797
+
+
+def test_profile_holds_only_a_bounded_sample_yet_tallies_every_row(profiled, tmp_path):
+    """Mean and spread come from a seeded sample of ``rows`` rows; ranges, row count and label set from all rows."""
+    import pyarrow.parquet as pq
+
+    from sanitizer.config import build_config
+    from sanitizer.profile import profile
+
+    config = build_config({"input": str(profiled["trusted"]), "output": str(tmp_path / "unused"),
+                           "label_column": "label", "id_column": RID, "seed": 4})
+    small = profile(config, str(tmp_path / "small.json"), rows=50)
+    full = json.loads(profiled["suite"].read_text())
+    meta = small["meta"]["sanitizer"]
+    assert meta["rows"] == N_ROWS and meta["sample"]["rows"] == 50 and meta["sample"]["limit"] == 50
+
+    def by(suite, kind):
+        return {e["kwargs"].get("column"): e["kwargs"] for e in suite["expectations"] if e["type"] == kind}
+
+    # Tallied over every row: identical to the profile that held the whole input.
+    for kind in ("expect_column_values_to_be_between", "expect_table_row_count_to_be_between",
+                 "expect_column_values_to_be_in_set"):
+        assert by(small, kind) == by(full, kind), kind
+    values = pq.read_table(profiled["trusted"], columns=["a"]).column("a").to_numpy()
+    rng = by(small, "expect_column_values_to_be_between")["a"]
+    assert rng["min_value"] <= values.min() and rng["max_value"] >= values.max()
+    # From the 50-row sample: bounds around a mean of 50 rows, not of all 300.
+    mean_small = by(small, "expect_column_mean_to_be_between")["a"]
+    mean_full = by(full, "expect_column_mean_to_be_between")["a"]
+    assert mean_small != mean_full
+    centre = (mean_small["min_value"] + mean_small["max_value"]) / 2
+    assert abs(centre - values.mean()) < 3 * values.std() / np.sqrt(50)  # a uniform sample's mean
