@@ -71,7 +71,7 @@ from sanitizer.detectors.base import (
     standardiser,
 )
 from sanitizer.detectors.contract import Detector
-from sanitizer.detectors.label_flip_calibration import (  # noqa: F401  (_neighbours: importable from here)
+from sanitizer.detectors.label_flip_calibration import (  # noqa: F401  (importable from here, as before)
     _choose_weight,
     _confident_joint,
     _margin,
@@ -151,8 +151,6 @@ class LabelFlipParams:
             )
         # Fails early with a clear message; imports only what the allow-list (or the opt-in) permits.
         make_classifier(self.classifier, self.classifier_params, self.allow_custom_classifier)
-
-
 
 
 @dataclass(frozen=True)
