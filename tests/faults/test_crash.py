@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import load_json, read_dir, run_cli, synthetic_rows, write_rows
+from tests.conftest import load_json, read_dir, write_rows
 from tests.conftest import sanitize_quiet as sanitize
 
 ROOT = Path(__file__).resolve().parents[2]

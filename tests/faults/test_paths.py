@@ -23,13 +23,11 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.sources import discover
-from tests.conftest import load_json, read_dir, run_cli, synthetic_rows, write_rows
+from tests.conftest import load_json, read_dir, run_cli, write_rows
 from tests.conftest import sanitize_quiet as sanitize
 
 N = 240

@@ -25,7 +25,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from sanitizer.detectors import REGISTRY
-from sanitizer.plan import Plan
 from sanitizer.records import FeatureColumn, extract
 from tests.conftest import detector_batch, load_json, read_dir, reasons_of, run_cli, synthetic_rows
 
