@@ -11,6 +11,12 @@ The public API is small::
     config = build_config({"input": "data/*.parquet", "output": "out/", "label_column": "label"})
     provenance = run(config)                 # DirectRunner
     provenance = run(config, ["--runner=DataflowRunner", "--project=...", ...])
+
+Inside your own Beam pipeline, the same job is one PTransform that publishes by itself::
+
+    from sanitizer.beam import Sanitize
+
+    manifest_uri = p | Sanitize(input="data/*.parquet", output="out/", label_column="label")
 """
 
 from sanitizer.config import Config, build_config, load_config_file
