@@ -76,7 +76,7 @@ def load_clean_fallback(manifest_uri: str, manifest: dict):
         digest = hashlib.sha256(data).hexdigest()
         if digest != shard["sha256"]:
             raise ManifestError(f"{uri}: sha256 {digest} does not match the manifest's {shard['sha256']}")
-        table = pq.read_table(io.BytesIO(data))
+        table = pq.ParquetFile(io.BytesIO(data)).read()  # not pq.read_table, which can abort at exit under load
         if table.num_rows != shard["rows"]:
             raise ManifestError(f"{uri}: {table.num_rows} rows, the manifest says {shard['rows']}")
         tables.append(table)

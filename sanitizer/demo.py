@@ -8,6 +8,7 @@ the truth in ``WORKDIR/input/planted.json``; runs the pipeline into
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 
@@ -75,7 +76,10 @@ def main(workdir: str = "demo", seed: int = 0, beam_args: list[str] | None = Non
         print(f"  expectations: {sum(c['success'] for c in checks)} of {len(checks)} data-set checks passed "
               f"({expectations}; results in {out}/validation/)")
 
-    quarantined = set(pq.read_table(os.path.join(out, "quarantine"), columns=["image_id"]).column(0).to_pylist())
+    quarantined = set()
+    for shard in sorted(glob.glob(os.path.join(glob.escape(out), "quarantine", "*.parquet"))):
+        # ParquetFile.read, not pq.read_table: see sanitizer.fs.read_parquet
+        quarantined.update(pq.ParquetFile(shard).read(columns=["image_id"]).column(0).to_pylist())
     print("planted poison caught:")
     for kind, ids in planted.items():
         caught = sum(1 for i in ids if i in quarantined)

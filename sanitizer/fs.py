@@ -213,10 +213,12 @@ def sha256_bytes(data: bytes) -> str:
 def read_parquet(path: str, columns: list[str] | None = None):
     import pyarrow.parquet as pq
 
+    # ParquetFile.read rather than pq.read_table: read_table's dataset path can leave a thread behind that
+    # aborts the interpreter at exit ("terminate called without an active exception", pyarrow 25, under load).
     if is_remote(path):
         with open_read(path) as fh:
-            return pq.read_table(fh, columns=columns)
-    return pq.read_table(path, columns=columns)
+            return pq.ParquetFile(fh).read(columns=columns)
+    return pq.ParquetFile(path).read(columns=columns)
 
 
 def parquet_schema(path: str):

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sanitizer.layout import CLEAN_DIR, MANIFEST
 from sanitizer.training.shards import (  # noqa: F401 - ManifestError and Shard are part of this module's API
@@ -215,7 +214,9 @@ class CleanData:
         columns = list(columns) if columns is not None else None
         tables = []
         for shard in self.shards:
-            tables.append(pq.read_table(pa.BufferReader(_read_verified(shard)), columns=columns))
+            # ParquetFile.read, not pq.read_table: read_table's dataset path can leave a thread that aborts the
+            # interpreter at exit ("terminate called without an active exception", pyarrow 25, seen under load).
+            tables.append(_verified_parquet(shard).read(columns=columns))
         if not tables:
             return _manifest_schema(self.manifest, columns).empty_table()
         return pa.concat_tables(tables)
