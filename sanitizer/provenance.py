@@ -28,20 +28,20 @@ _fs = fs_util.filesystems
 sha256_of = fs_util.sha256_of  # re-exported: prov.sha256_of
 
 
-def describe_shards(directory: str) -> list[dict[str, Any]]:
-    """Every Parquet shard under ``directory`` with rows, bytes and sha256, sorted by path."""
+def describe_shard(path: str) -> dict[str, Any]:
+    """Rows, bytes and sha256 of one Parquet shard on any Beam filesystem."""
     import pyarrow.parquet as pq
 
-    fs = _fs()
-    pattern = directory.rstrip("/") + "/*.parquet"
-    metas = fs.match([pattern])[0].metadata_list
-    shards = []
-    for m in sorted(metas, key=lambda m: m.path):
-        with fs.open(m.path) as fh:
-            rows = pq.read_metadata(fh).num_rows
-        sha, size = sha256_of(m.path)
-        shards.append({"path": m.path, "rows": int(rows), "bytes": size, "sha256": sha})
-    return shards
+    with _fs().open(path) as fh:
+        rows = pq.read_metadata(fh).num_rows
+    sha, size = sha256_of(path)
+    return {"path": path, "rows": int(rows), "bytes": size, "sha256": sha}
+
+
+def describe_shards(directory: str) -> list[dict[str, Any]]:
+    """Every Parquet shard under ``directory`` with rows, bytes and sha256, sorted by path."""
+    metas = _fs().match([directory.rstrip("/") + "/*.parquet"])[0].metadata_list
+    return [describe_shard(m.path) for m in sorted(metas, key=lambda m: m.path)]
 
 
 def relative(path: str, root: str) -> str:

@@ -106,18 +106,6 @@ def check_inputs_unchanged(files, inputs: list[dict]) -> None:
 # --------------------------------------------------------------------------- shards
 
 
-def describe_shard(path: str) -> dict[str, Any]:
-    """Rows, bytes and sha256 of one written Parquet shard (run in parallel, one element per shard)."""
-    import pyarrow.parquet as pq
-
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path) as fh:
-        rows = pq.read_metadata(fh).num_rows
-    sha, size = prov.sha256_of(path)
-    return {"path": path, "rows": int(rows), "bytes": size, "sha256": sha}
-
-
 def _sorted_list(items, key: str) -> list:
     return sorted(items, key=lambda item: item[key])
 
@@ -160,7 +148,7 @@ class Publish(beam.PTransform):
         for name in ("clean", "quarantine"):
             shards[name] = (parts[f"{name}_files"]
                             | f"Restamp{name.title()}" >> beam.Map(_as_global)
-                            | f"Describe{name.title()}Shards" >> _Collect(describe_shard, "path"))
+                            | f"Describe{name.title()}Shards" >> _Collect(prov.describe_shard, "path"))
         side = {name: beam.pvalue.AsSingleton(pc) for name, pc in parts.items() if not name.endswith("_files")}
         return (
             p

@@ -118,8 +118,6 @@ class Sanitize(beam.PTransform):
         from apache_beam.options.pipeline_options import StandardOptions
 
         from sanitizer import claim, progress
-        from sanitizer.fs import check_output_path
-
         config = self.config
         started = datetime.now(timezone.utc)
         t0 = time.time()
@@ -128,7 +126,6 @@ class Sanitize(beam.PTransform):
         claim.check_paths(config.input, out)  # before planning reads a byte
         plan: Plan = make_plan(config)
         claim.check_paths(config.input, out, plan.files)
-        check_output_path(out)  # the sinks below use f"{out}/clean/part" as a name and as a glob
         warnings = list(plan.warnings) + claim.input_warnings(plan.files)
         for warning in warnings:
             claim.log.warning(warning)
