@@ -25,7 +25,7 @@ from sanitizer.errors import ConfigError, InputError, IntegrityError, SanitizerE
 from sanitizer.version import __version__
 
 
-def run(config: Config, beam_args: list[str] | None = None) -> dict:
+def run(config: Config | dict | str, beam_args: list[str] | None = None) -> dict:
     """Sanitize ``config.input`` into ``config.output``; returns provenance (see sanitizer.job.run)."""
     from sanitizer.job import run as _run
 

@@ -57,13 +57,19 @@ def explain_pipeline_error(exc: BaseException, out: str) -> SanitizerError:
     return SanitizerError(f"the pipeline failed, nothing was published: {type(exc).__name__}: {first[:500]}")
 
 
-def run(config: Config, beam_args: list[str] | None = None) -> dict[str, Any]:
+def run(config: Config | dict | str, beam_args: list[str] | None = None) -> dict[str, Any]:
     """Sanitize ``config.input`` into ``config.output``; returns the provenance dict.
+
+    ``config`` is a Config, a mapping of config keys or a config file path
+    (as for :class:`sanitizer.beam.Sanitize`).
 
     Raises SanitizerError (with a message saying what to do) for anything the
     user can fix; in that case no manifest is written. An output that cannot be
     written (a full disk, a parent that is a file) is one of those.
     """
+    from sanitizer.beam.sanitize import as_config
+
+    config = as_config(config)
     out = (config.output or "").rstrip("/")
     try:
         return _run(config, list(beam_args or []))

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sanitizer.layout import LINEAGE
+from sanitizer.record import RunRecord
 
 log = logging.getLogger("sanitizer")
 
@@ -177,7 +178,7 @@ def _row_level_assertions(validation: dict) -> list[dict[str, Any]]:
     return out
 
 
-def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", error: str | None = None,
+def build_run_event(provenance: RunRecord | dict, out_dir: str, state: str = "COMPLETE", error: str | None = None,
                     *, namespace: str = NAMESPACE, job_name: str | None = None) -> dict[str, Any]:
     """An OpenLineage RunEvent for the run ``provenance`` describes (its output folder is ``out_dir``).
 
@@ -187,15 +188,13 @@ def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", err
     state = str(state).upper()
     if state not in EVENT_TYPES:
         raise ValueError(f"state must be one of {', '.join(EVENT_TYPES)}, got {state!r}")
-    provenance = provenance or {}
+    record = RunRecord.coerce(provenance or {})
     out_dir = str(out_dir).rstrip("/") or str(out_dir)
-    config = provenance.get("config") or {}
-    columns = provenance.get("columns") or {}
-    validation = provenance.get("validation") or {}
-    outputs = provenance.get("outputs") or {}
-    versions = provenance.get("versions") or {}
-    run_id = provenance.get("run_id")
-    label_column = columns.get("label") or config.get("label_column")
+    config = record.config
+    validation = record.validation or {}
+    outputs = {"clean": record.clean, "quarantine": record.quarantine}
+    run_id = record.run_id or None
+    label_column = record.columns.label or config.get("label_column")
 
     # ---- schemas: the published manifest, else the shards' footers
     manifest = _read_manifest(out_dir)
@@ -205,9 +204,9 @@ def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", err
     if manifest and manifest.get("schema"):
         clean_fields = [{"name": f["name"], "type": f["type"]} for f in manifest["schema"]]
     elif outputs.get("clean"):
-        clean_fields = _footer_fields(_join(out_dir, outputs["clean"][0]["path"]))
+        clean_fields = _footer_fields(_join(out_dir, outputs["clean"][0].path))
     quarantine_fields = (
-        _footer_fields(_join(out_dir, outputs["quarantine"][0]["path"])) if outputs.get("quarantine") else None
+        _footer_fields(_join(out_dir, outputs["quarantine"][0].path)) if outputs.get("quarantine") else None
     )
     known = clean_fields or quarantine_fields
     input_fields = [f for f in known if not f["name"].startswith("sanitizer_")] if known else None
@@ -221,7 +220,7 @@ def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", err
 
     # ---- inputs: one dataset per input file
     inputs = []
-    for item in provenance.get("inputs") or []:
+    for item in record.inputs:
         ns, name = dataset_id(item.get("uri", ""))
         facets = _schema_facet(input_fields)
         if item.get("sha256"):
@@ -249,15 +248,15 @@ def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", err
     if state != "FAIL":
         for part, fields, assertions in (("clean", clean_fields, clean_assertions),
                                          ("quarantine", quarantine_fields, [])):
-            shards = outputs.get(part) or []
+            shards = outputs[part]
             ns, name = dataset_id(_join(out_dir, part))
             facets = _schema_facet(fields)
             if run_id:
                 facets["version"] = _facet("version", {"datasetVersion": str(run_id)})
             if assertions:
                 facets["dataQualityAssertions"] = _facet("dataQualityAssertions", {"assertions": assertions})
-            stats = {"rowCount": sum(int(s.get("rows", 0)) for s in shards),
-                     "size": sum(int(s.get("bytes", 0)) for s in shards), "fileCount": len(shards)}
+            stats = {"rowCount": sum(s.rows for s in shards), "size": sum(s.bytes for s in shards),
+                     "fileCount": len(shards)}
             out_datasets.append({"namespace": ns, "name": name, "facets": facets,
                                  "outputFacets": {"outputStatistics": _facet("outputStatistics", stats)}})
 
@@ -265,17 +264,17 @@ def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", err
     run_facets: dict[str, Any] = {
         "processing_engine": _facet("processing_engine", {
             "name": "Apache Beam",
-            "version": str(versions.get("apache-beam") or _beam_version()),
+            "version": str(record.versions.get("apache-beam") or _beam_version()),
             "openlineageAdapterVersion": _version(),
         }),
-        "sanitizer": _facet("sanitizer", _sanitizer_facet(provenance, out_dir, manifest), SANITIZER_FACET_SCHEMA),
+        "sanitizer": _facet("sanitizer", _sanitizer_facet(record, out_dir, manifest), SANITIZER_FACET_SCHEMA),
     }
     if state == "FAIL":
         run_facets["errorMessage"] = _facet("errorMessage", {
-            "message": error or _failure_message(provenance),
+            "message": error or _failure_message(record),
             "programmingLanguage": "PYTHON",
         })
-    source = config.get("input") or ((provenance.get("inputs") or [{}])[0].get("uri")) or "input"
+    source = config.get("input") or (record.inputs[0].get("uri") if record.inputs else None) or "input"
     job = {
         "namespace": namespace,
         "name": job_name or f"sanitize.{_basename(source)}",
@@ -287,7 +286,7 @@ def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", err
             }),
         },
     }
-    event_time = provenance.get("finished_at") if state in ("COMPLETE", "FAIL") else None
+    event_time = record.finished_at if state in ("COMPLETE", "FAIL") else None
     return {
         "eventType": state,
         "eventTime": event_time or datetime.now(timezone.utc).isoformat(),
@@ -300,31 +299,30 @@ def build_run_event(provenance: dict, out_dir: str, state: str = "COMPLETE", err
     }
 
 
-def _sanitizer_facet(provenance: dict, out_dir: str, manifest: dict | None) -> dict[str, Any]:
-    counts = provenance.get("counts") or {}
-    accounting = provenance.get("accounting") or {}
+def _sanitizer_facet(record: RunRecord, out_dir: str, manifest: dict | None) -> dict[str, Any]:
+    counts = record.counts
     body: dict[str, Any] = {
-        "runId": provenance.get("run_id"),
-        "status": provenance.get("status"),
-        "runner": provenance.get("runner"),
-        "seed": provenance.get("seed"),
-        "startedAt": provenance.get("started_at"),
-        "finishedAt": provenance.get("finished_at"),
-        "rowsIn": counts.get("rows_in"),
-        "clean": counts.get("clean"),
-        "quarantined": counts.get("quarantined"),
-        "invalid": counts.get("invalid"),
-        "byReason": counts.get("by_reason") or {},
-        "accountingHolds": accounting.get("holds"),
+        "runId": record.run_id or None,
+        "status": record.status or None,
+        "runner": record.runner or None,
+        "seed": record.seed,
+        "startedAt": record.started_at or None,
+        "finishedAt": record.finished_at or None,
+        "rowsIn": counts.rows_in,
+        "clean": counts.clean,
+        "quarantined": counts.quarantined,
+        "invalid": counts.invalid,
+        "byReason": dict(counts.by_reason),
+        "accountingHolds": record.accounting.holds,
         "provenance": _join(out_dir, "provenance.json"),
         "manifest": _join(out_dir, "manifest.json") if manifest is not None else None,
     }
     return {k: v for k, v in body.items() if v is not None}
 
 
-def _failure_message(provenance: dict) -> str:
-    problems = list((provenance.get("accounting") or {}).get("problems") or [])
-    failed = [c for c in ((provenance.get("validation") or {}).get("checks") or []) if not c.get("success")]
+def _failure_message(record: RunRecord) -> str:
+    problems = list(record.accounting.problems)
+    failed = record.failed_checks()
     problems += [f"{c.get('expectation')}({c.get('column') or 'table'}) failed on {c.get('on')}" for c in failed[:10]]
     return "; ".join(problems) or "the run failed; nothing was published"
 
@@ -353,7 +351,8 @@ def write_run_event(out_dir: str, event: dict) -> str:
     return path
 
 
-def record_run(provenance: dict, out_dir: str, state: str = "COMPLETE", error: str | None = None) -> dict | None:
+def record_run(provenance: RunRecord | dict, out_dir: str, state: str = "COMPLETE",
+               error: str | None = None) -> dict | None:
     """Build and write the run's event; lineage never fails a run (a problem is logged, None returned)."""
     try:
         event = build_run_event(provenance, out_dir, state, error)

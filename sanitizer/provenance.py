@@ -19,6 +19,7 @@ import pyarrow as pa
 from sanitizer import fs as fs_util
 from sanitizer.errors import IntegrityError
 from sanitizer.layout import MANIFEST, PROVENANCE  # noqa: F401 - re-exported: prov.MANIFEST
+from sanitizer.record import Accounting, Counts
 
 MANIFEST_VERSION = 1
 _SECRET_WORDS = ("token", "secret", "password", "credential", "key=")
@@ -84,30 +85,25 @@ def schema_json(schema: pa.Schema) -> list[dict[str, str]]:
     return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
 
 
-def check_accounting(rows_in: int, clean_rows: int, quarantined_rows: int, stats: dict[str, Any],
-                     expected_rows: int | None) -> dict[str, Any]:
-    """Prove input rows = clean rows + quarantined rows; raise IntegrityError if not."""
+def check_accounting(counts: Counts, clean: list[dict], quarantine: list[dict],
+                     expected_rows: int | None) -> Accounting:
+    """Prove input rows = clean rows + quarantined rows (the routed counts against the written shards)."""
+    clean_rows, quarantined_rows = sum(s["rows"] for s in clean), sum(s["rows"] for s in quarantine)
     problems = []
-    if rows_in != clean_rows + quarantined_rows:
+    if counts.rows_in != clean_rows + quarantined_rows:
         problems.append(
-            f"input rows ({rows_in}) != clean rows written ({clean_rows}) + quarantined rows written ({quarantined_rows})"
+            f"input rows ({counts.rows_in}) != clean rows written ({clean_rows}) + quarantined rows written "
+            f"({quarantined_rows})"
         )
-    if stats.get("clean", 0) != clean_rows:
-        problems.append(f"rows routed clean ({stats.get('clean', 0)}) != clean rows written ({clean_rows})")
-    if stats.get("quarantined", 0) != quarantined_rows:
+    if counts.clean != clean_rows:
+        problems.append(f"rows routed clean ({counts.clean}) != clean rows written ({clean_rows})")
+    if counts.quarantined != quarantined_rows:
         problems.append(
-            f"rows routed to quarantine ({stats.get('quarantined', 0)}) != quarantined rows written ({quarantined_rows})"
+            f"rows routed to quarantine ({counts.quarantined}) != quarantined rows written ({quarantined_rows})"
         )
-    if expected_rows is not None and rows_in != expected_rows:
-        problems.append(f"rows read ({rows_in}) != rows in the input files' metadata ({expected_rows})")
-    result = {
-        "input_rows": rows_in,
-        "clean_rows": clean_rows,
-        "quarantined_rows": quarantined_rows,
-        "holds": not problems,
-        "problems": problems,
-    }
-    return result
+    if expected_rows is not None and counts.rows_in != expected_rows:
+        problems.append(f"rows read ({counts.rows_in}) != rows in the input files' metadata ({expected_rows})")
+    return Accounting(counts.rows_in, clean_rows, quarantined_rows, problems)
 
 
 def write_atomic(path: str, obj: Any) -> None:
@@ -138,10 +134,10 @@ def build_manifest(run_id: str, out: str, schema: pa.Schema, clean: list[dict], 
     }
 
 
-def fail_integrity(accounting: dict[str, Any]) -> None:
-    raise IntegrityError(
+def integrity_error(accounting: Accounting) -> IntegrityError:
+    return IntegrityError(
         "the run could not prove every record is accounted for, so nothing was published (no manifest): "
-        + "; ".join(accounting["problems"])
+        + "; ".join(accounting.problems)
     )
 
 

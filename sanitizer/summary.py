@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from sanitizer.record import RunRecord
 
-def summary_lines(provenance: dict[str, Any], output: str) -> list[str]:
-    counts = provenance.get("counts", {})
+
+def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[str]:
+    record = RunRecord.coerce(provenance)
+    counts = record.counts
     lines = [
-        f"run {provenance['run_id']} on {provenance['runner']}",
-        f"  rows in:      {counts.get('rows_in', 0):>10,}",
-        f"  clean:        {counts.get('clean', 0):>10,}",
-        f"  quarantined:  {counts.get('quarantined', 0):>10,}",
+        f"run {record.run_id} on {record.runner}",
+        f"  rows in:      {counts.rows_in:>10,}",
+        f"  clean:        {counts.clean:>10,}",
+        f"  quarantined:  {counts.quarantined:>10,}",
     ]
-    for reason, n in sorted(counts.get("by_reason", {}).items(), key=lambda kv: (-kv[1], kv[0])):
+    for reason, n in sorted(counts.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"    {reason:<40} {n:>8,}")
-    review = provenance.get("decisions")
+    review = record.decisions
     if review:
         applied = review.get("applied", {})
         lines.append(
@@ -24,9 +27,8 @@ def summary_lines(provenance: dict[str, Any], output: str) -> list[str]:
             f"{applied.get('confirmed_held', 0):,} confirmed held, {applied.get('stale', 0):,} stale (made for "
             f"other content, not applied)   [{review['path']}]"
         )
-    for name, info in provenance.get("detectors", {}).items():
-        if info.get("status") == "skipped":
-            lines.append(f"  detector {name} skipped: {info.get('reason')}")
+    for name, reason in record.skipped_detectors().items():
+        lines.append(f"  detector {name} skipped: {reason}")
     lines += [
         f"  outputs:      {output.rstrip('/')}/clean/  {output.rstrip('/')}/quarantine/",
         f"  manifest:     {output.rstrip('/')}/manifest.json   provenance: {output.rstrip('/')}/provenance.json",

@@ -13,7 +13,8 @@ from conftest import write_digits_parquet
 
 from sanitizer.beam.fit import SampleFn, fit_detectors, to_detector_batch
 from sanitizer.beam.read import ReadBatches, add_ids
-from sanitizer.beam.score import ScoreFn, merge_stats
+from sanitizer.beam.score import ScoreFn
+from sanitizer.record import Counts, DetectorCounts, ReviewCounts
 from sanitizer.layout import CODES_COLUMN, REASONS_COLUMN, quarantine_schema, score_column
 from sanitizer.config import build_config
 from sanitizer.detectors import REGISTRY, Skipped
@@ -232,7 +233,7 @@ def test_score_fn_splits_clean_quarantine_and_stats(setup, scored):
 
     def check_stats(totals):
         assert len(totals) == 1
-        s = totals[0]
+        s = totals[0].to_dict()  # the JSON form provenance.json records
         assert s["rows_in"] == n
         assert s["clean"] + s["quarantined"] == n
         assert s["clean"] == len(scored["clean"])
@@ -258,7 +259,7 @@ def test_score_fn_splits_clean_quarantine_and_stats(setup, scored):
         assert_that(q_ids, equal_to(sorted(scored["quarantined"])), label="CheckQuarantineIds")
         assert_that(out.clean, matcher(check_clean_tables), label="CheckCleanTables")
         assert_that(out.quarantine, matcher(check_quarantine_tables), label="CheckQuarantineTables")
-        stats = out.stats | "CombineStats" >> beam.CombineGlobally(merge_stats)
+        stats = out.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
         assert_that(stats, matcher(check_stats), label="CheckStats")
         n_stats = out.stats | "CountStats" >> beam.combiners.Count.Globally()
         # One stats dict per batch.
@@ -281,16 +282,23 @@ def test_score_fn_with_skipped_detector_keeps_valid_rows_clean(setup, scored):
         assert_that(q_ids, equal_to(sorted(scored["invalid"])), label="CheckQuarantine")
 
 
-def test_merge_stats_sums_nested_counts():
-    a = {"rows_in": 3, "by_reason": {"x": 1}, "by_detector": {"outlier": {"flagged": 1, "action": "quarantine"}}}
-    b = {"rows_in": 4, "by_reason": {"x": 2, "y": 1}, "by_detector": {"outlier": {"flagged": 0, "action": "quarantine"}}}
-    total = merge_stats([a, b])
-    assert total == {
-        "rows_in": 7,
-        "by_reason": {"x": 3, "y": 1},
-        "by_detector": {"outlier": {"flagged": 1, "action": "quarantine"}},
-    }
-    assert merge_stats([merge_stats([a]), merge_stats([b])]) == total
+def test_counts_total_sums_every_field_and_is_associative():
+    a = Counts(rows_in=3, clean=2, quarantined=1, by_reason={"x": 1}, class_rows={"0": 3}, class_quarantined={"0": 1},
+               by_detector={"outlier": DetectorCounts(scored=3, flagged=1)})
+    b = Counts(rows_in=4, clean=3, quarantined=1, invalid=1, by_reason={"x": 2, "y": 1}, class_rows={"0": 1, "1": 3},
+               by_detector={"outlier": DetectorCounts(scored=4, flagged=0), "label_flip": DetectorCounts(4, 1, "report")},
+               review=ReviewCounts(released_seen=2, overridden_flags={"outlier": 1}))
+    total = Counts.total([a, b])
+    assert total.rows_in == 7 and total.clean == 5 and total.quarantined == 2 and total.invalid == 1
+    assert total.by_reason == {"x": 3, "y": 1}
+    assert total.class_rows == {"0": 4, "1": 3} and total.class_quarantined == {"0": 1}
+    assert total.by_detector == {"outlier": DetectorCounts(7, 1, "quarantine"), "label_flip": DetectorCounts(4, 1, "report")}
+    assert total.review == ReviewCounts(released_seen=2, overridden_flags={"outlier": 1})
+    # A combiner may merge partial sums in any grouping; no parts is an all-zero count.
+    assert Counts.total([Counts.total([a]), Counts.total([b])]) == total == Counts.total([b, a])
+    assert Counts.total([]) == Counts()
+    # The inputs are not changed by summing.
+    assert a.by_reason == {"x": 1} and a.by_detector["outlier"].scored == 3
 
 
 def test_threaded_scoring_matches_single_threaded():

@@ -8,9 +8,10 @@ from typing import Any
 from sanitizer import provenance as prov
 from sanitizer.config import Config
 from sanitizer.plan import Plan
+from sanitizer.record import Counts
 
 
-def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | None, stats: dict,
+def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | None, stats: Counts,
                       clean: list[dict]) -> tuple[dict[str, Any], list[dict]]:
     """Data-set checks on the totals, the sample and the clean output; results to OUT/validation/.
 
@@ -23,12 +24,10 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
 
     suite = plan.suite
     sample_part = sample_part or {"result": {}, "summary": []}
-    by_class = stats.get("by_class", {})
-    rows = {k: int(n) for k, n in by_class.get("rows", {}).items()}
-    held = {k: int(n) for k, n in by_class.get("quarantined", {}).items()}
+    rows, held = stats.class_rows, stats.class_quarantined
     clean_rows = sum(s["rows"] for s in clean)
     checks = list(sample_part.get("summary", []))
-    checks += v.check_totals(suite, int(stats.get("rows_in", 0)), rows, "input totals")
+    checks += v.check_totals(suite, stats.rows_in, rows, "input totals")
     checks += v.check_totals(suite, clean_rows, {k: n - held.get(k, 0) for k, n in rows.items()}, "clean output")
 
     columns = [c for c in plan.output_schema.names if c in suite.columns()]
@@ -50,7 +49,7 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
     docs = v.write_data_docs(results, f"{directory}/data_docs") if "://" not in directory else None
 
     failed = [c for c in checks if not c["success"]]
-    row_failures = {k: n for k, n in stats.get("by_reason", {}).items() if k.startswith("validation:")}
+    row_failures = stats.rows_failing("validation:")
     info = {
         "suite": suite.describe(),
         "dataset_failure": config.validation.dataset_failure,

@@ -37,6 +37,7 @@ from sanitizer.config import Config
 from sanitizer.claim import check_identical_inputs
 from sanitizer.errors import InputError, SanitizerError
 from sanitizer.plan import Plan
+from sanitizer.record import Accounting, Columns, Counts, RunRecord, Shard, Timings
 
 log = logging.getLogger("sanitizer")
 
@@ -166,8 +167,8 @@ class Publish(beam.PTransform):
 # --------------------------------------------------------------------------- publish
 
 
-def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats, fit, file_rows,
-            duplicates=None, sample_validation=None) -> str:
+def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats: Counts, fit,
+            file_rows, duplicates=None, sample_validation=None) -> str:
     """Account, validate, write provenance, report and lineage, then the manifest; its URI, or raise."""
     from sanitizer.claim import release_marker
     from sanitizer.review import provenance_entry as review_provenance
@@ -180,22 +181,17 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
     check_inputs_unchanged(plan.files, inputs)
     for i, item in enumerate(inputs):
         item["rows"] = int(file_rows.get(str(i), 0))
-    rows_in = int(stats.get("rows_in", 0))
     expected = sum(plan.file_rows.values()) if plan.file_rows is not None else None
-    accounting = prov.check_accounting(
-        rows_in, sum(s["rows"] for s in clean), sum(s["rows"] for s in quarantine), stats, expected
-    )
+    accounting = prov.check_accounting(stats, clean, quarantine, expected)
     duplicates = duplicates or {"duplicated_ids": 0, "examples": []}
     if duplicates.get("duplicated_ids"):
         examples = ", ".join(f"{e['id']!r} x{e['count']}" for e in duplicates["examples"][:5])
-        accounting["holds"] = False
-        accounting["problems"].append(
+        accounting.problems.append(
             f"id column {plan.id_column!r} has {duplicates['duplicated_ids']} duplicated value(s) ({examples}); "
             "record ids must be unique: fix the data, or leave out --id-column to use generated ids"
         )
-    if rows_in == 0 and accounting["holds"]:
-        accounting["holds"] = False
-        accounting["problems"].append("the input has no data rows")
+    if stats.rows_in == 0 and accounting.holds:
+        accounting.problems.append("the input has no data rows")
 
     validation, failed_expectations = (None, [])
     if plan.suite is not None:
@@ -204,47 +200,39 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
             validation["blocked_publication"] = config.validation.dataset_failure == "stop"
     blocked = bool(failed_expectations) and config.validation.dataset_failure == "stop"
 
-    timings = {"plan_s": ctx.plan_s, "pipeline_s": round(t_publish - ctx.started_wall - ctx.plan_s, 3)}
-    provenance = {
-        "run_id": ctx.run_id,
-        "status": "succeeded" if accounting["holds"] and not blocked else "failed",
-        "started_at": ctx.started_at,
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "seed": config.seed,
-        "runner": ctx.runner,
-        "pipeline_options": list(ctx.pipeline_options),
-        "versions": prov.package_versions(),
-        "config": config.to_dict(),
-        "inputs": inputs,
-        "columns": {
-            "label": plan.label_column,
-            "id": plan.id_output,
-            "id_generated": plan.id_column is None,
-            "features": [fc.name for fc in plan.features],
-            "feature_count": len(plan.feature_names),
-        },
-        "warnings": list(ctx.warnings),
-        "sample": fit.get("sample", {}),
-        "detectors": fit.get("detectors", {}),
-        "counts": stats,
-        "validation": validation,
-        "decisions": review_provenance(plan.decisions, stats),  # review decisions honoured (--decisions)
-        "accounting": accounting,
-        "outputs": {
-            "clean": [dict(s, path=prov.relative(s["path"], out)) for s in clean],
-            "quarantine": [dict(s, path=prov.relative(s["path"], out)) for s in quarantine],
-        },
-        "timings": timings,
-    }
-    timings["finalize_s"] = round(time.time() - t_publish, 3)
-    timings["total_s"] = round(time.time() - ctx.started_wall, 3)
-    prov.write_atomic(f"{out}/{prov.PROVENANCE}", provenance)
-    _write_report(out, provenance)
-    failure = _failure(config, accounting, failed_expectations, rows_in, out)
+    record = RunRecord(
+        run_id=ctx.run_id,
+        status="succeeded" if accounting.holds and not blocked else "failed",
+        started_at=ctx.started_at,
+        finished_at=datetime.now(timezone.utc).isoformat(),
+        seed=config.seed,
+        runner=ctx.runner,
+        pipeline_options=list(ctx.pipeline_options),
+        versions=prov.package_versions(),
+        config=config.to_dict(),
+        inputs=inputs,
+        columns=Columns(label=plan.label_column, id=plan.id_output, id_generated=plan.id_column is None,
+                        features=[fc.name for fc in plan.features], feature_count=len(plan.feature_names)),
+        warnings=list(ctx.warnings),
+        sample=fit.get("sample", {}),
+        detectors=fit.get("detectors", {}),
+        counts=stats,
+        validation=validation,
+        decisions=review_provenance(plan.decisions, stats),  # review decisions honoured (--decisions)
+        accounting=accounting,
+        clean=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in clean],
+        quarantine=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in quarantine],
+        timings=Timings(plan_s=ctx.plan_s, pipeline_s=round(t_publish - ctx.started_wall - ctx.plan_s, 3)),
+    )
+    record.timings.finalize_s = round(time.time() - t_publish, 3)
+    record.timings.total_s = round(time.time() - ctx.started_wall, 3)
+    prov.write_atomic(f"{out}/{prov.PROVENANCE}", record.to_dict())
+    _write_report(out, record)
+    failure = _failure(config, accounting, failed_expectations, stats.rows_in, out)
     if failure is not None:
-        lineage.record_run(provenance, out, state="FAIL", error=str(failure))
+        lineage.record_run(record, out, state="FAIL", error=str(failure))
         raise failure
-    lineage.record_run(provenance, out)
+    lineage.record_run(record, out)
 
     prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
     manifest = prov.build_manifest(
@@ -257,7 +245,7 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
     return path
 
 
-def _failure(config: Config, accounting: dict, failed_expectations: list, rows_in: int, out: str):
+def _failure(config: Config, accounting: Accounting, failed_expectations: list, rows_in: int, out: str):
     """The error that withholds publication, or None."""
     if failed_expectations and config.validation.dataset_failure == "stop":
         named = "; ".join(
@@ -268,24 +256,20 @@ def _failure(config: Config, accounting: dict, failed_expectations: list, rows_i
             f"data-set-level expectations failed, so nothing was published (no manifest): {named}. "
             f"Details in {out}/validation/; set validation.dataset_failure: warn to publish anyway"
         )
-    if accounting["holds"]:
+    if accounting.holds:
         return None
     if rows_in == 0:
         return SanitizerError(
             f"input {config.input!r} has no data rows, so nothing was published; check the input path"
         )
-    try:
-        prov.fail_integrity(accounting)
-    except SanitizerError as exc:
-        return exc
-    return None
+    return prov.integrity_error(accounting)
 
 
-def _write_report(out: str, provenance: dict) -> None:
+def _write_report(out: str, record: RunRecord) -> None:
     """The reviewer's page; a report problem is logged, never a reason to withhold clean data."""
     from sanitizer.report import write_report
 
     try:
-        write_report(out, provenance)
+        write_report(out, record)
     except Exception as exc:  # noqa: BLE001 - the report is a convenience, the shards are the product
         log.warning("could not write %s/report.html: %s", out, exc)

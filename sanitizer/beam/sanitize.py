@@ -48,11 +48,12 @@ from sanitizer.beam.publish import Publish, RunContext
 from sanitizer.beam.fit import SampleFn, fit_detectors, fit_summary, validate_sample
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
-from sanitizer.beam.score import ScoreFn, merge_stats
+from sanitizer.beam.score import ScoreFn
 from sanitizer import layout
 from sanitizer.config import Config, build_config, load_config_file
 from sanitizer.errors import ConfigError
 from sanitizer.plan import Plan, make_plan
+from sanitizer.record import Counts
 
 
 def as_config(config: Config | dict | str | os.PathLike | None = None, **keys: Any) -> Config:
@@ -183,7 +184,7 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
         file_name_suffix=layout.SHARD_SUFFIX,
         shard_name_template=layout.SHARD_TEMPLATE,
     )
-    parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(merge_stats)
+    parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
     if plan.id_column:
         parts["duplicates"] = (
             read.batches

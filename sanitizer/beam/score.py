@@ -22,6 +22,7 @@ from sanitizer.beam.fit import row_validator, to_detector_batch
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.plan import Plan
+from sanitizer.record import Counts, DetectorCounts, ReviewCounts
 from sanitizer.policy import decide, reasons_json
 from sanitizer.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column
 from sanitizer.review.decisions import content_sha256
@@ -170,7 +171,7 @@ class ScoreFn(beam.DoFn):
         outputs.append(TaggedOutput("stats", self._stats(n, ex, decision, results)))
         return outputs
 
-    def _stats(self, n, ex, decision, results) -> dict[str, Any]:
+    def _stats(self, n, ex, decision, results) -> Counts:
         q = decision.quarantine
         labels = ex.labels_all
         by_reason: dict[str, int] = {}
@@ -178,59 +179,37 @@ class ScoreFn(beam.DoFn):
         for row in np.flatnonzero((q | decision.reported) & ~overridden):
             for code in {r["code"] for r in decision.reasons.get(int(row), [])}:
                 by_reason[code] = by_reason.get(code, 0) + 1
-        by_detector = {}
-        for name, result in results.items():
-            flagged = int(result.flagged.sum())
-            by_detector[name] = {
-                "scored": int(np.isfinite(result.score).sum()),
-                "flagged": flagged,
-                "action": self.config.policy.get(name, "quarantine"),
-            }
-        stats = {
-            "rows_in": int(n),
-            "clean": int((~q).sum()),
-            "quarantined": int(q.sum()),
-            "invalid": int((~ex.valid).sum()),
-            "reported_kept_clean": int(decision.reported.sum()),
-            "by_reason": by_reason,
-            "by_detector": by_detector,
-            "by_class": {
-                "rows": _count(labels),
-                "quarantined": _count(labels[q]),
-            },
+        by_detector = {
+            name: DetectorCounts(scored=int(np.isfinite(result.score).sum()), flagged=int(result.flagged.sum()),
+                                 action=self.config.policy.get(name, "quarantine"))
+            for name, result in results.items()
         }
+        review = None
         if decision.released is not None:
             flags: dict[str, int] = {}
             for row in np.flatnonzero(overridden):
                 for r in decision.reasons.get(int(row), []):
                     if r.get("action") == "quarantine":
                         flags[r["code"]] = flags.get(r["code"], 0) + 1
-            stats["review"] = {
-                "released_seen": int(decision.released.sum()),
-                "released_kept_clean": int((decision.released & ~q).sum()),
-                "released_overridden": int(overridden.sum()),
-                "overridden_flags": flags,
-                "confirmed_held": int(decision.confirmed.sum()),
-                "confirmed_held_unflagged": int(decision.held_by_review.sum()),
-                "stale": int(decision.stale.sum()),  # decided for other content (or unbound): not applied
-                "stale_unbound": int(decision.unbound.sum()),
-            }
-        return stats
-
-
-def merge_stats(parts) -> dict[str, Any]:
-    """Sum nested count dicts (used as a CombineGlobally function)."""
-    total: dict[str, Any] = {}
-    for part in parts:
-        _add_into(total, part)
-    return total
-
-
-def _add_into(total: dict, part: dict) -> None:
-    for key, value in part.items():
-        if isinstance(value, dict):
-            _add_into(total.setdefault(key, {}), value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            total[key] = total.get(key, 0) + value
-        else:
-            total.setdefault(key, value)
+            review = ReviewCounts(
+                released_seen=int(decision.released.sum()),
+                released_kept_clean=int((decision.released & ~q).sum()),
+                released_overridden=int(overridden.sum()),
+                overridden_flags=flags,
+                confirmed_held=int(decision.confirmed.sum()),
+                confirmed_held_unflagged=int(decision.held_by_review.sum()),
+                stale=int(decision.stale.sum()),
+                stale_unbound=int(decision.unbound.sum()),
+            )
+        return Counts(
+            rows_in=int(n),
+            clean=int((~q).sum()),
+            quarantined=int(q.sum()),
+            invalid=int((~ex.valid).sum()),
+            reported_kept_clean=int(decision.reported.sum()),
+            by_reason=by_reason,
+            by_detector=by_detector,
+            class_rows=_count(labels),
+            class_quarantined=_count(labels[q]),
+            review=review,
+        )

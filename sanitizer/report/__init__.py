@@ -3,7 +3,8 @@
     from sanitizer.report import write_report
     path = write_report(out_dir, provenance)   # after provenance.json is written
 
-The page reads its numbers from the provenance dict and its rows from
+The page reads its numbers from the run record (:class:`sanitizer.record.RunRecord`, or
+the provenance dict it is written as) and its rows from
 ``OUT/quarantine/*.parquet``: a summary, per-detector / per-reason / per-class
 tables, score histograms with the thresholds marked, the label-flip matrix,
 the quarantine share per class and a sortable, filterable table of the suspects
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 
 from sanitizer.layout import REPORT
+from sanitizer.record import RunRecord
 from sanitizer.report.data import load_quarantine
 from sanitizer.report.page import build_html
 MAX_ROWS = 5000
@@ -23,17 +25,18 @@ MAX_ROWS = 5000
 __all__ = ["MAX_ROWS", "REPORT", "render_report", "write_report"]
 
 
-def render_report(out_dir: str, provenance: dict, max_rows: int = MAX_ROWS) -> str:
+def render_report(out_dir: str, provenance: RunRecord | dict, max_rows: int = MAX_ROWS) -> str:
     """The report page as a string (see :func:`write_report`)."""
+    provenance = RunRecord.coerce(provenance)
     data = load_quarantine(out_dir, provenance, max(int(max_rows), 1))
     return build_html(out_dir, provenance, data, max_rows)
 
 
-def write_report(out_dir: str, provenance: dict, max_rows: int = MAX_ROWS) -> str:
+def write_report(out_dir: str, provenance: RunRecord | dict, max_rows: int = MAX_ROWS) -> str:
     """Write ``out_dir/report.html`` for a finished run and return its path.
 
-    ``provenance`` is the dict ``sanitizer.job.run`` returns (the content of
-    provenance.json). At most ``max_rows`` quarantined rows are listed in the
+    ``provenance`` is the run's record, or the dict ``sanitizer.job.run`` returns
+    (the content of provenance.json). At most ``max_rows`` quarantined rows are listed in the
     suspects table (the page says how many more there are and where they are);
     every count and plot covers all of them.
     """

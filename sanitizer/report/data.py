@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from sanitizer.layout import CODES_COLUMN, REASONS_COLUMN, SCORE_PREFIX
 from sanitizer.report.evidence import summarise_reasons
+from sanitizer.record import RunRecord
 BATCH_ROWS = 8192
 MAX_THUMB_SIDE = 32  # larger images are area-averaged down to at most this side
 THUMB_BUDGET_BYTES = 1_600_000  # raw thumbnail bytes for all shown rows together (base64 adds a third)
@@ -79,10 +80,10 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
-def quarantine_files(out_dir: str, provenance: dict) -> list[str]:
-    """The quarantine shards: those provenance lists, else every ``quarantine/*.parquet``."""
+def quarantine_files(out_dir: str, record: RunRecord) -> list[str]:
+    """The quarantine shards: those the record lists, else every ``quarantine/*.parquet``."""
     out = out_dir.rstrip("/")
-    listed = [s.get("path") for s in (provenance.get("outputs") or {}).get("quarantine") or [] if s.get("path")]
+    listed = [s.path for s in record.quarantine if s.path]
     if listed:
         return [p if (_is_remote(p) or os.path.isabs(p)) else f"{out}/{p}" for p in listed]
     if _is_remote(out):
@@ -197,13 +198,13 @@ def _rank_key(codes: list[str], reasons: list[dict]) -> tuple[int, float]:
 # --------------------------------------------------------------------------- the pass
 
 
-def load_quarantine(out_dir: str, provenance: dict, limit: int) -> QuarantineData:
-    columns = provenance.get("columns") or {}
-    id_column = columns.get("id") or "sanitizer_id"
-    label_column = columns.get("label") or "label"
-    feature_columns = list(columns.get("features") or [])
-    files = quarantine_files(out_dir, provenance)
-    expected = int((provenance.get("counts") or {}).get("quarantined", 0) or 0)
+def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> QuarantineData:
+    record = RunRecord.coerce(provenance)
+    id_column = record.columns.id or "sanitizer_id"
+    label_column = record.columns.label or "label"
+    feature_columns = list(record.columns.features)
+    files = quarantine_files(out_dir, record)
+    expected = record.counts.quarantined
 
     detectors: list[str] = []
     scores: dict[str, DetectorScores] = {}

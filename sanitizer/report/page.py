@@ -21,6 +21,7 @@ from typing import Any
 from sanitizer.report import charts
 from sanitizer.report.assets import CSS, ERROR_JS, TABLE_JS
 from sanitizer.report.charts import esc
+from sanitizer.record import Accounting, Counts, RunRecord
 from sanitizer.report.data import QuarantineData, _finite
 
 NAV = (
@@ -66,19 +67,19 @@ def _table(headers: list[tuple[str, str]], rows: list[list[str]], cls: str = "sm
 # --------------------------------------------------------------------------- sections
 
 
-def _header(p: dict, out_dir: str) -> str:
-    status = str(p.get("status", "unknown"))
+def _header(p: RunRecord, out_dir: str) -> str:
+    status = p.status or "unknown"
     badge = "ok" if status == "succeeded" else "fail"
-    inputs = p.get("inputs") or []
-    first = inputs[0].get("uri") if inputs and isinstance(inputs[0], dict) else (p.get("config") or {}).get("input")
+    inputs = p.inputs
+    first = inputs[0].get("uri") if inputs else p.config.get("input")
     input_text = (f"{first}" if first else "?") + (f" (+{len(inputs) - 1} more files)" if len(inputs) > 1 else "")
     meta = [
-        ("run", p.get("run_id", "?")),
-        ("started", p.get("started_at", "?")),
-        ("runner", p.get("runner", "?")),
+        ("run", p.run_id or "?"),
+        ("started", p.started_at or "?"),
+        ("runner", p.runner or "?"),
         ("input", input_text or "?"),
         ("output", out_dir),
-        ("sanitizer", (p.get("versions") or {}).get("sanitizer", "?")),
+        ("sanitizer", p.versions.get("sanitizer", "?")),
     ]
     items = "".join(f"<span>{esc(k)} <b class=\"wrap\">{esc(v)}</b></span>" for k, v in meta)
     return (
@@ -87,14 +88,12 @@ def _header(p: dict, out_dir: str) -> str:
     )
 
 
-def _summary(p: dict, q: QuarantineData) -> str:
-    counts = p.get("counts") or {}
-    acc = p.get("accounting") or {}
-    rows_in = int(counts.get("rows_in", acc.get("input_rows", 0)) or 0)
-    clean = int(counts.get("clean", acc.get("clean_rows", 0)) or 0)
-    quarantined = int(counts.get("quarantined", acc.get("quarantined_rows", q.total_rows)) or 0)
-    invalid = int(counts.get("invalid", 0) or 0)
-    reported = int(counts.get("reported_kept_clean", 0) or 0)
+def _summary(p: RunRecord, q: QuarantineData) -> str:
+    counts, acc = p.counts, p.accounting
+    rows_in = counts.rows_in or acc.input_rows
+    clean = counts.clean or acc.clean_rows
+    quarantined = counts.quarantined or acc.quarantined_rows or (q.total_rows if counts == Counts() else 0)
+    invalid, reported = counts.invalid, counts.reported_kept_clean
     cards = [
         ("rows-in", "", "Rows in", rows_in, "read from the input"),
         ("rows-clean", "c", "Clean", clean, f"{_pct(clean, rows_in)} of rows, published"),
@@ -111,18 +110,17 @@ def _summary(p: dict, q: QuarantineData) -> str:
         )
     html.append("</div>")
     notes = []
-    if acc:
-        if acc.get("holds"):
+    if acc != Accounting():  # recorded (a provenance without one says nothing)
+        if acc.holds:
             notes.append(f'<span class="badge ok">accounted</span> input rows = clean + quarantined '
-                         f"({_n(acc.get('input_rows'))} = {_n(acc.get('clean_rows'))} + "
-                         f"{_n(acc.get('quarantined_rows'))})")
+                         f"({_n(acc.input_rows)} = {_n(acc.clean_rows)} + {_n(acc.quarantined_rows)})")
         else:
-            problems = "; ".join(str(x) for x in acc.get("problems") or [])
+            problems = "; ".join(acc.problems)
             notes.append(f'<span class="badge fail">not accounted</span> {esc(problems)}')
     if q.total_rows != quarantined:
         notes.append(f'<span class="badge skip">note</span> the quarantine shards hold {_n(q.total_rows)} rows, '
                      f"provenance says {_n(quarantined)}")
-    v = p.get("validation")
+    v = p.validation
     if isinstance(v, dict):
         checks = v.get("checks") or []
         passed = sum(1 for c in checks if isinstance(c, dict) and c.get("success"))
@@ -130,36 +128,35 @@ def _summary(p: dict, q: QuarantineData) -> str:
         badge = "ok" if v.get("success") else "fail"
         notes.append(f'<span class="badge {badge}">expectations</span> {passed} of {len(checks)} data-set checks '
                      f"passed (suite {esc(suite)}); results in validation/")
-    review = counts.get("review")
-    if isinstance(review, dict) and review:
+    review = counts.review
+    if review is not None:
         notes.append(
-            f'<span class="badge neutral">review</span> {_n(review.get("released_kept_clean", 0))} released rows kept '
-            f'clean ({_n(review.get("released_overridden", 0))} of them overriding a detector), '
-            f'{_n(review.get("confirmed_held", 0))} confirmed rows held'
-            + (f', {_n(review.get("stale", 0))} decisions not applied (made for other content than the row '
-               f'holds now, or without a content hash)' if review.get("stale") else "")
+            f'<span class="badge neutral">review</span> {_n(review.released_kept_clean)} released rows kept '
+            f'clean ({_n(review.released_overridden)} of them overriding a detector), '
+            f'{_n(review.confirmed_held)} confirmed rows held'
+            + (f', {_n(review.stale)} decisions not applied (made for other content than the row '
+               f'holds now, or without a content hash)' if review.stale else "")
         )
     if notes:
         html.append('<p class="note">' + "<br>".join(notes) + "</p>")
-    for w in p.get("warnings") or []:
+    for w in p.warnings:
         html.append(f'<div class="callout">{esc(w)}</div>')
     html.append("</section>")
     return "".join(html)
 
 
-def _detector_section(p: dict, q: QuarantineData) -> str:
-    counts = p.get("counts") or {}
-    by_det = counts.get("by_detector") or {}
-    fitted = p.get("detectors") or {}
-    policy = (p.get("config") or {}).get("policy") or {}
+def _detector_section(p: RunRecord, q: QuarantineData) -> str:
+    by_det = p.counts.by_detector
+    fitted = p.detectors
+    policy = p.config.get("policy") or {}
     names = list(dict.fromkeys(list(fitted) + list(by_det) + q.detectors))
     rows = []
     for name in names:
         info = fitted.get(name) or {}
-        stats = by_det.get(name) or {}
+        stats = by_det.get(name)
         status = str(info.get("status") or ("fitted" if stats else "unknown"))
         badge = {"fitted": "ok", "skipped": "skip"}.get(status, "neutral")
-        action = stats.get("action") or policy.get(name) or "quarantine"
+        action = (stats.action if stats else None) or policy.get(name) or "quarantine"
         thr = _num_or_none(info.get("threshold"))
         seen = sorted(q.scores[name].thresholds) if name in q.scores else []
         if thr is not None:
@@ -175,8 +172,8 @@ def _detector_section(p: dict, q: QuarantineData) -> str:
             f'<span class="mono">{esc(name)}</span>',
             f'<span class="badge {badge}">{esc(status)}</span>',
             esc(action),
-            _n(stats.get("scored", 0)) if stats else "–",
-            _n(stats.get("flagged", 0)) if stats else "–",
+            _n(stats.scored) if stats else "–",
+            _n(stats.flagged) if stats else "–",
             _n(q.code_counts.get(name, 0)),
             esc(thr_text),
             f'<span class="wrap">{esc(notes)}</span>',
@@ -191,15 +188,15 @@ def _detector_section(p: dict, q: QuarantineData) -> str:
     return f'<section id="detectors"><h2>Detectors</h2><div class="panel">{table}</div></section>'
 
 
-def _reason_section(p: dict, q: QuarantineData) -> str:
-    counts = p.get("counts") or {}
-    by_reason = dict(counts.get("by_reason") or {})
-    by_det = counts.get("by_detector") or {}
+def _reason_section(p: RunRecord, q: QuarantineData) -> str:
+    counts = p.counts
+    by_reason = dict(counts.by_reason)
+    by_det = counts.by_detector
     for code, n in q.code_counts.items():
         by_reason.setdefault(code, n)
     if not by_reason:
         return ""
-    quarantined = int(counts.get("quarantined", q.total_rows) or 0)
+    quarantined = counts.quarantined or q.total_rows
     rows = []
     for code, n in sorted(by_reason.items(), key=lambda kv: (-int(kv[1] or 0), kv[0])):
         if code.startswith("invalid:"):
@@ -209,7 +206,7 @@ def _reason_section(p: dict, q: QuarantineData) -> str:
         elif code.startswith("review:"):
             action = "quarantine (review decision)"
         else:
-            action = (by_det.get(code) or {}).get("action", "quarantine")
+            action = by_det[code].action if code in by_det else "quarantine"
         inq = q.code_counts.get(code, 0)
         rows.append([f'<span class="mono wrap">{esc(code)}</span>', esc(action), _n(n), _n(inq),
                      _pct(inq, quarantined)])
@@ -223,18 +220,16 @@ def _reason_section(p: dict, q: QuarantineData) -> str:
             "total. Rows flagged by a report-only detector are counted but stay clean.</p></div></section>")
 
 
-def _class_rows(p: dict) -> list[tuple[str, int, int]]:
-    by_class = (p.get("counts") or {}).get("by_class") or {}
-    rows = by_class.get("rows") or {}
-    held = by_class.get("quarantined") or {}
-    return [(str(c), int(rows.get(c, 0) or 0), int(held.get(c, 0) or 0))
+def _class_rows(p: RunRecord) -> list[tuple[str, int, int]]:
+    rows, held = p.counts.class_rows, p.counts.class_quarantined
+    return [(str(c), rows.get(c, 0), held.get(c, 0))
             for c in charts.sort_labels(set(rows) | set(held))]
 
 
-def _plots_section(p: dict, q: QuarantineData, colours: dict[str, str]) -> str:
+def _plots_section(p: RunRecord, q: QuarantineData, colours: dict[str, str]) -> str:
     parts = ['<section id="plots"><h2>Plots</h2>']
     figures = []
-    fitted = p.get("detectors") or {}
+    fitted = p.detectors
     for i, name in enumerate(q.detectors):
         s = q.scores[name]
         flagged, other = s.arrays()
@@ -284,7 +279,7 @@ def _plots_section(p: dict, q: QuarantineData, colours: dict[str, str]) -> str:
     return "".join(parts)
 
 
-def _class_section(p: dict) -> str:
+def _class_section(p: RunRecord) -> str:
     classes = _class_rows(p)
     if not classes:
         return ""
@@ -300,10 +295,10 @@ def _class_section(p: dict) -> str:
     return f'<section id="classes"><h2>Classes</h2><div class="panel">{table}{note}</div></section>'
 
 
-def _suspects_section(p: dict, q: QuarantineData, limit: int, out_dir: str) -> str:
+def _suspects_section(p: RunRecord, q: QuarantineData, limit: int, out_dir: str) -> str:
     head = '<section id="suspects-section"><h2>Suspects</h2>'
     if q.total_rows == 0:
-        rows_in = int((p.get("counts") or {}).get("rows_in", 0) or 0)
+        rows_in = p.counts.rows_in
         return (head + f'<div class="empty" id="nothing-quarantined">Nothing quarantined: all {_n(rows_in)} rows '
                 "passed every check and every detector.</div></section>")
     notes = []
@@ -356,13 +351,11 @@ def _suspects_section(p: dict, q: QuarantineData, limit: int, out_dir: str) -> s
     return head + "".join(notes) + table + "</section>"
 
 
-def _footer(p: dict) -> str:
-    versions = p.get("versions") or {}
-    text = ", ".join(f"{k} {v}" for k, v in versions.items())
-    timings = p.get("timings") or {}
-    total = timings.get("total_s")
-    sample = (p.get("sample") or {}).get("rows")
-    bits = [f"Generated from provenance.json and the quarantine shards of run {p.get('run_id', '?')}."]
+def _footer(p: RunRecord) -> str:
+    text = ", ".join(f"{k} {v}" for k, v in p.versions.items())
+    total = p.timings.total_s
+    sample = p.sample.get("rows")
+    bits = [f"Generated from provenance.json and the quarantine shards of run {p.run_id or '?'}."]
     if sample is not None:
         bits.append(f"Detectors fitted on a sample of {sample:,} rows." if isinstance(sample, int) else "")
     if total is not None:
@@ -373,10 +366,11 @@ def _footer(p: dict) -> str:
 # --------------------------------------------------------------------------- page
 
 
-def build_html(out_dir: str, provenance: dict, q: QuarantineData, limit: int) -> str:
+def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, limit: int) -> str:
+    provenance = RunRecord.coerce(provenance)
     nonce = secrets.token_urlsafe(18)
     colours = {d: charts.colour_for(d, i) for i, d in enumerate(q.detectors)}
-    for d in (provenance.get("detectors") or {}):
+    for d in provenance.detectors:
         colours.setdefault(d, charts.colour_for(d, len(colours)))
     table_data = {
         "detectors": q.detectors,
@@ -399,7 +393,7 @@ def build_html(out_dir: str, provenance: dict, q: QuarantineData, limit: int) ->
     }
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; "
            "base-uri 'none'; form-action 'none'")
-    title = f"Quarantine report · {provenance.get('run_id', '')}"
+    title = f"Quarantine report · {provenance.run_id}"
     body = [
         _header(provenance, out_dir),
         NAV,

@@ -395,9 +395,9 @@ def write_batch(out: str, lines: list[str]) -> str:
 # --------------------------------------------------------------------------- run-time summary
 
 
-def provenance_entry(decisions: ReviewDecisions | None, stats: dict[str, Any]) -> dict[str, Any] | None:
+def provenance_entry(decisions: ReviewDecisions | None, counts) -> dict[str, Any] | None:
     """What a run with --decisions records in provenance: the files (sha256) and what they changed
     (``applied.stale``: rows whose decision was made for other content, or carries no content hash)."""
     if decisions is None:
         return None
-    return dict(decisions.describe(), applied=stats.get("review", {}))
+    return dict(decisions.describe(), applied=counts.review.to_dict() if counts.review is not None else {})

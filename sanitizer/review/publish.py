@@ -32,6 +32,7 @@ from typing import Any
 
 from sanitizer import fs
 from sanitizer.errors import IntegrityError
+from sanitizer.record import RunRecord
 from sanitizer.review.decisions import (
     CONTENT_FIELD,
     REASONS_COLUMN,
@@ -228,8 +229,8 @@ def _publish(output: Output, decisions: ReviewDecisions) -> dict[str, Any]:
     prov_path = output.path(prov_entry.get("path", prov.PROVENANCE))
     if not fs.exists(prov_path) or fs.sha256_bytes(fs.read_bytes(prov_path)) != prov_entry.get("sha256"):
         raise IntegrityError(f"{prov_path} is missing or no longer matches the manifest; nothing was published")
-    provenance = json.loads(fs.read_bytes(prov_path))
-    input_rows = int(provenance.get("accounting", {}).get("input_rows", provenance.get("counts", {}).get("rows_in", -1)))
+    record = RunRecord.from_dict(json.loads(fs.read_bytes(prov_path)))
+    input_rows = record.accounting.input_rows or record.counts.rows_in
     _verify_shards(output, output.base_clean, "clean")
     _verify_shards(output, output.quarantine, "quarantine")
 
