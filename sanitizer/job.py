@@ -82,13 +82,14 @@ def run(config: Config | dict | str, beam_args: list[str] | None = None) -> dict
 def _run(config: Config, beam_args: list[str]) -> dict[str, Any]:
     import apache_beam as beam
 
+    from sanitizer.beam.local_runner import runner_for
     from sanitizer.beam.sanitize import Sanitize
 
-    options, _ = pipeline_options(beam_args)  # first: a refused option must not touch the output
+    options, runner = pipeline_options(beam_args)  # first: a refused option must not touch the output
     config.require_runnable()
     out = config.output.rstrip("/")
     sanitize = Sanitize(config, beam_args=beam_args)
-    p = beam.Pipeline(options=options)
+    p = beam.Pipeline(runner=runner_for(runner), options=options)  # DirectRunner: never Prism (local_runner)
     _ = p | "Sanitize" >> sanitize  # plans, checks and claims the output now: a SanitizerError leaves it untouched
     try:
         result = p.run()

@@ -95,6 +95,9 @@ class Counts:
     class_rows: dict[str, int] = field(default_factory=dict)
     class_quarantined: dict[str, int] = field(default_factory=dict)
     review: ReviewCounts | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds the scoring stage spent per part (row checks, each detector, the split), summed over batches
+    and workers; the record keeps them in ``timings.scoring_s``, not in ``counts``."""
 
     def __add__(self, other: "Counts") -> "Counts":
         by_detector = dict(self.by_detector)
@@ -115,6 +118,8 @@ class Counts:
             class_rows=_add(self.class_rows, other.class_rows),
             class_quarantined=_add(self.class_quarantined, other.class_quarantined),
             review=review,
+            seconds={k: self.seconds.get(k, 0.0) + other.seconds.get(k, 0.0)
+                     for k in dict.fromkeys([*self.seconds, *other.seconds])},
         )
 
     @staticmethod
@@ -238,20 +243,34 @@ class Columns:
 
 @dataclass
 class Timings:
-    """Seconds spent planning, in the pipeline, publishing, and in all (construction to manifest)."""
+    """Seconds spent planning, in the pipeline, publishing, and in all (construction to manifest), and
+    where the work went: ``fit_s`` per detector (the fit stage, on the sample) and ``scoring_s`` per part
+    of the scoring stage (row checks, each detector, the split into clean and quarantine), summed over
+    batches and workers - so they can add up to more than the wall time when workers run side by side."""
 
     plan_s: float | None = None
     pipeline_s: float | None = None
     finalize_s: float | None = None
     total_s: float | None = None
+    fit_s: dict[str, float] = field(default_factory=dict)
+    scoring_s: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, float]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                               if getattr(self, f.name) is not None and not isinstance(getattr(self, f.name), dict)}
+        if self.fit_s:
+            out["fit_s"] = {k: round(v, 3) for k, v in self.fit_s.items()}
+        if self.scoring_s:
+            out["scoring_s"] = {k: round(v, 3) for k, v in self.scoring_s.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Timings":
         d = d or {}
-        return cls(**{f.name: float(d[f.name]) for f in fields(cls) if d.get(f.name) is not None})
+        scalars = {f.name: float(d[f.name]) for f in fields(cls)
+                   if f.name not in ("fit_s", "scoring_s") and d.get(f.name) is not None}
+        return cls(**scalars, fit_s={str(k): float(v) for k, v in (d.get("fit_s") or {}).items()},
+                   scoring_s={str(k): float(v) for k, v in (d.get("scoring_s") or {}).items()})
 
 
 @dataclass

@@ -146,3 +146,19 @@ def test_all_runners_agree(outcomes):
         assert other["quarantine"] == reference["quarantine"], f"{name}: quarantine ids differ"
         assert other["provenance"]["sample"] == reference["provenance"]["sample"], f"{name}: sample differs"
         assert other["provenance"]["counts"]["by_reason"] == reference["provenance"]["counts"]["by_reason"]
+
+
+def test_the_direct_runner_never_tries_prism(data, tmp_path):
+    """`sanitize run` on the DirectRunner goes straight to the FnApiRunner: Beam's own DirectRunner would first
+    try PrismRunner, downloading its binary from GitHub at run time (sanitizer/beam/local_runner.py)."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "sanitize"), "run", "--input", str(data["root"] / "in"),
+         "--output", str(out), "--label-column", "label", "--id-column", "image_id", "--seed", "2", "-v",
+         "--runner=DirectRunner", "--direct_running_mode=in_memory"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Prism" not in proc.stderr and "prism" not in proc.stderr  # at -v Beam logs its Prism attempt
+    assert (out / "manifest.json").exists()
+    assert load_json(out / "provenance.json")["runner"] == "DirectRunner"

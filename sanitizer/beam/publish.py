@@ -222,7 +222,8 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
         accounting=accounting,
         clean=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in clean],
         quarantine=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in quarantine],
-        timings=Timings(plan_s=ctx.plan_s, pipeline_s=round(t_publish - ctx.started_wall - ctx.plan_s, 3)),
+        timings=Timings(plan_s=ctx.plan_s, pipeline_s=round(t_publish - ctx.started_wall - ctx.plan_s, 3),
+                        fit_s=dict(fit.get("seconds") or {}), scoring_s=dict(stats.seconds)),
     )
     record.timings.finalize_s = round(time.time() - t_publish, 3)
     record.timings.total_s = round(time.time() - ctx.started_wall, 3)

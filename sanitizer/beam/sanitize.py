@@ -45,7 +45,7 @@ from typing import Any
 import apache_beam as beam
 
 from sanitizer.beam.publish import Publish, RunContext
-from sanitizer.beam.fit import SampleFn, fit_detectors, fit_summary, validate_sample
+from sanitizer.beam.fit import SampleFn, fit_summary, fit_timed, validate_sample
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
@@ -161,9 +161,11 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
 
     sample_tables = p | "ReadForSample" >> ReadBatches(plan, columns=plan.read_columns())
     sample = sample_tables | "Sample" >> beam.CombineGlobally(SampleFn(plan, config))
-    states = sample | "FitDetectors" >> beam.Map(fit_detectors, plan, config)
+    fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
+    states = fitted | "States" >> beam.Map(lambda f: f[0])
     parts: dict[str, Any] = {
-        "fit": sample | "SummariseFit" >> beam.Map(lambda s, st: fit_summary(st, s), beam.pvalue.AsSingleton(states)),
+        "fit": sample | "SummariseFit" >> beam.Map(lambda s, f: fit_summary(f[0], s, f[1]),
+                                                   beam.pvalue.AsSingleton(fitted)),
     }
     if plan.suite is not None:
         parts["sample_validation"] = sample | "ValidateSample" >> beam.Map(validate_sample, plan)
