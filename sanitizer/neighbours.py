@@ -6,6 +6,13 @@ the ``nprobe`` nearest cells), which compares each query with a few percent of
 the reference instead of all of it. The index is built once at fit time,
 serialised to bytes (so the state stays picklable and identical on every
 worker), and deserialised once per worker process.
+
+:func:`build_checked` is the approximate index a detector may use on smaller
+references too, but only as far as it is measured to agree with the exact
+search: it picks the smallest ``nprobe`` whose neighbour *votes* match exact
+search on held-out query rows at least ``target`` of the time (falling back to
+the exact index when none does), and says what it measured, so provenance
+records how close the run's answers are to exact ones.
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 EXACT_ROWS = 10_000
+APPROX_ROWS = 4_000
+"""From this many reference rows :func:`build_checked` tries an inverted-file index (below, exact is cheap)."""
+NPROBES = (4, 6, 8, 12, 16, 24, 32)
+MIN_RECALL = 0.95
+"""An approximate index must also find this share of the exact k nearest (the evidence names neighbours)."""
 _CACHE: dict[str, object] = {}
 _LOCK = threading.Lock()
 
@@ -30,12 +42,12 @@ class NeighbourIndex:
     nprobe: int
 
     @staticmethod
-    def build(vectors: np.ndarray, *, seed: int = 0, nprobe: int = 32) -> "NeighbourIndex":
+    def build(vectors: np.ndarray, *, seed: int = 0, nprobe: int = 32, exact_rows: int = EXACT_ROWS) -> "NeighbourIndex":
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, d = vectors.shape
-        if n <= EXACT_ROWS:
+        if n <= exact_rows:
             index = faiss.IndexFlatL2(d)
             exact = True
         else:
@@ -47,6 +59,12 @@ class NeighbourIndex:
         index.add(vectors)
         data = faiss.serialize_index(index)
         return NeighbourIndex(data, hashlib.sha256(data.tobytes()).hexdigest(), n, exact, nprobe)
+
+    def with_nprobe(self, nprobe: int) -> "NeighbourIndex":
+        """The same index searched over ``nprobe`` cells (its cache entry is separate)."""
+        from dataclasses import replace
+
+        return replace(self, nprobe=int(nprobe), digest=f"{self.digest[:56]}-p{int(nprobe)}")
 
     def _index(self):
         import faiss
@@ -74,3 +92,46 @@ class NeighbourIndex:
 
     def describe(self) -> dict:
         return {"kind": "exact (flat L2)" if self.exact else f"IVF-flat, nprobe {self.nprobe}", "rows": self.rows}
+
+
+def _votes(labels: np.ndarray, found: np.ndarray, classes: int) -> np.ndarray:
+    n, k = found.shape
+    flat = np.repeat(np.arange(n), k) * classes + labels[np.maximum(found, 0)].ravel()
+    return np.bincount(flat, minlength=n * classes).reshape(n, classes)
+
+
+def build_checked(vectors: np.ndarray, labels: np.ndarray, probes: np.ndarray, k: int, *, seed: int = 0,
+                  target: float = 0.99, approx_rows: int = APPROX_ROWS) -> tuple[NeighbourIndex, dict]:
+    """An index over ``vectors`` whose k-NN label votes agree with exact search on ``probes`` >= ``target``.
+
+    ``labels`` (integer class per vector) define the votes; ``probes`` are query rows
+    like those the index will serve (not in ``vectors``). Returns the index and what
+    was measured: the kind, nprobe, the vote agreement (share of probe rows whose
+    vote counts equal the exact search's) and the neighbour recall (share of the
+    exact k nearest found, which must also reach ``MIN_RECALL``). A ``target`` of 1.0 asks
+    for the exact index."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    probes = np.ascontiguousarray(probes, dtype=np.float32)
+    n = len(vectors)
+    k = max(1, min(int(k), n))
+    exact = NeighbourIndex.build(vectors, seed=seed, exact_rows=n)
+    if n < approx_rows or len(probes) < 100 or target >= 1.0:
+        return exact, {"kind": "exact (flat L2)", "rows": n, "vote_agreement": 1.0, "neighbour_recall": 1.0,
+                       "probes": int(len(probes))}
+    _, truth = exact._index().search(probes, k)
+    truth_votes = _votes(labels, truth, int(labels.max()) + 1)
+    ivf = NeighbourIndex.build(vectors, seed=seed, exact_rows=0)
+    cells = int(np.sqrt(n))
+    for nprobe in [p for p in NPROBES if p < cells]:
+        candidate = ivf.with_nprobe(nprobe)
+        _, found = candidate._index().search(probes, k)
+        agreement = float(np.mean((_votes(labels, found, truth_votes.shape[1]) == truth_votes).all(axis=1)))
+        recall = float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(found, truth)]) / k)
+        if agreement >= target and recall >= MIN_RECALL:
+            with _LOCK:
+                _CACHE.pop(exact.digest, None)
+            return candidate, {"kind": f"IVF-flat ({cells} cells, nprobe {nprobe})", "rows": n,
+                               "vote_agreement": round(agreement, 4), "neighbour_recall": round(recall, 4),
+                               "probes": int(len(probes)), "target": target}
+    return exact, {"kind": "exact (flat L2): no nprobe reached the target agreement", "rows": n,
+                   "vote_agreement": 1.0, "neighbour_recall": 1.0, "probes": int(len(probes)), "target": target}

@@ -819,3 +819,34 @@ def test_pipeline_string_labels_flag_the_same_records(pipeline_runs):
     for rid, reason in strs.items():
         assert reason["evidence"]["given_label"] == "cat_" + ints[rid]["evidence"]["given_label"]
         assert reason["evidence"]["suggested_label"] == "cat_" + ints[rid]["evidence"]["suggested_label"]
+
+
+def test_a_large_reference_searches_approximately_only_as_far_as_measured():
+    """With 8,000 reference rows per fold the search may be an inverted-file index; it is checked against exact
+    search at fit (recorded in the summary) and flags what the exact search flags, planted flips included."""
+    rng = np.random.default_rng(5)
+    n, d, C = 30_000, 16, 8
+    centres = rng.normal(0, 2.5, (C, d))
+    y = rng.integers(0, C, n)
+    X = centres[y] + rng.normal(0, 1, (n, d))
+    noisy, flipped = flip_labels(y, 0.05, seed=5)
+    batch = make_batch(X, str_labels(noisy), seed=5)
+    truth = np.zeros(n, dtype=bool)
+    truth[flipped] = True
+    det = LabelFlipDetector()
+    results = {}
+    for agreement in (1.0, 0.99):
+        state = det.fit(batch, LabelFlipParams(search_agreement=agreement), seed=0)
+        search = state.summary["neighbour_search"]
+        results[agreement] = det.score(batch, state).flagged
+        if agreement == 1.0:
+            assert all(kind.startswith("exact") for kind in search["folds"])
+        else:
+            assert any(kind.startswith("IVF") for kind in search["folds"])
+            assert search["vote_agreement_with_exact"] >= 0.99 and search["probe_rows_per_fold"] >= 1000
+    exact, approx = results[1.0], results[0.99]
+    assert np.mean(exact == approx) >= 0.999
+    assert approx[truth].mean() >= 0.9 and approx[~truth].mean() <= 0.01
+    with pytest.raises(ConfigError, match="search_agreement"):
+        build_config({"input": "x", "output": "y", "label_column": "l",
+                      "detectors": {"label_flip": {"search_agreement": 0.2}}})

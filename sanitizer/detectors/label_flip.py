@@ -124,6 +124,10 @@ class LabelFlipParams:
     """In passes after the first, a class's estimated count of wrong labels is at least the number of
     its rows whose margin exceeds this (another label at least this much more likely than the given one),
     for the classes below."""
+    search_agreement: float = 0.99
+    """The neighbour search may use an approximate (inverted-file) index per fold, but only one whose
+    neighbour votes match exact search on this share of held-out sample rows at least (measured at fit,
+    recorded in provenance); 1.0 keeps the search exact."""
     confident_margin_min_noise: float = 0.05
     """The floor applies to a class whose share of wrong labels the previous pass estimated at this or more
     (on clean classes it would flag hard but correctly labelled rows: digits, 0.2% -> 1.9% of clean rows)."""
@@ -135,6 +139,7 @@ class LabelFlipParams:
         check_int("detectors.label_flip.fit_rows", self.fit_rows, low=100, high=10_000_000)
         check_int("detectors.label_flip.min_class_rows", self.min_class_rows, low=0)
         check_int("detectors.label_flip.top_neighbours", self.top_neighbours, low=0, high=50)
+        check_number("detectors.label_flip.search_agreement", self.search_agreement, low=0.5, high=1.0)
         check_int("detectors.label_flip.passes", self.passes, low=1, high=5)
         check_number("detectors.label_flip.confident_margin", self.confident_margin, low=0.0, high=1.0)
         check_number("detectors.label_flip.confident_margin_min_noise", self.confident_margin_min_noise,
@@ -166,6 +171,8 @@ class LabelFlipState:
     ref_labels: np.ndarray  # (R,) class indices
     ref_folds: np.ndarray  # (R,)
     ref_ids: np.ndarray  # (R,) record ids, for evidence
+    fold_index: tuple[Any, ...]  # per fold: NeighbourIndex over the reference rows outside it (None: no rows)
+    fold_members: tuple[np.ndarray, ...]  # per fold: positions in the reference of those rows
     weight: float
     class_thresholds: np.ndarray  # (C,) margin threshold per given class
     summary: dict
@@ -253,6 +260,7 @@ class LabelFlipDetector(Detector):
             },
             "passes": passes,
             "flagged_in_sample_first_pass": first_pass,
+            "neighbour_search": state.summary.get("neighbour_search"),
         }
         return _replace(state, summary=summary)
 
@@ -358,10 +366,13 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
         ref_labels=y[ref],
         ref_folds=fold[ref],
         ref_ids=np.asarray(sample.ids[ref], dtype=object),
+        fold_index=(),
+        fold_members=(),
         weight=0.5,
         class_thresholds=np.zeros(C),
         summary={},
     )
+    state = _with_fold_indexes(state, Z, fold, seed)
     # Out-of-fold opinions on the sample calibrate everything below.
     p_model, p_knn, _ = _opinions(state, Z, fold)
     weight = _choose_weight(params.weight, p_model, p_knn, y)
@@ -387,6 +398,38 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
     class_thresholds = np.where(judged, class_thresholds, np.inf)
     state = _replace(state, weight=float(weight), class_thresholds=class_thresholds)
     return state, p, margin, joint, thresholds_t
+
+
+PROBE_ROWS = 2_000
+
+
+def _with_fold_indexes(state, Z, fold, seed):
+    """Per fold, the searchable reference outside it, checked against exact search on the fold's own rows."""
+    from sanitizer.neighbours import build_checked
+
+    K = state.params.folds
+    k = min(state.params.neighbours, max(len(state.ref_X) - 1, 1))
+    indexes, members_all, searches = [], [], []
+    for f in range(K):
+        members = np.flatnonzero(state.ref_folds != f)
+        members_all.append(members)
+        if len(members) == 0:
+            indexes.append(None)
+            continue
+        probes = Z[np.flatnonzero(fold == f)[:PROBE_ROWS]]
+        index, info = build_checked(state.ref_X[members], state.ref_labels[members], probes, min(k, len(members)),
+                                    seed=seed + f, target=state.params.search_agreement)
+        indexes.append(index)
+        searches.append(info)
+    worst = min(searches, key=lambda i: i["vote_agreement"]) if searches else {}
+    summary = dict(state.summary, neighbour_search={
+        "folds": [i["kind"] for i in searches],
+        "vote_agreement_with_exact": worst.get("vote_agreement"),  # the worst fold's, on held-out sample rows
+        "neighbour_recall": worst.get("neighbour_recall"),
+        "probe_rows_per_fold": worst.get("probes"),
+        "target": state.params.search_agreement,
+    })
+    return _replace(state, fold_index=tuple(indexes), fold_members=tuple(members_all), summary=summary)
 
 
 def _replace(state, **changes):
