@@ -100,16 +100,18 @@ def _votes(labels: np.ndarray, found: np.ndarray, classes: int) -> np.ndarray:
     return np.bincount(flat, minlength=n * classes).reshape(n, classes)
 
 
-def build_checked(vectors: np.ndarray, labels: np.ndarray, probes: np.ndarray, k: int, *, seed: int = 0,
-                  target: float = 0.99, approx_rows: int = APPROX_ROWS) -> tuple[NeighbourIndex, dict]:
+def build_checked(vectors: np.ndarray, labels: np.ndarray | None, probes: np.ndarray, k: int, *, seed: int = 0,
+                  target: float = 0.99, min_recall: float = MIN_RECALL,
+                  approx_rows: int = APPROX_ROWS) -> tuple[NeighbourIndex, dict]:
     """An index over ``vectors`` whose k-NN label votes agree with exact search on ``probes`` >= ``target``.
 
     ``labels`` (integer class per vector) define the votes; ``probes`` are query rows
-    like those the index will serve (not in ``vectors``). Returns the index and what
-    was measured: the kind, nprobe, the vote agreement (share of probe rows whose
-    vote counts equal the exact search's) and the neighbour recall (share of the
-    exact k nearest found, which must also reach ``MIN_RECALL``). A ``target`` of 1.0 asks
-    for the exact index."""
+    like those the index will serve. Returns the index and what was measured: the
+    kind, nprobe, the vote agreement (share of probe rows whose vote counts equal the
+    exact search's) and the neighbour recall (share of the exact k nearest found,
+    which must also reach ``min_recall``). Without ``labels`` only the recall is
+    checked (a detector that reads distances at ranks, not votes). A ``target`` of
+    1.0 asks for the exact index."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     probes = np.ascontiguousarray(probes, dtype=np.float32)
     n = len(vectors)
@@ -119,19 +121,22 @@ def build_checked(vectors: np.ndarray, labels: np.ndarray, probes: np.ndarray, k
         return exact, {"kind": "exact (flat L2)", "rows": n, "vote_agreement": 1.0, "neighbour_recall": 1.0,
                        "probes": int(len(probes))}
     _, truth = exact._index().search(probes, k)
-    truth_votes = _votes(labels, truth, int(labels.max()) + 1)
+    truth_votes = None if labels is None else _votes(labels, truth, int(labels.max()) + 1)
     ivf = NeighbourIndex.build(vectors, seed=seed, exact_rows=0)
     cells = int(np.sqrt(n))
     for nprobe in [p for p in NPROBES if p < cells]:
         candidate = ivf.with_nprobe(nprobe)
         _, found = candidate._index().search(probes, k)
-        agreement = float(np.mean((_votes(labels, found, truth_votes.shape[1]) == truth_votes).all(axis=1)))
         recall = float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(found, truth)]) / k)
-        if agreement >= target and recall >= MIN_RECALL:
+        agreement = recall if truth_votes is None else float(
+            np.mean((_votes(labels, found, truth_votes.shape[1]) == truth_votes).all(axis=1)))
+        if agreement >= target and recall >= min_recall:
             with _LOCK:
                 _CACHE.pop(exact.digest, None)
-            return candidate, {"kind": f"IVF-flat ({cells} cells, nprobe {nprobe})", "rows": n,
-                               "vote_agreement": round(agreement, 4), "neighbour_recall": round(recall, 4),
-                               "probes": int(len(probes)), "target": target}
+            info = {"kind": f"IVF-flat ({cells} cells, nprobe {nprobe})", "rows": n,
+                    "neighbour_recall": round(recall, 4), "probes": int(len(probes)), "target": target}
+            if truth_votes is not None:
+                info["vote_agreement"] = round(agreement, 4)
+            return candidate, info
     return exact, {"kind": "exact (flat L2): no nprobe reached the target agreement", "rows": n,
                    "vote_agreement": 1.0, "neighbour_recall": 1.0, "probes": int(len(probes)), "target": target}

@@ -750,3 +750,30 @@ def test_crafting_is_deterministic_and_respects_bounds(backbone, split):
     assert np.allclose(a, scripted, atol=1e-4)  # a TorchScript backbone works as well as the eager module
     assert tight.min() >= 2.0 and tight.max() <= 10.0
     np.testing.assert_array_equal(bases, X_train[:4])  # the bases are not modified in place
+
+
+def test_a_large_reference_searches_approximately_only_as_far_as_measured():
+    """From 4,000 reference rows per space the whole-reference search may be an inverted-file index; the
+    summary records the recall it measured against exact search, and the flags match the exact search's."""
+    rng = np.random.default_rng(3)
+    n, d, C = 24_000, 16, 6
+    centres = rng.normal(0, 3, (C, d))
+    y = rng.integers(0, C, n)
+    X = centres[y] + rng.normal(0, 1, (n, d))
+    batch = Batch(X, np.array([str(v) for v in y], dtype=object), mix64(np.arange(n, dtype=np.uint64)),
+                  np.array([f"r{i}" for i in range(n)], dtype=object), tuple(f"f{j}" for j in range(d)))
+    det = FeatureCollisionDetector()
+    flags = {}
+    for recall in (1.0, 0.99):
+        state = det.fit(batch, FeatureCollisionParams(search_recall=recall, builtin_epochs=5), seed=0)
+        searches = state.summary["neighbour_search"]
+        assert len(searches) == 2 and all(s["rows"] >= 4000 for s in searches)
+        if recall == 1.0:
+            assert all(s["kind"] == "exact (flat L2)" for s in searches)
+        else:
+            assert all(s["kind"].startswith("IVF") and s["neighbour_recall"] >= 0.99 for s in searches)
+        flags[recall] = det.score(batch, state).flagged
+    assert np.mean(flags[1.0] == flags[0.99]) >= 0.999
+    assert flags[0.99].mean() < 0.02  # clean clusters: few flags either way
+    with pytest.raises(ConfigError, match="search_recall"):
+        FeatureCollisionParams(search_recall=1.5).validate()

@@ -78,6 +78,7 @@ from sanitizer.detectors.feature_collision_signals import (  # noqa: F401  (impo
     _rank_within_row,
     _search,
     _votes,
+    search_width,
 )
 from sanitizer.errors import ConfigError
 from sanitizer.records import salted
@@ -110,6 +111,10 @@ class FeatureCollisionParams:
     """Deep k-NN flags a record when another class's votes, per row of the reference it holds, exceed its
     own class's this many times over."""
     reference_size: int = 10_000
+    search_recall: float = 0.99
+    """From 4,000 reference rows per space the whole-reference search may use an inverted-file index, but
+    only one that finds this share of the exact nearest neighbours on the reference's rows (measured at
+    fit, recorded in provenance); 1.0 keeps the search exact."""
     builtin_epochs: int = 30
     top_neighbours: int = 5
 
@@ -126,6 +131,7 @@ class FeatureCollisionParams:
         check_number("detectors.feature_collision.threshold", self.threshold, low=0.5, high=100.0)
         check_number("detectors.feature_collision.vote_ratio", self.vote_ratio, low=1.0, high=VOTE_CAP)
         check_int("detectors.feature_collision.reference_size", self.reference_size, low=100, high=2_000_000)
+        check_number("detectors.feature_collision.search_recall", self.search_recall, low=0.5, high=1.0)
         check_int("detectors.feature_collision.builtin_epochs", self.builtin_epochs, low=1, high=1000)
         check_int("detectors.feature_collision.top_neighbours", self.top_neighbours, low=0, high=50)
         for key in ("embedding_model", "embedding_column"):
@@ -268,7 +274,7 @@ class FeatureCollisionDetector(Detector):
             "vote_ratio": params.vote_ratio,
             "deep_knn": "off: the built-in embedding is not the victim's space" if len(spaces) > 1 else "on",
             "calibrated_on_own_margins": [state.classes[c] for c in range(C) if class_size[c] >= MIN_CLASS_ROWS],
-            "neighbour_search": spaces[0].embedded.index.describe(),
+            "neighbour_search": [space.embedded.search for space in spaces],
         }
         flagged = self.score(
             Batch(X, sample.labels[:R], keys, ids, sample.feature_names,
@@ -343,7 +349,8 @@ def _embed(space: Space, batch: Batch, rows: np.ndarray, params: FeatureCollisio
 
 
 def _build_space(embedder, E, y, keys, ids, C, params, k, seed):
-    reference = Reference.build(E, y, keys, C, params.neighbours, params.max_cluster, seed)
+    reference = Reference.build(E, y, keys, C, params.neighbours, params.max_cluster, seed,
+                                search_width(params, k) + 1, params.search_recall)
     # The reference rows' own margins, each left out of its own neighbourhood, come first: the group
     # margins average them.
     hood = _neighbourhood(Space(embedder, reference, ids, np.zeros(len(y)), np.zeros(C)), E, y, keys, C, params, k)

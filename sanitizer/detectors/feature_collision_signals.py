@@ -12,6 +12,8 @@ import numpy as np
 from sanitizer.detectors.base import DistanceCalibration
 
 MIN_RANK = 3
+PROBE_ROWS = 2_000
+"""Reference rows the approximate whole-reference search is checked on against exact search."""
 """The margins read a class's distance at its 3rd row at the earliest (the whole class when smaller)."""
 
 
@@ -26,17 +28,21 @@ class Reference:
     keys: np.ndarray  # (R,) uint64, to leave a record out of its own neighbourhood
     ranks: np.ndarray  # (C,) rank of the neighbour each class's distance is read at (class margin)
     cluster_ranks: np.ndarray  # (C,) the same past a cluster of max_cluster poisons (cluster margin)
+    search: dict  # how the whole-reference search was chosen and how close to exact it measured
 
     @staticmethod
     def build(V: np.ndarray, y: np.ndarray, keys: np.ndarray, C: int, m: int, cluster: int,
-              seed: int) -> "Reference":
-        from sanitizer.neighbours import NeighbourIndex
+              seed: int, width: int, recall: float) -> "Reference":
+        """``width``: the neighbours a query reads; ``recall``: the share of the exact ``width`` nearest an
+        approximate whole-reference index must find on the reference's own rows (1.0: exact search)."""
+        from sanitizer.neighbours import NeighbourIndex, build_checked
 
         class_rows = tuple(np.flatnonzero(y == c) for c in range(C))
+        index, search = build_checked(V, None, V[:PROBE_ROWS], width, seed=seed, target=recall, min_recall=recall)
         return Reference(
-            NeighbourIndex.build(V, seed=seed),
+            index,
             tuple(NeighbourIndex.build(V[r], seed=seed) if len(r) else None for r in class_rows),
-            class_rows, y, keys, _class_ranks(class_rows, m), _class_ranks(class_rows, cluster + 1),
+            class_rows, y, keys, _class_ranks(class_rows, m), _class_ranks(class_rows, cluster + 1), search,
         )
 
 
@@ -91,16 +97,36 @@ def _other_distance(labels, rank, dist, y, ranks):
     return dist[np.arange(n), first], np.where(other >= 0, other, fallback)
 
 
-def _own_class(ref: Reference, V, y, keys, ranks_list, group: int):
-    """One search of the record's own class: the distance to its rank-th row for each rank table, and the
-    reference positions of its ``group`` nearest own-class rows (-1 where the class has too few)."""
-    out = [np.full(len(y), np.inf) for _ in ranks_list]
-    nearest = np.full((len(y), max(group, 1)), -1, dtype=np.int64)
-    for c in np.unique(y):
-        rows = np.flatnonzero(y == c)
+def _own_class(ref: Reference, V, y, keys, ranks_list, group: int, listed=None):
+    """The distance to each row's rank-th own-class row for each rank table, and the reference positions of
+    its ``group`` nearest own-class rows (-1 where the class has too few).
+
+    ``listed`` is the whole-reference search's (distances, positions, labels), the row itself left out. A
+    row with enough own-class rows in that list reads them there: the r-th own-class row of the list of
+    nearest rows is the r-th nearest own-class row. The other rows search their own class."""
+    n = len(y)
+    out = [np.full(n, np.inf) for _ in ranks_list]
+    nearest = np.full((n, max(group, 1)), -1, dtype=np.int64)
+    avail = np.array([(i.rows - 1) if i is not None else -1 for i in ref.class_index], dtype=np.int64)[y]
+    searchable = avail >= 1  # the class has at least 2 reference rows
+    todo = searchable.copy()
+    if listed is not None and n:
+        dist, found, labels = listed
+        count = np.cumsum(labels == y[:, None], axis=1)  # own-class rows up to each position
+        wanted = [np.minimum(r[y], avail) for r in ranks_list]
+        g = np.minimum(group, avail)
+        readable = searchable & (count[:, -1] >= np.maximum.reduce(wanted + [g]))
+        rows = np.flatnonzero(readable)
+        c = count[rows]
+        for o, w in zip(out, wanted):
+            o[rows] = dist[rows, np.argmax(c >= w[rows][:, None], axis=1)]
+        for j in range(group):
+            take = rows[g[rows] > j]
+            nearest[take, j] = found[take, np.argmax(count[take] >= j + 1, axis=1)]
+        todo &= ~readable
+    for c in np.unique(y[todo]):
+        rows = np.flatnonzero(todo & (y == c))
         index = ref.class_index[c]
-        if index is None or index.rows < 2:
-            continue
         wanted = [int(min(r[c], index.rows - 1)) for r in ranks_list]
         d, found = _search(index, V[rows], max(wanted + [group]), ref.keys[ref.class_rows[c]], keys[rows])
         for o, w in zip(out, wanted):
@@ -117,15 +143,21 @@ def _log_ratio(own, other):
     return np.where(np.isfinite(own), out, np.nan)
 
 
+def search_width(params, k: int) -> int:
+    """Neighbours the whole-reference search returns per query (before leaving the query itself out)."""
+    return max(k, 3 * params.neighbours, 2 * (params.max_cluster + 1))
+
+
 def _neighbourhood(space, E, y, keys, C, params, k) -> _Neighbourhood:
     ref = space.embedded
-    width = max(k, 3 * params.neighbours, 2 * (params.max_cluster + 1))
+    width = search_width(params, k)
     dist, nearest = _search(ref.index, E, width, ref.keys, keys)
     labels = ref.labels[nearest]
     rank = _rank_within_row(labels, C)
     other, other_class = _other_distance(labels, rank, dist, y, ref.ranks)
     cluster_other, _ = _other_distance(labels, rank, dist, y, ref.cluster_ranks)
-    (own, cluster_own), group_rows = _own_class(ref, E, y, keys, [ref.ranks, ref.cluster_ranks], params.group)
+    (own, cluster_own), group_rows = _own_class(ref, E, y, keys, [ref.ranks, ref.cluster_ranks], params.group,
+                                                (dist, nearest, labels))
     margin = _log_ratio(own, other)
     return _Neighbourhood(nearest[:, :k], dist[:, :k], own, other, other_class, margin,
                           _group_margin(space.margins, margin, group_rows), _votes(labels[:, :k], C),
