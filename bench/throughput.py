@@ -146,7 +146,7 @@ def print_breakdown(timings: dict) -> None:
           f"publish {timings.get('finalize_s', 0):.2f} s")
     fit = timings.get("fit_s") or {}
     if fit:
-        print("  fit (on the sample, one detector after another): "
+        print("  fit (on the sample, detectors side by side): "
               + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(fit.items(), key=lambda kv: -kv[1])))
     scoring = timings.get("scoring_s") or {}
     if scoring:

@@ -20,6 +20,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from sanitizer import progress
 from sanitizer.beam.fit import row_validator, to_detector_batch
+from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.plan import Plan
@@ -54,28 +55,6 @@ def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | No
         evidence,
         None if parts[0].thresholds is None else np.concatenate([p.thresholds for p in parts]),
     )
-
-
-def _one_thread_per_library_call() -> None:
-    """faiss, BLAS and torch each run single-threaded in a scoring worker.
-
-    The worker already scores batches side by side (``runner_pool``; on Dataflow,
-    one DoFn thread per core), so a library that also starts a thread per core
-    oversubscribes the cores: measured on the 1M-row default bench, 60 s with
-    the libraries' own threads, 54 s without."""
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(1)
-    except ImportError:  # pragma: no cover - faiss is a dependency
-        pass
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)  # stays in force for the process (BLAS and OpenMP pools)
-    import sys
-
-    if "torch" in sys.modules:  # only a detector that uses torch imports it
-        sys.modules["torch"].set_num_threads(1)
 
 
 def _count(values: np.ndarray) -> dict[str, int]:
@@ -116,7 +95,7 @@ class ScoreFn(beam.DoFn):
 
     def setup(self):
         self.threads = self.config.scoring.threads or os.cpu_count() or 1
-        _one_thread_per_library_call()
+        one_thread_per_library_call()  # batches already run side by side (sanitizer.beam.threads)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         self.runner_pool = ThreadPoolExecutor(2)
         self.detectors = {name: REGISTRY[name]() for name in self.config.enabled_detectors()}
