@@ -78,6 +78,7 @@ from sanitizer.detectors.label_flip_calibration import (  # noqa: F401  (importa
     _neighbours,
     _opinions,
     _top_pairs,
+    _with_fold_indexes,
 )
 from sanitizer.detectors.label_flip_classifiers import (  # noqa: F401  (importable from here, as before)
     _OPT_IN_FIX,
@@ -398,38 +399,6 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
     class_thresholds = np.where(judged, class_thresholds, np.inf)
     state = _replace(state, weight=float(weight), class_thresholds=class_thresholds)
     return state, p, margin, joint, thresholds_t
-
-
-PROBE_ROWS = 2_000
-
-
-def _with_fold_indexes(state, Z, fold, seed):
-    """Per fold, the searchable reference outside it, checked against exact search on the fold's own rows."""
-    from sanitizer.neighbours import build_checked
-
-    K = state.params.folds
-    k = min(state.params.neighbours, max(len(state.ref_X) - 1, 1))
-    indexes, members_all, searches = [], [], []
-    for f in range(K):
-        members = np.flatnonzero(state.ref_folds != f)
-        members_all.append(members)
-        if len(members) == 0:
-            indexes.append(None)
-            continue
-        probes = Z[np.flatnonzero(fold == f)[:PROBE_ROWS]]
-        index, info = build_checked(state.ref_X[members], state.ref_labels[members], probes, min(k, len(members)),
-                                    seed=seed + f, target=state.params.search_agreement)
-        indexes.append(index)
-        searches.append(info)
-    worst = min(searches, key=lambda i: i["vote_agreement"]) if searches else {}
-    summary = dict(state.summary, neighbour_search={
-        "folds": [i["kind"] for i in searches],
-        "vote_agreement_with_exact": worst.get("vote_agreement"),  # the worst fold's, on held-out sample rows
-        "neighbour_recall": worst.get("neighbour_recall"),
-        "probe_rows_per_fold": worst.get("probes"),
-        "target": state.params.search_agreement,
-    })
-    return _replace(state, fold_index=tuple(indexes), fold_members=tuple(members_all), summary=summary)
 
 
 def _replace(state, **changes):

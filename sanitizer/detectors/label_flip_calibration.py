@@ -1,8 +1,10 @@
-"""``label_flip``'s calibration arithmetic: the two opinions per record (fold models and out-of-fold
-neighbours), the blend weight, the confident joint, the margin score and the noisiest class pairs."""
+"""``label_flip``'s calibration arithmetic: the per-fold neighbour indexes, the two opinions per record
+(fold models and out-of-fold neighbours), the blend weight, the confident joint, the margin score and
+the noisiest class pairs."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -58,6 +60,38 @@ def _neighbours(state, Z: np.ndarray, fold: np.ndarray) -> np.ndarray:
             found = np.concatenate([found, np.repeat(found[:, :1], k - kk, axis=1)], axis=1)
         out[rows] = found
     return out
+
+
+PROBE_ROWS = 2_000
+
+
+def _with_fold_indexes(state, Z, fold, seed):
+    """Per fold, the searchable reference outside it, checked against exact search on the fold's own rows."""
+    from sanitizer.neighbours import build_checked
+
+    K = state.params.folds
+    k = min(state.params.neighbours, max(len(state.ref_X) - 1, 1))
+    indexes, members_all, searches = [], [], []
+    for f in range(K):
+        members = np.flatnonzero(state.ref_folds != f)
+        members_all.append(members)
+        if len(members) == 0:
+            indexes.append(None)
+            continue
+        probes = Z[np.flatnonzero(fold == f)[:PROBE_ROWS]]
+        index, info = build_checked(state.ref_X[members], state.ref_labels[members], probes, min(k, len(members)),
+                                    seed=seed + f, target=state.params.search_agreement)
+        indexes.append(index)
+        searches.append(info)
+    worst = min(searches, key=lambda i: i["vote_agreement"]) if searches else {}
+    summary = dict(state.summary, neighbour_search={
+        "folds": [i["kind"] for i in searches],
+        "vote_agreement_with_exact": worst.get("vote_agreement"),  # the worst fold's, on held-out sample rows
+        "neighbour_recall": worst.get("neighbour_recall"),
+        "probe_rows_per_fold": worst.get("probes"),
+        "target": state.params.search_agreement,
+    })
+    return dataclasses.replace(state, fold_index=tuple(indexes), fold_members=tuple(members_all), summary=summary)
 
 
 def _choose_weight(setting, p_model, p_knn, y) -> float:
