@@ -169,7 +169,7 @@ class OutlierDetector(Detector):
     name: ClassVar[str] = "outlier"
     needs: ClassVar[frozenset[str]] = frozenset({"features"})
     row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
-    internal_threads: ClassVar[bool] = True  # scores row chunks on every core itself
+    internal_threads: ClassVar[bool] = True  # not split across threads: the worker runs batches side by side
     Params = OutlierParams
 
     def needs_for(self, params: OutlierParams) -> frozenset[str]:

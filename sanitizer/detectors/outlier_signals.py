@@ -1,5 +1,5 @@
 """``outlier``'s per-row signals: the k-NN reference, the class groups, and the tail and distance
-signals of every row (each scored by the fold model that did not see it), over row chunks on all cores."""
+signals of every row (each scored by the fold model that did not see it), over row chunks."""
 
 from __future__ import annotations
 
@@ -86,10 +86,11 @@ def _signals(models, params, X, groups, fold):
     return np.maximum(tail, 0.0), distance
 
 
-def _signals_threaded(models, params, X, labels, fold, chunk_rows: int = 16_384):
-    """_signals over row chunks on all cores (numpy and faiss release the GIL)."""
-    import os
+def _signals_threaded(models, params, X, labels, fold, chunk_rows: int = 65_536, threads: int = 1):
+    """_signals over row chunks (bounding the memory a batch takes), on ``threads`` threads.
 
+    One by default: a scoring worker already scores batches side by side, and a pool per batch on top
+    oversubscribed the cores (default run on 1M rows: 40.3 s with a pool per batch, 37.1 s without)."""
     n = len(X)
     bounds = list(range(0, n, chunk_rows)) + [n]
     spans = list(zip(bounds[:-1], bounds[1:]))
@@ -100,6 +101,9 @@ def _signals_threaded(models, params, X, labels, fold, chunk_rows: int = 16_384)
 
     if len(spans) <= 1:
         return work((0, n))
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        parts = list(pool.map(work, spans))
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(work, spans))
+    else:
+        parts = [work(span) for span in spans]
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(2))
