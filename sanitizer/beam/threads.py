@@ -3,7 +3,7 @@
 A scoring worker runs batches side by side (and on Dataflow one DoFn thread
 per core), and the fit stage fits detectors side by side; a library that also
 starts a thread per core oversubscribes the cores. Measured on the 1M-row
-default bench: 60 s with the libraries' own threads, 54 s without. Results do
+default bench: 60.2 s with the libraries' own threads, 56.3-56.7 s without. Results do
 not depend on the core count either, since every BLAS reduction runs in one
 order.
 """
