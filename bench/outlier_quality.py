@@ -1,6 +1,6 @@
 """Detection quality of the ``outlier`` detector against PyOD, on real data sets.
 
-    python bench/outlier_quality.py [--rate 0.03] [--seeds 2] [--quick]
+    python bench/outlier_quality.py [--rate 0.03] [--seeds 2]
 
 Needs the bench extra (``pip install -e '.[bench]'``: PyOD).
 
