@@ -33,6 +33,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "_data")
 
 
+def gaussian_classes(rows: int, cols: int, rng):
+    """(X float32, labels 0-9, planted outlier rows): 10 Gaussian classes, 0.5% of rows pushed off them."""
+    import numpy as np
+
+    labels = rng.integers(0, 10, size=rows)
+    centers = rng.normal(0, 3, size=(10, cols)).astype(np.float32)
+    X = centers[labels] + rng.normal(0, 1, size=(rows, cols)).astype(np.float32)
+    planted = rng.choice(rows, size=rows // 200, replace=False)
+    X[planted] += rng.normal(0, 8, size=(len(planted), cols)).astype(np.float32)
+    return X, labels, planted
+
+
 def make_data(rows: int, cols: int, path: str, seed: int = 0) -> None:
     import numpy as np
     import pyarrow as pa
@@ -42,12 +54,7 @@ def make_data(rows: int, cols: int, path: str, seed: int = 0) -> None:
         meta = pq.read_metadata(path)
         if meta.num_rows == rows and meta.num_columns == cols + 1:
             return
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, size=rows)
-    centers = rng.normal(0, 3, size=(10, cols)).astype(np.float32)
-    X = centers[labels] + rng.normal(0, 1, size=(rows, cols)).astype(np.float32)
-    planted = rng.choice(rows, size=rows // 200, replace=False)
-    X[planted] += rng.normal(0, 8, size=(len(planted), cols)).astype(np.float32)
+    X, labels, _ = gaussian_classes(rows, cols, np.random.default_rng(seed))
     table = pa.table({**{f"f{j:02d}": X[:, j] for j in range(cols)}, "label": labels.astype(np.int64)})
     os.makedirs(os.path.dirname(path), exist_ok=True)
     pq.write_table(table, path)

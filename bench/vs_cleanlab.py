@@ -45,12 +45,10 @@ def make_data(rows: int, cols: int, flip: float, path: str, seed: int = 0) -> No
 
     if os.path.exists(path) and os.path.exists(path + ".planted.json"):
         return
+    from throughput import gaussian_classes  # bench/ is the script's directory
+
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, size=rows)
-    centers = rng.normal(0, 3, size=(10, cols)).astype(np.float32)
-    X = centers[labels] + rng.normal(0, 1, size=(rows, cols)).astype(np.float32)
-    outliers = rng.choice(rows, size=rows // 200, replace=False)
-    X[outliers] += rng.normal(0, 8, size=(len(outliers), cols)).astype(np.float32)
+    X, labels, outliers = gaussian_classes(rows, cols, rng)
     flipped = rng.choice(np.setdiff1d(np.arange(rows), outliers), size=int(rows * flip), replace=False)
     noisy = labels.copy()
     noisy[flipped] = (labels[flipped] + rng.integers(1, 10, size=len(flipped))) % 10
