@@ -98,6 +98,10 @@ def _run(config: Config, beam_args: list[str]) -> dict[str, Any]:
         raise
     except Exception as exc:
         raise explain_pipeline_error(exc, out) from None
+    finally:
+        from sanitizer.beam.threads import restore_library_threads
+
+        restore_library_threads()  # in-process runners limited this process's library threads
     if state is not None and str(state) not in ("DONE", "PipelineState.DONE"):
         raise SanitizerError(f"the pipeline ended in state {state}; nothing was published")
     return read_provenance(out)

@@ -73,3 +73,27 @@ def test_counts_json_form_is_what_provenance_records():
     d = c.to_dict()
     assert d["by_class"] == {"rows": {"0": 2}, "quarantined": {"0": 1}} and "review" not in d
     assert Counts.from_dict(d) == c
+
+
+def test_an_in_process_run_gives_the_libraries_their_threads_back(published):
+    """Scoring and fitting run faiss, BLAS and torch single-threaded; a training step after sanitizer.run in the
+    same process gets the threads it had before (the run in the fixture used the in-memory DirectRunner)."""
+    import faiss
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from sanitizer.beam.threads import one_thread_per_library_call, restore_library_threads
+
+    import subprocess
+    import sys
+
+    fresh = subprocess.run([sys.executable, "-c", "import faiss, torch; print(faiss.omp_get_max_threads(), "
+                            "torch.get_num_threads())"], capture_output=True, text=True, check=True).stdout.split()
+    before = (faiss.omp_get_max_threads(), torch.get_num_threads(), [p["num_threads"] for p in threadpool_info()])
+    assert [str(before[0]), str(before[1])] == fresh  # what a fresh process has: the run gave them back
+    one_thread_per_library_call()
+    assert faiss.omp_get_max_threads() == 1 and torch.get_num_threads() == 1
+    assert all(p["num_threads"] == 1 for p in threadpool_info())
+    restore_library_threads()
+    after = (faiss.omp_get_max_threads(), torch.get_num_threads(), [p["num_threads"] for p in threadpool_info()])
+    assert after == before
