@@ -75,25 +75,25 @@ def test_counts_json_form_is_what_provenance_records():
     assert Counts.from_dict(d) == c
 
 
-def test_an_in_process_run_gives_the_libraries_their_threads_back(published):
+def test_an_in_process_run_gives_the_libraries_their_threads_back(tmp_path):
     """Scoring and fitting run faiss, BLAS and torch single-threaded; a training step after sanitizer.run in the
-    same process gets the threads it had before (the run in the fixture used the in-memory DirectRunner)."""
-    import faiss
-    import torch
-    from threadpoolctl import threadpool_info
-
-    from sanitizer.beam.threads import one_thread_per_library_call, restore_library_threads
-
+    same process gets the threads a fresh process has (a fresh interpreter, so earlier tests cannot interfere)."""
     import subprocess
     import sys
 
-    fresh = subprocess.run([sys.executable, "-c", "import faiss, torch; print(faiss.omp_get_max_threads(), "
-                            "torch.get_num_threads())"], capture_output=True, text=True, check=True).stdout.split()
-    before = (faiss.omp_get_max_threads(), torch.get_num_threads(), [p["num_threads"] for p in threadpool_info()])
-    assert [str(before[0]), str(before[1])] == fresh  # what a fresh process has: the run gave them back
-    one_thread_per_library_call()
-    assert faiss.omp_get_max_threads() == 1 and torch.get_num_threads() == 1
-    assert all(p["num_threads"] == 1 for p in threadpool_info())
-    restore_library_threads()
-    after = (faiss.omp_get_max_threads(), torch.get_num_threads(), [p["num_threads"] for p in threadpool_info()])
-    assert after == before
+    from conftest import write_rows
+
+    data = write_rows(tmp_path / "data.parquet")
+    counts = ("import faiss, torch; from threadpoolctl import threadpool_info; "
+              "print(faiss.omp_get_max_threads(), torch.get_num_threads(), "
+              "max(p['num_threads'] for p in threadpool_info()))")
+    fresh = subprocess.run([sys.executable, "-c", counts], capture_output=True, text=True, check=True).stdout.split()
+    after_run = subprocess.run(
+        [sys.executable, "-c",
+         f"import sanitizer; sanitizer.run({{'input': {str(data)!r}, 'output': {str(tmp_path / 'out')!r}, "
+         f"'label_column': 'label', 'id_column': 'rid'}}); " + counts],
+        capture_output=True, text=True,
+    )
+    assert after_run.returncode == 0, after_run.stderr[-3000:]
+    assert after_run.stdout.split()[-3:] == fresh
+    assert (tmp_path / "out" / "manifest.json").exists()
