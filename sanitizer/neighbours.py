@@ -117,9 +117,15 @@ def build_checked(vectors: np.ndarray, labels: np.ndarray | None, probes: np.nda
     n = len(vectors)
     k = max(1, min(int(k), n))
     exact = NeighbourIndex.build(vectors, seed=seed, exact_rows=n)
+
+    def exact_info(kind: str) -> dict:
+        info = {"kind": kind, "rows": n, "neighbour_recall": 1.0, "probes": int(len(probes))}
+        if labels is not None:
+            info["vote_agreement"] = 1.0
+        return info
+
     if n < approx_rows or len(probes) < 100 or target >= 1.0:
-        return exact, {"kind": "exact (flat L2)", "rows": n, "vote_agreement": 1.0, "neighbour_recall": 1.0,
-                       "probes": int(len(probes))}
+        return exact, exact_info("exact (flat L2)")
     _, truth = exact._index().search(probes, k)
     truth_votes = None if labels is None else _votes(labels, truth, int(labels.max()) + 1)
     ivf = NeighbourIndex.build(vectors, seed=seed, exact_rows=0)
@@ -127,6 +133,8 @@ def build_checked(vectors: np.ndarray, labels: np.ndarray | None, probes: np.nda
     for nprobe in [p for p in NPROBES if p < cells]:
         candidate = ivf.with_nprobe(nprobe)
         _, found = candidate._index().search(probes, k)
+        with _LOCK:  # each tried nprobe deserialised its own copy; only the chosen one stays cached
+            _CACHE.pop(candidate.digest, None)
         recall = float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(found, truth)]) / k)
         agreement = recall if truth_votes is None else float(
             np.mean((_votes(labels, found, truth_votes.shape[1]) == truth_votes).all(axis=1)))
@@ -138,5 +146,4 @@ def build_checked(vectors: np.ndarray, labels: np.ndarray | None, probes: np.nda
             if truth_votes is not None:
                 info["vote_agreement"] = round(agreement, 4)
             return candidate, info
-    return exact, {"kind": "exact (flat L2): no nprobe reached the target agreement", "rows": n,
-                   "vote_agreement": 1.0, "neighbour_recall": 1.0, "probes": int(len(probes)), "target": target}
+    return exact, dict(exact_info("exact (flat L2): no nprobe reached the target agreement"), target=target)

@@ -130,7 +130,7 @@ def fit_timed(sample, plan: Plan, config: Config) -> tuple[dict[str, Any], dict[
     states: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for name, (state, error, took) in zip(names, outcomes):
-        if error is not None:  # in the config's detector order, whichever failed first in time
+        if error is not None:  # the first failure in the config's detector order, whichever failed first in time
             raise error
         states[name], seconds[name] = state, took
     return states, seconds
