@@ -124,6 +124,37 @@ class TorchScriptEmbedder:
         return {"source": "torchscript", "path": self.path, "sha256": self.sha256, "dim": self.dim}
 
 
+class _Adam:
+    """Adam with L2 weight decay, as ``torch.optim.Adam`` computes it on the CPU (its single-tensor path).
+
+    Written out because creating any ``torch.optim`` optimiser imports ``torch._dynamo``
+    (about 2 s of CPU, once per worker process, on the fit's critical path)."""
+
+    def __init__(self, params, lr: float, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        import torch
+
+        self.params, self.lr, self.weight_decay, self.betas, self.eps = params, lr, weight_decay, betas, eps
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+        self.steps = 0
+
+    def step(self) -> None:
+        """One update from the parameters' gradients, which it then clears."""
+        import torch
+
+        self.steps += 1
+        beta1, beta2 = self.betas
+        correction1 = 1 - beta1 ** self.steps
+        root_correction2 = (1 - beta2 ** self.steps) ** 0.5
+        with torch.no_grad():
+            for param, (mean, square) in zip(self.params, self.moments):
+                grad = param.grad.add(param, alpha=self.weight_decay)
+                mean.lerp_(grad, 1 - beta1)
+                square.mul_(beta2).addcmul_(grad, grad.conj(), value=1 - beta2)
+                denom = (square.sqrt() / root_correction2).add_(self.eps)
+                param.addcdiv_(mean, denom, value=-self.lr / correction1)
+                param.grad = None
+
+
 @dataclass(frozen=True)
 class BuiltinEmbedder:
     """The fallback: a small MLP trained on the sample; its hidden layer is the embedding."""
@@ -153,14 +184,13 @@ class BuiltinEmbedder:
         body = nn.Sequential(nn.Linear(X.shape[1], h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU())
         head = nn.Linear(h2, len(classes))
         model = nn.Sequential(body, head)
-        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
+        optimiser = _Adam(list(model.parameters()), lr=3e-3, weight_decay=1e-4)
         loss_fn = nn.CrossEntropyLoss()
         n = len(Z)
         for _ in range(epochs):
             order = torch.randperm(n, generator=generator)
             for a in range(0, n, 256):
                 idx = order[a : a + 256]
-                optimiser.zero_grad()
                 loss_fn(model(Z[idx]), target[idx]).backward()
                 optimiser.step()
         with torch.no_grad():

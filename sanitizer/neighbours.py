@@ -43,22 +43,7 @@ class NeighbourIndex:
 
     @staticmethod
     def build(vectors: np.ndarray, *, seed: int = 0, nprobe: int = 32, exact_rows: int = EXACT_ROWS) -> "NeighbourIndex":
-        import faiss
-
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        n, d = vectors.shape
-        if n <= exact_rows:
-            index = faiss.IndexFlatL2(d)
-            exact = True
-        else:
-            cells = int(np.sqrt(n))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, cells)
-            index.cp.seed = seed  # k-means initialisation: same reference, same cells
-            index.train(vectors)
-            exact = False
-        index.add(vectors)
-        data = faiss.serialize_index(index)
-        return NeighbourIndex(data, hashlib.sha256(data.tobytes()).hexdigest(), n, exact, nprobe)
+        return _built(vectors, seed, nprobe, exact_rows)[1]
 
     def with_nprobe(self, nprobe: int) -> "NeighbourIndex":
         """The same index searched over ``nprobe`` cells (its cache entry is separate)."""
@@ -94,6 +79,33 @@ class NeighbourIndex:
         return {"kind": "exact (flat L2)" if self.exact else f"IVF-flat, nprobe {self.nprobe}", "rows": self.rows}
 
 
+def _built(vectors: np.ndarray, seed: int, nprobe: int, exact_rows: int):
+    """(the live faiss index, the NeighbourIndex that ships it)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, d = vectors.shape
+    if n <= exact_rows:
+        index = faiss.IndexFlatL2(d)
+        exact = True
+    else:
+        cells = int(np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, cells)
+        index.cp.seed = seed  # k-means initialisation: same reference, same cells
+        index.train(vectors)
+        index.nprobe = nprobe
+        exact = False
+    index.add(vectors)
+    data = faiss.serialize_index(index)
+    return index, NeighbourIndex(data, hashlib.sha256(data.tobytes()).hexdigest(), n, exact, nprobe)
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Share of each row's exact neighbours (``truth``) that ``found`` holds, averaged over rows."""
+    hits = (found[:, :, None] == truth[:, None, :]).any(axis=2).sum(axis=1)
+    return float(hits.mean() / truth.shape[1])
+
+
 def _votes(labels: np.ndarray, found: np.ndarray, classes: int) -> np.ndarray:
     n, k = found.shape
     flat = np.repeat(np.arange(n), k) * classes + labels[np.maximum(found, 0)].ravel()
@@ -116,7 +128,7 @@ def build_checked(vectors: np.ndarray, labels: np.ndarray | None, probes: np.nda
     probes = np.ascontiguousarray(probes, dtype=np.float32)
     n = len(vectors)
     k = max(1, min(int(k), n))
-    exact = NeighbourIndex.build(vectors, seed=seed, exact_rows=n)
+    exact_live, exact = _built(vectors, seed, 32, n)
 
     def exact_info(kind: str) -> dict:
         info = {"kind": kind, "rows": n, "neighbour_recall": 1.0, "probes": int(len(probes))}
@@ -125,25 +137,28 @@ def build_checked(vectors: np.ndarray, labels: np.ndarray | None, probes: np.nda
         return info
 
     if n < approx_rows or len(probes) < 100 or target >= 1.0:
+        with _LOCK:
+            _CACHE[exact.digest] = exact_live
         return exact, exact_info("exact (flat L2)")
-    _, truth = exact._index().search(probes, k)
+    _, truth = exact_live.search(probes, k)
     truth_votes = None if labels is None else _votes(labels, truth, int(labels.max()) + 1)
-    ivf = NeighbourIndex.build(vectors, seed=seed, exact_rows=0)
+    ivf_live, ivf = _built(vectors, seed, 32, 0)  # one live index, searched at each nprobe in turn
     cells = int(np.sqrt(n))
     for nprobe in [p for p in NPROBES if p < cells]:
-        candidate = ivf.with_nprobe(nprobe)
-        _, found = candidate._index().search(probes, k)
-        with _LOCK:  # each tried nprobe deserialised its own copy; only the chosen one stays cached
-            _CACHE.pop(candidate.digest, None)
-        recall = float(np.mean([len(np.intersect1d(a, b)) for a, b in zip(found, truth)]) / k)
+        ivf_live.nprobe = nprobe
+        _, found = ivf_live.search(probes, k)
+        recall = _recall(found, truth)
         agreement = recall if truth_votes is None else float(
             np.mean((_votes(labels, found, truth_votes.shape[1]) == truth_votes).all(axis=1)))
         if agreement >= target and recall >= min_recall:
-            with _LOCK:
-                _CACHE.pop(exact.digest, None)
+            chosen = ivf.with_nprobe(nprobe)
+            with _LOCK:  # this process searches the live index; other workers deserialise chosen.data
+                _CACHE[chosen.digest] = ivf_live
             info = {"kind": f"IVF-flat ({cells} cells, nprobe {nprobe})", "rows": n,
                     "neighbour_recall": round(recall, 4), "probes": int(len(probes)), "target": target}
             if truth_votes is not None:
                 info["vote_agreement"] = round(agreement, 4)
-            return candidate, info
+            return chosen, info
+    with _LOCK:
+        _CACHE[exact.digest] = exact_live
     return exact, dict(exact_info("exact (flat L2): no nprobe reached the target agreement"), target=target)
