@@ -41,6 +41,8 @@ _check_int = check_int
 
 FORMATS = ("auto", "parquet", "csv", "jsonl")
 ACTIONS = ("quarantine", "report")
+COMPRESSIONS = ("zstd", "snappy", "gzip", "none")
+"""Parquet codecs for the clean and quarantine shards (``compression``; zstd by default)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class Config:
     feature_columns: tuple[str, ...] | None = None
     seed: int = 0
     overwrite: bool = False
+    compression: str = "zstd"
+    """Codec of the clean and quarantine Parquet shards: zstd, snappy, gzip or none."""
     sample: SampleConfig = field(default_factory=SampleConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -180,6 +184,9 @@ def build_config(raw: dict[str, Any]) -> Config:
     overwrite = raw.get("overwrite", False)
     if not isinstance(overwrite, bool):
         raise ConfigError(f"overwrite must be true or false, got {overwrite!r}")
+    compression = raw.get("compression", "zstd")
+    if compression not in COMPRESSIONS:
+        raise ConfigError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
 
     features = raw.get("feature_columns")
     if features is not None:
@@ -235,6 +242,7 @@ def build_config(raw: dict[str, Any]) -> Config:
         feature_columns=features,
         seed=seed,
         overwrite=overwrite,
+        compression=compression,
         sample=_build_section(SampleConfig, "sample", raw.get("sample")),
         scoring=_build_section(ScoringConfig, "scoring", raw.get("scoring")),
         validation=_build_section(ValidationConfig, "validation", raw.get("validation")),

@@ -4,7 +4,7 @@
 
     OUT/
       clean/part-SSSSS-of-NNNNN.parquet     original columns (+ record id column)
-      quarantine/part-*.parquet             + reasons, reason codes, content hash, one score column per detector
+      quarantine/part-*.parquet             + reasons, reason codes, content hash, one score column per built-in detector
       manifest.json                         written last; what training reads
       provenance.json  report.html  lineage.json  validation/  review/
 
@@ -29,7 +29,7 @@ SHARD_PREFIX = "part"
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"  # Beam's shard_name_template: part-00000-of-00004.parquet
 SHARD_SUFFIX = ".parquet"
 
-REASONS_COLUMN = "sanitizer_reasons"  # JSON list of {detector, code, action, score, threshold, evidence}
+REASONS_COLUMN = "sanitizer_reasons"  # list<struct<detector, code, action, score, threshold, evidence_json>>
 CODES_COLUMN = "sanitizer_reason_codes"  # list<string>: the reasons' codes
 CONTENT_COLUMN = "sanitizer_content_sha256"  # the row's content hash: binds review decisions to what was seen
 SCORE_PREFIX = "sanitizer_score_"
@@ -44,12 +44,23 @@ def shard_base(out: str, folder: str) -> str:
     return f"{out.rstrip('/')}/{folder}/{SHARD_PREFIX}"
 
 
-def quarantine_schema(output_schema: pa.Schema, detectors: list[str]) -> pa.Schema:
-    """The clean output's schema plus the quarantine columns, one score column per enabled detector."""
+def score_detectors() -> list[str]:
+    """Detectors with a score column in every quarantine shard, enabled or not (null when off), so the
+    schema is the same from run to run: every built-in detector."""
+    from sanitizer.detectors import REGISTRY
+
+    return list(REGISTRY)
+
+
+def quarantine_schema(output_schema: pa.Schema, detectors: list[str] | None = None) -> pa.Schema:
+    """The clean output's schema plus the quarantine columns: reasons (see ``sanitizer.reasons``), codes,
+    content hash and one score column per detector of ``detectors`` (default :func:`score_detectors`)."""
+    from sanitizer.reasons import REASONS_TYPE
+
     schema = output_schema
-    schema = schema.append(pa.field(REASONS_COLUMN, pa.string()))
+    schema = schema.append(pa.field(REASONS_COLUMN, REASONS_TYPE))
     schema = schema.append(pa.field(CODES_COLUMN, pa.list_(pa.string())))
     schema = schema.append(pa.field(CONTENT_COLUMN, pa.string()))
-    for name in detectors:
+    for name in score_detectors() if detectors is None else detectors:
         schema = schema.append(pa.field(score_column(name), pa.float64()))
     return schema

@@ -22,6 +22,7 @@ from sanitizer.layout import MANIFEST, PROVENANCE  # noqa: F401 - re-exported: p
 from sanitizer.record import Accounting, Counts
 
 MANIFEST_VERSION = 1
+SCHEMA_VERSION = 1  # of manifest.json and provenance.json (sanitizer.schemas)
 _SECRET_WORDS = ("token", "secret", "password", "credential", "key=")
 
 
@@ -52,7 +53,8 @@ def relative(path: str, root: str) -> str:
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for name in ("sanitizer", "apache-beam", "pyarrow", "numpy", "pandas", "scikit-learn", "pyyaml"):
+    for name in ("sanitizer", "apache-beam", "pyarrow", "numpy", "pandas", "scikit-learn", "pyyaml", "torch",
+                 "faiss-cpu", "great-expectations"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -113,7 +115,7 @@ def write_atomic(path: str, obj: Any) -> None:
 
 def build_manifest(run_id: str, out: str, schema: pa.Schema, clean: list[dict], quarantine: list[dict],
                    id_column: str, label_column: str, feature_columns: list[str],
-                   provenance_sha256: str) -> dict[str, Any]:
+                   provenance_sha256: str, compression: str = "none") -> dict[str, Any]:
     def shard_list(shards):
         return [
             {"path": relative(s["path"], out), "rows": s["rows"], "bytes": s["bytes"], "sha256": s["sha256"]}
@@ -121,9 +123,11 @@ def build_manifest(run_id: str, out: str, schema: pa.Schema, clean: list[dict], 
         ]
 
     return {
+        "schema_version": SCHEMA_VERSION,  # sanitizer/schemas/manifest-1.schema.json
         "manifest_version": MANIFEST_VERSION,
         "run_id": run_id,
         "format": "parquet",
+        "compression": compression,
         "schema": schema_json(schema),
         "id_column": id_column,
         "label_column": label_column,

@@ -321,8 +321,11 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The provenance.json content."""
+        from sanitizer.schemas import VERSION
+
         out = dict(self.extra)
         out.update({
+            "schema_version": VERSION,  # sanitizer/schemas/provenance-1.schema.json
             "run_id": self.run_id,
             "status": self.status,
             "started_at": self.started_at,
@@ -352,7 +355,7 @@ class RunRecord:
         if not isinstance(d, dict):
             raise ValueError(f"a run record is a JSON object, not {type(d).__name__}")
         outputs = d.get("outputs") or {}
-        known = {f.name for f in fields(cls)} | {"outputs"}
+        known = {f.name for f in fields(cls)} | {"outputs", "schema_version"}
         return cls(
             run_id=str(d.get("run_id", "") or ""),
             status=str(d.get("status", "") or ""),

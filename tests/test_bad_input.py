@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import load_json, read_dir, reasons_of, run_cli, synthetic_rows
+from sanitizer.reasons import parse as parse_reasons
 
 RID = "rid"
 
@@ -169,7 +170,7 @@ def finished(out, all_ids, id_column=RID):
 
 def reason_entries(q, rid, id_column=RID):
     ids = q.column(id_column).to_pylist()
-    return json.loads(q.column("sanitizer_reasons")[ids.index(rid)].as_py())
+    return parse_reasons(q.column("sanitizer_reasons")[ids.index(rid)].as_py())
 
 
 def test_csv_non_numeric_value_is_quarantined(tmp_path, caplog):

@@ -207,7 +207,7 @@ def test_score_fn_splits_clean_quarantine_and_stats(setup, scored):
     assert scored["invalid"] == {f"a.parquet:{NAN_ROW}", f"b.parquet:{NULL_LABEL_ROW}"}
     assert len(scored["flagged"] & planted_ids) >= 0.8 * len(planted_ids)
     n = 2 * ROWS_PER_FILE
-    q_schema = quarantine_schema(plan.output_schema, config.enabled_detectors())
+    q_schema = quarantine_schema(plan.output_schema)  # every built-in detector has a score column
 
     def check_clean_tables(tables):
         for t in tables:
@@ -230,6 +230,9 @@ def test_score_fn_splits_clean_quarantine_and_stats(setup, scored):
                 else:
                     assert codes == ["outlier"] and score > 1.0  # the outlier score is past its threshold above 1
             assert all(r for r in t.column(REASONS_COLUMN).to_pylist())
+            for name in ("label_flip", "feature_collision", "backdoor"):  # off in this config: null, not absent
+                if name not in config.enabled_detectors():
+                    assert t.column(score_column(name)).null_count == t.num_rows
 
     def check_stats(totals):
         assert len(totals) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
@@ -19,6 +18,7 @@ from conftest import (
     write_digits_parquet,
 )
 
+from sanitizer.reasons import parse as parse_reasons
 from sanitizer.simulate import inject_outliers
 
 ID = "image_id"
@@ -147,7 +147,7 @@ def test_quarantine_has_reasons_and_scores(e2e):
         q.column("sanitizer_reason_codes").to_pylist(),
         q.column("sanitizer_score_outlier").to_pylist(),
     ):
-        reasons = json.loads(raw)
+        reasons = parse_reasons(raw)
         assert isinstance(reasons, list) and reasons
         assert [r["code"] for r in reasons] == codes
         for r in reasons:

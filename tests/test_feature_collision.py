@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import json
 import pickle
 
 import numpy as np
@@ -33,6 +32,7 @@ from conftest import (
 from torch import nn
 
 import sanitizer.embeddings as embeddings
+from sanitizer.reasons import parse as parse_reasons
 from sanitizer.detectors import REGISTRY, Batch, FeatureCollisionDetector, Scores, Skipped
 from sanitizer.detectors.feature_collision import FeatureCollisionParams, FeatureCollisionState
 from sanitizer.embeddings import BATCH_ROWS, TorchScriptEmbedder
@@ -584,7 +584,7 @@ def _held_by(quarantine: pa.Table, detector: str) -> dict[str, list[dict]]:
     """Quarantined id -> that detector's reason entries."""
     held = {}
     for rid, raw in zip(quarantine.column(ID).to_pylist(), quarantine.column("sanitizer_reasons").to_pylist()):
-        mine = [r for r in json.loads(raw) if r["detector"] == detector]
+        mine = [r for r in parse_reasons(raw) if r["detector"] == detector]
         if mine:
             held[rid] = mine
     return held

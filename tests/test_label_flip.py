@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import digit_ids, load_json, pixels_array, read_dir, run_cli, write_digits_parquet
 
+from sanitizer.reasons import parse as parse_reasons
 from sanitizer.config import build_config
 from sanitizer.detectors import REGISTRY, Batch, LabelFlipDetector, Scores, Skipped
 from sanitizer.detectors.label_flip import LabelFlipParams, LabelFlipState, _opinions
@@ -733,7 +734,7 @@ def label_flip_rows(out: Path) -> dict[str, dict]:
     found = {}
     for rid, raw, codes in zip(q.column(ID).to_pylist(), q.column("sanitizer_reasons").to_pylist(),
                                q.column("sanitizer_reason_codes").to_pylist()):
-        reasons = [r for r in json.loads(raw) if r["detector"] == "label_flip"]
+        reasons = [r for r in parse_reasons(raw) if r["detector"] == "label_flip"]
         assert ("label_flip" in codes) == bool(reasons)
         if reasons:
             assert len(reasons) == 1

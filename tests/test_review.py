@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import digit_ids, load_json, read_dir, run_cli, sha256_file, write_digits_parquet
 
+from sanitizer.reasons import parse as parse_reasons
 from sanitizer.simulate import flip_labels, inject_outliers
 
 ID = "image_id"
@@ -102,7 +103,7 @@ def test_list_filters_combine(first, capsys):
     assert by_class and {r["id"] for r in by_class} == {r[ID] for r in rows if str(r["label"]) == label}
 
     def flagged_score(row, detector):
-        return [e["score"] for e in json.loads(row["sanitizer_reasons"]) if e["detector"] == detector]
+        return [e["score"] for e in parse_reasons(row["sanitizer_reasons"]) if e["detector"] == detector]
 
     scores = sorted(s for r in rows for s in flagged_score(r, "outlier"))
     cut = scores[len(scores) // 2]
@@ -303,7 +304,7 @@ def test_rerun_keeps_released_clean_and_confirmed_held(rerun, reviewed):
     assert released <= clean
     for rid in reviewed["confirm"]:
         assert "review:confirmed" in held[rid]
-    reasons = {r[ID]: json.loads(r["sanitizer_reasons"]) for r in q.select([ID, "sanitizer_reasons"]).to_pylist()}
+    reasons = {r[ID]: parse_reasons(r["sanitizer_reasons"]) for r in q.select([ID, "sanitizer_reasons"]).to_pylist()}
     unflagged = [rid for rid in reviewed["confirm"] if held[rid] == ["review:confirmed"]]
     assert len(unflagged) == 2  # label_flip-only records: nothing flags them now, the review holds them
     entry = reasons[reviewed["confirm"][-1]][-1]

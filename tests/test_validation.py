@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import load_json, read_dir, reasons_of, run_cli
+from sanitizer.reasons import parse as parse_reasons
 
 RID = "rid"
 REPO = Path(__file__).resolve().parents[1]
@@ -106,7 +107,7 @@ def sanitize(inp, out, suite, config, *extra) -> int:
 def reasons_json(q: pa.Table) -> dict:
     """Record id -> parsed sanitizer_reasons list."""
     ids = q.column(RID).to_pylist()
-    return dict(zip(ids, (json.loads(r) for r in q.column("sanitizer_reasons").to_pylist())))
+    return dict(zip(ids, (parse_reasons(r) for r in q.column("sanitizer_reasons").to_pylist())))
 
 
 def failed_checks(provenance: dict) -> list[tuple[str, str, str | None]]:

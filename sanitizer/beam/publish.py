@@ -238,7 +238,7 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
     prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
     manifest = prov.build_manifest(
         ctx.run_id, out, plan.output_schema, clean, quarantine, plan.id_output, plan.label_column,
-        [fc.name for fc in plan.features], prov_sha,
+        [fc.name for fc in plan.features], prov_sha, config.compression,
     )
     path = f"{out}/{prov.MANIFEST}"
     prov.write_atomic(path, manifest)  # last: publishing

@@ -182,14 +182,16 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
     )
     parts["quarantine_files"] = scored.quarantine | "WriteQuarantine" >> WriteToParquetBatched(
         layout.shard_base(out, layout.QUARANTINE_DIR),
-        schema=layout.quarantine_schema(plan.output_schema, config.enabled_detectors()),
+        schema=layout.quarantine_schema(plan.output_schema),
         file_name_suffix=layout.SHARD_SUFFIX,
+        codec=config.compression,
         shard_name_template=layout.SHARD_TEMPLATE,
     )
     parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
     if plan.id_column:
         parts["duplicates"] = (
             read.batches
+        codec=config.compression,
             | "BucketIds" >> beam.FlatMap(id_buckets, plan.id_column)
             | "GroupIdBuckets" >> beam.GroupByKey()
             | "FindDuplicateIds" >> beam.FlatMap(find_duplicate_ids)

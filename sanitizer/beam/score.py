@@ -20,13 +20,17 @@ from apache_beam.pvalue import TaggedOutput
 
 from sanitizer import progress
 from sanitizer.beam.fit import row_validator, to_detector_batch
+from sanitizer.beam.metrics import MetricUpdates
 from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.plan import Plan
 from sanitizer.record import Counts, DetectorCounts, ReviewCounts
-from sanitizer.policy import decide, reasons_json
-from sanitizer.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column
+from sanitizer.policy import decide
+from sanitizer.layout import (
+    CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column, score_detectors,
+)
+from sanitizer.reasons import to_arrow as reasons_arrow
 from sanitizer.review.decisions import content_sha256
 
 NULL_CLASS = "<null>"
@@ -115,7 +119,11 @@ class ScoreFn(beam.DoFn):
         self.pending.append((self.runner_pool.submit(self.score_table, table, states), window, timestamp))
         while len(self.pending) > self.MAX_IN_FLIGHT or (self.pending and self.pending[0][0].done()):
             future, _, _ = self.pending.pop(0)
-            yield from future.result()
+            for out in future.result():
+                if isinstance(out, MetricUpdates):
+                    out.apply()  # on this thread: Beam's metrics context is the DoFn's
+                else:
+                    yield out
 
     def finish_bundle(self):
         from apache_beam.utils.windowed_value import WindowedValue
@@ -123,7 +131,9 @@ class ScoreFn(beam.DoFn):
         pending, self.pending = self.pending, []
         for future, window, timestamp in pending:
             for out in future.result():
-                if isinstance(out, TaggedOutput):
+                if isinstance(out, MetricUpdates):
+                    out.apply()
+                elif isinstance(out, TaggedOutput):
                     yield TaggedOutput(out.tag, WindowedValue(out.value, timestamp, [window]))
                 else:
                     yield WindowedValue(out, timestamp, [window])
@@ -157,29 +167,27 @@ class ScoreFn(beam.DoFn):
         keep = list(plan.output_schema.names)
         q = decision.quarantine
         outputs: list = [table.filter(pa.array(~q)).select(keep).cast(plan.output_schema)]
-        detector_names = self.config.enabled_detectors()
         if q.any():
             rows = np.flatnonzero(q)
             quarantined = table.take(pa.array(rows)).select(keep)
             entries = [decision.reasons.get(int(i), []) for i in rows]
-            quarantined = quarantined.append_column(
-                REASONS_COLUMN, pa.array([reasons_json(e) for e in entries], type=pa.string())
-            )
+            quarantined = quarantined.append_column(REASONS_COLUMN, reasons_arrow(entries))
             quarantined = quarantined.append_column(
                 CODES_COLUMN, pa.array([[r["code"] for r in e] for e in entries], type=pa.list_(pa.string()))
             )
             quarantined = quarantined.append_column(
                 CONTENT_COLUMN, pa.array(_content_of(table, rows, content), type=pa.string())
             )
-            for name in detector_names:
-                values = decision.scores.get(name, np.full(n, np.nan))[rows]
-                quarantined = quarantined.append_column(score_column(name), pa.array(values, type=pa.float64()))
-            schema = quarantine_schema(plan.output_schema, detector_names)
-            outputs.append(TaggedOutput("quarantine", quarantined.cast(schema)))
+            for name in score_detectors():  # every built-in detector: null where it is off or did not judge
+                values = decision.scores[name][rows] if name in decision.scores else np.full(len(rows), np.nan)
+                quarantined = quarantined.append_column(
+                    score_column(name), pa.array(values, type=pa.float64(), mask=np.isnan(values)))
+            outputs.append(TaggedOutput("quarantine", quarantined.cast(quarantine_schema(plan.output_schema))))
         counts = self._stats(n, ex, decision, results)
         seconds["split"] = time.perf_counter() - t0  # policy, reasons and the clean / quarantine tables
         counts.seconds = seconds
         outputs.append(TaggedOutput("stats", counts))
+        outputs.append(MetricUpdates.of(counts, results))  # applied by process / finish_bundle, not emitted
         return outputs
 
     def _stats(self, n, ex, decision, results) -> Counts:

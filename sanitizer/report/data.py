@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sanitizer.layout import CODES_COLUMN, REASONS_COLUMN, SCORE_PREFIX
+from sanitizer.reasons import parse as parse_reasons
 from sanitizer.report.evidence import summarise_reasons
 from sanitizer.record import RunRecord
 BATCH_ROWS = 8192
@@ -272,7 +273,10 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
     codes_per_row: list[list[str]] = []
     for i in range(n):
         try:
-            reasons = json.loads(raw_reasons[i]) if raw_reasons[i] else []
+            if isinstance(raw_reasons[i], list):  # the list<struct> column (sanitizer.reasons)
+                reasons = parse_reasons(raw_reasons[i])
+            else:  # runs published before it: one JSON string per row
+                reasons = json.loads(raw_reasons[i]) if raw_reasons[i] else []
             if not isinstance(reasons, list):
                 reasons = [reasons]
         except (TypeError, ValueError):

@@ -226,7 +226,7 @@ def _show(args: argparse.Namespace) -> int:
     row, shard = rv.find_record(output, args.id)
     internal = (rv.REASONS_COLUMN, rv.CODES_COLUMN, rv.CONTENT_COLUMN)
     columns = {k: v for k, v in row.items() if k not in internal and not k.startswith(rv.SCORE_PREFIX)}
-    scores = {k[len(rv.SCORE_PREFIX):]: v for k, v in row.items() if k.startswith(rv.SCORE_PREFIX)}
+    scores = {k[len(rv.SCORE_PREFIX):]: v for k, v in row.items() if k.startswith(rv.SCORE_PREFIX) and v is not None}
     entries = rv.parse_reasons(row.get(rv.REASONS_COLUMN))
     content = row.get(rv.CONTENT_COLUMN)
     history = [] if decisions is None else _history(decisions, args.id)

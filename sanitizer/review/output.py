@@ -134,15 +134,12 @@ def id_strings(column) -> list:
     return pc.cast(column, pa.string()).to_pylist()
 
 
-def parse_reasons(text: str | None) -> list[dict]:
-    """The reason entries of a quarantine row's ``sanitizer_reasons`` JSON ([] when absent or unreadable)."""
-    if not text:
-        return []
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return []
-    return value if isinstance(value, list) else []
+def parse_reasons(value) -> list[dict]:
+    """The reason entries of a quarantine row's ``sanitizer_reasons`` (the list<struct> column, or the JSON
+    text of runs published before it; [] when absent or unreadable)."""
+    from sanitizer.reasons import parse
+
+    return parse(value)
 
 
 def quarantine_content(output: Output, table) -> list[str]:

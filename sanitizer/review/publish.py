@@ -207,10 +207,12 @@ def _applicable(output: Output, decisions: ReviewDecisions, position: dict[str, 
 
 
 
-def _write_parquet(path: str, table) -> None:
+def _write_parquet(path: str, table, compression: str = "none") -> None:
     import pyarrow.parquet as pq
 
-    options = {"use_compliant_nested_type": False}  # the way Beam's Parquet sink writes the clean shards
+    # The way Beam's Parquet sink writes the clean shards, with the run's codec (runs before the
+    # manifest recorded one wrote uncompressed shards).
+    options = {"use_compliant_nested_type": False, "compression": compression}
     if fs.is_remote(path):
         with fs.create(path) as fh:
             pq.write_table(table, fh, **options)
@@ -260,7 +262,8 @@ def _publish(output: Output, decisions: ReviewDecisions) -> dict[str, Any]:
             rows = pa.array([row for row, _ in released], type=pa.int64())
             table = quarantine.take(rows).select(names).cast(clean_schema)
             written.append(path + ".tmp")
-            _write_parquet(path + ".tmp", table)  # not *.parquet until the manifest is about to name it
+            # not *.parquet until the manifest is about to name it
+            _write_parquet(path + ".tmp", table, output.manifest.get("compression", "none"))
             sha, size = prov.sha256_of(path + ".tmp")
             released_shard = {"path": rel, "rows": fs.parquet_rows(path + ".tmp"), "bytes": size, "sha256": sha}
             new_clean.append(released_shard)
