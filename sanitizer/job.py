@@ -84,6 +84,7 @@ def _run(config: Config, beam_args: list[str]) -> dict[str, Any]:
 
     from sanitizer.beam.local_runner import runner_for
     from sanitizer.beam.sanitize import Sanitize
+    from sanitizer.lineage_emit import job_failed
 
     options, runner = pipeline_options(beam_args)  # first: a refused option must not touch the output
     config.require_runnable()
@@ -94,16 +95,21 @@ def _run(config: Config, beam_args: list[str]) -> dict[str, Any]:
     try:
         result = p.run()
         state = result.wait_until_finish()
-    except SanitizerError:
+    except SanitizerError as exc:
+        job_failed(sanitize.lineage_context, out, str(exc))  # FAIL, unless the publish stage sent it
         raise
     except Exception as exc:
-        raise explain_pipeline_error(exc, out) from None
+        error = explain_pipeline_error(exc, out)
+        job_failed(sanitize.lineage_context, out, str(error))
+        raise error from None
     finally:
         from sanitizer.beam.threads import restore_library_threads
 
         restore_library_threads()  # in-process runners limited this process's library threads
     if state is not None and str(state) not in ("DONE", "PipelineState.DONE"):
-        raise SanitizerError(f"the pipeline ended in state {state}; nothing was published")
+        ended = SanitizerError(f"the pipeline ended in state {state}; nothing was published")
+        job_failed(sanitize.lineage_context, out, str(ended))
+        raise ended
     return read_provenance(out)
 
 

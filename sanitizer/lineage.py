@@ -1,11 +1,13 @@
-"""OpenLineage: one RunEvent per sanitize run, built from its provenance, written to OUT/lineage.json.
+"""OpenLineage: the RunEvents of a sanitize run (START, then COMPLETE or FAIL), and OUT/lineage.json.
 
-The event (https://openlineage.io/spec, RunEvent of spec 2-0-2) names the job, the run
-(a UUID derived from the run id), every input file as an input dataset and the clean and
-quarantine folders as output datasets, with the standard facets a lineage service reads:
+An event (https://openlineage.io/spec, RunEvent of spec 2-0-2) names the job, the run (a UUID
+derived from the run id, the same in every event of the run), every input file as an input dataset
+and the clean and quarantine folders as output datasets, with the standard facets a lineage service
+reads:
 
-- run: ``processing_engine`` (Apache Beam and its version), ``errorMessage`` when the run
-  failed, and ``sanitizer`` (this project's own facet: run id, status, runner, seed, counts);
+- run: ``processing_engine`` (Apache Beam and its version), ``parent`` when an orchestrator
+  passed its run (``sanitizer.lineage_send``), ``errorMessage`` when the run failed, and
+  ``sanitizer`` (this project's own facet: run id, status, runner, seed, counts);
 - job: ``jobType`` (BATCH) and ``documentation``;
 - inputs: ``schema``, ``version`` (the file's sha256), and as input facets
   ``inputStatistics`` / ``dataQualityMetrics`` (rows, bytes) and ``dataQualityAssertions``
@@ -13,7 +15,10 @@ quarantine folders as output datasets, with the standard facets a lineage servic
 - outputs: ``schema``, ``version`` (the run id), ``dataQualityAssertions`` for the checks run
   on the clean output, and the ``outputStatistics`` output facet (rows, bytes, files).
 
-A FAIL event lists no outputs: a failed run publishes nothing (no manifest).
+A START event names the datasets (and their schemas as planned) with no statistics; a FAIL event
+lists no outputs: a failed run publishes nothing (no manifest). Each part is built with
+openlineage-python's typed classes when the ``[lineage]`` extra is installed, else as a dict of
+the same JSON shape (``sanitizer.lineage_parts``); sending is ``sanitizer.lineage_send``.
 
 Dataset names follow OpenLineage's naming conventions: a local file is namespace ``file``,
 name its absolute path; ``gs://bucket/key`` is namespace ``gs://bucket``, name ``key``.
@@ -29,34 +34,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sanitizer.layout import LINEAGE
+from sanitizer.lineage_parts import FACETS, RUN_EVENT_SCHEMA, Parts, to_json
 from sanitizer.record import RunRecord
 
 log = logging.getLogger("sanitizer")
 
+# The producer when the installed package declares no repository URL ([project.urls] in pyproject.toml).
 PRODUCER = "https://github.com/sanitizer/sanitizer"
-RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 NAMESPACE = "sanitizer"
 EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
-
-_FACETS = "https://openlineage.io/spec/facets"
-FACET_SCHEMAS = {
-    "schema": f"{_FACETS}/1-1-1/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet",
-    "version": f"{_FACETS}/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet",
-    "inputStatistics": f"{_FACETS}/1-0-0/InputStatisticsInputDatasetFacet.json#/$defs/InputStatisticsInputDatasetFacet",
-    "dataQualityMetrics":
-        f"{_FACETS}/1-0-2/DataQualityMetricsInputDatasetFacet.json#/$defs/DataQualityMetricsInputDatasetFacet",
-    "dataQualityAssertions":
-        f"{_FACETS}/1-1-0/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet",
-    "outputStatistics":
-        f"{_FACETS}/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet",
-    "errorMessage": f"{_FACETS}/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet",
-    "processing_engine": f"{_FACETS}/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet",
-    "jobType": f"{_FACETS}/2-0-3/JobTypeJobFacet.json#/$defs/JobTypeJobFacet",
-    "documentation": f"{_FACETS}/1-0-1/DocumentationJobFacet.json#/$defs/DocumentationJobFacet",
-}
-# This project's own run facet (custom facets point at their producer's schema).
-SANITIZER_FACET_SCHEMA = f"{PRODUCER}/blob/main/sanitizer/lineage.py#SanitizerRunFacet"
+FACET_SCHEMAS = {kind: schema for kind, (_, _, schema) in FACETS.items()}
 _OBJECT_STORES = ("gs", "s3", "s3a", "s3n", "abfs", "abfss", "wasb", "wasbs", "az", "oss")
+__all__ = ["RUN_EVENT_SCHEMA", "build_run_event", "make_event", "write_run_event"]
 
 
 def _version() -> str:
@@ -68,13 +57,28 @@ def _version() -> str:
         return "unknown"
 
 
+def _repository() -> str:
+    """The repository URL the installed package declares (Project-URL Repository/Source/Homepage), else PRODUCER."""
+    try:
+        from importlib import metadata
+
+        urls = dict(u.split(", ", 1) for u in metadata.metadata("sanitizer").get_all("Project-URL") or [] if ", " in u)
+        for key in ("Repository", "Source", "Homepage"):
+            if urls.get(key, "").startswith("https://"):
+                return urls[key].rstrip("/")
+    except Exception:  # noqa: BLE001 - not installed as a distribution: the default
+        pass
+    return PRODUCER
+
+
 def producer() -> str:
-    """The producer URI of every event and facet: this project at this version."""
-    return f"{PRODUCER}/tree/v{_version()}"
+    """The producer URI of every event and facet: this project's repository at this version."""
+    return f"{_repository()}/tree/v{_version()}"
 
 
-def _facet(name: str, body: dict[str, Any], schema_url: str | None = None) -> dict[str, Any]:
-    return {"_producer": producer(), "_schemaURL": schema_url or FACET_SCHEMAS[name], **body}
+def custom_facet_schema() -> str:
+    """The schema URL of this project's own run facet (custom facets point at their producer)."""
+    return f"{_repository()}/blob/main/sanitizer/lineage.py#SanitizerRunFacet"
 
 
 def run_uuid(run_id: str | None) -> str:
@@ -116,13 +120,17 @@ def _footer_fields(uri: str) -> list[dict[str, str]] | None:
                 schema = pq.ParquetFile(fh).schema_arrow
         else:
             schema = pq.read_schema(uri)
-        return [{"name": f.name, "type": str(f.type)} for f in schema]
+        return schema_fields(schema)
     except Exception:
         return None
 
 
-def _read_manifest(out_dir: str) -> dict | None:
-    path = _join(out_dir, "manifest.json")
+def schema_fields(schema) -> list[dict[str, str]]:
+    """[{name, type}] of a pyarrow schema."""
+    return [{"name": f.name, "type": str(f.type)} for f in schema]
+
+
+def read_json(path: str) -> dict | None:
     try:
         if "://" in path:
             from apache_beam.io.filesystems import FileSystems
@@ -139,51 +147,60 @@ def _read_manifest(out_dir: str) -> dict | None:
         return None
 
 
-def _schema_facet(fields: list[dict[str, str]] | None) -> dict[str, dict]:
+def _schema_facet(parts: Parts, fields: list[dict[str, str]] | None) -> dict[str, Any]:
     if not fields:
         return {}
-    return {"schema": _facet("schema", {"fields": [{"name": f["name"], "type": f["type"]} for f in fields]})}
+    return {"schema": parts.facet("schema", fields=[parts.nested("field", name=f["name"], type=f["type"])
+                                                    for f in fields])}
 
 
-def _assertions(checks: list[dict], label_column: str | None, severity: str) -> list[dict[str, Any]]:
+def _assertions(parts: Parts, checks: list[dict], label_column: str | None, severity: str) -> list:
+    """Data-set checks as the spec's assertions: assertion, success, column (+ severity, actual, params)."""
     out = []
     for c in checks:
-        expectation = str(c.get("expectation") or "unknown")
         column = c.get("column")
-        props: dict[str, Any] = {"on": c.get("on")}
-        if c.get("observed") is not None:
-            props["observed"] = c.get("observed")
-        if expectation.startswith("sanitizer:class_share") and column is not None:
-            props["class"] = column  # the check's "column" is the class; the column tested is the label
+        params: dict[str, Any] = {"on": str(c.get("on"))}
+        if str(c.get("expectation") or "").startswith("sanitizer:class_share") and column is not None:
+            params["class"] = str(column)  # the check's "column" is the class; the column tested is the label
             column = label_column
-        item: dict[str, Any] = {"assertion": expectation, "success": bool(c.get("success")), "severity": severity,
-                                "properties": json.loads(json.dumps(props, default=str))}
-        if column is not None:
-            item["column"] = str(column)
-        out.append(item)
+        observed = c.get("observed")
+        out.append(parts.nested(
+            "assertion", assertion=str(c.get("expectation") or "unknown"), success=bool(c.get("success")),
+            column=None if column is None else str(column), severity=severity,
+            actual=None if observed is None else json.dumps(observed, default=str), params=params))
     return out
 
 
-def _row_level_assertions(validation: dict) -> list[dict[str, Any]]:
-    """Row-level expectations that quarantined rows: ``validation:<expectation>:<column>`` -> rows."""
+def _row_level_assertions(parts: Parts, validation: dict) -> list:
+    """Row-level expectations that quarantined rows (``validation:<expectation>:<column>`` -> rows failing)."""
     out = []
     for reason, n in sorted((validation.get("rows_failing_row_level") or {}).items()):
-        parts = reason.split(":", 2)
-        item: dict[str, Any] = {"assertion": parts[1] if len(parts) > 1 else reason, "success": int(n) == 0,
-                                "failures": int(n), "severity": "warn",
-                                "properties": {"on": "rows", "action": "quarantine", "reason": reason}}
-        if len(parts) > 2 and parts[2]:
-            item["column"] = parts[2]
-        out.append(item)
+        bits = reason.split(":", 2)
+        out.append(parts.nested(
+            "assertion", assertion=bits[1] if len(bits) > 1 else reason, success=int(n) == 0,
+            column=bits[2] if len(bits) > 2 and bits[2] else None, severity="warn", actual=str(int(n)),
+            description="rows failing it were quarantined, not published",
+            params={"on": "rows", "action": "quarantine", "reason": reason}))
     return out
 
 
 def build_run_event(provenance: RunRecord | dict, out_dir: str, state: str = "COMPLETE", error: str | None = None,
-                    *, namespace: str = NAMESPACE, job_name: str | None = None) -> dict[str, Any]:
+                    *, typed: bool | None = None, **context: Any) -> dict[str, Any]:
+    """The JSON form (a dict) of :func:`make_event`; ``typed``: build it with the client's classes
+    (default: when openlineage-python is installed), else as plain dicts of the same shape."""
+    parts = Parts(producer(), typed, custom_facet_schema())
+    return to_json(make_event(parts, provenance, out_dir, state, error, **context))
+
+
+def make_event(parts: Parts, provenance: RunRecord | dict, out_dir: str, state: str = "COMPLETE",
+               error: str | None = None, *, namespace: str | None = None, job_name: str | None = None,
+               parent: dict | None = None, planned: dict | None = None):
     """An OpenLineage RunEvent for the run ``provenance`` describes (its output folder is ``out_dir``).
 
-    ``state`` is the eventType (COMPLETE, or FAIL with ``error`` the message). Every provenance key
-    is optional, so a partial provenance (a run that failed early) still gives a valid event.
+    ``state`` is the eventType (START, COMPLETE, or FAIL with ``error`` the message). Every provenance
+    key is optional, so a partial provenance (a run that failed early) still gives a valid event.
+    ``parent``: the orchestrator's run ({namespace, name, runId, root?}); ``planned``: for START, the
+    schemas planning knows ({"input": fields, "clean": fields}).
     """
     state = str(state).upper()
     if state not in EVENT_TYPES:
@@ -195,53 +212,51 @@ def build_run_event(provenance: RunRecord | dict, out_dir: str, state: str = "CO
     outputs = {"clean": record.clean, "quarantine": record.quarantine}
     run_id = record.run_id or None
     label_column = record.columns.label or config.get("label_column")
+    started = state == "START"
 
-    # ---- schemas: the published manifest, else the shards' footers
-    manifest = _read_manifest(out_dir)
+    # ---- schemas: as planned (START), else the published manifest, else the shards' footers
+    manifest = None if started else read_json(_join(out_dir, "manifest.json"))
     if manifest is not None and run_id is not None and manifest.get("run_id") != run_id:
         manifest = None  # a manifest from another run
-    clean_fields = None
-    if manifest and manifest.get("schema"):
-        clean_fields = [{"name": f["name"], "type": f["type"]} for f in manifest["schema"]]
-    elif outputs.get("clean"):
-        clean_fields = _footer_fields(_join(out_dir, outputs["clean"][0].path))
-    quarantine_fields = (
-        _footer_fields(_join(out_dir, outputs["quarantine"][0].path)) if outputs.get("quarantine") else None
-    )
-    known = clean_fields or quarantine_fields
-    input_fields = [f for f in known if not f["name"].startswith("sanitizer_")] if known else None
+    clean_fields = quarantine_fields = input_fields = None
+    if started:
+        clean_fields, input_fields = (planned or {}).get("clean"), (planned or {}).get("input")
+    else:
+        if manifest and manifest.get("schema"):
+            clean_fields = [{"name": f["name"], "type": f["type"]} for f in manifest["schema"]]
+        elif outputs.get("clean"):
+            clean_fields = _footer_fields(_join(out_dir, outputs["clean"][0].path))
+        if outputs.get("quarantine"):
+            quarantine_fields = _footer_fields(_join(out_dir, outputs["quarantine"][0].path))
+        known = clean_fields or quarantine_fields
+        input_fields = [f for f in known if not f["name"].startswith("sanitizer_")] if known else None
 
     # ---- data-quality assertions from the run's expectation suite
     severity = "error" if validation.get("dataset_failure", "stop") == "stop" else "warn"
     checks = [c for c in (validation.get("checks") or []) if isinstance(c, dict)]
-    input_assertions = _assertions([c for c in checks if c.get("on") != "clean output"], label_column, severity)
-    input_assertions += _row_level_assertions(validation)
-    clean_assertions = _assertions([c for c in checks if c.get("on") == "clean output"], label_column, severity)
+    input_assertions = _assertions(parts, [c for c in checks if c.get("on") != "clean output"], label_column,
+                                   severity) + _row_level_assertions(parts, validation)
+    clean_assertions = _assertions(parts, [c for c in checks if c.get("on") == "clean output"], label_column,
+                                   severity)
 
     # ---- inputs: one dataset per input file
     inputs = []
     for item in record.inputs:
         ns, name = dataset_id(item.get("uri", ""))
-        facets = _schema_facet(input_fields)
+        facets = _schema_facet(parts, input_fields)
         if item.get("sha256"):
-            facets["version"] = _facet("version", {"datasetVersion": f"sha256:{item['sha256']}"})
+            facets["version"] = parts.facet("version", datasetVersion=f"sha256:{item['sha256']}")
         input_facets: dict[str, Any] = {}
         rows, size = item.get("rows"), item.get("bytes")
-        if rows is not None:
-            stats = {"rowCount": int(rows), "fileCount": 1}
-            if size is not None:
-                stats["size"] = int(size)
-            input_facets["inputStatistics"] = _facet("inputStatistics", stats)
-            metrics = {"rowCount": int(rows), "fileCount": 1, "columnMetrics": {}}
-            if size is not None:
-                metrics["bytes"] = int(size)
-            input_facets["dataQualityMetrics"] = _facet("dataQualityMetrics", metrics)
+        if rows is not None and not started:
+            size = None if size is None else int(size)
+            input_facets["inputStatistics"] = parts.facet("inputStatistics", rowCount=int(rows), fileCount=1,
+                                                          size=size)
+            input_facets["dataQualityMetrics"] = parts.facet("dataQualityMetrics", rowCount=int(rows), fileCount=1,
+                                                             bytes=size, columnMetrics={})
         if input_assertions:
-            input_facets["dataQualityAssertions"] = _facet("dataQualityAssertions", {"assertions": input_assertions})
-        dataset: dict[str, Any] = {"namespace": ns, "name": name, "facets": facets}
-        if input_facets:
-            dataset["inputFacets"] = input_facets
-        inputs.append(dataset)
+            input_facets["dataQualityAssertions"] = parts.facet("dataQualityAssertions", assertions=input_assertions)
+        inputs.append(parts.dataset("input", ns, name, facets, input_facets))
 
     # ---- outputs: the clean and quarantine folders (none on failure: nothing was published)
     out_datasets = []
@@ -250,56 +265,65 @@ def build_run_event(provenance: RunRecord | dict, out_dir: str, state: str = "CO
                                          ("quarantine", quarantine_fields, [])):
             shards = outputs[part]
             ns, name = dataset_id(_join(out_dir, part))
-            facets = _schema_facet(fields)
-            if run_id:
-                facets["version"] = _facet("version", {"datasetVersion": str(run_id)})
-            if assertions:
-                facets["dataQualityAssertions"] = _facet("dataQualityAssertions", {"assertions": assertions})
-            stats = {"rowCount": sum(s.rows for s in shards), "size": sum(s.bytes for s in shards),
-                     "fileCount": len(shards)}
-            out_datasets.append({"namespace": ns, "name": name, "facets": facets,
-                                 "outputFacets": {"outputStatistics": _facet("outputStatistics", stats)}})
+            facets = _schema_facet(parts, fields)
+            output_facets: dict[str, Any] = {}
+            if not started:
+                if run_id:
+                    facets["version"] = parts.facet("version", datasetVersion=str(run_id))
+                if assertions:
+                    facets["dataQualityAssertions"] = parts.facet("dataQualityAssertions", assertions=assertions)
+                output_facets["outputStatistics"] = parts.facet(
+                    "outputStatistics", rowCount=sum(s.rows for s in shards), size=sum(s.bytes for s in shards),
+                    fileCount=len(shards))
+            out_datasets.append(parts.dataset("output", ns, name, facets, output_facets))
 
     # ---- run and job
     run_facets: dict[str, Any] = {
-        "processing_engine": _facet("processing_engine", {
-            "name": "Apache Beam",
-            "version": str(record.versions.get("apache-beam") or _beam_version()),
-            "openlineageAdapterVersion": _version(),
-        }),
-        "sanitizer": _facet("sanitizer", _sanitizer_facet(record, out_dir, manifest), SANITIZER_FACET_SCHEMA),
+        "processing_engine": parts.facet(
+            "processing_engine", name="Apache Beam", openlineageAdapterVersion=_version(),
+            version=str(record.versions.get("apache-beam") or _beam_version())),
+        "sanitizer": parts.custom_run_facet(**_sanitizer_facet(record, out_dir, manifest, state)),
     }
+    if parent:
+        run_facets["parent"] = _parent_facet(parts, parent)
     if state == "FAIL":
-        run_facets["errorMessage"] = _facet("errorMessage", {
-            "message": error or _failure_message(record),
-            "programmingLanguage": "PYTHON",
-        })
+        run_facets["errorMessage"] = parts.facet("errorMessage", message=error or _failure_message(record),
+                                                 programmingLanguage="PYTHON")
     source = config.get("input") or (record.inputs[0].get("uri") if record.inputs else None) or "input"
-    job = {
-        "namespace": namespace,
-        "name": job_name or f"sanitize.{_basename(source)}",
-        "facets": {
-            "jobType": _facet("jobType", {"processingType": "BATCH", "integration": "SANITIZER", "jobType": "JOB"}),
-            "documentation": _facet("documentation", {
-                "description": f"Quarantine poisoned training rows of {source} and publish clean Parquet shards "
-                               f"behind {_join(out_dir, 'manifest.json')}",
-            }),
-        },
+    job_facets = {
+        "jobType": parts.facet("jobType", processingType="BATCH", integration="SANITIZER", jobType="JOB"),
+        "documentation": parts.facet("documentation", description=(
+            f"Quarantine poisoned training rows of {source} and publish clean Parquet shards "
+            f"behind {_join(out_dir, 'manifest.json')}")),
     }
-    event_time = record.finished_at if state in ("COMPLETE", "FAIL") else None
-    return {
-        "eventType": state,
-        "eventTime": event_time or datetime.now(timezone.utc).isoformat(),
-        "producer": producer(),
-        "schemaURL": RUN_EVENT_SCHEMA,
-        "run": {"runId": run_uuid(run_id), "facets": run_facets},
-        "job": job,
-        "inputs": inputs,
-        "outputs": out_datasets,
-    }
+    event_time = record.started_at if started else record.finished_at if state in ("COMPLETE", "FAIL") else None
+    return parts.run_event(state, event_time or datetime.now(timezone.utc).isoformat(), run_uuid(run_id),
+                           run_facets, namespace or NAMESPACE, job_name or default_job_name(source),
+                           job_facets, inputs, out_datasets)
 
 
-def _sanitizer_facet(record: RunRecord, out_dir: str, manifest: dict | None) -> dict[str, Any]:
+def default_job_name(source: str) -> str:
+    """``sanitize.<input's base name>``."""
+    return f"sanitize.{_basename(source)}"
+
+
+def _parent_facet(parts: Parts, parent: dict):
+    root = parent.get("root")
+    return parts.facet(
+        "parent",
+        run=parts.nested("parent_run", runId=parent["runId"]),
+        job=parts.nested("parent_job", namespace=parent["namespace"], name=parent["name"]),
+        root=None if not root else parts.nested(
+            "root", run=parts.nested("root_run", runId=root["runId"]),
+            job=parts.nested("root_job", namespace=root["namespace"], name=root["name"])),
+    )
+
+
+def _sanitizer_facet(record: RunRecord, out_dir: str, manifest: dict | None, state: str) -> dict[str, Any]:
+    if state == "START":  # nothing is counted yet
+        return {k: v for k, v in {"runId": record.run_id or None, "status": "started", "seed": record.seed,
+                                  "runner": record.runner or None, "startedAt": record.started_at or None}.items()
+                if v is not None}
     counts = record.counts
     body: dict[str, Any] = {
         "runId": record.run_id or None,
@@ -349,15 +373,3 @@ def write_run_event(out_dir: str, event: dict) -> str:
     path = _join(str(out_dir).rstrip("/") or str(out_dir), LINEAGE)
     write_atomic(path, event)
     return path
-
-
-def record_run(provenance: RunRecord | dict, out_dir: str, state: str = "COMPLETE",
-               error: str | None = None) -> dict | None:
-    """Build and write the run's event; lineage never fails a run (a problem is logged, None returned)."""
-    try:
-        event = build_run_event(provenance, out_dir, state, error)
-        write_run_event(out_dir, event)
-        return event
-    except Exception as exc:  # lineage is metadata: never let it change a run's outcome
-        log.warning("could not write %s/%s: %s: %s", out_dir, LINEAGE, type(exc).__name__, exc)
-        return None

@@ -7,8 +7,14 @@ Great Expectations), formats included (uuid, date-time, uri).
 
 from __future__ import annotations
 
+import http.server
 import json
+import logging
+import os
+import sys
+import threading
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,7 +23,7 @@ import jsonschema
 import pytest
 
 from conftest import digit_ids, load_json, run_cli, write_digits_parquet
-from sanitizer import lineage
+from sanitizer import lineage, lineage_emit, lineage_parts
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SUITE = REPO / "validations" / "digits_demo.json"
@@ -34,17 +40,18 @@ ASSERTIONS = {
             "properties": {
                 "assertions": {
                     "type": "array",
-                    "items": {
+                    "items": {  # DataQualityAssertionsDatasetFacet 1-1-0: these keys and no others
                         "type": "object",
                         "required": ["assertion", "success"],
                         "properties": {
                             "assertion": {"type": "string"},
                             "success": {"type": "boolean"},
                             "column": {"type": "string"},
-                            "severity": {"type": "string"},
-                            "failures": {"type": "integer"},
-                            "properties": {"type": "object"},
+                            **{k: {"type": "string"} for k in ("severity", "name", "description", "expected",
+                                                               "actual", "content", "contentType")},
+                            "params": {"type": "object"},
                         },
+                        "additionalProperties": False,
                     },
                 }
             },
@@ -70,6 +77,15 @@ DATASET_FACETS = {
     "type": "object",
     "properties": {"schema": SCHEMA_FACET, "dataQualityAssertions": ASSERTIONS},
     "additionalProperties": FACET,
+}
+RUN_REF = {"type": "object", "required": ["runId"], "properties": {"runId": {"type": "string", "format": "uuid"}}}
+JOB_REF = {"type": "object", "required": ["namespace", "name"],
+           "properties": {"namespace": {"type": "string"}, "name": {"type": "string"}}}
+PARENT = {  # ParentRunFacet 1-2-0
+    "type": "object",
+    "required": ["run", "job"],
+    "properties": {"run": RUN_REF, "job": JOB_REF,
+                   "root": {"type": "object", "required": ["run", "job"], "properties": {"run": RUN_REF, "job": JOB_REF}}},
 }
 RUN_EVENT_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -138,6 +154,7 @@ RUN_EVENT_SCHEMA = {
                             "type": "object", "required": ["message", "programmingLanguage"],
                             "properties": {"message": {"type": "string"}, "programmingLanguage": {"type": "string"}}}]},
                         "processing_engine": {"allOf": [FACET, {"type": "object", "required": ["version"]}]},
+                        "parent": {"allOf": [FACET, PARENT]},
                     },
                     "additionalProperties": FACET,
                 },
@@ -198,21 +215,94 @@ def all_facets(event: dict):
                 yield from ((f"{side}:{ds['name']}:{group}", k, v) for k, v in ds.get(group, {}).items())
 
 
+class Receiver:
+    """An OpenLineage HTTP endpoint on 127.0.0.1 that records every request it is sent."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, dict]] = []
+        received = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append((self.path, json.loads(body)))
+                self.send_response(201)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def take(self) -> list[dict]:
+        """The events received since the last take."""
+        events = [body for _, body in self.requests]
+        self.requests.clear()
+        return events
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, digits):
-    """A run that publishes (the demo suite passes) and one the suite stops (too few rows)."""
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@contextmanager
+def lineage_env(tmp_path: Path, **env: str):
+    """Only ``env`` of the OpenLineage settings (no openlineage.yml in the working folder or home either);
+    the process environment restored afterwards (the client adds OPENLINEAGE__* aliases of its own)."""
+    saved, cwd = dict(os.environ), os.getcwd()
+    for key in [k for k in os.environ if k.startswith("OPENLINEAGE")]:
+        del os.environ[key]
+    os.environ.update(env, HOME=str(tmp_path))
+    os.chdir(tmp_path)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+PARENT_RUN, ROOT_RUN = str(uuid.uuid4()), str(uuid.uuid4())
+PARENT_ENV = {"OPENLINEAGE_PARENT_ID": f"airflow/sanitize_dag.sanitize/{PARENT_RUN}",
+              "OPENLINEAGE_ROOT_PARENT_ID": f"airflow/sanitize_dag/{ROOT_RUN}"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, digits, receiver):
+    """A run that publishes (the demo suite passes), sending to ``receiver`` through OPENLINEAGE_URL with
+    Airflow's parent-run variables; one the suite stops (too few rows), configured by an openlineage.yml;
+    one with no OpenLineage configuration at all. Each keeps the events the receiver got."""
     X, y = digits
     d = tmp_path_factory.mktemp("lineage")
     config = d / "fast.yaml"
     config.write_text(FAST)
+    (d / "ol.yml").write_text(f"transport:\n  type: http\n  url: {receiver.url}\n")
     full = write_digits_parquet(d / "in" / "digits.parquet", X, y, ids=digit_ids(len(y)))
     small = write_digits_parquet(d / "small" / "few_digits.parquet", X[:400], y[:400], ids=digit_ids(400))
+    envs = {"ok": {"OPENLINEAGE_URL": receiver.url, **PARENT_ENV},
+            "stopped": {"OPENLINEAGE_CONFIG": str(d / "ol.yml")},
+            "quiet": {}}
     results = {}
-    for key, inp in (("ok", full), ("stopped", small)):
+    for key, inp in (("ok", full), ("stopped", small), ("quiet", small)):
         out = d / key
-        rc = run_cli("run", "--input", inp, "--output", out, "--label-column", "label", "--id-column", "image_id",
-                     "--expectations", DEMO_SUITE, "--config", config, "-q")
+        home = d / f"home-{key}"
+        home.mkdir()
+        with lineage_env(home, **envs[key]):
+            rc = run_cli("run", "--input", inp, "--output", out, "--label-column", "label", "--id-column",
+                         "image_id", "--expectations", DEMO_SUITE, "--config", config, "-q")
         results[key] = (rc, out, load_json(out / "provenance.json"), inp)
+        receiver.sent = getattr(receiver, "sent", {})
+        receiver.sent[key] = receiver.take()
     return results
 
 
@@ -302,16 +392,16 @@ def test_validation_checks_appear_as_data_quality_assertions(complete):
     on_input = event["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
     on_clean = event["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     assert "dataQualityAssertions" not in event["outputs"][1]["facets"]
-    as_pairs = lambda items: sorted((a["assertion"], a["properties"]["on"], a["success"]) for a in items)  # noqa: E731
+    as_pairs = lambda items: sorted((a["assertion"], a["params"]["on"], a["success"]) for a in items)  # noqa: E731
     assert as_pairs(on_input) == sorted((c["expectation"], c["on"], c["success"]) for c in checks
                                         if c["on"] != "clean output")
     assert as_pairs(on_clean) == sorted((c["expectation"], c["on"], c["success"]) for c in checks
                                         if c["on"] == "clean output")
     shares = [a for a in on_input if a["assertion"] == "sanitizer:class_share_between"]
     assert len(shares) == 10 and {a["column"] for a in shares} == {"label"}
-    assert sorted(a["properties"]["class"] for a in shares) == [str(v) for v in range(10)]
+    assert sorted(a["params"]["class"] for a in shares) == [str(v) for v in range(10)]
     row_count = [a for a in on_input if a["assertion"] == "expect_table_row_count_to_be_between"]
-    assert row_count and all("column" not in a and a["properties"]["observed"] == 1797 for a in row_count)
+    assert row_count and all("column" not in a and a["actual"] == "1797" for a in row_count)
     assert {a["column"] for a in on_clean if a["assertion"] == "expect_column_values_to_not_be_null"} == {
         "image_id", "pixels", "label"}
 
@@ -361,3 +451,183 @@ def test_the_schema_rejects_what_the_spec_rejects(complete):
     assert any(e.startswith("run/runId") for e in errors)
     assert any("_schemaURL" in e for e in errors)
     assert any(e.startswith("eventTime") for e in errors)
+
+
+# --------------------------------------------------------------------------- sent through openlineage-python
+
+
+def test_a_run_sends_start_then_complete_with_one_run_id(runs, receiver):
+    rc, out, provenance, inp = runs["ok"]
+    assert rc == 0
+    sent = receiver.sent["ok"]
+    assert [e["eventType"] for e in sent] == ["START", "COMPLETE"]
+    run_id = lineage.run_uuid(provenance["run_id"])
+    assert {e["run"]["runId"] for e in sent} == {run_id}
+    assert {(e["job"]["namespace"], e["job"]["name"]) for e in sent} == {("sanitizer", "sanitize.digits")}
+    for event in sent:
+        assert validation_errors(event) == [], event["eventType"]
+        assert event["producer"] == lineage.producer()
+    assert {path for path, _ in receiver.requests} <= {"/api/v1/lineage"}
+
+
+def test_the_start_event_names_the_datasets_as_planned(runs, receiver):
+    _, out, provenance, inp = runs["ok"]
+    start = receiver.sent["ok"][0]
+    assert start["eventTime"] == provenance["started_at"]
+    assert [(d["namespace"], d["name"]) for d in start["inputs"]] == [("file", str(inp.resolve()))]
+    assert [d["name"] for d in start["outputs"]] == [str(out.resolve() / "clean"), str(out.resolve() / "quarantine")]
+    assert [f["name"] for f in start["inputs"][0]["facets"]["schema"]["fields"]] == ["image_id", "pixels", "label"]
+    assert all("outputFacets" not in d or not d["outputFacets"] for d in start["outputs"])  # nothing counted yet
+    assert start["run"]["facets"]["sanitizer"]["status"] == "started"
+
+
+def test_the_complete_event_carries_the_typed_facets(runs, receiver):
+    _, out, provenance, _ = runs["ok"]
+    complete = receiver.sent["ok"][1]
+    assert set(complete["job"]["facets"]) >= {"jobType", "documentation"}
+    assert set(complete["run"]["facets"]) >= {"processing_engine", "parent", "sanitizer"}
+    assert "errorMessage" not in complete["run"]["facets"]
+    source = complete["inputs"][0]
+    assert set(source["facets"]) >= {"schema", "version"}
+    assert set(source["inputFacets"]) >= {"inputStatistics", "dataQualityMetrics", "dataQualityAssertions"}
+    clean, quarantine = complete["outputs"]
+    assert clean["outputFacets"]["outputStatistics"]["rowCount"] == provenance["counts"]["clean"]
+    assert quarantine["outputFacets"]["outputStatistics"]["rowCount"] == provenance["counts"]["quarantined"]
+    assert "dataQualityAssertions" in clean["facets"] and "schema" in clean["facets"]
+    for where, name, facet in all_facets(complete):
+        if name in lineage.FACET_SCHEMAS:
+            assert facet["_schemaURL"] == lineage.FACET_SCHEMAS[name], (where, name)
+    # what lineage.json holds is the event that was sent (the client adds its own facets, e.g. tags)
+    written = load_json(out / "lineage.json")
+    assert written["eventType"] == "COMPLETE" and written["run"]["runId"] == complete["run"]["runId"]
+    assert written["outputs"] == complete["outputs"] and written["inputs"] == complete["inputs"]
+    assert set(written["run"]["facets"]) <= set(complete["run"]["facets"])
+
+
+def test_airflow_s_parent_run_becomes_the_parent_facet(runs, receiver):
+    for event in receiver.sent["ok"]:
+        parent = strip_empty(event["run"]["facets"]["parent"])  # the client's classes send "facets": {} too
+        assert parent["run"] == {"runId": PARENT_RUN}
+        assert parent["job"] == {"namespace": "airflow", "name": "sanitize_dag.sanitize"}
+        assert parent["root"] == {"run": {"runId": ROOT_RUN}, "job": {"namespace": "airflow", "name": "sanitize_dag"}}
+        assert parent["_schemaURL"] == lineage.FACET_SCHEMAS["parent"]
+
+
+def test_a_stopped_run_sends_one_fail_with_its_error(runs, receiver):
+    """Configured by openlineage.yml (OPENLINEAGE_CONFIG): START, then FAIL once - the publish stage sends it
+    and the launcher, seeing the job fail, does not send another."""
+    rc, out, provenance, _ = runs["stopped"]
+    assert rc == 2 and not (out / "manifest.json").exists()
+    sent = receiver.sent["stopped"]
+    assert [e["eventType"] for e in sent] == ["START", "FAIL"]
+    assert {e["run"]["runId"] for e in sent} == {lineage.run_uuid(provenance["run_id"])}
+    fail = sent[1]
+    assert validation_errors(fail) == []
+    error = fail["run"]["facets"]["errorMessage"]
+    assert "data-set-level expectations failed" in error["message"] and error["programmingLanguage"] == "PYTHON"
+    assert fail["outputs"] == [] and "parent" not in fail["run"]["facets"]
+    assert load_json(out / "lineage.json")["eventType"] == "FAIL"
+
+
+def test_with_no_transport_nothing_is_sent_and_lineage_json_is_written(runs, receiver):
+    rc, out, provenance, _ = runs["quiet"]
+    assert rc == 2 and receiver.sent["quiet"] == []
+    written = load_json(out / "lineage.json")
+    assert validation_errors(written) == [] and written["eventType"] == "FAIL"
+    assert written["run"]["runId"] == lineage.run_uuid(provenance["run_id"])
+
+
+def test_the_launcher_sends_fail_when_the_job_fails_outside_publication(tmp_path, receiver, complete):
+    """A job that failed before publication recorded anything: job_failed records and sends FAIL itself."""
+    ctx = lineage_emit.LineageContext("20261203T000000Z-abc", "sanitizer", "sanitize.x",
+                                      transport={"type": "http", "url": receiver.url})
+    receiver.take()
+    with lineage_env(tmp_path):
+        lineage_emit.job_failed(ctx, str(tmp_path), "the pipeline failed, nothing was published: boom")
+        lineage_emit.job_failed(ctx, str(tmp_path), "again")  # recorded: not sent twice
+    sent = receiver.take()
+    assert [e["eventType"] for e in sent] == ["FAIL"]
+    assert sent[0]["run"]["facets"]["errorMessage"]["message"].endswith("boom")
+    assert validation_errors(sent[0]) == [] and load_json(tmp_path / "lineage.json")["eventType"] == "FAIL"
+
+
+def test_lineage_that_cannot_be_sent_is_a_warning_not_a_failure(tmp_path, complete, caplog):
+    event, out, provenance, _, _ = complete
+    closed = Receiver()
+    closed.close()  # nothing listens there any more
+    ctx = lineage_emit.LineageContext(provenance["run_id"], "sanitizer", "sanitize.digits",
+                                      transport={"type": "http", "url": closed.url, "retry": {"total": 0}})
+    with lineage_env(tmp_path), caplog.at_level(logging.WARNING, logger="sanitizer"):
+        typed = lineage.make_event(lineage_emit._parts(), provenance, str(out))
+        assert lineage_emit.send(typed, ctx) is False
+    assert "could not send the OpenLineage COMPLETE event" in caplog.text
+
+
+def test_parent_variables_are_parsed_as_airflow_writes_them(caplog):
+    parent = lineage_emit.parent_from_env(PARENT_ENV)
+    assert parent == {"namespace": "airflow", "name": "sanitize_dag.sanitize", "runId": PARENT_RUN,
+                      "root": {"namespace": "airflow", "name": "sanitize_dag", "runId": ROOT_RUN}}
+    assert lineage_emit.parent_from_env({}) is None
+    with caplog.at_level(logging.WARNING, logger="sanitizer"):
+        assert lineage_emit.parent_from_env({"OPENLINEAGE_PARENT_ID": "airflow/dag.task/not-a-uuid"}) is None
+    assert "OPENLINEAGE_PARENT_ID" in caplog.text
+
+
+def test_the_transport_is_the_client_s_own_configuration(tmp_path):
+    with lineage_env(tmp_path):
+        assert lineage_emit.resolve_transport() is None  # nothing configured: nothing is sent
+    with lineage_env(tmp_path, OPENLINEAGE_URL="http://marquez:5000", OPENLINEAGE_API_KEY="k"):
+        assert lineage_emit.resolve_transport() == {"type": "http", "url": "http://marquez:5000",
+                                                    "endpoint": "api/v1/lineage",
+                                                    "auth": {"type": "api_key", "apiKey": "k"}}
+    (tmp_path / "openlineage.yml").write_text("transport:\n  type: file\n  log_file_path: /tmp/ol.jsonl\n")
+    with lineage_env(tmp_path):  # openlineage.yml in the working folder
+        assert lineage_emit.resolve_transport() == {"type": "file", "log_file_path": "/tmp/ol.jsonl"}
+    with lineage_env(tmp_path, OPENLINEAGE__TRANSPORT__TYPE="kafka", OPENLINEAGE_DISABLED="true"):
+        assert lineage_emit.resolve_transport() is None
+
+
+# --------------------------------------------------------------------------- with and without the extra
+
+
+def strip_empty(value):
+    """The JSON without empty lists and objects (the client's classes default some fields to [] / {})."""
+    if isinstance(value, dict):
+        return {k: strip_empty(v) for k, v in value.items() if v not in ({}, [])}
+    if isinstance(value, list):
+        return [strip_empty(v) for v in value]
+    return value
+
+
+def test_the_event_has_one_shape_with_or_without_the_client(complete, runs):
+    _, out, provenance, _, _ = complete
+    typed = lineage.build_run_event(provenance, str(out), typed=True)
+    plain = lineage.build_run_event(provenance, str(out), typed=False)
+    assert validation_errors(plain) == []
+    assert strip_empty(typed) == strip_empty(plain)
+    rc, stopped, failed, _ = runs["stopped"]
+    assert strip_empty(lineage.build_run_event(failed, str(stopped), "FAIL", typed=True)) == strip_empty(
+        lineage.build_run_event(failed, str(stopped), "FAIL", typed=False))
+
+
+def test_the_schema_urls_without_the_client_are_the_client_s(complete):
+    for kind, (module, cls, schema) in lineage_parts.FACETS.items():
+        assert lineage_parts._class(module, cls)._get_schema() == schema, kind
+
+
+def test_lineage_json_is_written_without_the_extra_installed(tmp_path, complete, monkeypatch, caplog):
+    """openlineage-python not importable: lineage.json is still the spec-shaped event; nothing is sent."""
+    _, out, provenance, _, _ = complete
+    for name in [m for m in sys.modules if m == "openlineage" or m.startswith("openlineage.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "openlineage", None)  # import openlineage... raises ImportError
+    assert not lineage_parts.client_available()
+    with lineage_env(tmp_path, OPENLINEAGE_URL="http://127.0.0.1:9"), \
+            caplog.at_level(logging.WARNING, logger="sanitizer"):
+        assert lineage_emit.resolve_transport() is None
+        ctx = lineage_emit.context_for(provenance["run_id"], provenance["config"]["input"])
+        event = lineage_emit.record_run(provenance, str(tmp_path), context=ctx)
+    assert "openlineage-python is not installed" in caplog.text
+    assert isinstance(event, dict) and ctx.transport is None
+    written = load_json(tmp_path / "lineage.json")
+    assert validation_errors(written) == [] and written["eventType"] == "COMPLETE"

@@ -31,7 +31,7 @@ from typing import Any
 import apache_beam as beam
 
 from sanitizer import fs as fs_util
-from sanitizer import lineage
+from sanitizer import lineage_emit
 from sanitizer import provenance as prov
 from sanitizer.config import Config
 from sanitizer.claim import check_identical_inputs
@@ -54,6 +54,7 @@ class RunContext:
     runner: str
     pipeline_options: list[str]
     warnings: list[str] = field(default_factory=list)
+    lineage: Any = None  # sanitizer.lineage_emit.LineageContext: the run's OpenLineage naming and transport
 
 
 # --------------------------------------------------------------------------- inputs
@@ -231,9 +232,9 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
     _write_report(out, record)
     failure = _failure(config, accounting, failed_expectations, stats.rows_in, out)
     if failure is not None:
-        lineage.record_run(record, out, state="FAIL", error=str(failure))
+        lineage_emit.record_run(record, out, "FAIL", str(failure), ctx.lineage)  # written and sent
         raise failure
-    lineage.record_run(record, out)
+    completed = lineage_emit.record_run(record, out, context=ctx.lineage, send_now=False)
 
     prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
     manifest = prov.build_manifest(
@@ -243,6 +244,7 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
     path = f"{out}/{prov.MANIFEST}"
     prov.write_atomic(path, manifest)  # last: publishing
     release_marker(out)
+    lineage_emit.send(completed, ctx.lineage)  # COMPLETE once the manifest is published
     return path
 
 

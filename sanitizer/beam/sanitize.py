@@ -114,11 +114,12 @@ class Sanitize(beam.PTransform):
         self.config = as_config(config, **keys)
         self.beam_args = beam_args
         self.run_id: str | None = None  # known once the transform is applied
+        self.lineage_context = None  # sanitizer.lineage_emit.LineageContext, once the transform is applied
 
     def expand(self, pbegin):
         from apache_beam.options.pipeline_options import StandardOptions
 
-        from sanitizer import claim, progress
+        from sanitizer import claim, lineage_emit, progress
         config = self.config
         started = datetime.now(timezone.utc)
         t0 = time.time()
@@ -134,6 +135,7 @@ class Sanitize(beam.PTransform):
         claim.prepare_output(out, config.overwrite)  # nothing is deleted for a run that cannot start
         options = pbegin.pipeline.options
         self.run_id = run_id_for(started, config, plan)
+        self.lineage_context = lineage_emit.context_for(self.run_id, config.input)
         ctx = RunContext(
             run_id=self.run_id,
             out=out,
@@ -143,10 +145,13 @@ class Sanitize(beam.PTransform):
             runner=_runner_name(options.view_as(StandardOptions).runner),
             pipeline_options=_recorded_options(options, self.beam_args),
             warnings=warnings,
+            lineage=self.lineage_context,
         )
         progress.stage("pipeline: sampling, fitting, scoring, publishing")
         parts = _stages(pbegin, plan, config, out)
-        return pbegin | "Publish" >> Publish(ctx, plan, config, parts)
+        published = pbegin | "Publish" >> Publish(ctx, plan, config, parts)
+        lineage_emit.start(self.lineage_context, ctx.started_at, config.to_dict(), plan, out, ctx.runner)
+        return published
 
 
 def _runner_name(runner) -> str:
@@ -179,19 +184,19 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
         schema=plan.output_schema,
         file_name_suffix=layout.SHARD_SUFFIX,
         shard_name_template=layout.SHARD_TEMPLATE,
+        codec=config.compression,
     )
     parts["quarantine_files"] = scored.quarantine | "WriteQuarantine" >> WriteToParquetBatched(
         layout.shard_base(out, layout.QUARANTINE_DIR),
         schema=layout.quarantine_schema(plan.output_schema),
         file_name_suffix=layout.SHARD_SUFFIX,
-        codec=config.compression,
         shard_name_template=layout.SHARD_TEMPLATE,
+        codec=config.compression,
     )
     parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
     if plan.id_column:
         parts["duplicates"] = (
             read.batches
-        codec=config.compression,
             | "BucketIds" >> beam.FlatMap(id_buckets, plan.id_column)
             | "GroupIdBuckets" >> beam.GroupByKey()
             | "FindDuplicateIds" >> beam.FlatMap(find_duplicate_ids)
