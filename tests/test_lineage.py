@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import jsonschema
 import pytest
 
-from conftest import digit_ids, load_json, run_cli, write_digits_parquet
+from conftest import digit_ids, load_json, run_cli, write_digits_parquet, write_rows
 from sanitizer import lineage, lineage_emit, lineage_parts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -631,3 +631,28 @@ def test_lineage_json_is_written_without_the_extra_installed(tmp_path, complete,
     assert isinstance(event, dict) and ctx.transport is None
     written = load_json(tmp_path / "lineage.json")
     assert validation_errors(written) == [] and written["eventType"] == "COMPLETE"
+
+
+def test_the_transport_travels_with_the_job_to_its_workers(tmp_path, receiver):
+    """The launcher's configuration is what the publish stage uses: the workers here (separate processes,
+    started after the launcher's variables are gone) see no OpenLineage variable, yet COMPLETE arrives."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from sanitizer.beam import Sanitize
+
+    data = write_rows(tmp_path / "data.parquet")
+    receiver.take()
+    options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                               "--direct_num_workers=1", "--default_sdk_harness_log_level=WARNING"])
+    p = beam.Pipeline(options=options)
+    with lineage_env(tmp_path, OPENLINEAGE_URL=receiver.url):
+        sanitize = Sanitize(input=str(data), output=str(tmp_path / "out"), label_column="label", id_column="rid")
+        _ = p | sanitize
+    assert [e["eventType"] for e in receiver.take()] == ["START"]
+    with lineage_env(tmp_path):
+        p.run().wait_until_finish()
+    sent = receiver.take()
+    assert [e["eventType"] for e in sent] == ["COMPLETE"]
+    assert sent[0]["run"]["runId"] == lineage.run_uuid(sanitize.run_id)
+    assert sent[0]["job"]["name"] == "sanitize.data"
