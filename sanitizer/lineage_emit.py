@@ -134,7 +134,12 @@ def context_for(run_id: str, source: str | None) -> LineageContext:
 
 def send(event, context: LineageContext | None) -> bool:
     """Emit ``event`` (the client's RunEvent) through the context's transport; False when nothing was sent."""
-    if event is None or context is None or not context.transport or isinstance(event, dict):
+    if event is None or context is None or not context.transport:
+        return False
+    if isinstance(event, dict):  # built without the client: the launcher has it, this worker does not
+        log.warning("the OpenLineage %s event of run %s was not sent: openlineage-python is not installed here "
+                    "(install sanitizer[lineage] in the worker environment too)", event.get("eventType"),
+                    context.run_id)
         return False
     try:
         from openlineage.client import OpenLineageClient

@@ -629,6 +629,12 @@ def test_lineage_json_is_written_without_the_extra_installed(tmp_path, complete,
         event = lineage_emit.record_run(provenance, str(tmp_path), context=ctx)
     assert "openlineage-python is not installed" in caplog.text
     assert isinstance(event, dict) and ctx.transport is None
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sanitizer"):  # a launcher with the client, a worker without
+        launched = lineage_emit.LineageContext(provenance["run_id"], "sanitizer", "sanitize.digits",
+                                               transport={"type": "http", "url": "http://127.0.0.1:9"})
+        assert lineage_emit.send(event, launched) is False
+    assert "not installed here" in caplog.text
     written = load_json(tmp_path / "lineage.json")
     assert validation_errors(written) == [] and written["eventType"] == "COMPLETE"
 
