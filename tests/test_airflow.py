@@ -1,4 +1,4 @@
-"""The Airflow DAG (pipelines/airflow/sanitize_dag.py), run by real Airflow.
+"""The Airflow DAGs (pipelines/airflow/sanitize_dag.py and train_dag.py), run by real Airflow.
 
 Airflow lives in its own virtual environment, ``.venv-airflow`` at the repository
 root (``SANITIZER_AIRFLOW_VENV`` to put it elsewhere): Airflow 3.3.2 with the
@@ -8,14 +8,19 @@ runs reuse it as long as it imports the Beam operator. If it cannot be built,
 the tests fail and say why.
 
 Each module run gets a fresh AIRFLOW_HOME with a SQLite metadata database, parses
-the DAG folder (no import errors allowed), then runs the DAG twice with
+the DAG folder (no import errors allowed; the manifest Asset is produced by the
+circuit breaker and scheduled on by the training DAG), then runs the DAGs with
 ``airflow dags test``, the sanitizer's interpreter being the one running these
 tests:
 
-- clean-ish digits, quarantine bound 0.5: every task succeeds, the model is
-  trained from the manifest and ``model-metrics.json`` written;
-- digits with planted poison, bound 0.001: the circuit breaker fails the run,
-  training never starts and no metrics are written.
+- clean-ish digits, quarantine bound 0.5 from an Airflow Variable set after the DAGs
+  were parsed: every task succeeds, the run writes its own folder under the output
+  root, and the circuit breaker's asset event (in the metadata database) names that
+  folder's manifest and sha256 and queues the training DAG;
+- the training DAG (scheduled on the Asset; under ``dags test`` it takes the Asset's
+  newest event) trains from exactly that manifest and writes ``model-metrics.json``;
+- digits with planted poison, bound 0.001 from the run's conf: the circuit breaker
+  fails the run, no asset event is emitted and nothing is trained on that run's data.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +45,8 @@ from sanitizer.simulate import flip_labels, inject_outliers
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "sanitize_training_data"
+TRAIN_DAG_ID = "train_on_sanitized_data"
+ASSET_NAME = "sanitized_training_manifest"
 DAGS_FOLDER = REPO / "pipelines" / "airflow"
 AIRFLOW_VENV = Path(os.environ.get("SANITIZER_AIRFLOW_VENV") or REPO / ".venv-airflow")
 AIRFLOW_VERSION = "3.3.2"
@@ -112,6 +120,7 @@ class Airflow:
 
     def __init__(self, bin_dir: Path, home: Path):
         self.cli = str(bin_dir / "airflow")
+        self.home = home
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("AIRFLOW", "SANITIZER_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         self.env.update({
@@ -125,83 +134,119 @@ class Airflow:
         return subprocess.run([self.cli, *args], env={**self.env, **(env or {})}, capture_output=True, text=True,
                               cwd=REPO)
 
+    def ok(self, *args: str) -> subprocess.CompletedProcess:
+        proc = self(*args)
+        assert proc.returncode == 0, f"airflow {' '.join(args)}:\n{_tail(proc)}"
+        return proc
+
     def json(self, *args: str):
-        proc = self(*args, "-o", "json")
-        assert proc.returncode == 0, _tail(proc)
+        proc = self.ok(*args, "-o", "json")
         lines = [line for line in proc.stdout.splitlines() if line.startswith(("[", "{"))]
         assert lines, f"no JSON in the output of airflow {' '.join(args)}:\n{_tail(proc)}"
         return json.loads(lines[-1])
 
-    def run(self, logical_date: str) -> dict:
-        runs = [r for r in self.json("dags", "list-runs", DAG_ID)
-                if r["logical_date"].replace("Z", "+00:00").startswith(logical_date[:19])]
+    def run(self, dag_id: str, logical_date: str) -> dict:
+        runs = [r for r in self.json("dags", "list-runs", dag_id)
+                if (r["logical_date"] or "").replace("Z", "+00:00").startswith(logical_date[:19])]
         assert len(runs) == 1, runs
         return runs[0]
 
-    def task_states(self, run_id: str) -> dict[str, str]:
-        return {t["task_id"]: t["state"] for t in self.json("tasks", "states-for-dag-run", DAG_ID, run_id)}
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        return {t["task_id"]: t["state"] for t in self.json("tasks", "states-for-dag-run", dag_id, run_id)}
+
+    def db(self, query: str, *args) -> list[tuple]:
+        """Rows from the SQLite metadata database (no CLI lists asset events)."""
+        with sqlite3.connect(self.home / "airflow.db") as con:
+            return con.execute(query, args).fetchall()
+
+    def asset_events(self) -> list[dict]:
+        rows = self.db("SELECT e.source_dag_id, e.source_task_id, e.source_run_id, e.extra FROM asset_event e "
+                       "JOIN asset a ON a.id = e.asset_id WHERE a.name = ? ORDER BY e.id", ASSET_NAME)
+        return [{"dag_id": d, "task_id": t, "run_id": r, "extra": json.loads(x or "{}")} for d, t, r, x in rows]
 
 
 @pytest.fixture(scope="module")
 def airflow(airflow_bin, tmp_path_factory):
     af = Airflow(airflow_bin, tmp_path_factory.mktemp("airflow-home"))
-    for args in (("db", "migrate"), ("dags", "reserialize")):
-        proc = af(*args)
-        assert proc.returncode == 0, f"airflow {' '.join(args)}:\n{_tail(proc)}"
+    af.ok("db", "migrate")
+    af.ok("dags", "reserialize")
+    # Set after the DAGs were parsed: only a run-time read can see it.
+    af.ok("variables", "set", "sanitizer_max_quarantine_rate", "0.5")
+    af.ok("dags", "unpause", TRAIN_DAG_ID)  # so an asset event queues it, as the scheduler would see it
     return af
 
 
-def test_dag_parses_without_import_errors(airflow):
+def test_dags_parse_without_import_errors_and_share_the_manifest_asset(airflow):
     assert airflow.json("dags", "list-import-errors") == []
     dags = {d["dag_id"]: d for d in airflow.json("dags", "list")}
-    assert DAG_ID in dags, dags
-    assert Path(dags[DAG_ID]["fileloc"]) == DAGS_FOLDER / "sanitize_dag.py"
+    assert Path(dags[DAG_ID]["fileloc"]) == DAGS_FOLDER / "sanitize_dag.py", dags
+    assert Path(dags[TRAIN_DAG_ID]["fileloc"]) == DAGS_FOLDER / "train_dag.py", dags
+    [asset] = airflow.json("assets", "details", "--name", ASSET_NAME)
+    assert [(t["dag_id"], t["task_id"]) for t in asset["producing_tasks"]] == [(DAG_ID, "quarantine_circuit_breaker")]
+    assert [d["dag_id"] for d in asset["scheduled_dags"]] == [TRAIN_DAG_ID]
+    assert [(t["dag_id"], t["task_id"]) for t in asset["consuming_tasks"]] == [(TRAIN_DAG_ID, "locate_manifest")]
+
+
+def _run_folder(root: Path) -> Path:
+    folders = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    assert len(folders) == 1, f"expected one run folder under {root}: {folders}"
+    return folders[0]
 
 
 @pytest.fixture(scope="module")
 def passing_run(airflow, data):
-    out = data["root"] / "out-pass"
+    root = data["root"] / "out-pass"
     env = {
         "SANITIZER_INPUT": str(data["clean"]),
-        "SANITIZER_OUTPUT": str(out),
-        "SANITIZER_LABEL_COLUMN": "label",
+        "SANITIZER_OUTPUT": str(root),
         "SANITIZER_ID_COLUMN": "image_id",
         "SANITIZER_SEED": "0",
-        "SANITIZER_MAX_QUARANTINE_RATE": "0.5",
         "SANITIZER_BEAM_OPTIONS": json.dumps({"direct_running_mode": "in_memory"}),
-    }
+    }  # label_column: the default; max_quarantine_rate: the Variable
+    started = time.perf_counter()
     proc = airflow("dags", "test", DAG_ID, PASS_DATE, env=env)
-    return {"proc": proc, "out": out}
+    print(f"\nsanitize DAG (pass) under airflow dags test: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return {"proc": proc, "root": root}
 
 
 @pytest.fixture(scope="module")
 def tripped_run(airflow, data):
-    out = data["root"] / "out-trip"
+    root = data["root"] / "out-trip"
     env = {
         "SANITIZER_INPUT": str(data["poisoned"]),
-        "SANITIZER_OUTPUT": str(out),
+        "SANITIZER_OUTPUT": str(root),
         "SANITIZER_LABEL_COLUMN": "label",
         "SANITIZER_ID_COLUMN": "image_id",
-        "SANITIZER_MAX_QUARANTINE_RATE": "0.5",  # overridden by the run's conf below
+        "SANITIZER_MAX_QUARANTINE_RATE": "0.5",  # the Variable (0.5) comes first, the run's conf before both
     }
     proc = airflow("dags", "test", DAG_ID, TRIP_DATE, "--conf", json.dumps({"max_quarantine_rate": 0.001}), env=env)
-    return {"proc": proc, "out": out}
+    return {"proc": proc, "root": root}
 
 
-def test_pass_path_sanitizes_then_trains_from_the_manifest(airflow, passing_run, data):
-    proc, out = passing_run["proc"], passing_run["out"]
+@pytest.fixture(scope="module")
+def training_run(airflow, passing_run):
+    assert passing_run["proc"].returncode == 0, _tail(passing_run["proc"])
+    started = time.perf_counter()
+    proc = airflow("dags", "test", TRAIN_DAG_ID, PASS_DATE)
+    print(f"\ntraining DAG under airflow dags test: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return {"proc": proc}
+
+
+def test_pass_path_sanitizes_and_emits_the_manifest_asset_event(airflow, passing_run, data):
+    proc, root = passing_run["proc"], passing_run["root"]
     assert proc.returncode == 0, _tail(proc)
-    run = airflow.run(PASS_DATE)
+    run = airflow.run(DAG_ID, PASS_DATE)
     assert run["state"] == "success", run
-    assert airflow.task_states(run["run_id"]) == {
+    assert airflow.task_states(DAG_ID, run["run_id"]) == {
         "resolve_options": "success", "sanitize": "success", "quarantine_circuit_breaker": "success",
-        "train": "success",
     }
     logs = proc.stdout + proc.stderr
     # The Beam operator ran the pipeline file with the sanitizer's interpreter, params and Beam options passed on.
     assert f"Running command: {sys.executable} {REPO / 'pipelines' / 'sanitize_pipeline.py'}" in logs
-    assert "quarantine circuit breaker passed" in logs
+    assert "quarantine circuit breaker passed" in logs and "bound 50.00%" in logs  # the Variable, read at run time
 
+    out = _run_folder(root)  # this run's own folder under the output root
+    assert out.name == run["run_id"].replace(":", "-").replace("+", "-")
     manifest = load_json(out / "manifest.json")
     provenance = load_json(out / "provenance.json")
     assert provenance["status"] == "succeeded" and provenance["runner"] == "DirectRunner"
@@ -210,15 +255,44 @@ def test_pass_path_sanitizes_then_trains_from_the_manifest(airflow, passing_run,
     assert "--direct_running_mode=in_memory" in provenance["pipeline_options"]
     assert any(o.startswith("--labels=airflow-version=") for o in provenance["pipeline_options"])
     assert provenance["config"]["id_column"] == "image_id" and provenance["config"]["seed"] == 0
+    assert provenance["config"]["label_column"] == "label"
 
+    # The circuit breaker's outlet: one asset event, recorded in the metadata database, naming this manifest.
+    events = [e for e in airflow.asset_events() if e["run_id"] == run["run_id"]]
+    assert len(events) == 1, airflow.asset_events()
+    event = events[0]
+    assert (event["dag_id"], event["task_id"]) == (DAG_ID, "quarantine_circuit_breaker")
+    sha = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    assert event["extra"]["manifest"] == str(out / "manifest.json")
+    assert event["extra"]["manifest_sha256"] == sha and f"manifest sha256 {sha}" in logs
+    assert event["extra"]["run_id"] == manifest["run_id"] and event["extra"]["bound"] == 0.5
+    # ...and the event queued the Asset-scheduled training DAG for the scheduler.
+    assert airflow.db("SELECT target_dag_id FROM asset_dag_run_queue") == [(TRAIN_DAG_ID,)]
+    assert not (out / "model-metrics.json").exists()  # training is the other DAG's job
+
+
+def test_training_dag_trains_from_the_manifest_the_breaker_approved(airflow, training_run, passing_run):
+    proc = training_run["proc"]
+    assert proc.returncode == 0, _tail(proc)
+    run = airflow.run(TRAIN_DAG_ID, PASS_DATE)
+    assert run["state"] == "success", run
+    assert airflow.task_states(TRAIN_DAG_ID, run["run_id"]) == {"locate_manifest": "success", "train": "success"}
+    approved = [e for e in airflow.asset_events() if e["run_id"] == airflow.run(DAG_ID, PASS_DATE)["run_id"]]
+    manifest_uri = approved[0]["extra"]["manifest"]
+    out = Path(manifest_uri).parent
+    assert out.parent == passing_run["root"]
+    logs = proc.stdout + proc.stderr
+    assert f"training from {manifest_uri}" in logs and "newest asset event" in logs
+
+    manifest = load_json(out / "manifest.json")
     metrics = load_json(out / "model-metrics.json")
-    assert metrics["run_id"] == manifest["run_id"]
+    assert metrics["manifest"] == manifest_uri and metrics["run_id"] == manifest["run_id"]
     assert metrics["clean_rows"] == manifest["clean"]["rows"]
     assert metrics["test_accuracy"] > 0.8
-    # train loaded exactly the manifest the circuit breaker checked (its sha256 passed on through XCom).
+    # train loaded exactly the manifest the circuit breaker approved (its sha256 passed on in the asset event).
+    assert metrics["manifest_sha256"] == approved[0]["extra"]["manifest_sha256"]
     assert metrics["manifest_sha256"] == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
     assert metrics["manifest_sha256_checked"] is True
-    assert f"manifest sha256 {metrics['manifest_sha256']}" in logs
     try:
         import sanitizer.training  # noqa: F401
 
@@ -227,21 +301,24 @@ def test_pass_path_sanitizes_then_trains_from_the_manifest(airflow, passing_run,
         assert metrics["loader"] == "builtin"
 
 
-def test_circuit_breaker_fails_the_run_and_training_never_starts(airflow, tripped_run, data):
-    proc, out = tripped_run["proc"], tripped_run["out"]
+def test_circuit_breaker_fails_the_run_and_emits_no_asset_event(airflow, tripped_run, data):
+    proc, root = tripped_run["proc"], tripped_run["root"]
     assert proc.returncode != 0, "a failed DAG run must make `airflow dags test` fail"
-    run = airflow.run(TRIP_DATE)
+    run = airflow.run(DAG_ID, TRIP_DATE)
     assert run["state"] == "failed", run
-    states = airflow.task_states(run["run_id"])
+    states = airflow.task_states(DAG_ID, run["run_id"])
     assert states["sanitize"] == "success", states  # the data was sanitized and published...
     assert states["quarantine_circuit_breaker"] == "failed", states  # ...but the spike stopped the run
-    assert states["train"] in ("upstream_failed", None), states
     logs = proc.stdout + proc.stderr
     assert "quarantine circuit breaker tripped" in logs and "bound 0.10%" in logs
 
+    out = _run_folder(root)
     provenance = load_json(out / "provenance.json")
     rate = provenance["counts"]["quarantined"] / provenance["counts"]["rows_in"]
     assert rate > 0.001
     assert provenance["counts"]["quarantined"] >= 0.5 * data["planted"]
     assert (out / "manifest.json").exists()
+    # No asset event: the training DAG is never triggered by this run, and never points at its folder.
+    assert [e for e in airflow.asset_events() if e["run_id"] == run["run_id"]] == []
+    assert all(str(out) not in e["extra"].get("manifest", "") for e in airflow.asset_events())
     assert not (out / "model-metrics.json").exists(), "training ran although the breaker tripped"

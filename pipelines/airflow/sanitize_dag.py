@@ -1,52 +1,68 @@
-"""Airflow 3 DAG: sanitize training data, stop on a quarantine spike, then train from the manifest.
+"""Airflow 3 DAG: sanitize training data, stop on a quarantine spike, publish the manifest as an Asset.
 
-    resolve_options ─► sanitize (BeamRunPythonPipelineOperator) ─► quarantine_circuit_breaker ─► train
+    resolve_options ─► sanitize (BeamRunPythonPipelineOperator) ─► quarantine_circuit_breaker ─► Asset
+                                                                   (outlet: sanitized_training_manifest)
 
-- ``sanitize`` runs ``pipelines/sanitize_pipeline.py`` (the ``sanitize run``
-  entry point) with the sanitizer's own interpreter, on the DirectRunner by
-  default or on Dataflow (``SANITIZER_RUNNER=DataflowRunner`` plus the
-  ``SANITIZER_DATAFLOW_*`` settings below).
-- ``quarantine_circuit_breaker`` reads ``OUT/provenance.json`` and fails the
-  run (no retries) when ``counts.quarantined / counts.rows_in`` exceeds
-  ``max_quarantine_rate``: a sudden spike in quarantined rows means the source
-  is compromised or broken, and nothing should be trained on it. It also checks
-  that ``OUT/manifest.json`` is the manifest of the provenance it judged (the
-  manifest records the provenance file's sha256) and returns the manifest's own
-  sha256 (XCom ``manifest_sha256``).
-- ``train`` runs ``pipelines/train_example.py`` with the sanitizer's
-  interpreter and ``--manifest-sha256`` from the breaker's XCom: it loads the
-  clean shards through that exact manifest (a manifest changed after the check,
-  say by another run writing the same output, is refused; every shard is
-  sha256-verified on the bytes that are parsed) and writes ``OUT/model-metrics.json``.
+- ``resolve_options`` reads every setting when the run starts (see Configuration) and picks this
+  run's output folder, ``OUTPUT/<run id>``.
+- ``sanitize`` runs ``pipelines/sanitize_pipeline.py`` (the ``sanitize run`` entry point) with the
+  sanitizer's own interpreter, on the DirectRunner by default or on Dataflow (``runner``
+  ``DataflowRunner`` plus the ``dataflow_*`` settings below).
+- ``quarantine_circuit_breaker`` reads ``provenance.json`` and ``manifest.json`` through
+  :class:`~airflow.sdk.ObjectStoragePath` (local, ``gs://``, ``s3://``; the ``output_conn_id``
+  setting names the connection) and fails the run (no retries) when ``counts.quarantined /
+  counts.rows_in`` exceeds ``max_quarantine_rate``: a sudden spike in quarantined rows means the
+  source is compromised or broken, and nothing should be trained on it. It also checks that the
+  manifest is the one of the provenance it judged (the manifest records the provenance file's
+  sha256). Only when all of that holds does the task succeed, and its outlet, the Asset
+  ``sanitized_training_manifest`` (``x-sanitizer://sanitize_training_data/manifest.json``), gets an
+  asset event whose ``extra`` holds ``manifest`` (the URI), ``manifest_sha256``, ``run_id`` (the
+  sanitizer's), ``rows_in``, ``quarantined``, ``rate`` and ``bound``. A tripped breaker emits no event.
+- Training is its own DAG, ``train_dag.py`` (``train_on_sanitized_data``), scheduled on that Asset:
+  it trains from the manifest named by the event and refuses one whose sha256 differs from the
+  one approved here.
 
-Airflow itself needs only ``apache-airflow``, ``apache-airflow-providers-apache-beam``
-and ``apache-airflow-providers-google`` (the Beam operator imports it, even for the
-DirectRunner); the ``sanitizer`` package lives in its own environment, named by
-``SANITIZER_PYTHON``.
+One active run per output folder: each run writes its own folder, ``OUTPUT/<run id>`` (the DAG run
+id with anything but letters, digits, ``.``, ``_`` and ``-`` replaced by ``-``), and the DAG has
+``max_active_runs=1``. The per-run folder is what makes the hand-off safe: the consumer runs later,
+on its own schedule, and reads the folder an event names; if every run replaced one fixed folder, the
+next run would delete shards that a training run may still be reading. A retry of the same run reuses
+its folder (``--overwrite``: the sanitizer deletes only files its own earlier attempt wrote).
+``max_active_runs=1`` keeps runs (and a backfill) from running Beam jobs side by side, and makes
+asset events arrive in run order, so the newest event is the newest data. Old run folders are not
+deleted: expire them with a bucket lifecycle rule or a cleanup job.
 
-Configuration: every DAG param below can be set when triggering
-(``airflow dags trigger sanitize_training_data -c '{"max_quarantine_rate": 0.02}'``);
-its default comes from the environment of the process that parses the DAG:
+Airflow itself needs only ``apache-airflow``, ``apache-airflow-providers-apache-beam`` and
+``apache-airflow-providers-google`` (the Beam operator imports it, even for the DirectRunner;
+``apache-airflow-providers-amazon[s3fs]`` for an ``s3://`` output); the ``sanitizer`` package lives
+in its own environment, named by the ``python`` setting.
 
-================================  ==============================================================
-SANITIZER_INPUT                   input file, folder or glob (``gs://`` works on Dataflow)
-SANITIZER_OUTPUT                  output folder; the DAG owns it (each run replaces the last one)
-SANITIZER_LABEL_COLUMN            label column (default ``label``)
-SANITIZER_ID_COLUMN, SANITIZER_FEATURE_COLUMNS, SANITIZER_FORMAT, SANITIZER_CONFIG,
-SANITIZER_SEED, SANITIZER_SAMPLE_SIZE, SANITIZER_EXPECTATIONS, SANITIZER_EMBEDDING_MODEL,
-SANITIZER_DECISIONS               the ``sanitize run`` options of the same names
-SANITIZER_MAX_QUARANTINE_RATE     circuit-breaker bound, a share of input rows (default 0.2)
-SANITIZER_RUNNER                  ``DirectRunner`` (default) or ``DataflowRunner`` (or any Beam runner)
-SANITIZER_BEAM_OPTIONS            extra Beam options as a JSON object (not the runner), e.g.
-                                  ``{"temp_location": "gs://b/tmp", "sdk_container_image": "REGION-docker.pkg.dev/P/R/sanitizer:TAG"}``
-SANITIZER_DATAFLOW_PROJECT        Dataflow project (default: the google_cloud_default connection's)
-SANITIZER_DATAFLOW_REGION         Dataflow region (default ``us-central1``)
-SANITIZER_PYTHON                  the interpreter that has ``sanitizer`` installed (default: Airflow's own)
-SANITIZER_PIPELINE_FILE           the pipeline file (default ``../sanitize_pipeline.py`` next to this
-                                  DAG's folder, else ``python -m pipelines.sanitize_pipeline``)
-SANITIZER_TRAIN_SCRIPT            the training script (default ``../train_example.py``, likewise)
-SANITIZER_SCHEDULE                a cron expression or preset; unset = triggered runs only
-================================  ==============================================================
+Configuration, read at run time, never at parse time: each setting ``NAME`` is the run's param of that
+name (``airflow dags trigger sanitize_training_data -c '{"max_quarantine_rate": 0.02}'``), else the
+Airflow Variable ``sanitizer_NAME`` (``airflow variables set sanitizer_output gs://b/sanitized``, or
+``AIRFLOW_VAR_SANITIZER_NAME``, or a secrets backend), else the environment variable
+``SANITIZER_NAME`` of the process that runs the task, else the default:
+
+============================  =================================================================
+input                         input file, folder or glob (``gs://`` works on Dataflow)
+output                        output root; each run writes ``OUTPUT/<run id>/``
+label_column                  label column (default ``label``)
+id_column, feature_columns, format, config, seed, sample_size, expectations, embedding_model,
+decisions                     the ``sanitize run`` options of the same names (params)
+max_quarantine_rate           circuit-breaker bound, a share of input rows (default 0.2)
+runner                        ``DirectRunner`` (default) or ``DataflowRunner`` (or any Beam runner)
+beam_options                  extra Beam options, a JSON object (not the runner), e.g.
+                              ``{"temp_location": "gs://b/tmp", "sdk_container_image": "REGION-docker.pkg.dev/P/R/sanitizer:TAG"}``
+dataflow_project              Dataflow project (default: the google_cloud_default connection's)
+dataflow_region               Dataflow region (default ``us-central1``)
+output_conn_id                Airflow connection for reading OUTPUT (default: the store's own credentials)
+python                        the interpreter that has ``sanitizer`` installed (default: Airflow's own)
+pipeline_file                 the pipeline file (default ``../sanitize_pipeline.py`` next to this
+                              DAG's folder, else ``python -m pipelines.sanitize_pipeline``)
+============================  =================================================================
+
+The schedule is the one thing read at parse time (a DAG's schedule is part of its structure):
+the environment variable ``SANITIZER_SCHEDULE``, a cron expression or preset; unset = triggered runs only.
 """
 
 from __future__ import annotations
@@ -54,177 +70,140 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
-from pathlib import Path
 
 from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
-from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, Param, task
+from sanitizer_dag_common import (
+    MANIFEST_ASSET,
+    interpreter,
+    json_object,
+    manifest_of_provenance,
+    quarantine_verdict,
+    read_bytes,
+    run_folder,
+    script,
+    setting,
+    storage_path,
+)
 
 DAG_ID = "sanitize_training_data"
-HERE = Path(__file__).resolve().parent
 
-# sanitize run option -> (environment variable, JSON-schema type of the param)
-RUN_OPTIONS: dict[str, tuple[str, list[str]]] = {
-    "input": ("SANITIZER_INPUT", ["null", "string"]),
-    "output": ("SANITIZER_OUTPUT", ["null", "string"]),
-    "label_column": ("SANITIZER_LABEL_COLUMN", ["null", "string"]),
-    "id_column": ("SANITIZER_ID_COLUMN", ["null", "string"]),
-    "feature_columns": ("SANITIZER_FEATURE_COLUMNS", ["null", "string"]),
-    "format": ("SANITIZER_FORMAT", ["null", "string"]),
-    "config": ("SANITIZER_CONFIG", ["null", "string"]),
-    "seed": ("SANITIZER_SEED", ["null", "integer"]),
-    "sample_size": ("SANITIZER_SAMPLE_SIZE", ["null", "integer"]),
-    "expectations": ("SANITIZER_EXPECTATIONS", ["null", "string"]),
-    "embedding_model": ("SANITIZER_EMBEDDING_MODEL", ["null", "string"]),
-    "decisions": ("SANITIZER_DECISIONS", ["null", "string"]),
+# sanitize run option -> (JSON-schema type of the param, how a Variable / environment value is read)
+RUN_OPTIONS: dict[str, tuple[list[str], type]] = {
+    "input": (["null", "string"], str),
+    "output": (["null", "string"], str),
+    "label_column": (["null", "string"], str),
+    "id_column": (["null", "string"], str),
+    "feature_columns": (["null", "string"], str),
+    "format": (["null", "string"], str),
+    "config": (["null", "string"], str),
+    "seed": (["null", "integer"], int),
+    "sample_size": (["null", "integer"], int),
+    "expectations": (["null", "string"], str),
+    "embedding_model": (["null", "string"], str),
+    "decisions": (["null", "string"], str),
 }
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value if value else default
+def _described(name: str, what: str) -> str:
+    return f"{what} (unset: Variable sanitizer_{name}, else ${'SANITIZER_' + name.upper()}, read at run time)"
 
 
-def _env_typed(name: str, types: list[str]):
-    value = _env(name)
-    if value is not None and "integer" in types:
-        return int(value)
-    return value
-
-
-def _script(env_name: str, filename: str, module: str) -> tuple[str, list[str]]:
-    """(file or module, python options): an explicit path, the file beside this DAG's folder, or ``-m``."""
-    explicit = _env(env_name)
-    if explicit:
-        return explicit, []
-    beside = HERE.parent / filename
-    if beside.is_file():
-        return str(beside), []
-    return module, ["-m"]  # the installed ``pipelines`` package
-
-
-SANITIZER_PYTHON = _env("SANITIZER_PYTHON", sys.executable)
-PIPELINE_FILE, PIPELINE_PY_OPTIONS = _script("SANITIZER_PIPELINE_FILE", "sanitize_pipeline.py",
-                                             "pipelines.sanitize_pipeline")
-TRAIN_SCRIPT, TRAIN_PY_OPTIONS = _script("SANITIZER_TRAIN_SCRIPT", "train_example.py", "pipelines.train_example")
-
+# Every default is None: the value is resolved when the run starts, not when this file is parsed.
 params = {
-    name: Param(_env_typed(env, types), type=types, description=f"sanitize run --{name.replace('_', '-')} "
-                f"(default from {env})")
-    for name, (env, types) in RUN_OPTIONS.items()
+    name: Param(None, type=types, description=_described(name, f"sanitize run --{name.replace('_', '-')}"))
+    for name, (types, _) in RUN_OPTIONS.items()
 }
-params["label_column"] = Param(_env("SANITIZER_LABEL_COLUMN", "label"), type="string",
-                               description="sanitize run --label-column (default from SANITIZER_LABEL_COLUMN)")
 params["max_quarantine_rate"] = Param(
-    float(_env("SANITIZER_MAX_QUARANTINE_RATE", "0.2")), type="number", minimum=0, maximum=1,
-    description="fail the run when quarantined / input rows exceeds this share (SANITIZER_MAX_QUARANTINE_RATE)",
+    None, type=["null", "number"], minimum=0, maximum=1,
+    description=_described("max_quarantine_rate", "fail the run when quarantined / input rows exceeds this share "
+                                                  "(default 0.2)"),
 )
-params["runner"] = Param(_env("SANITIZER_RUNNER", "DirectRunner"), type="string",
-                         description="Beam runner: DirectRunner or DataflowRunner (SANITIZER_RUNNER)")
-params["beam_options"] = Param(json.loads(_env("SANITIZER_BEAM_OPTIONS", "{}")), type="object",
-                               description="extra Beam pipeline options (SANITIZER_BEAM_OPTIONS, a JSON object)")
+params["runner"] = Param(None, type=["null", "string"],
+                         description=_described("runner", "Beam runner: DirectRunner (default) or DataflowRunner"))
+params["beam_options"] = Param(None, type=["null", "object"],
+                               description=_described("beam_options", "extra Beam pipeline options, a JSON object"))
 
 
-def read_bytes(uri: str) -> bytes | None:
-    """A small file's bytes from a local path or gs:// URI; None when it does not exist."""
-    if uri.startswith("gs://"):
-        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+class SanitizePipelineOperator(BeamRunPythonPipelineOperator):
+    """The Beam operator with the interpreter and python options templated too (both resolved per run)."""
 
-        bucket, _, name = uri[len("gs://"):].partition("/")
-        hook = GCSHook()
-        if not hook.exists(bucket, name):
-            return None
-        return hook.download(bucket, name)
-    path = Path(uri)
-    return path.read_bytes() if path.is_file() else None
-
-
-def manifest_of_provenance(manifest_raw: bytes, provenance_raw: bytes) -> str | None:
-    """Why the manifest is not the one published with this provenance, or None when it is.
-
-    The manifest records the sha256 of the provenance.json written before it; a manifest that names
-    another provenance belongs to another run, and the verdict on this provenance says nothing about it.
-    """
-    try:
-        manifest = json.loads(manifest_raw)
-        recorded = manifest["provenance"]["sha256"]
-    except (ValueError, KeyError, TypeError):
-        return "it is not a sanitizer manifest (no provenance.sha256)"
-    actual = hashlib.sha256(provenance_raw).hexdigest()
-    if recorded != actual:
-        return (f"it records provenance sha256 {recorded}, but the provenance checked has sha256 {actual} "
-                "(another run wrote the folder in between)")
-    return None
-
-
-def quarantine_verdict(provenance: dict, bound: float) -> tuple[bool, float, str]:
-    """(ok, rate, explanation) for a run's provenance against a quarantine-rate bound."""
-    counts = provenance.get("counts") or {}
-    rows_in = int(counts.get("rows_in") or 0)
-    quarantined = int(counts.get("quarantined") or 0)
-    if rows_in <= 0:
-        return False, 1.0, "the run read no rows"
-    rate = quarantined / rows_in
-    by_reason = ", ".join(f"{k} {v}" for k, v in sorted((counts.get("by_reason") or {}).items(),
-                                                           key=lambda kv: -kv[1])[:5])
-    text = (f"{quarantined:,} of {rows_in:,} rows quarantined ({rate:.2%}); bound {bound:.2%}"
-            + (f"; top reasons: {by_reason}" if by_reason else ""))
-    return rate <= bound, rate, text
+    template_fields = (*BeamRunPythonPipelineOperator.template_fields, "py_interpreter", "py_options")
 
 
 with DAG(
     dag_id=DAG_ID,
-    description="Quarantine poisoned training rows (Beam), stop on a quarantine spike, train from the manifest",
-    schedule=_env("SANITIZER_SCHEDULE"),
+    description="Quarantine poisoned training rows (Beam), stop on a quarantine spike, publish the manifest Asset",
+    schedule=os.environ.get("SANITIZER_SCHEDULE", "").strip() or None,
     catchup=False,
+    max_active_runs=1,  # with the per-run output folder: see "One active run per output folder" above
     params=params,
     tags=["sanitizer", "beam", "ml"],
     doc_md=__doc__,
 ) as dag:
 
-    @task
+    @task(multiple_outputs=True)
     def resolve_options(**context) -> dict:
-        """The pipeline options for this run: the ``sanitize run`` params that are set, plus Beam options."""
-        p = context["params"]
-        missing = [k for k in ("input", "output", "label_column") if not p.get(k)]
-        if missing:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(
-                "set " + ", ".join(f"{k} (param or {RUN_OPTIONS[k][0]})" for k in missing)
-            )
-        options = {k: p[k] for k in RUN_OPTIONS if p.get(k) not in (None, "")}
-        options["output"] = str(options["output"]).rstrip("/")
-        options["overwrite"] = True  # the DAG owns its output folder: a retry or the next run replaces it
-        options.update(p.get("beam_options") or {})
-        return options
-
-    options = resolve_options()
-
-    sanitize = BeamRunPythonPipelineOperator(
-        task_id="sanitize",
-        py_file=PIPELINE_FILE,
-        py_options=PIPELINE_PY_OPTIONS,
-        py_interpreter=SANITIZER_PYTHON,
-        runner="{{ params.runner }}",
-        pipeline_options=options,  # resolved at run time from resolve_options' XCom
-        dataflow_config={
-            "job_name": "sanitize-training-data",  # Airflow appends a unique suffix
-            "project_id": _env("SANITIZER_DATAFLOW_PROJECT"),
-            "location": _env("SANITIZER_DATAFLOW_REGION", "us-central1"),
-            "wait_until_finished": True,
-        },
-    )
-
-    @task
-    def quarantine_circuit_breaker(options: dict, **context) -> dict:
-        """Fail the run (no retries) when the quarantine rate exceeds the bound, or nothing was published."""
+        """Every setting of this run, read now: the pipeline options, interpreter, runner and bound."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        out = options["output"]
-        bound = float(context["params"]["max_quarantine_rate"])
-        provenance_raw = read_bytes(f"{out}/provenance.json")
+        p = context["params"]
+        try:
+            values = {k: setting(k, p, cast=cast) for k, (_, cast) in RUN_OPTIONS.items()}
+            values["label_column"] = values["label_column"] or "label"
+            bound = float(setting("max_quarantine_rate", p, default=0.2, cast=float))
+            beam_options = setting("beam_options", p, default={}, cast=json_object)
+        except ValueError as exc:
+            raise AirflowFailException(f"a setting does not parse: {exc}") from exc
+        missing = [k for k in ("input", "output") if not values.get(k)]
+        if missing:
+            raise AirflowFailException("set " + ", ".join(
+                f"{k} (param, Variable sanitizer_{k} or SANITIZER_{k.upper()})" for k in missing))
+        if not 0 <= bound <= 1:
+            raise AirflowFailException(f"max_quarantine_rate {bound} is not a share between 0 and 1")
+        options = {k: v for k, v in values.items() if v not in (None, "")}
+        root = str(options.pop("output")).rstrip("/")
+        options["output"] = f"{root}/{run_folder(context['run_id'])}"  # this run's own folder
+        options["overwrite"] = True  # a retry of this run replaces its own earlier attempt
+        options.update(beam_options)
+        pipeline_file, py_options = script(p, "pipeline_file", "sanitize_pipeline.py", "pipelines.sanitize_pipeline")
+        print(f"this run writes {options['output']}; circuit-breaker bound {bound}")
+        return {
+            "pipeline_options": options,
+            "output": options["output"],
+            "max_quarantine_rate": bound,
+            "runner": str(setting("runner", p, default="DirectRunner")),
+            "python": interpreter(p),
+            "pipeline_file": pipeline_file,
+            "py_options": py_options,
+            "output_conn_id": setting("output_conn_id", p),
+            "dataflow_config": {
+                "job_name": "sanitize-training-data",  # Airflow appends a unique suffix
+                "project_id": setting("dataflow_project", p),
+                "location": setting("dataflow_region", p, default="us-central1"),
+                "wait_until_finished": True,
+            },
+        }
+
+    resolved = resolve_options()
+
+    sanitize = SanitizePipelineOperator(
+        task_id="sanitize",
+        py_file=resolved["pipeline_file"],
+        py_options=resolved["py_options"],
+        py_interpreter=resolved["python"],
+        runner=resolved["runner"],
+        pipeline_options=resolved["pipeline_options"],
+        dataflow_config=resolved["dataflow_config"],
+    )
+
+    @task(outlets=[MANIFEST_ASSET])
+    def quarantine_circuit_breaker(out: str, bound: float, conn_id: str | None, **context) -> dict:
+        """Fail the run (no retries) on a quarantine spike or a missing/foreign manifest; else emit the asset event."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        folder = storage_path(out, conn_id)
+        provenance_raw = read_bytes(folder / "provenance.json")
         if provenance_raw is None:
             raise AirflowFailException(f"no provenance at {out}/provenance.json: the sanitize run did not finish")
         provenance = json.loads(provenance_raw)
@@ -232,7 +211,7 @@ with DAG(
         if not ok:
             raise AirflowFailException(f"quarantine circuit breaker tripped: {explanation}. "
                                        f"Review {out}/quarantine/ before training on this data")
-        manifest_raw = read_bytes(f"{out}/manifest.json")
+        manifest_raw = read_bytes(folder / "manifest.json")
         if manifest_raw is None:
             raise AirflowFailException(f"no manifest at {out}/manifest.json: the run published nothing")
         mismatch = manifest_of_provenance(manifest_raw, provenance_raw)
@@ -240,27 +219,14 @@ with DAG(
             raise AirflowFailException(f"{out}/manifest.json is not the manifest of the run just checked: {mismatch}")
         manifest_sha256 = hashlib.sha256(manifest_raw).hexdigest()
         print(f"quarantine circuit breaker passed: {explanation}; manifest sha256 {manifest_sha256}")
-        # train loads exactly this manifest (--manifest-sha256): one changed after this check is refused.
-        return {"run_id": provenance.get("run_id"), "rows_in": provenance["counts"]["rows_in"],
-                "quarantined": provenance["counts"]["quarantined"], "rate": rate, "bound": bound,
-                "manifest": f"{out}/manifest.json", "manifest_sha256": manifest_sha256,
-                "metrics": f"{out}/model-metrics.json"}
+        approved = {"manifest": f"{out}/manifest.json", "manifest_sha256": manifest_sha256,
+                    "run_id": provenance.get("run_id"), "rows_in": provenance["counts"]["rows_in"],
+                    "quarantined": provenance["counts"]["quarantined"], "rate": rate, "bound": bound}
+        # The asset event: what the training DAG trains from (and the only sha256 it accepts).
+        context["outlet_events"][MANIFEST_ASSET].extra = approved
+        return approved
 
-    verdict = quarantine_circuit_breaker(options)
+    verdict = quarantine_circuit_breaker(resolved["output"], resolved["max_quarantine_rate"],
+                                         resolved["output_conn_id"])
 
-    train = BashOperator(
-        task_id="train",
-        bash_command=('"$SANITIZER_PYTHON" $TRAIN_PY_OPTIONS "$TRAIN_SCRIPT" --manifest "$MANIFEST" '
-                      '--manifest-sha256 "$MANIFEST_SHA256" --metrics "$METRICS"'),
-        env={
-            "SANITIZER_PYTHON": SANITIZER_PYTHON,
-            "TRAIN_PY_OPTIONS": " ".join(TRAIN_PY_OPTIONS),
-            "TRAIN_SCRIPT": TRAIN_SCRIPT,
-            "MANIFEST": "{{ ti.xcom_pull(task_ids='quarantine_circuit_breaker')['manifest'] }}",
-            "MANIFEST_SHA256": "{{ ti.xcom_pull(task_ids='quarantine_circuit_breaker')['manifest_sha256'] }}",
-            "METRICS": "{{ ti.xcom_pull(task_ids='quarantine_circuit_breaker')['metrics'] }}",
-        },
-        append_env=True,
-    )
-
-    options >> sanitize >> verdict >> train
+    sanitize >> verdict

@@ -1,0 +1,144 @@
+"""What the sanitizer's two DAGs share: the manifest Asset, run-time settings, object storage, the verdict.
+
+Not a DAG. ``sanitize_dag.py`` (the producer) and ``train_dag.py`` (the consumer) import it from
+the DAG folder, which Airflow puts on the import path; copy it along with them.
+
+Settings are read when a task runs, never when the DAG file is parsed (the DAG processor parses
+every file every few seconds, and a Variable read there is a metadata-database or secrets-backend
+call each time; a task also sees the settings of the moment it runs, not of the last parse).
+:func:`setting` looks, in order, at the run's param (trigger conf), the Airflow Variable
+``sanitizer_<name>`` (which also covers ``AIRFLOW_VAR_SANITIZER_<NAME>`` and any secrets backend),
+the environment variable ``SANITIZER_<NAME>`` of the process running the task, then the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, ObjectStoragePath
+
+HERE = Path(__file__).resolve().parent
+
+# The published, circuit-breaker-approved manifest. One logical asset: each run writes its own
+# folder, so the concrete manifest URI (and its sha256) travels in every asset event's ``extra``.
+MANIFEST_ASSET = Asset(
+    name="sanitized_training_manifest",
+    uri="x-sanitizer://sanitize_training_data/manifest.json",
+    group="sanitizer",
+)
+
+
+def setting(name: str, params: Mapping[str, Any] | None = None, default: Any = None,
+            cast: Callable[[str], Any] | None = None) -> Any:
+    """A setting as the running task sees it: param, Variable ``sanitizer_<name>``, ``SANITIZER_<NAME>``, default."""
+    value = (params or {}).get(name)
+    if value is not None and value != "":
+        return value
+    from airflow.sdk import Variable
+
+    text = Variable.get(f"sanitizer_{name}", default=None)
+    if text is None or not str(text).strip():
+        text = os.environ.get(f"SANITIZER_{name.upper()}", "")
+    text = str(text).strip()
+    if not text:
+        return default
+    return cast(text) if cast else text
+
+
+def json_object(text: str) -> dict:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {text!r}")  # noqa: TRY004 - a bad setting, caught as one
+    return value
+
+
+def script(params: Mapping[str, Any] | None, name: str, filename: str, module: str) -> tuple[str, list[str]]:
+    """(file or module, python options): the ``name`` setting, the file beside the DAG folder, or ``-m module``."""
+    explicit = setting(name, params)
+    if explicit:
+        return str(explicit), []
+    beside = HERE.parent / filename
+    if beside.is_file():
+        return str(beside), []
+    return module, ["-m"]  # the installed ``pipelines`` package
+
+
+def interpreter(params: Mapping[str, Any] | None = None) -> str:
+    """The interpreter that has ``sanitizer`` installed (setting ``python``; default: the task's own)."""
+    return str(setting("python", params, default=sys.executable))
+
+
+def run_folder(run_id: str) -> str:
+    """A folder name for a DAG run id (``manual__2026-01-01T00:00:00+00:00`` -> ``manual__2026-01-01T00-00-00-00-00``).
+
+    Only letters, digits, ``.``, ``_`` and ``-`` are kept: ``:`` and ``+`` are legal in object names but
+    not in every tool's glob or URL handling.
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")
+    if not name:
+        raise ValueError(f"run id {run_id!r} gives no folder name")
+    return name
+
+
+def storage_path(uri: str, conn_id: str | None = None) -> ObjectStoragePath:
+    """An :class:`ObjectStoragePath` for a local path, ``file://``, ``gs://``, ``s3://``, ... URI.
+
+    ``conn_id`` names the Airflow connection for the store; None uses the filesystem's own default
+    credentials (application default credentials for ``gs://``, the AWS chain for ``s3://``).
+    """
+    return ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
+
+
+def read_bytes(path: ObjectStoragePath) -> bytes | None:
+    """A small file's bytes, None when it does not exist. A missing filesystem says what to install."""
+    try:
+        if not path.exists():
+            return None
+        return path.read_bytes()
+    except ImportError as exc:  # s3fs, gcsfs, adlfs... not installed
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"cannot read {path}: {exc}. Install the Airflow provider for {path.protocol}:// "
+            "(apache-airflow-providers-amazon[s3fs] for s3://, apache-airflow-providers-google for gs://)"
+        ) from exc
+
+
+def manifest_of_provenance(manifest_raw: bytes, provenance_raw: bytes) -> str | None:
+    """Why the manifest is not the one published with this provenance, or None when it is.
+
+    The manifest records the sha256 of the provenance.json written before it; a manifest that names
+    another provenance belongs to another run, and the verdict on this provenance says nothing about it.
+    """
+    try:
+        manifest = json.loads(manifest_raw)
+        recorded = manifest["provenance"]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        return "it is not a sanitizer manifest (no provenance.sha256)"
+    actual = hashlib.sha256(provenance_raw).hexdigest()
+    if recorded != actual:
+        return (f"it records provenance sha256 {recorded}, but the provenance checked has sha256 {actual} "
+                "(another run wrote the folder in between)")
+    return None
+
+
+def quarantine_verdict(provenance: dict, bound: float) -> tuple[bool, float, str]:
+    """(ok, rate, explanation) for a run's provenance against a quarantine-rate bound."""
+    counts = provenance.get("counts") or {}
+    rows_in = int(counts.get("rows_in") or 0)
+    quarantined = int(counts.get("quarantined") or 0)
+    if rows_in <= 0:
+        return False, 1.0, "the run read no rows"
+    rate = quarantined / rows_in
+    by_reason = ", ".join(f"{k} {v}" for k, v in sorted((counts.get("by_reason") or {}).items(),
+                                                           key=lambda kv: -kv[1])[:5])
+    text = (f"{quarantined:,} of {rows_in:,} rows quarantined ({rate:.2%}); bound {bound:.2%}"
+            + (f"; top reasons: {by_reason}" if by_reason else ""))
+    return rate <= bound, rate, text
