@@ -187,6 +187,58 @@ def test_dags_parse_without_import_errors_and_share_the_manifest_asset(airflow):
     assert [(t["dag_id"], t["task_id"]) for t in asset["consuming_tasks"]] == [(TRAIN_DAG_ID, "locate_manifest")]
 
 
+PARSE_PROBE = r"""
+import json, os, sys
+from airflow.sdk import Variable
+
+reads = []
+
+
+def no_parse_time_reads(*args, **kwargs):
+    reads.append(args)
+    raise AssertionError(f"Variable.get{args} at DAG parse time")
+
+
+Variable.get = no_parse_time_reads
+os.environ.update({"SANITIZER_INPUT": "parse-time-input", "SANITIZER_MAX_QUARANTINE_RATE": "0.42"})
+from airflow.dag_processing.dagbag import DagBag
+
+bag = DagBag(dag_folder=sys.argv[1])  # the folder is not on sys.path: the DAG files find their helper
+out = {"import_errors": {k: str(v)[-800:] for k, v in bag.import_errors.items()}, "reads": len(reads),
+       "dags": {d: {"params": {k: dag.params.get_param(k).value for k in dag.params},
+                    "max_active_runs": dag.max_active_runs} for d, dag in bag.dags.items()}}
+import sanitizer_dag_common as common
+
+out["run_folder"] = common.run_folder("manual__2026-01-01T00:00:00+00:00")
+try:
+    common.read_bytes(common.storage_path("s3://bucket/out/provenance.json"))
+except Exception as exc:
+    out["s3"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out, default=str))
+"""
+
+
+def test_parsing_reads_no_variable_or_setting(airflow, tmp_path):
+    """Parse time reads neither Variables nor SANITIZER_* settings: every param default stays unset."""
+    dags = tmp_path / "bundle" / "sanitizer"  # a subfolder of the bundle, as a user might copy them
+    dags.mkdir(parents=True)
+    for f in ("sanitize_dag.py", "train_dag.py", "sanitizer_dag_common.py"):
+        shutil.copy(DAGS_FOLDER / f, dags / f)
+    proc = subprocess.run([str(Path(airflow.cli).parent / "python"), "-c", PARSE_PROBE, str(dags)],
+                          env=airflow.env, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, _tail(proc)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["import_errors"] == {} and out["reads"] == 0, out
+    assert set(out["dags"]) == {DAG_ID, TRAIN_DAG_ID}
+    params = out["dags"][DAG_ID]["params"]
+    assert {"input", "output", "max_quarantine_rate", "runner", "beam_options"} <= set(params)
+    assert all(v is None for v in params.values()), params  # resolved when a run starts, not here
+    assert out["dags"][DAG_ID]["max_active_runs"] == 1
+    assert out["run_folder"] == "manual__2026-01-01T00-00-00-00-00"
+    # ObjectStoragePath on s3:// without s3fs: a failed task that says what to install, not a traceback.
+    assert out["s3"].startswith("AirflowFailException") and "apache-airflow-providers-amazon[s3fs]" in out["s3"]
+
+
 def _run_folder(root: Path) -> Path:
     folders = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
     assert len(folders) == 1, f"expected one run folder under {root}: {folders}"

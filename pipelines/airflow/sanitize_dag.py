@@ -70,9 +70,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+from pathlib import Path
 
 from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
 from airflow.sdk import DAG, Param, task
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the helper module beside this file, wherever
+    sys.path.append(str(Path(__file__).resolve().parent))  # in the DAG bundle this folder sits
 from sanitizer_dag_common import (
     MANIFEST_ASSET,
     interpreter,

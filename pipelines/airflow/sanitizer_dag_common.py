@@ -1,7 +1,8 @@
 """What the sanitizer's two DAGs share: the manifest Asset, run-time settings, object storage, the verdict.
 
 Not a DAG. ``sanitize_dag.py`` (the producer) and ``train_dag.py`` (the consumer) import it from
-the DAG folder, which Airflow puts on the import path; copy it along with them.
+their own folder (each puts that folder on the import path: Airflow adds only the DAG bundle's root,
+and the three files may sit in a subfolder of it); copy it along with them.
 
 Settings are read when a task runs, never when the DAG file is parsed (the DAG processor parses
 every file every few seconds, and a Variable read there is a metadata-database or secrets-backend

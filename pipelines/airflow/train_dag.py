@@ -24,8 +24,14 @@ Settings, read at run time like the sanitize DAG's (Variable ``sanitizer_NAME``,
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, task
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the helper module beside this file, wherever
+    sys.path.append(str(Path(__file__).resolve().parent))  # in the DAG bundle this folder sits
 from sanitizer_dag_common import MANIFEST_ASSET, interpreter, script
 
 DAG_ID = "train_on_sanitized_data"
