@@ -27,7 +27,7 @@ id with anything but letters, digits, ``.``, ``_`` and ``-`` replaced by ``-``),
 ``max_active_runs=1``. The per-run folder is what makes the hand-off safe: the consumer runs later,
 on its own schedule, and reads the folder an event names; if every run replaced one fixed folder, the
 next run would delete shards that a training run may still be reading. A retry of the same run reuses
-its folder (``--overwrite``: the sanitizer deletes only files its own earlier attempt wrote).
+its folder (``--overwrite``, which removes only files a sanitizer run recorded writing there).
 ``max_active_runs=1`` keeps runs (and a backfill) from running Beam jobs side by side, and makes
 asset events arrive in run order, so the newest event is the newest data. Old run folders are not
 deleted: expire them with a bucket lifecycle rule or a cleanup job.
