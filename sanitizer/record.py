@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
+from sanitizer.score_histogram import ScoreHistogram
+
 
 def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     out = dict(a)
@@ -42,9 +44,25 @@ class DetectorCounts:
     scored: int = 0
     flagged: int = 0
     action: str = "quarantine"
+    histogram: ScoreHistogram | None = None  # every scored row's score, in the detector's fixed bins
 
     def __add__(self, other: "DetectorCounts") -> "DetectorCounts":
-        return DetectorCounts(self.scored + other.scored, self.flagged + other.flagged, self.action)
+        if self.histogram is None or other.histogram is None:
+            histogram = self.histogram or other.histogram
+        else:
+            histogram = self.histogram + other.histogram
+        return DetectorCounts(self.scored + other.scored, self.flagged + other.flagged, self.action, histogram)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"scored": self.scored, "flagged": self.flagged, "action": self.action}
+        if self.histogram is not None:
+            out["histogram"] = self.histogram.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, c: dict) -> "DetectorCounts":
+        return cls(int(c.get("scored", 0)), int(c.get("flagged", 0)), str(c.get("action", "quarantine")),
+                   ScoreHistogram.from_dict(c.get("histogram")))
 
 
 @dataclass
@@ -142,8 +160,7 @@ class Counts:
             "invalid": self.invalid,
             "reported_kept_clean": self.reported_kept_clean,
             "by_reason": dict(self.by_reason),
-            "by_detector": {name: {"scored": c.scored, "flagged": c.flagged, "action": c.action}
-                            for name, c in self.by_detector.items()},
+            "by_detector": {name: c.to_dict() for name, c in self.by_detector.items()},
             "by_class": {"rows": dict(self.class_rows), "quarantined": dict(self.class_quarantined)},
         }
         if self.review is not None:
@@ -161,11 +178,7 @@ class Counts:
             invalid=int(d.get("invalid", 0) or 0),
             reported_kept_clean=int(d.get("reported_kept_clean", 0) or 0),
             by_reason=_ints(d.get("by_reason")),
-            by_detector={
-                str(name): DetectorCounts(int(c.get("scored", 0)), int(c.get("flagged", 0)),
-                                          str(c.get("action", "quarantine")))
-                for name, c in (d.get("by_detector") or {}).items()
-            },
+            by_detector={str(name): DetectorCounts.from_dict(c) for name, c in (d.get("by_detector") or {}).items()},
             class_rows=_ints(by_class.get("rows")),
             class_quarantined=_ints(by_class.get("quarantined")),
             review=ReviewCounts.from_dict(d["review"]) if d.get("review") else None,

@@ -55,3 +55,23 @@ def test_score_distributions_cover_every_scored_row(run):
         if len(scores):  # the quarantined rows' scores lie inside the whole distribution's range
             assert dist.min <= round(scores.min() * SCORE_SCALE) and round(scores.max() * SCORE_SCALE) <= dist.max
         assert dist.min <= dist.mean <= dist.max
+
+
+def test_score_histograms_count_every_row_the_same_way_whatever_the_batching(run, tmp_path):
+    """The fixed-bin histogram provenance records: every scored row once, merged across batches and workers
+    (a run cut into 64-row batches gives the same bins), the rows past the outlier threshold = its flags."""
+    from conftest import sanitize_quiet
+
+    counts = load_json(run["out"] / "provenance.json")["counts"]["by_detector"]
+    cfg = tmp_path / "small-batches.json"
+    cfg.write_text('{"scoring": {"batch_rows": 64}, "seed": 1, "id_column": "rid"}')
+    assert sanitize_quiet(run["out"].parent / "data.parquet", tmp_path / "out", "--config", str(cfg)) == 0
+    small = load_json(tmp_path / "out" / "provenance.json")["counts"]["by_detector"]
+    for name, counted in counts.items():
+        hist = counted["histogram"]
+        assert len(hist["counts"]) == hist["bins"] + 2 and sum(hist["counts"]) == counted["scored"]
+        assert small[name]["histogram"] == hist, name
+    outlier = counts["outlier"]["histogram"]
+    edges = np.linspace(outlier["lo"], outlier["hi"], outlier["bins"] + 1)
+    first_past = int(np.searchsorted(edges, 1.0))  # the outlier threshold (1.0) is a bin edge
+    assert sum(outlier["counts"][first_past + 1:]) == counts["outlier"]["flagged"] > 0

@@ -261,12 +261,16 @@ def test_report_of_a_real_run(real_run, tmp_path):
     assert "Nothing quarantined" not in page.dom
     # every detector with scores got a histogram; label flips got their matrix; classes their bars
     charts = {n.attrs.get("aria-label", "") for n in page.elements("svg")}
-    for detector in prov["counts"]["by_detector"]:
+    for detector, counted in prov["counts"]["by_detector"].items():
         assert f"Histogram of {detector} scores of quarantined rows" in charts
+        # the whole distribution too, merged in the pipeline: every scored row, clean ones included
+        assert f"Histogram of {detector} scores of every scored row" in charts
+        assert sum(counted["histogram"]["counts"]) == counted["scored"] > counts["quarantined"]
+        assert f"All {counted['scored']:,} scored rows in 40 fixed bins" in page.dom
     assert "Label flips: given label by suggested label" in charts
     assert "Quarantined share per class" in charts
     assert page.elements("canvas"), "no thumbnails drawn for the 8x8 pixel column"
-    assert "clean rows' scores are not stored" in page.dom
+    assert "counts every scored row" in page.dom
 
     shot = ARTIFACTS / "report.png"
     open_page(report, tmp_path, screenshot=shot, window="1400,3400")

@@ -26,6 +26,7 @@ from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.plan import Plan
 from sanitizer.record import Counts, DetectorCounts, ReviewCounts
+from sanitizer.score_histogram import ScoreHistogram
 from sanitizer.policy import decide
 from sanitizer.layout import (
     CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column, score_detectors,
@@ -200,7 +201,8 @@ class ScoreFn(beam.DoFn):
                 by_reason[code] = by_reason.get(code, 0) + 1
         by_detector = {
             name: DetectorCounts(scored=int(np.isfinite(result.score).sum()), flagged=int(result.flagged.sum()),
-                                 action=self.config.policy.get(name, "quarantine"))
+                                 action=self.config.policy.get(name, "quarantine"),
+                                 histogram=ScoreHistogram.of(result.score, *self.detectors[name].score_range))
             for name, result in results.items()
         }
         review = None

@@ -65,6 +65,9 @@ class Detector(abc.ABC):
     row_independent: ClassVar[bool]
     internal_threads: ClassVar[bool] = False
     """True when ``score`` uses every core itself, so the pipeline should not split batches across threads."""
+    score_range: ClassVar[tuple[float, float]] = (0.0, 4.0)
+    """Where this detector's scores usually lie: the span of the fixed bins every row's score is counted
+    in for the report's histogram (scores outside land in an under- or overflow bin)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

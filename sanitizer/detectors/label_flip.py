@@ -184,6 +184,7 @@ class LabelFlipDetector(Detector):
     needs: ClassVar[frozenset[str]] = frozenset({"features", "label"})
     row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
     internal_threads: ClassVar[bool] = True  # the neighbour search is multi-threaded itself
+    score_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     Params = LabelFlipParams
 
     @staticmethod

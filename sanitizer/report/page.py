@@ -18,7 +18,7 @@ import json
 import secrets
 from typing import Any
 
-from sanitizer.report import charts
+from sanitizer.report import charts, distribution
 from sanitizer.report.assets import CSS, ERROR_JS, TABLE_JS
 from sanitizer.report.charts import esc
 from sanitizer.record import Accounting, Counts, RunRecord
@@ -233,22 +233,26 @@ def _plots_section(p: RunRecord, q: QuarantineData, colours: dict[str, str]) -> 
     for i, name in enumerate(q.detectors):
         s = q.scores[name]
         flagged, other = s.arrays()
-        head = f'<h3>Scores: <span class="mono">{esc(name)}</span></h3>'
+        thr = _num_or_none((fitted.get(name) or {}).get("threshold"))
+        counted = p.counts.by_detector.get(name)
+        if counted is not None and counted.histogram is not None:  # every row, merged in the pipeline
+            every = sorted(s.thresholds) or ([thr] if thr is not None else [])
+            figures.append(distribution.panel(name, counted.histogram, every, colours[name]))
+        head = f'<h3>Quarantined rows: <span class="mono">{esc(name)}</span></h3>'
         if flagged.size + other.size == 0:
             why = (fitted.get(name) or {}).get("reason")
             msg = "no quarantined row has a score from this detector" + (f" (skipped: {why})" if why else "")
             figures.append(f'<div class="panel">{head}<p class="note">{esc(msg)}</p></div>')
             continue
         thresholds = sorted(s.thresholds)
-        thr = _num_or_none((fitted.get(name) or {}).get("threshold"))
         if thr is not None and not thresholds:
             thresholds = [thr]
         svg = charts.histogram(name, flagged, other, thresholds, colours[name])
         legend = (f'<div class="legend"><span><i style="background:{colours[name]}"></i>flagged by {esc(name)}</span>'
                   f'<span><i style="background:{charts.OTHER_COLOUR}"></i>quarantined for other reasons</span>'
                   f'<span><i style="background:{charts.THRESHOLD_COLOUR}"></i>threshold</span></div>')
-        note = ("Quarantined rows only: clean rows' scores are not stored, so this is not the whole "
-                "distribution.")
+        note = ("Quarantined rows only, to compare the reasons they were held for; the 'All rows' chart "
+                "above counts every scored row.")
         if s.not_scored:
             note += f" {s.not_scored:,} quarantined rows have no score (failed a row check or not scored)."
         if len(thresholds) > 1:
