@@ -37,6 +37,7 @@ import pyarrow as pa
 from sanitizer.errors import ConfigError
 
 ROW_PREFIX = "expect_column_values_"
+SEVERITIES = ("critical", "warning", "info")  # Great Expectations' FailureSeverity
 ROW_COUNT = ("expect_table_row_count_to_be_between", "expect_table_row_count_to_equal")
 _LOCAL = threading.local()
 log = logging.getLogger("sanitizer")
@@ -101,9 +102,17 @@ def load_suite(path: str, columns: list[str] | None = None) -> Suite:
                 "evaluates it with pandas DataFrame.query, which can run code, so sanitize does not accept one: "
                 "remove row_condition (and condition_parser) from the suite"
             )
-        expectations.append({"type": e["type"], "kwargs": dict(e.get("kwargs", {})), "meta": e.get("meta", {})})
+        severity = e.get("severity") or "critical"
+        if severity not in SEVERITIES:
+            raise ConfigError(f"expectation suite {path!r}: expectation #{i} ({e['type']}) has severity "
+                              f"{severity!r}; use one of {', '.join(SEVERITIES)}")
+        expectations.append({"type": e["type"], "kwargs": dict(e.get("kwargs", {})), "meta": e.get("meta", {}),
+                             "severity": severity})
     suite = Suite(path, hashlib.sha256(data).hexdigest(), str(raw.get("name") or path), tuple(expectations),
                   dict(raw.get("meta") or {}))
+    if class_share_severity(suite) not in SEVERITIES:
+        raise ConfigError(f"expectation suite {path!r}: meta.sanitizer.class_share_severity must be one of "
+                          f"{', '.join(SEVERITIES)}")
     _gx_suite(suite, suite.expectations)  # unknown expectation types or bad kwargs fail here
     if columns is not None:
         missing = sorted(c for c in suite.columns() if c not in columns)
@@ -132,7 +141,7 @@ def _gx_suite(suite: Suite, expectations) :
     for e in expectations:
         try:
             impl = get_expectation_impl(e["type"])
-            out.add_expectation(impl(**e["kwargs"], meta=e.get("meta") or None))
+            out.add_expectation(impl(**e["kwargs"], meta=e.get("meta") or None, severity=e.get("severity") or "critical"))
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigError(
@@ -141,16 +150,27 @@ def _gx_suite(suite: Suite, expectations) :
     return out
 
 
+def class_share_severity(suite: Suite) -> str:
+    """The severity of the class-share bounds: ``meta.sanitizer.class_share_severity`` (default critical)."""
+    return str((suite.meta.get("sanitizer") or {}).get("class_share_severity") or "critical")
+
+
+def _quiet_context():
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
+
+
 class _Runner:
     """A Great Expectations ephemeral context + one validation definition, reused for every batch."""
 
     def __init__(self, suite: Suite, expectations):
         gx = _gx()
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        logging.getLogger("great_expectations").setLevel(logging.ERROR)
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        self.context = _quiet_context()
         asset = self.context.data_sources.add_pandas("sanitizer").add_dataframe_asset("batches")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("batch")
         self.suite = self.context.suites.add(_gx_suite(suite, expectations))
@@ -213,19 +233,29 @@ def validate_frame(suite: Suite, df: pd.DataFrame, expectations) -> dict[str, An
 
 
 def summarise(result: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    """One check per expectation result: on, expectation, column, success, observed, severity."""
     out = []
     for r in result.get("results", []):
         config = r.get("expectation_config", {})
+        extra = ((config.get("meta") or {}).get("sanitizer")) or {}
+        observed = (r.get("result") or {}).get("observed_value")
+        if extra.get("check") == "class_share_between":  # see validation_docs: a one-row frame of shares
+            kind, column = "sanitizer:class_share_between", extra.get("class")
+            observed = extra.get("share")
+        else:
+            kind, column = config.get("type"), config.get("kwargs", {}).get("column")
         out.append(
             {
                 "on": label,
-                "expectation": config.get("type"),
-                "column": config.get("kwargs", {}).get("column"),
+                "expectation": kind,
+                "column": column,
                 "success": bool(r.get("success")),
-                "observed": (r.get("result") or {}).get("observed_value"),
+                "observed": observed,
+                "severity": str(config.get("severity") or "critical"),
             }
         )
     return out
+
 
 
 def check_totals(suite: Suite, total_rows: int, class_rows: dict[str, int], label: str) -> list[dict[str, Any]]:

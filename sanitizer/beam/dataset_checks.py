@@ -12,23 +12,24 @@ from sanitizer.record import Counts
 
 
 def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | None, stats: Counts,
-                      clean: list[dict]) -> tuple[dict[str, Any], list[dict]]:
+                      clean: list[dict], run_id: str = "") -> tuple[dict[str, Any], list[dict]]:
     """Data-set checks on the totals, the sample and the clean output; results to OUT/validation/.
 
     ``sample_part`` is what the ValidateSample stage produced ({"result", "summary"}).
-    Returns (the validation record for provenance, the failed checks)."""
+    The checks run through one Great Expectations Checkpoint (see sanitizer.validation_docs).
+    Returns (the validation record for provenance, the failed checks that withhold publication)."""
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
     from sanitizer import validation as v
+
+    from sanitizer.validation_docs import run_checkpoint
 
     suite = plan.suite
     sample_part = sample_part or {"result": {}, "summary": []}
     rows, held = stats.class_rows, stats.class_quarantined
     clean_rows = sum(s["rows"] for s in clean)
     checks = list(sample_part.get("summary", []))
-    checks += v.check_totals(suite, stats.rows_in, rows, "input totals")
-    checks += v.check_totals(suite, clean_rows, {k: n - held.get(k, 0) for k, n in rows.items()}, "clean output")
 
     columns = [c for c in plan.output_schema.names if c in suite.columns()]
     tables = []
@@ -36,28 +37,47 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
         with FileSystems.open(shard["path"]) as fh:
             tables.append(pq.ParquetFile(fh).read(columns=columns))  # not read_table: see fs.read_parquet
     clean_frame = v.to_pandas(_concat(tables, plan, columns), set(columns))
-    clean_result = v.validate_frame(suite, clean_frame, [e for e in suite.expectations if e["type"] not in v.ROW_COUNT])
-    checks += v.summarise(clean_result, "clean output")
 
     directory = f"{out}/validation"
     if "://" not in directory:
         os.makedirs(directory, exist_ok=True)
-    results = {"input_sample": sample_part.get("result", {}), "clean_output": clean_result}
+    totals = {"input totals": (stats.rows_in, dict(rows)),
+              "clean output": (clean_rows, {k: n - held.get(k, 0) for k, n in rows.items()})}
+    ran = run_checkpoint(suite, clean_frame, totals, sample_part.get("result"), directory, f"sanitize {run_id}")
+    results = {"input_sample": sample_part.get("result", {})}
+    for name, result in ran["results"].items():  # the totals checks first, as the summary always listed them
+        if name != "clean output":
+            checks += v.summarise(result, name.split(":")[0])
+    checks += v.summarise(ran["results"].get("clean output", {}), "clean output")
+    results["clean_output"] = ran["results"].get("clean output", {"success": True, "results": []})
+    results["totals"] = {k: r for k, r in ran["results"].items() if k != "clean output"}
+    # Severity: a failed critical check withholds publication under dataset_failure=stop; warning and info
+    # failures are recorded and shown, and the run publishes. dataset_failure=warn downgrades critical to warning.
+    mode = config.validation.dataset_failure
+    for c in checks:
+        c.setdefault("severity", "critical")
+        c["blocking"] = not c["success"] and c["severity"] == "critical" and mode == "stop"
+    failed = [c for c in checks if c["blocking"]]
     for name, result in results.items():
         prov.write_atomic(f"{directory}/{name}.json", result)
+    if ran["checkpoint"] is not None:
+        prov.write_atomic(f"{directory}/checkpoint_result.json", ran["checkpoint"])
     prov.write_atomic(f"{directory}/summary.json", checks)
-    docs = v.write_data_docs(results, f"{directory}/data_docs") if "://" not in directory else None
 
-    failed = [c for c in checks if not c["success"]]
     row_failures = stats.rows_failing("validation:")
     info = {
         "suite": suite.describe(),
-        "dataset_failure": config.validation.dataset_failure,
+        "dataset_failure": mode,
         "row_level_expectations": len(suite.row_level),
         "rows_failing_row_level": row_failures,
         "checks": checks,
-        "success": not failed,
-        "data_docs": docs,
+        "success": not any(not c["success"] for c in checks),
+        "failed_by_severity": {s: sum(1 for c in checks if not c["success"] and c["severity"] == s)
+                               for s in v.SEVERITIES},
+        "checkpoint": ran["checkpoint"] and {"name": ran["checkpoint"].get("name"),
+                                             "success": ran["checkpoint"].get("success")},
+        "data_docs": ran["data_docs"],
+        "blocked_publication": bool(failed),
     }
     return info, failed
 
