@@ -196,7 +196,8 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
 
     validation, failed_expectations = (None, [])
     if plan.suite is not None:
-        validation, failed_expectations = finish_validation(plan, config, out, sample_validation, stats, clean)
+        validation, failed_expectations = finish_validation(plan, config, out, sample_validation, stats, clean,
+                                                            ctx.run_id)
         if failed_expectations:
             validation["blocked_publication"] = config.validation.dataset_failure == "stop"
     blocked = bool(failed_expectations) and config.validation.dataset_failure == "stop"
