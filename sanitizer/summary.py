@@ -27,6 +27,11 @@ def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[s
             f"{applied.get('confirmed_held', 0):,} confirmed held, {applied.get('stale', 0):,} stale (made for "
             f"other content, not applied)   [{review['path']}]"
         )
+    validation = record.validation if isinstance(record.validation, dict) else {}
+    for c in [c for c in validation.get("checks") or [] if not c.get("success")][:10]:
+        lines.append(f"  expectation failed ({c.get('severity') or 'critical'}"
+                     f"{'' if c.get('blocking') else ', not blocking'}): {c.get('expectation')}"
+                     f"({c.get('column') or 'table'}) on {c.get('on')}, observed {c.get('observed')}")
     for name, reason in record.skipped_detectors().items():
         lines.append(f"  detector {name} skipped: {reason}")
     lines += [

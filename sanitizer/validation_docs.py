@@ -100,19 +100,23 @@ def run_checkpoint(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
+        sample_key = None
         if sample_result and sample_result.get("results"):
-            _store_result(context, sample_result, "input sample", run_name)
+            sample_key = _store_result(context, sample_result, "input sample", run_name)
         source = context.data_sources.add_pandas_filesystem("sanitizer", base_directory=tmp)
         definitions = []
+        sides = {}
         for i, (name, frame, expectations) in enumerate(_frames(suite, clean_frame, totals)):
-            path = f"frame-{i}.parquet"
+            slug = _slug(name)  # names become Data Docs paths (and object names on gs:// / s3://)
+            sides[f"{suite.name}.{slug}"] = name
+            path = f"{slug}.parquet"
             frame.to_parquet(os.path.join(tmp, path), index=False)
-            batch = source.add_parquet_asset(name).add_batch_definition_path(name, path)
-            gx_suite = gx.ExpectationSuite(name=f"{suite.name} | {name}", meta={"sanitizer_side": name})
+            batch = source.add_parquet_asset(slug).add_batch_definition_path(slug, path)
+            gx_suite = gx.ExpectationSuite(name=f"{suite.name}.{slug}", meta={"sanitizer_checks_on": name})
             for e in expectations:
                 gx_suite.add_expectation(_gx_expectation(e))
             definitions.append(context.validation_definitions.add(
-                gx.ValidationDefinition(name=name, data=batch, suite=context.suites.add(gx_suite))))
+                gx.ValidationDefinition(name=slug, data=batch, suite=context.suites.add(gx_suite))))
         if not definitions:
             return {"results": {}, "checkpoint": None, "data_docs": None}
         checkpoint = context.checkpoints.add(gx.Checkpoint(
@@ -121,16 +125,19 @@ def run_checkpoint(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int
             result_format={"result_format": "SUMMARY"},
         ))
         result = checkpoint.run(run_id=RunIdentifier(run_name=run_name))
-        results = {_side(vr): vr.to_json_dict() for vr in result.run_results.values()}
+        if sample_key is not None:  # run in the pipeline (ValidateSample), not by this Checkpoint: render it too
+            context.build_data_docs(site_names=[SITE], resource_identifiers=[sample_key])
+        results = {sides[vr.suite_name]: vr.to_json_dict() for vr in result.run_results.values()}
         docs = _copy_tree(docs_dir, f"{directory}/data_docs")
-        return {"results": results, "checkpoint": result.describe_dict(), "data_docs": docs}
+        described = {"name": checkpoint.name, "run_id": result.run_id.to_json_dict(), **result.describe_dict()}
+        return {"results": results, "checkpoint": described, "data_docs": docs}
 
 
-def _side(vr) -> str:
-    return str(vr.suite_name).split(" | ", 1)[-1]
+def _slug(name: str) -> str:
+    return name.replace(": ", ".").replace(" ", "_")
 
 
-def _store_result(context, result: dict, name: str, run_name: str) -> None:
+def _store_result(context, result: dict, name: str, run_name: str):
     from great_expectations.core import ExpectationSuiteValidationResult
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -139,10 +146,11 @@ def _store_result(context, result: dict, name: str, run_name: str) -> None:
 
     vr = ExpectationSuiteValidationResult(**{k: v for k, v in result.items() if k != "id"})
     key = ValidationResultIdentifier(
-        expectation_suite_identifier=ExpectationSuiteIdentifier(name=f"{vr.suite_name} | {name}"),
-        run_id=run_name, batch_identifier=name,
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=f"{vr.suite_name}.{_slug(name)}"),
+        run_id=run_name, batch_identifier=_slug(name),
     )
     context.validation_results_store.set(key, vr)
+    return key
 
 
 def _copy_tree(local: str, target: str) -> str | None:
