@@ -1,25 +1,31 @@
 """Launchable entry point for the sanitize pipeline (Dataflow Flex Template, Airflow, Flink, Spark).
 
-    python -m pipelines.sanitize_pipeline --input ... --output ... --label-column label \\
+    python pipelines/sanitize_pipeline.py --input ... --output ... --label_column label \\
         [any 'sanitize run' option] [Beam pipeline options, with or without '--' before them]
-    python pipelines/sanitize_pipeline.py ...          (the same, as a file: what launchers run)
+    python -m pipelines.sanitize_pipeline ...          (the same, from the repository root)
 
-A thin wrapper around ``sanitize run``: the arguments are parsed by
-``sanitizer.cli`` exactly as ``sanitize run ARGS`` would parse them, and the
-process exits with its status (0 published, 2 a problem you can fix, 1 an
-unexpected failure).
+The standard Beam launcher shape::
 
-Launchers do not speak ``sanitize``'s dialect, so the wrapper first rewrites
-what they send:
+    options = PipelineOptions(launcher_flags(argv))
+    opts = options.view_as(SanitizeOptions)      # sanitizer.beam.launcher
+
+``SanitizeOptions`` declares ``sanitize run``'s options (``--input``, ``--output``,
+``--label_column``, ...) as Beam pipeline options, so the runner records them with
+the job (Dataflow's options panel shows them beside Beam's own). What launchers send
+is understood as they send it:
 
 - option names with underscores (``--label_column=label``: Flex Template
-  parameters, Airflow ``pipeline_options``) become the dashed ``sanitize run``
-  spelling (``--label-column=label``);
+  parameters, Airflow ``pipeline_options``) or dashes (``--label-column``);
 - switches given a value (``--overwrite=true``: Flex Template parameters are
-  always ``--name=value``) become the bare switch, or nothing for a false value;
-- Beam pipeline options may come anywhere, without a ``--`` separator
-  (``--runner DataflowRunner --project P --region R ...``): ``sanitize run``
-  accepts every option Beam knows and names any other one as a mistake.
+  always ``--name=value``), or bare;
+- Beam pipeline options anywhere, without a ``--`` separator (``--runner
+  DataflowRunner --project P --region R ...``); a dashed spelling of one
+  (``--temp-location``) is read as Beam's (``--temp_location``) instead of being
+  dropped, and a name no option has is refused, naming it. After an explicit
+  ``--`` anything goes to Beam.
+
+The process exits with ``sanitize run``'s status (0 published, 2 a problem you can
+fix, 1 an unexpected failure).
 """
 
 from __future__ import annotations
@@ -34,62 +40,27 @@ if __package__ in (None, ""):  # run as a file: python pipelines/sanitize_pipeli
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
     sys.path.append(str(_here.parent))
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
 
+def run(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` into Beam's options (the sanitizer's own a view of them) and run; the exit status."""
+    from apache_beam.options.pipeline_options import PipelineOptions
 
-def run_options() -> dict[str, dict]:
-    """``sanitize run``'s options: normalised name (underscores) -> {"flag": --dashed-name, "switch": bool}."""
-    import argparse
+    from sanitizer.beam.launcher import SanitizeOptions, launcher_flags
+    from sanitizer.cli import run_pipeline
 
-    from sanitizer.cli import _run_parser
-
-    parser = argparse.ArgumentParser(prog="sanitize")
-    run = _run_parser(parser.add_subparsers(dest="command"))
-    options: dict[str, dict] = {}
-    for action in run._actions:
-        longs = [s for s in action.option_strings if s.startswith("--")]
-        if not longs or action.dest == "help":
-            continue
-        switch = action.nargs == 0
-        for flag in longs:
-            options[flag[2:].replace("-", "_")] = {"flag": longs[0], "switch": switch, "dest": action.dest}
-    return options
-
-
-def normalise_args(argv: list[str]) -> list[str]:
-    """Rewrite launcher-style arguments into ``sanitize run`` arguments (see the module docstring)."""
-    options = run_options()
-    out: list[str] = []
-    rest: list[str] = []
-    if "--" in argv:  # everything after an explicit '--' is Beam's, untouched
-        i = argv.index("--")
-        argv, rest = argv[:i], argv[i:]
-    for arg in argv:
-        if not arg.startswith("--") or arg == "--":
-            out.append(arg)
-            continue
-        name, eq, value = arg[2:].partition("=")
-        spec = options.get(name.replace("-", "_"))
-        if spec is None:  # a Beam option (or a mistake sanitize will name)
-            out.append(arg)
-        elif spec["switch"]:
-            if not eq or value.strip().lower() in _TRUE:
-                out.append(spec["flag"])
-            elif value.strip().lower() not in _FALSE:
-                raise SystemExit(f"sanitize_pipeline: error: {spec['flag']} takes true or false, not {value!r}")
-        else:
-            out.append(spec["flag"] + (eq + value if eq else ""))
-    return out + rest
+    options = PipelineOptions(launcher_flags(list(sys.argv[1:] if argv is None else argv)))
+    opts = options.view_as(SanitizeOptions)
+    return run_pipeline(options, opts.to_config())
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sanitizer import cli
+    from sanitizer.cli import report_errors, setup_logging
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
         return _help()
-    return cli.main(["run", *normalise_args(argv)])
+    setup_logging()
+    return report_errors(run, argv)
 
 
 def _help() -> int:

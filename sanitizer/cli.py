@@ -21,58 +21,26 @@ import os
 import sys
 from typing import Any
 
-from sanitizer.errors import ConfigError, SanitizerError
+from sanitizer.errors import SanitizerError
 
 
 def _run_parser(sub) -> argparse.ArgumentParser:
+    from sanitizer.run_options import add_run_arguments
+
     p = sub.add_parser(
         "run",
         help="sanitize a data set: quarantine suspect rows, publish clean shards with a manifest",
-        description="Sanitize training data. Beam pipeline options go after '--'.",
+        description="Sanitize training data. Beam pipeline options go after '--' (or, when Beam knows them, "
+                    "anywhere; --temp-location is read as --temp_location).",
     )
-    p.add_argument("--input", help="a file, a directory of shards or a glob (Parquet, CSV or JSON Lines)")
-    p.add_argument("--output", help="output folder (local, gs://, s3://...)")
-    p.add_argument("--label-column", dest="label_column")
-    p.add_argument("--id-column", dest="id_column", help="a unique record id column (default: generated ids)")
-    p.add_argument("--feature-columns", dest="feature_columns",
-                   help="comma-separated feature columns (default: every numeric column but label and id)")
-    p.add_argument("--format", choices=["auto", "parquet", "csv", "jsonl"], help="input format (default: by extension)")
-    p.add_argument("--config", help="a YAML or TOML config file; flags override it")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--sample-size", dest="sample_size", type=int, help="rows the detectors learn from")
-    p.add_argument("--expectations", help="a Great Expectations suite (JSON) to validate rows and the data set")
-    p.add_argument("--embedding-model", dest="embedding_model",
-                   help="TorchScript backbone for the feature_collision detector (path or URI)")
-    p.add_argument("--decisions", help="review decisions: a reviewed run's OUT folder, its review/decisions/ "
-                   "folder or one decisions file (JSON Lines): released records stay clean, confirmed ones stay "
-                   "quarantined, while their content is the one reviewed")
-    p.add_argument("--overwrite", action="store_true", default=None, help="replace an earlier sanitize run in --output (only files that run wrote; anything else is refused)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="log Beam at INFO (whenever stderr is not a terminal, Beam's runners log at INFO anyway, so "
-                        "orchestrators such as Airflow see the runner's job id)")
+    add_run_arguments(p)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from sanitizer.config import build_config, load_config_file
+    from sanitizer.run_options import config_from_args as build
 
-    raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    for key in ("input", "output", "label_column", "id_column", "feature_columns", "format", "seed", "overwrite",
-                "decisions"):
-        value = getattr(args, key, None)
-        if value is not None:
-            raw[key] = value
-    if args.sample_size is not None:
-        raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
-    if getattr(args, "expectations", None):
-        raw["validation"] = dict(raw.get("validation") or {}, expectations=args.expectations)
-    if getattr(args, "embedding_model", None):
-        detectors = dict(raw.get("detectors") or {})
-        detectors["feature_collision"] = dict(detectors.get("feature_collision") or {},
-                                              embedding_model=args.embedding_model)
-        raw["detectors"] = detectors
-    return build_config(raw)
+    return build(args)
 
 
 def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -84,49 +52,59 @@ def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def check_beam_args(unknown: list[str]) -> list[str]:
-    """Accept unknown flags only when Beam knows them; otherwise name the mistake."""
+    """Unknown flags as Beam must get them: only names Beam knows, dashed spellings normalised
+    (``--temp-location`` -> ``--temp_location``); anything else is named as a mistake."""
     if not unknown:
         return []
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from sanitizer.beam.launcher import launcher_flags
 
-    known = set(PipelineOptions([]).get_all_options(retain_unknown_options=False))
-    for arg in unknown:
-        if arg.startswith("--"):
-            name = arg[2:].split("=", 1)[0].replace("-", "_")
-            if name not in known:
-                raise ConfigError(
-                    f"unknown option {arg.split('=', 1)[0]!r}; see 'sanitize run --help'. "
-                    "Beam pipeline options that Beam does not know go after '--'"
-                )
-    return unknown
+    return launcher_flags(unknown)
 
 
 def _cmd_run(argv: list[str]) -> int:
-    from sanitizer.job import run
+    from apache_beam.options.pipeline_options import PipelineOptions
 
-    own, beam_args = split_beam_args(argv)
+    from sanitizer.beam.launcher import SanitizeOptions, launcher_flags
+    from sanitizer.run_options import RUN_OPTIONS
+
+    own, after = split_beam_args(argv)
     parser = argparse.ArgumentParser(prog="sanitize")
     sub = parser.add_subparsers(dest="command")
     _run_parser(sub)
     args, unknown = parser.parse_known_args(["run"] + own)
-    beam_args = check_beam_args(unknown) + beam_args
-    config = config_from_args(args)
-    config.require_runnable()
-    from sanitizer import progress
+    beam_args = launcher_flags(unknown + (["--", *after] if after else []))
+    options = PipelineOptions(beam_args)
+    opts = options.view_as(SanitizeOptions)
+    for name in RUN_OPTIONS:  # the run's own options ride along with Beam's (Dataflow's options panel)
+        setattr(opts, name, getattr(args, name))
+    return run_pipeline(options)
 
-    if not args.quiet and sys.stderr.isatty():
+
+def run_pipeline(options, config=None) -> int:
+    """Run the sanitizer on ``options`` (Beam's, with a SanitizeOptions view) and print the summary.
+
+    What ``sanitize run`` and the launcher (``pipelines/sanitize_pipeline.py``) both end in.
+    """
+    from sanitizer import progress
+    from sanitizer.beam.launcher import SanitizeOptions
+    from sanitizer.job import run
+
+    opts = options.view_as(SanitizeOptions)
+    config = opts.to_config() if config is None else config
+    config.require_runnable()
+    if not opts.quiet and sys.stderr.isatty():
         os.environ[progress.ENV] = "1"  # inherited by in-process and multi-processing workers
-    if args.verbose:
+    if opts.verbose:
         logging.getLogger("apache_beam").setLevel(logging.INFO)
-    elif not sys.stderr.isatty() and not args.quiet:
+    elif not sys.stderr.isatty() and not opts.quiet:
         # Launchers parse the runner's INFO lines: Airflow's Beam operator waits for Dataflow's
         # "Created job with id" to link and cancel the job.
         logging.getLogger("apache_beam.runners").setLevel(logging.INFO)
     try:
-        provenance = run(config, beam_args)
+        provenance = run(config, opts.beam_args(), options=options)
     finally:
         progress.finish()
-    if not args.quiet:
+    if not opts.quiet:
         from sanitizer.summary import summary_lines
 
         print("\n".join(summary_lines(provenance, config.output)))
@@ -157,13 +135,29 @@ def _quiet_library_info(record: logging.LogRecord) -> bool:
     return not (record.name.startswith("great_expectations") and record.levelno < logging.WARNING)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def setup_logging() -> None:
+    """WARNING and up, without the noise Beam and Great Expectations make (see the filters above)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().addFilter(_quiet_beam_noise)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_library_info)
         handler.addFilter(_quiet_our_errors_in_beam)
+
+
+def report_errors(fn, *args) -> int:
+    """``fn(*args)``'s exit status; a SanitizerError is printed as one message and exits 2."""
+    try:
+        return fn(*args)
+    except SanitizerError as exc:
+        from sanitizer.review_cli import printable  # messages quote data: column names, ids, values
+
+        print("sanitize: error: " + "\n".join(printable(line) for line in str(exc).splitlines()), file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging()
     parser = argparse.ArgumentParser(
         prog="sanitize", description="Defend ML training data against poisoning (Apache Beam pipeline)."
     )
@@ -187,37 +181,35 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
-    try:
-        if argv[0] == "run":
-            return _cmd_run(argv[1:])
-        own, beam_args = split_beam_args(argv)
-        args = parser.parse_args(own)
-        if args.command == "demo":
-            from sanitizer.demo import main as demo_main
+    return report_errors(_dispatch, parser, argv)
 
-            return demo_main(args.workdir, args.seed, beam_args, args.expectations)
-        if args.command in ("review", "publish"):
-            from sanitizer.review_cli import run_publish, run_review
 
-            return run_review(args) if args.command == "review" else run_publish(args)
-        if args.command == "profile":
-            from sanitizer.config import build_config
-            from sanitizer.profile import profile
+def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    if argv[0] == "run":
+        return _cmd_run(argv[1:])
+    own, beam_args = split_beam_args(argv)
+    args = parser.parse_args(own)
+    if args.command == "demo":
+        from sanitizer.demo import main as demo_main
 
-            raw = {k: getattr(args, k) for k in ("input", "label_column", "id_column", "feature_columns", "format")
-                   if getattr(args, k) is not None}
-            raw["output"] = args.output
-            suite = profile(build_config(raw), args.output, args.margin)
-            print(f"wrote {args.output}: {len(suite['expectations'])} expectations from "
-                  f"{suite['meta']['sanitizer']['rows']:,} rows")
-            return 0
-        parser.print_help()
-        return 2
-    except SanitizerError as exc:
-        from sanitizer.review_cli import printable  # messages quote data: column names, ids, values
+        return demo_main(args.workdir, args.seed, beam_args, args.expectations)
+    if args.command in ("review", "publish"):
+        from sanitizer.review_cli import run_publish, run_review
 
-        print("sanitize: error: " + "\n".join(printable(line) for line in str(exc).splitlines()), file=sys.stderr)
-        return 2
+        return run_review(args) if args.command == "review" else run_publish(args)
+    if args.command == "profile":
+        from sanitizer.config import build_config
+        from sanitizer.profile import profile
+
+        raw = {k: getattr(args, k) for k in ("input", "label_column", "id_column", "feature_columns", "format")
+               if getattr(args, k) is not None}
+        raw["output"] = args.output
+        suite = profile(build_config(raw), args.output, args.margin)
+        print(f"wrote {args.output}: {len(suite['expectations'])} expectations from "
+              f"{suite['meta']['sanitizer']['rows']:,} rows")
+        return 0
+    parser.print_help()
+    return 2
 
 
 if __name__ == "__main__":

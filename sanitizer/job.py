@@ -22,16 +22,22 @@ from sanitizer.errors import SanitizerError
 log = logging.getLogger("sanitizer")
 
 
-def pipeline_options(beam_args: list[str]):
-    """(PipelineOptions, runner name) from Beam arguments; a runner or plugin that names code is refused."""
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+def pipeline_options(beam_args: list[str], options=None):
+    """(PipelineOptions, runner name) from Beam arguments, or ``options`` as a launcher built them.
 
-    from sanitizer.beam.options import check_code_options
+    Dashed spellings are read as Beam's (``--temp-location`` is ``--temp_location``: Beam itself would drop
+    it); a runner or plugin that names code is refused.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, WorkerOptions
 
-    if not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+    from sanitizer.beam.options import check_code_options, launcher_flags
+
+    if options is None:
+        options = PipelineOptions(launcher_flags(["--", *beam_args]))
+    worker = options.view_as(WorkerOptions)
+    if worker.default_sdk_harness_log_level is None:
         # Worker processes (multi-processing, portable, Dataflow) log at INFO by default: too chatty for a CLI.
-        beam_args = beam_args + ["--default_sdk_harness_log_level=WARNING"]
-    options = PipelineOptions(beam_args)
+        worker.default_sdk_harness_log_level = "WARNING"
     check_code_options(options)  # --runner / --beam_plugins must not name code to import
     standard = options.view_as(StandardOptions)
     if not standard.runner:
@@ -57,11 +63,13 @@ def explain_pipeline_error(exc: BaseException, out: str) -> SanitizerError:
     return SanitizerError(f"the pipeline failed, nothing was published: {type(exc).__name__}: {first[:500]}")
 
 
-def run(config: Config | dict | str, beam_args: list[str] | None = None) -> dict[str, Any]:
+def run(config: Config | dict | str, beam_args: list[str] | None = None, options=None) -> dict[str, Any]:
     """Sanitize ``config.input`` into ``config.output``; returns the provenance dict.
 
     ``config`` is a Config, a mapping of config keys or a config file path
-    (as for :class:`sanitizer.beam.Sanitize`).
+    (as for :class:`sanitizer.beam.Sanitize`). The pipeline runs with ``options``
+    (a launcher's PipelineOptions) when given, else with ``beam_args``; provenance
+    records ``beam_args``.
 
     Raises SanitizerError (with a message saying what to do) for anything the
     user can fix; in that case no manifest is written. An output that cannot be
@@ -72,21 +80,23 @@ def run(config: Config | dict | str, beam_args: list[str] | None = None) -> dict
     config = as_config(config)
     out = (config.output or "").rstrip("/")
     try:
-        return _run(config, list(beam_args or []))
+        return _run(config, list(beam_args or []), options)
     except OSError as exc:
         if is_write_error(exc, out):
             raise write_failure(out, exc) from None
         raise
 
 
-def _run(config: Config, beam_args: list[str]) -> dict[str, Any]:
+def _run(config: Config, beam_args: list[str], options=None) -> dict[str, Any]:
     import apache_beam as beam
 
     from sanitizer.beam.local_runner import runner_for
+    from sanitizer.beam.options import launcher_flags
     from sanitizer.beam.sanitize import Sanitize
     from sanitizer.lineage_emit import job_failed
 
-    options, runner = pipeline_options(beam_args)  # first: a refused option must not touch the output
+    beam_args = launcher_flags(["--", *beam_args])  # what provenance records: --temp-location as --temp_location
+    options, runner = pipeline_options(beam_args, options)  # first: a refused option must not touch the output
     config.require_runnable()
     out = config.output.rstrip("/")
     sanitize = Sanitize(config, beam_args=beam_args)

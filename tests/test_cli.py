@@ -288,3 +288,72 @@ def test_flags_override_the_config_file(tmp_path, small_input):
     assert prov["config"]["sample"]["size"] == 150
     assert prov["sample"]["rows"] >= 150
     assert not (tmp_path / "elsewhere").exists()
+
+
+# --------------------------------------------------------------------------- Beam options (issue 16.7)
+
+
+def _captured_options(monkeypatch, *args):
+    """The PipelineOptions `sanitize run ARGS` hands the job (the job itself not run)."""
+    import sanitizer.job
+
+    seen = {}
+
+    def fake_run(config, beam_args=None, options=None):
+        seen.update(config=config, beam_args=beam_args, options=options)
+        return {}
+
+    monkeypatch.setattr(sanitizer.job, "run", fake_run)
+    assert run_cli("run", "-q", *args) == 0
+    return seen
+
+
+def test_a_dashed_beam_option_is_read_as_beams(monkeypatch, tmp_path):
+    """--temp-location reaches Beam as temp_location (Beam itself would drop it without a word)."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, WorkerOptions
+
+    seen = _captured_options(monkeypatch, "--input", tmp_path / "x.parquet", "--output", tmp_path / "o",
+                             "--label-column", "label", "--temp-location=gs://b/tmp",
+                             "--", "--max-num-workers", "3")
+    options = seen["options"]
+    assert options.view_as(GoogleCloudOptions).temp_location == "gs://b/tmp"
+    assert options.view_as(WorkerOptions).max_num_workers == 3
+    assert seen["beam_args"] == ["--temp_location=gs://b/tmp", "--max_num_workers", "3"]
+
+
+def test_the_runs_own_options_are_pipeline_options(monkeypatch, tmp_path):
+    """What Dataflow's options panel shows (the runner's get_all_options and display data) holds the run's options."""
+    from apache_beam.transforms.display import DisplayData
+
+    seen = _captured_options(monkeypatch, "--input", "gs://b/in/*.parquet", "--output", "gs://b/out",
+                             "--label-column", "label", "--seed", "5", "--overwrite=true", "--runner=DirectRunner")
+    options = seen["options"]
+    shown = options.get_all_options(retain_unknown_options=True)
+    assert shown["input"] == "gs://b/in/*.parquet" and shown["output"] == "gs://b/out"
+    assert shown["label_column"] == "label" and shown["seed"] == 5 and shown["overwrite"] is True
+    display = {item.get_dict()["key"]: item.get_dict()["value"] for item in DisplayData.create_from_options(options).items}
+    assert display["input"] == "gs://b/in/*.parquet" and display["label_column"] == "label"
+    assert seen["config"].seed == 5 and seen["config"].overwrite is True
+    assert "--input" not in " ".join(seen["beam_args"]), "provenance records Beam's options, not the config twice"
+
+
+def test_an_unknown_dashed_option_is_refused_naming_the_fix(tmp_path, capsys):
+    code = run_cli("run", "--input", tmp_path / "x.parquet", "--output", tmp_path / "o", "--label-column", "label",
+                   "--temp-locaton=gs://b/tmp")
+    err = capsys.readouterr().err
+    assert code == 2 and "--temp-locaton" in err and "did you mean --temp_location?" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_switches_take_launcher_values(monkeypatch, tmp_path):
+    base = ["--input", tmp_path / "x.parquet", "--output", tmp_path / "o", "--label_column=label"]
+    assert _captured_options(monkeypatch, *base, "--overwrite=false")["config"].overwrite is False
+    assert _captured_options(monkeypatch, *base, "--overwrite")["config"].overwrite is True
+
+
+def test_a_dashed_beam_option_reaches_a_real_run(tmp_path, small_input):
+    out, temp = tmp_path / "out", tmp_path / "tmp"
+    assert run_cli("run", "--input", small_input["path"], "--output", out, "--label-column", "label", "-q",
+                   f"--temp-location={temp}", "--runner=DirectRunner") == 0
+    recorded = load_json(out / "provenance.json")["pipeline_options"]
+    assert f"--temp_location={temp}" in recorded and "--runner=DirectRunner" in recorded

@@ -18,7 +18,6 @@ from pathlib import Path
 import apache_beam
 import pytest
 
-from pipelines.sanitize_pipeline import normalise_args
 from sanitizer.cli import _run_parser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,17 +164,32 @@ def test_metadata_values_are_what_the_run_parser_accepts(metadata):
             assert all(admitted(c) for c in action.choices), (param["name"], action.choices)
             assert not admitted("bogus"), param["name"]
             value = list(action.choices)[0]
-        elif action.nargs == 0:  # a switch: the launcher sends --name=true / --name=false
+        elif action.const is True:  # a switch: the launcher sends --name=true / --name=false
             assert admitted("true") and admitted("false") and not admitted("yes please"), param["name"]
             value = "true"
         else:
             good, bad = samples[int if action.type is int else None]
             assert admitted(good) and not admitted(bad), param["name"]
             value = good
-        # What the Flex Template launcher sends reaches the `sanitize run` option of that name.
-        rewritten = normalise_args([f"--{param['name']}={value}"])
-        parser = argparse.ArgumentParser(prog="sanitize")
-        _run_parser(parser.add_subparsers(dest="command"))
-        args = parser.parse_args(["run", *rewritten])
-        expected = action.type(value) if action.type else (True if action.nargs == 0 else value)
-        assert getattr(args, action.dest) == expected, (param["name"], rewritten)
+        # What the Flex Template launcher sends reaches the SanitizeOptions option of that name.
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        from sanitizer.beam.launcher import SanitizeOptions, launcher_flags
+
+        opts = PipelineOptions(launcher_flags([f"--{param['name']}={value}"])).view_as(SanitizeOptions)
+        expected = action.type(value) if action.type else value
+        assert getattr(opts, action.dest) == expected, (param["name"], value)
+
+
+def test_seed_regex_admits_exactly_the_seeds_the_config_accepts(metadata):
+    from sanitizer.config import build_config
+    from sanitizer.errors import ConfigError
+
+    regex = re.compile(next(p for p in metadata["parameters"] if p["name"] == "seed")["regexes"][0])
+    for value in ("0", "7", str(2**32 - 1)):
+        assert regex.search(value)
+        build_config({"seed": int(value)})
+    for value in ("-1", "-7"):
+        assert not regex.search(value), f"the template admits seed {value}, which the config refuses"
+        with pytest.raises(ConfigError):
+            build_config({"seed": int(value)})

@@ -18,11 +18,21 @@ import numpy as np
 import pytest
 from conftest import load_json, write_digits_parquet
 
-from pipelines.sanitize_pipeline import normalise_args
 from sanitizer.simulate import inject_outliers
 
 REPO = Path(__file__).resolve().parents[1]
+PIPELINE = REPO / "pipelines" / "sanitize_pipeline.py"
 N = 300
+
+
+def load_pipeline_module():
+    """pipelines/sanitize_pipeline.py by path: ``pipelines`` is a folder of launchable files, not an installed package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sanitize_pipeline_under_test", PIPELINE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def launch(*args, cwd) -> subprocess.CompletedProcess:
@@ -43,11 +53,13 @@ def data(tmp_path_factory, digits):
 @pytest.fixture(scope="module")
 def published(data):
     """`python -m pipelines.sanitize_pipeline` from the repository root, Beam options mixed in."""
-    out = data["root"] / "out"
+    root = data["root"]
+    out = root / "out"
     proc = launch("-m", "pipelines.sanitize_pipeline",
                   "--input", data["input"], "--output", out, "--label-column", "label", "--id_column=image_id",
                   "--runner", "DirectRunner", "--direct_running_mode", "in_memory",  # Beam's, no '--' before them
                   "--seed=3", "--sample_size", "250",
+                  f"--temp-location={root / 'beam-tmp'}",  # dashed: read as Beam's --temp_location, not dropped
                   cwd=REPO)
     return {"proc": proc, "out": out}
 
@@ -60,6 +72,8 @@ def test_module_entry_point_publishes_with_beam_options_mixed_in(published, data
     assert provenance["status"] == "succeeded"
     assert provenance["runner"] == "DirectRunner"
     assert "--direct_running_mode" in provenance["pipeline_options"]
+    assert f"--temp_location={data['root'] / 'beam-tmp'}" in provenance["pipeline_options"]
+    assert not any(o.startswith("--input") for o in provenance["pipeline_options"]), "the config is recorded once"
     assert provenance["config"]["seed"] == 3
     assert provenance["counts"]["rows_in"] == N
     assert manifest["clean"]["rows"] + manifest["quarantine"]["rows"] == N
@@ -85,21 +99,66 @@ def test_file_entry_point_takes_launcher_style_options_from_any_folder(published
 
 
 def test_a_mistyped_option_is_named_and_nothing_runs(data, tmp_path):
-    proc = launch("-m", "pipelines.sanitize_pipeline", "--input", data["input"], "--output", tmp_path / "out",
-                  "--label_column=label", "--sample_sise=10", cwd=tmp_path)  # the installed package, not the checkout
+    proc = launch(PIPELINE, "--input", data["input"], "--output", tmp_path / "out",
+                  "--label_column=label", "--sample_sise=10", cwd=tmp_path)
     assert proc.returncode == 2
-    assert "--sample_sise" in proc.stderr and "sanitize run --help" in proc.stderr
+    assert "--sample_sise" in proc.stderr and "did you mean --sample_size?" in proc.stderr
+    assert "sanitize run --help" in proc.stderr
     assert not (tmp_path / "out" / "manifest.json").exists()
-    proc = launch("-m", "pipelines.sanitize_pipeline", "--overwrite=maybe", cwd=tmp_path)
-    assert proc.returncode != 0 and "--overwrite takes true or false" in proc.stderr
+    proc = launch(PIPELINE, "--input", data["input"], "--output", tmp_path / "out", "--label_column=label",
+                  "--temp-locaton=/tmp/x", cwd=tmp_path)  # a dashed Beam name that no option has
+    assert proc.returncode == 2 and "did you mean --temp_location?" in proc.stderr
+    proc = launch(PIPELINE, "--overwrite=maybe", cwd=tmp_path)
+    assert proc.returncode == 2 and "--overwrite: takes true or false, not 'maybe'" in proc.stderr
 
 
-def test_normalise_args_speaks_launcher_dialects():
-    assert normalise_args(["--label_column=y", "--sample_size", "9", "--overwrite=TRUE", "--quiet=false",
-                           "--runner", "DataflowRunner", "--temp_location=gs://b/t", "--", "--label_column=x"]) == [
-        "--label-column=y", "--sample-size", "9", "--overwrite", "--runner", "DataflowRunner",
-        "--temp_location=gs://b/t", "--", "--label_column=x"]
-    assert normalise_args(["--overwrite", "-q"]) == ["--overwrite", "-q"]
+def test_the_launcher_is_the_standard_beam_shape(monkeypatch):
+    """PipelineOptions from argv, the run's options a SanitizeOptions view of them: what the runner records."""
+    import sanitizer.cli
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+
+    from sanitizer.beam.launcher import SanitizeOptions
+
+    seen = {}
+    monkeypatch.setattr(sanitizer.cli, "run_pipeline",
+                        lambda options, config=None: seen.update(options=options, config=config) or 0)
+    module = load_pipeline_module()
+    assert module.run(["--input=gs://b/in/*.parquet", "--output=gs://b/out", "--label_column=y", "--seed=9",
+                       "--overwrite=true", "--quiet=false", "--runner", "DataflowRunner", "--project=p",
+                       "--temp-location=gs://b/tmp", "--", "--label_column=z"]) == 0
+    options = seen["options"]
+    assert isinstance(options, PipelineOptions)
+    opts = options.view_as(SanitizeOptions)
+    assert (opts.input, opts.output, opts.seed, opts.overwrite, opts.quiet) == (
+        "gs://b/in/*.parquet", "gs://b/out", 9, True, False)
+    assert opts.label_column == "z", "after '--' the flags are Beam's as given (the last one wins, as in Beam)"
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    assert options.view_as(GoogleCloudOptions).temp_location == "gs://b/tmp"
+    assert seen["config"].seed == 9 and seen["config"].input == "gs://b/in/*.parquet"
+    shown = options.get_all_options(retain_unknown_options=True)  # what DataflowRunner sends as the job's options
+    assert shown["input"] == "gs://b/in/*.parquet" and shown["temp_location"] == "gs://b/tmp"
+    assert opts.beam_args() == ["--runner", "DataflowRunner", "--project=p", "--temp_location=gs://b/tmp"]
+
+
+def test_a_users_own_input_option_does_not_meet_sanitize_options():
+    """Beam parses every PipelineOptions subclass in a process together; applying Sanitize in a pipeline that
+    declares its own --input must not define SanitizeOptions (an argparse conflict)."""
+    code = (
+        "from apache_beam.options.pipeline_options import PipelineOptions\n"
+        "import sanitizer, sanitizer.job, sanitizer.cli\n"
+        "from sanitizer.beam import Sanitize\n"
+        "class MyOptions(PipelineOptions):\n"
+        "    @classmethod\n"
+        "    def _add_argparse_args(cls, parser):\n"
+        "        parser.add_argument('--input')\n"
+        "        parser.add_argument('--output')\n"
+        "o = PipelineOptions(['--input=a'])\n"
+        "assert o.view_as(MyOptions).input == 'a'\n"
+        "o.get_all_options()\n"
+        "assert not any(c.__name__ == 'SanitizeOptions' for c in PipelineOptions.__subclasses__())\n"
+    )
+    proc = launch("-c", code, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 # --------------------------------------------------------------------------- train_example
