@@ -253,11 +253,23 @@ def build_config(raw: dict[str, Any]) -> Config:
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Parse a YAML (.yaml/.yml) or TOML (.toml) config file into a mapping."""
-    if not os.path.exists(path):
+    """Parse a YAML (.yaml/.yml), TOML (.toml) or JSON config file into a mapping.
+
+    Read through Beam's filesystems, so ``gs://``, ``s3://`` (with Beam's extras installed) and any
+    registered scheme work as well as a local path (a Flex Template's ``config`` parameter is a gs:// URI).
+    """
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    path = os.fspath(path)
+    try:
+        exists = FileSystems.exists(path)
+    except Exception as exc:  # an unknown scheme, a filesystem whose extra is not installed
+        raise ConfigError(f"config file {path!r} cannot be read: {exc}") from None
+    if not exists:
         raise ConfigError(f"config file {path!r} does not exist")
     ext = os.path.splitext(path)[1].lower()
-    with open(path, "rb") as fh:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         data = fh.read()
     try:
         if ext == ".toml":

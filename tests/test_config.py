@@ -304,3 +304,24 @@ def test_empty_yaml_file_is_an_empty_config(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("")
     assert load_config_file(str(path)) == {}
+
+
+def test_config_file_is_read_through_beams_filesystems(tmp_path, monkeypatch):
+    """load_config_file opens through apache_beam FileSystems (gs:// for a Flex Template's config parameter).
+
+    No offline non-local scheme ships with Beam, so this checks the read goes through FileSystems.open
+    with a local path, and that a scheme Beam cannot serve is a ConfigError naming the path."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from sanitizer.config import load_config_file
+    from sanitizer.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\nlabel_column: y\n")
+    opened = []
+    real_open = FileSystems.open
+    monkeypatch.setattr(FileSystems, "open", staticmethod(lambda p, **kw: opened.append(p) or real_open(p, **kw)))
+    assert load_config_file(str(path)) == {"seed": 3, "label_column": "y"}
+    assert opened == [str(path)]
+    with pytest.raises(ConfigError, match="nosuch://b/c.yaml"):
+        load_config_file("nosuch://b/c.yaml")
