@@ -193,3 +193,35 @@ def test_seed_regex_admits_exactly_the_seeds_the_config_accepts(metadata):
         assert not regex.search(value), f"the template admits seed {value}, which the config refuses"
         with pytest.raises(ConfigError):
             build_config({"seed": int(value)})
+
+
+def test_every_image_is_pinned(dockerfile):
+    for word, args in dockerfile:
+        if word == "FROM" or (word == "COPY" and "--from=" in args and "/" in args.split()[0]):
+            image = args.split()[0].removeprefix("--from=")
+            if word == "COPY" and ":" not in image:
+                continue  # a stage name
+            assert ":" in image.rsplit("/", 1)[-1], f"{image} has no tag"
+            assert not image.endswith(":latest"), f"{image}: pin a version, not :latest"
+
+
+def test_dependencies_are_installed_before_the_source_is_copied(dockerfile):
+    """Editing the source must not reinstall every dependency: the dependency layer comes first."""
+    steps = [(word, args) for word, args in dockerfile if word in ("COPY", "RUN") and "--from" not in args]
+    first_source = next(i for i, (w, a) in enumerate(steps) if w == "COPY" and "sanitizer/" in a)
+    installs = [i for i, (w, a) in enumerate(steps) if w == "RUN" and "-r /tmp/requirements.txt" in a]
+    assert installs and installs[0] < first_source, "dependencies must be installed before COPY sanitizer/"
+    manifest_copy = next(i for i, (w, a) in enumerate(steps) if w == "COPY" and "pyproject.toml" in a)
+    assert manifest_copy < installs[0]
+    later = [a for w, a in steps[first_source:] if w == "RUN" and "pip install" in a]
+    assert later and all("--no-deps" in a for a in later), "after the source, only the package itself is installed"
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context():
+    entries = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for entry in (".git", ".venv", ".venv-airflow", "bench/_data", "demo", "test-artifacts", "**/__pycache__"):
+        assert entry in entries, f".dockerignore must exclude {entry}"
+    copied = " ".join(a for w, a in instructions(DOCKERFILE.read_text()) if w == "COPY" and "--from" not in a)
+    for path in copied.split():
+        assert path.rstrip("/") not in entries, f"{path} is copied but ignored"
