@@ -3,7 +3,9 @@
 A row is quarantined when it failed a row check (``invalid:*``: always) or when
 a detector whose policy action is ``quarantine`` flagged it. A detector whose
 action is ``report`` only annotates: its flags are counted in provenance and the
-row stays clean.
+row stays clean. A row-level expectation whose Great Expectations ``severity`` is
+warning or info works the same way: its failing rows carry the reason with action
+``report``, are counted, and stay clean (and the detectors judge them).
 
 Review decisions (``sanitize run --decisions``, see :mod:`sanitizer.review`)
 come last: a released record stays clean even when a detector flags it (its
@@ -58,9 +60,13 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
     reasons: dict[int, list[dict]] = {}
 
     for code, mask, evidence in ex.issues:
+        report_only = evidence.get("severity") in ("warning", "info")  # a non-critical row-level expectation
+        if report_only:
+            reported |= mask
         for i in np.flatnonzero(mask):
             reasons.setdefault(int(i), []).append(
-                {"detector": "validation", "code": code, "score": None, "threshold": None, "evidence": evidence}
+                {"detector": "validation", "code": code, "score": None, "threshold": None, "evidence": evidence,
+                 **({"action": "report"} if report_only else {})}
             )
     for i, entries in ex.per_row_issues.items():
         for e in entries:

@@ -232,7 +232,8 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
 
     for code, mask, evidence in extra_issues or ():  # e.g. failed row-level expectations
         issues.append((code, mask, evidence))
-        invalid |= mask
+        if evidence.get("severity") not in ("warning", "info"):  # a non-critical expectation only reports
+            invalid |= mask
     valid = ~invalid
     if invalid.any():
         X = X[valid]

@@ -220,6 +220,10 @@ class RowValidator:
             if not mask.any():
                 continue
             evidence = {k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}
+            severity = getattr(config, "severity", None) or "critical"
+            severity = str(getattr(severity, "value", severity))  # FailureSeverity is a str Enum
+            if severity != "critical":  # warning / info: the row is reported (action "report") and stays clean
+                evidence["severity"] = severity
             out.append((f"validation:{config.type}:{column}", mask, json.loads(json.dumps(evidence, default=str))))
         return out
 

@@ -10,7 +10,13 @@ import re
 
 import pytest
 from conftest import load_json
-from test_validation import make_rows, sanitize, write_config, write_parquet, write_suite
+from test_validation import (
+    make_rows,
+    sanitize,
+    write_config,
+    write_parquet,
+    write_suite,
+)
 
 PASSING = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "label"}}
 ROW_COUNT_WARN = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1000, "max_value": 2000},
@@ -53,7 +59,7 @@ def test_warning_and_info_failures_publish_and_are_recorded_with_their_severity(
 
 
 def test_the_checkpoint_ran_and_its_data_docs_show_the_totals_checks(warned):
-    rc, out, _ = warned
+    _, out, _ = warned
     vdir = out / "validation"
     checkpoint = load_json(vdir / "checkpoint_result.json")
     assert checkpoint["name"] == "sanitizer publication"
@@ -108,6 +114,7 @@ def test_a_bad_severity_is_refused(tmp_path):
 def test_data_docs_are_copied_through_beam_filesystems_to_a_non_local_scheme(tmp_path):
     """A Beam FileSystem registered for a made-up scheme stands in for gs:// or s3:// (no cloud client here)."""
     from apache_beam.io.localfilesystem import LocalFileSystem
+
     from sanitizer.validation_docs import _copy_tree
 
     root = tmp_path / "bucket"
@@ -130,3 +137,27 @@ def test_data_docs_are_copied_through_beam_filesystems_to_a_non_local_scheme(tmp
     assert index == "sanitizertest://bucket-1/out/validation/data_docs/index.html"
     assert (root / "bucket-1/out/validation/data_docs/index.html").read_text() == "<html>index</html>"
     assert (root / "bucket-1/out/validation/data_docs/validations/v.html").read_text() == "<html>page</html>"
+
+
+def test_a_warning_row_level_expectation_reports_the_row_and_keeps_it_clean(tmp_path):
+    """severity=warning on expect_column_values_*: the failing rows are counted with the reason (action report)
+    and stay clean; the critical row-level expectation beside it still quarantines."""
+    import pyarrow.parquet as pq
+
+    rows = make_rows(300, 5)
+    rows["a"][10] = 50.0  # fails the critical range on a
+    rows["tag"][20] = "oops"  # fails the warning regex on tag only (not a feature: no detector flags it)
+    data = write_parquet(tmp_path / "in.parquet", rows)
+    suite = write_suite(tmp_path / "s.json", [
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "a", "min_value": 0, "max_value": 10}},
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "tag", "regex": "^t-[0-9]+$"},
+         "severity": "warning"},
+    ])
+    out = tmp_path / "out"
+    assert sanitize(data, out, suite, write_config(tmp_path / "c.yaml")) == 0
+    counts = load_json(out / "provenance.json")["counts"]
+    assert counts["by_reason"]["validation:expect_column_values_to_match_regex:tag"] == 1
+    assert counts["by_reason"]["validation:expect_column_values_to_be_between:a"] == 1
+    assert counts["reported_kept_clean"] >= 1
+    clean_ids = set(pq.read_table(out / "clean").column("rid").to_pylist())
+    assert 20 in clean_ids and 10 not in clean_ids

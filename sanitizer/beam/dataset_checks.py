@@ -22,7 +22,6 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
     from apache_beam.io.filesystems import FileSystems
 
     from sanitizer import validation as v
-
     from sanitizer.validation_docs import run_checkpoint
 
     suite = plan.suite

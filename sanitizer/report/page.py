@@ -21,6 +21,7 @@ from typing import Any
 from sanitizer.report import charts, distribution
 from sanitizer.report.assets import CSS, ERROR_JS, TABLE_JS
 from sanitizer.report.charts import esc
+from sanitizer.report.checks import failed_check_notes
 from sanitizer.record import Accounting, Counts, RunRecord
 from sanitizer.report.data import QuarantineData, _finite
 
@@ -128,11 +129,7 @@ def _summary(p: RunRecord, q: QuarantineData) -> str:
         badge = "ok" if v.get("success") else "fail"
         notes.append(f'<span class="badge {badge}">expectations</span> {passed} of {len(checks)} data-set checks '
                      f"passed (suite {esc(suite)}); results in validation/")
-        for c in [c for c in checks if isinstance(c, dict) and not c.get("success")][:10]:  # severity: GX's own
-            sev = str(c.get("severity") or "critical")
-            notes.append(f'<span class="badge {"fail" if c.get("blocking") else "skip"}">{esc(sev)}</span> '
-                         f'{esc(c.get("expectation"))}({esc(c.get("column") or "table")}) on {esc(c.get("on"))}: '
-                         f'observed {esc(c.get("observed"))}{"" if c.get("blocking") else ", published anyway"}')
+        notes += failed_check_notes(checks)  # each failed check with its GX severity (sanitizer.report.checks)
     review = counts.review
     if review is not None:
         notes.append(
