@@ -12,13 +12,17 @@ A suite is a plain Great Expectations 1.x suite saved as JSON (see
   the total rows read, the others (mean, spread, ...) on the bounded sample.
   Class-share bounds, which Great Expectations has no expectation for, live in
   the suite's ``meta.sanitizer.class_shares`` and are checked on the totals.
-  ``validation.dataset_failure: stop`` (default) refuses to publish when one
-  fails; ``warn`` records it and publishes.
-* After the run, the clean output is validated against the whole suite.
+  ``validation.dataset_failure: stop`` (default) refuses to publish when a
+  ``critical`` one fails; ``warning`` / ``info`` failures (GX's ``severity``)
+  are recorded and publish; ``warn`` downgrades critical to warning.
+  A ``warning`` / ``info`` row-level expectation reports its rows (action
+  ``report``) and keeps them clean.
+* After the run, the clean output is validated against the whole suite; the
+  publication checks run through one Checkpoint (see sanitizer.validation_docs).
 
 Results land in ``OUT/validation/`` as Great Expectations result JSON plus a
-Data Docs site; provenance records the suite, its sha256 and the success of
-every expectation.
+Data Docs site; provenance records the suite, its sha256 and every check with
+its severity.
 """
 
 from __future__ import annotations
