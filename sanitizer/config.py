@@ -273,7 +273,10 @@ def load_config_file(path: str) -> dict[str, Any]:
         data = fh.read()
     try:
         if ext == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli dependency
+                import tomli as tomllib
 
             parsed = tomllib.loads(data.decode("utf-8"))
         elif ext in (".yaml", ".yml"):
