@@ -266,30 +266,6 @@ def summarise(result: dict[str, Any], label: str) -> list[dict[str, Any]]:
 
 
 
-def check_totals(suite: Suite, total_rows: int, class_rows: dict[str, int], label: str) -> list[dict[str, Any]]:
-    """Row-count expectations and class-share bounds, checked on the totals of a run."""
-    out = []
-    for e in suite.dataset_level:
-        if e["type"] not in ROW_COUNT:
-            continue
-        kw = e["kwargs"]
-        if e["type"] == "expect_table_row_count_to_equal":
-            ok = total_rows == kw.get("value")
-        else:
-            lo, hi = kw.get("min_value"), kw.get("max_value")
-            ok = (lo is None or total_rows >= lo) and (hi is None or total_rows <= hi)
-        out.append({"on": label, "expectation": e["type"], "column": None, "success": bool(ok),
-                    "observed": total_rows})
-    shares = ((suite.meta.get("sanitizer") or {}).get("class_shares")) or {}
-    total = max(sum(class_rows.values()), 1)
-    for cls, bounds in sorted(shares.items()):
-        share = class_rows.get(str(cls), 0) / total
-        lo, hi = bounds
-        out.append({"on": label, "expectation": "sanitizer:class_share_between", "column": str(cls),
-                    "success": bool(lo <= share <= hi), "observed": round(share, 6)})
-    return out
-
-
 def sample_frame(sample, plan) -> pd.DataFrame:
     """The bounded sample as a frame with the input's scalar feature columns and the label."""
     data: dict[str, Any] = {}
@@ -301,44 +277,3 @@ def sample_frame(sample, plan) -> pd.DataFrame:
     data[plan.label_column] = sample.labels
     return pd.DataFrame(data)
 
-
-def write_data_docs(results: dict[str, dict], directory: str) -> str | None:
-    """Render validation results as a Great Expectations Data Docs site under ``directory``; returns its index."""
-    import os
-
-    gx = _gx()
-    try:
-        context = gx.get_context(mode="ephemeral")
-        site = "sanitizer"
-        context.add_data_docs_site(
-            site_name=site,
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                                  "base_directory": os.path.abspath(directory)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-        from great_expectations.core import ExpectationSuiteValidationResult
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
-
-        store = context.validation_results_store
-        for name, result in results.items():
-            if not result.get("results"):
-                continue  # nothing was checked on this side
-            vr = ExpectationSuiteValidationResult(**{k: v for k, v in result.items() if k != "id"})
-            key = ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=vr.suite_name or name),
-                run_id=name,
-                batch_identifier=name,
-            )
-            store.set(key, vr)
-        context.build_data_docs(site_names=[site])
-        index = os.path.join(directory, "index.html")
-        return index if os.path.exists(index) else None
-    except Exception as exc:  # Data Docs are a convenience; the JSON results are the record
-        log.warning("could not render Data Docs (%s); the JSON results are in %s", exc, directory)
-        return None
