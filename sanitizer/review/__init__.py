@@ -3,8 +3,10 @@
 A reviewer looks at what a run quarantined (``sanitize review OUT list|show``)
 and decides, record by record, to **release** it (a false alarm: it belongs in
 the clean set) or to **confirm** it (it stays quarantined, whatever the
-detectors say next time); ``sanitize publish OUT`` turns the decisions into a
-new manifest, and ``sanitize run --decisions`` carries them into a new run.
+detectors say next time), with ``sanitize review OUT release|confirm`` or in
+report.html, whose "Download decisions" file ``sanitize review OUT import FILE``
+takes in; ``sanitize publish OUT`` turns the decisions into a new manifest, and
+``sanitize run --decisions`` carries them into a new run.
 
 The package, one job per module (each imports only the ones above it):
 
@@ -13,6 +15,8 @@ The package, one job per module (each imports only the ones above it):
   them; all a run needs (``sanitize run --decisions``);
 - :mod:`sanitizer.review.output`: a published run read for review (manifest,
   quarantined records, filters) and recording ``release``/``confirm`` on it;
+- :mod:`sanitizer.review.importing`: ``sanitize review OUT import FILE``, a decisions file (report.html's
+  "Download decisions") checked line by line and taken into OUT's decisions;
 - :mod:`sanitizer.review.lock`: the publish lock (one publish per output);
 - :mod:`sanitizer.review.publish`: ``sanitize publish``;
 - :mod:`sanitizer.review.cli`: the ``sanitize review`` and ``sanitize publish``
@@ -57,6 +61,7 @@ from sanitizer.review.decisions import (
     provenance_entry,
     utc_now,
 )
+from sanitizer.review.importing import ImportResult, import_decisions
 from sanitizer.review.lock import LOCK_FILE, publish_lock
 from sanitizer.review.output import (
     STATUSES,
@@ -83,10 +88,11 @@ __all__ = [
     "DECISIONS_DIR", "DECISIONS_FILE", "LOCK_FILE", "PUBLICATION_RECORD", "REASONS_COLUMN", "RELEASE",
     "RELEASED_SHARD", "REQUIRED_FIELDS", "REVIEW_DETECTOR", "REVIEW_DIR", "ROW_CHECK_DETECTOR", "SCORE_PREFIX",
     "STATUSES", "SUPERSEDED_MANIFEST",
-    "ConfigError", "IntegrityError", "Matched", "Output", "QuarantinedRecord", "ReviewDecisions", "ReviewError",
-    "SanitizerError",
+    "ConfigError", "ImportResult", "IntegrityError", "Matched", "Output", "QuarantinedRecord", "ReviewDecisions",
+    "ReviewError", "SanitizerError",
     "applied_decisions", "binding", "code_matches", "content_columns", "content_sha256", "decision_sources",
     "decisions_dir", "decisions_path", "default_reviewer", "exists", "filter_records", "find_record", "id_strings",
+    "import_decisions",
     "load_decisions", "load_output_decisions", "natural_key", "open_output", "parse_decisions", "parse_reasons",
     "provenance_entry", "publication_id", "publish", "publish_lock", "quarantine_content", "quarantined_records",
     "read_bytes", "read_quarantine", "record_decisions", "relative_to_out", "utc_now",

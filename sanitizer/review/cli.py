@@ -5,6 +5,7 @@
     sanitize review OUT show ID
     sanitize review OUT release ID... --reason TEXT [--reviewer NAME]
     sanitize review OUT confirm ID... --reason TEXT [--reviewer NAME]
+    sanitize review OUT import FILE     (report.html's "Download decisions"; each line checked on its own)
     sanitize publish OUT
 
 See :mod:`sanitizer.review` for the decisions files and what publishing does.
@@ -34,7 +35,7 @@ def add_parsers(sub) -> None:
                     "OUT/review/decisions/ (never rewritten); decisions are bound to the record's content.",
     )
     p.add_argument("output", metavar="OUT", help="the --output folder of a finished run")
-    actions = p.add_subparsers(dest="action", metavar="{list,show,release,confirm}")
+    actions = p.add_subparsers(dest="action", metavar="{list,show,release,confirm,import}")
     actions.required = True
 
     ls = actions.add_parser("list", help="a table of quarantined records (filters combine)")
@@ -57,6 +58,13 @@ def add_parsers(sub) -> None:
         a.add_argument("ids", nargs="+", metavar="ID")
         a.add_argument("--reason", required=True, help="why (recorded with the decision)")
         a.add_argument("--reviewer", help="who decided (default: $USER)")
+
+    imp = actions.add_parser(
+        "import", help="take a decisions file (report.html's 'Download decisions') into OUT's decisions",
+        description="Check each line of FILE against the run (id quarantined, content hash current, no release "
+                    "of a failed row check) and record the good, new ones as one new decisions file. Exit 2 "
+                    "when any line was refused (the good lines are still recorded).")
+    imp.add_argument("file", metavar="FILE", help="a decisions file (.jsonl, local or scheme://)")
 
     pub = sub.add_parser(
         "publish",
@@ -111,6 +119,11 @@ def _review(args: argparse.Namespace) -> int:
         return _list(args)
     if args.action == "show":
         return _show(args)
+    if args.action == "import":
+        result = rv.import_decisions(args.output, args.file)
+        for line in result.summary():
+            say(line)
+        return 2 if result.refused else 0
     written = rv.record_decisions(args.output, args.ids, rv.RELEASE if args.action == "release" else rv.CONFIRM,
                                   args.reason, args.reviewer)
     verb = "released" if args.action == "release" else "confirmed"
