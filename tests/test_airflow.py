@@ -3,9 +3,10 @@
 Airflow lives in its own virtual environment, ``.venv-airflow`` at the repository
 root (``SANITIZER_AIRFLOW_VENV`` to put it elsewhere): Airflow 3.3.2 with the
 Apache Beam provider and the Google provider (the Beam operator imports it even
-for the DirectRunner). The first run builds it (a few minutes of pip); later
-runs reuse it as long as it imports the Beam operator. If it cannot be built,
-the tests fail and say why.
+for the DirectRunner), made by ``tests/airflow_env.py``. The first session builds
+it (a few minutes of pip, started in the background as soon as these tests are
+collected); later ones reuse it as long as it imports the Beam operator. If it
+cannot be built, the tests fail and say why.
 
 Each module run gets a fresh AIRFLOW_HOME with a SQLite metadata database, parses
 the DAG folder (no import errors allowed; the manifest Asset is produced by the
@@ -25,7 +26,6 @@ tests:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -33,12 +33,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import airflow_env
 import pytest
+from airflow_env import tail
 from conftest import load_json, write_digits_parquet
 
 from sanitizer.simulate import flip_labels, inject_outliers
@@ -48,59 +49,18 @@ DAG_ID = "sanitize_training_data"
 TRAIN_DAG_ID = "train_on_sanitized_data"
 ASSET_NAME = "sanitized_training_manifest"
 DAGS_FOLDER = REPO / "pipelines" / "airflow"
-AIRFLOW_VENV = Path(os.environ.get("SANITIZER_AIRFLOW_VENV") or REPO / ".venv-airflow")
-AIRFLOW_VERSION = "3.3.2"
-AIRFLOW_REQUIREMENTS = [
-    f"apache-airflow=={AIRFLOW_VERSION}",
-    "apache-airflow-providers-apache-beam==6.3.1",
-    "apache-airflow-providers-google==22.8.0",
-]
-PROBE = (
-    "import airflow; from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator; "
-    f"assert airflow.__version__ == {AIRFLOW_VERSION!r}, airflow.__version__"
-)
 N = 600
 PASS_DATE = "2026-01-01T00:00:00+00:00"
 TRIP_DATE = "2026-01-02T00:00:00+00:00"
 
 
-def _tail(proc: subprocess.CompletedProcess, n: int = 4000) -> str:
-    return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-n:]}\n--- stderr ---\n{proc.stderr[-n:]}"
-
-
-def _venv_works(python: Path) -> bool:
-    return python.is_file() and subprocess.run([str(python), "-c", PROBE], capture_output=True).returncode == 0
-
-
 @pytest.fixture(scope="session")
 def airflow_bin() -> Path:
-    """The Airflow environment's bin/ folder, built on first use (pip, a few minutes) and reused after."""
-    python = AIRFLOW_VENV / "bin" / "python"
-    AIRFLOW_VENV.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(str(AIRFLOW_VENV).encode()).hexdigest()[:12]
-    lock_path = Path(tempfile.gettempdir()) / f"sanitizer-airflow-venv-{digest}.lock"
-    with open(lock_path, "w") as lock:  # one builder at a time
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _venv_works(python):
-            started = time.perf_counter()
-            if not python.is_file():
-                shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
-                made = subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], capture_output=True,
-                                      text=True)
-                if made.returncode != 0:
-                    pytest.fail(f"could not create the Airflow virtual environment {AIRFLOW_VENV}:\n{_tail(made)}")
-            for cmd in ([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
-                        [str(python), "-m", "pip", "install", "--quiet", *AIRFLOW_REQUIREMENTS]):
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:
-                    pytest.fail(f"installing Airflow into {AIRFLOW_VENV} failed ({' '.join(cmd[3:])}); "
-                                f"these tests need PyPI access once:\n{_tail(done)}")
-            probe = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True)
-            if probe.returncode != 0:
-                pytest.fail(f"Airflow was installed into {AIRFLOW_VENV} but the Beam operator does not import:\n"
-                            f"{_tail(probe)}")
-            print(f"\nbuilt {AIRFLOW_VENV} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return AIRFLOW_VENV / "bin"
+    """The Airflow environment's bin/ folder (tests/airflow_env.py: built once, usually in the background)."""
+    try:
+        return airflow_env.ensure()
+    except airflow_env.BuildError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +96,13 @@ class Airflow:
 
     def ok(self, *args: str) -> subprocess.CompletedProcess:
         proc = self(*args)
-        assert proc.returncode == 0, f"airflow {' '.join(args)}:\n{_tail(proc)}"
+        assert proc.returncode == 0, f"airflow {' '.join(args)}:\n{tail(proc)}"
         return proc
 
     def json(self, *args: str):
         proc = self.ok(*args, "-o", "json")
         lines = [line for line in proc.stdout.splitlines() if line.startswith(("[", "{"))]
-        assert lines, f"no JSON in the output of airflow {' '.join(args)}:\n{_tail(proc)}"
+        assert lines, f"no JSON in the output of airflow {' '.join(args)}:\n{tail(proc)}"
         return json.loads(lines[-1])
 
     def run(self, dag_id: str, logical_date: str) -> dict:
@@ -226,7 +186,7 @@ def test_parsing_reads_no_variable_or_setting(airflow, tmp_path):
         shutil.copy(DAGS_FOLDER / f, dags / f)
     proc = subprocess.run([str(Path(airflow.cli).parent / "python"), "-c", PARSE_PROBE, str(dags)],
                           env=airflow.env, capture_output=True, text=True, cwd=tmp_path, check=False)
-    assert proc.returncode == 0, _tail(proc)
+    assert proc.returncode == 0, tail(proc)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["import_errors"] == {} and out["reads"] == 0, out
     assert set(out["dags"]) == {DAG_ID, TRAIN_DAG_ID}
@@ -277,7 +237,7 @@ def tripped_run(airflow, data):
 
 @pytest.fixture(scope="module")
 def training_run(airflow, passing_run):
-    assert passing_run["proc"].returncode == 0, _tail(passing_run["proc"])
+    assert passing_run["proc"].returncode == 0, tail(passing_run["proc"])
     started = time.perf_counter()
     proc = airflow("dags", "test", TRAIN_DAG_ID, PASS_DATE)
     print(f"\ntraining DAG under airflow dags test: {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -286,7 +246,7 @@ def training_run(airflow, passing_run):
 
 def test_pass_path_sanitizes_and_emits_the_manifest_asset_event(airflow, passing_run, data):
     proc, root = passing_run["proc"], passing_run["root"]
-    assert proc.returncode == 0, _tail(proc)
+    assert proc.returncode == 0, tail(proc)
     run = airflow.run(DAG_ID, PASS_DATE)
     assert run["state"] == "success", run
     assert airflow.task_states(DAG_ID, run["run_id"]) == {
@@ -325,7 +285,7 @@ def test_pass_path_sanitizes_and_emits_the_manifest_asset_event(airflow, passing
 
 def test_training_dag_trains_from_the_manifest_the_breaker_approved(airflow, training_run, passing_run):
     proc = training_run["proc"]
-    assert proc.returncode == 0, _tail(proc)
+    assert proc.returncode == 0, tail(proc)
     run = airflow.run(TRAIN_DAG_ID, PASS_DATE)
     assert run["state"] == "success", run
     assert airflow.task_states(TRAIN_DAG_ID, run["run_id"]) == {"locate_manifest": "success", "train": "success"}

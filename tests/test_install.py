@@ -53,7 +53,6 @@ def test_nothing_imports_pipelines_as_a_package():
 
 def test_toml_config_loads_without_tomllib(tmp_path, monkeypatch):
     """Python 3.10 has no tomllib: the loader falls back to tomli (a dependency there)."""
-    pytest.importorskip("tomli")
     import builtins
 
     from sanitizer.config import load_config_file

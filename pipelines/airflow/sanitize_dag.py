@@ -58,7 +58,7 @@ dataflow_region               Dataflow region (default ``us-central1``)
 output_conn_id                Airflow connection for reading OUTPUT (default: the store's own credentials)
 python                        the interpreter that has ``sanitizer`` installed (default: Airflow's own)
 pipeline_file                 the pipeline file (default ``../sanitize_pipeline.py`` next to this
-                              DAG's folder, else ``python -m pipelines.sanitize_pipeline``)
+                              DAG's folder; the task fails naming this setting when neither exists)
 ============================  =================================================================
 
 The schedule is the one thing read at parse time (a DAG's schedule is part of its structure):
@@ -131,9 +131,9 @@ params["beam_options"] = Param(None, type=["null", "object"],
 
 
 class SanitizePipelineOperator(BeamRunPythonPipelineOperator):
-    """The Beam operator with the interpreter and python options templated too (both resolved per run)."""
+    """The Beam operator with the interpreter templated too (resolved per run)."""
 
-    template_fields = (*BeamRunPythonPipelineOperator.template_fields, "py_interpreter", "py_options")
+    template_fields = (*BeamRunPythonPipelineOperator.template_fields, "py_interpreter")
 
 
 with DAG(
@@ -171,7 +171,10 @@ with DAG(
         options["output"] = f"{root}/{run_folder(context['run_id'])}"  # this run's own folder
         options["overwrite"] = True  # a retry of this run replaces its own earlier attempt
         options.update(beam_options)
-        pipeline_file, py_options = script(p, "pipeline_file", "sanitize_pipeline.py", "pipelines.sanitize_pipeline")
+        try:
+            pipeline_file = script(p, "pipeline_file", "sanitize_pipeline.py")
+        except FileNotFoundError as exc:
+            raise AirflowFailException(str(exc)) from exc
         print(f"this run writes {options['output']}; circuit-breaker bound {bound}")
         return {
             "pipeline_options": options,
@@ -180,7 +183,6 @@ with DAG(
             "runner": str(setting("runner", p, default="DirectRunner")),
             "python": interpreter(p),
             "pipeline_file": pipeline_file,
-            "py_options": py_options,
             "output_conn_id": setting("output_conn_id", p),
             "dataflow_config": {
                 "job_name": "sanitize-training-data",  # Airflow appends a unique suffix
@@ -195,7 +197,6 @@ with DAG(
     sanitize = SanitizePipelineOperator(
         task_id="sanitize",
         py_file=resolved["pipeline_file"],
-        py_options=resolved["py_options"],
         py_interpreter=resolved["python"],
         runner=resolved["runner"],
         pipeline_options=resolved["pipeline_options"],

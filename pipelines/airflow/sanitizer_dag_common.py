@@ -60,15 +60,23 @@ def json_object(text: str) -> dict:
     return value
 
 
-def script(params: Mapping[str, Any] | None, name: str, filename: str, module: str) -> tuple[str, list[str]]:
-    """(file or module, python options): the ``name`` setting, the file beside the DAG folder, or ``-m module``."""
+def script(params: Mapping[str, Any] | None, name: str, filename: str) -> str:
+    """The file a task runs: the ``name`` setting, else ``filename`` in the folder above the DAG folder.
+
+    The sanitizer's wheel installs the ``sanitizer`` package only (``pipelines/`` is not a package), so
+    when neither exists the task fails here, naming the setting to set, instead of starting a Python
+    that cannot find its script.
+    """
     explicit = setting(name, params)
     if explicit:
-        return str(explicit), []
+        return str(explicit)
     beside = HERE.parent / filename
     if beside.is_file():
-        return str(beside), []
-    return module, ["-m"]  # the installed ``pipelines`` package
+        return str(beside)
+    raise FileNotFoundError(
+        f"no {filename}: {beside} does not exist and the setting {name} is unset; set the param {name}, the "
+        f"Variable sanitizer_{name} or SANITIZER_{name.upper()} to the path of pipelines/{filename} from the "
+        "sanitizer's repository (or deploy that pipelines/ folder with the DAGs)")
 
 
 def interpreter(params: Mapping[str, Any] | None = None) -> str:

@@ -19,7 +19,7 @@ sanitize run writes its own folder, so an older one stays readable by hand).
 
 Settings, read at run time like the sanitize DAG's (Variable ``sanitizer_NAME``, else
 ``SANITIZER_NAME``): ``python`` (the interpreter that has ``sanitizer``), ``train_script`` (default
-``../train_example.py`` beside this DAG's folder, else ``python -m pipelines.train_example``).
+``../train_example.py`` beside this DAG's folder; the task fails naming the setting when neither exists).
 """
 
 from __future__ import annotations
@@ -66,23 +66,24 @@ with DAG(
         manifest = str(extra["manifest"])
         print(f"training from {manifest} (manifest sha256 {extra['manifest_sha256']}): {how} of "
               f"{event.source_dag_id}.{event.source_task_id} run {event.source_run_id} at {event.timestamp}")
-        train_script, py_options = script(context["params"], "train_script", "train_example.py",
-                                          "pipelines.train_example")
+        try:
+            train_script = script(context["params"], "train_script", "train_example.py")
+        except FileNotFoundError as exc:
+            raise AirflowFailException(str(exc)) from exc
         return {"manifest": manifest, "manifest_sha256": str(extra["manifest_sha256"]),
                 "metrics": manifest.rsplit("/", 1)[0] + "/model-metrics.json",
                 "source_run_id": event.source_run_id, "python": interpreter(context["params"]),
-                "train_script": train_script, "py_options": " ".join(py_options)}
+                "train_script": train_script}
 
     located = locate_manifest()
 
     train = BashOperator(
         task_id="train",
-        bash_command=('"$SANITIZER_PYTHON" $TRAIN_PY_OPTIONS "$TRAIN_SCRIPT" --manifest "$MANIFEST" '
+        bash_command=('"$SANITIZER_PYTHON" "$TRAIN_SCRIPT" --manifest "$MANIFEST" '
                       '--manifest-sha256 "$MANIFEST_SHA256" --metrics "$METRICS"'),
         env={
             name: "{{ ti.xcom_pull(task_ids='locate_manifest')['" + key + "'] }}"
-            for name, key in (("SANITIZER_PYTHON", "python"), ("TRAIN_PY_OPTIONS", "py_options"),
-                              ("TRAIN_SCRIPT", "train_script"), ("MANIFEST", "manifest"),
+            for name, key in (("SANITIZER_PYTHON", "python"), ("TRAIN_SCRIPT", "train_script"), ("MANIFEST", "manifest"),
                               ("MANIFEST_SHA256", "manifest_sha256"), ("METRICS", "metrics"))
         },
         append_env=True,

@@ -13,7 +13,8 @@ A detector is one module defining a subclass of :class:`Detector`, plus one line
 * ``Params``: a frozen dataclass of its settings, with ``enabled: bool`` and ``validate()``
   raising :class:`~sanitizer.errors.ConfigError` naming the key (``detectors.NAME.KEY``);
 * ``row_independent``: True when a row's score depends on that row and the fitted state
-  only, so scoring a batch in pieces equals scoring it whole (runners may then split it).
+  only, so scoring a batch in pieces equals scoring it whole (runners may then split it); equal
+  flags and evidence, scores equal up to the last bits of floating-point rounding.
 
 and implements
 

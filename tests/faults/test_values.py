@@ -31,7 +31,8 @@ from tests.conftest import detector_batch, load_json, read_dir, reasons_of, run_
 RID = "rid"
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 NO_COLLISION = "detectors:\n  feature_collision: {enabled: false}\n"
-ONLY_OUTLIER = "detectors:\n  label_flip: {enabled: false}\n  feature_collision: {enabled: false}\n"
+ONLY_OUTLIER = ("detectors:\n  label_flip: {enabled: false}\n  feature_collision: {enabled: false}\n"
+                "  backdoor: {enabled: false}\n")
 
 
 def write_config(path: Path, text: str) -> Path:
@@ -227,9 +228,9 @@ def test_text_in_a_numeric_csv_column_keeps_it_numeric_and_publishes(tmp_path):
     assert [r for r, codes in reasons.items() if "invalid:non_numeric:a" in codes] == [2]
     row = q.column(RID).to_pylist().index(2)
     assert q.column("a")[row].as_py() is None
-    entries = json.loads(q.column("sanitizer_reasons")[row].as_py())
+    entries = q.column("sanitizer_reasons")[row].as_py()
     entry = next(e for e in entries if e["code"] == "invalid:non_numeric:a")
-    assert entry["evidence"]["value"] == "oops" and entry["detector"] == "validation"
+    assert json.loads(entry["evidence_json"])["value"] == "oops" and entry["detector"] == "validation"
     got = dict(zip(clean.column(RID).to_pylist(), clean.column("a").to_pylist()))
     for i in (0, 1, 3, 299):
         if i in got:

@@ -1,0 +1,95 @@
+"""The Airflow virtual environment the DAG tests run Airflow from (``.venv-airflow``), built once.
+
+Airflow 3.3.2 with the Apache Beam provider and the Google provider (the Beam operator imports it
+even for the DirectRunner), in its own environment: its pins conflict with the sanitizer's.
+``SANITIZER_AIRFLOW_VENV`` puts it elsewhere. :func:`ensure` builds it when it does not import the
+Beam operator, under a file lock (one builder at a time), and is what the tests' fixture calls.
+
+Building is a few minutes of pip that needs no CPU the tests want, so ``conftest.py`` starts this
+file as a background process when the session collected the Airflow tests
+(``python tests/airflow_env.py``); by the time those tests run the environment is usually ready,
+and the fixture's own :func:`ensure` waits on the lock or finds it built.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AIRFLOW_VENV = Path(os.environ.get("SANITIZER_AIRFLOW_VENV") or REPO / ".venv-airflow")
+AIRFLOW_VERSION = "3.3.2"
+AIRFLOW_REQUIREMENTS = [
+    f"apache-airflow=={AIRFLOW_VERSION}",
+    "apache-airflow-providers-apache-beam==6.3.1",
+    "apache-airflow-providers-google==22.8.0",
+]
+PROBE = (
+    "import airflow; from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator; "
+    f"assert airflow.__version__ == {AIRFLOW_VERSION!r}, airflow.__version__"
+)
+
+
+class BuildError(RuntimeError):
+    """The environment could not be built; the message says which step failed and its output."""
+
+
+def tail(proc: subprocess.CompletedProcess, n: int = 4000) -> str:
+    return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-n:]}\n--- stderr ---\n{proc.stderr[-n:]}"
+
+
+def works(python: Path | None = None) -> bool:
+    python = python or AIRFLOW_VENV / "bin" / "python"
+    return python.is_file() and subprocess.run([str(python), "-c", PROBE], capture_output=True).returncode == 0
+
+
+def ensure() -> Path:
+    """The environment's bin/ folder, built first when needed; raises BuildError saying why it could not be."""
+    python = AIRFLOW_VENV / "bin" / "python"
+    AIRFLOW_VENV.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(str(AIRFLOW_VENV).encode()).hexdigest()[:12]
+    lock_path = Path(tempfile.gettempdir()) / f"sanitizer-airflow-venv-{digest}.lock"
+    with open(lock_path, "w") as lock:  # one builder at a time; a waiter then finds it built
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if works(python):
+            return AIRFLOW_VENV / "bin"
+        started = time.perf_counter()
+        if not python.is_file():
+            shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
+            made = subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], capture_output=True, text=True)
+            if made.returncode != 0:
+                raise BuildError(f"could not create the Airflow virtual environment {AIRFLOW_VENV}:\n{tail(made)}")
+        for cmd in ([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+                    [str(python), "-m", "pip", "install", "--quiet", *AIRFLOW_REQUIREMENTS]):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise BuildError(f"installing Airflow into {AIRFLOW_VENV} failed ({' '.join(cmd[3:])}); "
+                                 f"these tests need PyPI access once:\n{tail(done)}")
+        probe = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True)
+        if probe.returncode != 0:
+            raise BuildError(f"Airflow was installed into {AIRFLOW_VENV} but the Beam operator does not import:\n"
+                             f"{tail(probe)}")
+        print(f"built {AIRFLOW_VENV} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return AIRFLOW_VENV / "bin"
+
+
+def start_in_background(log: Path) -> subprocess.Popen:
+    """Start :func:`ensure` in a child process (output to ``log``); it returns at once when already built."""
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, str(Path(__file__).resolve())], stdout=out, stderr=subprocess.STDOUT,
+                                cwd=REPO, start_new_session=True)
+
+
+if __name__ == "__main__":
+    try:
+        ensure()
+    except BuildError as exc:  # the fixture builds again in the foreground and reports it
+        print(exc, file=sys.stderr)
+        sys.exit(1)
