@@ -9,6 +9,12 @@ columns the report needs) collects:
 - the ``limit`` rows to show in the suspects table (most reasons first, then
   the highest score relative to its threshold), with their evidence summarised
   and, when a feature column is a square image, a small thumbnail.
+
+Then :func:`sanitizer.report.neighbours.lookup` fetches the reference rows
+the shown rows' evidence names (one more pass, over the clean and quarantine
+shards), for the page to show each suspect beside them: as thumbnails (same
+size, same brightness scale) or, for tabular data, as a few feature values
+beside each feature's typical range.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +30,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sanitizer.layout import CODES_COLUMN, REASONS_COLUMN, SCORE_PREFIX
+from sanitizer.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, SCORE_PREFIX
 from sanitizer.reasons import parse as parse_reasons
-from sanitizer.report.evidence import summarise_reasons
 from sanitizer.record import RunRecord
+from sanitizer.report import neighbours as nb
+from sanitizer.report.evidence import named_features, referenced, summarise_reasons
+from sanitizer.review.decisions import ROW_CHECK_DETECTOR
+
 BATCH_ROWS = 8192
 MAX_THUMB_SIDE = 32  # larger images are area-averaged down to at most this side
 THUMB_BUDGET_BYTES = 1_600_000  # raw thumbnail bytes for all shown rows together (base64 adds a third)
@@ -72,38 +80,20 @@ class QuarantineData:
     flip_pairs: Counter  # (given, suggested) -> rows
     thumbs: Thumbs | None
     files: list[str]
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """id -> {label, px (thumbnail) | feat + v (tabular values), quarantined (when it is itself held)} of
+    every referenced row found in the output; ids not found are absent."""
+    features: dict[str, Any] | None = None  # the tabular view: {names, typical, sample_rows, sample_from}
+    references_skipped: int = 0  # referenced ids past nb.MAX_REFERENCE_IDS, not looked up
+    reference_shards_unreadable: int = 0  # output shards the lookup could not read (their rows: not found)
 
 
 # --------------------------------------------------------------------------- file access
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def quarantine_files(out_dir: str, record: RunRecord) -> list[str]:
-    """The quarantine shards: those the record lists, else every ``quarantine/*.parquet``."""
-    out = out_dir.rstrip("/")
-    listed = [s.path for s in record.quarantine if s.path]
-    if listed:
-        return [p if (_is_remote(p) or os.path.isabs(p)) else f"{out}/{p}" for p in listed]
-    if _is_remote(out):
-        from apache_beam.io.filesystems import FileSystems
-
-        found = FileSystems.match([f"{out}/quarantine/*.parquet"])[0].metadata_list
-        return sorted(m.path for m in found)
-    directory = os.path.join(out, "quarantine")
-    if not os.path.isdir(directory):
-        return []
-    return sorted(os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".parquet"))
-
-
-def _open(path: str):
-    if _is_remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        return FileSystems.open(path)
-    return open(path, "rb")
+_is_remote = nb.is_remote
+_open = nb.open_shard
+quarantine_files = nb.quarantine_files
 
 
 # --------------------------------------------------------------------------- helpers
@@ -213,6 +203,7 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
     flip_pairs: Counter = Counter()
     heap: list = []  # (rank key..., -seq, row) min-heap of the best ``limit`` rows
     thumbs: Thumbs | None = None
+    layout: nb.FeatureLayout | None = None
     total = 0
     seq = 0
 
@@ -227,35 +218,81 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
                 found = find_thumbnail_column(schema, feature_columns)
                 if found:
                     thumbs = Thumbs(found[0], found[1], _thumb_side(found[1], min(limit, max(expected, 1))))
-            wanted = [id_column, label_column, REASONS_COLUMN, CODES_COLUMN]
+                    layout = None
+                elif layout is None and path == files[0]:  # no image column: the tabular view
+                    layout = nb.feature_layout(schema, feature_columns, (id_column, label_column))
+            wanted = [id_column, label_column, REASONS_COLUMN, CODES_COLUMN, CONTENT_COLUMN]
             wanted += [SCORE_PREFIX + d for d in detectors]
             if thumbs is not None:
                 wanted.append(thumbs.column)
+            wanted += [c for c, _, _ in layout.columns] if layout is not None else []
             wanted = [c for c in dict.fromkeys(wanted) if c in schema.names]
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
                 seq = _consume(batch, seq, id_column, label_column, detectors, scores, code_counts, flip_pairs,
-                               heap, thumbs, limit)
+                               heap, thumbs, limit, layout)
                 total += batch.num_rows
 
     ranked = [entry[-1] for entry in sorted(heap, reverse=True)]
     for rank, row in enumerate(ranked):
         row["rank"] = rank
-    if thumbs is not None:
-        _finish_thumbnails(ranked, thumbs)
-    return QuarantineData(total, id_column, label_column, detectors, ranked, code_counts, scores, flip_pairs,
+    data = QuarantineData(total, id_column, label_column, detectors, ranked, code_counts, scores, flip_pairs,
                           thumbs, files)
+    if ranked:
+        _references(out_dir, record, data, layout)
+    for row in ranked:  # features of a tabular view given up (an image column in a later shard)
+        row.pop("_x", None), row.pop("_named", None)
+    if thumbs is not None:
+        _finish_thumbnails(ranked, thumbs, list(data.references.values()))
+    return data
+
+
+def _references(out_dir: str, record: RunRecord, q: QuarantineData, layout: nb.FeatureLayout | None) -> None:
+    """Look up the rows the shown rows' evidence names (see :mod:`sanitizer.report.neighbours`) into
+    ``q.references``. Thumbnails shrink (to no less than 8 pixels a side) so that the suspects' and the
+    references' together fit THUMB_BUDGET_BYTES; all keep one size."""
+    ids, q.references_skipped = nb.collect_ids(q.rows)
+    thumbs = q.thumbs
+    columns = [thumbs.column] if thumbs is not None else [c for c, _, _ in layout.columns] if layout else []
+    found = nb.lookup(nb.run_files(out_dir, record), q.id_column, q.label_column, columns, ids, layout)
+    table, q.reference_shards_unreadable = found.table, found.shards_unreadable
+    q.references = nb.reference_entries(found, q.label_column)
+    if thumbs is not None and found.found and thumbs.column in table.schema.names:
+        shown = sum("_img" in r for r in q.rows)
+        side = min(thumbs.shown_side, _thumb_side(thumbs.side, shown + len(found.found)))
+        if side < thumbs.shown_side:  # shrink the suspects' thumbnails to the common, smaller size
+            m = _area_matrix(thumbs.shown_side, side)
+            for r in q.rows:
+                if "_img" in r:
+                    r["_img"] = (m @ r["_img"].astype(np.float64) @ m.T).astype(np.float32)
+            thumbs.shown_side = side
+        rows = sorted(found.found.items(), key=lambda kv: kv[1])
+        for start in range(0, len(rows), BATCH_ROWS):
+            part = rows[start:start + BATCH_ROWS]
+            take = pa.array([i for _, i in part], pa.int64())
+            imgs, present = _images(table[thumbs.column].take(take), thumbs.side, side)
+            for k, (ident, _) in enumerate(part):
+                if present[k]:
+                    q.references[ident]["_img"] = imgs[k]
+    elif layout is not None:
+        X = nb.feature_matrix(table, layout) if table is not None else np.zeros((0, len(layout.names)))
+        q.features = nb.tabular_view(q.rows, q.references, {ident: X[i] for ident, i in found.found.items()},
+                                     found.sample, layout)
+        q.features["sample_rows"] = 0 if found.sample is None else len(found.sample)
+        q.features["sample_from"] = found.sample_from
 
 
 def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str, detectors: list[str],
              scores: dict[str, DetectorScores], code_counts: Counter, flip_pairs: Counter, heap: list,
-             thumbs: Thumbs | None, limit: int) -> int:
+             thumbs: Thumbs | None, limit: int, layout: nb.FeatureLayout | None = None) -> int:
     names = batch.schema.names
     n = batch.num_rows
 
     def col(name):
         return batch.column(names.index(name)) if name in names else None
 
-    ids = col(id_column).to_pylist() if col(id_column) is not None else [None] * n
+    ids = nb.id_texts(col(id_column)) if col(id_column) is not None else [None] * n
+    shas = col(CONTENT_COLUMN).to_pylist() if col(CONTENT_COLUMN) is not None else [None] * n
+    X = nb.feature_matrix(batch, layout) if layout is not None else None
     labels = col(label_column).to_pylist() if col(label_column) is not None else [None] * n
     raw_reasons = col(REASONS_COLUMN).to_pylist() if col(REASONS_COLUMN) is not None else [None] * n
     raw_codes = col(CODES_COLUMN).to_pylist() if col(CODES_COLUMN) is not None else [None] * n
@@ -315,13 +352,18 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
         if len(heap) >= limit and entry_key <= heap[0][:3]:
             continue
         row = {
-            "id": _text(ids[i]),
+            "id": ids[i],
             "label": _text(labels[i]),
             "codes": codes_per_row[i],
             "scores": {d: _finite(score_arrays[d][i]) for d in detectors},
             "flagged_by": sorted({str(r.get("detector")) for r in parsed[i] if r.get("detector")}),
             "evidence": summarise_reasons(parsed[i]),
+            "sha": None if shas[i] is None else str(shas[i]),
+            "row_check": any(r.get("detector") == ROW_CHECK_DETECTOR for r in parsed[i]),
+            "refs": referenced(parsed[i]),
         }
+        if X is not None:
+            row["_x"], row["_named"] = X[i], named_features(parsed[i])
         if images is not None and present[i]:
             row["_img"] = images[i]
         entry = (*entry_key, row)
@@ -332,11 +374,12 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
     return seq
 
 
-def _finish_thumbnails(rows: list[dict], thumbs: Thumbs) -> None:
-    """Scale every shown thumbnail with one common range (so brightness compares across rows), as bytes."""
+def _finish_thumbnails(rows: list[dict], thumbs: Thumbs, references: list[dict] = ()) -> None:
+    """Scale every shown thumbnail, the suspects' and their references', with one common range (so
+    brightness compares across rows), as bytes."""
     import base64
 
-    imgs = [r["_img"] for r in rows if "_img" in r]
+    imgs = [r["_img"] for r in [*rows, *references] if "_img" in r]
     if imgs:
         stack = np.stack(imgs).astype(np.float64)
         finite = stack[np.isfinite(stack)]
@@ -345,11 +388,11 @@ def _finish_thumbnails(rows: list[dict], thumbs: Thumbs) -> None:
             if hi <= lo:
                 hi = lo + 1.0
             thumbs.lo, thumbs.hi = float(lo), float(hi)
-    for r in rows:
+    for k, r in enumerate([*rows, *references]):
         img = r.pop("_img", None)
         if img is None:
             continue
         q = np.clip((np.nan_to_num(img.astype(np.float64), nan=thumbs.lo) - thumbs.lo) / (thumbs.hi - thumbs.lo),
                     0, 1)
         r["px"] = base64.b64encode((q * 255 + 0.5).astype(np.uint8).tobytes()).decode("ascii")
-        thumbs.rows_with_thumbnail += 1
+        thumbs.rows_with_thumbnail += k < len(rows)

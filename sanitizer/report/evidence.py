@@ -182,3 +182,57 @@ def summarise_reasons(reasons: list[dict]) -> list[dict[str, Any]]:
             "lines": [_clip(str(line)) for line in lines],
         })
     return out
+
+
+# --------------------------------------------------------------------------- the rows evidence names
+
+NEIGHBOUR_KEYS = {"label_flip": ("neighbours",), "backdoor": ("neighbours",), "feature_collision": ("nearest",),
+                  "outlier": ("nearest",)}
+"""Evidence keys that list reference rows ({id, label} or {id, distance}); other detectors: any list of
+dicts with an ``id``."""
+
+
+def _is_id_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and "id" in value[0]
+
+
+def referenced(reasons: list[dict]) -> list[dict[str, Any]]:
+    """[{id, label, detector, role}] for the reference rows one row's evidence names, at most
+    MAX_NEIGHBOURS per list and detector. ``role`` is "suggested" for a neighbour carrying the label the
+    detector suggests instead (label_flip, backdoor: the suggested label's nearest examples), else
+    "neighbour". ``label`` is the one the evidence gives (None where it gives none: outlier)."""
+    out = []
+    for r in reasons:
+        ev = r.get("evidence")
+        if not isinstance(ev, dict):
+            continue
+        detector = str(r.get("detector") or r.get("code") or "")
+        keys = NEIGHBOUR_KEYS.get(detector) or tuple(k for k, v in ev.items() if _is_id_list(v))
+        suggested = ev.get("suggested_label")
+        suggested = None if suggested is None else str(suggested)
+        for key in keys:
+            items = ev.get(key)
+            if not isinstance(items, list):
+                continue
+            for item in items[:MAX_NEIGHBOURS]:
+                if not isinstance(item, dict) or item.get("id") is None:
+                    continue
+                label = item.get("label")
+                label = None if label is None else str(label)
+                role = "suggested" if suggested is not None and label == suggested else "neighbour"
+                out.append({"id": str(item["id"]), "label": label, "detector": detector, "role": role})
+    return out
+
+
+def named_features(reasons: list[dict]) -> list[str]:
+    """Feature names the evidence points at (outlier extreme_features, backdoor trigger pattern), in order."""
+    names = []
+    for r in reasons:
+        ev = r.get("evidence")
+        if not isinstance(ev, dict):
+            continue
+        for key in ("extreme_features", "pattern"):
+            items = ev.get(key)
+            if isinstance(items, list):
+                names.extend(str(i["feature"]) for i in items if isinstance(i, dict) and i.get("feature") is not None)
+    return list(dict.fromkeys(names))
