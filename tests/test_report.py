@@ -294,12 +294,12 @@ def test_markup_in_the_data_is_shown_as_text_and_never_runs(real_run, tmp_path):
     page.assert_healthy()
     title = page.elements("title")[0].text()
     assert title.startswith("Quarantine report") and "pwned" not in title
-    # nothing injected: no <img> at all, no inline event handler anywhere, only the page's own three scripts
+    # nothing injected: no <img> at all, no inline event handler anywhere, only the page's own four scripts
     assert page.elements("img") == []
     handlers = [(n.tag, k) for n in page.root.walk() for k in n.attrs if k.lower().startswith("on")]
     assert handlers == []
     scripts = page.elements("script")
-    assert len(scripts) == 3 and all("pwned" not in s.text() or s.attrs.get("type") == "application/json"
+    assert len(scripts) == 4 and all("pwned" not in s.text() or s.attrs.get("type") == "application/json"
                                      for s in scripts)
     # ... and the markup is there, literally, as text
     rows = page.suspect_rows()
@@ -454,7 +454,7 @@ def test_thousands_of_rows_stay_light(tmp_path):
     filtered = open_page(report, tmp_path, fragment=fragment(reason=f"validation:{IMG_PAYLOAD}"))
     filtered.assert_healthy()
     hits = filtered.suspect_rows()
-    assert hits and all(f"validation:{IMG_PAYLOAD}" in r[4] for r in hits)
+    assert hits and all(f"validation:{IMG_PAYLOAD}" in r[5] for r in hits)  # after the thumbnail and decision cells
     assert any(SCRIPT_PAYLOAD in r[-1] for r in hits)
 
 
@@ -503,7 +503,8 @@ def test_tabular_data_failed_row_checks_and_many_classes(tmp_path):
     assert page.elements("canvas") == []  # no square list column: no thumbnails
     rows = page.suspect_rows()
     assert len(rows) == 100
-    assert rows[0][3] == "invalid:nan:a" and rows[0][4] == "–"  # hard failures first; no score shown as a dash
+    assert rows[0][3] == "ReleaseConfirm"  # the decision buttons (Release disabled here: tests/test_review_page.py)
+    assert rows[0][4] == "invalid:nan:a" and rows[0][5] == "–"  # hard failures first; no score shown as a dash
     null_rows = open_page(report, tmp_path, fragment=fragment(sort="label", dir="desc")).suspect_rows()
     assert "(null)" not in {r[2] for r in null_rows}  # missing labels sort last, whichever the direction
     assert "<null>" in page.text_of("classes")

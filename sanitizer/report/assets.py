@@ -126,6 +126,7 @@ TABLE_JS = r"""
   var pageSize = parseInt(sizeSel.value, 10) || 100, page = 0, sortKey = 'rank', sortDir = 1;
   var view = rows.slice(), started = false;
   var nf = new Intl.NumberFormat('en-US');
+  var review = window.sanitizerReview || null;  // the decision controls (review_assets.REVIEW_JS), when present
 
   rows.forEach(function (r, i) {
     r.rank = i;
@@ -162,10 +163,11 @@ TABLE_JS = r"""
   function apply(keepPage) {
     var q = text.value.trim().toLowerCase(), code = reason.value;
     view = rows.filter(function (r) {
-      return (!code || r.codes.indexOf(code) >= 0) && (!q || r.hay.indexOf(q) >= 0);
+      return (!code || r.codes.indexOf(code) >= 0) && (!q || r.hay.indexOf(q) >= 0) && (!review || review.keep(r));
     });
     view.sort(compare);
     if (!keepPage) page = 0;
+    if (review) review.filtered();
     render();
   }
 
@@ -199,6 +201,11 @@ TABLE_JS = r"""
       var td = el('td', 'thumbcell');
       if (r.px) td.appendChild(drawThumb(r));
       tr.appendChild(td);
+    }
+    if (review) {
+      tr.appendChild(review.cell(r));
+      var cls = review.rowClass(r);
+      if (cls) tr.className = cls;
     }
     var codes = el('td', 'codes');
     r.codes.forEach(function (c) {
@@ -239,6 +246,7 @@ TABLE_JS = r"""
     slice.forEach(function (r) { frag.appendChild(rowNode(r)); });
     while (tbody.firstChild) tbody.removeChild(tbody.firstChild);
     tbody.appendChild(frag);
+    if (review && slice.length) review.rendered(start, tbody.children);
     status.textContent = view.length
       ? 'rows ' + nf.format(start + 1) + '–' + nf.format(start + slice.length) + ' of ' + nf.format(view.length) +
         (view.length !== rows.length ? ' matching (of ' + nf.format(rows.length) + ' shown)' : '')
@@ -296,6 +304,19 @@ TABLE_JS = r"""
   sizeSel.addEventListener('change', function () { pageSize = parseInt(sizeSel.value, 10) || 100; apply(false); });
   prev.addEventListener('click', function () { page -= 1; render(); });
   next.addEventListener('click', function () { page += 1; render(); });
+
+  if (review) {
+    review.attach({
+      view: function () { return view; },
+      refresh: function () { apply(true); },
+      redraw: function () { render(); },
+      show: function (i) {  // make view[i] visible (its page) and return its row
+        page = Math.floor(i / pageSize);
+        render();
+        return tbody.children[i - page * pageSize] || null;
+      }
+    });
+  }
 
   var fromAddress = readHash();
   apply(true);

@@ -28,6 +28,14 @@ def esc(value) -> str:
     return escape(str(value), quote=True)
 
 
+def count(value) -> str:
+    """An integer with thousands separators (``12,345``); anything else escaped as it is."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return esc(value)
+
+
 def colour_for(name: str, index: int = 0) -> str:
     return PALETTE.get(name, EXTRA_COLOURS[index % len(EXTRA_COLOURS)])
 

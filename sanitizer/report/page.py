@@ -19,7 +19,10 @@ import secrets
 from typing import Any
 
 from sanitizer.report import charts, distribution
+from sanitizer.report.suspects import suspects_section
 from sanitizer.report.assets import CSS, ERROR_JS, TABLE_JS
+from sanitizer.report.review_assets import REVIEW_CSS, REVIEW_JS
+from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
 from sanitizer.report.checks import failed_check_notes
 from sanitizer.record import Accounting, Counts, RunRecord
@@ -38,13 +41,6 @@ def script_json(obj: Any) -> str:
     """JSON that is safe inside a <script> element: no '<', '>' or '&' can end or confuse it."""
     text = json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-
-
-def _n(value) -> str:
-    try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
-        return esc(value)
 
 
 def _pct(part, whole) -> str:
@@ -301,62 +297,6 @@ def _class_section(p: RunRecord) -> str:
     return f'<section id="classes"><h2>Classes</h2><div class="panel">{table}{note}</div></section>'
 
 
-def _suspects_section(p: RunRecord, q: QuarantineData, limit: int, out_dir: str) -> str:
-    head = '<section id="suspects-section"><h2>Suspects</h2>'
-    if q.total_rows == 0:
-        rows_in = p.counts.rows_in
-        return (head + f'<div class="empty" id="nothing-quarantined">Nothing quarantined: all {_n(rows_in)} rows '
-                "passed every check and every detector.</div></section>")
-    notes = []
-    if q.total_rows > len(q.rows):
-        more = q.total_rows - len(q.rows)
-        notes.append(
-            f'<div class="callout" id="cap-note">Showing {_n(len(q.rows))} of {_n(q.total_rows)} quarantined rows '
-            f"(those with the most reasons, then the highest score relative to its threshold); {_n(more)} more "
-            f"are not listed here. Every quarantined row, with all its columns and reasons, is in "
-            f'<span class="mono">{esc(out_dir.rstrip("/"))}/quarantine/*.parquet</span>.</div>'
-        )
-    t = q.thumbs
-    if t is not None and t.rows_with_thumbnail:
-        size = f"{t.side}x{t.side}" + (f", shown at {t.shown_side}x{t.shown_side}" if t.shown_side != t.side else "")
-        notes.append(f'<p class="note">Thumbnails: feature column <span class="mono">{esc(t.column)}</span> as a '
-                     f"{esc(size)} grayscale image, one brightness scale for all rows "
-                     f"({esc(charts.fmt(t.lo))} black to {esc(charts.fmt(t.hi))} white).</p>")
-    notes.append('<p class="note">Click a column header to sort; scores in bold are the ones past the detector\'s '
-                 "threshold. The text box searches ids, labels, reason codes and evidence.</p>")
-    codes = sorted(q.code_counts, key=lambda c: (-q.code_counts[c], c))
-    options = '<option value="">all reasons</option>' + "".join(
-        f'<option value="{esc(c)}">{esc(c)} ({q.code_counts[c]:,})</option>' for c in codes
-    )
-    controls = (
-        '<div class="controls">'
-        '<input type="search" id="filter-text" placeholder="Filter: id, label, reason, evidence…" '
-        'aria-label="Filter the suspects">'
-        f'<select id="filter-reason" aria-label="Reason">{options}</select>'
-        '<span class="spacer"></span><span class="note" id="table-status"></span>'
-        '<select id="page-size" aria-label="Rows per page"><option value="50">50 / page</option>'
-        '<option value="100" selected>100 / page</option><option value="250">250 / page</option>'
-        '<option value="1000">1000 / page</option></select>'
-        '<button type="button" id="page-prev">‹ prev</button><button type="button" id="page-next">next ›</button>'
-        "</div>"
-    )
-    ths = ['<th class="num">#</th>',
-           f'<th class="sortable" data-key="id" tabindex="0">{esc(q.id_column)}<span class="arrow"></span></th>',
-           f'<th class="sortable" data-key="label" tabindex="0">{esc(q.label_column)}<span class="arrow"></span></th>']
-    if t is not None and t.rows_with_thumbnail:
-        ths.append(f"<th>{esc(t.column)}</th>")
-    ths.append('<th class="sortable" data-key="codes" tabindex="0">reasons<span class="arrow"></span></th>')
-    for d in q.detectors:
-        ths.append(f'<th class="sortable num" data-key="score:{esc(d)}" tabindex="0">{esc(d)}'
-                   '<span class="arrow"></span></th>')
-    ths.append("<th>evidence</th>")
-    table = (f'<div class="panel">{controls}<table id="suspects"><thead><tr>{"".join(ths)}</tr></thead>'
-             '<tbody id="suspects-body"></tbody></table>'
-             '<noscript><p class="note">The suspects table needs JavaScript; the rows are in '
-             "quarantine/*.parquet.</p></noscript></div>")
-    return head + "".join(notes) + table + "</section>"
-
-
 def _footer(p: RunRecord) -> str:
     text = ", ".join(f"{k} {v}" for k, v in p.versions.items())
     total = p.timings.total_s
@@ -384,6 +324,7 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
         "thumb": ({"side": q.thumbs.shown_side, "column": q.thumbs.column}
                   if q.thumbs is not None and q.thumbs.rows_with_thumbnail else None),
         "total": q.total_rows,
+        "review": {"run_id": provenance.run_id, "out": out_dir.rstrip("/")},
         "rows": [
             {
                 "id": r["id"],
@@ -392,6 +333,8 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
                 "scores": [_num_or_none(r["scores"].get(d)) for d in q.detectors],
                 "flagged_by": r["flagged_by"],
                 "evidence": r["evidence"],
+                "sha": r.get("sha"),
+                "row_check": bool(r.get("row_check")),
                 **({"px": r["px"]} if "px" in r else {}),
             }
             for r in q.rows
@@ -411,10 +354,11 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
         _reason_section(provenance, q),
         _plots_section(provenance, q, colours),
         _class_section(provenance),
-        _suspects_section(provenance, q, limit, out_dir),
+        suspects_section(provenance, q, out_dir),
         _footer(provenance),
         "</main>",
         f'<script type="application/json" id="report-data">{script_json(table_data)}</script>',
+        f'<script nonce="{nonce}">{REVIEW_JS}</script>',
         f'<script nonce="{nonce}">{TABLE_JS}</script>',
     ]
     return (
@@ -422,7 +366,7 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
         f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>{esc(title)}</title><style>{CSS}{REVIEW_CSS}</style></head><body>"
         + "".join(body)
         + "</body></html>\n"
     )

@@ -83,15 +83,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def run_review(args: argparse.Namespace) -> int:
+def _closed_pipe_ok(fn, args: argparse.Namespace) -> int:
     try:
-        return _review(args)
-    except BrokenPipeError:  # `sanitize review OUT list | head`
+        return fn(args)
+    except BrokenPipeError:  # `sanitize review OUT list | head`: the reader stopped; not an error
         import os
         import sys
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def run_review(args: argparse.Namespace) -> int:
+    return _closed_pipe_ok(_review, args)
 
 
 # --------------------------------------------------------------------------- safe terminal output
@@ -134,6 +138,10 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def run_publish(args: argparse.Namespace) -> int:
+    return _closed_pipe_ok(_publish, args)
+
+
+def _publish(args: argparse.Namespace) -> int:
     result = rv.publish(args.output, break_lock=getattr(args, "break_lock", False))
     if not result["published"]:
         say(result["message"])
