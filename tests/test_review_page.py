@@ -152,7 +152,15 @@ def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
     assert run_cli("demo", "--workdir", work) == 0
     out = work / "out"
-    return {"out": out, "report": out / "report.html", "provenance": load_json(out / "provenance.json")}
+    q = read_dir(out / "quarantine")
+    suspects = []
+    for rid, label, codes, reasons in zip(q.column("image_id").to_pylist(), q.column("label").to_pylist(),
+                                          q.column("sanitizer_reason_codes").to_pylist(),
+                                          q.column("sanitizer_reasons").to_pylist()):
+        flip = next((json.loads(r["evidence_json"]) for r in reasons if r["detector"] == "label_flip"), {})
+        suspects.append({"id": rid, "label": str(label), "codes": codes, "suggested": flip.get("suggested_label")})
+    return {"out": out, "report": out / "report.html", "provenance": load_json(out / "provenance.json"),
+            "suspects": suspects}
 
 
 def test_review_the_demo_in_the_page_then_import_and_publish(demo, browser, tmp_path, capsys):
@@ -176,11 +184,22 @@ def test_review_the_demo_in_the_page_then_import_and_publish(demo, browser, tmp_
     assert "a clean digit, thick stroke" in rows[0].text
     assert "current" in rows[3].get_attribute("class")  # the cursor moved past the confirmed row
 
+    # each suspect beside the neighbours its evidence names: label_flip's carry the suggested label
+    flip = next(r for r in demo["suspects"] if "label_flip" in r["codes"])
+    strip = browser.execute_script("""
+        const tr = Array.from(document.querySelectorAll('#suspects-body tr')).find(t => t.cells[1].textContent === arguments[0]);
+        return Array.from(tr.querySelectorAll('figure.nb')).map(f => [f.className, f.querySelector('.nb-label').textContent,
+                                                                       !!f.querySelector('canvas')]);""", flip["id"])
+    assert strip[0] == ["nb self", flip["label"], True]
+    suggested = [label for cls, label, drawn in strip if "suggested" in cls and drawn]
+    assert suggested and set(suggested) == {flip["suggested"]}
+
     browser.refresh()  # decisions survive a reload (localStorage, keyed by the run id)
     open_report(browser, report)
     assert tally(browser) == (2, 1)
     assert "restored 3 decision(s)" in browser.find_element(By.ID, "review-status").text
-    browser.execute_script("document.getElementById('suspects-section').scrollIntoView()")
+    browser.set_window_size(1500, 1500)
+    browser.execute_script("document.getElementById('review-bar').scrollIntoView()")
     shot = ARTIFACTS / "review.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(shot))
@@ -301,3 +320,39 @@ def test_a_row_check_failure_cannot_be_released_and_edited_files_are_refused(mar
     assert "line 2: unknown id 'digit-99999'" in said
     assert f"line 3: record '{others[1]}' changed since the decision" in said
     assert "line 4" not in said and "took 1 of 4" in said
+
+
+# --------------------------------------------------------------------------- tabular data
+
+
+def test_tabular_suspects_show_a_feature_table_beside_their_neighbours(tmp_path, browser):
+    """Wine (13 scalar features): no thumbnails, so each suspect shows its most unusual features, the
+    typical range of clean rows and each named neighbour's values."""
+    from selenium.webdriver.common.by import By
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = X.copy()
+    X[:4] *= 3.0  # four obvious outliers
+    path = tmp_path / "wine.parquet"
+    pq.write_table(pa.table({"rid": np.arange(len(y)), **{f"f{j}": X[:, j] for j in range(X.shape[1])},
+                             "label": y}), path)
+    out = tmp_path / "out"
+    assert run_cli("run", "--input", path, "--output", out, "--label-column", "label", "--id-column", "rid",
+                   "-q") == 0
+    open_report(browser, out / "report.html")
+    box = browser.find_element(By.ID, "filter-text")
+    box.send_keys("outlier")
+    wait_for(lambda: "0" in table_ids(browser), "outlier row 0 not listed")
+    cells = browser.execute_script("""
+        const tr = Array.from(document.querySelectorAll('#suspects-body tr')).find(t => t.cells[1].textContent === '0');
+        const t = tr.querySelector('table.nb-table');
+        return t ? Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.textContent)) : null;""")
+    assert cells is not None, "no feature table for a tabular suspect"
+    head, body = cells[0], cells[1:]
+    assert head[:3] == ["feature", "this row", "typical"] and len(head) > 3  # at least one neighbour column
+    assert 1 <= len(body) <= 8 and all(row[0].startswith("f") and len(row) == len(head) for row in body)
+    shown = {row[0]: float(row[1]) for row in body}
+    for name, value in shown.items():  # the row's own values, as stored
+        assert abs(value - X[0, int(name[1:])]) <= 1e-3 * max(1.0, abs(X[0, int(name[1:])]))
+    assert_quiet(browser)

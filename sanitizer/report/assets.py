@@ -1,5 +1,7 @@
 """The report page's stylesheet and scripts, inlined into report.html (nothing is fetched)."""
 
+from sanitizer.report.neighbours_js import NEIGHBOURS_CSS, NEIGHBOURS_JS
+
 CSS = r"""
 :root { --ink:#1f2937; --muted:#6b7280; --line:#e5e7eb; --bg:#f7f8fa; --card:#ffffff; --accent:#0f766e;
         --bad:#b91c1c; --good:#15803d; --warn:#b45309; }
@@ -83,7 +85,7 @@ canvas.thumb { width:48px; height:48px; image-rendering:pixelated; border:1px so
              border-radius:6px; font-family: ui-monospace, monospace; font-size:12px; white-space:pre-wrap; }
 footer { color:var(--muted); font-size:12px; border-top:1px solid var(--line); padding-top:10px; }
 details summary { cursor:pointer; color:var(--accent); font-size:13px; }
-"""
+""" + NEIGHBOURS_CSS
 
 # Runs first: anything that goes wrong on the page (a script error, something the
 # content security policy blocked) is written into #js-errors, visibly.
@@ -172,18 +174,24 @@ TABLE_JS = r"""
   }
 
   function drawThumb(r) {
+    var canvas = pixels(r.px);
+    canvas.title = 'feature column ' + data.thumb.column;
+    return canvas;
+  }
+
+  function pixels(px) {  // a base64 grayscale thumbnail, data.thumb.side pixels a side
     var side = data.thumb.side;
     var canvas = el('canvas', 'thumb');
     canvas.width = side; canvas.height = side;
-    var bytes = atob(r.px), ctx = canvas.getContext('2d'), img = ctx.createImageData(side, side);
+    var bytes = atob(px), ctx = canvas.getContext('2d'), img = ctx.createImageData(side, side);
     for (var i = 0; i < side * side; i++) {
       var v = bytes.charCodeAt(i);
       img.data[4 * i] = v; img.data[4 * i + 1] = v; img.data[4 * i + 2] = v; img.data[4 * i + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
-    canvas.title = 'feature column ' + data.thumb.column;
     return canvas;
   }
+/*NEIGHBOURS*/
 
   function fmtScore(v) {
     if (v === null || v === undefined) return '–';
@@ -229,6 +237,8 @@ TABLE_JS = r"""
       e.lines.forEach(function (line) { item.appendChild(el('div', 'ev-line', line)); });
       ev.appendChild(item);
     });
+    var nb = neighboursNode(r);
+    if (nb) ev.appendChild(nb);
     tr.appendChild(ev);
     return tr;
   }
@@ -324,4 +334,4 @@ TABLE_JS = r"""
   if (fromAddress) requestAnimationFrame(function () { document.getElementById('suspects-section').scrollIntoView(); });
   document.body.setAttribute('data-report-ready', '1');
 })();
-"""
+""".replace("/*NEIGHBOURS*/", NEIGHBOURS_JS)

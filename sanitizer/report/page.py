@@ -325,6 +325,8 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
                   if q.thumbs is not None and q.thumbs.rows_with_thumbnail else None),
         "total": q.total_rows,
         "review": {"run_id": provenance.run_id, "out": out_dir.rstrip("/")},
+        "references": q.references,  # the rows the evidence names: label, thumbnail or feature values
+        "features": q.features,  # tabular view: feature names and typical ranges (None with thumbnails)
         "rows": [
             {
                 "id": r["id"],
@@ -335,7 +337,8 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
                 "evidence": r["evidence"],
                 "sha": r.get("sha"),
                 "row_check": bool(r.get("row_check")),
-                **({"px": r["px"]} if "px" in r else {}),
+                "refs": r.get("refs") or [],
+                **{k: r[k] for k in ("px", "feat", "v") if k in r},
             }
             for r in q.rows
         ],
