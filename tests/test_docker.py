@@ -217,6 +217,26 @@ def test_dependencies_are_installed_before_the_source_is_copied(dockerfile):
     assert later and all("--no-deps" in a for a in later), "after the source, only the package itself is installed"
 
 
+def test_the_dependency_layer_installs_every_dependency_and_the_lineage_extra(dockerfile, tmp_path):
+    """Run the Dockerfile's own requirements step on this pyproject.toml: every runtime dependency and
+    openlineage-python (the workers send the OpenLineage events), nothing else."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+    import tomllib
+
+    step = next(a for w, a in dockerfile if w == "RUN" and "-r /tmp/requirements.txt" in a)
+    command = next(part for part in step.split("&&") if "tomllib" in part)
+    code = shlex.split(command.split(">")[0])[2]  # python -c "<code>"
+    pyproject = (REPO / "pyproject.toml").read_bytes()
+    (tmp_path / "pyproject.toml").write_bytes(pyproject)
+    printed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    wanted = tomllib.loads(pyproject.decode())["project"]
+    assert printed.stdout.split("\n")[:-1] == wanted["dependencies"] + wanted["optional-dependencies"]["lineage"]
+    assert any(re.match(r"openlineage-python\b", line) for line in printed.stdout.splitlines())
+
+
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
     entries = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
