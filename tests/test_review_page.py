@@ -183,6 +183,12 @@ def test_review_the_demo_in_the_page_then_import_and_publish(demo, browser, tmp_
                                                                         "decided-confirm"]
     assert "a clean digit, thick stroke" in rows[0].text
     assert "current" in rows[3].get_attribute("class")  # the cursor moved past the confirmed row
+    press(browser, *"j" * 12)  # far down the table: the review bar stays in view, the current row below it
+    row_top, bar_top, bar_bottom, height = browser.execute_script("""
+        const r = document.querySelector('#suspects-body tr.current').getBoundingClientRect();
+        const b = document.getElementById('review-bar').getBoundingClientRect();
+        return [r.top, b.top, b.bottom, innerHeight];""")
+    assert 0 <= bar_top < bar_bottom <= row_top < height
 
     # each suspect beside the neighbours its evidence names: label_flip's carry the suggested label
     flip = next(r for r in demo["suspects"] if "label_flip" in r["codes"])

@@ -10,8 +10,8 @@ Every value from the data reaches the page through ``textContent`` or a form fie
 """
 
 REVIEW_CSS = r"""
-html { scroll-padding-top:52px; }  /* what is scrolled into view lands below the sticky navigation bar */
-.review-bar { display:flex; flex-wrap:wrap; gap:8px 10px; align-items:center; margin:0 0 10px; padding:8px 10px;
+html { scroll-padding-top:52px; }  /* what is scrolled into view lands below the sticky bars */
+.review-bar { position:sticky; top:37px; z-index:4; box-shadow:0 2px 4px #0000000d; display:flex; flex-wrap:wrap; gap:8px 10px; align-items:center; margin:0 0 10px; padding:8px 10px;
               background:#f8fafc; border:1px solid var(--line); border-radius:6px; }
 .review-bar input[type=text] { padding:5px 8px; border:1px solid #d1d5db; border-radius:6px; font:inherit; }
 .review-bar #reviewer { width:140px; }
@@ -58,6 +58,18 @@ REVIEW_JS = r"""
   var decisions = {}, table = null, current = -1, stored = true, clearArmed = null;
 
   function say(text) { statusBox.textContent = text; }
+
+  // The review bar sticks below the navigation bar while the table is in view: what is scrolled into
+  // view (the current row, a clicked button) must land below both.
+  function padScroll() {
+    var nav = document.querySelector('nav.toc');
+    var top = nav ? nav.getBoundingClientRect().height : 0;
+    bar.style.top = Math.round(top) + 'px';
+    var px = top + bar.getBoundingClientRect().height + 12;
+    document.documentElement.style.scrollPaddingTop = Math.round(px) + 'px';
+  }
+  padScroll();
+  window.addEventListener('resize', padScroll);
   function storage() { try { return window.localStorage; } catch (e) { return null; } }
 
   function load() {
