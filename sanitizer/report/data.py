@@ -91,9 +91,7 @@ class QuarantineData:
 # --------------------------------------------------------------------------- file access
 
 
-_is_remote = nb.is_remote
-_open = nb.open_shard
-quarantine_files = nb.quarantine_files
+quarantine_files = nb.quarantine_files  # where the shards are and how they open: sanitizer.report.neighbours
 
 
 # --------------------------------------------------------------------------- helpers
@@ -107,14 +105,6 @@ def _finite(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-def _text(value) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _square_side(width: int) -> int | None:
@@ -208,7 +198,7 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
     seq = 0
 
     for path in files:
-        with _open(path) as fh:
+        with nb.open_shard(path) as fh:
             pf = pq.ParquetFile(fh)
             schema = pf.schema_arrow
             if not detectors:
@@ -334,7 +324,7 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
                 given = ev.get("given_label", labels[i])
                 suggested = ev.get("suggested_label")
                 if suggested is not None:
-                    flip_pairs[(_text(given), _text(suggested))] += 1
+                    flip_pairs[(nb.text(given), nb.text(suggested))] += 1
 
     for d in detectors:
         values = score_arrays[d]
@@ -353,7 +343,7 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
             continue
         row = {
             "id": ids[i],
-            "label": _text(labels[i]),
+            "label": nb.text(labels[i]),
             "codes": codes_per_row[i],
             "scores": {d: _finite(score_arrays[d][i]) for d in detectors},
             "flagged_by": sorted({str(r.get("detector")) for r in parsed[i] if r.get("detector")}),
