@@ -144,7 +144,7 @@ def _generic(ev: Any) -> list[str]:
         return [str(ev)] if ev not in (None, "", {}) else []
     parts = []
     for key, value in list(ev.items())[:MAX_GENERIC_ITEMS]:
-        if isinstance(value, list) and value and isinstance(value[0], dict) and "id" in value[0]:
+        if _is_id_list(value):
             parts.append(f"{key}: {_neighbours(value)}")
         elif isinstance(value, (dict, list)):
             parts.append(f"{key}: {str(value)[:80]}")
