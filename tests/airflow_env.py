@@ -1,9 +1,12 @@
 """The Airflow virtual environment the DAG tests run Airflow from (``.venv-airflow``), built once.
 
 Airflow 3.3.2 with the Apache Beam provider and the Google provider (the Beam operator imports it
-even for the DirectRunner), in its own environment: its pins conflict with the sanitizer's.
-``SANITIZER_AIRFLOW_VENV`` puts it elsewhere. :func:`ensure` builds it when it does not import the
-Beam operator, under a file lock (one builder at a time), and is what the tests' fixture calls.
+even for the DirectRunner), in its own environment: its pins conflict with the sanitizer's. It is
+installed exactly from ``requirements/airflow-lock.txt`` (every package pinned with hashes; `make
+lock` resolves it under the project's own lock, so the packages both share match), and rebuilt when
+that file changes. ``SANITIZER_AIRFLOW_VENV`` puts it elsewhere. :func:`ensure` builds it when it
+is missing, stale or does not import the Beam operator, under a file lock (one builder at a time),
+and is what the tests' fixture calls.
 
 Building is a few minutes of pip that needs no CPU the tests want, so ``conftest.py`` starts this
 file as a background process when the session collected the Airflow tests
@@ -26,11 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 AIRFLOW_VENV = Path(os.environ.get("SANITIZER_AIRFLOW_VENV") or REPO / ".venv-airflow")
 AIRFLOW_VERSION = "3.3.2"
-AIRFLOW_REQUIREMENTS = [
-    f"apache-airflow=={AIRFLOW_VERSION}",
-    "apache-airflow-providers-apache-beam==6.3.1",
-    "apache-airflow-providers-google==22.8.0",
-]
+AIRFLOW_LOCK = REPO / "requirements" / "airflow-lock.txt"
+STAMP_NAME = ".sanitizer-airflow-lock.sha256"  # inside the environment: the lock it was built from
 PROBE = (
     "import airflow; from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator; "
     f"assert airflow.__version__ == {AIRFLOW_VERSION!r}, airflow.__version__"
@@ -45,9 +45,16 @@ def tail(proc: subprocess.CompletedProcess, n: int = 4000) -> str:
     return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-n:]}\n--- stderr ---\n{proc.stderr[-n:]}"
 
 
+def lock_digest() -> str:
+    return hashlib.sha256(AIRFLOW_LOCK.read_bytes()).hexdigest()
+
+
 def works(python: Path | None = None) -> bool:
+    """Built from today's lock and imports the Beam operator."""
     python = python or AIRFLOW_VENV / "bin" / "python"
-    return python.is_file() and subprocess.run([str(python), "-c", PROBE], capture_output=True).returncode == 0
+    stamp = AIRFLOW_VENV / STAMP_NAME
+    return (python.is_file() and stamp.is_file() and stamp.read_text().strip() == lock_digest()
+            and subprocess.run([str(python), "-c", PROBE], capture_output=True).returncode == 0)
 
 
 def ensure() -> Path:
@@ -61,17 +68,16 @@ def ensure() -> Path:
         if works(python):
             return AIRFLOW_VENV / "bin"
         started = time.perf_counter()
-        if not python.is_file():
-            shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)
-            made = subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], capture_output=True, text=True)
-            if made.returncode != 0:
-                raise BuildError(f"could not create the Airflow virtual environment {AIRFLOW_VENV}:\n{tail(made)}")
-        for cmd in ([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
-                    [str(python), "-m", "pip", "install", "--quiet", *AIRFLOW_REQUIREMENTS]):
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise BuildError(f"installing Airflow into {AIRFLOW_VENV} failed ({' '.join(cmd[3:])}); "
-                                 f"these tests need PyPI access once:\n{tail(done)}")
+        lock_sha = lock_digest()
+        shutil.rmtree(AIRFLOW_VENV, ignore_errors=True)  # built from scratch: nothing left from another lock
+        made = subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], capture_output=True, text=True)
+        if made.returncode != 0:
+            raise BuildError(f"could not create the Airflow virtual environment {AIRFLOW_VENV}:\n{tail(made)}")
+        cmd = [str(python), "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps", "-r", str(AIRFLOW_LOCK)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BuildError(f"installing {AIRFLOW_LOCK.name} into {AIRFLOW_VENV} failed; "
+                             f"these tests need PyPI access once:\n{tail(done)}")
         probe = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True)
         if probe.returncode != 0:
             raise BuildError(f"Airflow was installed into {AIRFLOW_VENV} but the Beam operator does not import:\n"

@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
+import tomllib
 from pathlib import Path
 
-import apache_beam
 import pytest
+
+import lockfile
 
 from sanitizer.cli import _run_parser
 
@@ -71,37 +72,39 @@ def run_actions() -> dict[str, argparse.Action]:
 # --------------------------------------------------------------------------- Dockerfile
 
 
-def test_image_is_the_beam_sdk_at_the_installed_beam_and_python_versions(dockerfile):
+def test_image_is_the_beam_sdk_at_the_locked_beam_and_python_versions(dockerfile):
+    """The worker image's SDK is the Beam the lock pins (what the tests ran on), for the lock's Python."""
     froms = [args.split()[0] for word, args in dockerfile if word == "FROM"]
     final = froms[-1]  # the stage that becomes the image
     match = re.fullmatch(r"apache/beam_python(\d+)\.(\d+)_sdk:(\S+)", final)
     assert match, f"the final image must be an Apache Beam Python SDK image, got {final!r}"
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    assert f"{match[1]}.{match[2]}" == python, f"image Python {match[1]}.{match[2]} != the project's {python}"
-    assert match[3] == apache_beam.__version__, (
-        f"image Beam {match[3]} != installed apache_beam {apache_beam.__version__}: the SDK that builds "
-        "the job must be the one in the worker container"
+    target = re.search(r"--python-version (\d+\.\d+)", (REPO / "Makefile").read_text())
+    assert target, "the Makefile's lock target names the Python the lock is resolved for"
+    assert f"{match[1]}.{match[2]}" == target[1], f"image Python {match[1]}.{match[2]} != the lock's {target[1]}"
+    locked_beam = lockfile.read()["apache-beam"].version
+    assert match[3] == locked_beam, (
+        f"image Beam {match[3]} != apache-beam {locked_beam} in requirements/lock.txt: the SDK that builds "
+        "the job must be the one in the worker container (move the FROM tag with the lock)"
     )
     launcher = [f for f in froms[:-1] if "template-launcher-base" in f]
     assert launcher, "the Flex Template launcher stage is missing"
-    assert f"python{sys.version_info.major}{sys.version_info.minor}-template-launcher-base" in launcher[0]
-    text = " ".join(args for _, args in dockerfile)
-    assert f"apache-beam=={apache_beam.__version__}" in text, "Beam must be pinned at the SDK image's version"
+    assert f"python{match[1]}{match[2]}-template-launcher-base" in launcher[0]
 
 
-def test_image_pins_torch_cpu_and_installs_the_package_under_the_constraints(dockerfile):
+def test_image_installs_from_the_lock_with_torch_from_the_cpu_index(dockerfile):
     runs = [args for word, args in dockerfile if word == "RUN"]
-    torch_pin = re.search(r"^torch==(\S+)$", (REPO / "constraints.txt").read_text(), re.M)
-    assert torch_pin, "constraints.txt pins torch"
-    torch_installs = [r for r in runs if re.search(r"pip install .*\btorch==" + re.escape(torch_pin[1]), r)]
-    assert torch_installs, f"the image must pip install torch=={torch_pin[1]} (the constraints' pin)"
-    assert "download.pytorch.org/whl/cpu" in torch_installs[0], "torch must come from the CPU-only index"
+    deps = next(r for r in runs if "-r /tmp/requirements.txt" in r)
+    assert re.search(r"pip install .*-c requirements/lock\.txt .*-r /tmp/requirements\.txt", deps), (
+        "the dependency layer must install under the lock (`-c requirements/lock.txt`)")
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in deps, (
+        f"torch=={lockfile.read()['torch'].version} (the lock's CPU build) comes from PyTorch's CPU-only index")
+    assert not any(re.search(r"pip install .*\btorch==", r) for r in runs), "torch is pinned by the lock alone"
 
     copied = " ".join(args for word, args in dockerfile if word == "COPY" and "--from" not in args)
-    for path in ("pyproject.toml", "constraints.txt", "README.md", "sanitizer/", "pipelines/"):
+    for path in ("pyproject.toml", "requirements/lock.txt", "README.md", "sanitizer/", "pipelines/"):
         assert path in copied, f"the image must COPY {path}"
-    assert any(re.search(r"pip install -c constraints\.txt\b.* \.(\s|$)", r) for r in runs), (
-        "the image must `pip install -c constraints.txt .`"
+    assert any(re.search(r"pip install -c requirements/lock\.txt --no-deps \.(\s|$)", r) for r in runs), (
+        "the image must `pip install -c requirements/lock.txt --no-deps .`"
     )
     env = " ".join(args for word, args in dockerfile if word == "ENV")
     assert "FLEX_TEMPLATE_PYTHON_PY_FILE=${WORKDIR}/pipelines/sanitize_pipeline.py" in env
@@ -109,6 +112,23 @@ def test_image_pins_torch_cpu_and_installs_the_package_under_the_constraints(doc
     assert workdir and (REPO / "pipelines" / "sanitize_pipeline.py").is_file()
     entry = [args for word, args in dockerfile if word == "ENTRYPOINT"]
     assert entry and json.loads(entry[-1]) == ["/opt/apache/beam/boot"], "workers must start the Beam boot script"
+
+
+def test_every_runtime_requirement_resolves_inside_the_lock(dockerfile):
+    """What the dependency layer asks for (dependencies + [lineage]) is pinned by the lock, so the
+    constrained install can only take the locked versions."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    pins = lockfile.read()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"] + project["optional-dependencies"]["lineage"]:
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate({"python_version": "3.11"}):
+            continue
+        pin = pins.get(canonicalize_name(req.name))
+        assert pin and req.specifier.contains(Version(pin.version)), f"{req} is not locked (run `make lock`)"
 
 
 def test_build_push_and_launch_are_documented():
