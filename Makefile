@@ -70,6 +70,8 @@ $(UV):
 lock: $(UV)
 	$(UV) pip compile pyproject.toml requirements/tools.in $(LOCK_EXTRAS) -c requirements/pins.txt \
 	    $(UV_TARGET) $(UV_TORCH_SOURCE) $(UPGRADE) --custom-compile-command 'make lock' -o $(LOCK)
+	{ echo "# requirements/lock.txt without its hashes, for pip -c beside a local project (written by make lock)"; \
+	  sed -e '/^ *--hash=/d' -e 's/ \\$$//' $(LOCK); } > requirements/constraints.txt
 	$(UV) pip compile requirements/airflow.in -c $(LOCK) \
 	    $(UV_TARGET) $(UPGRADE) --custom-compile-command 'make lock' -o $(AIRFLOW_LOCK)
 

@@ -103,8 +103,8 @@ def test_image_installs_from_the_lock_with_torch_from_the_cpu_index(dockerfile):
     copied = " ".join(args for word, args in dockerfile if word == "COPY" and "--from" not in args)
     for path in ("pyproject.toml", "requirements/lock.txt", "README.md", "sanitizer/", "pipelines/"):
         assert path in copied, f"the image must COPY {path}"
-    assert any(re.search(r"pip install -c requirements/lock\.txt --no-deps \.(\s|$)", r) for r in runs), (
-        "the image must `pip install -c requirements/lock.txt --no-deps .`"
+    assert any(re.search(r"pip install --no-deps \.(\s|$)", r) for r in runs), (
+        "the image must `pip install --no-deps .` (the dependencies are in already; pip cannot hash a folder)"
     )
     env = " ".join(args for word, args in dockerfile if word == "ENV")
     assert "FLEX_TEMPLATE_PYTHON_PY_FILE=${WORKDIR}/pipelines/sanitize_pipeline.py" in env

@@ -68,6 +68,17 @@ def test_every_pin_carries_hashes():
         assert not unhashed, f"{path.name}: pins without --hash: {unhashed}"
 
 
+def test_the_constraints_file_is_the_lock_without_its_hashes(pins):
+    """requirements/constraints.txt (for `pip install -c` beside a local folder) pins the same set."""
+    text = (REPO / "requirements" / "constraints.txt").read_text()
+    assert "--hash" not in text
+    stated = {}
+    for line in requirement_lines(REPO / "requirements" / "constraints.txt"):
+        name, _, version = line.partition("==")
+        stated[canonicalize_name(name)] = version
+    assert stated == {name: pin.version for name, pin in pins.items()}, "run `make lock`"
+
+
 def test_torch_is_locked_to_the_cpu_build(pins):
     assert re.fullmatch(r"\d+\.\d+\.\d+\+cpu", pins["torch"].version), pins["torch"].version
 
