@@ -55,8 +55,9 @@ browser:
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; \
 	fi
 
+# One pytest-xdist worker per core; a test file stays on one worker, so its module fixtures run once.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py

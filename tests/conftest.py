@@ -130,22 +130,3 @@ def sanitize_script() -> Path:
     import sys
 
     return Path(sys.executable).parent / ("sanitize.exe" if os.name == "nt" else "sanitize")
-
-
-# --------------------------------------------------------------------------- the Airflow environment
-
-
-def pytest_collection_finish(session):
-    """Start building the Airflow tests' environment in the background (tests/airflow_env.py) when they
-    were collected: a few minutes of pip that then overlap the rest of the suite instead of adding to it."""
-    if any(Path(str(item.fspath)).name == "test_airflow.py" for item in session.items):
-        import airflow_env
-
-        log = Path(session.config._tmp_path_factory.getbasetemp()) / "airflow-env-build.log"
-        session.config._sanitizer_airflow_build = airflow_env.start_in_background(log)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    build = getattr(session.config, "_sanitizer_airflow_build", None)
-    if build is not None and build.poll() is None:  # the Airflow tests did not run to the end: stop pip
-        build.terminate()

@@ -3,9 +3,9 @@
 Airflow lives in its own virtual environment, ``.venv-airflow`` at the repository
 root (``SANITIZER_AIRFLOW_VENV`` to put it elsewhere): Airflow 3.3.2 with the
 Apache Beam provider and the Google provider (the Beam operator imports it even
-for the DirectRunner), made by ``tests/airflow_env.py``. The first session builds
-it (a few minutes of pip, started in the background as soon as these tests are
-collected); later ones reuse it as long as it imports the Beam operator. If it
+for the DirectRunner), made by ``tests/airflow_env.py`` from
+``requirements/airflow-lock.txt``. The first session builds it (seconds of uv);
+later ones reuse it while it matches the lock and imports the Beam operator. If it
 cannot be built, the tests fail and say why.
 
 Each module run gets a fresh AIRFLOW_HOME with a SQLite metadata database, parses
@@ -56,7 +56,7 @@ TRIP_DATE = "2026-01-02T00:00:00+00:00"
 
 @pytest.fixture(scope="session")
 def airflow_bin() -> Path:
-    """The Airflow environment's bin/ folder (tests/airflow_env.py: built once, usually in the background)."""
+    """The Airflow environment's bin/ folder (tests/airflow_env.py: built once from its lock)."""
     try:
         return airflow_env.ensure()
     except airflow_env.BuildError as exc:
