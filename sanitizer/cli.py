@@ -145,14 +145,15 @@ def setup_logging() -> None:
 
 
 def report_errors(fn, *args) -> int:
-    """``fn(*args)``'s exit status; a SanitizerError is printed as one message and exits 2."""
+    """``fn(*args)``'s exit status; a SanitizerError is printed as one message and exits 2 (3 when the run-level
+    guard withheld publication: sanitizer.guard)."""
     try:
         return fn(*args)
     except SanitizerError as exc:
         from sanitizer.review_cli import printable  # messages quote data: column names, ids, values
 
         print("sanitize: error: " + "\n".join(printable(line) for line in str(exc).splitlines()), file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_status", 2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,10 @@ Example (YAML)::
         threshold_knn: 6.0
     policy:
       outlier: quarantine        # or "report": flag in provenance, keep the row clean
+    missing_features: report     # or "quarantine": a null / NaN feature value holds its row
+    guard:                       # publish nothing when the run would hold more than ...
+      max_quarantine_share: 0.10         # ... this share of all rows
+      max_class_quarantine_share: 0.30   # ... or of any one class
     decisions: out/   # optional; review decisions to honour: a reviewed run's OUT, its review/decisions/ or a file
 """
 
@@ -36,6 +40,7 @@ from typing import Any
 # imports the other); they stay importable from here under their old names.
 from sanitizer.checks import check_int, check_number, check_plain_data  # noqa: F401 - re-exported
 from sanitizer.errors import ConfigError
+from sanitizer.records import MISSING_ACTIONS
 
 _check_int = check_int
 
@@ -82,6 +87,22 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class GuardConfig:
+    """The run-level guard: a run that would quarantine more than these shares publishes nothing."""
+
+    max_quarantine_share: float = 0.10
+    """Of all rows (row checks and detectors together)."""
+    max_class_quarantine_share: float = 0.30
+    """Of any one class's rows."""
+
+    def validate(self) -> None:
+        for key in ("max_quarantine_share", "max_class_quarantine_share"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ConfigError(f"guard.{key} must be a number in (0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     input: str | None = None
     output: str | None = None
@@ -100,6 +121,10 @@ class Config:
     """Detector name -> its params object (see ``sanitizer.detectors``)."""
     policy: dict[str, str] = field(default_factory=dict)
     """Detector name -> "quarantine" or "report"."""
+    missing_features: str = "report"
+    """A missing (null / NaN) value in a scalar feature: "report" keeps the row clean with a ``missing:COL``
+    reason (the detectors judge it with the sample's median), "quarantine" holds it as ``invalid:null``."""
+    guard: "GuardConfig" = field(default_factory=lambda: GuardConfig())
     decisions: str | None = None
     """Review decisions (a file, a review/decisions/ folder or a reviewed run's OUT; see sanitizer.review):
     released ids stay clean, confirmed stay held, while the record's content is the one reviewed."""
@@ -184,6 +209,9 @@ def build_config(raw: dict[str, Any]) -> Config:
     overwrite = raw.get("overwrite", False)
     if not isinstance(overwrite, bool):
         raise ConfigError(f"overwrite must be true or false, got {overwrite!r}")
+    missing = raw.get("missing_features", "report")
+    if missing not in MISSING_ACTIONS:
+        raise ConfigError(f"missing_features must be one of {', '.join(MISSING_ACTIONS)}, got {missing!r}")
     compression = raw.get("compression", "zstd")
     if compression not in COMPRESSIONS:
         raise ConfigError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
@@ -246,6 +274,8 @@ def build_config(raw: dict[str, Any]) -> Config:
         sample=_build_section(SampleConfig, "sample", raw.get("sample")),
         scoring=_build_section(ScoringConfig, "scoring", raw.get("scoring")),
         validation=_build_section(ValidationConfig, "validation", raw.get("validation")),
+        missing_features=missing,
+        guard=_build_section(GuardConfig, "guard", raw.get("guard")),
         detectors=detectors,
         policy=policy,
         decisions=raw.get("decisions"),

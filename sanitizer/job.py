@@ -18,6 +18,7 @@ from sanitizer import provenance as prov
 from sanitizer.claim import WRITE_ERRNOS, is_write_error, write_failure
 from sanitizer.config import Config
 from sanitizer.errors import SanitizerError
+from sanitizer.guard import GuardError
 
 log = logging.getLogger("sanitizer")
 
@@ -45,7 +46,8 @@ def pipeline_options(beam_args: list[str], options=None):
     return options, standard.runner
 
 
-_ERROR_RE = re.compile(r"(?:InputError|ConfigError|SanitizerError|IntegrityError): (.+?)(?:\s\[while running|\n|$)")
+_ERROR_RE = re.compile(
+    r"(InputError|ConfigError|SanitizerError|IntegrityError|GuardError): (.+?)(?:\s\[while running|\n|$)")
 _WRITE_ERROR_RE = re.compile(r"\[Errno (?:%s)\][^\n\[]*" % "|".join(str(e) for e in WRITE_ERRNOS))
 
 
@@ -57,10 +59,21 @@ def explain_pipeline_error(exc: BaseException, out: str) -> SanitizerError:
         return write_failure(out, written.group(0).strip())
     match = _ERROR_RE.search(text)
     if match:
-        message = match.group(1).strip()
-        return SanitizerError(message if "nothing was published" in message else message + " (nothing was published)")
+        message = match.group(2).strip()
+        kind = GuardError if match.group(1) == "GuardError" else SanitizerError  # the guard's exit status is 3
+        return kind(message if "nothing was published" in message else message + " (nothing was published)")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return SanitizerError(f"the pipeline failed, nothing was published: {type(exc).__name__}: {first[:500]}")
+
+
+_STEP_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]\s*$")
+
+
+def _without_step_name(exc: SanitizerError) -> SanitizerError:
+    """Our error as we raised it: Beam appends the failing step ("[while running 'Sanitize/Publish']")."""
+    text = str(exc)
+    stripped = _STEP_SUFFIX.sub("", text)
+    return exc if stripped == text else type(exc)(stripped)
 
 
 def run(config: Config | dict | str, beam_args: list[str] | None = None, options=None) -> dict[str, Any]:
@@ -106,8 +119,9 @@ def _run(config: Config, beam_args: list[str], options=None) -> dict[str, Any]:
         result = p.run()
         state = result.wait_until_finish()
     except SanitizerError as exc:
+        exc = _without_step_name(exc)
         job_failed(sanitize.lineage_context, out, str(exc))  # FAIL, unless the publish stage sent it
-        raise
+        raise exc from None
     except Exception as exc:
         error = explain_pipeline_error(exc, out)
         job_failed(sanitize.lineage_context, out, str(error))

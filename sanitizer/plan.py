@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sanitizer.column_roles import IgnoredColumn, constant, id_like, unique_over, unsupported
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
@@ -49,6 +50,9 @@ class Plan:
     embedding: FeatureColumn | None = None  # a precomputed embedding column, when configured
     suite: Any = None  # sanitizer.validation.Suite, when --expectations is given
     decisions: Any = None  # sanitizer.review.ReviewDecisions, when --decisions is given (last decision per id)
+    ignored: tuple[IgnoredColumn, ...] = ()  # every input column that is neither label, id, feature nor embedding
+    id_inferred: bool = False  # id_column is an id-like input column the run chose (no --id-column given)
+    missing_features: str = "report"  # what a missing scalar feature value does (records.MISSING_ACTIONS)
 
     @property
     def id_output(self) -> str:
@@ -116,11 +120,18 @@ def make_plan(config: Config) -> Plan:
         warnings.extend(decisions.warnings())
     embedding = _resolve_embedding(config, schema, first_batch)
     skip = {embedding.name} if embedding else set()
-    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path)
+    ignored: list[IgnoredColumn] = []
+    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path, ignored)
                 if fc.name not in skip]
     if not features:
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
-    schema = _conformed_schema(schema, features, files[0].format, {label, config.id_column}, warnings)
+    id_column, id_inferred = config.id_column, False
+    if id_column is None:
+        id_column = _infer_id(files, schema, ignored, warnings)
+        if id_column is not None:
+            id_inferred = True
+            ignored = [c for c in ignored if c.name != id_column]
+    schema = _conformed_schema(schema, features, files[0].format, {label, id_column}, warnings)
     _check_embedding_model(config, sum(fc.width for fc in features))
     suite = None
     if config.validation.expectations:
@@ -146,14 +157,48 @@ def make_plan(config: Config) -> Plan:
         file_rows=file_rows,
         schema=schema,
         label_column=label,
-        id_column=config.id_column,
+        id_column=id_column,
         features=tuple(features),
         batch_rows=config.scoring.batch_rows,
         warnings=tuple(warnings),
         embedding=embedding,
         suite=suite,
         decisions=decisions,
+        ignored=tuple(ignored),
+        id_inferred=id_inferred,
+        missing_features=config.missing_features,
     )
+
+
+ID_CHECK_TEXT_BYTES = 256 * 2**20
+"""A CSV / JSON Lines input larger than this is not read twice to prove an id-like column unique: the
+run keeps generated ids and says so."""
+
+
+def _infer_id(files, schema: pa.Schema, ignored: list[IgnoredColumn], warnings: list[str]) -> str | None:
+    """The first id-like column that holds a distinct value in every row of the whole input, or None.
+
+    Uniqueness is proven before the run starts (a repeated id fails a run only at its end): Parquet
+    inputs read just that column; text inputs are read when they are small enough.
+    """
+    candidates = [c for c in ignored if c.reason == "id-like"]
+    for c in candidates:
+        if files[0].format != "parquet" and sum(f.size for f in files) > ID_CHECK_TEXT_BYTES:
+            warnings.append(f"column {c.name!r} looks like a record id ({c.detail}); it is not used as a feature. "
+                            "The input is too large to prove it unique before the run, so ids are generated: "
+                            f"pass --id-column {c.name} to use it")
+            return None
+        field = schema.field(c.name)
+        parts = [t.column(0) for f in files
+                 for t in iter_file_batches(f, 1 << 20, pa.schema([field]), None, [c.name])]
+        values = pa.chunked_array([p for part in parts for p in part.chunks], type=field.type)
+        if unique_over(values):
+            warnings.append(f"column {c.name!r} looks like a record id ({c.detail}) and is unique: it is used as "
+                            "the record id and not as a feature (pass --id-column to choose another)")
+            return c.name
+        warnings.append(f"column {c.name!r} looks like a record id or counter ({c.detail}); it is not used as a "
+                        "feature (name it in --feature-columns to judge it anyway)")
+    return None
 
 
 def _enabled_needs(config: Config) -> list[tuple[str, Any, frozenset[str]]]:
@@ -301,11 +346,16 @@ def _check_features_have_values(f, schema: pa.Schema, features: list[FeatureColu
 
 
 def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str],
-                      path: str = "") -> list[FeatureColumn]:
+                      path: str = "", ignored: list[IgnoredColumn] | None = None) -> list[FeatureColumn]:
+    """The feature columns; every other column except the label, id and embedding goes to ``ignored``
+    with its reason."""
     skip = {config.label_column, config.id_column}
     skip.update(_embedding_columns(config))
     features: list[FeatureColumn] = []
+    ignored = [] if ignored is None else ignored
     if config.feature_columns:
+        ignored.extend(IgnoredColumn(n, "not-selected", "not named in --feature-columns")
+                       for n in schema.names if n not in skip and n not in config.feature_columns)
         for name in config.feature_columns:
             if name not in schema.names:
                 raise ConfigError(
@@ -345,23 +395,34 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
     for f in schema:
         if f.name in skip:
             continue
+        column = first_batch.column(f.name).combine_chunks() if first_batch is not None else None
+        why = id_like(f.name, f.type, column)
+        if why:
+            ignored.append(IgnoredColumn(f.name, "id-like", why))
+            continue
         if _is_numeric(f.type):
+            if constant(column) and not pa.types.is_boolean(f.type):
+                ignored.append(IgnoredColumn(f.name, "constant", "one value in every row read at planning"))
+                continue
             features.append(FeatureColumn(f.name, 1))
             continue
         width = _list_width(f.type, f.name, first_batch)
         if width:
             features.append(FeatureColumn(f.name, width, is_list=True))
             continue
-        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and first_batch is not None:
-            if _numeric_share(first_batch.column(f.name)) >= NUMERIC_LOOKING:
+        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and column is not None:
+            if _numeric_share(column) >= NUMERIC_LOOKING:
                 features.append(FeatureColumn(f.name, 1, coerce=True))
                 warnings.append(
                     f"column {f.name!r} is stored as text but holds numbers; it is used as a feature and "
                     "values that do not parse are quarantined as invalid:non_numeric"
                 )
+                continue
+        ignored.append(unsupported(f.name, f.type))
     if not features:
+        listed = "; ".join(f"{c.name} ({c.reason})" for c in ignored) or "none"
         raise ConfigError(
             "no numeric feature columns found besides the label and id; name them with --feature-columns "
-            f"(columns are: {', '.join(schema.names)})"
+            f"(columns are: {', '.join(schema.names)}; left out: {listed})"
         )
     return features

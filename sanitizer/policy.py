@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sanitizer.detectors.base import Scores
-from sanitizer.records import Extracted
+from sanitizer.records import Extracted, report_only
 
 
 @dataclass
@@ -60,13 +60,13 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
     reasons: dict[int, list[dict]] = {}
 
     for code, mask, evidence in ex.issues:
-        report_only = evidence.get("severity") in ("warning", "info")  # a non-critical row-level expectation
-        if report_only:
+        only_report = report_only(evidence)  # a missing optional value, a non-critical row-level expectation
+        if only_report:
             reported |= mask
         for i in np.flatnonzero(mask):
             reasons.setdefault(int(i), []).append(
                 {"detector": "validation", "code": code, "score": None, "threshold": None, "evidence": evidence,
-                 **({"action": "report"} if report_only else {})}
+                 **({"action": "report"} if only_report else {})}
             )
     for i, entries in ex.per_row_issues.items():
         for e in entries:

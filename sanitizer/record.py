@@ -242,16 +242,24 @@ class Columns:
     id_generated: bool = False
     features: list[str] = field(default_factory=list)
     feature_count: int = 0
+    ignored: list[dict[str, str]] = field(default_factory=list)
+    """Every input column the detectors did not judge: {"name", "reason", "detail"} (sanitizer.column_roles)."""
+    id_inferred: bool = False
+    """The id is an id-like input column the run chose because none was given."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "id": self.id, "id_generated": self.id_generated,
-                "features": list(self.features), "feature_count": self.feature_count}
+                "id_inferred": self.id_inferred, "features": list(self.features),
+                "feature_count": self.feature_count, "ignored": [dict(c) for c in self.ignored]}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Columns":
         d = d or {}
+        ignored = [{k: str(c.get(k, "")) for k in ("name", "reason", "detail")}
+                   for c in d.get("ignored") or [] if isinstance(c, dict)]
         return cls(str(d.get("label", "") or ""), str(d.get("id", "") or ""), bool(d.get("id_generated", False)),
-                   [str(f) for f in d.get("features") or []], int(d.get("feature_count", 0) or 0))
+                   [str(f) for f in d.get("features") or []], int(d.get("feature_count", 0) or 0),
+                   ignored, bool(d.get("id_inferred", False)))
 
 
 @dataclass
@@ -313,6 +321,7 @@ class RunRecord:
     counts: Counts = field(default_factory=Counts)
     validation: dict[str, Any] | None = None
     decisions: dict[str, Any] | None = None
+    guard: dict[str, Any] | None = None  # the run-level guard's reading (sanitizer.guard.verdict)
     accounting: Accounting = field(default_factory=Accounting)
     clean: list[Shard] = field(default_factory=list)
     quarantine: list[Shard] = field(default_factory=list)
@@ -322,6 +331,10 @@ class RunRecord:
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def guard_tripped(self) -> bool:
+        return bool((self.guard or {}).get("tripped"))
 
     def skipped_detectors(self) -> dict[str, str]:
         """Detectors that did not run: name -> why."""
@@ -356,6 +369,7 @@ class RunRecord:
             "counts": self.counts.to_dict(),
             "validation": self.validation,
             "decisions": self.decisions,
+            "guard": self.guard,
             "accounting": self.accounting.to_dict(),
             "outputs": {"clean": [s.to_dict() for s in self.clean],
                         "quarantine": [s.to_dict() for s in self.quarantine]},
@@ -387,6 +401,7 @@ class RunRecord:
             counts=Counts.from_dict(d.get("counts")),
             validation=d.get("validation"),
             decisions=d.get("decisions"),
+            guard=d.get("guard") if isinstance(d.get("guard"), dict) else None,
             accounting=Accounting.from_dict(d.get("accounting")),
             clean=[Shard.from_dict(s) for s in outputs.get("clean") or []],
             quarantine=[Shard.from_dict(s) for s in outputs.get("quarantine") or []],

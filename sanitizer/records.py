@@ -128,15 +128,55 @@ def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return names[index]
 
 
+MISSING_ACTIONS = ("report", "quarantine")
+"""What a missing (null or NaN) value in a scalar feature does to its row (config ``missing_features``)."""
+
+
+def report_only(evidence: dict) -> bool:
+    """An issue that annotates its row and keeps it clean: a missing optional value, or a row-level
+    expectation whose Great Expectations severity is warning or info."""
+    return evidence.get("action") == "report" or evidence.get("severity") in ("warning", "info")
+
+
+def fill_missing(X: np.ndarray, fill: np.ndarray | None) -> np.ndarray:
+    """``X`` with its NaN cells (missing values kept under ``missing_features: report``) set to ``fill``,
+    the per-feature medians of the sample; a copy only when there is something to fill."""
+    if fill is None or X.size == 0:
+        return X
+    missing = np.isnan(X)
+    if not missing.any():
+        return X
+    return np.where(missing, fill[np.newaxis, :], X)
+
+
+def column_medians(X: np.ndarray) -> np.ndarray:
+    """Per-feature median of the present (non-NaN) values; 0 for a feature with none."""
+    if X.size == 0:
+        return np.zeros(X.shape[1] if X.ndim == 2 else 0)
+    with np.errstate(all="ignore"):
+        present = ~np.isnan(X)
+        out = np.zeros(X.shape[1])
+        for j in np.flatnonzero(present.any(axis=0)):
+            out[j] = np.median(X[present[:, j], j])
+    return out
+
+
 def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, id_output: str,
             embedding: FeatureColumn | None = None,
-            extra_issues: list[tuple[str, np.ndarray, dict]] | None = None) -> Extracted:
+            extra_issues: list[tuple[str, np.ndarray, dict]] | None = None,
+            missing: str = "report") -> Extracted:
     """Pull the feature matrix, labels, ids and keys out of a batch and check every row.
 
-    Rows with a null label, a null / NaN / infinite / unparsable feature value, a
-    feature value float32 cannot hold (``invalid:out_of_range``: the training job
-    would read it as inf) or a null id are marked invalid with a reason; they are
-    quarantined and never reach a detector.
+    Rows with a null label, an infinite / unparsable feature value, a feature value
+    float32 cannot hold (``invalid:out_of_range``: the training job would read it as
+    inf), a null, NaN or wrong-length vector feature or a null id are marked invalid
+    with a reason; they are quarantined and never reach a detector.
+
+    A missing (null or NaN) value in a scalar feature is not poison: with ``missing="report"``
+    (the default) its row stays valid, carries a ``missing:COL`` reason with action ``report``,
+    and reaches the detectors with the cell left NaN, to be filled (:func:`fill_missing`) with the
+    sample's median. ``missing="quarantine"`` makes it invalid (``invalid:null:COL`` /
+    ``invalid:nan:COL``), for trainers that cannot take nulls.
     """
     n = table.num_rows
     if embedding is not None:
@@ -173,16 +213,24 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
                 block[0, unparsable] = 0.0
         else:
             block[0] = col.to_numpy(zero_copy_only=False)
+        optional = missing == "report" and not fc.is_list
         if null.any():
-            issues.append((f"invalid:null:{fc.name}", null, {"column": fc.name}))
-            invalid |= null
-            block[:, null] = 0.0
+            if optional:
+                block[:, null] = np.nan
+            else:
+                issues.append((f"invalid:null:{fc.name}", null, {"column": fc.name}))
+                invalid |= null
+                block[:, null] = 0.0
         finite = np.isfinite(block)
         if not finite.all():
             nonfinite = ~finite
             nan_rows = np.isnan(block).any(axis=0)
             inf_rows = (nonfinite & ~np.isnan(block)).any(axis=0)
-            if nan_rows.any():
+            if nan_rows.any() and optional:
+                issues.append((f"missing:{fc.name}", nan_rows,
+                               {"column": fc.name, "action": "report",
+                                "note": "missing value; the detectors judged the row with the sample's median"}))
+            elif nan_rows.any():
                 issues.append((f"invalid:nan:{fc.name}", nan_rows, {"column": fc.name}))
                 invalid |= nan_rows
             if inf_rows.any():
@@ -232,7 +280,7 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
 
     for code, mask, evidence in extra_issues or ():  # e.g. failed row-level expectations
         issues.append((code, mask, evidence))
-        if evidence.get("severity") not in ("warning", "info"):  # a non-critical expectation only reports
+        if not report_only(evidence):  # a non-critical expectation only reports
             invalid |= mask
     valid = ~invalid
     if invalid.any():

@@ -41,6 +41,13 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
     "sample_size": {"type": int, "help": "rows the detectors learn from"},
     "expectations": {"help": "a Great Expectations suite (JSON) to validate rows and the data set"},
     "embedding_model": {"help": "TorchScript backbone for the feature_collision detector (path or URI)"},
+    "missing_features": {"choices": ["report", "quarantine"],
+                         "help": "a missing (null / NaN) feature value: report keeps the row clean and judges it with "
+                                 "the sample's median (default); quarantine holds the row"},
+    "max_quarantine_share": {"type": float, "help": "publish nothing (exit 3) when the run would quarantine more than "
+                                                    "this share of the labelled rows (default 0.10)"},
+    "max_class_quarantine_share": {"type": float, "help": "... or more than this share of any class's rows "
+                                                          "(default 0.30)"},
     "decisions": {"help": "review decisions: a reviewed run's OUT folder, its review/decisions/ folder or one "
                           "decisions file (JSON Lines): released records stay clean, confirmed ones stay "
                           "quarantined, while their content is the one reviewed"},
@@ -75,10 +82,13 @@ def config_from_args(args: Any):
 
     raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
     for key in ("input", "output", "label_column", "id_column", "feature_columns", "format", "seed", "overwrite",
-                "decisions"):
+                "decisions", "missing_features"):
         value = getattr(args, key, None)
         if value is not None:
             raw[key] = value
+    for key in ("max_quarantine_share", "max_class_quarantine_share"):
+        if getattr(args, key, None) is not None:
+            raw["guard"] = dict(raw.get("guard") or {}, **{key: getattr(args, key)})
     if args.sample_size is not None:
         raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
     if getattr(args, "expectations", None):

@@ -7,11 +7,25 @@ from typing import Any
 from sanitizer.record import RunRecord
 
 
+def _names(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... {len(names) - limit} more (provenance.json: columns)" if len(names) > limit else "")
+
+
 def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[str]:
     record = RunRecord.coerce(provenance)
     counts = record.counts
+    columns = record.columns
     lines = [
         f"run {record.run_id} on {record.runner}",
+        f"  columns:      label {columns.label}, id {columns.id}"
+        + (" (generated)" if columns.id_generated else " (inferred: id-like and unique)" if columns.id_inferred else ""),
+        f"  judged:       {len(columns.features)} feature column(s): {_names(columns.features)}",
+    ]
+    if columns.ignored:
+        lines.append(f"  not judged:   {len(columns.ignored)} column(s): "
+                     + _names([f"{c['name']} ({c['reason']})" for c in columns.ignored]))
+    lines += [
         f"  rows in:      {counts.rows_in:>10,}",
         f"  clean:        {counts.clean:>10,}",
         f"  quarantined:  {counts.quarantined:>10,}",

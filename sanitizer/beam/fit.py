@@ -19,7 +19,7 @@ from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Skipped
 from sanitizer.errors import SanitizerError
 from sanitizer.plan import Plan
-from sanitizer.records import KEY_COLUMN, extract, label_strings
+from sanitizer.records import KEY_COLUMN, column_medians, extract, fill_missing, label_strings
 from sanitizer.sampling import ClassAwareSampler
 
 class _LockedValidator:
@@ -49,11 +49,19 @@ def row_validator(plan: Plan):
 
 
 
-def to_detector_batch(table: pa.Table, plan: Plan, validator=None) -> tuple[Batch, Any]:
+def to_detector_batch(table: pa.Table, plan: Plan, validator=None, fill=None) -> tuple[Batch, Any]:
+    """The batch the detectors see (missing values filled with ``fill``, the sample's medians, when
+    given) and the full extraction (every row, its issues)."""
     extra = validator.issues(table) if validator is not None else None
-    ex = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding, extra)
-    batch = Batch(ex.X, ex.labels, ex.keys, ex.ids, tuple(plan.feature_names), ex.embedding)
+    ex = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding, extra,
+                 missing=plan.missing_features)
+    batch = Batch(fill_missing(ex.X, fill), ex.labels, ex.keys, ex.ids, tuple(plan.feature_names), ex.embedding)
     return batch, ex
+
+
+def missing_fill(sample, plan: Plan) -> np.ndarray:
+    """What a missing feature value is judged as: each feature's median over the sample."""
+    return column_medians(sample.X[:, : len(plan.feature_names)])
 
 
 class SampleFn(beam.CombineFn):
@@ -117,6 +125,7 @@ def fit_timed(sample, plan: Plan, config: Config) -> tuple[dict[str, Any], dict[
     progress.stage(f"fitting detectors on {sample.n:,} sample rows")
     d = len(plan.feature_names)
     X, E = (sample.X, None) if plan.embedding is None else (sample.X[:, :d], sample.X[:, d:])
+    X = fill_missing(X, missing_fill(sample, plan))
     batch = Batch(X, sample.labels, sample.keys, sample.ids, tuple(plan.feature_names), E)
     finish_warm_imports()
     one_thread_per_library_call()

@@ -31,7 +31,7 @@ from typing import Any
 import apache_beam as beam
 
 from sanitizer import fs as fs_util
-from sanitizer import lineage_emit
+from sanitizer import guard, lineage_emit
 from sanitizer import provenance as prov
 from sanitizer.config import Config
 from sanitizer.claim import check_identical_inputs
@@ -201,10 +201,11 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
         if failed_expectations:
             validation["blocked_publication"] = config.validation.dataset_failure == "stop"
     blocked = bool(failed_expectations) and config.validation.dataset_failure == "stop"
+    guard_reading = guard.verdict(config.guard, stats)
 
     record = RunRecord(
         run_id=ctx.run_id,
-        status="succeeded" if accounting.holds and not blocked else "failed",
+        status="succeeded" if accounting.holds and not blocked and not guard_reading["tripped"] else "failed",
         started_at=ctx.started_at,
         finished_at=datetime.now(timezone.utc).isoformat(),
         seed=config.seed,
@@ -214,13 +215,15 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
         config=config.to_dict(),
         inputs=inputs,
         columns=Columns(label=plan.label_column, id=plan.id_output, id_generated=plan.id_column is None,
-                        features=[fc.name for fc in plan.features], feature_count=len(plan.feature_names)),
+                        features=[fc.name for fc in plan.features], feature_count=len(plan.feature_names),
+                        ignored=[c.to_dict() for c in plan.ignored], id_inferred=plan.id_inferred),
         warnings=list(ctx.warnings),
         sample=fit.get("sample", {}),
         detectors=fit.get("detectors", {}),
         counts=stats,
         validation=validation,
         decisions=review_provenance(plan.decisions, stats),  # review decisions honoured (--decisions)
+        guard=guard_reading,
         accounting=accounting,
         clean=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in clean],
         quarantine=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in quarantine],
@@ -231,7 +234,7 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
     record.timings.total_s = round(time.time() - ctx.started_wall, 3)
     prov.write_atomic(f"{out}/{prov.PROVENANCE}", record.to_dict())
     _write_report(out, record)
-    failure = _failure(config, accounting, failed_expectations, stats.rows_in, out)
+    failure = _failure(config, accounting, failed_expectations, stats.rows_in, out, guard_reading)
     if failure is not None:
         lineage_emit.record_run(record, out, "FAIL", str(failure), ctx.lineage)  # written and sent
         raise failure
@@ -249,8 +252,11 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
     return path
 
 
-def _failure(config: Config, accounting: Accounting, failed_expectations: list, rows_in: int, out: str):
+def _failure(config: Config, accounting: Accounting, failed_expectations: list, rows_in: int, out: str,
+             guard_reading: dict | None = None):
     """The error that withholds publication, or None."""
+    if accounting.holds and rows_in and guard_reading and guard_reading["tripped"]:
+        return guard.error(guard_reading, out)
     if failed_expectations and config.validation.dataset_failure == "stop":
         named = "; ".join(
             f"{f['expectation']}({f['column'] or 'table'}) on {f['on']}: observed {f['observed']}"

@@ -45,7 +45,7 @@ from typing import Any
 import apache_beam as beam
 
 from sanitizer.beam.publish import Publish, RunContext
-from sanitizer.beam.fit import SampleFn, fit_summary, fit_timed, validate_sample
+from sanitizer.beam.fit import SampleFn, fit_summary, fit_timed, missing_fill, validate_sample
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
@@ -175,9 +175,10 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
     if plan.suite is not None:
         parts["sample_validation"] = sample | "ValidateSample" >> beam.Map(validate_sample, plan)
 
+    fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
     read = p | "Read" >> ReadBatches(plan, count_rows=True)
     scored = read.batches | "Score" >> beam.ParDo(
-        ScoreFn(plan, config), beam.pvalue.AsSingleton(states)
+        ScoreFn(plan, config), beam.pvalue.AsSingleton(states), beam.pvalue.AsSingleton(fill)
     ).with_outputs("quarantine", "stats", main="clean")
     parts["clean_files"] = scored.clean | "WriteClean" >> WriteToParquetBatched(
         layout.shard_base(out, layout.CLEAN_DIR),

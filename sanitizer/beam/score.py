@@ -115,9 +115,9 @@ class ScoreFn(beam.DoFn):
             if pool is not None:
                 pool.shutdown(wait=False)
 
-    def process(self, table: pa.Table, states: dict[str, Any], window=beam.DoFn.WindowParam,
+    def process(self, table: pa.Table, states: dict[str, Any], fill=None, window=beam.DoFn.WindowParam,
                 timestamp=beam.DoFn.TimestampParam):
-        self.pending.append((self.runner_pool.submit(self.score_table, table, states), window, timestamp))
+        self.pending.append((self.runner_pool.submit(self.score_table, table, states, fill), window, timestamp))
         while len(self.pending) > self.MAX_IN_FLIGHT or (self.pending and self.pending[0][0].done()):
             future, _, _ = self.pending.pop(0)
             for out in future.result():
@@ -139,11 +139,12 @@ class ScoreFn(beam.DoFn):
                 else:
                     yield WindowedValue(out, timestamp, [window])
 
-    def score_table(self, table: pa.Table, states: dict[str, Any]) -> list:
+    def score_table(self, table: pa.Table, states: dict[str, Any], fill=None) -> list:
+        """``fill``: the sample's per-feature medians, what missing values are judged as."""
         plan = self.plan
         n = table.num_rows
         t0 = time.perf_counter()
-        batch, ex = to_detector_batch(table, plan, self.validator)
+        batch, ex = to_detector_batch(table, plan, self.validator, fill)
         seconds = {"row_checks": time.perf_counter() - t0}
         results: dict[str, Scores] = {}
         for name, detector in self.detectors.items():

@@ -96,8 +96,17 @@ class BackdoorParams:
     """Principal directions per class searched for a split-off group."""
     min_group: int = 3
     """Fewest carriers that confirm a trigger."""
-    max_group_share: float = 0.75
+    max_group_share: float = 0.5
     """A pattern carried by more of its class than this is the class's own trait, not a trigger."""
+    min_purity: float = 0.75
+    """Of the sample rows carrying a pattern, at least this share must be of the carriers' class: a pattern
+    other classes hold too is a trait of the data, however well it predicts the label."""
+    max_baseline: float = 0.2
+    """A class whose rows carrying nothing are outvoted this often is too entangled with the others for a
+    contradiction to mean anything (a weakly predictable or rare class): nothing is confirmed in it."""
+    min_lift: float = 0.4
+    """Carriers must be contradicted by their neighbours at least this much more often than the class's
+    rows that carry nothing (on weakly predictable or rare classes, many rows are contradicted anyway)."""
     min_effect: float = 2.0
     """How far (robust standard deviations) a group must sit from all other rows on a pattern feature."""
     confirm_margin: float = 0.5
@@ -116,6 +125,9 @@ class BackdoorParams:
         check_number(p + "max_group_share", self.max_group_share, low=0.05, high=1.0)
         check_number(p + "min_effect", self.min_effect, low=0.5, high=100.0)
         check_number(p + "confirm_margin", self.confirm_margin, low=0.0, high=1.0)
+        check_number(p + "min_purity", self.min_purity, low=0.5, high=1.0)
+        check_number(p + "min_lift", self.min_lift, low=0.0, high=1.0)
+        check_number(p + "max_baseline", self.max_baseline, low=0.0, high=1.0)
         check_number(p + "group_confirm_share", self.group_confirm_share, low=0.0, high=1.0)
         check_int(p + "top_neighbours", self.top_neighbours, low=0, high=50)
 
@@ -203,6 +215,7 @@ class BackdoorDetector(Detector):
                     "features": [_name(names, j) for j in t.features[:20]],
                     "carriers_in_sample": t.sample_group,
                     "contradicted_in_sample": t.sample_confirmed,
+                    "non_carriers_contradicted_share": t.baseline,
                 }
                 for t in triggers[:20]
             ],

@@ -146,7 +146,7 @@ def _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_grou
     carriers = np.flatnonzero(carrier & (y == c))
     if len(carriers) < params.min_group or len(carriers) > params.max_group_share * len(rows):
         return None
-    if len(carriers) < 0.5 * carrier.sum():  # the pattern is as common in other classes: not a trigger
+    if len(carriers) < params.min_purity * carrier.sum():  # the pattern occurs in other classes too: a trait
         return None
     ref_rows = ref[~carrier[ref]]
     if len(ref_rows) <= params.neighbours:
@@ -156,6 +156,14 @@ def _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_grou
     margin, _, nb = _vote(ref_X, y[ref], trig, Z[carriers], c, C, params.neighbours)
     contradicted = margin >= params.confirm_margin
     if contradicted.sum() < params.min_group:
+        return None
+    # The same vote with the carriers kept in the reference (each leaves itself out). A trigger's carriers
+    # look like another class outside the pattern, however many of them there are; a natural part of
+    # class c (older patients, larger stones) has class-c neighbours once its own members may vote. And
+    # carriers must be contradicted far more often than class-c rows that carry nothing: on weakly
+    # predictable or rare classes many ordinary rows are contradicted too.
+    among_all, baseline = _inclusive_contradiction(Z, y, c, carriers, carrier, ref, ref_X, trig, C, params)
+    if among_all < 0.5 or among_all < baseline + params.min_lift or baseline > params.max_baseline:
         return None
     if kind != "group":
         if contradicted.mean() < 0.5:
@@ -177,7 +185,28 @@ def _test(Z, y, c, rows, kind, group, feats, ref, params, seed, seen, allow_grou
         shown, _ = _shared_difference(Z[carriers[contradicted]], ref_X[nb[contradicted]])
         trig = dataclasses.replace(trig, features=shown, typical=np.zeros(len(shown)))
     return dataclasses.replace(trig, model=model, sample_group=len(carriers),
-                               sample_confirmed=int(contradicted.sum()))
+                               sample_confirmed=int(contradicted.sum()), baseline=round(float(baseline), 4))
+
+
+BASELINE_ROWS = 500
+
+
+def _inclusive_contradiction(Z, y, c, carriers, carrier, ref, ref_X, trig, C, params) -> tuple[float, float]:
+    """(share of carriers, share of class-c rows carrying nothing) that another label outvotes among their
+    neighbours in the whole reference, outside the pattern's features, each row leaving itself out.
+    A class with too few rows carrying nothing to compare with gives a baseline of 1 (nothing confirms)."""
+    everyone = dataclasses.replace(trig, ref_rows=np.arange(len(ref)))
+    if len(ref) <= params.neighbours + 1:
+        return 0.0, 1.0
+    where = np.full(len(Z), -1)
+    where[ref] = np.arange(len(ref))
+    margin, _, _ = _vote(ref_X, y[ref], everyone, Z[carriers], c, C, params.neighbours, own_rows=where[carriers])
+    among_all = float((margin > 0).mean())
+    pool = np.flatnonzero((y[ref] == c) & ~carrier[ref])[:BASELINE_ROWS]  # positions in the reference
+    if len(pool) < 2 * params.min_group:
+        return among_all, 1.0
+    margin, _, _ = _vote(ref_X, y[ref], everyone, Z[ref[pool]], c, C, params.neighbours, own_rows=pool)
+    return among_all, float((margin > 0).mean())
 
 
 def _shared_difference(Zq, Zn, features=None):

@@ -28,6 +28,7 @@ class Trigger:
     ref_rows: np.ndarray  # reference rows that do not carry the trigger
     sample_group: int  # carriers in the sample
     sample_confirmed: int  # of them, contradicted by their neighbours
+    baseline: float = 0.0  # share of the class's non-carriers the same vote contradicts
 
 
 def _carries(t: Trigger, Z: np.ndarray) -> np.ndarray:
@@ -41,17 +42,24 @@ def _carries(t: Trigger, Z: np.ndarray) -> np.ndarray:
     return (np.abs(values - t.centre) <= t.halfwidth).all(axis=1)
 
 
-def _vote(ref_X, ref_labels, t: Trigger, Zq, c: int, C: int, k: int):
+def _vote(ref_X, ref_labels, t: Trigger, Zq, c: int, C: int, k: int, own_rows: np.ndarray | None = None):
     """Vote margin (most common other label minus own), suggested label and neighbour indices (into the
-    reference) of each query, among reference rows that do not carry the trigger, outside its features."""
+    reference) of each query, among reference rows that do not carry the trigger, outside its features.
+
+    ``own_rows``: where the queries are reference rows themselves, their positions in the reference, so
+    that no query votes for itself (leave-one-out)."""
     import faiss
 
     members = t.ref_rows
-    k = min(k, len(members))
+    k = min(k, len(members) - (own_rows is not None))
     index = faiss.IndexFlatL2(len(t.keep))
     index.add(np.ascontiguousarray(ref_X[members][:, t.keep], dtype=np.float32))
-    _, found = index.search(np.ascontiguousarray(Zq[:, t.keep], dtype=np.float32), k)
+    _, found = index.search(np.ascontiguousarray(Zq[:, t.keep], dtype=np.float32), k + (own_rows is not None))
     nb = members[np.maximum(found, 0)]
+    if own_rows is not None:  # drop each query's own row (or, failing that, its farthest neighbour)
+        self_hit = nb == own_rows[:, None]
+        self_hit[~self_hit.any(axis=1), -1] = True
+        nb = nb[~self_hit].reshape(len(Zq), k)
     labels = ref_labels[nb]
     counts = np.zeros((len(Zq), C))
     np.add.at(counts, (np.repeat(np.arange(len(Zq)), k), labels.ravel()), 1.0)

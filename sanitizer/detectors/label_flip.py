@@ -46,6 +46,20 @@ by the labels of each record's nearest neighbours.
    ``bench/label_flip_quality.py``: it lifts F1 most at 30-40% noise and for
    many-to-one flips.
 
+6. **A bound on false flags.** On weakly predictable labels a classifier is often
+   wrong, and a margin above zero is no evidence of a flip: confident learning
+   alone would flag a share of rows that grows with the model's error. So the
+   out-of-fold probabilities are calibrated on the sample by a noise model,
+   ``P(given = i | x) = sum_t pi_t(x) Q[t, i]``, with ``pi`` the blend sharpened
+   or softened by a temperature and ``Q`` the class-to-class flip rates, fitted
+   together by maximum likelihood (EM). A record is flagged only when the
+   posterior that its label is wrong is at least ``min_posterior`` (0.9):
+   evidence that would rarely arise were its label right. Provenance records
+   the estimated noise rate, the temperature and the expected number of false
+   flags (the sum of ``1 - posterior`` over the flagged sample rows). Where the
+   features barely predict the label, a flip buys the likelihood nothing, ``Q``
+   stays near the identity and nothing is flagged.
+
 Classes with fewer sample rows than ``min_class_rows`` (default: K) cannot be
 cross-fitted and are not judged; provenance lists them. A sample with one class
 skips the detector.
@@ -76,7 +90,9 @@ from sanitizer.detectors.label_flip_calibration import (  # noqa: F401  (importa
     _confident_joint,
     _margin,
     _neighbours,
+    _noise_model,
     _opinions,
+    _posterior_wrong,
     _top_pairs,
     _with_fold_indexes,
 )
@@ -129,6 +145,8 @@ class LabelFlipParams:
     """The neighbour search may use an approximate (inverted-file) index per fold, but only one whose
     neighbour votes match exact search on this share of held-out sample rows at least (measured at fit,
     recorded in provenance); 1.0 keeps the search exact."""
+    min_posterior: float = 0.8
+    """Flag a record only when the calibrated posterior that its label is wrong is at least this (step 6)."""
     confident_margin_min_noise: float = 0.05
     """The floor applies to a class whose share of wrong labels the previous pass estimated at this or more
     (on clean classes it would flag hard but correctly labelled rows: digits, 0.2% -> 1.9% of clean rows)."""
@@ -142,6 +160,7 @@ class LabelFlipParams:
         check_int("detectors.label_flip.top_neighbours", self.top_neighbours, low=0, high=50)
         check_number("detectors.label_flip.search_agreement", self.search_agreement, low=0.5, high=1.0)
         check_int("detectors.label_flip.passes", self.passes, low=1, high=5)
+        check_number("detectors.label_flip.min_posterior", self.min_posterior, low=0.5, high=1.0)
         check_number("detectors.label_flip.confident_margin", self.confident_margin, low=0.0, high=1.0)
         check_number("detectors.label_flip.confident_margin_min_noise", self.confident_margin_min_noise,
                      low=0.0, high=1.0)
@@ -177,6 +196,8 @@ class LabelFlipState:
     weight: float
     class_thresholds: np.ndarray  # (C,) margin threshold per given class
     summary: dict
+    temperature: float = 1.0  # calibrates the blended probabilities (step 6)
+    transitions: np.ndarray | None = None  # (C, C) P(given label | true label), fitted with the temperature
 
 
 class LabelFlipDetector(Detector):
@@ -220,9 +241,9 @@ class LabelFlipDetector(Detector):
         first = _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, np.ones(sample.n, dtype=bool))
         if isinstance(first, Skipped):
             return first
-        state, p, margin, joint, thresholds_t = first
+        state, p, margin, joint, thresholds_t, wrong = first
         passes = 1
-        flagged = margin > state.class_thresholds[y]
+        flagged = margin > state.class_thresholds[y]  # confident learning's flags drive the passes
         first_pass = int(flagged.sum())
         while passes < params.passes and flagged.any():
             # Another pass: models and neighbour reference rebuilt without the rows the last pass flagged,
@@ -231,7 +252,7 @@ class LabelFlipDetector(Detector):
             again = _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, ~flagged, rate)
             if isinstance(again, Skipped):  # leaving the flagged rows out emptied a fold of classes
                 break
-            state, p, margin, joint, thresholds_t = again
+            state, p, margin, joint, thresholds_t, wrong = again
             passes += 1
             now = margin > state.class_thresholds[y]
             if np.array_equal(now, flagged):
@@ -241,7 +262,9 @@ class LabelFlipDetector(Detector):
         weight = state.weight
         R = len(state.ref_X)
         noisy_per_class = joint.sum(axis=1) - np.diag(joint)
-        flagged_in_sample = int((margin > class_thresholds[y]).sum())
+        final = (margin > class_thresholds[y]) & (wrong >= params.min_posterior)
+        flagged_in_sample = int(final.sum())
+        expected_false = float((1.0 - wrong[final]).sum())
         summary = {
             "classes": C,
             "folds": K,
@@ -251,6 +274,13 @@ class LabelFlipDetector(Detector):
             "estimated_label_errors_in_sample": round(float(noisy_per_class.sum()), 1),
             "estimated_noise_rate": round(float(noisy_per_class.sum() / max(sample.n, 1)), 4),
             "flagged_in_sample": flagged_in_sample,
+            "noise_model": {
+                "noise_rate": round(float(1.0 - np.mean(np.diag(state.transitions)[y])), 5),
+                "temperature": round(state.temperature, 3),
+                "min_posterior": params.min_posterior,
+                "expected_false_flags_in_sample": round(expected_false, 2),
+                "expected_false_flag_rate": round(expected_false / max(sample.n, 1), 6),
+            },
             "classes_not_judged": [str(classes[i]) for i in np.flatnonzero(~judged)][:50],
             "noise_by_class_pair": _top_pairs(joint, counts, classes),
             "per_class_confidence_threshold": {
@@ -304,8 +334,9 @@ class LabelFlipDetector(Detector):
         yy = np.maximum(y, 0)
         margin = np.where(judged, _margin(p, yy), np.nan)
         thresholds = np.where(judged, state.class_thresholds[yy], np.nan)
+        wrong = _posterior_wrong(p, yy, state.temperature, state.transitions)
         with np.errstate(invalid="ignore"):
-            flagged = judged & (margin > thresholds)
+            flagged = judged & (margin > thresholds) & (wrong >= state.params.min_posterior)
         evidence = {}
         for i in np.flatnonzero(flagged):
             given = int(y[i])
@@ -317,6 +348,7 @@ class LabelFlipDetector(Detector):
                 "given_label": state.classes[given],
                 "suggested_label": state.classes[suggested],
                 "p_given": round(float(p[i, given]), 4),
+                "p_label_wrong": round(float(wrong[i]), 4),
                 "p_suggested": round(float(p[i, suggested]), 4),
                 "model_p_given": round(float(p_model[i, given]), 4),
                 "model_p_suggested": round(float(p_model[i, suggested]), 4),
@@ -398,8 +430,11 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
         below = ranked[k] if k < len(ranked) else -1.0
         class_thresholds[i] = max(0.5 * (ranked[k - 1] + below), 0.0)
     class_thresholds = np.where(judged, class_thresholds, np.inf)
-    state = _replace(state, weight=float(weight), class_thresholds=class_thresholds)
-    return state, p, margin, joint, thresholds_t
+    temperature, transitions = _noise_model(p, y, np.flatnonzero(judged[y]))
+    wrong = _posterior_wrong(p, y, temperature, transitions)
+    state = _replace(state, weight=float(weight), class_thresholds=class_thresholds, temperature=temperature,
+                     transitions=transitions)
+    return state, p, margin, joint, thresholds_t, wrong
 
 
 def _replace(state, **changes):

@@ -141,3 +141,67 @@ def _top_pairs(joint: np.ndarray, counts: np.ndarray, classes: np.ndarray, most:
             }
         )
     return out
+
+
+TEMPERATURES = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
+EM_ROUNDS = 60
+
+
+def _tempered(p: np.ndarray, temperature: float) -> np.ndarray:
+    """Class probabilities sharpened (T < 1) or softened (T > 1): p^(1/T), renormalised."""
+    logp = np.log(np.clip(p, 1e-12, 1.0)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    q = np.exp(logp)
+    return q / q.sum(axis=1, keepdims=True)
+
+
+def _transitions(pi: np.ndarray, y: np.ndarray, C: int) -> tuple[np.ndarray, float]:
+    """(Q, log-likelihood): Q[t, i] = P(given label i | true label t), fitted by EM so that
+    P(given = i | x) = sum_t pi_t(x) Q[t, i] best explains the given labels."""
+    n = len(y)
+    Q = np.full((C, C), 0.02 / max(C - 1, 1))
+    np.fill_diagonal(Q, 0.98)
+    ll = -np.inf
+    for _ in range(EM_ROUNDS):
+        joint = pi * Q[:, y].T  # (n, C): pi_t(x) Q[t, given]
+        total = np.maximum(joint.sum(axis=1), 1e-300)
+        new_ll = float(np.log(total).sum())
+        r = joint / total[:, None]  # P(true = t | x, given)
+        counts = np.zeros((C, C))
+        np.add.at(counts.T, y, r)  # counts[t, i] = sum over rows given i of r_t
+        Q = (counts + 1e-3 * np.eye(C)) / (counts.sum(axis=1, keepdims=True) + 1e-3)
+        if new_ll - ll < 1e-6 * n:
+            ll = new_ll
+            break
+        ll = new_ll
+    return Q, ll
+
+
+def _noise_model(p: np.ndarray, y: np.ndarray, rows: np.ndarray):
+    """(temperature, Q) maximising the likelihood of the given labels of ``rows`` under
+
+        P(given = i | x) = sum_t pi_t(x) Q[t, i],   pi = the blend tempered,
+
+    labels that follow the data up to class-to-class flips at the rates in Q (estimated, not assumed:
+    random, pairwise and many-to-one flips alike). The temperature calibrates the out-of-fold
+    probabilities; a wrong label the data makes improbable is absorbed by Q, not by softening every
+    probability. Where the features barely predict the label, Q stays near the identity."""
+    C = p.shape[1]
+    if len(rows) == 0 or C < 2:
+        return 1.0, np.eye(C)
+    best = (1.0, np.eye(C), -np.inf)
+    for t in TEMPERATURES:
+        Q, ll = _transitions(_tempered(p[rows], t), y[rows], C)
+        if ll > best[2] + 1e-9:
+            best = (float(t), Q, ll)
+    return best[0], best[1]
+
+
+def _posterior_wrong(p: np.ndarray, y: np.ndarray, temperature: float, Q: np.ndarray) -> np.ndarray:
+    """P(the given label is wrong | x, given label) under the noise model of :func:`_noise_model`."""
+    if len(y) == 0:
+        return np.zeros(0)
+    pi = _tempered(p, temperature)
+    joint = pi * Q[:, y].T
+    total = np.maximum(joint.sum(axis=1), 1e-300)
+    return 1.0 - joint[np.arange(len(y)), y] / total

@@ -28,7 +28,7 @@ import yaml
 from sanitizer.config import build_config
 from sanitizer.detectors.label_flip import ALLOWED_CLASSIFIERS, make_classifier
 from sanitizer.errors import ConfigError
-from tests.conftest import load_json, run_cli, synthetic_rows
+from conftest import load_json, run_cli, synthetic_rows
 
 KEY = "detectors.label_flip.classifier"
 OPT_IN_FIX = "allow_custom_classifier: true"

@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import load_json, read_dir, write_rows
-from tests.conftest import sanitize_quiet as sanitize
+from conftest import load_json, read_dir, write_rows
+from conftest import sanitize_quiet as sanitize
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 240

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from sanitizer import provenance as prov
 from sanitizer.training import ManifestError, load_manifest
-from tests.conftest import digit_ids, load_json, read_dir, run_cli, write_digits_parquet
+from conftest import digit_ids, load_json, read_dir, run_cli, write_digits_parquet
 
 
 def _load_train_example():

@@ -27,8 +27,8 @@ import pytest
 
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.sources import discover
-from tests.conftest import load_json, read_dir, run_cli, write_rows
-from tests.conftest import sanitize_quiet as sanitize
+from conftest import load_json, read_dir, run_cli, write_rows
+from conftest import sanitize_quiet as sanitize
 
 N = 240
 

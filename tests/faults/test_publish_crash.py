@@ -29,7 +29,7 @@ import pytest
 
 from sanitizer import review as rv
 from sanitizer.training import ManifestError, load_manifest
-from tests.conftest import load_json, run_cli, sanitize_script, synthetic_rows
+from conftest import load_json, run_cli, sanitize_script, synthetic_rows
 
 CONFIG = "detectors:\n  label_flip: {enabled: false}\n  feature_collision: {enabled: false}\n"
 OUTLIERS = (5, 7, 9)

@@ -29,7 +29,7 @@ import pytest
 from apache_beam.io.localfilesystem import LocalFileSystem
 
 from sanitizer import review as rv
-from tests.conftest import load_json, read_dir, run_cli, synthetic_rows
+from conftest import load_json, read_dir, run_cli, synthetic_rows
 
 CONFIG = "detectors:\n  label_flip: {enabled: false}\n  feature_collision: {enabled: false}\n"
 OUTLIERS = (5, 7, 9, 11)  # planted far from every class centre

@@ -26,7 +26,7 @@ import pytest
 
 from sanitizer.detectors import REGISTRY
 from sanitizer.records import FeatureColumn, extract
-from tests.conftest import detector_batch, load_json, read_dir, reasons_of, run_cli, synthetic_rows
+from conftest import detector_batch, load_json, read_dir, reasons_of, run_cli, synthetic_rows
 
 RID = "rid"
 FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -1,0 +1,98 @@
+"""Which input columns the detectors judge, and why every other column is left out.
+
+Every input column ends up in exactly one place: the label, the record id, a feature, the
+embedding, or the ignored list with a reason a user can read (``IgnoredColumn``). Nothing is
+dropped silently; the run records the list in provenance, prints it in its summary and shows it
+in the report.
+
+Columns inferred as *id-like* are never features by default: a row counter (an integer column
+that mostly counts up by one, as ``rownames`` or a pandas index written out does), a column named
+like a key (``index``, ``Unnamed: 0``, ``row_id``, ``subject_id``, ``Individual ID``), or a text
+column whose every value is distinct. A row counter predicts the label of any data set stored
+sorted by class, so judging it would quarantine whole classes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ID_NAME = re.compile(
+    r"^(rownames?|row[ _.]?names?|index|idx|unnamed: ?\d+|row[ _.]?(id|num|number|no|index)|id|uuid|key)$"
+    r"|(^|[ _.-])(id|uuid)$",
+    re.IGNORECASE,
+)
+"""Column names that say "this is a key": whole names (``index``, ``Unnamed: 0``) or an ``id`` word at the end."""
+COUNTER_SHARE = 0.95
+"""An integer column whose consecutive values step up by exactly one this often is a row counter."""
+MIN_ROWS = 20
+"""Fewer rows than this in the first batch say nothing about counters, keys or constants."""
+
+
+@dataclass(frozen=True)
+class IgnoredColumn:
+    """An input column the detectors do not judge: ``reason`` is a short code, ``detail`` the words."""
+
+    name: str
+    reason: str  # "id-like", "constant", "text", "date", "unsupported-type", "empty", "not-selected"
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "reason": self.reason, "detail": self.detail}
+
+
+def id_like(name: str, type_: pa.DataType, column: pa.Array | None) -> str | None:
+    """Why ``name`` looks like a record id or row counter, or None. ``column``: the first rows."""
+    integer = pa.types.is_integer(type_)
+    text = pa.types.is_string(type_) or pa.types.is_large_string(type_)
+    if not (integer or text):
+        return None
+    if ID_NAME.search(name.strip()):
+        return "named like a key"
+    if column is None or len(column) < MIN_ROWS:
+        return None
+    if integer:
+        values = column.to_numpy(zero_copy_only=False)
+        if column.null_count or len(values) < 2:
+            return None
+        steps = np.diff(values.astype(np.int64))
+        if (steps == 1).mean() >= COUNTER_SHARE:
+            return "a row counter (counts up by one)"
+        return None
+    if column.null_count == 0 and pc.count_distinct(column).as_py() == len(column):
+        return "every value distinct (a key or free text)"
+    return None
+
+
+def constant(column: pa.Array | None) -> bool:
+    """One distinct value, nulls aside, over at least MIN_ROWS rows."""
+    if column is None or len(column) < MIN_ROWS:
+        return False
+    present = column.drop_null()
+    if len(present) < MIN_ROWS:
+        return False
+    if pa.types.is_floating(present.type):
+        values = present.to_numpy(zero_copy_only=False)
+        values = values[np.isfinite(values)]
+        return len(values) >= MIN_ROWS and bool(np.all(values == values[0]))
+    return pc.count_distinct(present).as_py() == 1
+
+
+def unsupported(name: str, type_: pa.DataType) -> IgnoredColumn:
+    """The ignored entry for a column whose type no detector reads yet."""
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or pa.types.is_dictionary(type_):
+        return IgnoredColumn(name, "text", "text or categorical values; this release judges numeric columns only")
+    if pa.types.is_temporal(type_):
+        return IgnoredColumn(name, "date", f"dates and times ({type_}); this release judges numeric columns only")
+    if pa.types.is_null(type_):
+        return IgnoredColumn(name, "empty", "no values in the first rows")
+    return IgnoredColumn(name, "unsupported-type", f"type {type_}: not a number or a fixed-size list of numbers")
+
+
+def unique_over(values: pa.ChunkedArray) -> bool:
+    """No nulls and no repeats in the whole column."""
+    return values.null_count == 0 and pc.count_distinct(values).as_py() == len(values)
