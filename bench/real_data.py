@@ -171,11 +171,15 @@ def peer_features(df: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray]
     numeric = X.select_dtypes(include=["number", "bool"]).astype(float)
     categorical = X.select_dtypes(exclude=["number", "bool"])
     keep = [c for c in categorical if categorical[c].nunique() <= 50]  # ids, names and free text are not features
-    onehot = pd.get_dummies(categorical[keep].astype("string"), dummy_na=False, dtype=float)
-    full = pd.concat([numeric, onehot], axis=1).to_numpy(dtype=float)
+    parts = [numeric]
+    if keep:
+        parts.append(pd.get_dummies(categorical[keep].astype("string"), dummy_na=False, dtype=float))
+    full = pd.concat(parts, axis=1).to_numpy(dtype=float)
     num = numeric.to_numpy(dtype=float)
     if num.shape[1]:
-        med = np.nanmedian(num, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an all-missing column has no median: it becomes 0
+            med = np.nan_to_num(np.nanmedian(num, axis=0))
         num = np.where(np.isnan(num), med, num)
         sd = num.std(axis=0)
         num = (num - num.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
@@ -259,9 +263,10 @@ def plant(df: pd.DataFrame, label: str, columns: list[str], rng: np.random.Gener
         df.loc[df.index[flips], label] = new_labels
         df[label] = df[label].astype(original.dtype)
     planted_cols = []
+    largest = {c: float(np.nanmax(np.abs(df[c].to_numpy(dtype=float)))) for c in columns}  # before planting
     for pos in absurd:
         col = columns[int(rng.integers(len(columns)))]
-        big = np.nanmax(np.abs(df[col].to_numpy(dtype=float)))
+        big = largest[col]
         if pd.api.types.is_integer_dtype(df[col]):
             df[col] = df[col].astype("float64")
         df.loc[df.index[pos], col] = ABSURD_FACTOR * big

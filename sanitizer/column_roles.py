@@ -30,7 +30,7 @@ ID_NAME = re.compile(
 COUNTER_SHARE = 0.95
 """An integer column whose consecutive values step up by exactly one this often is a row counter."""
 MIN_ROWS = 20
-"""Fewer rows than this in the first batch say nothing about counters, keys or constants."""
+"""Fewer rows than this in the first batch say nothing about counters or keys."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class IgnoredColumn:
     """An input column the detectors do not judge: ``reason`` is a short code, ``detail`` the words."""
 
     name: str
-    reason: str  # "id-like", "constant", "text", "date", "unsupported-type", "empty", "not-selected"
+    reason: str  # "id-like", "text", "date", "unsupported-type", "empty", "not-selected"
     detail: str
 
     def to_dict(self) -> dict[str, str]:
@@ -66,20 +66,6 @@ def id_like(name: str, type_: pa.DataType, column: pa.Array | None) -> str | Non
     if column.null_count == 0 and pc.count_distinct(column).as_py() == len(column):
         return "every value distinct (a key or free text)"
     return None
-
-
-def constant(column: pa.Array | None) -> bool:
-    """One distinct value, nulls aside, over at least MIN_ROWS rows."""
-    if column is None or len(column) < MIN_ROWS:
-        return False
-    present = column.drop_null()
-    if len(present) < MIN_ROWS:
-        return False
-    if pa.types.is_floating(present.type):
-        values = present.to_numpy(zero_copy_only=False)
-        values = values[np.isfinite(values)]
-        return len(values) >= MIN_ROWS and bool(np.all(values == values[0]))
-    return pc.count_distinct(present).as_py() == 1
 
 
 def unsupported(name: str, type_: pa.DataType) -> IgnoredColumn:

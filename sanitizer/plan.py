@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sanitizer.column_roles import IgnoredColumn, constant, id_like, unique_over, unsupported
+from sanitizer.column_roles import IgnoredColumn, id_like, unique_over, unsupported
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
@@ -401,9 +401,6 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
             ignored.append(IgnoredColumn(f.name, "id-like", why))
             continue
         if _is_numeric(f.type):
-            if constant(column) and not pa.types.is_boolean(f.type):
-                ignored.append(IgnoredColumn(f.name, "constant", "one value in every row read at planning"))
-                continue
             features.append(FeatureColumn(f.name, 1))
             continue
         width = _list_width(f.type, f.name, first_batch)

@@ -78,8 +78,11 @@ def class_indices(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
 @dataclass(frozen=True)
 class DistanceCalibration:
     """A score -> -log exceedance probability (nats), from the sample's out-of-fold scores: an
-    exponential tail through their median and 90th percentile (a few percent of poison moves neither).
-    Used for the outlier detector's k-NN distances and feature_collision's class margins."""
+    exponential tail through their median and 90th percentile (a few percent of poison moves neither),
+    never steeper than the line from the 90th to the 99th percentile: real data's scores often have a
+    heavy upper tail (and many ties at the bottom), and a tail fitted to the middle alone would call its
+    natural last percent improbable. Used for the outlier detector's k-NN distances and
+    feature_collision's class margins."""
 
     median: float
     q90: float
@@ -90,8 +93,8 @@ class DistanceCalibration:
         values = distances[np.isfinite(distances)]
         if len(values) == 0:
             return DistanceCalibration(0.0, 0.0, 1.0)
-        median, q90 = (float(v) for v in np.quantile(values, [0.5, 0.9]))
-        beta = (q90 - median) / np.log(5.0)
+        median, q90, q99 = (float(v) for v in np.quantile(values, [0.5, 0.9, 0.99]))
+        beta = max((q90 - median) / np.log(5.0), (q99 - q90) / np.log(10.0))
         if not beta > 1e-12:
             beta = max(float(np.std(values)), 1e-12)
         return DistanceCalibration(median, q90, float(beta))

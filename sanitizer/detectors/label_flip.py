@@ -145,7 +145,7 @@ class LabelFlipParams:
     """The neighbour search may use an approximate (inverted-file) index per fold, but only one whose
     neighbour votes match exact search on this share of held-out sample rows at least (measured at fit,
     recorded in provenance); 1.0 keeps the search exact."""
-    min_posterior: float = 0.8
+    min_posterior: float = 0.7
     """Flag a record only when the calibrated posterior that its label is wrong is at least this (step 6)."""
     confident_margin_min_noise: float = 0.05
     """The floor applies to a class whose share of wrong labels the previous pass estimated at this or more
@@ -243,7 +243,7 @@ class LabelFlipDetector(Detector):
             return first
         state, p, margin, joint, thresholds_t, wrong = first
         passes = 1
-        flagged = margin > state.class_thresholds[y]  # confident learning's flags drive the passes
+        flagged = (margin > state.class_thresholds[y]) & (wrong >= params.min_posterior)
         first_pass = int(flagged.sum())
         while passes < params.passes and flagged.any():
             # Another pass: models and neighbour reference rebuilt without the rows the last pass flagged,
@@ -254,7 +254,7 @@ class LabelFlipDetector(Detector):
                 break
             state, p, margin, joint, thresholds_t, wrong = again
             passes += 1
-            now = margin > state.class_thresholds[y]
+            now = (margin > state.class_thresholds[y]) & (wrong >= params.min_posterior)
             if np.array_equal(now, flagged):
                 break
             flagged = now

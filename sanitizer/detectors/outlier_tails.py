@@ -130,7 +130,8 @@ class TailReference:
     upper_beta: np.ndarray  # (d,) its scale
     lower_start: np.ndarray  # (d,)
     lower_beta: np.ndarray  # (d,)
-    tail_nats: float  # -log of the two-sided probability at the start of either exponential tail
+    upper_nats: np.ndarray  # (d,) -log of the two-sided probability where the upper exponential tail starts
+    lower_nats: np.ndarray  # (d,) ... and where the lower one starts
     sd: np.ndarray  # (d,) spread of the reference (std; a quantile estimate for class references)
 
     @staticmethod
@@ -141,7 +142,7 @@ class TailReference:
         n, d = X.shape
         full = np.sort(X, axis=0)
         m = int(min(max(5, np.ceil(tail_fraction * n)), n - 1))
-        upper_start, lower_start = full[n - 1 - m], full[m]
+        upper_start, lower_start = full[n - 1 - m].copy(), full[m].copy()
         # The scale is the mean excess over the tail's start of the TRIMMED tail (its most extreme
         # TRIM share left out, rescaled to be exact for an exponential): the plain mean would let a
         # few planted extremes in the sample stretch the very tail that should expose them.
@@ -155,6 +156,34 @@ class TailReference:
             sd = (full[int(0.84 * (n - 1))] - full[int(0.16 * (n - 1))]) / 2.0  # quantile spread: no second pass
             least = np.maximum(np.maximum(0.05 * sd, floor), 1e-6 * np.maximum(np.abs(median), 1.0))
         upper_beta, lower_beta = np.maximum(upper_beta, least), np.maximum(lower_beta, least)
+        tail_nats = float(np.log(n / m) - np.log(2.0))
+        upper_nats, lower_nats = np.full(d, tail_nats), np.full(d, tail_nats)
+        # A discrete column (counts, codes, booleans: few distinct values) has no tail to extrapolate inside
+        # its observed run of values: a value the reference holds within that run is as probable as its share
+        # says (a 10% minority value is not an outlier, nor a count of 2 where most rows hold 0). The
+        # exponential starts where the run ends - the last value reached from the body in steps of at most
+        # GAP_STEPS times the column's smallest step - and each step past it costs two nats, so a value far
+        # past the rest (10 in a 0/1 column, 10x the largest count) scores as far out as it is, even when
+        # the reference holds a few such values itself.
+        for j in np.flatnonzero(_discrete(full)):
+            values, counts = np.unique(full[:, j], return_counts=True)
+            if len(values) < 2:
+                continue
+            gaps = np.diff(values)
+            step = float(gaps.min())
+            within = gaps <= GAP_STEPS * step
+            top = int(np.searchsorted(values, upper_start[j]))
+            while top + 1 < len(values) and within[top]:
+                top += 1
+            bottom = int(np.searchsorted(values, lower_start[j]))
+            while bottom > 0 and within[bottom - 1]:
+                bottom -= 1
+            above = counts[top:].sum()
+            below = counts[: bottom + 1].sum()
+            upper_start[j], lower_start[j] = values[top], values[bottom]
+            upper_nats[j] = -np.log(min(2.0 * (above + 1.0) / (n + 1.0), 1.0))
+            lower_nats[j] = -np.log(min(2.0 * (below + 1.0) / (n + 1.0), 1.0))
+            upper_beta[j] = lower_beta[j] = 0.5 * step  # each unseen step past the run costs two nats
         srt = full
         if n > grid_size:
             srt = full[((np.arange(grid_size) + 0.5) * n / grid_size).astype(np.int64)]
@@ -182,18 +211,29 @@ class TailReference:
         q = full[np.clip(np.round(np.array([0.01, 0.99]) * (n - 1)).astype(int), 0, None)]
         return TailReference(
             StepTable.build(breaks, tables), q[0], q[1], upper_start, upper_beta, lower_start, lower_beta,
-            float(np.log(n / m) - np.log(2.0)), sd,
+            upper_nats, lower_nats, sd,
         )
 
     def neglogp(self, X: np.ndarray) -> np.ndarray:
         """(n, d) of two-sided -log p per feature, capped at MAX_NATS."""
         out = self.steps.lookup(X)
-        with np.errstate(over="ignore", invalid="ignore"):
-            up = (X - self.upper_start) / self.upper_beta
-            down = (self.lower_start - X) / self.lower_beta
-        beyond = np.maximum(up, down)
-        np.maximum(out, self.tail_nats + beyond, out=out)
+        with np.errstate(over="ignore", invalid="ignore"):  # only past a tail's start (inside: the empirical p)
+            up = np.where(X > self.upper_start, self.upper_nats + (X - self.upper_start) / self.upper_beta, 0.0)
+            down = np.where(X < self.lower_start, self.lower_nats + (self.lower_start - X) / self.lower_beta, 0.0)
+        np.maximum(out, np.maximum(up, down), out=out)
         return np.minimum(out, MAX_NATS, out=out)
+
+
+DISCRETE_VALUES = 32
+GAP_STEPS = 4.0
+"""A discrete column's observed run of values continues across gaps of at most this many usual steps."""
+"""A reference column with at most this many distinct values is discrete (see TailReference.build)."""
+
+
+def _discrete(sorted_columns: np.ndarray) -> np.ndarray:
+    """(d,) bool: columns (sorted, as rows x features) with at most DISCRETE_VALUES distinct values."""
+    changes = (sorted_columns[1:] != sorted_columns[:-1]).sum(axis=0)
+    return changes + 1 <= DISCRETE_VALUES
 
 
 TRIM = 0.05
