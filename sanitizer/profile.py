@@ -8,9 +8,10 @@ and each expectation is profiled on what ``sanitize run`` checks it on:
   range, the label set) and the totals (row-count bounds: half to twice the rows seen;
   class-share bounds, in ``meta.sanitizer.class_shares``) come from running tallies over
   every row, so the data profiled passes them;
-* distribution rules (column mean and spread), which a run checks on its bounded sample,
-  come from a seeded uniform sample of at most ``rows`` rows (default: ``sample.size``,
-  100,000), the only rows held in memory. ``meta.sanitizer.sample`` records its size.
+* distribution rules (column mean and spread), which a run checks on its bounded sample and
+  on its clean output, come from a seeded uniform sample of at most ``rows`` rows (default: ``sample.size``,
+  100,000), the only rows held in memory, and are wide enough to hold both with and without the
+  sample's far values, which the detectors may take out. ``meta.sanitizer.sample`` records its size.
 
 For input up to ``rows`` rows the sample is the whole input.
 """
@@ -89,6 +90,19 @@ class _Column:
                 self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
 
 
+FAR_IQRS = 5.0
+
+
+def _without_far_values(values: np.ndarray) -> np.ndarray:
+    """The values within FAR_IQRS interquartile ranges of the median (all of them when the IQR is 0)."""
+    q1, median, q3 = np.quantile(values, [0.25, 0.5, 0.75])
+    width = q3 - q1
+    if not width > 0:
+        return values
+    near = values[np.abs(values - median) <= FAR_IQRS * width]
+    return near if len(near) else values
+
+
 def profile(config, output: str, margin: float = 0.1, rows: int | None = None) -> dict[str, Any]:
     """Infer a suite from data a team trusts; write it to ``output`` (path or URI) and return it.
 
@@ -141,11 +155,17 @@ def profile(config, output: str, margin: float = 0.1, rows: int | None = None) -
         values = values[np.isfinite(values)]
         if len(values) == 0:
             continue
+        # The run checks these on its clean output too, after the detectors took the outliers out: the
+        # bounds hold for the data with and without its far values (farther than FAR_IQRS interquartile
+        # ranges from the median), so profiling data and sanitizing it never contradict each other.
         mean, std = float(values.mean()), float(values.std())
+        near = _without_far_values(values)
+        low_mean, high_mean = min(mean, float(near.mean())), max(mean, float(near.mean()))
+        low_std, high_std = min(std, float(near.std())), max(std, float(near.std()))
         add("expect_column_mean_to_be_between", column=name,
-            min_value=mean - 0.2 * std - 1e-9, max_value=mean + 0.2 * std + 1e-9)
-        if std > 0:
-            add("expect_column_stdev_to_be_between", column=name, min_value=0.7 * std, max_value=1.4 * std)
+            min_value=low_mean - 0.2 * high_std - 1e-9, max_value=high_mean + 0.2 * high_std + 1e-9)
+        if high_std > 0:
+            add("expect_column_stdev_to_be_between", column=name, min_value=0.7 * low_std, max_value=1.4 * high_std)
     add("expect_column_values_to_be_in_set", column=label, value_set=sorted(label_values, key=str))
     add("expect_table_row_count_to_be_between", min_value=int(n // 2), max_value=int(2 * n))
     labelled = sum(class_rows.values())

@@ -75,26 +75,36 @@ def class_indices(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
 
 # --------------------------------------------------------------------------- calibrating scores
 
+UPPER_QUANTILE = 0.99
+"""The tail's second anchor: high enough to see a heavy natural tail, low enough that a few percent of
+poison (which sits above it) does not set the slope that should expose it."""
+
+
 @dataclass(frozen=True)
 class DistanceCalibration:
     """A score -> -log exceedance probability (nats), from the sample's out-of-fold scores: an
-    exponential tail through their median and 90th percentile (a few percent of poison moves neither),
-    never steeper than the line from the 90th to the 99th percentile: real data's scores often have a
-    heavy upper tail (and many ties at the bottom), and a tail fitted to the middle alone would call its
-    natural last percent improbable. Used for the outlier detector's k-NN distances and
-    feature_collision's class margins."""
+    exponential tail through their median and 90th percentile (a few percent of poison moves neither).
+    With ``heavy_tail`` it is never steeper than the line from the 90th to the UPPER_QUANTILE percentile:
+    scores in a space learnt on the sample from real tables (the built-in embedding) often have a heavy
+    upper tail and many ties at the bottom, and a tail fitted to the middle alone would call their natural
+    last percent improbable. Used for the outlier detector's k-NN distances and feature_collision's class
+    margins."""
 
     median: float
     q90: float
     beta: float
 
     @staticmethod
-    def of(distances: np.ndarray) -> "DistanceCalibration":
+    def of(distances: np.ndarray, heavy_tail: bool = False) -> "DistanceCalibration":
+        """``heavy_tail``: the slope also explains the UPPER_QUANTILE (for scores whose natural upper tail is
+        heavier than the middle suggests; see the class docstring)."""
         values = distances[np.isfinite(distances)]
         if len(values) == 0:
             return DistanceCalibration(0.0, 0.0, 1.0)
-        median, q90, q99 = (float(v) for v in np.quantile(values, [0.5, 0.9, 0.99]))
-        beta = max((q90 - median) / np.log(5.0), (q99 - q90) / np.log(10.0))
+        median, q90, upper = (float(v) for v in np.quantile(values, [0.5, 0.9, UPPER_QUANTILE]))
+        beta = (q90 - median) / np.log(5.0)
+        if heavy_tail:
+            beta = max(beta, (upper - q90) / np.log(0.1 / (1.0 - UPPER_QUANTILE)))
         if not beta > 1e-12:
             beta = max(float(np.std(values)), 1e-12)
         return DistanceCalibration(median, q90, float(beta))

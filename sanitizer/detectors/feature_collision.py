@@ -245,10 +245,13 @@ class FeatureCollisionDetector(Detector):
             labels_all.append(y[rows])
         y_all = np.concatenate(labels_all)
 
+        builtin = len(parts) > 1  # the cross-fitted built-in embedding, not the victim's own space
+
         def calibrate(values: np.ndarray) -> tuple[DistanceCalibration, ...]:
-            overall = DistanceCalibration.of(values)
+            overall = DistanceCalibration.of(values, heavy_tail=builtin)
             return tuple(
-                DistanceCalibration.of(values[y_all == c]) if class_size[c] >= MIN_CLASS_ROWS else overall
+                DistanceCalibration.of(values[y_all == c], heavy_tail=builtin) if class_size[c] >= MIN_CLASS_ROWS
+                else overall
                 for c in range(C)
             )
 

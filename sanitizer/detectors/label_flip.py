@@ -52,13 +52,16 @@ by the labels of each record's nearest neighbours.
    out-of-fold probabilities are calibrated on the sample by a noise model,
    ``P(given = i | x) = sum_t pi_t(x) Q[t, i]``, with ``pi`` the blend sharpened
    or softened by a temperature and ``Q`` the class-to-class flip rates, fitted
-   together by maximum likelihood (EM). A record is flagged only when the
-   posterior that its label is wrong is at least ``min_posterior`` (0.9):
-   evidence that would rarely arise were its label right. Provenance records
-   the estimated noise rate, the temperature and the expected number of false
-   flags (the sum of ``1 - posterior`` over the flagged sample rows). Where the
-   features barely predict the label, a flip buys the likelihood nothing, ``Q``
-   stays near the identity and nothing is flagged.
+   together by maximum likelihood (EM) from a prior of 2% wrong labels per
+   class. A record is flagged only when, beside its margin passing its class's
+   threshold, the posterior that its label is wrong is at least
+   ``min_posterior`` (0.7): evidence that would rarely arise were its label
+   right. A row below that bar gets the threshold 1, the margin's maximum.
+   Provenance records the estimated noise rate, the temperature and the
+   expected number of false flags (the sum of ``1 - posterior`` over the
+   flagged sample rows). Where the features barely predict the label, a flip
+   buys the likelihood nothing, ``Q`` stays near the identity and few or no
+   rows are flagged: the count no longer grows with the model's error.
 
 Classes with fewer sample rows than ``min_class_rows`` (default: K) cannot be
 cross-fitted and are not judged; provenance lists them. A sample with one class
@@ -160,8 +163,8 @@ class LabelFlipParams:
         check_int("detectors.label_flip.top_neighbours", self.top_neighbours, low=0, high=50)
         check_number("detectors.label_flip.search_agreement", self.search_agreement, low=0.5, high=1.0)
         check_int("detectors.label_flip.passes", self.passes, low=1, high=5)
-        check_number("detectors.label_flip.min_posterior", self.min_posterior, low=0.5, high=1.0)
         check_number("detectors.label_flip.confident_margin", self.confident_margin, low=0.0, high=1.0)
+        check_number("detectors.label_flip.min_posterior", self.min_posterior, low=0.0, high=1.0)
         check_number("detectors.label_flip.confident_margin_min_noise", self.confident_margin_min_noise,
                      low=0.0, high=1.0)
         if self.weight != "auto":
@@ -243,7 +246,7 @@ class LabelFlipDetector(Detector):
             return first
         state, p, margin, joint, thresholds_t, wrong = first
         passes = 1
-        flagged = (margin > state.class_thresholds[y]) & (wrong >= params.min_posterior)
+        flagged = margin > _row_thresholds(state.class_thresholds[y], wrong, params)
         first_pass = int(flagged.sum())
         while passes < params.passes and flagged.any():
             # Another pass: models and neighbour reference rebuilt without the rows the last pass flagged,
@@ -254,7 +257,7 @@ class LabelFlipDetector(Detector):
                 break
             state, p, margin, joint, thresholds_t, wrong = again
             passes += 1
-            now = (margin > state.class_thresholds[y]) & (wrong >= params.min_posterior)
+            now = margin > _row_thresholds(state.class_thresholds[y], wrong, params)
             if np.array_equal(now, flagged):
                 break
             flagged = now
@@ -262,7 +265,7 @@ class LabelFlipDetector(Detector):
         weight = state.weight
         R = len(state.ref_X)
         noisy_per_class = joint.sum(axis=1) - np.diag(joint)
-        final = (margin > class_thresholds[y]) & (wrong >= params.min_posterior)
+        final = margin > _row_thresholds(class_thresholds[y], wrong, params)
         flagged_in_sample = int(final.sum())
         expected_false = float((1.0 - wrong[final]).sum())
         summary = {
@@ -275,7 +278,8 @@ class LabelFlipDetector(Detector):
             "estimated_noise_rate": round(float(noisy_per_class.sum() / max(sample.n, 1)), 4),
             "flagged_in_sample": flagged_in_sample,
             "noise_model": {
-                "noise_rate": round(float(1.0 - np.mean(np.diag(state.transitions)[y])), 5),
+                "noise_rate": (None if state.transitions is None
+                               else round(float(1.0 - np.mean(np.diag(state.transitions)[y])), 5)),
                 "temperature": round(state.temperature, 3),
                 "min_posterior": params.min_posterior,
                 "expected_false_flags_in_sample": round(expected_false, 2),
@@ -333,10 +337,10 @@ class LabelFlipDetector(Detector):
         p = state.weight * p_model + (1.0 - state.weight) * p_knn
         yy = np.maximum(y, 0)
         margin = np.where(judged, _margin(p, yy), np.nan)
-        thresholds = np.where(judged, state.class_thresholds[yy], np.nan)
         wrong = _posterior_wrong(p, yy, state.temperature, state.transitions)
+        thresholds = np.where(judged, _row_thresholds(state.class_thresholds[yy], wrong, state.params), np.nan)
         with np.errstate(invalid="ignore"):
-            flagged = judged & (margin > thresholds) & (wrong >= state.params.min_posterior)
+            flagged = judged & (margin > thresholds)
         evidence = {}
         for i in np.flatnonzero(flagged):
             given = int(y[i])
@@ -414,6 +418,8 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
     joint, thresholds_t = _confident_joint(p, y, C)
     noisy_per_class = joint.sum(axis=1) - np.diag(joint)
     margin = _margin(p, y)
+    temperature, transitions = _noise_model(p, y, np.flatnonzero(judged[y]))
+    wrong = _posterior_wrong(p, y, temperature, transitions)
     class_thresholds = np.zeros(C)
     for i in range(C):
         rows = np.flatnonzero(y == i)
@@ -430,11 +436,15 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
         below = ranked[k] if k < len(ranked) else -1.0
         class_thresholds[i] = max(0.5 * (ranked[k - 1] + below), 0.0)
     class_thresholds = np.where(judged, class_thresholds, np.inf)
-    temperature, transitions = _noise_model(p, y, np.flatnonzero(judged[y]))
-    wrong = _posterior_wrong(p, y, temperature, transitions)
     state = _replace(state, weight=float(weight), class_thresholds=class_thresholds, temperature=temperature,
                      transitions=transitions)
     return state, p, margin, joint, thresholds_t, wrong
+
+
+def _row_thresholds(class_thresholds: np.ndarray, wrong: np.ndarray, params) -> np.ndarray:
+    """Each row's margin threshold: its class's, or 1 (the margin's maximum: never flagged) where the noise
+    model's posterior that its label is wrong is below ``min_posterior``."""
+    return np.where(wrong >= params.min_posterior, class_thresholds, 1.0)
 
 
 def _replace(state, **changes):

@@ -146,8 +146,9 @@ def _top_pairs(joint: np.ndarray, counts: np.ndarray, classes: np.ndarray, most:
 TEMPERATURES = (0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
 EM_ROUNDS = 60
 PRIOR_NOISE = 0.02
-"""The flip rate the noise model starts from: real data sets' labels are mostly right (a few percent wrong
-is typical of curated sets), and the data must outweigh that belief before a flip rate rises."""
+"""The share of each class's given labels the noise model believes wrong before seeing the data: real data
+sets' labels are mostly right (a few percent wrong is typical of curated sets). It is a share of the rows
+*given* a label, so a rare class is not presumed to be full of majority rows flipped into it."""
 PRIOR_WEIGHT = 0.5
 """The prior counts as this share of each class's rows: heavy noise (a tenth of a class, planted or not)
 still shows through, but a model's misfit at a class boundary does not double as a flip rate."""
@@ -165,8 +166,12 @@ def _transitions(pi: np.ndarray, y: np.ndarray, C: int) -> tuple[np.ndarray, flo
     """(Q, log-likelihood): Q[t, i] = P(given label i | true label t), fitted by EM so that
     P(given = i | x) = sum_t pi_t(x) Q[t, i] best explains the given labels."""
     n = len(y)
-    Q = np.full((C, C), 0.02 / max(C - 1, 1))
-    np.fill_diagonal(Q, 0.98)
+    given = np.bincount(y, minlength=C).astype(float)
+    # Prior counts: PRIOR_NOISE of the rows given label i came from each other class in equal parts.
+    prior = np.tile(PRIOR_NOISE * given / max(C - 1, 1), (C, 1))
+    np.fill_diagonal(prior, (1.0 - PRIOR_NOISE) * given)
+    prior *= PRIOR_WEIGHT
+    Q = prior / np.maximum(prior.sum(axis=1, keepdims=True), 1e-12)
     ll = -np.inf
     for _ in range(EM_ROUNDS):
         joint = pi * Q[:, y].T  # (n, C): pi_t(x) Q[t, given]
@@ -175,14 +180,19 @@ def _transitions(pi: np.ndarray, y: np.ndarray, C: int) -> tuple[np.ndarray, flo
         r = joint / total[:, None]  # P(true = t | x, given)
         counts = np.zeros((C, C))
         np.add.at(counts.T, y, r)  # counts[t, i] = sum over rows given i of r_t
-        rows_t = counts.sum(axis=1, keepdims=True)
-        prior = PRIOR_WEIGHT * rows_t * (PRIOR_NOISE / max(C - 1, 1) * (1.0 - np.eye(C)) + (1.0 - PRIOR_NOISE) * np.eye(C))
-        Q = (counts + prior + 1e-3 * np.eye(C)) / (rows_t * (1.0 + PRIOR_WEIGHT) + 1e-3)
+        total = counts + prior + 1e-3 * np.eye(C)
+        Q = total / total.sum(axis=1, keepdims=True)
         if new_ll - ll < 1e-6 * n:
             ll = new_ll
             break
         ll = new_ll
     return Q, ll
+
+
+MIN_ROWS = 1_000
+"""Fewer calibration rows than this cannot pin down C * C flip rates and a temperature: the noise model is
+then the identity (no row is judged by it; confident learning alone decides, as on small data it always
+has)."""
 
 
 def _noise_model(p: np.ndarray, y: np.ndarray, rows: np.ndarray):
@@ -195,8 +205,8 @@ def _noise_model(p: np.ndarray, y: np.ndarray, rows: np.ndarray):
     probabilities; a wrong label the data makes improbable is absorbed by Q, not by softening every
     probability. Where the features barely predict the label, Q stays near the identity."""
     C = p.shape[1]
-    if len(rows) == 0 or C < 2:
-        return 1.0, np.eye(C)
+    if len(rows) < MIN_ROWS or C < 2:
+        return 1.0, None
     best = (1.0, np.eye(C), -np.inf)
     for t in TEMPERATURES:
         Q, ll = _transitions(_tempered(p[rows], t), y[rows], C)
@@ -206,9 +216,12 @@ def _noise_model(p: np.ndarray, y: np.ndarray, rows: np.ndarray):
 
 
 def _posterior_wrong(p: np.ndarray, y: np.ndarray, temperature: float, Q: np.ndarray) -> np.ndarray:
-    """P(the given label is wrong | x, given label) under the noise model of :func:`_noise_model`."""
+    """P(the given label is wrong | x, given label) under the noise model of :func:`_noise_model`; 1 for every
+    row when there is none (too few rows to fit one)."""
     if len(y) == 0:
         return np.zeros(0)
+    if Q is None:
+        return np.ones(len(y))
     pi = _tempered(p, temperature)
     joint = pi * Q[:, y].T
     total = np.maximum(joint.sum(axis=1), 1e-300)

@@ -231,7 +231,6 @@ class OutlierDetector(Detector):
         # Out-of-fold scores of the sample calibrate the distance signal.
         # A class with enough rows also gets its own calibration (see _distance_nats).
         _, distance = _signals_threaded(models, params, sample.X, sample.labels, fold)
-        distance = _log_distance(distance)
         by_class = {c: DistanceCalibration.of(distance[groups[c]]) for c in sorted(own)
                     if len(groups[c]) >= CALIBRATION_ROWS}
         reference_rows = int(models[0].global_neighbours.index.rows
@@ -265,19 +264,12 @@ class OutlierDetector(Detector):
             "classes_with_own_reference": state.classes_with_own_reference,
             "neighbour_reference_rows_per_model": state.reference_rows,
             "calibration": {
-                "knn_distance_median": float(np.exp(state.distance.median)),
-                "knn_distance_q90": float(np.exp(state.distance.q90)),
-                "knn_log_distance_beta": state.distance.beta,
+                "knn_distance_median": state.distance.median,
+                "knn_distance_q90": state.distance.q90,
+                "knn_distance_beta": state.distance.beta,
                 "classes_with_own_calibration": len(state.distance_by_class),
             },
         }
-
-
-def _log_distance(distance: np.ndarray) -> np.ndarray:
-    """k-NN distances are calibrated on a log scale: real tables (incomes, prices, counts) spread their
-    distances over orders of magnitude, and an exponential tail fitted to raw distances flags the long,
-    natural end of that spread."""
-    return np.log(np.maximum(distance, 1e-12))
 
 
 def _distance_nats(state: OutlierState, distance: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -285,7 +277,6 @@ def _distance_nats(state: OutlierState, distance: np.ndarray, labels: np.ndarray
     A class calibration alone would let a class crowded with mislabelled records (far from the class,
     so they stretch its distances) hide its outliers; the global one alone would let a tight class's
     odd record hide behind a loose class's spread."""
-    distance = _log_distance(distance)
     knn = state.distance.nats(distance)
     if state.distance_by_class:
         for c, members in class_groups(labels).items():
@@ -323,7 +314,7 @@ def _evidence(state: OutlierState, batch: Batch, rows: np.ndarray, fold, tail, k
                     "knn": round(float(knn[p]), 3),
                     "knn_threshold": params.threshold_knn,
                     "knn_distance": round(float(distance[p]), 4),
-                    "typical_knn_distance": round(float(np.exp(state.distance_by_class.get(label, state.distance).median)), 4),
+                    "typical_knn_distance": round(state.distance_by_class.get(label, state.distance).median, 4),
                 },
                 "extreme_features": [
                     {

@@ -148,6 +148,14 @@ class TailReference:
         # few planted extremes in the sample stretch the very tail that should expose them.
         upper_beta = _trimmed_scale(full[n - m:] - upper_start)
         lower_beta = _trimmed_scale(lower_start - full[:m])
+        # ... and never wider than EDGE_WIDTHS times what the edge of the body says (the quantile step from
+        # 10% to 5% into the tail, ln 2 scales for an exponential): a value copied into 1% of the rows fills
+        # a fifth of the tail, and would otherwise stretch the very scale that should expose it.
+        q = full[[n - 1 - 2 * m, n - 1 - m, m, 2 * m]] if 2 * m < n else None
+        if q is not None:  # (a body edge with no width, zeros on both quantiles, says nothing: left alone)
+            edge_up, edge_down = EDGE_WIDTHS * (q[1] - q[0]) / np.log(2.0), EDGE_WIDTHS * (q[3] - q[2]) / np.log(2.0)
+            upper_beta = np.where(edge_up > 0, np.minimum(upper_beta, edge_up), upper_beta)
+            lower_beta = np.where(edge_down > 0, np.minimum(lower_beta, edge_down), lower_beta)
         median = full[n // 2]
         if floor is None:
             sd = X.std(axis=0)
@@ -161,8 +169,8 @@ class TailReference:
         # A discrete column (counts, codes, booleans: few distinct values) has no tail to extrapolate inside
         # its observed run of values: a value the reference holds within that run is as probable as its share
         # says (a 10% minority value is not an outlier, nor a count of 2 where most rows hold 0). The
-        # exponential starts where the run ends - the last value reached from the body in steps of at most
-        # GAP_STEPS times the column's smallest step - and each step past it costs two nats, so a value far
+        # exponential starts where the run ends - the last value reached from the body across gaps of at most
+        # GAP_STEPS times the run's typical gap so far - and each step past it costs two nats, so a value far
         # past the rest (10 in a 0/1 column, 10x the largest count) scores as far out as it is, even when
         # the reference holds a few such values itself.
         for j in np.flatnonzero(_discrete(full)):
@@ -171,19 +179,16 @@ class TailReference:
                 continue
             gaps = np.diff(values)
             step = float(gaps.min())
-            within = gaps <= GAP_STEPS * step
             top = int(np.searchsorted(values, upper_start[j]))
-            while top + 1 < len(values) and within[top]:
-                top += 1
             bottom = int(np.searchsorted(values, lower_start[j]))
-            while bottom > 0 and within[bottom - 1]:
-                bottom -= 1
+            top, bottom = _extend_run(gaps, top, bottom)
             above = counts[top:].sum()
             below = counts[: bottom + 1].sum()
             upper_start[j], lower_start[j] = values[top], values[bottom]
             upper_nats[j] = -np.log(min(2.0 * (above + 1.0) / (n + 1.0), 1.0))
             lower_nats[j] = -np.log(min(2.0 * (below + 1.0) / (n + 1.0), 1.0))
-            upper_beta[j] = lower_beta[j] = 0.5 * step  # each unseen step past the run costs two nats
+            upper_beta[j] = max(0.5 * step, least[j])  # each unseen step past the run costs up to two nats
+            lower_beta[j] = max(0.5 * step, least[j])
         srt = full
         if n > grid_size:
             srt = full[((np.arange(grid_size) + 0.5) * n / grid_size).astype(np.int64)]
@@ -225,15 +230,33 @@ class TailReference:
 
 
 DISCRETE_VALUES = 32
-GAP_STEPS = 4.0
-"""A discrete column's observed run of values continues across gaps of at most this many usual steps."""
 """A reference column with at most this many distinct values is discrete (see TailReference.build)."""
+GAP_STEPS = 4.0
+"""A discrete column's observed run of values continues across gaps of at most this many times the run's
+median gap so far."""
+EDGE_WIDTHS = 3.0
+"""A tail's scale is at most this many times the one the body's edge implies (see TailReference.build)."""
 
 
 def _discrete(sorted_columns: np.ndarray) -> np.ndarray:
     """(d,) bool: columns (sorted, as rows x features) with at most DISCRETE_VALUES distinct values."""
     changes = (sorted_columns[1:] != sorted_columns[:-1]).sum(axis=0)
     return changes + 1 <= DISCRETE_VALUES
+
+
+def _extend_run(gaps: np.ndarray, top: int, bottom: int) -> tuple[int, int]:
+    """Grow the run of distinct values ``values[bottom..top]`` (``gaps`` between consecutive ones) up and down
+    while the next gap is at most GAP_STEPS times the run's median gap (the first gap out of a single value
+    is always taken)."""
+    while True:
+        inside = gaps[bottom:top]
+        limit = GAP_STEPS * float(np.median(inside)) if len(inside) else np.inf
+        if top < len(gaps) and gaps[top] <= limit:
+            top += 1
+        elif bottom > 0 and gaps[bottom - 1] <= limit:
+            bottom -= 1
+        else:
+            return top, bottom
 
 
 TRIM = 0.05
