@@ -166,14 +166,14 @@ class TailReference:
         upper_beta, lower_beta = np.maximum(upper_beta, least), np.maximum(lower_beta, least)
         tail_nats = float(np.log(n / m) - np.log(2.0))
         upper_nats, lower_nats = np.full(d, tail_nats), np.full(d, tail_nats)
-        # A discrete column (counts, codes, booleans: few distinct values) has no tail to extrapolate inside
+        # A discrete column (counts, codes, booleans: few distinct whole numbers) has no tail to extrapolate inside
         # its observed run of values: a value the reference holds within that run is as probable as its share
         # says (a 10% minority value is not an outlier, nor a count of 2 where most rows hold 0). The
         # exponential starts where the run ends - the last value reached from the body across gaps of at most
         # GAP_STEPS times the run's typical gap so far - and each step past it costs two nats, so a value far
         # past the rest (10 in a 0/1 column, 10x the largest count) scores as far out as it is, even when
         # the reference holds a few such values itself.
-        for j in np.flatnonzero(_discrete(full)):
+        for j in np.flatnonzero(_discrete(full)) if n >= DISCRETE_MIN_ROWS else ():
             values, counts = np.unique(full[:, j], return_counts=True)
             if len(values) < 2:
                 continue
@@ -230,7 +230,11 @@ class TailReference:
 
 
 DISCRETE_VALUES = 32
-"""A reference column with at most this many distinct values is discrete (see TailReference.build)."""
+"""An integer-valued reference column with at most this many distinct values is discrete (see
+TailReference.build)."""
+DISCRETE_MIN_ROWS = 200
+"""A smaller reference (a class's rows in a small sample) shows too few of a column's values to tell its run
+of values from chance gaps; it keeps the continuous treatment."""
 GAP_STEPS = 4.0
 """A discrete column's observed run of values continues across gaps of at most this many times the run's
 median gap so far."""
@@ -239,9 +243,12 @@ EDGE_WIDTHS = 3.0
 
 
 def _discrete(sorted_columns: np.ndarray) -> np.ndarray:
-    """(d,) bool: columns (sorted, as rows x features) with at most DISCRETE_VALUES distinct values."""
+    """(d,) bool: integer-valued columns (sorted, as rows x features: counts, codes, booleans) with at most
+    DISCRETE_VALUES distinct values."""
     changes = (sorted_columns[1:] != sorted_columns[:-1]).sum(axis=0)
-    return changes + 1 <= DISCRETE_VALUES
+    with np.errstate(invalid="ignore"):
+        whole = np.all(sorted_columns == np.round(sorted_columns), axis=0)
+    return whole & (changes + 1 <= DISCRETE_VALUES)
 
 
 def _extend_run(gaps: np.ndarray, top: int, bottom: int) -> tuple[int, int]:
