@@ -55,8 +55,10 @@ by the labels of each record's nearest neighbours.
    together by maximum likelihood (EM) from a prior of 2% wrong labels per
    class. A record is flagged only when, beside its margin passing its class's
    threshold, the posterior that its label is wrong is at least
-   ``min_posterior`` (0.7): evidence that would rarely arise were its label
-   right. A row below that bar gets the threshold 1, the margin's maximum.
+   ``min_posterior`` (0.55): evidence that would rarely arise were its label
+   right. A class whose own rows the out-of-fold models name most likely less
+   than half the time (``min_class_recall``) is not judged at all: a label the
+   models cannot recognise is not one they can call wrong. A row below that bar gets the threshold 1, the margin's maximum.
    Provenance records the estimated noise rate, the temperature and the
    expected number of false flags (the sum of ``1 - posterior`` over the
    flagged sample rows). Where the features barely predict the label, a flip
@@ -148,8 +150,12 @@ class LabelFlipParams:
     """The neighbour search may use an approximate (inverted-file) index per fold, but only one whose
     neighbour votes match exact search on this share of held-out sample rows at least (measured at fit,
     recorded in provenance); 1.0 keeps the search exact."""
-    min_posterior: float = 0.7
-    """Flag a record only when the calibrated posterior that its label is wrong is at least this (step 6)."""
+    min_posterior: float = 0.55
+    """Flag a record only when the calibrated posterior that its label is wrong is at least this (step 6);
+    0 switches the bar off (confident learning alone, as before the noise model)."""
+    min_class_recall: float = 0.5
+    """A class whose own sample rows the out-of-fold models name most likely less often than this is not
+    judged (provenance: classes_not_recognised)."""
     confident_margin_min_noise: float = 0.05
     """The floor applies to a class whose share of wrong labels the previous pass estimated at this or more
     (on clean classes it would flag hard but correctly labelled rows: digits, 0.2% -> 1.9% of clean rows)."""
@@ -165,6 +171,7 @@ class LabelFlipParams:
         check_int("detectors.label_flip.passes", self.passes, low=1, high=5)
         check_number("detectors.label_flip.confident_margin", self.confident_margin, low=0.0, high=1.0)
         check_number("detectors.label_flip.min_posterior", self.min_posterior, low=0.0, high=1.0)
+        check_number("detectors.label_flip.min_class_recall", self.min_class_recall, low=0.0, high=1.0)
         check_number("detectors.label_flip.confident_margin_min_noise", self.confident_margin_min_noise,
                      low=0.0, high=1.0)
         if self.weight != "auto":
@@ -286,6 +293,8 @@ class LabelFlipDetector(Detector):
                 "expected_false_flag_rate": round(expected_false / max(sample.n, 1), 6),
             },
             "classes_not_judged": [str(classes[i]) for i in np.flatnonzero(~judged)][:50],
+            "classes_not_recognised": [str(classes[i]) for i in np.flatnonzero(judged & ~np.isfinite(class_thresholds)
+                                                                             & (noisy_per_class > 0.5))][:50],
             "noise_by_class_pair": _top_pairs(joint, counts, classes),
             "per_class_confidence_threshold": {
                 str(classes[i]): round(float(thresholds_t[i]), 4) for i in range(min(C, 100))
@@ -435,10 +444,18 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
         k = min(k, len(ranked))
         below = ranked[k] if k < len(ranked) else -1.0
         class_thresholds[i] = max(0.5 * (ranked[k - 1] + below), 0.0)
-    class_thresholds = np.where(judged, class_thresholds, np.inf)
+    class_thresholds = np.where(judged & _recognised(p, y, C, params), class_thresholds, np.inf)
     state = _replace(state, weight=float(weight), class_thresholds=class_thresholds, temperature=temperature,
                      transitions=transitions)
     return state, p, margin, joint, thresholds_t, wrong
+
+
+def _recognised(p: np.ndarray, y: np.ndarray, C: int, params) -> np.ndarray:
+    """(C,) bool: classes whose own rows the out-of-fold blend names most likely at least ``min_class_recall``
+    of the time. A label the models cannot recognise (a rare class carved out by a feature they do not
+    resolve, a class that overlaps another) is not one they can call wrong."""
+    hit = np.bincount(y, weights=(p.argmax(axis=1) == y).astype(float), minlength=C)
+    return hit >= params.min_class_recall * np.bincount(y, minlength=C)
 
 
 def _row_thresholds(class_thresholds: np.ndarray, wrong: np.ndarray, params) -> np.ndarray:
