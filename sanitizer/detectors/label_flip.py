@@ -56,10 +56,10 @@ by the labels of each record's nearest neighbours.
    class. A record is flagged only when, beside its margin passing its class's
    threshold, the posterior that its label is wrong is at least
    ``min_posterior`` (0.55): evidence that would rarely arise were its label
-   right. A class whose own rows the out-of-fold models name most likely less
-   than half the time (``min_class_recall``) is not judged at all: a label the
-   models cannot recognise is not one they can call wrong. A row below that bar gets the threshold 1, the margin's maximum.
-   Provenance records the estimated noise rate, the temperature and the
+   right; a row below that bar gets the threshold 1, the margin's maximum. A
+   class whose own rows the out-of-fold models name most likely less than half
+   the time (``min_class_recall``) is not judged at all: a label the models
+   cannot recognise is not one they can call wrong. Provenance records the estimated noise rate, the temperature and the
    expected number of false flags (the sum of ``1 - posterior`` over the
    flagged sample rows). Where the features barely predict the label, a flip
    buys the likelihood nothing, ``Q`` stays near the identity and few or no
