@@ -172,7 +172,7 @@ def test_metadata_parameters_are_exactly_the_run_options(metadata):
 def test_metadata_values_are_what_the_run_parser_accepts(metadata):
     """Each parameter's regexes admit the values its option takes, and the launcher's --name=value parses."""
     options = run_actions()
-    samples = {int: ("7", "x7"), None: ("some/value", "")}
+    samples = {int: ("7", "x7"), float: ("0.25", "a quarter"), None: ("some/value", "")}
     for param in metadata["parameters"]:
         action = options[param["name"]]
         regexes = [re.compile(r) for r in param.get("regexes", [])]
@@ -188,7 +188,7 @@ def test_metadata_values_are_what_the_run_parser_accepts(metadata):
             assert admitted("true") and admitted("false") and not admitted("yes please"), param["name"]
             value = "true"
         else:
-            good, bad = samples[int if action.type is int else None]
+            good, bad = samples[action.type if action.type in (int, float) else None]
             assert admitted(good) and not admitted(bad), param["name"]
             value = good
         # What the Flex Template launcher sends reaches the SanitizeOptions option of that name.

@@ -46,24 +46,13 @@ by the labels of each record's nearest neighbours.
    ``bench/label_flip_quality.py``: it lifts F1 most at 30-40% noise and for
    many-to-one flips.
 
-6. **A bound on false flags.** On weakly predictable labels a classifier is often
-   wrong, and a margin above zero is no evidence of a flip: confident learning
-   alone would flag a share of rows that grows with the model's error. So the
-   out-of-fold probabilities are calibrated on the sample by a noise model,
-   ``P(given = i | x) = sum_t pi_t(x) Q[t, i]``, with ``pi`` the blend sharpened
-   or softened by a temperature and ``Q`` the class-to-class flip rates, fitted
-   together by maximum likelihood (EM) from a prior of 2% wrong labels per
-   class. A record is flagged only when, beside its margin passing its class's
-   threshold, the posterior that its label is wrong is at least
-   ``min_posterior`` (0.55): evidence that would rarely arise were its label
-   right; a row below that bar gets the threshold 1, the margin's maximum. A
-   class whose own rows the out-of-fold models name most likely less than half
-   the time (``min_class_recall``) is not judged at all: a label the models
-   cannot recognise is not one they can call wrong. Provenance records the estimated noise rate, the temperature and the
-   expected number of false flags (the sum of ``1 - posterior`` over the
-   flagged sample rows). Where the features barely predict the label, a flip
-   buys the likelihood nothing, ``Q`` stays near the identity and few or no
-   rows are flagged: the count no longer grows with the model's error.
+6. **A bound on false flags** (:mod:`sanitizer.detectors.label_flip_noise`). On
+   weakly predictable labels a margin above zero is no evidence of a flip. A
+   noise model (flip rates and a temperature, fitted by EM from a 2% prior)
+   gives each row the posterior that its label is wrong; a row is flagged only
+   at ``min_posterior`` or more, and a class the models cannot recognise
+   (``min_class_recall``) is not judged. Provenance records the noise rate and
+   the expected number of false flags.
 
 Classes with fewer sample rows than ``min_class_rows`` (default: K) cannot be
 cross-fitted and are not judged; provenance lists them. A sample with one class
@@ -75,6 +64,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -92,12 +82,11 @@ from sanitizer.detectors.base import (
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.label_flip_calibration import (  # noqa: F401  (importable from here, as before)
     _choose_weight,
+    _class_thresholds,
     _confident_joint,
     _margin,
     _neighbours,
-    _noise_model,
     _opinions,
-    _posterior_wrong,
     _top_pairs,
     _with_fold_indexes,
 )
@@ -109,6 +98,7 @@ from sanitizer.detectors.label_flip_classifiers import (  # noqa: F401  (importa
     classifier_class,
     make_classifier,
 )
+from sanitizer.detectors.label_flip_noise import _noise_model, _posterior_wrong, _recognised, _row_thresholds
 from sanitizer.errors import ConfigError
 from sanitizer.records import salted
 
@@ -429,42 +419,9 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
     margin = _margin(p, y)
     temperature, transitions = _noise_model(p, y, np.flatnonzero(judged[y]))
     wrong = _posterior_wrong(p, y, temperature, transitions)
-    class_thresholds = np.zeros(C)
-    for i in range(C):
-        rows = np.flatnonzero(y == i)
-        k = int(round(noisy_per_class[i]))
-        if prior_rate is not None and prior_rate[i] >= params.confident_margin_min_noise:
-            # A heavily contaminated class: the earlier pass's models learnt part of its flips, so the
-            # confident joint undercounts them; models that no longer saw them give them clear margins.
-            k = max(k, int((margin[rows] > params.confident_margin).sum()))
-        if not judged[i] or k <= 0 or len(rows) == 0:
-            class_thresholds[i] = np.inf
-            continue
-        ranked = np.sort(margin[rows])[::-1]
-        k = min(k, len(ranked))
-        below = ranked[k] if k < len(ranked) else -1.0
-        class_thresholds[i] = max(0.5 * (ranked[k - 1] + below), 0.0)
+    class_thresholds = _class_thresholds(margin, y, noisy_per_class, judged, params, prior_rate)
     class_thresholds = np.where(judged & _recognised(p, y, C, params), class_thresholds, np.inf)
     state = _replace(state, weight=float(weight), class_thresholds=class_thresholds, temperature=temperature,
                      transitions=transitions)
     return state, p, margin, joint, thresholds_t, wrong
 
-
-def _recognised(p: np.ndarray, y: np.ndarray, C: int, params) -> np.ndarray:
-    """(C,) bool: classes whose own rows the out-of-fold blend names most likely at least ``min_class_recall``
-    of the time. A label the models cannot recognise (a rare class carved out by a feature they do not
-    resolve, a class that overlaps another) is not one they can call wrong."""
-    hit = np.bincount(y, weights=(p.argmax(axis=1) == y).astype(float), minlength=C)
-    return hit >= params.min_class_recall * np.bincount(y, minlength=C)
-
-
-def _row_thresholds(class_thresholds: np.ndarray, wrong: np.ndarray, params) -> np.ndarray:
-    """Each row's margin threshold: its class's, or 1 (the margin's maximum: never flagged) where the noise
-    model's posterior that its label is wrong is below ``min_posterior``."""
-    return np.where(wrong >= params.min_posterior, class_thresholds, 1.0)
-
-
-def _replace(state, **changes):
-    import dataclasses
-
-    return dataclasses.replace(state, **changes)
