@@ -45,8 +45,9 @@ class IgnoredColumn:
         return {"name": self.name, "reason": self.reason, "detail": self.detail}
 
 
-def id_like(name: str, type_: pa.DataType, column: pa.Array | None) -> str | None:
-    """Why ``name`` looks like a record id or row counter, or None. ``column``: the first rows."""
+def id_like(name: str, type_: pa.DataType, column: pa.Array | None, numeric_text: bool = False) -> str | None:
+    """Why ``name`` looks like a record id or row counter, or None. ``column``: the first rows;
+    ``numeric_text``: a text column that holds numbers (distinct values there are measurements, not keys)."""
     integer = pa.types.is_integer(type_)
     text = pa.types.is_string(type_) or pa.types.is_large_string(type_)
     if not (integer or text):
@@ -63,7 +64,7 @@ def id_like(name: str, type_: pa.DataType, column: pa.Array | None) -> str | Non
         if (steps == 1).mean() >= COUNTER_SHARE:
             return "a row counter (counts up by one)"
         return None
-    if column.null_count == 0 and pc.count_distinct(column).as_py() == len(column):
+    if not numeric_text and column.null_count == 0 and pc.count_distinct(column).as_py() == len(column):
         return "every value distinct (a key or free text)"
     return None
 

@@ -125,6 +125,15 @@ def make_plan(config: Config) -> Plan:
                 if fc.name not in skip]
     if not features:
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
+    # Every shard readable before any is read whole (the id inference below reads whole columns).
+    if files[0].format == "parquet":
+        splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
+        if sum(file_rows.values()) == 0:
+            raise InputError(f"input {config.input!r} has no rows; there is nothing to sanitize")
+    else:
+        for f in files:
+            read_schema(f)  # every text shard must at least parse its first block
+        splits, file_rows = [Split(i) for i in range(len(files))], None
     id_column, id_inferred = config.id_column, False
     if id_column is None:
         id_column = _infer_id(files, schema, ignored, warnings)
@@ -139,14 +148,6 @@ def make_plan(config: Config) -> Plan:
 
         suite = load_suite(config.validation.expectations, list(schema.names))
 
-    if files[0].format == "parquet":
-        splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
-        if sum(file_rows.values()) == 0:
-            raise InputError(f"input {config.input!r} has no rows; there is nothing to sanitize")
-    else:
-        for f in files:
-            read_schema(f)  # every text shard must at least parse its first block
-        splits, file_rows = [Split(i) for i in range(len(files))], None
     if all(f.size == 0 for f in files):
         raise InputError(f"input {config.input!r} is empty (all files have 0 bytes)")
     _check_features_have_values(files[0], schema, features)
@@ -396,7 +397,9 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
         if f.name in skip:
             continue
         column = first_batch.column(f.name).combine_chunks() if first_batch is not None else None
-        why = id_like(f.name, f.type, column)
+        numeric_text = (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and column is not None \
+            and _numeric_share(column) >= NUMERIC_LOOKING
+        why = id_like(f.name, f.type, column, numeric_text)
         if why:
             ignored.append(IgnoredColumn(f.name, "id-like", why))
             continue
@@ -407,14 +410,13 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
         if width:
             features.append(FeatureColumn(f.name, width, is_list=True))
             continue
-        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and column is not None:
-            if _numeric_share(column) >= NUMERIC_LOOKING:
-                features.append(FeatureColumn(f.name, 1, coerce=True))
-                warnings.append(
-                    f"column {f.name!r} is stored as text but holds numbers; it is used as a feature and "
-                    "values that do not parse are quarantined as invalid:non_numeric"
-                )
-                continue
+        if numeric_text:
+            features.append(FeatureColumn(f.name, 1, coerce=True))
+            warnings.append(
+                f"column {f.name!r} is stored as text but holds numbers; it is used as a feature and "
+                "values that do not parse are quarantined as invalid:non_numeric"
+            )
+            continue
         ignored.append(unsupported(f.name, f.type))
     if not features:
         listed = "; ".join(f"{c.name} ({c.reason})" for c in ignored) or "none"

@@ -267,7 +267,7 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
         if per_row:
             keep = []
             for code, mask, evidence in issues:
-                if code.startswith("invalid:null:"):
+                if code.startswith(("invalid:null:", "missing:")):
                     mask = mask.copy()
                     column = evidence.get("column")
                     for i, entries in per_row.items():

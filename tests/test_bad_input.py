@@ -207,7 +207,7 @@ def nonfinite_run(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "row,code",
-    [(3, "invalid:nan:a"), (4, "invalid:inf:b"), (5, "invalid:inf:c"), (6, "invalid:null:label")],
+    [(4, "invalid:inf:b"), (5, "invalid:inf:c"), (6, "invalid:null:label")],
 )
 def test_parquet_nonfinite_and_null_label_are_quarantined(nonfinite_run, row, code):
     rc, out, all_ids = nonfinite_run
@@ -219,19 +219,29 @@ def test_parquet_nonfinite_and_null_label_are_quarantined(nonfinite_run, row, co
     assert entry["detector"] == "validation" and entry["code"] == code
 
 
+def test_a_missing_feature_value_is_reported_and_the_row_stays_clean(nonfinite_run):
+    """NaN is a missing value, not poison: the row is judged with the sample's median and published."""
+    rc, out, all_ids = nonfinite_run
+    clean, q, reasons = finished(out, all_ids)
+    assert 3 not in reasons
+    row = clean.column(RID).to_pylist().index(3)
+    assert np.isnan(clean.column("a")[row].as_py())  # published as the user wrote it
+    counts = load_json(out / "provenance.json")["counts"]
+    assert counts["by_reason"]["missing:a"] == 1 and counts["reported_kept_clean"] >= 1
+
+
 def test_invalid_rows_are_counted(nonfinite_run):
     _, out, _ = nonfinite_run
     counts = load_json(out / "provenance.json")["counts"]
-    assert counts["invalid"] == 4
-    assert counts["by_reason"]["invalid:nan:a"] == 1
+    assert counts["invalid"] == 3
     assert counts["by_reason"]["invalid:inf:b"] == 1
     assert counts["by_reason"]["invalid:inf:c"] == 1
     assert counts["by_reason"]["invalid:null:label"] == 1
-    # Invalid rows never reach the detector.
-    assert counts["by_detector"]["outlier"]["scored"] == 296
+    # Invalid rows never reach the detector; the row with a missing value does.
+    assert counts["by_detector"]["outlier"]["scored"] == 297
     q = read_dir(out / "quarantine")
     scores = dict(zip(q.column(RID).to_pylist(), q.column("sanitizer_score_outlier").to_pylist()))
-    for row in (3, 4, 5, 6):
+    for row in (4, 5, 6):
         assert scores[row] is None or np.isnan(scores[row])
 
 
@@ -292,7 +302,8 @@ def test_jsonl_input_works(tmp_path):
     out = tmp_path / "out"
     assert run(path, out, "--id-column", RID) == 0
     clean, q, reasons = finished(out, rid.tolist())
-    assert reasons[11] == ["invalid:null:b"]
+    assert 11 not in reasons  # a null feature value is missing, reported, kept clean
+    assert load_json(out / "provenance.json")["counts"]["by_reason"]["missing:b"] == 1
     assert clean.schema.field("a").type == pa.float64()
     assert clean.column_names == [RID, "a", "b", "c", "label"]
 
@@ -320,7 +331,8 @@ def test_nothing_dropped_with_many_problems_at_once(tmp_path):
     rows[4][3] = "inf"
     path = write_csv(tmp_path / "mixed.csv", [RID, "a", "b", "c", "label"], rows)
     out = tmp_path / "out"
-    assert run(path, out, "--id-column", RID) == 0
+    # For a trainer that cannot take nulls: a missing feature value quarantines its row.
+    assert run(path, out, "--id-column", RID, "--missing-features", "quarantine") == 0
     _, _, reasons = finished(out, rid.tolist())
     assert reasons[1] == ["invalid:non_numeric:a"]
     assert reasons[2] == ["invalid:null:b"]

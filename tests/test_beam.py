@@ -11,7 +11,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import BeamAssertException, assert_that, equal_to
 from conftest import write_digits_parquet
 
-from sanitizer.beam.fit import SampleFn, fit_detectors, to_detector_batch
+from sanitizer.beam.fit import SampleFn, fit_detectors, missing_fill, to_detector_batch
 from sanitizer.beam.read import ReadBatches, add_ids
 from sanitizer.beam.score import ScoreFn
 from sanitizer.record import Counts, DetectorCounts, ReviewCounts
@@ -193,6 +193,7 @@ def scored(setup):
     quarantined = invalid_ids | flagged_ids
     return {
         "states": states,
+        "fill": missing_fill(sample, plan),
         "all": all_ids,
         "quarantined": quarantined,
         "flagged": flagged_ids,
@@ -253,9 +254,10 @@ def test_score_fn_splits_clean_quarantine_and_stats(setup, scored):
     with BeamTestPipeline() as p:
         states = p | "States" >> beam.Create([scored["states"]])
         batches = p | "Read" >> ReadBatches(plan)
-        out = batches | "Score" >> beam.ParDo(ScoreFn(plan, config), beam.pvalue.AsSingleton(states)).with_outputs(
-            "quarantine", "stats", main="clean"
-        )
+        fill = p | "Fill" >> beam.Create([scored["fill"]])
+        out = batches | "Score" >> beam.ParDo(
+            ScoreFn(plan, config), beam.pvalue.AsSingleton(states), beam.pvalue.AsSingleton(fill)
+        ).with_outputs("quarantine", "stats", main="clean")
         clean_ids = out.clean | "CleanIds" >> beam.FlatMap(lambda t: t.column(ID_COLUMN).to_pylist())
         q_ids = out.quarantine | "QuarantineIds" >> beam.FlatMap(lambda t: t.column(ID_COLUMN).to_pylist())
         assert_that(clean_ids, equal_to(scored["clean"]), label="CheckCleanIds")
@@ -276,8 +278,9 @@ def test_score_fn_with_skipped_detector_keeps_valid_rows_clean(setup, scored):
 
     with BeamTestPipeline() as p:
         st = p | "States" >> beam.Create([states])
+        fill = p | "Fill" >> beam.Create([scored["fill"]])
         out = (p | "Read" >> ReadBatches(plan)) | "Score" >> beam.ParDo(
-            ScoreFn(plan, config), beam.pvalue.AsSingleton(st)
+            ScoreFn(plan, config), beam.pvalue.AsSingleton(st), beam.pvalue.AsSingleton(fill)
         ).with_outputs("quarantine", "stats", main="clean")
         clean_ids = out.clean | "CleanIds" >> beam.FlatMap(lambda t: t.column(ID_COLUMN).to_pylist())
         q_ids = out.quarantine | "QuarantineIds" >> beam.FlatMap(lambda t: t.column(ID_COLUMN).to_pylist())

@@ -115,8 +115,9 @@ class ScoreFn(beam.DoFn):
             if pool is not None:
                 pool.shutdown(wait=False)
 
-    def process(self, table: pa.Table, states: dict[str, Any], fill=None, window=beam.DoFn.WindowParam,
+    def process(self, table: pa.Table, states: dict[str, Any], fill, window=beam.DoFn.WindowParam,
                 timestamp=beam.DoFn.TimestampParam):
+        """``states``: the fitted detectors; ``fill``: the sample's per-feature medians (side inputs)."""
         self.pending.append((self.runner_pool.submit(self.score_table, table, states, fill), window, timestamp))
         while len(self.pending) > self.MAX_IN_FLIGHT or (self.pending and self.pending[0][0].done()):
             future, _, _ = self.pending.pop(0)

@@ -57,10 +57,11 @@ def wait_for(proc: subprocess.Popen, ready) -> bool:
 def contents(out: Path) -> dict:
     """What a run published, independent of its run id: rows of both outputs by id, and shard counts."""
     manifest = load_json(out / "manifest.json")
+    id_column = load_json(out / "provenance.json")["columns"]["id"]  # given, inferred (a unique counter) or generated
     result = {}
     for part in ("clean", "quarantine"):
         table = read_dir(out / part)
-        order = pc.sort_indices(table, [("sanitizer_id", "ascending")])
+        order = pc.sort_indices(table, [(id_column, "ascending")])
         result[part] = table.take(order).to_pydict()
         result[part + "_shards"] = len(manifest[part]["shards"])
         result[part + "_rows"] = manifest[part]["rows"]
