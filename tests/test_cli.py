@@ -133,6 +133,7 @@ def test_provenance_counts_and_accounting(e2e, poisoned):
     assert prov["detectors"]["outlier"]["status"] == "fitted"
     assert prov["columns"] == {
         "label": "label", "id": ID, "id_generated": False, "features": ["pixels"], "feature_count": 64,
+        "ignored": [], "id_inferred": False,
     }
 
 

@@ -423,7 +423,7 @@ def test_release_never_overrides_a_failed_row_check():
     from sanitizer.records import KEY_COLUMN, FeatureColumn, extract
     from sanitizer.review import ReviewDecisions, content_sha256
 
-    table = pa.table({"rid": ["a", "b", "c", "d"], "x": [1.0, float("nan"), 3.0, 4.0], "label": [0, 1, 0, 1],
+    table = pa.table({"rid": ["a", "b", "c", "d"], "x": [1.0, float("inf"), 3.0, 4.0], "label": [0, 1, 0, 1],
                       KEY_COLUMN: pa.array(np.arange(4, dtype=np.uint64))})
     content = content_sha256(table)  # decisions are bound to the rows' content
     ex = extract(table, [FeatureColumn("x", 1)], "label", "rid")

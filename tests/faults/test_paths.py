@@ -192,7 +192,8 @@ def test_overwrite_after_a_failed_run(published, tmp_path):
 def test_overwrite_replaces_a_published_review_output(published, tmp_path):
     """After review + publish, --overwrite removes the released shard and superseded manifests, keeps decisions."""
     out = copy_run(published, tmp_path)
-    qid = read_dir(out / "quarantine").column("sanitizer_id").to_pylist()[0]
+    id_column = load_json(out / "provenance.json")["columns"]["id"]  # write_rows' counter 'rid', inferred
+    qid = str(read_dir(out / "quarantine").column(id_column).to_pylist()[0])
     assert run_cli("review", out, "release", qid, "--reason", "false alarm", "--reviewer", "ana") == 0
     assert run_cli("publish", out) == 0
     assert list((out / "clean").glob("part-released-*.parquet")) and list(out.glob("manifest-*.json"))

@@ -80,8 +80,11 @@ def test_extract_marks_values_float32_cannot_hold_as_out_of_range():
     ex = extract(table, [FeatureColumn("a", 1)], "label", RID)
     issues = {code: np.flatnonzero(mask).tolist() for code, mask, _ in ex.issues}
     assert issues["invalid:out_of_range:a"] == [1, 2, 6]
-    assert issues["invalid:nan:a"] == [7]
-    assert ex.valid.tolist() == [True, False, False, True, True, True, False, False]
+    assert issues["missing:a"] == [7]  # missing, not out of range: reported, the row stays valid
+    assert ex.valid.tolist() == [True, False, False, True, True, True, False, True]
+    strict = extract(table, [FeatureColumn("a", 1)], "label", RID, missing="quarantine")
+    assert {code: np.flatnonzero(mask).tolist() for code, mask, _ in strict.issues}["invalid:nan:a"] == [7]
+    assert not strict.valid[7]
     evidence = next(e for code, _, e in ex.issues if code == "invalid:out_of_range:a")
     assert evidence["column"] == "a" and evidence["limit"] == FLOAT32_MAX
 
