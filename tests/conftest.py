@@ -103,6 +103,11 @@ def reasons_of(quarantine: pa.Table, id_column: str) -> dict:
     return dict(zip(ids, codes))
 
 
+POISONED_ON_PURPOSE = ("--max-quarantine-share", "1", "--max-class-quarantine-share", "1")
+"""For a fixture that plants more poison than a real data set holds (to fill a report with suspects):
+the run-level guard (at most 10% of rows, 30% of a class) would rightly stop it from publishing."""
+
+
 def run_cli(*args: str) -> int:
     from sanitizer import cli
 

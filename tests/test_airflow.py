@@ -14,14 +14,15 @@ circuit breaker and scheduled on by the training DAG), then runs the DAGs with
 ``airflow dags test``, the sanitizer's interpreter being the one running these
 tests:
 
-- clean-ish digits, quarantine bound 0.5 from an Airflow Variable set after the DAGs
+- clean-ish digits, guard bound 0.5 from an Airflow Variable set after the DAGs
   were parsed: every task succeeds, the run writes its own folder under the output
   root, and the circuit breaker's asset event (in the metadata database) names that
   folder's manifest and sha256 and queues the training DAG;
 - the training DAG (scheduled on the Asset; under ``dags test`` it takes the Asset's
   newest event) trains from exactly that manifest and writes ``model-metrics.json``;
-- digits with planted poison, bound 0.001 from the run's conf: the circuit breaker
-  fails the run, no asset event is emitted and nothing is trained on that run's data.
+- digits with planted poison, guard bound 0.001 from the run's conf: the run's own guard
+  publishes nothing and fails the sanitize task, no asset event is emitted and nothing is
+  trained on that run's data.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def airflow(airflow_bin, tmp_path_factory):
     af.ok("db", "migrate")
     af.ok("dags", "reserialize")
     # Set after the DAGs were parsed: only a run-time read can see it.
-    af.ok("variables", "set", "sanitizer_max_quarantine_rate", "0.5")
+    af.ok("variables", "set", "sanitizer_max_quarantine_share", "0.5")
     af.ok("dags", "unpause", TRAIN_DAG_ID)  # so an asset event queues it, as the scheduler would see it
     return af
 
@@ -160,7 +161,7 @@ def no_parse_time_reads(*args, **kwargs):
 
 
 Variable.get = no_parse_time_reads
-os.environ.update({"SANITIZER_INPUT": "parse-time-input", "SANITIZER_MAX_QUARANTINE_RATE": "0.42"})
+os.environ.update({"SANITIZER_INPUT": "parse-time-input", "SANITIZER_MAX_QUARANTINE_SHARE": "0.42"})
 from airflow.dag_processing.dagbag import DagBag
 
 bag = DagBag(dag_folder=sys.argv[1])  # the folder is not on sys.path: the DAG files find their helper
@@ -191,7 +192,8 @@ def test_parsing_reads_no_variable_or_setting(airflow, tmp_path):
     assert out["import_errors"] == {} and out["reads"] == 0, out
     assert set(out["dags"]) == {DAG_ID, TRAIN_DAG_ID}
     params = out["dags"][DAG_ID]["params"]
-    assert {"input", "output", "max_quarantine_rate", "runner", "beam_options"} <= set(params)
+    assert {"input", "output", "max_quarantine_share", "max_class_quarantine_share", "runner",
+            "beam_options"} <= set(params)
     assert all(v is None for v in params.values()), params  # resolved when a run starts, not here
     assert out["dags"][DAG_ID]["max_active_runs"] == 1
     assert out["run_folder"] == "manual__2026-01-01T00-00-00-00-00"
@@ -214,7 +216,7 @@ def passing_run(airflow, data):
         "SANITIZER_ID_COLUMN": "image_id",
         "SANITIZER_SEED": "0",
         "SANITIZER_BEAM_OPTIONS": json.dumps({"direct_running_mode": "in_memory"}),
-    }  # label_column: the default; max_quarantine_rate: the Variable
+    }  # label_column: the default; max_quarantine_share: the Variable
     started = time.perf_counter()
     proc = airflow("dags", "test", DAG_ID, PASS_DATE, env=env)
     print(f"\nsanitize DAG (pass) under airflow dags test: {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -229,9 +231,9 @@ def tripped_run(airflow, data):
         "SANITIZER_OUTPUT": str(root),
         "SANITIZER_LABEL_COLUMN": "label",
         "SANITIZER_ID_COLUMN": "image_id",
-        "SANITIZER_MAX_QUARANTINE_RATE": "0.5",  # the Variable (0.5) comes first, the run's conf before both
+        "SANITIZER_MAX_QUARANTINE_SHARE": "0.5",  # the Variable (0.5) comes first, the run's conf before both
     }
-    proc = airflow("dags", "test", DAG_ID, TRIP_DATE, "--conf", json.dumps({"max_quarantine_rate": 0.001}), env=env)
+    proc = airflow("dags", "test", DAG_ID, TRIP_DATE, "--conf", json.dumps({"max_quarantine_share": 0.001}), env=env)
     return {"proc": proc, "root": root}
 
 
@@ -313,24 +315,26 @@ def test_training_dag_trains_from_the_manifest_the_breaker_approved(airflow, tra
         assert metrics["loader"] == "builtin"
 
 
-def test_circuit_breaker_fails_the_run_and_emits_no_asset_event(airflow, tripped_run, data):
+def test_the_guard_fails_the_run_and_emits_no_asset_event(airflow, tripped_run, data):
+    """The DAG's bound is the run's own guard: a run over it publishes no manifest (exit 3), the sanitize
+    task fails, the breaker never approves, and nothing reaches training."""
     proc, root = tripped_run["proc"], tripped_run["root"]
     assert proc.returncode != 0, "a failed DAG run must make `airflow dags test` fail"
     run = airflow.run(DAG_ID, TRIP_DATE)
     assert run["state"] == "failed", run
     states = airflow.task_states(DAG_ID, run["run_id"])
-    assert states["sanitize"] == "success", states  # the data was sanitized and published...
-    assert states["quarantine_circuit_breaker"] == "failed", states  # ...but the spike stopped the run
+    assert states["sanitize"] == "failed", states  # the guard stopped publication inside the run...
+    assert states["quarantine_circuit_breaker"] == "upstream_failed", states  # ...so nothing was approved
     logs = proc.stdout + proc.stderr
-    assert "quarantine circuit breaker tripped" in logs and "bound 0.10%" in logs
+    assert "guard.max_quarantine_share 0.1%" in logs and "exit 3" in logs, logs[-3000:]
 
     out = _run_folder(root)
     provenance = load_json(out / "provenance.json")
-    rate = provenance["counts"]["quarantined"] / provenance["counts"]["rows_in"]
-    assert rate > 0.001
+    assert provenance["status"] == "failed" and provenance["guard"]["tripped"] is True
+    assert provenance["guard"]["max_quarantine_share"] == 0.001  # the run's conf, over the Variable and env
     assert provenance["counts"]["quarantined"] >= 0.5 * data["planted"]
-    assert (out / "manifest.json").exists()
+    assert not (out / "manifest.json").exists()
     # No asset event: the training DAG is never triggered by this run, and never points at its folder.
     assert [e for e in airflow.asset_events() if e["run_id"] == run["run_id"]] == []
     assert all(str(out) not in e["extra"].get("manifest", "") for e in airflow.asset_events())
-    assert not (out / "model-metrics.json").exists(), "training ran although the breaker tripped"
+    assert not (out / "model-metrics.json").exists(), "training ran although the guard tripped"

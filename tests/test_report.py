@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import load_json, pixels_array, read_dir, run_cli
+from conftest import POISONED_ON_PURPOSE, load_json, pixels_array, read_dir, run_cli
 
 from sanitizer.report import MAX_ROWS, REPORT, write_report
 from sanitizer.simulate import flip_labels, inject_outliers
@@ -230,7 +230,7 @@ def real_run(tmp_path_factory, digits):
     }), path)
     out = root / "out"
     rc = run_cli("run", "--input", path, "--output", out, "--label-column", "label", "--id-column", "image_id",
-                 "--seed", "3")
+                 "--seed", "3", *POISONED_ON_PURPOSE)
     assert rc == 0
     provenance = load_json(out / "provenance.json")
     report = Path(write_report(str(out), provenance))

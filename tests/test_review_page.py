@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import load_json, pixels_array, read_dir, run_cli
+from conftest import POISONED_ON_PURPOSE, load_json, pixels_array, read_dir, run_cli
 
 from sanitizer.simulate import flip_labels, inject_outliers
 
@@ -254,14 +254,14 @@ def marked(tmp_path_factory, digits):
     ids[outliers[1]] = "id-" + IMG_PAYLOAD
     labels[outliers[2]] = IMG_PAYLOAD
     broken = int(outliers[3])
-    Xp[broken, 5] = np.nan
+    Xp[broken, 5] = np.inf  # a failed row check (a missing value would only be reported)
     root = tmp_path_factory.mktemp("marked")
     path = root / "in.parquet"
     pq.write_table(pa.table({"image_id": pa.array(list(ids), pa.string()), "pixels": pixels_array(Xp),
                              "label": pa.array(list(labels), pa.string())}), path)
     out = root / "out"
     assert run_cli("run", "--input", path, "--output", out, "--label-column", "label", "--id-column", "image_id",
-                   "--seed", "4", "-q") == 0
+                   "--seed", "4", "-q", *POISONED_ON_PURPOSE) == 0
     return {"out": out, "report": out / "report.html", "broken": str(ids[broken]),
             "payload_ids": ["id-" + SCRIPT_PAYLOAD, "id-" + IMG_PAYLOAD]}
 

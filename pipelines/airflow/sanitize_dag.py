@@ -8,16 +8,19 @@
 - ``sanitize`` runs ``pipelines/sanitize_pipeline.py`` (the ``sanitize run`` entry point) with the
   sanitizer's own interpreter, on the DirectRunner by default or on Dataflow (``runner``
   ``DataflowRunner`` plus the ``dataflow_*`` settings below).
+- The run-level guard stops a quarantine spike inside ``sanitize`` itself: a run that would hold more
+  than ``max_quarantine_share`` of its labelled rows (default 0.10) or ``max_class_quarantine_share``
+  of a class (default 0.30) publishes no manifest and exits 3, so the task fails. A sudden spike
+  means the source is compromised or broken, and nothing should be trained on it.
 - ``quarantine_circuit_breaker`` reads ``provenance.json`` and ``manifest.json`` through
   :class:`~airflow.sdk.ObjectStoragePath` (local, ``gs://``, ``s3://``; the ``output_conn_id``
-  setting names the connection) and fails the run (no retries) when ``counts.quarantined /
-  counts.rows_in`` exceeds ``max_quarantine_rate``: a sudden spike in quarantined rows means the
-  source is compromised or broken, and nothing should be trained on it. It also checks that the
+  setting names the connection) and fails the run (no retries) unless the guard reading the run
+  recorded there passed (the same setting, read back from the run). It also checks that the
   manifest is the one of the provenance it judged (the manifest records the provenance file's
   sha256). Only when all of that holds does the task succeed, and its outlet, the Asset
   ``sanitized_training_manifest`` (``x-sanitizer://sanitize_training_data/manifest.json``), gets an
   asset event whose ``extra`` holds ``manifest`` (the URI), ``manifest_sha256``, ``run_id`` (the
-  sanitizer's), ``rows_in``, ``quarantined``, ``rate`` and ``bound``. A tripped breaker emits no event.
+  sanitizer's), ``rows_in``, ``quarantined``, ``rate`` (the guard's share) and ``bound``. A tripped breaker emits no event.
 - Training is its own DAG, ``train_dag.py`` (``train_on_sanitized_data``), scheduled on that Asset:
   it trains from the manifest named by the event and refuses one whose sha256 differs from the
   one approved here.
@@ -38,7 +41,7 @@ Airflow itself needs only ``apache-airflow``, ``apache-airflow-providers-apache-
 in its own environment, named by the ``python`` setting.
 
 Configuration, read at run time, never at parse time: each setting ``NAME`` is the run's param of that
-name (``airflow dags trigger sanitize_training_data -c '{"max_quarantine_rate": 0.02}'``), else the
+name (``airflow dags trigger sanitize_training_data -c '{"max_quarantine_share": 0.02}'``), else the
 Airflow Variable ``sanitizer_NAME`` (``airflow variables set sanitizer_output gs://b/sanitized``, or
 ``AIRFLOW_VAR_SANITIZER_NAME``, or a secrets backend), else the environment variable
 ``SANITIZER_NAME`` of the process that runs the task, else the default:
@@ -48,8 +51,9 @@ input                         input file, folder or glob (``gs://`` works on Dat
 output                        output root; each run writes ``OUTPUT/<run id>/``
 label_column                  label column (default ``label``)
 id_column, feature_columns, format, config, seed, sample_size, expectations, embedding_model,
-decisions                     the ``sanitize run`` options of the same names (params)
-max_quarantine_rate           circuit-breaker bound, a share of input rows (default 0.2)
+decisions, missing_features   the ``sanitize run`` options of the same names (params)
+max_quarantine_share,         the run-level guard (``sanitize run --max-quarantine-share``,
+max_class_quarantine_share    ``--max-class-quarantine-share``; defaults 0.10 and 0.30, or the config's)
 runner                        ``DirectRunner`` (default) or ``DataflowRunner`` (or any Beam runner)
 beam_options                  extra Beam options, a JSON object (not the runner), e.g.
                               ``{"temp_location": "gs://b/tmp", "sdk_container_image": "REGION-docker.pkg.dev/P/R/sanitizer:TAG"}``
@@ -107,6 +111,9 @@ RUN_OPTIONS: dict[str, tuple[list[str], type]] = {
     "expectations": (["null", "string"], str),
     "embedding_model": (["null", "string"], str),
     "decisions": (["null", "string"], str),
+    "missing_features": (["null", "string"], str),
+    "max_quarantine_share": (["null", "number"], float),
+    "max_class_quarantine_share": (["null", "number"], float),
 }
 
 
@@ -119,11 +126,6 @@ params = {
     name: Param(None, type=types, description=_described(name, f"sanitize run --{name.replace('_', '-')}"))
     for name, (types, _) in RUN_OPTIONS.items()
 }
-params["max_quarantine_rate"] = Param(
-    None, type=["null", "number"], minimum=0, maximum=1,
-    description=_described("max_quarantine_rate", "fail the run when quarantined / input rows exceeds this share "
-                                                  "(default 0.2)"),
-)
 params["runner"] = Param(None, type=["null", "string"],
                          description=_described("runner", "Beam runner: DirectRunner (default) or DataflowRunner"))
 params["beam_options"] = Param(None, type=["null", "object"],
@@ -156,7 +158,6 @@ with DAG(
         try:
             values = {k: setting(k, p, cast=cast) for k, (_, cast) in RUN_OPTIONS.items()}
             values["label_column"] = values["label_column"] or "label"
-            bound = float(setting("max_quarantine_rate", p, default=0.2, cast=float))
             beam_options = setting("beam_options", p, default={}, cast=json_object)
         except ValueError as exc:
             raise AirflowFailException(f"a setting does not parse: {exc}") from exc
@@ -164,8 +165,9 @@ with DAG(
         if missing:
             raise AirflowFailException("set " + ", ".join(
                 f"{k} (param, Variable sanitizer_{k} or SANITIZER_{k.upper()})" for k in missing))
-        if not 0 <= bound <= 1:
-            raise AirflowFailException(f"max_quarantine_rate {bound} is not a share between 0 and 1")
+        for name in ("max_quarantine_share", "max_class_quarantine_share"):
+            if values.get(name) is not None and not 0 <= values[name] <= 1:
+                raise AirflowFailException(f"{name} {values[name]} is not a share between 0 and 1")
         options = {k: v for k, v in values.items() if v not in (None, "")}
         root = str(options.pop("output")).rstrip("/")
         options["output"] = f"{root}/{run_folder(context['run_id'])}"  # this run's own folder
@@ -175,11 +177,12 @@ with DAG(
             pipeline_file = script(p, "pipeline_file", "sanitize_pipeline.py")
         except FileNotFoundError as exc:
             raise AirflowFailException(str(exc)) from exc
-        print(f"this run writes {options['output']}; circuit-breaker bound {bound}")
+        print(f"this run writes {options['output']}; guard bounds: "
+              f"{values.get('max_quarantine_share') or 'the config / default 0.10'} of rows, "
+              f"{values.get('max_class_quarantine_share') or 'the config / default 0.30'} of a class")
         return {
             "pipeline_options": options,
             "output": options["output"],
-            "max_quarantine_rate": bound,
             "runner": str(setting("runner", p, default="DirectRunner")),
             "python": interpreter(p),
             "pipeline_file": pipeline_file,
@@ -204,7 +207,7 @@ with DAG(
     )
 
     @task(outlets=[MANIFEST_ASSET])
-    def quarantine_circuit_breaker(out: str, bound: float, conn_id: str | None, **context) -> dict:
+    def quarantine_circuit_breaker(out: str, conn_id: str | None, **context) -> dict:
         """Fail the run (no retries) on a quarantine spike or a missing/foreign manifest; else emit the asset event."""
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -213,7 +216,7 @@ with DAG(
         if provenance_raw is None:
             raise AirflowFailException(f"no provenance at {out}/provenance.json: the sanitize run did not finish")
         provenance = json.loads(provenance_raw)
-        ok, rate, explanation = quarantine_verdict(provenance, bound)
+        ok, rate, bound, explanation = quarantine_verdict(provenance)
         if not ok:
             raise AirflowFailException(f"quarantine circuit breaker tripped: {explanation}. "
                                        f"Review {out}/quarantine/ before training on this data")
@@ -232,7 +235,6 @@ with DAG(
         context["outlet_events"][MANIFEST_ASSET].extra = approved
         return approved
 
-    verdict = quarantine_circuit_breaker(resolved["output"], resolved["max_quarantine_rate"],
-                                         resolved["output_conn_id"])
+    verdict = quarantine_circuit_breaker(resolved["output"], resolved["output_conn_id"])
 
     sanitize >> verdict

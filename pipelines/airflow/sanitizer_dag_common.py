@@ -138,16 +138,25 @@ def manifest_of_provenance(manifest_raw: bytes, provenance_raw: bytes) -> str | 
     return None
 
 
-def quarantine_verdict(provenance: dict, bound: float) -> tuple[bool, float, str]:
-    """(ok, rate, explanation) for a run's provenance against a quarantine-rate bound."""
+def quarantine_verdict(provenance: dict) -> tuple[bool, float, float, str]:
+    """(ok, share, bound, explanation): the run-level guard's reading recorded in a run's provenance.
+
+    The sanitize run enforces ``guard.max_quarantine_share`` and ``guard.max_class_quarantine_share``
+    itself (a run over either publishes no manifest and exits 3); the breaker reads the same reading
+    back, so a provenance that is missing it, or one whose guard tripped, never reaches training.
+    """
     counts = provenance.get("counts") or {}
-    rows_in = int(counts.get("rows_in") or 0)
-    quarantined = int(counts.get("quarantined") or 0)
-    if rows_in <= 0:
-        return False, 1.0, "the run read no rows"
-    rate = quarantined / rows_in
+    guard = provenance.get("guard")
+    if int(counts.get("rows_in") or 0) <= 0:
+        return False, 1.0, 0.0, "the run read no rows"
+    if not isinstance(guard, dict) or "share" not in guard:
+        return False, 1.0, 0.0, "the provenance holds no guard reading (written by a sanitizer without the guard)"
+    share, bound = float(guard["share"]), float(guard["max_quarantine_share"])
     by_reason = ", ".join(f"{k} {v}" for k, v in sorted((counts.get("by_reason") or {}).items(),
                                                            key=lambda kv: -kv[1])[:5])
-    text = (f"{quarantined:,} of {rows_in:,} rows quarantined ({rate:.2%}); bound {bound:.2%}"
+    classes = ", ".join(f"{c['class']!r} {c['share']:.1%}" for c in guard.get("classes_over") or [])
+    text = (f"{guard.get('quarantined', 0):,} of {guard.get('rows', 0):,} labelled rows quarantined ({share:.2%}); "
+            f"bound {bound:.2%}, per class {float(guard.get('max_class_quarantine_share', 1)):.0%}"
+            + (f"; classes over it: {classes}" if classes else "")
             + (f"; top reasons: {by_reason}" if by_reason else ""))
-    return rate <= bound, rate, text
+    return not guard.get("tripped") and share <= bound, share, bound, text
