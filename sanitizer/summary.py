@@ -30,8 +30,16 @@ def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[s
         f"  clean:        {counts.clean:>10,}",
         f"  quarantined:  {counts.quarantined:>10,}",
     ]
+    reported_only = {name for name, d in counts.by_detector.items() if d.action == "report"}
+    held, reported = [], []
     for reason, n in sorted(counts.by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"    {reason:<40} {n:>8,}")
+        kept = reason.startswith("missing:") or reason.split(":", 1)[0] in reported_only
+        (reported if kept else held).append(f"    {reason:<40} {n:>8,}")
+    lines += held
+    if reported:
+        lines.append(f"  reported, kept clean: {counts.reported_kept_clean:>,} row(s)   "
+                     "(report-only detectors, missing values: published with the clean rows)")
+        lines += reported
     review = record.decisions
     if review:
         applied = review.get("applied", {})

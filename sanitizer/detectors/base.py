@@ -80,6 +80,14 @@ UPPER_QUANTILE = 0.99
 poison (which sits above it) does not set the slope that should expose it."""
 
 
+CHOICE_ROWS = 1000
+"""A calibration set this large chooses its tail shape (``DistanceCalibration.of(log_scale=True)``):
+50 values beyond the 95th percentile. Smaller ones keep the straight line."""
+CHOICE_QUANTILE = 0.95
+"""Where the two tail shapes are compared with the data: far enough out to see the tail's shape, inside
+the body that a few percent of poison (above it) does not reach."""
+
+
 @dataclass(frozen=True)
 class DistanceCalibration:
     """A score -> -log exceedance probability (nats), from the sample's out-of-fold scores: an
@@ -93,11 +101,22 @@ class DistanceCalibration:
     median: float
     q90: float
     beta: float
+    offset: float | None = None
+    """Set: the line is fitted to ``log(distance + offset)`` (see ``of(log_scale=True)``)."""
 
     @staticmethod
-    def of(distances: np.ndarray, heavy_tail: bool = False) -> "DistanceCalibration":
+    def of(distances: np.ndarray, heavy_tail: bool = False, log_scale: bool = False) -> "DistanceCalibration":
         """``heavy_tail``: the slope also explains the UPPER_QUANTILE (for scores whose natural upper tail is
-        heavier than the middle suggests; see the class docstring)."""
+        heavier than the middle suggests; see the class docstring).
+
+        ``log_scale`` (k-NN distances among points): also fit the line to log distances, and keep
+        whichever of the two predicts the sample's own CHOICE_QUANTILE better (with CHOICE_ROWS values
+        or more). A point's k-NN distance is about ``(k / (n f(x)))^(1/D)`` for density f in D
+        dimensions, and in the tail of a smooth distribution the chance of a lower density is about
+        proportional to f, so ``-log p`` can grow like ``D log(distance)`` rather than like the
+        distance: the natural far tail of a low-dimensional table (two money columns) is long, and a
+        line in the distance itself calls its last percent improbable. Where the straight line fits
+        (standardised, clipped coordinates in many dimensions) it stays."""
         values = distances[np.isfinite(distances)]
         if len(values) == 0:
             return DistanceCalibration(0.0, 0.0, 1.0)
@@ -107,9 +126,21 @@ class DistanceCalibration:
             beta = max(beta, (upper - q90) / np.log(0.1 / (1.0 - UPPER_QUANTILE)))
         if not beta > 1e-12:
             beta = max(float(np.std(values)), 1e-12)
-        return DistanceCalibration(median, q90, float(beta))
+        line = DistanceCalibration(median, q90, float(beta))
+        if not log_scale or len(values) < CHOICE_ROWS:
+            return line
+        offset = max(median * 0.01, 1e-12)  # a distance of 0 (duplicates) stays finite
+        logs = DistanceCalibration.of(np.log(values + offset), heavy_tail)
+        curve = DistanceCalibration(logs.median, logs.q90, logs.beta, offset)
+        check = np.quantile(values, [CHOICE_QUANTILE])
+        target = -np.log(1.0 - CHOICE_QUANTILE)
+        miss_line = abs(float(line.nats(check)[0]) - target)
+        miss_curve = abs(float(curve.nats(check)[0]) - target)
+        return curve if miss_curve < miss_line else line
 
     def nats(self, distances: np.ndarray) -> np.ndarray:
+        if self.offset is not None:
+            distances = np.log(np.maximum(distances, 0.0) + self.offset)
         return np.maximum(np.log(10.0) + (distances - self.q90) / self.beta, 0.0)
 
 

@@ -231,11 +231,12 @@ class OutlierDetector(Detector):
         # Out-of-fold scores of the sample calibrate the distance signal.
         # A class with enough rows also gets its own calibration (see _distance_nats).
         _, distance = _signals_threaded(models, params, sample.X, sample.labels, fold)
-        by_class = {c: DistanceCalibration.of(distance[groups[c]]) for c in sorted(own)
+        by_class = {c: DistanceCalibration.of(distance[groups[c]], log_scale=True) for c in sorted(own)
                     if len(groups[c]) >= CALIBRATION_ROWS}
         reference_rows = int(models[0].global_neighbours.index.rows
                              + sum(r.index.rows for r in models[0].class_neighbours.values()))
-        return OutlierState(params, models, DistanceCalibration.of(distance), by_class, sample.feature_names,
+        return OutlierState(params, models, DistanceCalibration.of(distance, log_scale=True), by_class,
+                            sample.feature_names,
                             sample.n, len(own), reference_rows)
 
     def score(self, batch: Batch, state: OutlierState) -> Scores:
@@ -267,6 +268,9 @@ class OutlierDetector(Detector):
                 "knn_distance_median": state.distance.median,
                 "knn_distance_q90": state.distance.q90,
                 "knn_distance_beta": state.distance.beta,
+                "knn_tail": "log distance" if state.distance.offset is not None else "distance",
+                "knn_tail_by_class": {c: "log distance" if cal.offset is not None else "distance"
+                                      for c, cal in state.distance_by_class.items()},
                 "classes_with_own_calibration": len(state.distance_by_class),
             },
         }

@@ -25,11 +25,13 @@ from sanitizer.report.review_assets import REVIEW_CSS, REVIEW_JS
 from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
 from sanitizer.report.checks import failed_check_notes
+from sanitizer.report.run_facts import columns_section, guard_callout
 from sanitizer.record import Accounting, Counts, RunRecord
 from sanitizer.report.data import QuarantineData, _finite
 
 NAV = (
-    '<nav class="toc"><a href="#summary">Summary</a><a href="#detectors">Detectors</a><a href="#reasons">Reasons</a>'
+    '<nav class="toc"><a href="#summary">Summary</a><a href="#columns">Columns</a><a href="#detectors">Detectors</a>'
+    '<a href="#reasons">Reasons</a>'
     '<a href="#plots">Plots</a><a href="#classes">Classes</a><a href="#suspects-section">Suspects</a></nav>'
 )
 MAX_CLASS_BARS = 40
@@ -67,6 +69,8 @@ def _table(headers: list[tuple[str, str]], rows: list[list[str]], cls: str = "sm
 def _header(p: RunRecord, out_dir: str) -> str:
     status = p.status or "unknown"
     badge = "ok" if status == "succeeded" else "fail"
+    if p.guard_tripped:
+        status = "failed: nothing published (guard)"
     inputs = p.inputs
     first = inputs[0].get("uri") if inputs else p.config.get("input")
     input_text = (f"{first}" if first else "?") + (f" (+{len(inputs) - 1} more files)" if len(inputs) > 1 else "")
@@ -96,9 +100,9 @@ def _summary(p: RunRecord, q: QuarantineData) -> str:
         ("rows-clean", "c", "Clean", clean, f"{_pct(clean, rows_in)} of rows, published"),
         ("rows-quarantined", "q", "Quarantined", quarantined, f"{_pct(quarantined, rows_in)} of rows"),
         ("rows-invalid", "", "Failed row checks", invalid, "null / NaN / wrong shape / expectations"),
-        ("rows-reported", "", "Flagged, kept clean", reported, "by report-only detectors"),
+        ("rows-reported", "", "Flagged, kept clean", reported, "by report-only detectors or a missing value"),
     ]
-    html = ['<section id="summary"><h2>Summary</h2><div class="cards">']
+    html = ['<section id="summary"><h2>Summary</h2>', guard_callout(p), '<div class="cards">']
     for ident, cls, title, value, sub in cards:
         html.append(
             f'<div class="card {cls}"><div class="k">{esc(title)}</div>'
@@ -353,6 +357,7 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
         f'<script nonce="{nonce}">{ERROR_JS}</script>',
         "<main>",
         _summary(provenance, q),
+        columns_section(provenance),
         _detector_section(provenance, q),
         _reason_section(provenance, q),
         _plots_section(provenance, q, colours),

@@ -226,8 +226,13 @@ class CleanData:
         return self.to_table(columns).to_pandas()
 
     def torch_dataset(self, features: Sequence[str] | str | None = None, label: str | None = None,
-                      batch_size: int = 1024, label_map: dict | None = None, ids: bool = False):
-        """A :class:`torch.utils.data.IterableDataset` of ``(features, labels)`` batches (see :class:`TorchBatches`)."""
+                      batch_size: int = 1024, label_map: dict | None = None, ids: bool = False,
+                      fill_missing: float | dict[str, float] | None = None):
+        """A :class:`torch.utils.data.IterableDataset` of ``(features, labels)`` batches (see :class:`TorchBatches`).
+
+        Clean data may hold missing feature values (a run keeps such rows clean by default, with a
+        ``missing:COLUMN`` reason): the dataset refuses them, naming the column, unless ``fill_missing``
+        says what they become (one number for every column, or ``{column: number}``)."""
         from sanitizer.training.torch import make_torch_dataset  # on first use: this module needs no torch
 
-        return make_torch_dataset(self, features, label, batch_size, label_map, ids)
+        return make_torch_dataset(self, features, label, batch_size, label_map, ids, fill_missing)

@@ -44,14 +44,41 @@ def _feature_width(field: pa.Field, shard: Shard | None) -> int:
     raise ManifestError(f"feature column {field.name!r} has type {field.type}, which is not numeric")
 
 
-def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int) -> np.ndarray:
+def _fill_values(fill, features: list[str]) -> dict[str, float]:
+    """``fill_missing`` as {feature column: finite number}."""
+    if fill is None:
+        return {}
+    values = dict(fill) if isinstance(fill, dict) else {c: fill for c in features}
+    out = {}
+    for column, value in values.items():
+        if column not in features:
+            raise ValueError(f"fill_missing names {column!r}, which is not a feature column ({features})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ValueError(f"fill_missing for {column!r} must be a finite number, got {value!r}")
+        out[column] = float(value)
+    return out
+
+
+def _missing_error(name: str, count: int) -> ManifestError:
+    return ManifestError(
+        f"feature column {name!r} has {count} missing (null or NaN) value(s) in the clean data: the run kept "
+        f"those rows clean with the reason missing:{name} (missing_features: report). Pass fill_missing="
+        f"{{{name!r}: VALUE}} (or one number for every column) to train on them, or run the sanitizer with "
+        "--missing-features quarantine to hold such rows"
+    )
+
+
+def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
+                     fill: float | None = None) -> np.ndarray:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     n = len(arr)
-    if arr.null_count:
-        raise ManifestError(f"feature column {name!r} has null values in the clean data")
     t = arr.type
+    scalar = not (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t))
+    if arr.null_count and not (scalar and fill is not None):
+        raise _missing_error(name, arr.null_count) if scalar else ManifestError(
+            f"feature column {name!r} has null values in the clean data")
     if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
         if not pa.types.is_fixed_size_list(t):
             lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
@@ -68,7 +95,13 @@ def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int) 
             raise ManifestError(f"feature column {name!r} holds text that is not a number ({exc})") from None
     elif not pa.types.is_floating(t):
         arr = pc.cast(arr, pa.float64())
-    return _finite_float32(arr.to_numpy(zero_copy_only=False), name).reshape(n, 1)
+    values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls read as NaN
+    missing = np.isnan(values)
+    if missing.any():
+        if fill is None:
+            raise _missing_error(name, int(missing.sum()))
+        values = np.where(missing, fill, values)
+    return _finite_float32(values, name).reshape(n, 1)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -145,9 +178,10 @@ def _labels_to_int(column: pa.ChunkedArray | pa.Array, label: str, label_map: di
 # --------------------------------------------------------------------------- torch
 
 
-def make_torch_dataset(data: CleanData, features=None, label=None, batch_size=1024, label_map=None, ids=False):
+def make_torch_dataset(data: CleanData, features=None, label=None, batch_size=1024, label_map=None, ids=False,
+                       fill_missing=None):
     """Same as :meth:`CleanData.torch_dataset`."""
-    return _torch_batches_class()(data, features, label, batch_size, label_map, ids)
+    return _torch_batches_class()(data, features, label, batch_size, label_map, ids, fill_missing)
 
 
 _TORCH_CLASS = None
@@ -185,6 +219,10 @@ class _TorchBatchesMixin:
     ``DataLoader(ds, batch_size=None, num_workers=N)``. Every batch is full but the last one.
     ``ids=True`` adds a third item, the batch's record ids (a list).
 
+    Missing feature values (null or NaN; a run keeps such rows clean by default) are refused with an
+    error naming the column, unless ``fill_missing`` gives what they become: one number for every
+    feature column, or ``{column: number}`` (a column left out of the dict is still refused).
+
     ``features`` default to the manifest's feature columns; a fixed-size list column (64 pixels,
     an embedding) becomes that many features. Integer labels pass through as they are
     (``label_map`` None); any other label type is mapped to 0..K-1 by a sorted ``label_map``
@@ -192,7 +230,8 @@ class _TorchBatchesMixin:
     ``feature_dim``, ``label``, ``label_map``, ``classes`` (values in index order, or None), ``rows``.
     """
 
-    def __init__(self, data: CleanData, features=None, label=None, batch_size=1024, label_map=None, ids=False):
+    def __init__(self, data: CleanData, features=None, label=None, batch_size=1024, label_map=None, ids=False,
+                 fill_missing=None):
         super().__init__()
         self.shards = data.shards
         self.features = _feature_list(data, features)
@@ -211,6 +250,7 @@ class _TorchBatchesMixin:
             raise ValueError(f"column(s) {missing} are not in the clean data; columns are {schema.names}")
         first = self.shards[0] if self.shards else None
         self.widths = tuple(_feature_width(schema.field(c), first) for c in self.features)
+        self.fill_missing = _fill_values(fill_missing, self.features)
         self.feature_dim = int(sum(self.widths))
         if label_map is not None:
             self.label_map = dict(label_map)
@@ -294,7 +334,8 @@ class _TorchBatchesMixin:
                 table = table.slice(lo, hi - lo)
             if self.features:
                 X = np.concatenate(
-                    [_to_float_matrix(table.column(c), c, w) for c, w in zip(self.features, self.widths)], axis=1
+                    [_to_float_matrix(table.column(c), c, w, self.fill_missing.get(c))
+                     for c, w in zip(self.features, self.widths)], axis=1
                 )
             else:
                 X = np.zeros((table.num_rows, 0), dtype=np.float32)

@@ -1,0 +1,84 @@
+"""Report sections about the run as a whole: the run-level guard's verdict and the columns judged.
+
+Every value from the data or the provenance goes through :func:`esc` (see sanitizer.report.page).
+"""
+
+from __future__ import annotations
+
+from sanitizer.record import RunRecord
+from sanitizer.report.charts import count as _n
+from sanitizer.report.charts import esc
+
+REASONS = {
+    "id-like": "looks like a record id or row counter",
+    "text": "text or categorical",
+    "date": "date or time",
+    "empty": "no values",
+    "unsupported-type": "a type the detectors do not read",
+    "not-selected": "not named in --feature-columns",
+}
+
+
+def _percent(share) -> str:
+    return f"{float(share) * 100:.4g}%"
+
+
+def guard_callout(p: RunRecord) -> str:
+    """A red callout when the run-level guard stopped publication: how much, which classes, held by whom,
+    and the ways out. Empty when the guard passed or was not recorded."""
+    g = p.guard or {}
+    if not g.get("tripped"):
+        return ""
+    parts = []
+    if float(g.get("share", 0)) > float(g.get("max_quarantine_share", 1)):
+        parts.append(f"{_n(g.get('quarantined', 0))} of {_n(g.get('rows', 0))} labelled rows "
+                     f"({_percent(g.get('share', 0))}), over the limit of {_percent(g['max_quarantine_share'])}")
+    classes = g.get("classes_over") or []
+    if classes:
+        named = ", ".join(f"<b>{esc(repr(c.get('class')))}</b> {_n(c.get('quarantined', 0))} of "
+                          f"{_n(c.get('rows', 0))} ({_percent(c.get('share', 0))})" for c in classes[:10])
+        more = f" and {len(classes) - 10} more" if len(classes) > 10 else ""
+        parts.append(f"over {_percent(g.get('max_class_quarantine_share', 1))} of class {named}{more}")
+    held = ", ".join(f"<b>{esc(name)}</b> {_n(n)}" for name, n in (g.get("by_detector") or {}).items())
+    return (
+        '<div class="callout bad" id="guard">'
+        '<span class="badge fail">nothing published</span> '
+        f"The run would have quarantined {'; and '.join(parts)}. "  # numbers, and class names escaped above
+        f"Held by: {held or 'none recorded'}. No manifest was written (exit status 3). "
+        "Review the suspects below; if they really are bad, raise the limits "
+        "(<code>--max-quarantine-share</code>, <code>--max-class-quarantine-share</code> or "
+        "<code>guard:</code> in the config), or set the detector responsible to report only "
+        "(<code>policy: {DETECTOR: report}</code>) and run again.</div>"
+    )
+
+
+def columns_section(p: RunRecord) -> str:
+    """Which columns the detectors judged (features), which they did not and why, and the id and label."""
+    c = p.columns
+    if not (c.features or c.ignored):
+        return ""
+    if c.id_generated:
+        id_text = "generated (<code>file:row</code>)"
+    elif c.id_inferred:
+        id_text = f"<b>{esc(c.id)}</b> (inferred: unique and id-like; not judged)"
+    else:
+        id_text = f"<b>{esc(c.id)}</b>"
+    width = f" ({_n(c.feature_count)} values)" if c.feature_count and c.feature_count != len(c.features) else ""
+    features = ", ".join(f"<code>{esc(name)}</code>" for name in c.features) or "none"
+    rows = "".join(
+        f'<tr><td><code>{esc(i.get("name", ""))}</code></td>'
+        f'<td>{esc(REASONS.get(i.get("reason", ""), i.get("reason", "")))}</td>'
+        f'<td>{esc(i.get("detail", ""))}</td></tr>'
+        for i in c.ignored
+    )
+    ignored = (
+        f'<table class="small" id="columns-ignored"><thead><tr><th>column</th><th>not judged: why</th>'
+        f"<th>detail</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows else '<p class="note">Every other column was judged.</p>'
+    )
+    return (
+        '<section id="columns"><h2>Columns</h2>'
+        f'<p class="note" id="columns-judged">Judged ({len(c.features)}){width}: {features}. '
+        f"Label <b>{esc(c.label)}</b>; record id {id_text}.</p>"
+        f"{ignored}</section>"
+    )
