@@ -122,7 +122,7 @@ def run_pipeline(name: str, sc: dict, model_path: str, seed: int) -> tuple[np.nd
     if os.path.isdir(qdir) and any(f.endswith(".parquet") for f in os.listdir(qdir)):
         q = pq.read_table(qdir, columns=["image_id", "sanitizer_reasons"])
         held = {i for i, r in zip(q.column(0).to_pylist(), q.column(1).to_pylist())
-                if any(x.get("detector") == "feature_collision" for x in json.loads(r))}
+                if any(x.get("detector") == "feature_collision" for x in (r if isinstance(r, list) else json.loads(r)))}
     summary = {}
     prov = os.path.join(out, "provenance.json")
     if os.path.exists(prov):

@@ -7,9 +7,9 @@ the model's error. So the out-of-fold probabilities are calibrated on the sample
 and ``Q`` the class-to-class flip rates, fitted together by maximum likelihood (EM) from a prior of
 PRIOR_NOISE wrong labels per given label. A row is flagged only when, beside its margin passing its class's
 threshold, the posterior that its label is wrong is at least ``min_posterior``; a row below gets the
-threshold 1, the margin's maximum. A class the out-of-fold models cannot name (fewer than
-``min_class_precision`` of the rows they name it for carry it) is not judged: a label the models cannot
-recognise is not one they can call wrong. Where the features barely predict the label, a flip buys the likelihood nothing, ``Q`` stays near the
+threshold 1, the margin's maximum. A class the out-of-fold models cannot recognise (they name fewer than
+``min_class_recall`` of its rows for it, and their calls for it are not reliable either) is not judged: a
+label the models cannot recognise is not one they can call wrong. Where the features barely predict the label, a flip buys the likelihood nothing, ``Q`` stays near the
 identity and few or no rows are flagged."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 MIN_NAMED = 5
-"""A class the blend names for fewer sample rows than this is not recognised."""
+"""Fewer calls than this say nothing about their reliability."""
+RELIABLE_CALLS = 0.65
+"""Calls for a class this often right mean the models know it, whatever its recall."""
 TEMPERATURES = (0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
 EM_ROUNDS = 60
 PRIOR_NOISE = 0.02
@@ -104,16 +106,17 @@ def _posterior_wrong(p: np.ndarray, y: np.ndarray, temperature: float, Q: np.nda
 
 
 def _recognised(p: np.ndarray, y: np.ndarray, C: int, params) -> np.ndarray:
-    """(C,) bool: classes the out-of-fold blend can name. A class is recognised when, among the sample rows
-    the blend names it most likely (at least MIN_NAMED of them), at least ``min_class_precision`` are given
-    that label. A label the models cannot recognise (a rare grade carved out by a feature they do not
-    resolve, a class that overlaps another) is not one they can call wrong. Precision, not recall: rows
-    flipped *into* a class (many-to-one poisoning) lower its recall however well the models know it, and
-    must not switch the class's judgement off."""
+    """(C,) bool: classes the out-of-fold blend can name. A class is recognised when the blend names at
+    least ``min_class_recall`` of its own sample rows for it, or when its calls are reliable: of the sample
+    rows it names for the class (MIN_NAMED or more), at least RELIABLE_CALLS carry that label. A label the
+    models cannot recognise (a rare grade carved out by a feature they do not resolve, a class that overlaps
+    another) is not one they can call wrong. The second way matters under attack: rows flipped *into* a
+    class lower its recall however well the models know it, and must not switch its judgement off."""
     named = p.argmax(axis=1)
+    given = np.bincount(y, minlength=C)
     count = np.bincount(named, minlength=C)
     right = np.bincount(named, weights=(named == y).astype(float), minlength=C)
-    return (count >= MIN_NAMED) & (right >= params.min_class_precision * count)
+    return (right >= params.min_class_recall * given) | ((count >= MIN_NAMED) & (right >= RELIABLE_CALLS * count))
 
 
 def _row_thresholds(class_thresholds: np.ndarray, wrong: np.ndarray, params) -> np.ndarray:
