@@ -51,7 +51,7 @@ by the labels of each record's nearest neighbours.
    noise model (flip rates and a temperature, fitted by EM from a 2% prior)
    gives each row the posterior that its label is wrong; a row is flagged only
    at ``min_posterior`` or more, and a class the models cannot recognise
-   (``min_class_recall``, unless its calls are 65% right) is not judged. Provenance records the noise rate and
+   (``min_class_recall``, confident contradictions left out) is not judged. Provenance records the noise rate and
    the expected number of false flags.
 
 Classes with fewer sample rows than ``min_class_rows`` (default: K) cannot be
@@ -144,8 +144,8 @@ class LabelFlipParams:
     """Flag a record only when the calibrated posterior that its label is wrong is at least this (step 6);
     0 switches the bar off (confident learning alone, as before the noise model)."""
     min_class_recall: float = 0.5
-    """A class whose own sample rows the out-of-fold models name most likely less often than this, and whose
-    calls are not reliable either (65% right), is not judged (provenance: classes_not_recognised)."""
+    """A class whose own sample rows the out-of-fold models name most likely less often than this (rows they
+    confidently put in another class left out) is not judged (provenance: classes_not_recognised)."""
     confident_margin_min_noise: float = 0.05
     """The floor applies to a class whose share of wrong labels the previous pass estimated at this or more
     (on clean classes it would flag hard but correctly labelled rows: digits, 0.2% -> 1.9% of clean rows)."""

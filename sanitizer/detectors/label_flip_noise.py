@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MIN_NAMED = 5
-"""Fewer calls than this say nothing about their reliability."""
-RELIABLE_CALLS = 0.65
-"""Calls for a class this often right mean the models know it, whatever its recall."""
+CONTRADICTED = 0.8
+"""A row the blend puts in another class with this probability or more is a confident contradiction."""
 TEMPERATURES = (0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
 EM_ROUNDS = 60
 PRIOR_NOISE = 0.02
@@ -106,17 +104,19 @@ def _posterior_wrong(p: np.ndarray, y: np.ndarray, temperature: float, Q: np.nda
 
 
 def _recognised(p: np.ndarray, y: np.ndarray, C: int, params) -> np.ndarray:
-    """(C,) bool: classes the out-of-fold blend can name. A class is recognised when the blend names at
-    least ``min_class_recall`` of its own sample rows for it, or when its calls are reliable: of the sample
-    rows it names for the class (MIN_NAMED or more), at least RELIABLE_CALLS carry that label. A label the
-    models cannot recognise (a rare grade carved out by a feature they do not resolve, a class that overlaps
-    another) is not one they can call wrong. The second way matters under attack: rows flipped *into* a
-    class lower its recall however well the models know it, and must not switch its judgement off."""
+    """(C,) bool: classes the out-of-fold blend can recognise. A class is recognised when the blend names it
+    most likely for at least ``min_class_recall`` of its own sample rows, leaving out the rows it confidently
+    puts in another class (probability CONTRADICTED or more there). A label the models cannot recognise (a
+    rare grade carved out by a feature they do not resolve, a class that overlaps another) is not one they
+    can call wrong. The confident contradictions are left out because they are what a many-to-one attack
+    adds: rows flipped *into* a class lower its recall however well the models know it, and must not switch
+    its judgement off; a class the models merely cannot tell apart gets low, unconfident probabilities."""
     named = p.argmax(axis=1)
-    given = np.bincount(y, minlength=C)
-    count = np.bincount(named, minlength=C)
-    right = np.bincount(named, weights=(named == y).astype(float), minlength=C)
-    return (right >= params.min_class_recall * given) | ((count >= MIN_NAMED) & (right >= RELIABLE_CALLS * count))
+    top = p[np.arange(len(y)), named]
+    counted = (named == y) | (top < CONTRADICTED)
+    given = np.bincount(y, weights=counted.astype(float), minlength=C)
+    right = np.bincount(y, weights=(named == y).astype(float), minlength=C)
+    return right >= params.min_class_recall * given
 
 
 def _row_thresholds(class_thresholds: np.ndarray, wrong: np.ndarray, params) -> np.ndarray:
