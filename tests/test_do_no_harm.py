@@ -184,3 +184,54 @@ def test_profile_then_run_publishes_on_data_with_planted_outliers(planted):
     provenance = load_json(out / "provenance.json")
     assert provenance["validation"]["success"] is True
     assert provenance["counts"]["quarantined"] >= len(planted["absurd"])  # the outliers went, the suite still held
+
+
+# --------------------------------------------------------------------------- units: roles, summary, loader
+
+
+def test_id_like_columns_by_name_counter_and_distinct_text():
+    import pyarrow as pa
+
+    from sanitizer.column_roles import id_like
+
+    n = 200
+    counter = pa.array(np.arange(n) + 17)
+    assert id_like("n", pa.int64(), counter) == "a row counter (counts up by one)"
+    assert id_like("Unnamed: 0", pa.int64(), pa.array(np.zeros(n, dtype=np.int64))) == "named like a key"
+    assert id_like("Individual ID", pa.string(), None) == "named like a key"
+    measured = pa.array(np.random.default_rng(SEED).integers(0, 90, n))  # an integer feature, not a counter
+    assert id_like("age", pa.int64(), measured) is None
+    keys = pa.array([f"k{i}" for i in range(n)])
+    assert id_like("code", pa.string(), keys) == "every value distinct (a key or free text)"
+    numbers = pa.array([f"{v:.4f}" for v in np.random.default_rng(1).normal(size=n)])
+    assert id_like("a", pa.string(), numbers, numeric_text=True) is None  # distinct measurements, not keys
+    assert id_like("x", pa.float64(), pa.array(np.arange(n, dtype=float))) is None  # floats are never ids
+
+
+def test_the_summary_lists_reported_rows_apart_from_the_quarantined():
+    from sanitizer.record import Counts, DetectorCounts, RunRecord
+    from sanitizer.summary import summary_lines
+
+    record = RunRecord(run_id="r", status="succeeded", started_at="", finished_at="", seed=0, runner="DirectRunner",
+                       counts=Counts(
+        rows_in=100, clean=97, quarantined=3, reported_kept_clean=12,
+        by_reason={"outlier": 3, "label_flip": 9, "missing:income": 4},
+        by_detector={"outlier": DetectorCounts(100, 3), "label_flip": DetectorCounts(100, 9, "report")}))
+    lines = summary_lines(record, "out")
+    reported = next(i for i, line in enumerate(lines) if "reported, kept clean: 12 row(s)" in line)
+    held = [i for i, line in enumerate(lines) if line.strip().startswith("outlier ")]
+    kept = [i for i, line in enumerate(lines) if line.strip().startswith(("label_flip ", "missing:income "))]
+    assert held and all(i < reported for i in held) and len(kept) == 2 and all(i > reported for i in kept)
+
+
+def test_the_torch_loader_refuses_missing_values_by_column_unless_told_to_fill(penguins):
+    from sanitizer.training import load_manifest
+    from sanitizer.training.manifest import ManifestError
+
+    data = load_manifest(penguins["out"])
+    with pytest.raises(ManifestError, match=r"feature column '[^']+' has \d+ missing .*fill_missing="):
+        next(iter(data.torch_dataset(batch_size=512)))
+    with pytest.raises(ValueError, match="not a feature column"):
+        data.torch_dataset(fill_missing={"Species": 0.0})
+    features, labels = next(iter(data.torch_dataset(batch_size=512, fill_missing=0.0)))
+    assert features.shape[0] == labels.shape[0] > 300 and not features.isnan().any()

@@ -32,11 +32,11 @@ def guard_callout(p: RunRecord) -> str:
     parts = []
     if float(g.get("share", 0)) > float(g.get("max_quarantine_share", 1)):
         parts.append(f"{_n(g.get('quarantined', 0))} of {_n(g.get('rows', 0))} labelled rows "
-                     f"({_percent(g.get('share', 0))}), over the limit of {_percent(g['max_quarantine_share'])}")
+                     f"({float(g.get('share', 0)):.1%}), over the limit of {_percent(g['max_quarantine_share'])}")
     classes = g.get("classes_over") or []
     if classes:
         named = ", ".join(f"<b>{esc(repr(c.get('class')))}</b> {_n(c.get('quarantined', 0))} of "
-                          f"{_n(c.get('rows', 0))} ({_percent(c.get('share', 0))})" for c in classes[:10])
+                          f"{_n(c.get('rows', 0))} ({float(c.get('share', 0)):.1%})" for c in classes[:10])
         more = f" and {len(classes) - 10} more" if len(classes) > 10 else ""
         parts.append(f"over {_percent(g.get('max_class_quarantine_share', 1))} of class {named}{more}")
     held = ", ".join(f"<b>{esc(name)}</b> {_n(n)}" for name, n in (g.get("by_detector") or {}).items())
