@@ -6,7 +6,8 @@ dropped silently; the run records the list in provenance, prints it in its summa
 in the report.
 
 Columns inferred as *id-like* are never features by default: a row counter (an integer column
-that mostly counts up by one, as ``rownames`` or a pandas index written out does), a column named
+that mostly counts up by one, as ``rownames`` or a pandas index written out does, or one that
+strictly increases row by row, as a sequence number with gaps does), a column named
 like a key (``index``, ``Unnamed: 0``, ``row_id``, ``subject_id``, ``Individual ID``), or a text
 column whose every value is distinct. A row counter predicts the label of any data set stored
 sorted by class, so judging it would quarantine whole classes.
@@ -63,6 +64,8 @@ def id_like(name: str, type_: pa.DataType, column: pa.Array | None, numeric_text
         steps = np.diff(values.astype(np.int64))
         if (steps == 1).mean() >= COUNTER_SHARE:
             return "a row counter (counts up by one)"
+        if (steps > 0).all():
+            return "strictly increasing row by row (a key or sequence number)"
         return None
     if not numeric_text and column.null_count == 0 and pc.count_distinct(column).as_py() == len(column):
         return "every value distinct (a key or free text)"

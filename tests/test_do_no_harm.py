@@ -199,6 +199,8 @@ def test_id_like_columns_by_name_counter_and_distinct_text():
     assert id_like("n", pa.int64(), counter) == "a row counter (counts up by one)"
     assert id_like("Unnamed: 0", pa.int64(), pa.array(np.zeros(n, dtype=np.int64))) == "named like a key"
     assert id_like("Individual ID", pa.string(), None) == "named like a key"
+    gaps = pa.array(np.cumsum(np.random.default_rng(SEED).integers(1, 50, n)))
+    assert id_like("order", pa.int64(), gaps) == "strictly increasing row by row (a key or sequence number)"
     measured = pa.array(np.random.default_rng(SEED).integers(0, 90, n))  # an integer feature, not a counter
     assert id_like("age", pa.int64(), measured) is None
     keys = pa.array([f"k{i}" for i in range(n)])
