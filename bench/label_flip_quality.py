@@ -168,6 +168,9 @@ def prf(flagged: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+PARAMS = LabelFlipParams()  # the default; --min-posterior names another configuration
+
+
 def ours(X, y_noisy, seed: int) -> np.ndarray:
     n = len(y_noisy)
     batch = Batch(
@@ -178,7 +181,7 @@ def ours(X, y_noisy, seed: int) -> np.ndarray:
         tuple(f"f{j}" for j in range(X.shape[1])),
     )
     detector = LabelFlipDetector()
-    state = detector.fit(batch, LabelFlipParams(), seed)
+    state = detector.fit(batch, PARAMS, seed)
     return detector.score(batch, state).flagged
 
 
@@ -265,7 +268,14 @@ def main() -> None:
     ap.add_argument("--settings", default="",
                     help="comma-separated substrings; keep settings whose name (e.g. 'pair 10%%') contains any")
     ap.add_argument("--out", help="write all per-seed and per-setting numbers and the summary as JSON")
+    ap.add_argument("--min-posterior", type=float, default=None,
+                    help="run label_flip with this min_posterior instead of the default (0: confident learning alone)")
     args = ap.parse_args()
+    if args.min_posterior is not None:
+        global PARAMS
+        PARAMS = LabelFlipParams(min_posterior=args.min_posterior)
+        print(f"configuration: label_flip min_posterior {args.min_posterior} (not the default "
+              f"{LabelFlipParams().min_posterior})")
     try:
         import cleanlab
     except ImportError:

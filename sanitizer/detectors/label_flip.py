@@ -142,7 +142,8 @@ class LabelFlipParams:
     recorded in provenance); 1.0 keeps the search exact."""
     min_posterior: float = 0.55
     """Flag a record only when the calibrated posterior that its label is wrong is at least this (step 6);
-    0 switches the bar off (confident learning alone, as before the noise model)."""
+    0 switches step 6 off (confident learning alone: no posterior bar, every class judged), for labels
+    known to follow the features (images, curated classes) where random noise is the threat."""
     min_class_recall: float = 0.5
     """A class whose own sample rows the out-of-fold models name most likely less often than this (rows they
     confidently put in another class left out) is not judged (provenance: classes_not_recognised)."""
@@ -420,7 +421,8 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
     temperature, transitions = _noise_model(p, y, np.flatnonzero(judged[y]))
     wrong = _posterior_wrong(p, y, temperature, transitions)
     class_thresholds = _class_thresholds(margin, y, noisy_per_class, judged, params, prior_rate)
-    class_thresholds = np.where(judged & _recognised(p, y, C, params), class_thresholds, np.inf)
+    recognised = _recognised(p, y, C, params) if params.min_posterior > 0 else np.ones(C, dtype=bool)
+    class_thresholds = np.where(judged & recognised, class_thresholds, np.inf)
     state = _replace(state, weight=float(weight), class_thresholds=class_thresholds, temperature=temperature,
                      transitions=transitions)
     return state, p, margin, joint, thresholds_t, wrong
