@@ -85,6 +85,12 @@ _FOLD_SALT = "outlier-fold"
 _REFERENCE_SALT = "outlier-reference"
 STANDARDISER_ROWS = 20_000
 """The neighbour signal's per-feature scaling is estimated from at most this many rows per model."""
+LOW_DIMENSION = 8
+"""With this many features or fewer the k-NN calibration may fit log distances (DistanceCalibration.of,
+log_scale). In few dimensions a point's k-NN distance grows like density^(-1/d), so a smooth table's natural
+far tail is long (ISLR Default: two money columns); in many standardised, clipped dimensions distances
+concentrate and the far tail is poison's (uniform rows in 64-pixel digits), which a log scale would
+compress."""
 CALIBRATION_ROWS = 50
 """A class with this many sample rows calibrates its own k-NN distances."""
 
@@ -231,11 +237,12 @@ class OutlierDetector(Detector):
         # Out-of-fold scores of the sample calibrate the distance signal.
         # A class with enough rows also gets its own calibration (see _distance_nats).
         _, distance = _signals_threaded(models, params, sample.X, sample.labels, fold)
-        by_class = {c: DistanceCalibration.of(distance[groups[c]], log_scale=True) for c in sorted(own)
+        low = sample.X.shape[1] <= LOW_DIMENSION  # long natural k-NN tails: see LOW_DIMENSION
+        by_class = {c: DistanceCalibration.of(distance[groups[c]], log_scale=low) for c in sorted(own)
                     if len(groups[c]) >= CALIBRATION_ROWS}
         reference_rows = int(models[0].global_neighbours.index.rows
                              + sum(r.index.rows for r in models[0].class_neighbours.values()))
-        return OutlierState(params, models, DistanceCalibration.of(distance, log_scale=True), by_class,
+        return OutlierState(params, models, DistanceCalibration.of(distance, log_scale=low), by_class,
                             sample.feature_names,
                             sample.n, len(own), reference_rows)
 
