@@ -91,9 +91,9 @@ class GuardConfig:
     """The run-level guard: a run that would quarantine more than these shares publishes nothing."""
 
     max_quarantine_share: float = 0.10
-    """Of all rows (row checks and detectors together)."""
+    """Of the rows whose label is present (row checks and detectors together; sanitizer.guard)."""
     max_class_quarantine_share: float = 0.30
-    """Of any one class's rows."""
+    """Of any one class's rows (classes with at least sanitizer.guard.MIN_CLASS_ROWS rows)."""
 
     def validate(self) -> None:
         for key in ("max_quarantine_share", "max_class_quarantine_share"):

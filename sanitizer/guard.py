@@ -66,7 +66,7 @@ def verdict(guard, counts) -> dict[str, Any]:
     }
 
 
-def _percent(share: float) -> str:
+def percent(share: float) -> str:
     """0.1 -> '10%', 0.001 -> '0.1%': a limit printed as it was set."""
     return f"{share * 100:.4g}%"
 
@@ -76,11 +76,11 @@ def error(reading: dict[str, Any], out: str) -> GuardError:
     parts = []
     if reading["share"] > reading["max_quarantine_share"]:
         parts.append(f"{reading['quarantined']:,} of {reading['rows']:,} labelled rows ({reading['share']:.1%}), "
-                     f"more than guard.max_quarantine_share {_percent(reading['max_quarantine_share'])}")
+                     f"more than guard.max_quarantine_share {percent(reading['max_quarantine_share'])}")
     if reading["classes_over"]:
         named = ", ".join(f"{c['class']!r} {c['quarantined']:,} of {c['rows']:,} ({c['share']:.0%})"
                           for c in reading["classes_over"][:5])
-        parts.append(f"more than guard.max_class_quarantine_share {_percent(reading['max_class_quarantine_share'])} "
+        parts.append(f"more than guard.max_class_quarantine_share {percent(reading['max_class_quarantine_share'])} "
                      f"of class {named}")
     detectors = ", ".join(f"{name} {n:,}" for name, n in list(reading["by_detector"].items())[:5])
     return GuardError(

@@ -199,6 +199,7 @@ class LabelFlipState:
     summary: dict
     temperature: float = 1.0  # calibrates the blended probabilities (step 6)
     transitions: np.ndarray | None = None  # (C, C) P(given label | true label), fitted with the temperature
+    recognised: np.ndarray | None = None  # (C,) bool: classes the models can recognise (step 6)
 
 
 class LabelFlipDetector(Detector):
@@ -284,8 +285,7 @@ class LabelFlipDetector(Detector):
                 "expected_false_flag_rate": round(expected_false / max(sample.n, 1), 6),
             },
             "classes_not_judged": [str(classes[i]) for i in np.flatnonzero(~judged)][:50],
-            "classes_not_recognised": [str(classes[i]) for i in np.flatnonzero(judged & ~np.isfinite(class_thresholds)
-                                                                             & (noisy_per_class > 0.5))][:50],
+            "classes_not_recognised": [str(classes[i]) for i in np.flatnonzero(judged & ~state.recognised)][:50],
             "noise_by_class_pair": _top_pairs(joint, counts, classes),
             "per_class_confidence_threshold": {
                 str(classes[i]): round(float(thresholds_t[i]), 4) for i in range(min(C, 100))
@@ -424,6 +424,6 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
     recognised = _recognised(p, y, C, params) if params.min_posterior > 0 else np.ones(C, dtype=bool)
     class_thresholds = np.where(judged & recognised, class_thresholds, np.inf)
     state = _replace(state, weight=float(weight), class_thresholds=class_thresholds, temperature=temperature,
-                     transitions=transitions)
+                     transitions=transitions, recognised=recognised)
     return state, p, margin, joint, thresholds_t, wrong
 

@@ -243,8 +243,7 @@ class OutlierDetector(Detector):
         reference_rows = int(models[0].global_neighbours.index.rows
                              + sum(r.index.rows for r in models[0].class_neighbours.values()))
         return OutlierState(params, models, DistanceCalibration.of(distance, log_scale=low), by_class,
-                            sample.feature_names,
-                            sample.n, len(own), reference_rows)
+                            sample.feature_names, sample.n, len(own), reference_rows)
 
     def score(self, batch: Batch, state: OutlierState) -> Scores:
         if batch.n == 0:

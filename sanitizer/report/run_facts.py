@@ -5,6 +5,7 @@ Every value from the data or the provenance goes through :func:`esc` (see saniti
 
 from __future__ import annotations
 
+from sanitizer.guard import percent
 from sanitizer.record import RunRecord
 from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
@@ -19,10 +20,6 @@ REASONS = {
 }
 
 
-def _percent(share) -> str:
-    return f"{float(share) * 100:.4g}%"
-
-
 def guard_callout(p: RunRecord) -> str:
     """A red callout when the run-level guard stopped publication: how much, which classes, held by whom,
     and the ways out. Empty when the guard passed or was not recorded."""
@@ -32,13 +29,13 @@ def guard_callout(p: RunRecord) -> str:
     parts = []
     if float(g.get("share", 0)) > float(g.get("max_quarantine_share", 1)):
         parts.append(f"{_n(g.get('quarantined', 0))} of {_n(g.get('rows', 0))} labelled rows "
-                     f"({float(g.get('share', 0)):.1%}), over the limit of {_percent(g['max_quarantine_share'])}")
+                     f"({float(g.get('share', 0)):.1%}), over the limit of {percent(g['max_quarantine_share'])}")
     classes = g.get("classes_over") or []
     if classes:
         named = ", ".join(f"<b>{esc(repr(c.get('class')))}</b> {_n(c.get('quarantined', 0))} of "
                           f"{_n(c.get('rows', 0))} ({float(c.get('share', 0)):.1%})" for c in classes[:10])
         more = f" and {len(classes) - 10} more" if len(classes) > 10 else ""
-        parts.append(f"over {_percent(g.get('max_class_quarantine_share', 1))} of class {named}{more}")
+        parts.append(f"over {percent(g.get('max_class_quarantine_share', 1))} of class {named}{more}")
     held = ", ".join(f"<b>{esc(name)}</b> {_n(n)}" for name, n in (g.get("by_detector") or {}).items())
     return (
         '<div class="callout bad" id="guard">'
