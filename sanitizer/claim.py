@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from datetime import datetime, timezone
 
 from sanitizer import fs as fs_util
@@ -28,7 +29,13 @@ _fs = fs_util.filesystems
 
 MARKER = layout.MARKER
 _OUR_FILES = (layout.MANIFEST, layout.PROVENANCE, layout.REPORT, layout.LINEAGE, MARKER)
-_OUR_FOLDERS = ("_work", layout.VALIDATION_DIR)  # wholly ours: an older release's work folder, GX results
+_OUR_FOLDERS = ("_work", layout.VALIDATION_DIR)  # an older release's work folder, GX results: only our files go
+_OUR_INSIDE = {  # what a run writes in each of them (a trailing / marks a folder)
+    "_work": {"fit.json", "validation_sample.json", "stats.json", "duplicate_ids.json", "file_rows.json"},
+    layout.VALIDATION_DIR: {"summary.json", "input_sample.json", "clean_output.json", "totals.json",
+                            "checkpoint_result.json", "data_docs/"},
+}
+_TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{32}\.tmp")  # fs.write_bytes_atomic's temporary names
 _SHARD_FOLDERS = (layout.CLEAN_DIR, layout.QUARANTINE_DIR)
 _SHARD_NAME = re.compile(r"part-\d{5}-of-\d{5}\.parquet")  # the sinks' names (shard_name_template)
 _TEMP_FOLDER = re.compile(r"beam-temp-part-[0-9a-f]{32}")  # Beam's sink staging folders, left by a killed run
@@ -180,6 +187,11 @@ def _list_names(folder: str) -> list[tuple[str, bool]]:
     return sorted(names.items())
 
 
+def _exists(path: str) -> bool:
+    """Whether anything is at ``path`` (locally a dangling symlink counts too)."""
+    return os.path.lexists(path) if not fs_util.is_remote(path) else _fs().exists(path)
+
+
 def _owned_paths(out: str, present: list[str]) -> list[str]:
     """What an earlier run of ours wrote in ``out`` (manifest first), or a ConfigError saying why not.
 
@@ -190,6 +202,8 @@ def _owned_paths(out: str, present: list[str]) -> list[str]:
     was interrupted (its marker is there) - carry our shard name. Anything else
     is the user's: nothing is deleted. ``review/`` is never deleted: it holds
     reviewers' decisions, which outlive a rerun (``--decisions`` reads them).
+    In ``validation/`` and ``_work/`` only the files a run writes there go
+    (:func:`_ours_inside`); anything else in them is left where it is.
     """
     fs = _fs()
     manifest = _read_record(f"{out}/{prov.MANIFEST}", ("manifest_version", "run_id", "clean"))
@@ -225,6 +239,8 @@ def _owned_paths(out: str, present: list[str]) -> list[str]:
         if isinstance(outputs.get("released_shard"), dict):
             named.add(outputs["released_shard"].get("path"))
     for part in _SHARD_FOLDERS:
+        if not fs_util.is_remote(out) and os.path.islink(f"{out}/{part}"):
+            continue  # a link at our folder's name: the link goes, never what it points to
         for name, is_folder in _list_names(f"{out}/{part}"):
             rel = f"{part}/{name}"
             if rel in named and not is_folder:
@@ -243,27 +259,75 @@ def _owned_paths(out: str, present: list[str]) -> list[str]:
         )
     doomed = [f"{out}/{prov.MANIFEST}"] + [p for p, _ in superseded]
     doomed += [f"{out}/{name}{tmp}" for name in _OUR_FILES for tmp in ("", ".tmp") if name != prov.MANIFEST or tmp]
-    doomed += [f"{out}/{name}" for name in _SHARD_FOLDERS + _OUR_FOLDERS]
+    doomed += [f"{out}/{name}" for name, _ in _list_names(out)
+               if _TEMPORARY.fullmatch(name) and _TEMPORARY.fullmatch(name).group(1) in _OUR_FILES]
+    doomed += [f"{out}/{name}" for name in _SHARD_FOLDERS]
+    for folder in _OUR_FOLDERS:
+        doomed += _ours_inside(out, folder)
     return doomed
+
+
+def _ours_inside(out: str, folder: str) -> list[str]:
+    """The paths a run writes in ``OUT/folder`` (validation/, _work/) that exist; the rest is left, with a
+    warning naming it. A symbolic link at the folder's own name is itself what goes (never its target)."""
+    base = f"{out}/{folder}"
+    if not fs_util.is_remote(out) and os.path.islink(base):
+        return [base]
+    wanted = _OUR_INSIDE[folder]
+    ours, kept = [], []
+    for name, is_folder in _list_names(base):
+        temporary = _TEMPORARY.fullmatch(name)
+        plain = temporary.group(1) if temporary else name.removesuffix(".tmp")
+        mine = f"{name}/" in wanted if is_folder else plain in wanted
+        (ours if mine else kept).append(name)
+    if not kept:
+        return [base]
+    log.warning("--overwrite leaves %s in %s/%s: no run writes them there", ", ".join(kept[:8])
+                + (f" (and {len(kept) - 8} more)" if len(kept) > 8 else ""), out, folder)
+    return [f"{base}/{name}" for name in ours]
+
+
+def _first_run_conflicts(out: str) -> list[str]:
+    """What a first run into ``out`` would overwrite or write into: our file and folder names that exist."""
+    names = [prov.MANIFEST, prov.PROVENANCE, layout.REPORT, layout.LINEAGE, "clean", "quarantine", "_work",
+             layout.VALIDATION_DIR, MARKER]
+    present = [p for p in names if _exists(f"{out}/{p}")]
+    present += [prov.relative(m.path, out)
+                for m in _fs().match([fs_util.escape_glob(out) + "/manifest-*.json"])[0].metadata_list]
+    return present
+
+
+def _delete(path: str) -> None:
+    """Remove one path of ours: locally a file or symbolic link is unlinked (a link's target is never
+    touched) and a real folder removed with everything in it; elsewhere through Beam's filesystems."""
+    if fs_util.is_remote(path):
+        if _fs().exists(path):
+            _fs().delete([path])
+        return
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def prepare_output(out: str, overwrite: bool) -> None:
     """Claim ``out`` for this run; with overwrite, first remove the earlier run of ours (manifest goes first).
 
-    Refuses (ConfigError, nothing deleted) a folder that holds a run without
-    ``overwrite``, and with it anything :func:`_owned_paths` cannot prove a run
-    of ours wrote. The run marker is written before anything is deleted, so a run
-    killed at any point leaves a folder the next ``--overwrite`` recognises.
+    Refuses (ConfigError, nothing deleted) a folder that holds a run, or any file
+    a run would overwrite or write into (``report.html``, ``lineage.json``,
+    ``validation/``...), without ``overwrite``; and with it anything
+    :func:`_owned_paths` cannot prove a run of ours wrote. The run marker is
+    written before anything is deleted, so a run killed at any point leaves a
+    folder the next ``--overwrite`` recognises. Called under the output lock
+    (:mod:`sanitizer.output_lock`).
     """
-    fs = _fs()
-    present = [p for p in (prov.MANIFEST, prov.PROVENANCE, "clean", "quarantine", "_work", MARKER)
-               if fs.exists(f"{out}/{p}")]
-    present += [prov.relative(m.path, out)
-                for m in fs.match([fs_util.escape_glob(out) + "/manifest-*.json"])[0].metadata_list]
+    present = _first_run_conflicts(out)
     if present and not overwrite:
         raise ConfigError(
-            f"output {out!r} already holds a run ({', '.join(present)}); "
-            "choose an empty folder or pass --overwrite to replace it"
+            f"output {out!r} already holds {', '.join(present)}, which a run would overwrite; choose an empty "
+            "folder, move those away, or pass --overwrite to replace an earlier run of ours there"
         )
     doomed = _owned_paths(out, present) if present else []
     try:
@@ -275,12 +339,10 @@ def prepare_output(out: str, overwrite: bool) -> None:
             "note": "written by 'sanitize run' when it claims this folder; removed when it publishes manifest.json",
         })
         for path in doomed:
-            if path != f"{out}/{MARKER}" and fs.exists(path):
-                fs.delete([path])
+            if path != f"{out}/{MARKER}":
+                _delete(path)
     except OSError as exc:
         raise write_failure(out, exc) from None
-
-
 
 
 def release_marker(out: str) -> None:

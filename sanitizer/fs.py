@@ -32,10 +32,15 @@ _filesystems = filesystems
 
 
 def sha256_of(path: str, opener=None) -> tuple[str, int]:
-    """(hex sha256, size in bytes) of a file on any Beam filesystem (or through ``opener``), read in 4 MiB chunks."""
+    """(hex sha256, size in bytes) of a file on any Beam filesystem (or through ``opener``), read in 4 MiB chunks.
+
+    The bytes as stored: a ``.gz`` file is hashed compressed (Beam would otherwise decompress it by suffix)."""
+    from apache_beam.io.filesystem import CompressionTypes
+
     digest = hashlib.sha256()
     size = 0
-    with (opener or filesystems().open)(path) as fh:
+    raw = (lambda p: filesystems().open(p, compression_type=CompressionTypes.UNCOMPRESSED))
+    with (opener or raw)(path) as fh:
         while True:
             chunk = fh.read(1 << 22)
             if not chunk:
@@ -155,22 +160,43 @@ def read_bytes(path: str) -> bytes:
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` whole: locally a synced temporary file renamed over it; on a Beam
-    filesystem ``path.tmp`` written, then renamed to ``path``."""
+    """Replace ``path`` with ``data`` whole, under a temporary name no one else uses.
+
+    Locally the data goes to ``.<name>.<random>.tmp`` beside ``path``, created
+    with ``O_EXCL | O_NOFOLLOW`` (so a file or symbolic link already there is
+    never written through), synced, then renamed over ``path``; a symbolic link
+    at ``path`` itself is replaced, never its target. On a Beam filesystem
+    ``path.<random>.tmp`` is written, then renamed to ``path``.
+    """
+    import uuid
+
+    token = uuid.uuid4().hex
     if is_remote(path):
         fs = _filesystems()
-        with fs.create(path + ".tmp") as fh:
+        tmp = f"{path}.{token}.tmp"
+        with fs.create(tmp) as fh:
             fh.write(data)
         if fs.exists(path):
             fs.delete([path])
-        fs.rename([path + ".tmp"], [path])
+        fs.rename([tmp], [path])
         return
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(path + ".tmp", path)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{token}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def delete(path: str) -> None:

@@ -103,7 +103,9 @@ def run(config: Config | dict | str, beam_args: list[str] | None = None, options
 def _run(config: Config, beam_args: list[str], options=None) -> dict[str, Any]:
     import apache_beam as beam
 
-    from sanitizer.beam.local_runner import runner_for
+    from sanitizer import output_lock
+    from sanitizer.beam.local_runner import DIRECT_NAMES, runner_for
+    from sanitizer.fs import check_output_path
     from sanitizer.beam.options import launcher_flags
     from sanitizer.beam.sanitize import Sanitize
     from sanitizer.lineage_emit import job_failed
@@ -112,29 +114,39 @@ def _run(config: Config, beam_args: list[str], options=None) -> dict[str, Any]:
     options, runner = pipeline_options(beam_args, options)  # first: a refused option must not touch the output
     config.require_runnable()
     out = config.output.rstrip("/")
-    sanitize = Sanitize(config, beam_args=beam_args)
-    p = beam.Pipeline(runner=runner_for(runner), options=options)  # DirectRunner: never Prism (local_runner)
-    _ = p | "Sanitize" >> sanitize  # plans, checks and claims the output now: a SanitizerError leaves it untouched
+    check_output_path(out)  # before the lock creates anything there
+    # The output lock, before anything in OUT is deleted or written, until the manifest is written or the run
+    # failed. A runner that may outlive this process (Dataflow behind a Flex Template) gets it handed over: the
+    # publish stage releases it as it writes the manifest. In-process runners leave it to this process, which
+    # still reads the published provenance under it.
+    lock = output_lock.acquire(out, "run")
+    lock["release_in_pipeline"] = runner not in DIRECT_NAMES
     try:
-        result = p.run()
-        state = result.wait_until_finish()
-    except SanitizerError as exc:
-        exc = _without_step_name(exc)
-        job_failed(sanitize.lineage_context, out, str(exc))  # FAIL, unless the publish stage sent it
-        raise exc from None
-    except Exception as exc:
-        error = explain_pipeline_error(exc, out)
-        job_failed(sanitize.lineage_context, out, str(error))
-        raise error from None
-    finally:
-        from sanitizer.beam.threads import restore_library_threads
+        sanitize = Sanitize(config, beam_args=beam_args)
+        p = beam.Pipeline(runner=runner_for(runner), options=options)  # DirectRunner: never Prism (local_runner)
+        _ = p | "Sanitize" >> sanitize  # plans, checks and claims the output now: a SanitizerError leaves it untouched
+        try:
+            result = p.run()
+            state = result.wait_until_finish()
+        except SanitizerError as exc:
+            exc = _without_step_name(exc)
+            job_failed(sanitize.lineage_context, out, str(exc))  # FAIL, unless the publish stage sent it
+            raise exc from None
+        except Exception as exc:
+            error = explain_pipeline_error(exc, out)
+            job_failed(sanitize.lineage_context, out, str(error))
+            raise error from None
+        finally:
+            from sanitizer.beam.threads import restore_library_threads
 
-        restore_library_threads()  # in-process runners limited this process's library threads
-    if state is not None and str(state) not in ("DONE", "PipelineState.DONE"):
-        ended = SanitizerError(f"the pipeline ended in state {state}; nothing was published")
-        job_failed(sanitize.lineage_context, out, str(ended))
-        raise ended
-    return read_provenance(out)
+            restore_library_threads()  # in-process runners limited this process's library threads
+        if state is not None and str(state) not in ("DONE", "PipelineState.DONE"):
+            ended = SanitizerError(f"the pipeline ended in state {state}; nothing was published")
+            job_failed(sanitize.lineage_context, out, str(ended))
+            raise ended
+        return read_provenance(out)
+    finally:
+        output_lock.release(out, lock)
 
 
 def read_provenance(out: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ PROVENANCE = "provenance.json"
 REPORT = "report.html"
 LINEAGE = "lineage.json"
 MARKER = ".sanitizer-run.json"  # written when a run claims its output folder, removed once it publishes
+LOCK = ".sanitizer.lock"  # held by a run (claim to manifest) or a publish: sanitizer.output_lock
 CLEAN_DIR = "clean"
 QUARANTINE_DIR = "quarantine"
 VALIDATION_DIR = "validation"

@@ -55,6 +55,7 @@ class RunContext:
     pipeline_options: list[str]
     warnings: list[str] = field(default_factory=list)
     lineage: Any = None  # sanitizer.lineage_emit.LineageContext: the run's OpenLineage naming and transport
+    lock_token: str | None = None  # the output lock publication releases when it ends (None: the launcher does)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -168,9 +169,21 @@ class Publish(beam.PTransform):
 # --------------------------------------------------------------------------- publish
 
 
-def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats: Counts, fit,
-            file_rows, duplicates=None, sample_validation=None) -> str:
-    """Account, validate, write provenance, report and lineage, then the manifest; its URI, or raise."""
+def publish(_, ctx: RunContext, plan: Plan, config: Config, **parts) -> str:
+    """Account, validate, write provenance, report and lineage, then the manifest; its URI, or raise.
+
+    When the lock was handed to the pipeline (``ctx.lock_token``), it is released here, published or not.
+    """
+    from sanitizer.output_lock import release_token
+
+    try:
+        return _publish(ctx, plan, config, **parts)
+    finally:
+        release_token(ctx.out, ctx.lock_token)
+
+
+def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats: Counts, fit,
+             file_rows, duplicates=None, sample_validation=None) -> str:
     from sanitizer.claim import release_marker
     from sanitizer.review import provenance_entry as review_provenance
     from sanitizer.beam.dataset_checks import finish_validation
@@ -214,6 +227,7 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, qu
         versions=prov.package_versions(),
         config=config.to_dict(),
         inputs=inputs,
+        skipped_inputs=[s.to_dict() for s in plan.skipped_inputs],
         columns=Columns(label=plan.label_column, id=plan.id_output, id_generated=plan.id_column is None,
                         features=[fc.name for fc in plan.features], feature_count=len(plan.feature_names),
                         ignored=[c.to_dict() for c in plan.ignored], id_inferred=plan.id_inferred),

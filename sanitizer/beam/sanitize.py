@@ -26,10 +26,13 @@ the graph that waits for every write, so nothing is left for the launching
 process to do after it submits the job.
 
 What happens when the transform is applied (at pipeline construction, in the
-process that builds the pipeline, before anything runs): the config is
-checked, the input is planned (files listed, schema read), the paths are
-checked, and the output folder is claimed (``--overwrite`` removes the earlier
-run of ours there). A problem the user can fix raises ``SanitizerError`` then,
+process that builds the pipeline, before anything runs): the output lock is
+taken (``sanitizer.output_lock``; a launcher such as ``sanitize run`` that
+already holds it keeps it), the config is checked, the input is planned (files
+listed, schema read), the paths are checked, and the output folder is claimed
+(``--overwrite`` removes the earlier run of ours there). A lock this transform
+took itself is released by the publish stage, once the manifest is written or
+publication failed. A problem the user can fix raises ``SanitizerError`` then,
 and nothing is written.
 """
 
@@ -117,14 +120,31 @@ class Sanitize(beam.PTransform):
         self.lineage_context = None  # sanitizer.lineage_emit.LineageContext, once the transform is applied
 
     def expand(self, pbegin):
+        from sanitizer import claim, fs, output_lock
+        config = self.config
+        config.require_runnable()
+        out = config.output.rstrip("/")
+        fs.check_output_path(out)
+        lock = output_lock.held(out)  # a launcher's (sanitize run); else this transform takes it
+        own = lock is None
+        if own:
+            try:
+                lock = output_lock.acquire(out, "run")
+            except OSError as exc:
+                raise claim.write_failure(out, exc) from None
+        try:
+            return self._expand(pbegin, config, out, lock["token"] if own or lock.get("release_in_pipeline") else None)
+        except BaseException:
+            if own:
+                output_lock.release(out, lock)
+            raise
+
+    def _expand(self, pbegin, config: Config, out: str, lock_token: str | None):
         from apache_beam.options.pipeline_options import StandardOptions
 
         from sanitizer import claim, lineage_emit, progress
-        config = self.config
         started = datetime.now(timezone.utc)
         t0 = time.time()
-        config.require_runnable()
-        out = config.output.rstrip("/")
         claim.check_paths(config.input, out)  # before planning reads a byte
         plan: Plan = make_plan(config)
         claim.check_paths(config.input, out, plan.files)
@@ -146,6 +166,7 @@ class Sanitize(beam.PTransform):
             pipeline_options=_recorded_options(options, self.beam_args),
             warnings=warnings,
             lineage=self.lineage_context,
+            lock_token=lock_token,
         )
         progress.stage("pipeline: sampling, fitting, scoring, publishing")
         parts = _stages(pbegin, plan, config, out)

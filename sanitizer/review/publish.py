@@ -13,8 +13,8 @@ latest decision per id, so publishing again after more decisions is safe.
 
 Publishing is idempotent and recoverable. The publication id is a digest of
 (run, decisions, manifest it replaces), so a publish that is killed and run
-again writes the same publication. One publish at a time holds the publish
-lock (:mod:`sanitizer.review.lock`). The released shard is written under a
+again writes the same publication. One publish at a time holds the output
+lock (:mod:`sanitizer.review.lock`), the one a ``sanitize run`` holds too. The released shard is written under a
 ``.tmp`` name and renamed just before the manifest; a released shard that no
 manifest names (left by a kill between the two) and any ``.tmp`` leftover are
 removed by the next publish. Publishing the same decisions again changes nothing.
@@ -218,7 +218,10 @@ def _write_parquet(path: str, table, compression: str = "none") -> None:
             pq.write_table(table, fh, **options)
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    pq.write_table(table, path, **options)
+    if os.path.lexists(path):  # a leftover of ours, or a link someone put there: the name goes, not its target
+        os.unlink(path)
+    with open(path, "xb") as fh:  # O_EXCL: never written through a link created meanwhile
+        pq.write_table(table, fh, **options)
 
 
 def _publish(output: Output, decisions: ReviewDecisions) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 clean shard it lists against the sha256, size and row count recorded at publication,
 and that ``clean/`` holds no Parquet file the manifest does not list. Anything off
 (a modified shard, a missing one, an unlisted one, a row count that does not match
-the file) raises :class:`ManifestError` naming the shard, before any row is handed
+the file, a ``provenance.json`` that is not the one the manifest was published with, a
+field of the wrong type) raises :class:`ManifestError` naming it, before any row is handed
 out. ``expected_sha256`` pins the manifest itself: a scheduler that checked a run (a
 quarantine-rate circuit breaker) passes the sha256 of the manifest it checked, and a
 manifest whose bytes differ is refused; the manifest is parsed from the bytes that were
@@ -36,6 +37,7 @@ from typing import Sequence
 import pyarrow as pa
 
 from sanitizer.layout import CLEAN_DIR, MANIFEST
+from sanitizer.training.binding import check_fields, check_provenance
 from sanitizer.training.shards import (  # noqa: F401 - ManifestError and Shard are part of this module's API
     ManifestError,
     Shard,
@@ -84,9 +86,12 @@ def load_manifest(path: str | os.PathLike, expected_sha256: str | None = None) -
     ``path`` is the run's output folder or its ``manifest.json`` (local, or any Beam filesystem URI).
     ``expected_sha256``: the sha256 (hex) of the manifest a check approved; a manifest whose bytes
     hash differently is refused, naming both hashes.
-    Checks, for every shard the manifest lists under ``clean``: it exists, its sha256 and size match,
-    its Parquet footer holds the recorded row count; the shard counts add up to ``clean.rows``; and
-    ``OUT/clean/`` holds no ``.parquet`` file the manifest does not list.
+    Checks that every field it reads has its type (a damaged ``rows`` or ``bytes`` is a ManifestError);
+    that ``OUT/provenance.json`` has the sha256 the manifest names and records the same run, as
+    succeeded, with the same clean shards (``sanitizer.training.binding``); for every shard the manifest
+    lists under ``clean``: it exists, its sha256 and size match, its Parquet footer holds the recorded
+    row count; the shard counts add up to ``clean.rows``; and ``OUT/clean/`` holds no ``.parquet`` file
+    the manifest does not list.
     """
     out, manifest_path = _resolve(path)
     if not _exists(manifest_path):
@@ -105,9 +110,9 @@ def load_manifest(path: str | os.PathLike, expected_sha256: str | None = None) -
         )
     if manifest.get("format", "parquet") != "parquet":
         raise ManifestError(f"manifest {manifest_path} lists {manifest.get('format')!r} shards; only parquet is read")
-    clean = manifest.get("clean")
-    if not isinstance(clean, dict) or not isinstance(clean.get("shards"), list):
-        raise ManifestError(f"manifest {manifest_path} has no clean.shards list; the manifest is damaged")
+    check_fields(manifest, manifest_path)  # every field read below has its type: ManifestError, never ValueError
+    check_provenance(out, manifest, manifest_path)  # the provenance.json it was published with, of the same run
+    clean = manifest["clean"]
 
     problems: list[str] = []
     shards: list[Shard] = []

@@ -1,0 +1,130 @@
+"""What :func:`sanitizer.training.load_manifest` checks before it looks at a shard: every field it reads has
+the type it must have, and ``provenance.json`` is the one the manifest was published with.
+
+A damaged or edited manifest (a ``rows`` that is a string, a ``bytes`` of ``-1``, a shard list that is an
+object...) raises :class:`ManifestError` naming the field, never a ``ValueError``/``TypeError`` from deep
+inside. The manifest names the sha256 of the run's ``provenance.json``; the loader hashes that file and
+refuses a mismatch, and checks that the provenance describes this manifest (same run id, status
+``succeeded``, the same clean shards), so the data, the record of how it was made and the input it names
+all come from one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from sanitizer.layout import PROVENANCE
+from sanitizer.training.shards import ManifestError, _exists, _join, _read_bytes
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _damaged(where: str, field: str, value: Any, want: str) -> ManifestError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return ManifestError(f"manifest {where} field {field} is {shown}, not {want}; the manifest is damaged or was edited")
+
+
+def _check_shard_list(where: str, part: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise _damaged(where, part, value, "an object with rows and shards")
+    if not isinstance(value.get("shards"), list):
+        raise _damaged(where, f"{part}.shards", value.get("shards"), "a list")
+    for key in ("rows", "shard_rows", "released_rows"):
+        if key in value and not _count(value[key]):
+            raise _damaged(where, f"{part}.{key}", value[key], "a whole number >= 0")
+    for i, entry in enumerate(value["shards"]):
+        field = f"{part}.shards[{i}]"
+        if not isinstance(entry, dict):
+            raise _damaged(where, field, entry, "an object")
+        if not isinstance(entry.get("path"), str):
+            raise _damaged(where, f"{field}.path", entry.get("path"), "a path")
+        for key in ("rows", "bytes"):
+            if not _count(entry.get(key)):
+                raise _damaged(where, f"{field}.{key}", entry.get(key), "a whole number >= 0")
+        if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
+            raise _damaged(where, f"{field}.sha256", entry.get("sha256"), "a sha256 (64 lower-case hex digits)")
+
+
+def check_fields(manifest: dict, where: str) -> None:
+    """Every field the loader reads has its type; ManifestError naming the first that does not."""
+    for key in ("run_id", "id_column", "label_column"):
+        if not isinstance(manifest.get(key), str) or not manifest[key]:
+            raise _damaged(where, key, manifest.get(key), "a non-empty string")
+    if not isinstance(manifest.get("compression", "none"), str):
+        raise _damaged(where, "compression", manifest.get("compression"), "a string")
+    features = manifest.get("feature_columns")
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise _damaged(where, "feature_columns", features, "a list of column names")
+    schema = manifest.get("schema")
+    if not isinstance(schema, list) or not all(isinstance(f, dict) and isinstance(f.get("name"), str)
+                                               for f in schema):
+        raise _damaged(where, "schema", schema, "a list of {name, type, nullable}")
+    _check_shard_list(where, "clean", manifest.get("clean"))
+    _check_shard_list(where, "quarantine", manifest.get("quarantine"))
+    prov = manifest.get("provenance")
+    if not isinstance(prov, dict):
+        raise _damaged(where, "provenance", prov, "an object with path and sha256")
+    if prov.get("path") != PROVENANCE:
+        raise _damaged(where, "provenance.path", prov.get("path"), repr(PROVENANCE))
+    if not isinstance(prov.get("sha256"), str) or not _SHA256.fullmatch(prov["sha256"]):
+        raise _damaged(where, "provenance.sha256", prov.get("sha256"), "a sha256 (64 lower-case hex digits)")
+    publication = manifest.get("publication")
+    if publication is not None and not (isinstance(publication, dict)
+                                        and isinstance(publication.get("source_run_id"), str)):
+        raise _damaged(where, "publication", publication, "an object naming its source_run_id")
+
+
+def check_provenance(out: str, manifest: dict, where: str) -> dict:
+    """``OUT/provenance.json`` is the one the manifest names (sha256), of the same run, which succeeded and
+    wrote the clean shards the manifest lists; the parsed provenance, or ManifestError."""
+    expected = manifest["provenance"]["sha256"]
+    path = _join(out, PROVENANCE)
+    if not _exists(path):
+        raise ManifestError(f"manifest {where} names {PROVENANCE} (sha256 {expected}), but {path} is missing; "
+                            "without the record of how the data was made none of it is handed out")
+    raw = _read_bytes(path)
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != expected:
+        raise ManifestError(
+            f"{path} is not the provenance manifest {where} was published with: its sha256 is {actual}, the "
+            f"manifest says {expected}. It was replaced or edited (or another run wrote it); re-run the sanitizer"
+        )
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path} is not valid JSON ({exc}); re-run the sanitizer") from None
+    if not isinstance(record, dict):
+        raise ManifestError(f"{path} is not a JSON object; re-run the sanitizer")
+    publication = manifest.get("publication")
+    run_id = publication["source_run_id"] if publication else manifest["run_id"]
+    problems = []
+    if record.get("run_id") != run_id:
+        problems.append(f"it records run {record.get('run_id')!r}, the manifest run {run_id!r}")
+    if record.get("status") != "succeeded":
+        problems.append(f"its status is {record.get('status')!r}, not 'succeeded'")
+    outputs = record.get("outputs")
+    written = outputs.get("clean") if isinstance(outputs, dict) else None
+    if not isinstance(written, list) or not all(isinstance(s, dict) for s in written):
+        problems.append("it lists no clean shards")
+    else:
+        made = {(s.get("path"), s.get("sha256")) for s in written}
+        listed = {(s["path"], s["sha256"]) for s in manifest["clean"]["shards"]}
+        released = set(publication.get("released_shards") or []) if publication else set()
+        extra = sorted(p for p, sha in listed - made if p not in released)
+        missing = sorted(p for p, sha in made - listed)
+        if extra or missing:
+            problems.append("its clean shards differ from the manifest's ("
+                            + "; ".join(filter(None, [extra and f"not written by that run: {', '.join(extra[:5])}",
+                                                      missing and f"left out: {', '.join(missing[:5])}"])) + ")")
+    if problems:
+        raise ManifestError(f"{path} does not describe manifest {where}: " + "; ".join(problems)
+                            + "; the output mixes two runs. Re-run the sanitizer")
+    return record
