@@ -44,6 +44,7 @@ This is a benchmark: it prints figures and asserts nothing about them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -111,7 +112,9 @@ def run_pipeline(name: str, sc: dict, model_path: str, seed: int) -> tuple[np.nd
     t0 = time.perf_counter()
     try:
         code = sanitize(["run", "--input", data, "--output", out, "--label-column", "label", "--id-column",
-                         "image_id", "--embedding-model", model_path, "--seed", str(seed), "--overwrite", "-q"])
+                         "image_id", "--embedding-model", model_path,
+                         "--embedding-model-sha256", hashlib.sha256(open(model_path, "rb").read()).hexdigest(),
+                         "--seed", str(seed), "--overwrite", "-q"])
     except BaseException as exc:  # noqa: BLE001 - report and go on with the other scenarios
         return None, {}, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0
     elapsed = time.perf_counter() - t0

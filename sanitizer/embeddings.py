@@ -10,8 +10,17 @@ Three sources, in order of preference:
    space to look in. The module must map a float32 tensor of shape
    ``(batch, n_features)`` - the record's feature vector, flattened in column
    order - to ``(batch, embedding_dim)``. It is read through Beam's
-   filesystems (``gs://`` works), checked against its sha256, and loaded once
-   per worker process.
+   filesystems (``gs://`` works) and loaded once per worker process.
+
+   **The model is code.** A TorchScript graph may call any operator torch
+   has, file-writing ones included (``torch.from_file(path, shared=True)``
+   maps a file for writing), and runs with the rights of the process that
+   loads it. So a model runs only when its sha256 is pinned
+   (``--embedding-model-sha256`` or
+   ``detectors.feature_collision.embedding_model_sha256``): the bytes are
+   hashed before ``torch.jit.load`` sees them (loading can run a scripted
+   class's ``__setstate__``), and a missing or different pin is refused
+   naming the file's actual sha256. Every worker checks the same pin again.
 2. **A precomputed embedding column** (a fixed-size list of floats), via
    ``detectors.feature_collision.embedding_column``.
 3. **A built-in default**: a small MLP (features -> 64 -> 32) trained for a
@@ -66,18 +75,48 @@ def _load_module(data: bytes, path: str):
     return module
 
 
+SHA256_KEY = "detectors.feature_collision.embedding_model_sha256"
+
+
+def check_pin(path: str, data: bytes, pinned: str | None) -> str:
+    """The sha256 of a model's bytes, when it is the one the user pinned; ConfigError otherwise.
+
+    Called before the bytes are loaded: an embedding model is code that runs with the user's rights,
+    so only a file the user has vouched for, byte for byte, is ever executed.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    if not pinned:
+        raise ConfigError(
+            f"embedding model {path!r} is code that runs with your rights, and its sha256 is not pinned; "
+            f"its sha256 is {sha}: once you trust this file, pass --embedding-model-sha256 {sha} "
+            f"(or set {SHA256_KEY})"
+        )
+    if sha != pinned.strip().lower():
+        raise ConfigError(
+            f"embedding model {path!r} has sha256 {sha}, not the pinned {pinned}; it was not loaded. "
+            f"Check the file, then pin the sha256 of the one you trust with --embedding-model-sha256 "
+            f"(or {SHA256_KEY})"
+        )
+    return sha
+
+
 @dataclass(frozen=True)
 class TorchScriptEmbedder:
-    """A user's TorchScript backbone, identified by path and sha256 (so workers load the same bytes)."""
+    """A user's TorchScript backbone, identified by path and its pinned sha256 (so workers load the same bytes)."""
 
     path: str
     sha256: str
     dim: int
 
     @staticmethod
-    def open(path: str, n_features: int) -> "TorchScriptEmbedder":
-        """Read, load and try the model on a dummy batch; raise ConfigError with the fix if anything fails."""
+    def open(path: str, n_features: int, sha256: str | None = None) -> "TorchScriptEmbedder":
+        """Read the model, refuse it unless its sha256 is ``sha256`` (the user's pin), then load it and try it
+        on a batch of zeros; raise ConfigError with the fix if anything fails.
+
+        The trial runs in this process, with its rights: a pinned model is the user's trusted code (see
+        the module docstring), and the fit runs it on the sample right after anyway."""
         data = _read_bytes(path)
+        sha = check_pin(path, data, sha256)
         module = _load_module(data, path)
         import torch
 
@@ -95,7 +134,6 @@ class TorchScriptEmbedder:
             raise ConfigError(
                 f"embedding model {path!r} returned {shape} for 2 rows; it must return a (batch, dim) tensor"
             )
-        sha = hashlib.sha256(data).hexdigest()
         with _CACHE_LOCK:
             _CACHE[(path, sha)] = module
         return TorchScriptEmbedder(path, sha, int(out.shape[1]))
@@ -121,6 +159,7 @@ class TorchScriptEmbedder:
         return _run(self.module(), X)
 
     def describe(self) -> dict[str, Any]:
+        """Provenance's record of the model: its path, its sha256 (the one the user pinned) and width."""
         return {"source": "torchscript", "path": self.path, "sha256": self.sha256, "dim": self.dim}
 
 

@@ -40,7 +40,10 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
     "seed": {"type": int, "help": "seed for sampling and cross-fitting folds (0 to 2**32-1)"},
     "sample_size": {"type": int, "help": "rows the detectors learn from"},
     "expectations": {"help": "a Great Expectations suite (JSON) to validate rows and the data set"},
-    "embedding_model": {"help": "TorchScript backbone for the feature_collision detector (path or URI)"},
+    "embedding_model": {"help": "TorchScript backbone for the feature_collision detector (path or URI); it is "
+                                "code, run with your rights, so it needs --embedding-model-sha256"},
+    "embedding_model_sha256": {"help": "the sha256 the embedding model's file must have (pins the code you "
+                                       "trust; a model without it is refused and its sha256 printed)"},
     "missing_features": {"choices": ["report", "quarantine"],
                          "help": "a missing (null / NaN) feature value: report keeps the row clean and judges it with "
                                  "the sample's median (default); quarantine holds the row"},
@@ -93,9 +96,10 @@ def config_from_args(args: Any):
         raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
     if getattr(args, "expectations", None):
         raw["validation"] = dict(raw.get("validation") or {}, expectations=args.expectations)
-    if getattr(args, "embedding_model", None):
-        detectors = dict(raw.get("detectors") or {})
-        detectors["feature_collision"] = dict(detectors.get("feature_collision") or {},
-                                              embedding_model=args.embedding_model)
-        raw["detectors"] = detectors
+    for key in ("embedding_model", "embedding_model_sha256"):
+        if getattr(args, key, None):
+            detectors = dict(raw.get("detectors") or {})
+            detectors["feature_collision"] = dict(detectors.get("feature_collision") or {},
+                                                  **{key: getattr(args, key)})
+            raw["detectors"] = detectors
     return build_config(raw)

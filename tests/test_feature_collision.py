@@ -90,6 +90,8 @@ def make_batch(X: np.ndarray, y: np.ndarray, ids, embedding: np.ndarray | None =
 
 
 def fit_and_score(batch: Batch, **params):
+    if params.get("embedding_model"):  # a model runs only under its pinned sha256
+        params.setdefault("embedding_model_sha256", sha256_file(params["embedding_model"]))
     det = FeatureCollisionDetector()
     state = det.fit(batch, FeatureCollisionParams(**params), SEED)
     assert isinstance(state, FeatureCollisionState), state
@@ -372,7 +374,8 @@ def test_records_outside_the_sample_are_judged_like_sample_rows(attack, backbone
     clean = ~attack["is_poison"]
     sample = Batch(b.X[clean], b.labels[clean], b.keys[clean], b.ids[clean], b.feature_names)
     det = FeatureCollisionDetector()
-    state = det.fit(sample, FeatureCollisionParams(embedding_model=backbone["path"]), SEED)
+    params = FeatureCollisionParams(embedding_model=backbone["path"], embedding_model_sha256=sha256_file(backbone["path"]))
+    state = det.fit(sample, params, SEED)
     assert_caught(det.score(b, state), attack["is_poison"])
 
 
@@ -486,7 +489,7 @@ def test_torchscript_round_trip(backbone, digits, tmp_path):
     X, _ = digits
     path = tmp_path / "roundtrip.pt"
     torch.jit.save(torch.jit.script(backbone["module"]), str(path))
-    embedder = TorchScriptEmbedder.open(str(path), 64)
+    embedder = TorchScriptEmbedder.open(str(path), 64, sha256_file(path))
     assert embedder.dim == 32 and embedder.path == str(path)
     assert embedder.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert embedder.describe() == {"source": "torchscript", "path": str(path), "sha256": embedder.sha256, "dim": 32}
@@ -513,7 +516,7 @@ def test_torchscript_round_trip(backbone, digits, tmp_path):
 def test_a_model_file_changed_under_a_run_is_refused(backbone, tmp_path):
     path = tmp_path / "changing.pt"
     torch.jit.save(torch.jit.script(backbone["module"]), str(path))
-    embedder = pickle.loads(pickle.dumps(TorchScriptEmbedder.open(str(path), 64)))
+    embedder = pickle.loads(pickle.dumps(TorchScriptEmbedder.open(str(path), 64, sha256_file(path))))
     other = Backbone(nn.Sequential(nn.Linear(64, 32), nn.ReLU())).eval()
     torch.jit.save(torch.jit.script(other), str(path))
     embeddings._CACHE.clear()
@@ -564,8 +567,9 @@ def _bad_model(kind: str, directory) -> str:
 def test_a_bad_model_fails_before_anything_is_published(kind, message, small_digits, tmp_path, capsys):
     model = _bad_model(kind, tmp_path)
     out = tmp_path / "out"
+    pin = sha256_file(model) if kind != "missing" else "0" * 64
     rc = run_cli("run", "--input", small_digits, "--output", out, "--label-column", "label", "--id-column", ID,
-                 "--embedding-model", model, "-q")
+                 "--embedding-model", model, "--embedding-model-sha256", pin, "-q")
     err = capsys.readouterr().err
     assert rc == 2, err
     assert "sanitize: error:" in err and "embedding model" in err
@@ -596,7 +600,8 @@ def cli_run(attack, backbone, tmp_path_factory):
     data = write_digits_parquet(base / "poisoned.parquet", attack["X"], attack["y"], attack["ids"])
     out = base / "out"
     rc = run_cli("run", "--input", data, "--output", out, "--label-column", "label", "--id-column", ID,
-                 "--embedding-model", backbone["path"], "--seed", str(SEED), "-q")
+                 "--embedding-model", backbone["path"], "--embedding-model-sha256", sha256_file(backbone["path"]),
+                 "--seed", str(SEED), "-q")
     return {"rc": rc, "out": out, "data": data}
 
 

@@ -51,7 +51,8 @@ input                         input file, folder or glob (``gs://`` works on Dat
 output                        output root; each run writes ``OUTPUT/<run id>/``
 label_column                  label column (default ``label``)
 id_column, feature_columns, format, config, seed, sample_size, expectations, embedding_model,
-decisions, missing_features   the ``sanitize run`` options of the same names (params)
+embedding_model_sha256,       the ``sanitize run`` options of the same names (params)
+decisions, missing_features
 max_quarantine_share,         the run-level guard (``sanitize run --max-quarantine-share``,
 max_class_quarantine_share    ``--max-class-quarantine-share``; defaults 0.10 and 0.30, or the config's)
 runner                        ``DirectRunner`` (default) or ``DataflowRunner`` (or any Beam runner)
@@ -105,11 +106,13 @@ RUN_OPTIONS: dict[str, tuple[list[str], type]] = {
     "id_column": (["null", "string"], str),
     "feature_columns": (["null", "string"], str),
     "format": (["null", "string"], str),
+    "ignore": (["null", "string"], str),  # comma-separated glob patterns
     "config": (["null", "string"], str),
     "seed": (["null", "integer"], int),
     "sample_size": (["null", "integer"], int),
     "expectations": (["null", "string"], str),
     "embedding_model": (["null", "string"], str),
+    "embedding_model_sha256": (["null", "string"], str),
     "decisions": (["null", "string"], str),
     "missing_features": (["null", "string"], str),
     "max_quarantine_share": (["null", "number"], float),

@@ -94,7 +94,9 @@ VOTE_CAP = 10.0
 class FeatureCollisionParams:
     enabled: bool = True
     embedding_model: str | None = None
-    """TorchScript backbone (path or URI); see sanitizer.embeddings."""
+    """TorchScript backbone (path or URI); see sanitizer.embeddings. It is code: it runs only when pinned."""
+    embedding_model_sha256: str | None = None
+    """The sha256 (64 hex digits) the embedding model's bytes must have; a model without it is refused."""
     embedding_column: str | None = None
     """A precomputed embedding column (fixed-size list of floats)."""
     max_cluster: int = 25
@@ -138,6 +140,17 @@ class FeatureCollisionParams:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"detectors.feature_collision.{key} must be a non-empty string, got {value!r}")
+        pin = self.embedding_model_sha256
+        if pin is not None and (not isinstance(pin, str) or len(pin.strip()) != 64
+                                or any(ch not in "0123456789abcdef" for ch in pin.strip().lower())):
+            raise ConfigError(
+                f"detectors.feature_collision.embedding_model_sha256 must be a sha256 (64 hex digits), got {pin!r}"
+            )
+        if pin is not None and not self.embedding_model:
+            raise ConfigError(
+                "detectors.feature_collision.embedding_model_sha256 is set but no embedding_model is; "
+                "pass --embedding-model with it, or drop the pin"
+            )
         if self.embedding_model and self.embedding_column:
             raise ConfigError(
                 "detectors.feature_collision: set embedding_model or embedding_column, not both"
@@ -186,11 +199,12 @@ class FeatureCollisionDetector(Detector):
         return self.needs | {"embedding"} if params.embedding_column else self.needs
 
     def preflight(self, params: FeatureCollisionParams, n_features: int) -> None:
-        """Load and try the TorchScript backbone, so a missing or broken file fails before anything runs."""
+        """Check the TorchScript backbone's pinned sha256, then load and try it, so a missing, unpinned or
+        broken file fails before anything runs."""
         if params.embedding_model:
             from sanitizer.embeddings import TorchScriptEmbedder
 
-            TorchScriptEmbedder.open(params.embedding_model, n_features)
+            TorchScriptEmbedder.open(params.embedding_model, n_features, params.embedding_model_sha256)
 
     def fit(self, sample: Batch, params: FeatureCollisionParams, seed: int):
         from sanitizer.embeddings import BuiltinEmbedder, TorchScriptEmbedder
@@ -212,7 +226,7 @@ class FeatureCollisionDetector(Detector):
             parts = [(None, np.arange(R), sample.embedding[:R])]
             describe = {"source": "column", "column": params.embedding_column, "dim": int(sample.embedding.shape[1])}
         elif params.embedding_model:
-            embedder = TorchScriptEmbedder.open(params.embedding_model, X.shape[1])
+            embedder = TorchScriptEmbedder.open(params.embedding_model, X.shape[1], params.embedding_model_sha256)
             parts = [(embedder, np.arange(R), embedder.embed(X))]
             describe = embedder.describe()
         else:
