@@ -8,6 +8,7 @@ key, what is allowed and what was given.
 Example (YAML)::
 
     input: data/train-*.parquet
+    ignore: ["*.txt"]            # optional; files under the input to leave out (listed as skipped)
     output: out/
     label_column: label
     id_column: image_id          # optional; otherwise ids are generated
@@ -107,6 +108,8 @@ class Config:
     input: str | None = None
     output: str | None = None
     format: str = "auto"
+    ignore: tuple[str, ...] = ()
+    """Glob patterns of files under the input to leave out (listed as skipped; sanitizer.discover)."""
     label_column: str | None = None
     id_column: str | None = None
     feature_columns: tuple[str, ...] | None = None
@@ -204,6 +207,11 @@ def build_config(raw: dict[str, Any]) -> Config:
     fmt = raw.get("format", "auto")
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    ignore = raw.get("ignore") or ()
+    if isinstance(ignore, str):
+        ignore = [ignore]
+    if not isinstance(ignore, (list, tuple)) or not all(isinstance(p, str) and p.strip() for p in ignore):
+        raise ConfigError(f"ignore must be a list of glob patterns such as ['*.txt', 'logs/*'], got {ignore!r}")
     seed = raw.get("seed", 0)
     _check_int("seed", seed, low=0, high=2**32 - 1)
     overwrite = raw.get("overwrite", False)
@@ -265,6 +273,7 @@ def build_config(raw: dict[str, Any]) -> Config:
         input=raw.get("input"),
         output=raw.get("output"),
         format=fmt,
+        ignore=tuple(ignore),
         label_column=label,
         id_column=id_col,
         feature_columns=features,

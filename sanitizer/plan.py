@@ -21,11 +21,11 @@ from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
+from sanitizer.discover import Skipped, survey
 from sanitizer.sources import (
     InputFile,
     Split,
     check_unique_columns,
-    discover,
     iter_file_batches,
     parquet_splits,
     parse_numbers,
@@ -53,6 +53,7 @@ class Plan:
     ignored: tuple[IgnoredColumn, ...] = ()  # every input column that is neither label, id, feature nor embedding
     id_inferred: bool = False  # id_column is an id-like input column the run chose (no --id-column given)
     missing_features: str = "report"  # what a missing scalar feature value does (records.MISSING_ACTIONS)
+    skipped_inputs: tuple[Skipped, ...] = ()  # files under the input that are not read, each with the reason
 
     @property
     def id_output(self) -> str:
@@ -87,7 +88,8 @@ def make_plan(config: Config) -> Plan:
         from sanitizer.review import load_decisions
 
         decisions = load_decisions(config.decisions)  # a broken line stops the run here, naming the line
-    files = discover(config.input, config.format)
+    found = survey(config.input, config.format, config.ignore)  # every file under the input: read or skipped
+    files = found.files
     schema = read_schema(files[0])
     if schema is None or not schema.names:
         raise InputError(f"input file {files[0].path!r} has no columns")
@@ -168,6 +170,7 @@ def make_plan(config: Config) -> Plan:
         ignored=tuple(ignored),
         id_inferred=id_inferred,
         missing_features=config.missing_features,
+        skipped_inputs=tuple(found.skipped),
     )
 
 

@@ -314,6 +314,7 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    skipped_inputs: list[dict[str, Any]] = field(default_factory=list)  # files under the input not read, and why
     columns: Columns = field(default_factory=Columns)
     warnings: list[str] = field(default_factory=list)
     sample: dict[str, Any] = field(default_factory=dict)
@@ -362,6 +363,7 @@ class RunRecord:
             "versions": dict(self.versions),
             "config": self.config,
             "inputs": self.inputs,
+            "skipped_inputs": self.skipped_inputs,
             "columns": self.columns.to_dict(),
             "warnings": list(self.warnings),
             "sample": self.sample,
@@ -394,6 +396,7 @@ class RunRecord:
             versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},
             config=dict(d.get("config") or {}),
             inputs=[dict(i) for i in d.get("inputs") or []],
+            skipped_inputs=[dict(i) for i in d.get("skipped_inputs") or []],
             columns=Columns.from_dict(d.get("columns")),
             warnings=[str(w) for w in d.get("warnings") or []],
             sample=dict(d.get("sample") or {}),

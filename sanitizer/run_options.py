@@ -36,6 +36,9 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
     "id_column": {"help": "a unique record id column (default: generated ids)"},
     "feature_columns": {"help": "comma-separated feature columns (default: every numeric column but label and id)"},
     "format": {"choices": ["auto", "parquet", "csv", "jsonl"], "help": "input format (default: by extension)"},
+    "ignore": {"action": "append", "metavar": "PATTERN",
+               "help": "leave out the input files matching this glob (their name, path under the input or a "
+                       "folder on it; listed as skipped); repeatable, or comma-separated"},
     "config": {"help": "a YAML, TOML or JSON config file (local, gs://, s3://...); flags override it"},
     "seed": {"type": int, "help": "seed for sampling and cross-fitting folds (0 to 2**32-1)"},
     "sample_size": {"type": int, "help": "rows the detectors learn from"},
@@ -92,6 +95,8 @@ def config_from_args(args: Any):
     for key in ("max_quarantine_share", "max_class_quarantine_share"):
         if getattr(args, key, None) is not None:
             raw["guard"] = dict(raw.get("guard") or {}, **{key: getattr(args, key)})
+    if getattr(args, "ignore", None):
+        raw["ignore"] = [p.strip() for value in args.ignore for p in value.split(",") if p.strip()]
     if args.sample_size is not None:
         raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
     if getattr(args, "expectations", None):

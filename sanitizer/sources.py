@@ -18,20 +18,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sanitizer.errors import InputError
-from sanitizer.fs import filesystems as _filesystems
 from sanitizer.discover import (  # noqa: F401 - re-exported: planning imports them from here
     EXTENSIONS,
     InputFile,
     Split,
     discover,
     input_is_literal,
+    open_input,
 )
 
 READ_ISSUE = "__sanitizer_read_issue"
 
 
 def _open(path: str):
-    return _filesystems().open(path)
+    return open_input(path)  # decompressed by suffix (.csv.gz): sanitizer.discover
 
 
 def parquet_metadata(path: str):

@@ -12,6 +12,14 @@ def _names(names: list[str], limit: int = 12) -> str:
     return shown + (f", ... {len(names) - limit} more (provenance.json: columns)" if len(names) > limit else "")
 
 
+def skipped_inputs(skipped: list[dict[str, Any]], limit: int = 8) -> str:
+    """The files under the input a run did not read, with the reasons: ``_SUCCESS (a Spark/Hadoop job marker)``."""
+    shown = [f"{s.get('relpath') or s.get('uri')} ({s.get('reason', '')}"
+             + (f", {s['files']} file(s)" if s.get("files") is not None else "") + ")" for s in skipped[:limit]]
+    more = f", ... {len(skipped) - limit} more (provenance.json: skipped_inputs)" if len(skipped) > limit else ""
+    return ", ".join(shown) + more
+
+
 def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[str]:
     record = RunRecord.coerce(provenance)
     counts = record.counts
@@ -22,6 +30,10 @@ def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[s
         + (" (generated)" if columns.id_generated else " (inferred: id-like and unique)" if columns.id_inferred else ""),
         f"  judged:       {len(columns.features)} feature column(s): {_names(columns.features)}",
     ]
+    if record.inputs or record.skipped_inputs:
+        lines.insert(1, f"  input files:  {len(record.inputs)} read"
+                     + (f"; {len(record.skipped_inputs)} not read: " + skipped_inputs(record.skipped_inputs)
+                        if record.skipped_inputs else ""))
     if columns.ignored:
         lines.append(f"  not judged:   {len(columns.ignored)} column(s): "
                      + _names([f"{c['name']} ({c['reason']})" for c in columns.ignored]))

@@ -198,6 +198,8 @@ def test_metadata_values_are_what_the_run_parser_accepts(metadata):
 
         opts = PipelineOptions(launcher_flags([f"--{param['name']}={value}"])).view_as(SanitizeOptions)
         expected = action.type(value) if action.type else value
+        if isinstance(action, argparse._AppendAction):  # a repeatable option (--ignore) gathers a list
+            expected = [expected]
         assert getattr(opts, action.dest) == expected, (param["name"], value)
 
 

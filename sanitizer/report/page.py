@@ -25,7 +25,7 @@ from sanitizer.report.review_assets import REVIEW_CSS, REVIEW_JS
 from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
 from sanitizer.report.checks import failed_check_notes
-from sanitizer.report.run_facts import columns_section, guard_callout
+from sanitizer.report.run_facts import columns_section, guard_callout, inputs_section
 from sanitizer.record import Accounting, Counts, RunRecord
 from sanitizer.report.data import QuarantineData, _finite
 
@@ -357,6 +357,7 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
         f'<script nonce="{nonce}">{ERROR_JS}</script>',
         "<main>",
         _summary(provenance, q),
+        inputs_section(provenance),
         columns_section(provenance),
         _detector_section(provenance, q),
         _reason_section(provenance, q),

@@ -1,4 +1,5 @@
-"""Report sections about the run as a whole: the run-level guard's verdict and the columns judged.
+"""Report sections about the run as a whole: the run-level guard's verdict, the input files read and
+skipped, and the columns judged.
 
 Every value from the data or the provenance goes through :func:`esc` (see sanitizer.report.page).
 """
@@ -78,4 +79,30 @@ def columns_section(p: RunRecord) -> str:
         f'<p class="note" id="columns-judged">Judged ({len(c.features)}){width}: {features}. '
         f"Label <b>{esc(c.label)}</b>; record id {id_text}.</p>"
         f"{ignored}</section>"
+    )
+
+
+MAX_SKIPPED_ROWS = 200
+
+
+def inputs_section(p: RunRecord) -> str:
+    """How many input files were read, and every file (or folder) under the input that was not, with why."""
+    inputs, skipped = p.inputs, p.skipped_inputs
+    if not (inputs or skipped):
+        return ""
+    size = sum(int(i.get("bytes") or 0) for i in inputs)
+    read = f'<p class="note" id="inputs-read">Read {_n(len(inputs))} file(s), {_n(size)} bytes.'
+    if not skipped:
+        return f'<section id="inputs"><h2>Input files</h2>{read} Every file under the input was read.</p></section>'
+    rows = "".join(
+        f'<tr><td><code>{esc(s.get("relpath") or s.get("uri", ""))}</code></td><td>{esc(s.get("reason", ""))}</td>'
+        f'<td class="num">{"" if s.get("files") is None else _n(s["files"])}</td></tr>'
+        for s in skipped[:MAX_SKIPPED_ROWS]
+    )
+    more = (f'<p class="note">... and {_n(len(skipped) - MAX_SKIPPED_ROWS)} more in provenance.json '
+            "(skipped_inputs).</p>" if len(skipped) > MAX_SKIPPED_ROWS else "")
+    return (
+        f'<section id="inputs"><h2>Input files</h2>{read} Not read: {_n(len(skipped))}.</p>'
+        '<table class="small" id="inputs-skipped"><thead><tr><th>not read</th><th>why</th>'
+        f'<th class="num">files</th></tr></thead><tbody>{rows}</tbody></table>{more}</section>'
     )
