@@ -32,7 +32,7 @@ from sanitizer.errors import ConfigError
 from sanitizer.plan import make_plan
 from sanitizer.records import label_strings, mix64, uniform01
 from sanitizer.sources import iter_file_batches
-from sanitizer.validation import _gx, load_suite
+from sanitizer.validation import _gx, load_suite, safe_suite_name
 
 _SAMPLE_SALT = np.uint64(0x5A17_9E0F_11E5_0001)
 
@@ -174,7 +174,7 @@ def profile(config, output: str, margin: float = 0.1, rows: int | None = None) -
         for k, v in sorted((k, c / labelled) for k, c in class_rows.items())
     }
     suite = {
-        "name": os.path.splitext(os.path.basename(output))[0],
+        "name": safe_suite_name(os.path.splitext(os.path.basename(output))[0]),
         "expectations": expectations,
         "meta": {
             "great_expectations_version": _gx().__version__,

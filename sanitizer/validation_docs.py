@@ -1,11 +1,16 @@
-"""Data-set checks at publication through one Great Expectations Checkpoint, and its Data Docs.
+"""Data-set checks at publication through one Great Expectations Checkpoint.
 
 Every data-set check that runs at publication is a real Great Expectations expectation, run by one
-``gx.Checkpoint`` whose ``UpdateDataDocsAction`` builds the Data Docs site:
+``gx.Checkpoint``:
 
-* **clean output**: the suite's expectations other than row counts, on the clean shards' suite columns;
-* **input totals / clean totals: row count**: the suite's ``expect_table_row_count_*`` expectations, on a
-  one-column frame with one row per row of the run (an int8 column: 1 MB per million rows);
+* **input columns**: the table-shape expectations (``validation.SHAPE``: column count, column set or
+  order, a column's existence or type) on a zero-row frame with the input's real columns, in order, with
+  the types every batch is read with;
+* **clean output**: the suite's other expectations (not row counts) on the clean shards' suite columns;
+* **input totals: row count**: the suite's ``expect_table_row_count_*`` expectations, on a one-column
+  frame with one row per row read (an int8 column: 1 MB per million rows). A suite describes the data it
+  was written for (``sanitize profile`` infers it from trusted input), so row counts are checked on the
+  rows read, not on what is left after quarantine;
 * **input totals / clean totals: class shares**: ``meta.sanitizer.class_shares`` bounds, which Great
   Expectations has no expectation for, as ``expect_column_values_to_be_between`` on a one-row frame whose
   column ``class_share:<class>`` holds that class's share of the rows (computed by sanitizer from the
@@ -13,12 +18,13 @@ Every data-set check that runs at publication is a real Great Expectations expec
 
 Each frame is written as Parquet to a local temporary folder and read by a pandas *filesystem* data
 source, one path batch definition each, so one Checkpoint runs every validation definition without
-batch parameters. The sample's result (computed in the pipeline's ValidateSample stage) is stored in the
-same context's validation results store, so the Data Docs index lists it too.
+batch parameters.
 
-Data Docs are rendered locally and copied through ``apache_beam.io.filesystems`` to
-``OUT/validation/data_docs/``, so they land on any filesystem Beam can write (gs://, s3://, ...) without
-the GCS / S3 store backends (google-cloud-storage, boto3) on the worker.
+No Data Docs are written. Great Expectations' Data Docs renderer prints data values ("Sampled Unexpected
+Values", observed values) and names into HTML without escaping them, and its pages load scripts and
+styles from public CDNs, so a restrictive Content-Security-Policy would break them: a hostile value in
+the data would become stored script in the output folder. The results are kept as Great Expectations
+result JSON in ``OUT/validation/`` and shown, escaped, in ``report.html`` (which carries a CSP).
 """
 
 from __future__ import annotations
@@ -33,7 +39,6 @@ import pandas as pd
 
 log = logging.getLogger("sanitizer")
 CHECKPOINT = "sanitizer publication"
-SITE = "sanitizer"
 SHARE = "class_share:"
 
 
@@ -60,17 +65,21 @@ def _share_expectations(suite, side: str, class_rows: dict[str, int]) -> list[di
     ]
 
 
-def _frames(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int, dict[str, int]]]):
+def _frames(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int, dict[str, int]]],
+            input_frame: pd.DataFrame | None = None):
     """(definition name, frame, expectations) for every validation definition the Checkpoint runs."""
-    from sanitizer.validation import ROW_COUNT
+    from sanitizer.validation import ROW_COUNT, SHAPE
 
     out = []
-    others = [e for e in suite.expectations if e["type"] not in ROW_COUNT]
+    shape = [e for e in suite.expectations if e["type"] in SHAPE]
+    if shape and input_frame is not None:
+        out.append(("input columns", input_frame, shape))
+    others = [e for e in suite.expectations if e["type"] not in ROW_COUNT and e["type"] not in SHAPE]
     if others:
         out.append(("clean output", clean_frame, others))
     counts = [e for e in suite.dataset_level if e["type"] in ROW_COUNT]
     for side, (rows, class_rows) in totals.items():
-        if counts:
+        if counts and side == "input totals":
             out.append((f"{side}: row count", pd.DataFrame({"row": np.zeros(rows, dtype=np.int8)}), counts))
         shares = _share_expectations(suite, side, class_rows)
         if shares:
@@ -79,35 +88,30 @@ def _frames(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int, dict[
     return out
 
 
-def run_checkpoint(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int, dict[str, int]]],
-                   sample_result: dict | None, directory: str, run_name: str) -> dict[str, Any]:
-    """Run the publication checks through one Checkpoint; Data Docs and its result go to ``directory``.
+def input_frame(schema) -> pd.DataFrame:
+    """A zero-row frame with the input's columns, in order, typed as every batch is read (an Arrow schema)."""
+    return schema.empty_table().to_pandas()
 
-    ``totals``: side ("input totals", "clean output") -> (rows, rows per class).
-    Returns {"results": {definition name: result JSON}, "checkpoint": CheckpointResult JSON,
-    "data_docs": the copied index path or None}."""
+
+def run_checkpoint(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int, dict[str, int]]],
+                   run_name: str, input_columns: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Run the publication checks through one Checkpoint.
+
+    ``totals``: side ("input totals", "clean output") -> (rows, rows per class); ``input_columns``: the
+    frame the table-shape expectations see (``input_frame``). Returns {"results": {definition name: result
+    JSON}, "checkpoint": CheckpointResult JSON or None}."""
     from sanitizer.validation import _gx, _quiet_context
 
     gx = _gx()
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
     with tempfile.TemporaryDirectory(prefix="sanitizer-gx-") as tmp:
         context = _quiet_context()
-        docs_dir = os.path.join(tmp, "data_docs")
-        context.add_data_docs_site(site_name=SITE, site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
-        sample_key = None
-        if sample_result and sample_result.get("results"):
-            sample_key = _store_result(context, sample_result, "input sample", run_name)
         source = context.data_sources.add_pandas_filesystem("sanitizer", base_directory=tmp)
         definitions = []
         sides = {}
-        for i, (name, frame, expectations) in enumerate(_frames(suite, clean_frame, totals)):
-            slug = _slug(name)  # names become Data Docs paths (and object names on gs:// / s3://)
+        for name, frame, expectations in _frames(suite, clean_frame, totals, input_columns):
+            slug = _slug(name)
             sides[f"{suite.name}.{slug}"] = name
             path = f"{slug}.parquet"
             frame.to_parquet(os.path.join(tmp, path), index=False)
@@ -118,57 +122,16 @@ def run_checkpoint(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int
             definitions.append(context.validation_definitions.add(
                 gx.ValidationDefinition(name=slug, data=batch, suite=context.suites.add(gx_suite))))
         if not definitions:
-            return {"results": {}, "checkpoint": None, "data_docs": None}
+            return {"results": {}, "checkpoint": None}
         checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name=CHECKPOINT, validation_definitions=definitions,
-            actions=[UpdateDataDocsAction(name="update data docs", site_names=[SITE])],
+            name=CHECKPOINT, validation_definitions=definitions, actions=[],
             result_format={"result_format": "SUMMARY"},
         ))
         result = checkpoint.run(run_id=RunIdentifier(run_name=run_name))
-        if sample_key is not None:  # run in the pipeline (ValidateSample), not by this Checkpoint: render it too
-            context.build_data_docs(site_names=[SITE], resource_identifiers=[sample_key])
         results = {sides[vr.suite_name]: vr.to_json_dict() for vr in result.run_results.values()}
-        docs = _copy_tree(docs_dir, f"{directory}/data_docs")
         described = {"name": checkpoint.name, "run_id": result.run_id.to_json_dict(), **result.describe_dict()}
-        return {"results": results, "checkpoint": described, "data_docs": docs}
+        return {"results": results, "checkpoint": described}
 
 
 def _slug(name: str) -> str:
     return name.replace(": ", ".").replace(" ", "_")
-
-
-def _store_result(context, result: dict, name: str, run_name: str):
-    from great_expectations.core import ExpectationSuiteValidationResult
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
-    vr = ExpectationSuiteValidationResult(**{k: v for k, v in result.items() if k != "id"})
-    key = ValidationResultIdentifier(
-        expectation_suite_identifier=ExpectationSuiteIdentifier(name=f"{vr.suite_name}.{_slug(name)}"),
-        run_id=run_name, batch_identifier=_slug(name),
-    )
-    context.validation_results_store.set(key, vr)
-    return key
-
-
-def _copy_tree(local: str, target: str) -> str | None:
-    """Copy a rendered Data Docs folder to ``target`` through Beam's filesystems; returns the index path."""
-    from apache_beam.io.filesystems import FileSystems
-
-    if not os.path.exists(os.path.join(local, "index.html")):
-        return None
-    try:
-        for root, _, files in os.walk(local):
-            for name in files:
-                rel = os.path.relpath(os.path.join(root, name), local).replace(os.sep, "/")
-                dest = f"{target.rstrip('/')}/{rel}"
-                if "://" not in dest:
-                    os.makedirs(os.path.dirname(dest), exist_ok=True)
-                with open(os.path.join(root, name), "rb") as src, FileSystems.create(dest) as out:
-                    out.write(src.read())
-    except Exception as exc:  # Data Docs are a convenience; the JSON results are the record
-        log.warning("could not copy Data Docs to %s (%s); the JSON results are beside it", target, exc)
-        return None
-    return f"{target.rstrip('/')}/index.html"

@@ -1,6 +1,6 @@
 """Great Expectations integration: row-level expectations quarantine rows with a reason, data-set-level
-expectations stop (or warn about) publication, bad suites are refused before anything runs, results and
-Data Docs land in OUT/validation/, and ``sanitize profile`` writes a suite the same data passes."""
+expectations stop (or warn about) publication, bad suites are refused before anything runs, results land
+in OUT/validation/ (as JSON; no Data Docs), and ``sanitize profile`` writes a suite the same data passes."""
 
 from __future__ import annotations
 
@@ -267,7 +267,7 @@ def test_row_with_a_validation_failure_and_a_nan_feature_has_both_reasons_in_one
 # --------------------------------------------------------------------------- outputs
 
 
-def test_validation_outputs_and_data_docs(row_run):
+def test_validation_outputs_are_json_and_no_data_docs(row_run):
     out = row_run["out"]
     vdir = out / "validation"
     for name in ("input_sample.json", "clean_output.json", "summary.json"):
@@ -279,17 +279,9 @@ def test_validation_outputs_and_data_docs(row_run):
     summary = load_json(vdir / "summary.json")
     assert isinstance(summary, list) and summary
     assert all({"on", "expectation", "column", "success", "observed"} <= set(c) for c in summary)
-
-    index = vdir / "data_docs" / "index.html"
-    assert index.is_file()
-    html = index.read_text()
-    assert "<html" in html.lower() and "</html>" in html.lower()
-    assert "row_checks_suite" in html
-    pages = list((vdir / "data_docs").rglob("*.html"))
-    assert any(p != index and "row_checks_suite" in str(p) for p in pages), pages
-    prov = load_json(out / "provenance.json")
-    assert prov["validation"]["data_docs"] is not None
-    assert Path(prov["validation"]["data_docs"]).resolve() == index.resolve()
+    # Great Expectations' Data Docs print data values unescaped: not written (the report shows the checks).
+    assert not (vdir / "data_docs").exists() and not list(vdir.rglob("*.html"))
+    assert "data_docs" not in load_json(out / "provenance.json")["validation"]
 
 
 def test_provenance_records_the_suite_and_its_sha256(row_run):

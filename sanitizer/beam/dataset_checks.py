@@ -16,13 +16,14 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
     """Data-set checks on the totals, the sample and the clean output; results to OUT/validation/.
 
     ``sample_part`` is what the ValidateSample stage produced ({"result", "summary"}).
-    The checks run through one Great Expectations Checkpoint (see sanitizer.validation_docs).
+    The checks run through one Great Expectations Checkpoint (see sanitizer.validation_docs): the
+    table-shape expectations on the input's real columns (``plan.schema``), row counts on the rows read.
     Returns (the validation record for provenance, the failed checks that withhold publication)."""
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
     from sanitizer import validation as v
-    from sanitizer.validation_docs import run_checkpoint
+    from sanitizer.validation_docs import input_frame, run_checkpoint
 
     suite = plan.suite
     sample_part = sample_part or {"result": {}, "summary": []}
@@ -42,14 +43,16 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
         os.makedirs(directory, exist_ok=True)
     totals = {"input totals": (stats.rows_in, dict(rows)),
               "clean output": (clean_rows, {k: n - held.get(k, 0) for k, n in rows.items()})}
-    ran = run_checkpoint(suite, clean_frame, totals, sample_part.get("result"), directory, f"sanitize {run_id}")
+    ran = run_checkpoint(suite, clean_frame, totals, f"sanitize {run_id}", input_frame(plan.schema))
     results = {"input_sample": sample_part.get("result", {})}
     for name, result in ran["results"].items():  # the totals checks first, as the summary always listed them
         if name != "clean output":
             checks += v.summarise(result, name.split(":")[0])
     checks += v.summarise(ran["results"].get("clean output", {}), "clean output")
     results["clean_output"] = ran["results"].get("clean output", {"success": True, "results": []})
-    results["totals"] = {k: r for k, r in ran["results"].items() if k != "clean output"}
+    if "input columns" in ran["results"]:
+        results["input_columns"] = ran["results"]["input columns"]
+    results["totals"] = {k: r for k, r in ran["results"].items() if k not in ("clean output", "input columns")}
     # Severity: a failed critical check withholds publication under dataset_failure=stop; warning and info
     # failures are recorded and shown, and the run publishes. dataset_failure=warn downgrades critical to warning.
     mode = config.validation.dataset_failure
@@ -75,7 +78,6 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
                                for s in v.SEVERITIES},
         "checkpoint": ran["checkpoint"] and {"name": ran["checkpoint"].get("name"),
                                              "success": ran["checkpoint"].get("success")},
-        "data_docs": ran["data_docs"],
         "blocked_publication": bool(failed),
     }
     return info, failed
