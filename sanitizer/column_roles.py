@@ -39,7 +39,7 @@ class IgnoredColumn:
     """An input column the detectors do not judge: ``reason`` is a short code, ``detail`` the words."""
 
     name: str
-    reason: str  # "id-like", "text", "date", "unsupported-type", "empty", "not-selected"
+    reason: str  # "id-like", "text", "date", "unsupported-type", "empty", "inexact-integer", "not-selected"
     detail: str
 
     def to_dict(self) -> dict[str, str]:

@@ -20,17 +20,19 @@ from sanitizer.column_roles import IgnoredColumn, id_like, unique_over, unsuppor
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
-from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
+from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn, beyond_float, missing_words
 from sanitizer.discover import Skipped, survey
 from sanitizer.sources import (
     InputFile,
     Split,
     check_unique_columns,
     iter_file_batches,
+    parquet_metadata,
     parquet_splits,
     parse_numbers,
     read_schema,
 )
+from sanitizer.value_types import EXACT_FLOAT_INT, unify_schemas
 
 # A string column counts as numeric-looking when at least this share of its values parse as numbers.
 NUMERIC_LOOKING = 0.9
@@ -90,7 +92,7 @@ def make_plan(config: Config) -> Plan:
         decisions = load_decisions(config.decisions)  # a broken line stops the run here, naming the line
     found = survey(config.input, config.format, config.ignore)  # every file under the input: read or skipped
     files = found.files
-    schema = read_schema(files[0])
+    schema = _unified_schema(files)
     if schema is None or not schema.names:
         raise InputError(f"input file {files[0].path!r} has no columns")
     names = schema.names
@@ -113,7 +115,8 @@ def make_plan(config: Config) -> Plan:
         )
 
     first_batch = None
-    for batch in iter_file_batches(files[0], batch_rows=2048, schema=None):
+    # CSV is read as text and typed by the plan (sanitizer.value_types); other formats carry types.
+    for batch in iter_file_batches(files[0], batch_rows=2048, schema=schema if files[0].format == "csv" else None):
         first_batch = batch
         break
 
@@ -123,18 +126,19 @@ def make_plan(config: Config) -> Plan:
     embedding = _resolve_embedding(config, schema, first_batch)
     skip = {embedding.name} if embedding else set()
     ignored: list[IgnoredColumn] = []
-    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path, ignored)
+    inexact = _inexact_integers(files, schema, first_batch)
+    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path, ignored,
+                                               inexact)
                 if fc.name not in skip]
     if not features:
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
+    _check_feature_count(features)
     # Every shard readable before any is read whole (the id inference below reads whole columns).
     if files[0].format == "parquet":
         splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
         if sum(file_rows.values()) == 0:
             raise InputError(f"input {config.input!r} has no rows; there is nothing to sanitize")
-    else:
-        for f in files:
-            read_schema(f)  # every text shard must at least parse its first block
+    else:  # every text shard has been parsed (its types) by _unified_schema
         splits, file_rows = [Split(i) for i in range(len(files))], None
     id_column, id_inferred = config.id_column, False
     if id_column is None:
@@ -174,6 +178,30 @@ def make_plan(config: Config) -> Plan:
     )
 
 
+MAX_FEATURE_VALUES = 1024
+"""Most feature values (scalar columns, plus every element of a list column) one run judges. The fitted
+state grows with every feature (the outlier detector keeps per-feature reference quantiles for every
+cross-fitting fold and class: about 1 MB per feature with three classes) and reaches every worker as
+one side input, so a wider table is refused before anything runs (sanitizer.beam.fit also bounds
+the measured state)."""
+
+
+def _check_feature_count(features) -> None:
+    """Refuse more than MAX_FEATURE_VALUES feature values, naming the limit and how to choose columns."""
+    width = sum(fc.width for fc in features)
+    if width > MAX_FEATURE_VALUES:
+        lists = [fc for fc in features if fc.is_list]
+        counted = f"{len(features):,} feature columns" + (
+            f", list columns counted element by element ({', '.join(f'{fc.name!r}: {fc.width}' for fc in lists[:3])})"
+            if lists else "")
+        raise ConfigError(
+            f"the run would judge {width:,} feature values ({counted}); a run judges at most "
+            f"{MAX_FEATURE_VALUES:,}, because the detectors' fitted state grows with every feature and is sent to "
+            "every worker. Choose the columns to judge with --feature-columns (comma-separated) or feature_columns "
+            "in the config"
+        )
+
+
 ID_CHECK_TEXT_BYTES = 256 * 2**20
 """A CSV / JSON Lines input larger than this is not read twice to prove an id-like column unique: the
 run keeps generated ids and says so."""
@@ -203,6 +231,62 @@ def _infer_id(files, schema: pa.Schema, ignored: list[IgnoredColumn], warnings: 
         warnings.append(f"column {c.name!r} looks like a record id or counter ({c.detail}); it is not used as a "
                         "feature (name it in --feature-columns to judge it anyway)")
     return None
+
+
+def _unified_schema(files) -> pa.Schema:
+    """The first file's columns with types that hold every file's values unchanged
+    (``value_types.unify_schemas``: refused, naming the column, both types and both files, where none does)."""
+    schemas = [read_schema(f) for f in files]
+    if schemas[0] is None or not schemas[0].names:
+        raise InputError(f"input file {files[0].path!r} has no columns")
+    return unify_schemas(schemas, [f.path for f in files], files[0].format)
+
+
+def _inexact_integers(files, schema: pa.Schema, first_batch) -> dict[str, str]:
+    """Column -> an example value, for every column holding an integer beyond +-2^53 (float64, the
+    detectors' number type, would round it): integer columns by the first rows and, for Parquet,
+    the row-group statistics of every file; text columns by integers written in their first rows."""
+    found: dict[str, str] = {}
+    wide = [f.name for f in schema if f.type in (pa.int64(), pa.uint64())]
+    if first_batch is not None:
+        for name in first_batch.column_names:
+            col = first_batch.column(name).combine_chunks()
+            if col.type in (pa.int64(), pa.uint64()):
+                big = beyond_float(col)
+                if big.any():
+                    found[name] = str(col[int(np.flatnonzero(big)[0])].as_py())
+            elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                text = pc.utf8_trim_whitespace(col)
+                integer = np.asarray(pc.match_substring_regex(text, r"^[-+]?[0-9]+$").fill_null(False)
+                                     .to_numpy(zero_copy_only=False), dtype=bool)
+                if integer.any():
+                    values, _, _ = parse_numbers(text)
+                    big = integer & (np.abs(values) > EXACT_FLOAT_INT)
+                    if big.any():
+                        found[name] = text[int(np.flatnonzero(big)[0])].as_py()
+    pending = [n for n in wide if n not in found]
+    if pending and files[0].format == "parquet":
+        for f in files:
+            meta = parquet_metadata(f.path)
+            for rg in range(meta.num_row_groups):
+                group = meta.row_group(rg)
+                for j in range(group.num_columns):
+                    column = group.column(j)
+                    stats = column.statistics
+                    if column.path_in_schema not in pending or stats is None or not stats.has_min_max:
+                        continue
+                    for value in (stats.min, stats.max):
+                        if isinstance(value, int) and abs(value) > EXACT_FLOAT_INT:
+                            found.setdefault(column.path_in_schema, str(value))
+            pending = [n for n in pending if n not in found]
+            if not pending:
+                break
+    return found
+
+
+def _inexact_detail(example: str) -> str:
+    return (f"integers beyond +-2^53 (such as {example}), which float64 features cannot hold exactly; "
+            "kept exact in the shards")
 
 
 def _enabled_needs(config: Config) -> list[tuple[str, Any, frozenset[str]]]:
@@ -266,6 +350,7 @@ def _numeric_share(column) -> float:
     if column is None or len(column) == 0:
         return 0.0
     _, unparsable, null = parse_numbers(column)
+    null = null | missing_words(column)
     empty = np.asarray(
         pc.equal(pc.utf8_trim_whitespace(pc.cast(column, pa.string())), "").fill_null(False).to_numpy(
             zero_copy_only=False
@@ -300,19 +385,17 @@ def _conformed_schema(schema: pa.Schema, features: list[FeatureColumn], fmt: str
                       warnings: list[str]) -> pa.Schema:
     """The schema every batch is cast to (``sources._conform``), and so the schema of the outputs.
 
-    * A feature column stored as text but holding numbers (``FeatureColumn.coerce``) becomes
-      float64: the clean output holds the parsed numbers, so it keeps the column's numeric type and
-      expectations on it see numbers. A value that does not parse becomes null in the quarantine
-      output, with reason ``invalid:non_numeric:COL`` whose evidence holds the original text.
+    * Every column keeps the type it has in the input (unified over the shards, see
+      ``value_types``), so the outputs hold the values as written. A feature column stored as text
+      but holding numbers (``FeatureColumn.coerce``) stays text: the detectors read it parsed
+      (``records.extract``), a missing-value word (``NA``) as a missing value and other text that
+      is no number as ``invalid:non_numeric:COL``.
     * A CSV / JSON Lines column that is empty in the first rows has no type (``null``); it becomes
       text, so values further down are kept rather than failing the read. It is not a feature.
     """
-    coerced = {fc.name for fc in features if fc.coerce}
     fields = []
     for field in schema:
-        if field.name in coerced:
-            field = field.with_type(pa.float64())
-        elif pa.types.is_null(field.type) and fmt != "parquet":
+        if pa.types.is_null(field.type) and fmt != "parquet":
             if field.name not in roles:
                 warnings.append(
                     f"column {field.name!r} is empty in the first rows of the first input file; it is kept "
@@ -340,7 +423,11 @@ def _check_features_have_values(f, schema: pa.Schema, features: list[FeatureColu
     for table in iter_file_batches(f, 65_536, read_schema_, None, columns):
         rows += table.num_rows
         for name in list(pending):
-            values = pc.cast(table.column(name), pa.float64())
+            column = table.column(name).combine_chunks()
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                values = pa.array(parse_numbers(column)[0])
+            else:
+                values = pc.cast(column, pa.float64(), safe=False)  # a finite value is all this asks
             if pc.any(pc.fill_null(pc.is_finite(values), False)).as_py():
                 pending.remove(name)
         if not pending:
@@ -350,9 +437,12 @@ def _check_features_have_values(f, schema: pa.Schema, features: list[FeatureColu
 
 
 def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str],
-                      path: str = "", ignored: list[IgnoredColumn] | None = None) -> list[FeatureColumn]:
+                      path: str = "", ignored: list[IgnoredColumn] | None = None,
+                      inexact: dict[str, str] | None = None) -> list[FeatureColumn]:
     """The feature columns; every other column except the label, id and embedding goes to ``ignored``
-    with its reason."""
+    with its reason. A column holding integers beyond +-2^53 (``inexact``: column -> example) is
+    never a feature: named in --feature-columns it is refused, otherwise ignored as ``inexact-integer``."""
+    inexact = inexact or {}
     skip = {config.label_column, config.id_column}
     skip.update(_embedding_columns(config))
     features: list[FeatureColumn] = []
@@ -369,6 +459,11 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
             t = schema.field(name).type
             if pa.types.is_null(t):
                 raise InputError(_no_values(name, path))
+            if name in inexact:
+                raise ConfigError(
+                    f"feature column {name!r} holds {_inexact_detail(inexact[name])}; leave it out of "
+                    "--feature-columns (it is published unchanged)"
+                )
             if _is_numeric(t):
                 features.append(FeatureColumn(name, 1))
                 continue
@@ -405,6 +500,9 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
         why = id_like(f.name, f.type, column, numeric_text)
         if why:
             ignored.append(IgnoredColumn(f.name, "id-like", why))
+            continue
+        if f.name in inexact:
+            ignored.append(IgnoredColumn(f.name, "inexact-integer", _inexact_detail(inexact[f.name])))
             continue
         if _is_numeric(f.type):
             features.append(FeatureColumn(f.name, 1))

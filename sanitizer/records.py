@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sanitizer.sources import READ_ISSUE, parse_numbers
+from sanitizer.value_types import EXACT_FLOAT_INT
 
 ID_COLUMN = "sanitizer_id"
 KEY_COLUMN = "__sanitizer_key"
@@ -129,6 +130,31 @@ def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return names[index]
 
 
+MISSING_WORDS = ("NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "none", "nil", "")
+"""Text a numeric feature stored as text reads as a missing value (the shards keep the text as
+written; ``training.torch`` reads the same words as missing)."""
+_MISSING_WORDS = pa.array(MISSING_WORDS)
+_WIDE_INTEGERS = (pa.int64(), pa.uint64())
+
+
+def missing_words(column: pa.Array) -> np.ndarray:
+    """Per value of a text column: whether it is a missing-value word (:data:`MISSING_WORDS`)."""
+    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    return np.asarray(pc.is_in(text, value_set=_MISSING_WORDS).fill_null(False).to_numpy(zero_copy_only=False),
+                      dtype=bool)
+
+
+def beyond_float(column: pa.Array) -> np.ndarray:
+    """Per value of an integer column: whether its magnitude exceeds 2^53 (float64 would round it)."""
+    lo, hi = pc.min_max(column).values()
+    if lo.as_py() is None or (-EXACT_FLOAT_INT <= lo.as_py() and hi.as_py() <= EXACT_FLOAT_INT):
+        return np.zeros(len(column), dtype=bool)
+    big = pc.greater(column, pa.scalar(EXACT_FLOAT_INT, column.type))
+    if pa.types.is_signed_integer(column.type):
+        big = pc.or_(big, pc.less(column, pa.scalar(-EXACT_FLOAT_INT, column.type)))
+    return np.asarray(big.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 MISSING_ACTIONS = ("report", "quarantine")
 """What a missing (null or NaN) value in a scalar feature does to its row (config ``missing_features``)."""
 
@@ -185,6 +211,7 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
     XT = np.empty((d, n), dtype=np.float64)
     issues: list[tuple[str, np.ndarray, dict]] = []
     invalid = np.zeros(n, dtype=bool)
+    unparsed: dict[int, list[dict]] = {}  # row -> issues of text that is no number, with the text
     start = 0
     for fc in features:
         col = table.column(fc.name).combine_chunks()
@@ -202,15 +229,30 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
                 issues.append((f"invalid:wrong_length:{fc.name}", bad_len, {"column": fc.name, "expected": fc.width}))
                 invalid |= bad_len
         elif fc.coerce and not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-            # Text read as it is stored (the pipeline itself conforms such a column to float64 while
-            # reading, with the unparsable text as a read issue - see plan._conformed_schema).
+            # Text kept as written in the shards and parsed here; a missing-value word (NA, None) is a
+            # missing value, other text that is no number makes its row invalid.
             block[0], unparsable, _ = parse_numbers(col)
-            if unparsable.any():
-                issues.append((f"invalid:non_numeric:{fc.name}", unparsable, {"column": fc.name}))
+            words = missing_words(col) if unparsable.any() else None
+            if words is not None and words.any():
+                block[0, words] = np.nan
+                unparsable &= ~words
+            if unparsable.any():  # per row, with the text, as a read issue would be
+                text = pc.cast(col, pa.string())
+                for i in np.flatnonzero(unparsable):
+                    unparsed.setdefault(int(i), []).append(
+                        {"code": f"invalid:non_numeric:{fc.name}", "column": fc.name, "value": text[int(i)].as_py()})
                 invalid |= unparsable
                 block[0, unparsable] = 0.0
         else:
             block[0] = col.to_numpy(zero_copy_only=False)
+            if col.type in _WIDE_INTEGERS and len(col) > col.null_count:
+                inexact = beyond_float(col)
+                if inexact.any():
+                    issues.append((f"invalid:inexact:{fc.name}", inexact,
+                                   {"column": fc.name, "limit": EXACT_FLOAT_INT,
+                                    "note": "an integer beyond +-2^53, which a float64 feature cannot hold exactly"}))
+                    invalid |= inexact
+                    block[0, inexact] = 0.0
         optional = missing == "report" and not fc.is_list
         if null.any():
             if optional:
@@ -275,6 +317,9 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
                         continue
                 keep.append((code, mask, evidence))
             issues = keep
+
+    for i, entries in unparsed.items():
+        per_row.setdefault(i, []).extend(entries)
 
     for code, mask, evidence in extra_issues or ():  # e.g. failed row-level expectations
         issues.append((code, mask, evidence))

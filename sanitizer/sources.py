@@ -11,6 +11,7 @@ instead of failing the run or being silently dropped. Finding the files is
 
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sanitizer.errors import InputError
+from sanitizer.value_types import TYPE_SCAN_BYTES, TypeScan, cast_exact
 from sanitizer.discover import (  # noqa: F401 - re-exported: planning imports them from here
     EXTENSIONS,
     InputFile,
@@ -51,9 +53,29 @@ def read_schema(f: InputFile) -> pa.Schema:
     """The schema of one input file, as the reader will produce it."""
     if f.format == "parquet":
         return parquet_metadata(f.path).schema.to_arrow_schema()
+    if f.format == "csv":
+        return _csv_types(f)
     for batch in iter_file_batches(f, batch_rows=4096, schema=None):
         return batch.schema
     raise InputError(f"input file {f.path!r} has no header or no rows; remove it or add data")
+
+
+def _csv_types(f: InputFile) -> pa.Schema:
+    """The column types of a CSV file that hold every value exactly as written
+    (``sanitizer.value_types``), settled over its first ``TYPE_SCAN_BYTES``."""
+    scan = None
+    seen = 0
+    for table in iter_file_batches(f, batch_rows=65_536, schema=None):
+        if scan is None:
+            check_unique_columns(table.column_names, f.path)
+            scan = TypeScan(table.column_names)
+        scan.add(table)
+        seen += table.nbytes
+        if seen >= TYPE_SCAN_BYTES:
+            break
+    if scan is None:
+        raise InputError(f"input file {f.path!r} has no header or no rows; remove it or add data")
+    return scan.schema()
 
 
 def parquet_splits(files: list[InputFile], target_rows: int) -> tuple[list[Split], dict[int, int]]:
@@ -95,7 +117,7 @@ def iter_file_batches(f: InputFile, batch_rows: int, schema: pa.Schema | None, s
                 for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns):
                     yield _conform(pa.Table.from_batches([batch]), schema, f)
             elif f.format == "csv":
-                yield from _rebatch(_csv_reader(fh, schema), batch_rows, schema, f, columns)
+                yield from _rebatch(_csv_reader(fh, _csv_names(f)), batch_rows, schema, f, columns)
             else:
                 table = _read_jsonl(fh.read(), f.path)
                 yield from _rebatch(table.to_batches(max_chunksize=batch_rows), batch_rows, schema, f, columns)
@@ -107,42 +129,96 @@ def iter_file_batches(f: InputFile, batch_rows: int, schema: pa.Schema | None, s
         ) from None
 
 
-# "nan" is deliberately not a null marker: a NaN feature is quarantined as invalid:nan, not as a null.
-CSV_NULLS = ["", "NULL", "null", "NA", "N/A", "#N/A", "None"]
+CSV_NULLS = [""]
+"""Only an empty field is null: ``NA``, ``None`` or ``NULL`` are text as written (a numeric feature
+reads them as missing values, see ``records.MISSING_WORDS``)."""
 
 
-def _csv_reader(fh, schema: pa.Schema | None):
-    """A streaming CSV reader.
+def _csv_names(f: InputFile) -> list[str]:
+    import pyarrow.csv as pcsv
 
-    With a planned schema every column is read as text and cast batch by batch
-    in ``_conform``, so a value that does not fit its column (``"abc"`` deep
-    inside a numeric column) quarantines that row instead of failing the file;
-    type inference from the first block alone cannot promise that.
+    with _open(f.path) as fh:
+        return pcsv.open_csv(fh, read_options=pcsv.ReadOptions(block_size=1 << 22)).schema.names
+
+
+def _csv_reader(fh, names: list[str]):
+    """A streaming CSV reader that reads every column as text (an empty field as null).
+
+    Types are settled by ``sanitizer.value_types`` and applied batch by batch in ``_conform``, so a
+    value its column's type cannot hold as written (``"abc"`` or ``"02134"`` deep inside an integer
+    column) quarantines that row instead of failing the file or changing the value.
     """
     import pyarrow.csv as pcsv
 
-    convert = pcsv.ConvertOptions(null_values=CSV_NULLS, strings_can_be_null=True)
-    if schema is not None:
-        convert = pcsv.ConvertOptions(
-            null_values=CSV_NULLS,
-            strings_can_be_null=True,
-            column_types={name: pa.string() for name in schema.names},
-        )
+    convert = pcsv.ConvertOptions(
+        null_values=CSV_NULLS,
+        strings_can_be_null=True,
+        column_types={name: pa.string() for name in names},
+    )
     return pcsv.open_csv(fh, read_options=pcsv.ReadOptions(block_size=1 << 22), convert_options=convert)
 
 
+_LONG_INTEGER = re.compile(rb"(?<![0-9.eE])[0-9]{16,}(?![0-9.eE])")
+"""A run of 16+ digits that is not part of a fraction or exponent: an integer that float64 may not
+hold exactly (pyarrow's reader would turn it into a double where its field also holds fractions)."""
+
+
 def _read_jsonl(data: bytes, path: str) -> pa.Table:
-    """JSON Lines -> Arrow. pyarrow's fast reader first; when it cannot settle on one type per
-    field (a number in one line, text in another) the file is parsed line by line and such a
-    field is kept as text, so ``_conform`` can quarantine the values that do not fit."""
+    """JSON Lines -> Arrow, every value as written.
+
+    pyarrow's fast reader first, for a file with no integer of 16 or more digits; a field it reads
+    as a timestamp (it parses ISO-looking strings) is read again as the text it is. Otherwise (a
+    field holding different kinds of value, nested lists mixing numbers and objects, long integers)
+    the file is parsed line by line (:func:`_jsonl_by_line`).
+    """
     import pyarrow.json as pjson
 
-    try:
-        return pjson.read_json(pa.BufferReader(data), read_options=pjson.ReadOptions(block_size=1 << 24))
-    except pa.ArrowInvalid:
-        pass
+    if not _LONG_INTEGER.search(data):
+        options = pjson.ReadOptions(block_size=1 << 24)
+        try:
+            table = pjson.read_json(pa.BufferReader(data), read_options=options)
+        except pa.ArrowInvalid:
+            table = None
+        if table is not None:
+            as_text = pa.schema([f.with_type(_no_timestamps(f.type)) for f in table.schema])
+            if as_text.equals(table.schema):
+                return table
+            try:
+                return pjson.read_json(pa.BufferReader(data), read_options=options,
+                                       parse_options=pjson.ParseOptions(explicit_schema=as_text))
+            except pa.ArrowInvalid:
+                pass
+    return _jsonl_by_line(data, path)
+
+
+def _no_timestamps(t: pa.DataType) -> pa.DataType:
+    """``t`` with every timestamp (pyarrow's reading of an ISO-looking JSON string) as string."""
+    if pa.types.is_timestamp(t):
+        return pa.string()
+    if pa.types.is_struct(t):
+        return pa.struct([t.field(i).with_type(_no_timestamps(t.field(i).type)) for i in range(t.num_fields)])
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_no_timestamps(t.value_type)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_no_timestamps(t.value_type)))
+    return t
+
+
+def _jsonl_by_line(data: bytes, path: str) -> pa.Table:
+    """JSON Lines parsed line by line (lines end at ``\\n`` only: U+2028 inside a string is text).
+
+    A field Arrow can hold with one type keeps it (nested objects as structs, arrays as lists, an
+    integer beyond float64's exact range as int64 unless the field also holds fractions). Any other
+    field (a number in one line and text in another, an array mixing numbers and objects, an integer
+    beyond int64) becomes text: a string value as it is, every other value as its compact JSON text
+    (``{"x":[1,{"y":2}]}``, ``123456789012345678901234567890``), never rounded.
+    """
     rows = []
-    for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"input file {path!r}, line {number}, is not valid UTF-8 ({exc}); fix or remove the line") from None
         if not line.strip():
             continue
         try:
@@ -158,8 +234,10 @@ def _read_jsonl(data: bytes, path: str) -> pa.Table:
         values = [row.get(name) for row in rows]
         try:
             columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns[name] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            columns[name] = pa.array(
+                [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+                 for v in values], type=pa.string())
     return pa.table(columns)
 
 
@@ -257,26 +335,38 @@ def parse_numbers(column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _cast_column(col: pa.ChunkedArray, field: pa.Field, issues: np.ndarray) -> pa.ChunkedArray:
-    try:
-        return pc.cast(col, field.type)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    if not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
-        raise InputError(
-            f"column {field.name!r} holds values that cannot be read as {field.type} "
-            f"(the type it has in the first shard; here it reads as {col.type}); make the shards agree"
-        )
-    parsed, bad, null = parse_numbers(col)
+    """One column of a batch as the planned type, no value changed.
+
+    Text (CSV) takes the type only where it is written the way the type writes it back
+    (``value_types.exact_mask``); any other value becomes null plus a read issue holding the text
+    (``invalid:non_numeric:COL`` for text that is no number, ``invalid:inexact:COL`` otherwise), so
+    its row is quarantined. A typed column (a shard that stores it with a narrower type) is widened;
+    where a value does not survive that (an int64 beyond +-2^53 as float64) the read is refused.
+    """
+    col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)) or pa.types.is_string(
+            field.type) or pa.types.is_large_string(field.type):
+        try:
+            return pa.chunked_array([pc.cast(col, field.type)])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputError(
+                f"column {field.name!r} holds {col.type} values that {field.type} (its type in the other shards) "
+                f"cannot hold unchanged ({exc}); rewrite the shards with one type for the column"
+            ) from None
+    values, bad = cast_exact(col, field.type)
     if bad.any():
-        text = pc.cast(col, pa.string()).to_numpy(zero_copy_only=False)
+        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+        unparsable = parse_numbers(col)[1] if numeric else np.zeros(len(col), dtype=bool)
+        text = col.to_numpy(zero_copy_only=False)
         for i in np.flatnonzero(bad):
-            issue = json.dumps({"code": f"invalid:non_numeric:{field.name}", "column": field.name, "value": text[i]})
+            if unparsable[i]:
+                entry = {"code": f"invalid:non_numeric:{field.name}", "column": field.name, "value": text[i]}
+            else:
+                entry = {"code": f"invalid:inexact:{field.name}", "column": field.name, "value": text[i],
+                         "type": str(field.type),
+                         "note": f"{field.type} cannot hold this value exactly as written"}
+            issue = json.dumps(entry)
             issues[i] = issue if issues[i] is None else issues[i] + "\n" + issue
-    mask = bad | null
-    if pa.types.is_integer(field.type) and not np.all(mask | (parsed == np.round(parsed))):
-        raise InputError(
-            f"column {field.name!r} holds fractional values where the first shard has integers; "
-            "make the shards agree or cast the column to float"
-        )
-    arr = pa.array(np.where(mask, 0, parsed), mask=mask).cast(field.type)
-    return pa.chunked_array([arr])
+    return pa.chunked_array([values])

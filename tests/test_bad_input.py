@@ -274,8 +274,10 @@ def test_multi_file_csv_with_text_in_a_later_file(tmp_path):
     entry = reason_entries(q, 250)[0]
     assert entry["evidence"]["value"] == "abc"
     assert entry["evidence"]["column"] == "b"
-    # The first file's type stands: b stays a float column in the outputs.
-    assert clean.schema.field("b").type == pa.float64()
+    # No type holds both files' b as written: it is text in the outputs, each value as written.
+    assert clean.schema.field("b").type == pa.string()
+    assert q.column("b").to_pylist()[q.column(RID).to_pylist().index(250)] == "abc"
+    assert dict(zip(clean.column(RID).to_pylist(), clean.column("b").to_pylist()))[0] == rows[0][2]
     prov = load_json(out / "provenance.json")
     assert [i["rows"] for i in prov["inputs"]] == [150, 150]
 

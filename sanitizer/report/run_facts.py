@@ -17,6 +17,7 @@ REASONS = {
     "date": "date or time",
     "empty": "no values",
     "unsupported-type": "a type the detectors do not read",
+    "inexact-integer": "integers float64 cannot hold exactly",
     "not-selected": "not named in --feature-columns",
 }
 

@@ -89,12 +89,20 @@ def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
             values = pc.cast(pc.utf8_trim_whitespace(values), pa.float64())
         return _finite_float32(values.to_numpy(zero_copy_only=False), name).reshape(n, width)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
+        text = pc.utf8_trim_whitespace(arr)
+        text = pc.if_else(pc.is_in(text, value_set=_MISSING_WORDS), pa.scalar(None, text.type), text)
         try:
-            arr = pc.cast(pc.utf8_trim_whitespace(arr), pa.float64())
+            arr = pc.cast(text, pa.float64())
         except pa.ArrowInvalid as exc:
             raise ManifestError(f"feature column {name!r} holds text that is not a number ({exc})") from None
     elif not pa.types.is_floating(t):
-        arr = pc.cast(arr, pa.float64())
+        try:
+            arr = pc.cast(arr, pa.float64())
+        except pa.ArrowInvalid as exc:
+            raise ManifestError(
+                f"feature column {name!r} holds {t} values that a float feature cannot hold exactly ({exc}); "
+                "leave the column out of the features (feature_columns) or rescale it before training"
+            ) from None
     values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls read as NaN
     missing = np.isnan(values)
     if missing.any():
@@ -105,6 +113,9 @@ def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MISSING_WORDS = pa.array(["NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "none", "nil", ""])
+"""Text a feature stored as text holds for a missing value (the same words as ``records.MISSING_WORDS``,
+which this module cannot import: the training side imports no Beam)."""
 
 
 def _finite_float32(values: np.ndarray, name: str) -> np.ndarray:

@@ -7,9 +7,9 @@
   standardisation (no inf/NaN scores, no mass quarantine of ordinary rows).
 - A detector whose fit raises on ordinary data fails the run with a message naming it; it is
   never silently skipped.
-- A CSV with text in a numeric feature column (in its first rows, so type inference sees text)
-  publishes float64 for that column, quarantines only the bad row (null value, the original text in
-  the evidence) and passes a suite ``sanitize profile`` made from the clean data.
+- A CSV with text in a numeric feature column keeps that column as text in the shards (each value
+  as written), quarantines only the bad row (its text in the cell and in the evidence); a suite
+  ``sanitize profile`` made from numeric clean data refuses it with one line naming the expectations.
 - A feature column with no values at all is refused at planning, naming the column (Parquet and
   CSV); an empty CSV column that is not a feature is kept and does not stop the run.
 """
@@ -212,7 +212,7 @@ def _csv(path: Path, rid, X, y, bad: dict[int, str] | None = None) -> Path:
     return path
 
 
-def test_text_in_a_numeric_csv_column_keeps_it_numeric_and_publishes(tmp_path):
+def test_text_in_a_numeric_csv_column_keeps_its_text_and_publishes(tmp_path, capsys):
     rid, X, y = synthetic_rows(300, 4)
     suite = tmp_path / "suite.json"
     assert run_cli("profile", "--input", _csv(tmp_path / "clean.csv", rid, X, y), "--label-column", "label",
@@ -220,24 +220,29 @@ def test_text_in_a_numeric_csv_column_keeps_it_numeric_and_publishes(tmp_path):
     assert any(e["kwargs"].get("column") == "a" for e in json.loads(suite.read_text())["expectations"])
     bad = _csv(tmp_path / "bad.csv", rid, X, y, {2: "oops"})
     out = tmp_path / "out"
+    config = write_config(tmp_path / "c.yaml", ONLY_OUTLIER)
+    refused = tmp_path / "refused"
+    assert run_cli("run", "--input", bad, "--output", refused, "--label-column", "label", "--id-column", RID,
+                   "--expectations", suite, "--config", config, "-q") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expect_column_values_to_be_between(a)" in err[0]
+    assert not (refused / "manifest.json").exists()
     assert run_cli("run", "--input", bad, "--output", out, "--label-column", "label", "--id-column", RID,
-                   "--expectations", suite, "--config", write_config(tmp_path / "c.yaml", ONLY_OUTLIER), "-q") == 0
+                   "--config", config, "-q") == 0
     clean, q = accounted(out, rid.tolist())
-    assert clean.schema.field("a").type == pa.float64()
-    assert q.schema.field("a").type == pa.float64()
-    manifest = load_json(out / "manifest.json")
-    assert "double" in json.dumps(manifest["schema"]) or "float64" in json.dumps(manifest["schema"])
+    assert clean.schema.field("a").type == pa.string()
+    assert q.schema.field("a").type == pa.string()
     reasons = reasons_of(q, RID)
     assert [r for r, codes in reasons.items() if "invalid:non_numeric:a" in codes] == [2]
     row = q.column(RID).to_pylist().index(2)
-    assert q.column("a")[row].as_py() is None
+    assert q.column("a")[row].as_py() == "oops"
     entries = q.column("sanitizer_reasons")[row].as_py()
     entry = next(e for e in entries if e["code"] == "invalid:non_numeric:a")
     assert json.loads(entry["evidence_json"])["value"] == "oops" and entry["detector"] == "validation"
     got = dict(zip(clean.column(RID).to_pylist(), clean.column("a").to_pylist()))
     for i in (0, 1, 3, 299):
         if i in got:
-            assert got[i] == X[i, 0]
+            assert got[i] == repr(float(X[i, 0]))
 
 
 # --------------------------------------------------------------------------- an empty feature column
