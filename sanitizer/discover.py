@@ -120,8 +120,10 @@ def survey(input_uri: str, declared_format: str = "auto", ignore=()) -> Discover
             "pass a file, a directory of shards or a glob such as 'data/*.parquet', or set --format"
         )
     if len(set(formats.values())) > 1:
+        example = {fmt: _relpath(path, root) for path, fmt in sorted(formats.items(), reverse=True)}
+        named = ", ".join(f"{fmt} ({rel})" for fmt, rel in sorted(example.items()))
         raise InputError(
-            f"input {input_uri!r} mixes formats ({', '.join(sorted(set(formats.values())))}); "
+            f"input {input_uri!r} mixes formats: {named}; "
             "point --input at shards of one format, or leave the others out with --ignore PATTERN"
         )
     entries = expanded.entries(kept)

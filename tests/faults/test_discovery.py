@@ -66,6 +66,13 @@ def test_a_file_of_no_known_format_beside_data_is_refused(tmp_path, stranger):
     assert stranger in message and "--format" in message and "--ignore" in message
 
 
+def test_compressed_csv_beside_parquet_is_refused_naming_both(tmp_path):
+    write_rows(tmp_path / "a.parquet")
+    (tmp_path / "notes.csv.gz").write_bytes(gzip.compress(csv_text(20)))
+    with pytest.raises(InputError, match=r"mixes formats: csv \(notes\.csv\.gz\), parquet \(a\.parquet\).*--ignore"):
+        discover(str(tmp_path))
+
+
 def test_the_refusal_is_one_line_exit_2_and_nothing_is_written(tmp_path, capsys):
     inp = tmp_path / "in"
     write_rows(inp / "a.parquet", n=150)
