@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--id-column", dest="id_column")
     prof.add_argument("--feature-columns", dest="feature_columns")
     prof.add_argument("--format", choices=["auto", "parquet", "csv", "jsonl"])
+    prof.add_argument("--ignore", action="append", metavar="PATTERN",
+                      help="leave out the input files matching this glob (as for run); repeatable")
     prof.add_argument("--output", required=True, help="where to write the suite, e.g. validations/train.json")
     prof.add_argument("--margin", type=float, default=0.1, help="widen numeric ranges by this share (default 0.1)")
     from sanitizer.review_cli import add_parsers as add_review_parsers
@@ -205,6 +207,8 @@ def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         raw = {k: getattr(args, k) for k in ("input", "label_column", "id_column", "feature_columns", "format")
                if getattr(args, k) is not None}
         raw["output"] = args.output
+        if args.ignore:
+            raw["ignore"] = [p.strip() for value in args.ignore for p in value.split(",") if p.strip()]
         suite = profile(build_config(raw), args.output, args.margin)
         print(f"wrote {args.output}: {len(suite['expectations'])} expectations from "
               f"{suite['meta']['sanitizer']['rows']:,} rows")

@@ -141,6 +141,17 @@ def test_ignore_option_on_the_command_line_and_in_the_config(tmp_path):
         build_config({"ignore": [3]})
 
 
+def test_profile_refuses_the_same_files_and_takes_the_same_patterns(tmp_path, capsys):
+    write_rows(tmp_path / "in" / "a.parquet")
+    (tmp_path / "in" / "notes.txt").write_text("x")
+    suite = tmp_path / "suite.json"
+    assert run_cli("profile", "--input", tmp_path / "in", "--label-column", "label", "--output", suite) == 2
+    assert "notes.txt" in capsys.readouterr().err and not suite.exists()
+    assert run_cli("profile", "--input", tmp_path / "in", "--label-column", "label", "--output", suite,
+                   "--ignore", "*.txt") == 0
+    assert load_json(suite)["meta"]["sanitizer"]["rows"] == 240
+
+
 def test_a_declared_format_reads_files_of_unknown_extension(tmp_path):
     write_rows(tmp_path / "a.parquet")
     write_rows(tmp_path / "b.parquet.1", seed=1)
