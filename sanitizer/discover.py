@@ -103,7 +103,7 @@ def survey(input_uri: str, declared_format: str = "auto", ignore=()) -> Discover
             formats[path] = fmt
     skipped = _merge_folders(skipped)
     if unknown and kept:
-        named = ", ".join(f"{rel} ({why})" for rel, why in unknown[:5])
+        named = ", ".join(f"{rel!r} ({why})" for rel, why in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise InputError(
             f"input {input_uri!r} holds file(s) the run cannot read beside its data files: {named}{more}; "
@@ -113,15 +113,15 @@ def survey(input_uri: str, declared_format: str = "auto", ignore=()) -> Discover
         )
     if not kept:
         seen = [rel for rel, _ in unknown] + [s.relpath for s in skipped]
-        hint = f" (found only: {', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''})" if seen else ""
-        why = "".join(f"; {rel}: {w}" for rel, w in unknown[:1] if w != "no known format")
+        hint = f" (found only: {', '.join(map(repr, seen[:5]))}{' ...' if len(seen) > 5 else ''})" if seen else ""
+        why = "".join(f"; {rel!r}: {w}" for rel, w in unknown[:1] if w != "no known format")
         raise InputError(
             f"input {input_uri!r} matched no .parquet, .csv or .jsonl files{hint}{why}; "
             "pass a file, a directory of shards or a glob such as 'data/*.parquet', or set --format"
         )
     if len(set(formats.values())) > 1:
         example = {fmt: _relpath(path, root) for path, fmt in sorted(formats.items(), reverse=True)}
-        named = ", ".join(f"{fmt} ({rel})" for fmt, rel in sorted(example.items()))
+        named = ", ".join(f"{fmt} ({rel!r})" for fmt, rel in sorted(example.items()))
         raise InputError(
             f"input {input_uri!r} mixes formats: {named}; "
             "point --input at shards of one format, or leave the others out with --ignore PATTERN"

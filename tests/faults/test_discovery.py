@@ -69,20 +69,21 @@ def test_a_file_of_no_known_format_beside_data_is_refused(tmp_path, stranger):
 def test_compressed_csv_beside_parquet_is_refused_naming_both(tmp_path):
     write_rows(tmp_path / "a.parquet")
     (tmp_path / "notes.csv.gz").write_bytes(gzip.compress(csv_text(20)))
-    with pytest.raises(InputError, match=r"mixes formats: csv \(notes\.csv\.gz\), parquet \(a\.parquet\).*--ignore"):
+    with pytest.raises(InputError, match=r"mixes formats: csv \('notes\.csv\.gz'\), parquet \('a\.parquet'\).*--ignore"):
         discover(str(tmp_path))
 
 
-def test_the_refusal_is_one_line_exit_2_and_nothing_is_written(tmp_path, capsys):
+@pytest.mark.parametrize("stranger", ["b.parquet.1", "two\nlines\x1b[2J.parquet.1"])
+def test_the_refusal_is_one_line_exit_2_and_nothing_is_written(tmp_path, capsys, stranger):
     inp = tmp_path / "in"
     write_rows(inp / "a.parquet", n=150)
-    write_rows(inp / "b.parquet.1", n=100, seed=3)
+    write_rows(inp / stranger, n=100, seed=3)
     out = tmp_path / "out"
     rc = run_cli("run", "--input", inp, "--output", out, "--label-column", "label", "-q")
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "b.parquet.1" in err and "--format" in err and "--ignore" in err
+    assert ".parquet.1" in err and "--format" in err and "--ignore" in err and "\x1b" not in err
     assert not out.exists()
 
 
@@ -159,7 +160,7 @@ def test_a_declared_format_reads_files_of_unknown_extension(tmp_path):
     assert [f.relpath for f in files] == ["a.parquet", "b.parquet.1"]
     assert {f.format for f in files} == {"parquet"}
     (tmp_path / "c.csv").write_bytes(csv_text(10))  # named csv: not read as Parquet behind the user's back
-    with pytest.raises(InputError, match=r"c\.csv .*--format parquet"):
+    with pytest.raises(InputError, match=r"'c\.csv' .*--format parquet"):
         discover(str(tmp_path), "parquet")
 
 
@@ -194,7 +195,7 @@ def test_compressed_parquet_and_archives_are_refused(tmp_path):
     (tmp_path / "c.csv.zip").write_bytes(b"PK")
     with pytest.raises(InputError) as err:
         discover(str(tmp_path))
-    assert "b.parquet.gz (compressed Parquet" in str(err.value) and "c.csv.zip (an archive" in str(err.value)
+    assert "'b.parquet.gz' (compressed Parquet" in str(err.value) and "'c.csv.zip' (an archive" in str(err.value)
 
 
 # --------------------------------------------------------------------------- one real run: listed everywhere
@@ -301,7 +302,7 @@ def test_an_object_store_gets_the_same_answer(tmp_path):
     write_rows(data / "_temporary" / "0" / "part-0.parquet", seed=2)
     (data / "_SUCCESS").write_bytes(b"")
     (data / "notes.txt").write_text("x")
-    with pytest.raises(InputError, match=r"notes\.txt .*--format.*--ignore"):
+    with pytest.raises(InputError, match=r"'notes\.txt' .*--format.*--ignore"):
         discover(f"{scheme}://data")
     local, remote = survey(str(data), ignore=["*.txt"]), survey(f"{scheme}://data", ignore=["*.txt"])
     assert relpaths(remote) == relpaths(local) == ["_2024.parquet", "a.parquet"]
