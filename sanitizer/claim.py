@@ -325,9 +325,14 @@ def prepare_output(out: str, overwrite: bool) -> None:
     """
     present = _first_run_conflicts(out)
     if present and not overwrite:
+        if {prov.MANIFEST, prov.PROVENANCE, MARKER} & set(present):
+            raise ConfigError(
+                f"output {out!r} already holds a run ({', '.join(present)}); "
+                "choose an empty folder or pass --overwrite to replace it"
+            )
         raise ConfigError(
-            f"output {out!r} already holds {', '.join(present)}, which a run would overwrite; choose an empty "
-            "folder, move those away, or pass --overwrite to replace an earlier run of ours there"
+            f"output {out!r} already holds {', '.join(present)}, which a run would overwrite (and no run of "
+            "ours is there, so --overwrite would not delete them either); choose an empty folder or move them away"
         )
     doomed = _owned_paths(out, present) if present else []
     try:

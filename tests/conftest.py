@@ -96,6 +96,17 @@ def load_json(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def provenance_for(out, run_id: str, clean: list[dict]) -> str:
+    """Write a minimal succeeded ``provenance.json`` naming ``clean`` (shard dicts with absolute paths, as
+    ``prov.describe_shards`` gives them) into ``out``, for a hand-built manifest; its sha256."""
+    root = str(out).rstrip("/") + "/"
+    shards = [{**s, "path": str(s["path"]).removeprefix(root)} for s in clean]
+    path = Path(out) / "provenance.json"
+    path.write_text(json.dumps({"run_id": run_id, "status": "succeeded", "outputs": {"clean": shards,
+                                                                                    "quarantine": []}}))
+    return sha256_file(path)
+
+
 def reasons_of(quarantine: pa.Table, id_column: str) -> dict:
     """Record id -> list of reason codes, from a quarantine table."""
     ids = quarantine.column(id_column).to_pylist()

@@ -21,7 +21,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import digit_ids, load_json, read_dir, run_cli, write_digits_parquet
+from conftest import digit_ids, load_json, provenance_for, read_dir, run_cli, write_digits_parquet
 from sanitizer import provenance as prov
 from sanitizer.errors import SanitizerError
 from sanitizer.training import CleanData, ManifestError, load_manifest
@@ -164,7 +164,8 @@ def test_string_labels_multi_shard_output_and_label_map(published, tmp_path):
         pq.write_table(table.slice(cuts[k], cuts[k + 1] - cuts[k]), new / "clean" / f"part-{k:05d}-of-00003.parquet",
                        row_group_size=150 + 100 * k)
     shards = prov.describe_shards(str(new / "clean"))
-    manifest = prov.build_manifest("republished", str(new), table.schema, shards, [], ID, "label", ["pixels"], "0" * 64)
+    manifest = prov.build_manifest("republished", str(new), table.schema, shards, [], ID, "label", ["pixels"],
+                                   provenance_for(new, "republished", shards))
     (new / "manifest.json").write_text(json.dumps(manifest))
 
     data = load_manifest(new)

@@ -111,7 +111,6 @@ def load_manifest(path: str | os.PathLike, expected_sha256: str | None = None) -
     if manifest.get("format", "parquet") != "parquet":
         raise ManifestError(f"manifest {manifest_path} lists {manifest.get('format')!r} shards; only parquet is read")
     check_fields(manifest, manifest_path)  # every field read below has its type: ManifestError, never ValueError
-    check_provenance(out, manifest, manifest_path)  # the provenance.json it was published with, of the same run
     clean = manifest["clean"]
 
     problems: list[str] = []
@@ -146,6 +145,7 @@ def load_manifest(path: str | os.PathLike, expected_sha256: str | None = None) -
             f"the clean data of run {manifest.get('run_id', '?')} at {out} failed verification, "
             "so none of it is handed out: " + "; ".join(problems)
         )
+    check_provenance(out, manifest, manifest_path)  # the provenance.json it was published with, of the same run
     return CleanData(manifest=manifest, out_dir=out, manifest_path=manifest_path, shards=tuple(shards),
                      manifest_sha256=manifest_sha256)
 

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from sanitizer import provenance as prov
 from sanitizer.training import ManifestError, load_manifest
-from conftest import digit_ids, load_json, read_dir, run_cli, write_digits_parquet
+from conftest import digit_ids, load_json, provenance_for, read_dir, run_cli, write_digits_parquet
 
 
 def _load_train_example():
@@ -187,7 +187,8 @@ def test_each_worker_verifies_its_own_shards_and_hands_out_none_of_a_swapped_one
         pq.write_table(table.slice(cuts[k], cuts[k + 1] - cuts[k]), new / "clean" / f"part-{k:05d}-of-00003.parquet",
                        row_group_size=20)
     shards = prov.describe_shards(str(new / "clean"))
-    manifest = prov.build_manifest("three", str(new), table.schema, shards, [], ID, "label", ["pixels"], "0" * 64)
+    manifest = prov.build_manifest("three", str(new), table.schema, shards, [], ID, "label", ["pixels"],
+                                   provenance_for(new, "three", shards))
     (new / "manifest.json").write_text(json.dumps(manifest))
     data = load_manifest(new)
     ds = data.torch_dataset(batch_size=20, ids=True)
@@ -222,9 +223,9 @@ def test_a_manifest_edited_after_it_was_hashed_is_refused(out):
     path = out / "manifest.json"
     checked = sha256_file(path)
     manifest = load_json(path)
-    manifest["run_id"] = manifest["run_id"] + "-edited"
+    manifest["note"] = "edited"  # (a new run id would no longer match provenance.json's)
     path.write_text(json.dumps(manifest, indent=1))
-    assert load_manifest(out).run_id.endswith("-edited")  # still a valid manifest on its own...
+    assert load_manifest(out).manifest["note"] == "edited"  # still a valid manifest on its own...
     with pytest.raises(ManifestError, match=rf"expected sha256 {checked}"):
         load_manifest(out, expected_sha256=checked)  # ...but not the one that was checked
 
@@ -265,7 +266,7 @@ def test_float64_features_beyond_float32_range_are_refused_naming_the_column(tmp
     pq.write_table(table, tmp_path / "clean" / "part-00000-of-00001.parquet")
     shards = prov.describe_shards(str(tmp_path / "clean"))
     manifest = prov.build_manifest("big", str(tmp_path), table.schema, shards, [], ID, "label", ["small", "huge"],
-                                   "0" * 64)
+                                   provenance_for(tmp_path, "big", shards))
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     ds = load_manifest(tmp_path).torch_dataset(batch_size=16)
     with pytest.raises(ManifestError, match=r"feature column 'huge' .*float32"):
