@@ -39,7 +39,7 @@ from typing import Any
 
 # The value checks live in sanitizer.checks, a leaf module the detectors import too (so neither
 # imports the other); they stay importable from here under their old names.
-from sanitizer.checks import check_int, check_number, check_plain_data  # noqa: F401 - re-exported
+from sanitizer.checks import check_int, check_number, check_plain_data, check_size  # noqa: F401 - re-exported
 from sanitizer.errors import ConfigError
 from sanitizer.records import MISSING_ACTIONS
 
@@ -195,6 +195,7 @@ def build_config(raw: dict[str, Any]) -> Config:
 
     if not isinstance(raw, dict):
         raise ConfigError(f"the config must be a mapping of keys to values, got {type(raw).__name__}")
+    check_size("the config", raw)  # before anything walks it
     allowed = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -332,4 +333,5 @@ def load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path!r} could not be parsed: {exc}") from None
     if not isinstance(parsed, dict):
         raise ConfigError(f"config file {path!r} must hold a mapping of keys to values")
+    check_size(f"config file {path!r}", parsed)  # YAML aliases: refused before anything walks them
     return parsed
