@@ -2,9 +2,10 @@
 
 Thin on purpose. Everything the job needs - planning and claiming the output
 before submission, publication after the writes - happens where ``Sanitize``
-puts it (``sanitizer.beam.sanitize``, ``sanitizer.beam.publish``). After the
-runner reports the job done, this only reads back the provenance the job
-published, to hand it to the caller.
+puts it (``sanitizer.beam.sanitize``, ``sanitizer.beam.publish``). This process
+holds the output lock (``sanitizer.output_lock``) from before the output is
+claimed until the job has ended; after the runner reports the job done, it
+only reads back the provenance the job published, to hand it to the caller.
 """
 
 from __future__ import annotations

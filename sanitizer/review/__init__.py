@@ -17,7 +17,7 @@ The package, one job per module (each imports only the ones above it):
   quarantined records, filters) and recording ``release``/``confirm`` on it;
 - :mod:`sanitizer.review.importing`: ``sanitize review OUT import FILE``, a decisions file (report.html's
   "Download decisions") checked line by line and taken into OUT's decisions;
-- :mod:`sanitizer.review.lock`: the publish lock (one publish per output);
+- :mod:`sanitizer.review.lock`: the output lock a publish holds (one run or publish per output);
 - :mod:`sanitizer.review.publish`: ``sanitize publish``;
 - :mod:`sanitizer.review.cli`: the ``sanitize review`` and ``sanitize publish``
   commands (not imported here).
