@@ -422,7 +422,7 @@ def validate_frame(suite: Suite, df: pd.DataFrame, expectations) -> dict[str, An
 
 
 UNEXPECTED_SHOWN = 5
-"""How many of a failed check's sampled unexpected values the summary keeps (each cut to 200 characters)."""
+"""How many of a failed check's sampled unexpected values (distinct, each cut to 200 characters) a check keeps."""
 
 
 def summarise(result: dict[str, Any], label: str) -> list[dict[str, Any]]:
@@ -432,8 +432,11 @@ def summarise(result: dict[str, Any], label: str) -> list[dict[str, Any]]:
     for r in result.get("results", []):
         config = r.get("expectation_config", {})
         extra = ((config.get("meta") or {}).get("sanitizer")) or {}
-        observed = (r.get("result") or {}).get("observed_value")
-        unexpected = (r.get("result") or {}).get("partial_unexpected_list") or []
+        found = r.get("result") or {}
+        observed = found.get("observed_value")
+        if observed is None and found.get("unexpected_count") is not None and found.get("element_count") is not None:
+            observed = f"{found['unexpected_count']} of {found['element_count']} rows unexpected"  # a column-map check
+        unexpected = list(dict.fromkeys(str(u)[:200] for u in found.get("partial_unexpected_list") or []))
         if extra.get("check") == "class_share_between":  # see validation_docs: a one-row frame of shares
             kind, column = "sanitizer:class_share_between", extra.get("class")
             observed = extra.get("share")
@@ -450,7 +453,7 @@ def summarise(result: dict[str, Any], label: str) -> list[dict[str, Any]]:
             }
         )
         if unexpected and not r.get("success"):
-            out[-1]["unexpected"] = [str(u)[:200] for u in unexpected[:UNEXPECTED_SHOWN]]
+            out[-1]["unexpected"] = unexpected[:UNEXPECTED_SHOWN]
     return out
 
 
