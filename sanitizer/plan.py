@@ -126,7 +126,7 @@ def make_plan(config: Config) -> Plan:
     embedding = _resolve_embedding(config, schema, first_batch)
     skip = {embedding.name} if embedding else set()
     ignored: list[IgnoredColumn] = []
-    inexact = _inexact_integers(files, schema, first_batch)
+    inexact = _inexact_integers(files, schema, first_batch, {label, config.id_column})
     features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path, ignored,
                                                inexact)
                 if fc.name not in skip]
@@ -242,14 +242,17 @@ def _unified_schema(files) -> pa.Schema:
     return unify_schemas(schemas, [f.path for f in files], files[0].format)
 
 
-def _inexact_integers(files, schema: pa.Schema, first_batch) -> dict[str, str]:
+def _inexact_integers(files, schema: pa.Schema, first_batch, skip: set) -> dict[str, str]:
     """Column -> an example value, for every column holding an integer beyond +-2^53 (float64, the
     detectors' number type, would round it): integer columns by the first rows and, for Parquet,
-    the row-group statistics of every file; text columns by integers written in their first rows."""
+    the row-group statistics of every file; text columns by integers written in their first rows.
+    The label and id columns (``skip``) are never features and are not looked at."""
     found: dict[str, str] = {}
-    wide = [f.name for f in schema if f.type in (pa.int64(), pa.uint64())]
+    wide = [f.name for f in schema if f.type in (pa.int64(), pa.uint64()) and f.name not in skip]
     if first_batch is not None:
         for name in first_batch.column_names:
+            if name in skip:
+                continue
             col = first_batch.column(name).combine_chunks()
             if col.type in (pa.int64(), pa.uint64()):
                 big = beyond_float(col)

@@ -167,6 +167,17 @@ def feature_layout(schema: pa.Schema, feature_columns: list[str], skip: tuple[st
     return layout
 
 
+def _as_float(col: pa.Array) -> np.ndarray:
+    """A column's values as float64 for display: text features (kept as written in the shards) parsed,
+    NaN where a value is no number; integers beyond +-2^53 rounded (they are shown, never judged)."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        import pandas as pd
+
+        text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+        return pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return pc.cast(col, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+
+
 def feature_matrix(batch, layout: FeatureLayout) -> np.ndarray:
     """(rows, features) float64 of a record batch or table; NaN where null or not finite."""
     n = batch.num_rows
@@ -179,13 +190,13 @@ def feature_matrix(batch, layout: FeatureLayout) -> np.ndarray:
         col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         if is_list:
             valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            flat = pc.cast(col.flatten(), pa.float64()).to_numpy(zero_copy_only=False)
+            flat = _as_float(col.flatten())
             block = np.full((n, width), np.nan)
             if len(flat) == int(valid.sum()) * width:
                 block[valid] = np.asarray(flat, dtype=np.float64).reshape(-1, width)
             parts.append(block)
         else:
-            values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+            values = _as_float(col)
             parts.append(np.asarray(values, dtype=np.float64).reshape(n, 1))
     X = np.concatenate(parts, axis=1)[:, : len(layout.names)] if parts else np.zeros((n, 0))
     return np.where(np.isfinite(X), X, np.nan)

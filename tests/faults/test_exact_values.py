@@ -218,22 +218,34 @@ def _big_parquet(root: Path, stats: bool = True) -> Path:
     root.mkdir()
     rid, X, y = synthetic_rows(240, 5)
     big = np.arange(240, dtype=np.int64) * 13 % 97
-    big[130:] += BIG  # only in the second shard
+    big[234:] += BIG  # only in the second shard
     for name, rows in (("a.parquet", slice(0, 120)), ("b.parquet", slice(120, 240))):
         pq.write_table(pa.table({"rid": rid[rows], "a": X[rows, 0], "b": X[rows, 1], "c": X[rows, 2],
                                  "big": big[rows], "label": y[rows]}), root / name, write_statistics=stats)
     return root
 
 
-def test_an_integer_column_beyond_float64_in_a_later_shard_is_ignored_and_kept_exact(tmp_path):
-    root = _big_parquet(tmp_path / "in")
+@pytest.mark.parametrize("stats", [True, False])
+def test_an_integer_column_beyond_float64_in_a_later_shard_is_never_a_float_feature(tmp_path, stats):
+    """With Parquet statistics the plan sees the column's range: not a feature. Without them, the
+    rows past planning that hold such a value are quarantined, the value unchanged."""
+    root = _big_parquet(tmp_path / "in", stats)
     config = tmp_path / "c.yaml"
     config.write_text(ONLY_OUTLIER)
     out = tmp_path / "out"
     assert run_cli("run", "--input", root, "--output", out, "--label-column", "label", "--id-column", "rid",
                    "--config", config, "-q") == 0
+    assert (out / "report.html").is_file()
     ignored = {c["name"]: c for c in load_json(out / "provenance.json")["columns"]["ignored"]}
-    assert ignored["big"]["reason"] == "inexact-integer" and "2^53" in ignored["big"]["detail"]
+    if stats:
+        assert ignored["big"]["reason"] == "inexact-integer" and "2^53" in ignored["big"]["detail"]
+    else:
+        assert "big" not in ignored
+        q = read_dir(out / "quarantine")
+        held = {r for r, codes in zip(q.column("rid").to_pylist(), q.column("sanitizer_reason_codes").to_pylist())
+                if "invalid:inexact:big" in codes}
+        assert held == set(range(234, 240))
+        assert not set(read_dir(out / "clean").column("rid").to_pylist()) & held
     tables = [read_dir(out / "clean")] + ([read_dir(out / "quarantine")] if any((out / "quarantine").glob("*.parquet"))
                                           else [])
     got = {}
@@ -242,9 +254,10 @@ def test_an_integer_column_beyond_float64_in_a_later_shard_is_ignored_and_kept_e
     expected = pa.concat_tables([pq.read_table(p) for p in sorted(root.glob("*.parquet"))])
     assert got == dict(zip(expected.column("rid").to_pylist(), expected.column("big").to_pylist()))
 
-    refused = tmp_path / "refused"
-    assert run_cli("run", "--input", root, "--output", refused, "--label-column", "label", "--id-column", "rid",
-                   "--feature-columns", "a,big", "--config", config, "-q") == 2
+    if stats:
+        refused = tmp_path / "refused"
+        assert run_cli("run", "--input", root, "--output", refused, "--label-column", "label", "--id-column",
+                       "rid", "--feature-columns", "a,big", "--config", config, "-q") == 2
 
 
 def test_the_torch_loader_refuses_an_integer_feature_it_cannot_convert():
@@ -319,6 +332,7 @@ def test_hostile_values_round_trip_through_a_run(tmp_path, fmt, seed):
     out = tmp_path / "out"
     assert run_cli("run", "--input", root, "--output", out, "--label-column", "label", "--id-column", "rid",
                    "--config", config, "-q") == 0
+    assert (out / "report.html").is_file()
     cells = _published(out)
     assert sorted(cells) == sorted(r["rid"] for r in rows)
     for r in rows:
