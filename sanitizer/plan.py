@@ -16,11 +16,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sanitizer.column_roles import IgnoredColumn, id_like, unique_over, unsupported
+from sanitizer.column_roles import IgnoredColumn, check_role_text, check_role_type, id_like, unique_over, unsupported
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
-from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn, beyond_float, missing_words
+from sanitizer.records import (
+    ID_COLUMN,
+    INTERNAL_PREFIX,
+    FeatureColumn,
+    beyond_float,
+    inexact_integer_text,
+    missing_words,
+)
 from sanitizer.discover import Skipped, survey
 from sanitizer.sources import (
     InputFile,
@@ -147,6 +154,7 @@ def make_plan(config: Config) -> Plan:
             id_inferred = True
             ignored = [c for c in ignored if c.name != id_column]
     schema = _conformed_schema(schema, features, files[0].format, {label, id_column}, warnings)
+    _check_roles(files, schema, label, id_column)
     _check_embedding_model(config, sum(fc.width for fc in features))
     suite = None
     if config.validation.expectations:
@@ -200,6 +208,29 @@ def _check_feature_count(features) -> None:
             "every worker. Choose the columns to judge with --feature-columns (comma-separated) or feature_columns "
             "in the config"
         )
+
+
+def _check_roles(files, schema: pa.Schema, label: str, id_column: str | None) -> None:
+    """Refuse, before anything runs, a label or id column that cannot name a class or a record: nested
+    values or raw bytes (by type), or text that is not UTF-8 (a Parquet input's whole column is read;
+    the CSV and JSON Lines readers refuse such bytes themselves)."""
+    roles = [("label", label)] + ([("id", id_column)] if id_column else [])
+    for role, name in roles:
+        check_role_type(role, name, schema.field(name).type)
+    text = [(role, name) for role, name in roles
+            if pa.types.is_string(_value_type(schema.field(name).type))
+            or pa.types.is_large_string(_value_type(schema.field(name).type))]
+    if not text or files[0].format != "parquet":
+        return
+    fields = pa.schema([schema.field(name) for _, name in text])
+    for f in files:
+        for table in iter_file_batches(f, 1 << 20, fields, None, fields.names):
+            for role, name in text:
+                check_role_text(role, name, table.column(name), f.path)
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
 
 
 ID_CHECK_TEXT_BYTES = 256 * 2**20
@@ -259,14 +290,9 @@ def _inexact_integers(files, schema: pa.Schema, first_batch, skip: set) -> dict[
                 if big.any():
                     found[name] = str(col[int(np.flatnonzero(big)[0])].as_py())
             elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                text = pc.utf8_trim_whitespace(col)
-                integer = np.asarray(pc.match_substring_regex(text, r"^[-+]?[0-9]+$").fill_null(False)
-                                     .to_numpy(zero_copy_only=False), dtype=bool)
-                if integer.any():
-                    values, _, _ = parse_numbers(text)
-                    big = integer & (np.abs(values) > EXACT_FLOAT_INT)
-                    if big.any():
-                        found[name] = text[int(np.flatnonzero(big)[0])].as_py()
+                big = inexact_integer_text(col, parse_numbers(col)[0])
+                if big is not None:
+                    found[name] = col[int(np.flatnonzero(big)[0])].as_py().strip()
     pending = [n for n in wide if n not in found]
     if pending and files[0].format == "parquet":
         for f in files:

@@ -135,6 +135,7 @@ MISSING_WORDS = ("NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "none", "ni
 written; ``training.torch`` reads the same words as missing)."""
 _MISSING_WORDS = pa.array(MISSING_WORDS)
 _WIDE_INTEGERS = (pa.int64(), pa.uint64())
+_INTEGER_TEXT = r"^[-+]?[0-9]+$"
 
 
 def missing_words(column: pa.Array) -> np.ndarray:
@@ -142,6 +143,21 @@ def missing_words(column: pa.Array) -> np.ndarray:
     text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
     return np.asarray(pc.is_in(text, value_set=_MISSING_WORDS).fill_null(False).to_numpy(zero_copy_only=False),
                       dtype=bool)
+
+
+def inexact_integer_text(column: pa.Array, parsed: np.ndarray) -> np.ndarray | None:
+    """Per value of a text column and its parsed float64 values: whether it is an integer written
+    beyond +-2^53 that float64 rounds (``-9007199254740993``); None when there is none."""
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(parsed) >= EXACT_FLOAT_INT
+    if not huge.any():
+        return None
+    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    literal = pc.match_substring_regex(text, _INTEGER_TEXT)
+    inexact = huge & np.asarray(literal.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    for i in np.flatnonzero(inexact):  # only such huge values: compare the integers themselves
+        inexact[i] = int(text[int(i)].as_py()) != int(parsed[i])
+    return inexact if inexact.any() else None
 
 
 def beyond_float(column: pa.Array) -> np.ndarray:
@@ -236,6 +252,13 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
             if words is not None and words.any():
                 block[0, words] = np.nan
                 unparsable &= ~words
+            inexact = inexact_integer_text(col, block[0])
+            if inexact is not None:
+                    issues.append((f"invalid:inexact:{fc.name}", inexact,
+                                   {"column": fc.name, "limit": EXACT_FLOAT_INT,
+                                    "note": "an integer beyond +-2^53, which a float64 feature cannot hold exactly"}))
+                    invalid |= inexact
+                    block[0, inexact] = 0.0
             if unparsable.any():  # per row, with the text, as a read issue would be
                 text = pc.cast(col, pa.string())
                 for i in np.flatnonzero(unparsable):

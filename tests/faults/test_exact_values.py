@@ -68,8 +68,9 @@ def hostile_csv(path: Path, n: int = 60) -> tuple[Path, list[list[str]]]:
     rows = []
     for i in range(n):
         rows.append([f"{i:05d}", repr(float(X[i, 0])), repr(float(X[i, 1])), codes[i % len(codes)],
-                     f"{(i * 7919) % 100000:05d}", str(BIG + (i * 37) % 61), ["01", "2", "3"][y[i]]])
-    return write_csv(path, ["rid", "a", "b", "code", "zip", "big", "label"], rows), rows
+                     f"{(i * 7919) % 100000:05d}", str(BIG + (i * 37) % 61), str(10**19 + (i * 37) % 61),
+                     ["01", "2", "3"][y[i]]])
+    return write_csv(path, ["rid", "a", "b", "code", "zip", "big", "long", "label"], rows), rows
 
 
 # --------------------------------------------------------------------------- CSV
@@ -80,12 +81,12 @@ def test_csv_text_that_a_type_would_rewrite_stays_text(tmp_path):
     plan = plan_for(path, id_column="rid")
     types = {f.name: f.type for f in plan.schema}
     assert types["a"] == pa.float64() and types["b"] == pa.float64()
-    for name in ("rid", "code", "zip", "label"):
+    for name in ("rid", "code", "zip", "long", "label"):
         assert types[name] == pa.string(), name
     assert types["big"] == pa.int64()  # every value an exact integer within int64
     table = read_all(plan)
     assert READ_ISSUE not in table.column_names
-    header = ["rid", "a", "b", "code", "zip", "big", "label"]
+    header = ["rid", "a", "b", "code", "zip", "big", "long", "label"]
     for j, name in enumerate(header):
         got = table.column(name).to_pylist()
         for row, value in zip(rows, got):
@@ -101,8 +102,8 @@ def test_csv_big_integers_are_not_features(tmp_path):
     path, _ = hostile_csv(tmp_path / "in.csv")
     plan = plan_for(path, id_column="rid")
     ignored = {c.name: c.reason for c in plan.ignored}
-    assert ignored["big"] == "inexact-integer"
-    assert "big" not in {fc.name for fc in plan.features}
+    assert ignored["big"] == ignored["long"] == "inexact-integer"
+    assert not {"big", "long"} & {fc.name for fc in plan.features}
 
 
 def test_a_later_csv_value_its_type_cannot_hold_is_quarantined_as_written(tmp_path):
@@ -212,6 +213,15 @@ def test_a_feature_value_beyond_float64_quarantines_its_row():
     assert ex.valid.tolist() == [True, True, False, True, False, True]
     codes = {code: mask.tolist() for code, mask, _ in ex.issues}
     assert codes["invalid:inexact:big"] == [False, False, True, False, True, False]
+
+
+def test_a_long_integer_written_in_a_text_feature_quarantines_its_row():
+    n = 5
+    table = pa.table({"t": pa.array(["1.5", "12345678901234567890", "2", "1e30", "-9007199254740993"]),
+                      "label": pa.array(["a"] * n), "rid": pa.array(np.arange(n)),
+                      KEY_COLUMN: pa.array(np.arange(n, dtype=np.uint64))})
+    ex = extract(table, [FeatureColumn("t", 1, coerce=True)], "label", "rid")
+    assert ex.valid.tolist() == [True, False, True, True, False]
 
 
 def _big_parquet(root: Path, stats: bool = True) -> Path:
