@@ -39,7 +39,7 @@ from sanitizer.sources import (
     parse_numbers,
     read_schema,
 )
-from sanitizer.value_types import EXACT_FLOAT_INT, unify_schemas
+from sanitizer.value_types import EXACT_FLOAT_INT, TYPE_SCAN_BYTES, unify_schemas
 
 # A string column counts as numeric-looking when at least this share of its values parse as numbers.
 NUMERIC_LOOKING = 0.9
@@ -266,8 +266,13 @@ def _infer_id(files, schema: pa.Schema, ignored: list[IgnoredColumn], warnings: 
 
 def _unified_schema(files) -> pa.Schema:
     """The first file's columns with types that hold every file's values unchanged
-    (``value_types.unify_schemas``: refused, naming the column, both types and both files, where none does)."""
-    schemas = [read_schema(f) for f in files]
+    (``value_types.unify_schemas``: refused, naming the column, both types and both files, where none does).
+    CSV types are settled over the input's first ``TYPE_SCAN_BYTES`` (whole files while the budget
+    lasts, then each file's first block)."""
+    schemas, budget = [], TYPE_SCAN_BYTES
+    for f in files:  # CSV: types settled over the first TYPE_SCAN_BYTES of the input, then first blocks
+        schemas.append(read_schema(f, max(budget, 0)))
+        budget -= f.size
     if schemas[0] is None or not schemas[0].names:
         raise InputError(f"input file {files[0].path!r} has no columns")
     return unify_schemas(schemas, [f.path for f in files], files[0].format)

@@ -49,20 +49,21 @@ def parquet_metadata(path: str):
         ) from None
 
 
-def read_schema(f: InputFile) -> pa.Schema:
-    """The schema of one input file, as the reader will produce it."""
+def read_schema(f: InputFile, scan_bytes: int = TYPE_SCAN_BYTES) -> pa.Schema:
+    """The schema of one input file, as the reader will produce it (a CSV file's types settled
+    over its first ``scan_bytes``, at least its first block: ``sanitizer.value_types``)."""
     if f.format == "parquet":
         return parquet_metadata(f.path).schema.to_arrow_schema()
     if f.format == "csv":
-        return _csv_types(f)
+        return _csv_types(f, scan_bytes)
     for batch in iter_file_batches(f, batch_rows=4096, schema=None):
         return batch.schema
     raise InputError(f"input file {f.path!r} has no header or no rows; remove it or add data")
 
 
-def _csv_types(f: InputFile) -> pa.Schema:
+def _csv_types(f: InputFile, scan_bytes: int) -> pa.Schema:
     """The column types of a CSV file that hold every value exactly as written
-    (``sanitizer.value_types``), settled over its first ``TYPE_SCAN_BYTES``."""
+    (``sanitizer.value_types``), settled over its first ``scan_bytes`` (at least one block)."""
     scan = None
     seen = 0
     for table in iter_file_batches(f, batch_rows=65_536, schema=None):
@@ -71,7 +72,7 @@ def _csv_types(f: InputFile) -> pa.Schema:
             scan = TypeScan(table.column_names)
         scan.add(table)
         seen += table.nbytes
-        if seen >= TYPE_SCAN_BYTES:
+        if seen >= scan_bytes:
             break
     if scan is None:
         raise InputError(f"input file {f.path!r} has no header or no rows; remove it or add data")

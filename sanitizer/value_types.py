@@ -14,8 +14,8 @@ written the way that type writes it back, so the shards hold what the user wrote
 * ``date32``: ``YYYY-MM-DD``; ``timestamp[s]``: ``YYYY-MM-DD HH:MM:SS``;
 * anything else, including ``NA``, ``None`` and ``NULL``, is text. Only an empty field is null.
 
-The column's type is settled over the whole file (up to :data:`TYPE_SCAN_BYTES` of it; beyond
-that, over that first part). A later value that its column's type cannot hold exactly is not
+Types are settled over the input's first :data:`TYPE_SCAN_BYTES` (whole files while that lasts,
+then each further file's first block). A later value that its column's type cannot hold exactly is not
 changed: its row is quarantined with the text in the evidence (``invalid:inexact:COL``, or
 ``invalid:non_numeric:COL`` for text that is no number at all).
 
@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from sanitizer.errors import InputError
 
 TYPE_SCAN_BYTES = 256 * 2**20
-"""Bytes of each CSV file read at planning to settle its column types."""
+"""Bytes of CSV input read at planning to settle column types (each file's first block beyond it)."""
 
 EXACT_FLOAT_INT = 2**53
 """Integers up to this magnitude are exact in float64; beyond it, consecutive integers share a float."""
