@@ -2,8 +2,10 @@
 
 Reading happens on workers: each *split* (a Parquet file's row groups, or a
 whole CSV / JSON Lines file) is read as record batches. Every batch is conformed
-to the planned schema. A value that cannot take the planned type (the string
-``"abc"`` in a numeric column) becomes null and is recorded in the internal
+to the planned schema, which holds every value as written (``sanitizer.value_types``:
+CSV is read as text and typed only where the type writes the text back unchanged).
+A value that cannot take the planned type exactly (the string ``"abc"`` or
+``"02134"`` in an integer column) becomes null and is recorded in the internal
 ``__sanitizer_read_issue`` column, so the row is later quarantined with a reason
 instead of failing the run or being silently dropped. Finding the files is
 ``sanitizer.discover``.

@@ -95,9 +95,11 @@ def exact_mask(text: pa.Array, type_: pa.DataType) -> np.ndarray:
             ok = (ok & ~integer) | _digits_within(digits, str(EXACT_FLOAT_INT), integer)
         if ok.any():
             values = np.asarray(_cast_where(text, ok, pa.float64(), "0").to_numpy(zero_copy_only=False))
-            word = _match(text, _FLOAT_WORD, ignore_case=True)
-            ok &= ~(np.isinf(values) & ~word)  # 1e400 would become inf
-            ok &= ~((values == 0) & ~_match(text, _ZERO))  # 1e-400 would become 0
+            inf, zero = np.isinf(values), ok & (values == 0)
+            if inf.any():
+                ok &= ~(inf & ~_match(text, _FLOAT_WORD, ignore_case=True))  # 1e400 would become inf
+            if zero.any():
+                ok &= ~(zero & ~_match(text, _ZERO))  # 1e-400 would become 0
     elif pa.types.is_boolean(type_):
         ok = _match(text, _BOOL)
     elif pa.types.is_date32(type_) or type_ == pa.timestamp("s"):

@@ -1,8 +1,8 @@
 """Fault injection on values as written: what reaches the shards is what the user wrote.
 
 - CSV: a column whose text a type would rewrite (``02134``, ``+5``, `` 7``, ``-0``, ``NA``,
-  ``None``, integers beyond float64's or int64's exact range) stays text in the shards; only an
-  empty field is null; ids and labels keep their text (``00350``, ``01``). A later value that its
+  ``None``, integers beyond float64's or int64's exact range) stays text in the shards (each type
+  takes only text it writes back unchanged); only an empty field is null; ids and labels keep their text (``00350``, ``01``). A later value that its
   column's type cannot hold as written quarantines its row with the text in the evidence.
 - Parquet shards that store a column with different types are unified without loss (float32 and
   float64 -> float64, no rounding) or refused before anything runs, naming the column, both types
@@ -96,6 +96,21 @@ def test_csv_text_that_a_type_would_rewrite_stays_text(tmp_path):
                 assert str(value) == row[j]
             else:
                 assert value == float(row[j])
+
+
+@pytest.mark.parametrize("type_,kept,refused", [
+    (pa.int64(), ["0", "-7", "9223372036854775807", "-9223372036854775808"],
+     ["02134", "+5", " 7", "-0", "1.0", "9223372036854775808", "-9223372036854775809", "NA"]),
+    (pa.float64(), ["0", "-0", "1.50", "2.5e-3", "nan", "-Infinity", "9007199254740992", "0.30000000000000004"],
+     ["00.5", ".5", "5.", "+1.5", " 1.5", "1e400", "1e-400", "9007199254740993", "None"]),
+    (pa.bool_(), ["true", "False", "TRUE"], ["1", "yes", "tRUE"]),
+    (pa.date32(), ["2024-02-29"], ["2023-02-29", "2024-1-5", "2024-01-05T00:00:00"]),
+])
+def test_a_csv_type_takes_only_text_it_writes_back(type_, kept, refused):
+    from sanitizer.value_types import exact_mask
+
+    text = pa.array(kept + refused + [None])
+    assert exact_mask(text, type_).tolist() == [True] * len(kept) + [False] * len(refused) + [True]
 
 
 def test_csv_big_integers_are_not_features(tmp_path):
