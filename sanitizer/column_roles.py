@@ -86,3 +86,39 @@ def unsupported(name: str, type_: pa.DataType) -> IgnoredColumn:
 def unique_over(values: pa.ChunkedArray) -> bool:
     """No nulls and no repeats in the whole column."""
     return values.null_count == 0 and pc.count_distinct(values).as_py() == len(values)
+
+
+_ROLE_FIX = {
+    "label": "store one class per row as text or a number (e.g. the class name), or pass the right --label-column",
+    "id": "pass another --id-column, or leave it out to generate ids",
+}
+
+
+def check_role_type(role: str, name: str, t: pa.DataType) -> None:
+    """Refuse a label or id column (``role``) whose values cannot name a class or a record: nested values
+    (lists, structs, maps, unions) and raw bytes. Raises InputError naming the column, its type and the fix."""
+    from sanitizer.errors import InputError
+
+    value_type = t.value_type if pa.types.is_dictionary(t) else t
+    raw_bytes = (pa.types.is_binary(value_type) or pa.types.is_large_binary(value_type)
+                 or pa.types.is_fixed_size_binary(value_type) or pa.types.is_binary_view(value_type))
+    if pa.types.is_nested(value_type) or raw_bytes:
+        kind = "raw bytes" if raw_bytes else "nested values"
+        raise InputError(
+            f"{role} column {name!r} has type {t} ({kind}); {'an' if role == 'id' else 'a'} {role} must be text, a number, a boolean or a date: "
+            f"{_ROLE_FIX[role]}"
+        )
+
+
+def check_role_text(role: str, name: str, column, path: str) -> None:
+    """Refuse a text label or id column holding bytes that are not UTF-8 (a Parquet file can store them)."""
+    from sanitizer.errors import InputError
+
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        try:
+            (chunk.dictionary if isinstance(chunk, pa.DictionaryArray) else chunk).validate(full=True)
+        except pa.ArrowInvalid:
+            raise InputError(
+                f"{role} column {name!r} in {path!r} holds values that are not valid UTF-8 text; re-encode them as "
+                f"UTF-8, or {_ROLE_FIX[role]}"
+            ) from None
