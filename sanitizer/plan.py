@@ -20,26 +20,18 @@ from sanitizer.column_roles import IgnoredColumn, check_role_text, check_role_ty
 from sanitizer.config import Config
 from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
-from sanitizer.records import (
-    ID_COLUMN,
-    INTERNAL_PREFIX,
-    FeatureColumn,
-    beyond_float,
-    inexact_integer_text,
-    missing_words,
-)
+from sanitizer.records import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
 from sanitizer.discover import Skipped, survey
-from sanitizer.sources import (
-    InputFile,
-    Split,
-    check_unique_columns,
-    iter_file_batches,
-    parquet_metadata,
-    parquet_splits,
-    parse_numbers,
-    read_schema,
+from sanitizer.sources import InputFile, Split, check_unique_columns, iter_file_batches, parquet_splits
+from sanitizer.input_schema import (
+    check_features_have_values,
+    conformed_schema,
+    inexact_detail,
+    inexact_integers,
+    no_values,
+    numeric_share,
+    unified_schema,
 )
-from sanitizer.value_types import EXACT_FLOAT_INT, TYPE_SCAN_BYTES, unify_schemas
 
 # A string column counts as numeric-looking when at least this share of its values parse as numbers.
 NUMERIC_LOOKING = 0.9
@@ -50,7 +42,7 @@ class Plan:
     files: tuple[InputFile, ...]
     splits: tuple[Split, ...]
     file_rows: dict[int, int] | None  # known up front for Parquet
-    schema: pa.Schema  # the input columns as every batch is conformed to (see _conformed_schema)
+    schema: pa.Schema  # the input columns as every batch is conformed to (see input_schema.conformed_schema)
     label_column: str
     id_column: str | None  # the user's id column, if any
     features: tuple[FeatureColumn, ...]
@@ -99,7 +91,7 @@ def make_plan(config: Config) -> Plan:
         decisions = load_decisions(config.decisions)  # a broken line stops the run here, naming the line
     found = survey(config.input, config.format, config.ignore)  # every file under the input: read or skipped
     files = found.files
-    schema = _unified_schema(files)
+    schema = unified_schema(files)
     if schema is None or not schema.names:
         raise InputError(f"input file {files[0].path!r} has no columns")
     names = schema.names
@@ -133,7 +125,7 @@ def make_plan(config: Config) -> Plan:
     embedding = _resolve_embedding(config, schema, first_batch)
     skip = {embedding.name} if embedding else set()
     ignored: list[IgnoredColumn] = []
-    inexact = _inexact_integers(files, schema, first_batch, {label, config.id_column})
+    inexact = inexact_integers(files, schema, first_batch, {label, config.id_column})
     features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path, ignored,
                                                inexact)
                 if fc.name not in skip]
@@ -145,7 +137,7 @@ def make_plan(config: Config) -> Plan:
         splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
         if sum(file_rows.values()) == 0:
             raise InputError(f"input {config.input!r} has no rows; there is nothing to sanitize")
-    else:  # every text shard has been parsed (its types) by _unified_schema
+    else:  # every text shard has been parsed (its types) by input_schema.unified_schema
         splits, file_rows = [Split(i) for i in range(len(files))], None
     id_column, id_inferred = config.id_column, False
     if id_column is None:
@@ -153,7 +145,7 @@ def make_plan(config: Config) -> Plan:
         if id_column is not None:
             id_inferred = True
             ignored = [c for c in ignored if c.name != id_column]
-    schema = _conformed_schema(schema, features, files[0].format, {label, id_column}, warnings)
+    schema = conformed_schema(schema, features, files[0].format, {label, id_column}, warnings)
     _check_roles(files, schema, label, id_column)
     _check_embedding_model(config, sum(fc.width for fc in features))
     suite = None
@@ -164,7 +156,7 @@ def make_plan(config: Config) -> Plan:
 
     if all(f.size == 0 for f in files):
         raise InputError(f"input {config.input!r} is empty (all files have 0 bytes)")
-    _check_features_have_values(files[0], schema, features)
+    check_features_have_values(files[0], schema, features)
 
     return Plan(
         files=tuple(files),
@@ -264,65 +256,6 @@ def _infer_id(files, schema: pa.Schema, ignored: list[IgnoredColumn], warnings: 
     return None
 
 
-def _unified_schema(files) -> pa.Schema:
-    """The first file's columns with types that hold every file's values unchanged
-    (``value_types.unify_schemas``: refused, naming the column, both types and both files, where none does).
-    CSV types are settled over the input's first ``TYPE_SCAN_BYTES`` (whole files while the budget
-    lasts, then each file's first block)."""
-    schemas, budget = [], TYPE_SCAN_BYTES
-    for f in files:  # CSV: types settled over the first TYPE_SCAN_BYTES of the input, then first blocks
-        schemas.append(read_schema(f, max(budget, 0)))
-        budget -= f.size
-    if schemas[0] is None or not schemas[0].names:
-        raise InputError(f"input file {files[0].path!r} has no columns")
-    return unify_schemas(schemas, [f.path for f in files], files[0].format)
-
-
-def _inexact_integers(files, schema: pa.Schema, first_batch, skip: set) -> dict[str, str]:
-    """Column -> an example value, for every column holding an integer beyond +-2^53 (float64, the
-    detectors' number type, would round it): integer columns by the first rows and, for Parquet,
-    the row-group statistics of every file; text columns by integers written in their first rows.
-    The label and id columns (``skip``) are never features and are not looked at."""
-    found: dict[str, str] = {}
-    wide = [f.name for f in schema if f.type in (pa.int64(), pa.uint64()) and f.name not in skip]
-    if first_batch is not None:
-        for name in first_batch.column_names:
-            if name in skip:
-                continue
-            col = first_batch.column(name).combine_chunks()
-            if col.type in (pa.int64(), pa.uint64()):
-                big = beyond_float(col)
-                if big.any():
-                    found[name] = str(col[int(np.flatnonzero(big)[0])].as_py())
-            elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                big = inexact_integer_text(col, parse_numbers(col)[0])
-                if big is not None:
-                    found[name] = col[int(np.flatnonzero(big)[0])].as_py().strip()
-    pending = [n for n in wide if n not in found]
-    if pending and files[0].format == "parquet":
-        for f in files:
-            meta = parquet_metadata(f.path)
-            for rg in range(meta.num_row_groups):
-                group = meta.row_group(rg)
-                for j in range(group.num_columns):
-                    column = group.column(j)
-                    stats = column.statistics
-                    if column.path_in_schema not in pending or stats is None or not stats.has_min_max:
-                        continue
-                    for value in (stats.min, stats.max):
-                        if isinstance(value, int) and abs(value) > EXACT_FLOAT_INT:
-                            found.setdefault(column.path_in_schema, str(value))
-            pending = [n for n in pending if n not in found]
-            if not pending:
-                break
-    return found
-
-
-def _inexact_detail(example: str) -> str:
-    return (f"integers beyond +-2^53 (such as {example}), which float64 features cannot hold exactly; "
-            "kept exact in the shards")
-
-
 def _enabled_needs(config: Config) -> list[tuple[str, Any, frozenset[str]]]:
     """(name, params, inputs) of every enabled detector, the inputs as the detector declares them for
     its settings (``Detector.needs_for``)."""
@@ -379,22 +312,6 @@ def _is_numeric(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
 
 
-def _numeric_share(column) -> float:
-    """Share of a text column's non-empty values that parse as numbers."""
-    if column is None or len(column) == 0:
-        return 0.0
-    _, unparsable, null = parse_numbers(column)
-    null = null | missing_words(column)
-    empty = np.asarray(
-        pc.equal(pc.utf8_trim_whitespace(pc.cast(column, pa.string())), "").fill_null(False).to_numpy(
-            zero_copy_only=False
-        ),
-        dtype=bool,
-    )
-    present = ~null & ~empty
-    return float((present & ~unparsable).sum() / present.sum()) if present.any() else 0.0
-
-
 def _list_width(schema_type: pa.DataType, name: str, first_batch: pa.Table | None) -> int | None:
     if pa.types.is_fixed_size_list(schema_type):
         return schema_type.list_size if _is_numeric(schema_type.value_type) else None
@@ -405,69 +322,6 @@ def _list_width(schema_type: pa.DataType, name: str, first_batch: pa.Table | Non
         if len(lengths) and np.all(lengths == lengths[0]) and lengths[0] > 0:
             return int(lengths[0])
     return None
-
-
-def _no_values(name: str, path: str) -> str:
-    return (
-        f"feature column {name!r} has no values in the first input file {path!r} (every row is null, NaN or "
-        f"infinite), so every row would be quarantined as invalid:null:{name}; drop the column from the input, "
-        "or name the feature columns to use with --feature-columns (comma-separated) and leave it out"
-    )
-
-
-def _conformed_schema(schema: pa.Schema, features: list[FeatureColumn], fmt: str, roles: set,
-                      warnings: list[str]) -> pa.Schema:
-    """The schema every batch is cast to (``sources._conform``), and so the schema of the outputs.
-
-    * Every column keeps the type it has in the input (unified over the shards, see
-      ``value_types``), so the outputs hold the values as written. A feature column stored as text
-      but holding numbers (``FeatureColumn.coerce``) stays text: the detectors read it parsed
-      (``records.extract``), a missing-value word (``NA``) as a missing value and other text that
-      is no number as ``invalid:non_numeric:COL``.
-    * A CSV / JSON Lines column that is empty in the first rows has no type (``null``); it becomes
-      text, so values further down are kept rather than failing the read. It is not a feature.
-    """
-    fields = []
-    for field in schema:
-        if pa.types.is_null(field.type) and fmt != "parquet":
-            if field.name not in roles:
-                warnings.append(
-                    f"column {field.name!r} is empty in the first rows of the first input file; it is kept "
-                    "as text and not used as a feature"
-                )
-            field = field.with_type(pa.string())
-        fields.append(field)
-    return pa.schema(fields, metadata=schema.metadata)
-
-
-def _check_features_have_values(f, schema: pa.Schema, features: list[FeatureColumn]) -> None:
-    """Refuse a scalar feature column with no finite value in the whole first input file.
-
-    Every row would fail its null / NaN check and be quarantined: that is a data-set problem (a
-    column exported empty, the wrong file), not a row problem, so the run stops before it starts.
-    Reading stops at the first batch in which every feature has a value, which for ordinary data is
-    the first one.
-    """
-    pending = [fc.name for fc in features if not fc.is_list]
-    if not pending:
-        return
-    columns = pending if f.format == "parquet" else None
-    read_schema_ = pa.schema([schema.field(n) for n in pending]) if columns else schema
-    rows = 0
-    for table in iter_file_batches(f, 65_536, read_schema_, None, columns):
-        rows += table.num_rows
-        for name in list(pending):
-            column = table.column(name).combine_chunks()
-            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                values = pa.array(parse_numbers(column)[0])
-            else:
-                values = pc.cast(column, pa.float64(), safe=False)  # a finite value is all this asks
-            if pc.any(pc.fill_null(pc.is_finite(values), False)).as_py():
-                pending.remove(name)
-        if not pending:
-            return
-    if rows:  # a first file without rows says nothing about the columns
-        raise InputError(_no_values(pending[0], f.path))
 
 
 def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str],
@@ -492,10 +346,10 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
                 )
             t = schema.field(name).type
             if pa.types.is_null(t):
-                raise InputError(_no_values(name, path))
+                raise InputError(no_values(name, path))
             if name in inexact:
                 raise ConfigError(
-                    f"feature column {name!r} holds {_inexact_detail(inexact[name])}; leave it out of "
+                    f"feature column {name!r} holds {inexact_detail(inexact[name])}; leave it out of "
                     "--feature-columns (it is published unchanged)"
                 )
             if _is_numeric(t):
@@ -507,7 +361,7 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
                 continue
             if pa.types.is_string(t) or pa.types.is_large_string(t):
                 column = first_batch.column(name) if first_batch is not None else None
-                share = _numeric_share(column)
+                share = numeric_share(column)
                 if share >= 0.5:
                     features.append(FeatureColumn(name, 1, coerce=True))
                     warnings.append(
@@ -530,13 +384,13 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
             continue
         column = first_batch.column(f.name).combine_chunks() if first_batch is not None else None
         numeric_text = (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and column is not None \
-            and _numeric_share(column) >= NUMERIC_LOOKING
+            and numeric_share(column) >= NUMERIC_LOOKING
         why = id_like(f.name, f.type, column, numeric_text)
         if why:
             ignored.append(IgnoredColumn(f.name, "id-like", why))
             continue
         if f.name in inexact:
-            ignored.append(IgnoredColumn(f.name, "inexact-integer", _inexact_detail(inexact[f.name])))
+            ignored.append(IgnoredColumn(f.name, "inexact-integer", inexact_detail(inexact[f.name])))
             continue
         if _is_numeric(f.type):
             features.append(FeatureColumn(f.name, 1))
