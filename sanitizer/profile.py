@@ -91,6 +91,15 @@ class _Column:
 
 
 FAR_IQRS = 5.0
+HUGE = 1e150
+"""A column holding a value beyond this gets no mean or spread rule: its square (the spread) or the sum
+of a few such values (the mean) overflows float64, wherever it is computed."""
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+def _finite(bound: float) -> float:
+    """A range bound kept within float64 (JSON has no infinity; every finite value lies within the clip)."""
+    return float(np.clip(bound, -_FLOAT_MAX, _FLOAT_MAX))
 
 
 def _without_far_values(values: np.ndarray) -> np.ndarray:
@@ -149,12 +158,12 @@ def profile(config, output: str, margin: float = 0.1, rows: int | None = None) -
         if name not in scalar or tally.finite == 0:
             continue
         lo, hi = tally.low, tally.high
-        pad = margin * (hi - lo) if hi > lo else margin * max(abs(lo), 1.0)
-        add("expect_column_values_to_be_between", column=name, min_value=lo - pad, max_value=hi + pad)
+        pad = margin * hi - margin * lo if hi > lo else margin * max(abs(lo), 1.0)  # never inf, even at +-1e308
+        add("expect_column_values_to_be_between", column=name, min_value=_finite(lo - pad), max_value=_finite(hi + pad))
         values = drawn.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
         values = values[np.isfinite(values)]
-        if len(values) == 0:
-            continue
+        if len(values) == 0 or np.abs(values).max() > HUGE:
+            continue  # a mean or spread of such values overflows float64 (here and where they are checked)
         # The run checks these on its clean output too, after the detectors took the outliers out: the
         # bounds hold for the data with and without its far values (farther than FAR_IQRS interquartile
         # ranges from the median), so profiling data and sanitizing it never contradict each other.
