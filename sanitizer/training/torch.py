@@ -86,7 +86,10 @@ def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
                 raise ManifestError(f"feature column {name!r} has vectors of different lengths (expected {width})")
         values = arr.flatten()
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            values = pc.cast(pc.utf8_trim_whitespace(values), pa.float64())
+            try:
+                values = pc.cast(pc.utf8_trim_whitespace(values), pa.float64())
+            except pa.ArrowInvalid as exc:
+                raise ManifestError(f"feature column {name!r} holds text that is not a number ({exc})") from None
         return _finite_float32(values.to_numpy(zero_copy_only=False), name).reshape(n, width)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         text = pc.utf8_trim_whitespace(arr)

@@ -14,7 +14,7 @@
 - A feature column holding integers beyond +-2^53 is never a float feature: ignored with reason
   ``inexact-integer`` (kept exact in the shards), refused when named in --feature-columns, and a
   row carrying such a value past planning is quarantined as ``invalid:inexact``; the torch loader
-  gives a ManifestError for an integer column it cannot convert.
+  gives a ManifestError for a column it cannot convert, and reads ``NA`` in a text feature as missing.
 - A seeded generator of hostile values round-trips through real runs (CSV, JSON Lines, Parquet
   with drift): every clean and quarantine cell, by record id, is the value written.
 """
@@ -291,6 +291,13 @@ def test_the_torch_loader_refuses_an_integer_feature_it_cannot_convert():
 
     with pytest.raises(ManifestError, match="'big'"):
         _to_float_matrix(pa.chunked_array([pa.array([1, BIG], pa.int64())]), "big", 1)
+    with pytest.raises(ManifestError, match="'v'"):
+        _to_float_matrix(pa.chunked_array([pa.array([["1", "abc"]], pa.list_(pa.string()))]), "v", 2)
+    # A text feature keeps NA as written in the shards; the loader reads it as a missing value.
+    text = pa.chunked_array([pa.array(["1.5", "NA", " 2"])])
+    with pytest.raises(ManifestError, match="missing"):
+        _to_float_matrix(text, "t", 1)
+    assert _to_float_matrix(text, "t", 1, fill=0.0).ravel().tolist() == [1.5, 0.0, 2.0]
 
 
 # --------------------------------------------------------------------------- hostile values through real runs
