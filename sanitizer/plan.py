@@ -366,7 +366,8 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
                     features.append(FeatureColumn(name, 1, coerce=True))
                     warnings.append(
                         f"feature column {name!r} is stored as text; values that do not parse as numbers "
-                        "are quarantined as invalid:non_numeric"
+                        "are quarantined as invalid:non_numeric (the outputs keep its text; NA and the like "
+                        "read as missing)"
                     )
                     continue
                 sample = [v for v in (column.to_pylist() if column is not None else []) if v is not None][:3]
@@ -403,7 +404,8 @@ def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: 
             features.append(FeatureColumn(f.name, 1, coerce=True))
             warnings.append(
                 f"column {f.name!r} is stored as text but holds numbers; it is used as a feature and "
-                "values that do not parse are quarantined as invalid:non_numeric"
+                "values that do not parse are quarantined as invalid:non_numeric (the outputs keep its text; "
+                "NA and the like read as missing)"
             )
             continue
         ignored.append(unsupported(f.name, f.type))

@@ -221,7 +221,8 @@ def _jsonl_by_line(data: bytes, path: str) -> pa.Table:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"input file {path!r}, line {number}, is not valid UTF-8 ({exc}); fix or remove the line") from None
+            raise InputError(
+                f"input file {path!r}, line {number}, is not valid UTF-8 ({exc}); fix or remove the line") from None
         if not line.strip():
             continue
         try:

@@ -2,8 +2,9 @@
 
 - CSV: a column whose text a type would rewrite (``02134``, ``+5``, `` 7``, ``-0``, ``NA``,
   ``None``, integers beyond float64's or int64's exact range) stays text in the shards (each type
-  takes only text it writes back unchanged); only an empty field is null; ids and labels keep their text (``00350``, ``01``). A later value that its
-  column's type cannot hold as written quarantines its row with the text in the evidence.
+  takes only text it writes back unchanged); only an empty field is null; ids and labels keep
+  their text (``00350``, ``01``). A later value that its column's type cannot hold as written
+  quarantines its row with the text in the evidence.
 - Parquet shards that store a column with different types are unified without loss (float32 and
   float64 -> float64, no rounding) or refused before anything runs, naming the column, both types
   and both files (an int64 id in one shard, ``"00350"`` in another; a label ``"01"`` against 1).
