@@ -187,6 +187,8 @@ def _int_bits(t: pa.DataType) -> int:
 def unify_type(a: pa.DataType, b: pa.DataType, fmt: str) -> pa.DataType | None:
     """The type that holds every value of a column stored as ``a`` in one shard and ``b`` in
     another without changing any, or None where there is none."""
+    if a == b:
+        return a
     a, b = _plain(a), _plain(b)
     if a == b:
         return a
@@ -217,6 +219,16 @@ def unify_type(a: pa.DataType, b: pa.DataType, fmt: str) -> pa.DataType | None:
             return pa.string()  # a JSON number or boolean in one file, text in another: both as text
     if {a, b} == {pa.binary(), pa.large_binary()}:
         return pa.large_binary()
+    if type(a) is type(b) and (pa.types.is_list(a) or pa.types.is_large_list(a) or pa.types.is_fixed_size_list(a)):
+        if pa.types.is_fixed_size_list(a) and a.list_size != b.list_size:
+            return None
+        inner = unify_type(a.value_type, b.value_type, fmt)  # vectors: float32 in one shard, float64 in another
+        if inner is None:
+            return None
+        field = a.value_field.with_type(inner)
+        if pa.types.is_fixed_size_list(a):
+            return pa.list_(field, a.list_size)
+        return pa.list_(field) if pa.types.is_list(a) else pa.large_list(field)
     return None
 
 

@@ -146,15 +146,23 @@ def test_float32_and_float64_shards_unify_without_rounding(tmp_path):
     root.mkdir()
     rid, X, y = synthetic_rows(200, 2)
     x = X[:, 0] + 1e-9 * np.arange(200)  # not representable in float32
+    v = np.stack([x, X[:, 2]], axis=1)
+
+    def vectors(rows, t):
+        return pa.FixedSizeListArray.from_arrays(pa.array(v[rows].ravel(), t), 2)
+
     pq.write_table(pa.table({"rid": rid[:100], "x": pa.array(x[:100], pa.float32()), "b": X[:100, 1],
-                             "label": y[:100]}), root / "a.parquet")
-    pq.write_table(pa.table({"rid": rid[100:], "x": x[100:], "b": X[100:, 1], "label": y[100:]}),
-                   root / "b.parquet")
+                             "v": vectors(slice(0, 100), pa.float32()), "label": y[:100]}), root / "a.parquet")
+    pq.write_table(pa.table({"rid": rid[100:], "x": x[100:], "b": X[100:, 1],
+                             "v": vectors(slice(100, 200), pa.float64()), "label": y[100:]}), root / "b.parquet")
     plan = plan_for(root, id_column="rid")
     assert plan.schema.field("x").type == pa.float64()
-    got = read_all(plan).column("x").to_numpy()
+    assert plan.schema.field("v").type == pa.list_(pa.float64(), 2)
+    table = read_all(plan)
     expected = np.concatenate([x[:100].astype(np.float32).astype(np.float64), x[100:]])
-    assert np.array_equal(got, expected)
+    assert np.array_equal(table.column("x").to_numpy(), expected)
+    expected_v = np.concatenate([v[:100].astype(np.float32).astype(np.float64), v[100:]])
+    assert np.array_equal(np.array(table.column("v").to_pylist()), expected_v)
 
 
 @pytest.mark.parametrize("column,first,second", [
