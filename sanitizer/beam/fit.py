@@ -151,20 +151,23 @@ MAX_STATE_BYTES = 2**30
 carries the runners' data, refuses a buffer over 2 GiB), and every worker holds them in memory."""
 
 
-def check_state_size(states: dict[str, Any], n_features: int, limit: int = MAX_STATE_BYTES) -> dict[str, int]:
-    """Each state's pickled size in bytes; SanitizerError naming the largest when together they exceed ``limit``.
+def check_state_size(states: dict[str, Any], n_features: int, limit: int | None = None) -> dict[str, int]:
+    """Each state's pickled size in bytes; SanitizerError naming the largest when together they exceed ``limit``
+    (default MAX_STATE_BYTES).
 
     The plan already bounds the feature count (sanitizer.plan.MAX_FEATURE_VALUES); the classes, which
     the state also grows with, are known only once the sample is drawn, so the size is measured here."""
     import pickle
+
+    limit = MAX_STATE_BYTES if limit is None else limit
 
     sizes = {name: len(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)) for name, state in states.items()}
     total = sum(sizes.values())
     if total > limit:
         largest = max(sizes, key=sizes.get)
         raise SanitizerError(
-            f"the detectors' fitted state is {total / 2**20:,.0f} MiB ({largest}: {sizes[largest] / 2**20:,.0f} MiB), "
-            f"over the {limit / 2**20:,.0f} MiB a run sends to its workers; it grows with the {n_features:,} feature "
+            f"the detectors' fitted state is {total / 2**20:,.1f} MiB ({largest}: {sizes[largest] / 2**20:,.1f} MiB), "
+            f"over the {limit / 2**20:,.1f} MiB a run sends to its workers; it grows with the {n_features:,} feature "
             f"values and with the classes. Choose fewer columns with --feature-columns, or switch the detector off "
             f"with detectors.{largest}.enabled: false; nothing was published"
         )

@@ -130,3 +130,18 @@ def test_the_fitted_state_is_measured_and_bounded():
     assert sizes["outlier"] / d * 1024 < MAX_STATE_BYTES
     with pytest.raises(SanitizerError, match=r"fitted state is .* MiB \(outlier: .*--feature-columns"):
         check_state_size(states, d, limit=sizes["outlier"] // 2)
+
+
+def test_a_run_whose_state_is_too_big_stops_after_the_fit_publishing_nothing(tmp_path, capsys, monkeypatch):
+    """The measured bound in a real run (lowered here, so a small table crosses it): exit 2, one line."""
+    from sanitizer.beam import fit
+
+    monkeypatch.setattr(fit, "MAX_STATE_BYTES", 200_000)
+    out = tmp_path / "out"
+    rc = run_cli("run", "--input", _csv(tmp_path / "in.csv", n=240), "--output", out, "--label-column", "label",
+                 "--id-column", "rid", "-q")
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("sanitize: error:") and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "fitted state is" in err and "over the 0.2 MiB" in err and "--feature-columns" in err, err
+    assert not (out / "manifest.json").exists()
