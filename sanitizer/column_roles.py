@@ -91,6 +91,7 @@ def unique_over(values: pa.ChunkedArray) -> bool:
 _ROLE_FIX = {
     "label": "store one class per row as text or a number (e.g. the class name), or pass the right --label-column",
     "id": "pass another --id-column, or leave it out to generate ids",
+    "text": "leave the column out of the input",
 }
 
 
@@ -111,7 +112,8 @@ def check_role_type(role: str, name: str, t: pa.DataType) -> None:
 
 
 def check_role_text(role: str, name: str, column, path: str) -> None:
-    """Refuse a text label or id column holding bytes that are not UTF-8 (a Parquet file can store them)."""
+    """Refuse a text column (``role``: label, id, or any other text) holding bytes that are not UTF-8 (a
+    Parquet file can store them)."""
     from sanitizer.errors import InputError
 
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:

@@ -118,6 +118,10 @@ def make_plan(config: Config) -> Plan:
     for batch in iter_file_batches(files[0], batch_rows=2048, schema=schema if files[0].format == "csv" else None):
         first_batch = batch
         break
+    for field in first_batch.schema if first_batch is not None else ():  # text the checks below can read
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            role = {label: "label", config.id_column: "id"}.get(field.name, "text")
+            check_role_text(role, field.name, first_batch.column(field.name), files[0].path)
 
     warnings: list[str] = []
     if decisions is not None:  # none at all, or lines without a content hash (never applied)

@@ -131,3 +131,14 @@ def test_profile_writes_a_suite_of_finite_numbers_on_huge_values(column, tmp_pat
             assert bound is None or math.isfinite(bound), e
         if e["type"] == "expect_column_values_to_be_between" and e["kwargs"]["column"] == "big":
             assert e["kwargs"]["min_value"] <= min(values) and max(values) <= e["kwargs"]["max_value"], e
+
+
+def test_any_text_column_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
+    """Not only the label: planning reads every text column of the first rows (numbers in text, ids)."""
+    path = tmp_path / "in.parquet"
+    pq.write_table(_table(note=_not_utf8([b"\xffnote"] * N), label=pa.array(np.arange(N) % 3)), path)
+    rc = run_cli("run", "--input", path, "--output", tmp_path / "out", "--label-column", "label", "-q")
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("sanitize: error: text column 'note' in ") and "not valid UTF-8" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
