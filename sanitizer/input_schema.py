@@ -29,7 +29,47 @@ def unified_schema(files) -> pa.Schema:
         budget -= f.size
     if schemas[0] is None or not schemas[0].names:
         raise InputError(f"input file {files[0].path!r} has no columns")
-    return unify_schemas(schemas, [f.path for f in files], files[0].format)
+    unified = unify_schemas(schemas, [f.path for f in files], files[0].format)
+    if files[0].format == "parquet":
+        _check_widened_integers(files, schemas, unified)
+    return unified
+
+
+def _check_widened_integers(files, schemas: list[pa.Schema], unified: pa.Schema) -> None:
+    """Refuse, before anything runs, a 64-bit integer column that other shards store as float64 when
+    its row-group statistics hold a value float64 would round (without statistics, reading that
+    shard refuses it)."""
+    for f, schema in zip(files, schemas):
+        names = [field.name for field in schema if field.type in (pa.int64(), pa.uint64())
+                 and unified.get_field_index(field.name) >= 0
+                 and pa.types.is_floating(unified.field(field.name).type)]
+        if not names:
+            continue
+        found = _beyond_float_in_statistics(f, names)
+        if found:
+            name, value = next(iter(found.items()))
+            raise InputError(
+                f"column {name!r} is {schema.field(name).type} in {f.path!r}, holding {value}, but "
+                f"{unified.field(name).type} in other shards, which cannot hold that value unchanged; "
+                "rewrite the shards with one type for the column"
+            )
+
+
+def _beyond_float_in_statistics(f, names: list[str]) -> dict[str, str]:
+    """Column -> a value beyond +-2^53, among ``names``, by one Parquet file's row-group statistics."""
+    found: dict[str, str] = {}
+    meta = parquet_metadata(f.path)
+    for rg in range(meta.num_row_groups):
+        group = meta.row_group(rg)
+        for j in range(group.num_columns):
+            column = group.column(j)
+            stats = column.statistics
+            if column.path_in_schema not in names or stats is None or not stats.has_min_max:
+                continue
+            for value in (stats.min, stats.max):
+                if isinstance(value, int) and abs(value) > EXACT_FLOAT_INT:
+                    found.setdefault(column.path_in_schema, str(value))
+    return found
 
 
 def inexact_integers(files, schema: pa.Schema, first_batch, skip: set) -> dict[str, str]:
@@ -55,17 +95,8 @@ def inexact_integers(files, schema: pa.Schema, first_batch, skip: set) -> dict[s
     pending = [n for n in wide if n not in found]
     if pending and files[0].format == "parquet":
         for f in files:
-            meta = parquet_metadata(f.path)
-            for rg in range(meta.num_row_groups):
-                group = meta.row_group(rg)
-                for j in range(group.num_columns):
-                    column = group.column(j)
-                    stats = column.statistics
-                    if column.path_in_schema not in pending or stats is None or not stats.has_min_max:
-                        continue
-                    for value in (stats.min, stats.max):
-                        if isinstance(value, int) and abs(value) > EXACT_FLOAT_INT:
-                            found.setdefault(column.path_in_schema, str(value))
+            for name, value in _beyond_float_in_statistics(f, pending).items():
+                found.setdefault(name, value)
             pending = [n for n in pending if n not in found]
             if not pending:
                 break
