@@ -19,7 +19,8 @@ judges it:
   mixed one it accepted would be a failure (and so would a consistent one it
   refused).
 
-Prints one line per round and a final tally; exits 1 if any round failed.
+Prints one line per round ("overlapping" when the second run started while the first
+was still running) and a final tally; exits 1 if any round failed.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def one_round(out: str, inputs: dict[str, str], delay: float, first: str) -> tup
     procs = {first: subprocess.Popen(command(inputs[first], out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)}
     time.sleep(delay)
+    overlapped = procs[first].poll() is None  # the second starts while the first still runs
     procs[second] = subprocess.Popen(command(inputs[second], out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
     results = {k: (p.wait(), p.communicate()[1]) for k, p in procs.items()}
@@ -152,9 +154,9 @@ def one_round(out: str, inputs: dict[str, str], delay: float, first: str) -> tup
         problems.append("neither run published")
     if len(published) == 1 and winner is not None and winner != published[0]:
         problems.append(f"run {published[0]} published but the output is run {winner}'s")
-    summary = f"{' '.join(codes)}  delay {delay:.1f}s  output: {why}; loader: {'accepts ' + said if accepted else 'refuses'}"
+    summary = f"{' '.join(codes)}  delay {delay:.1f}s{' (overlapping)' if overlapped else ''}  output: {why}; loader: {'accepts ' + said if accepted else 'refuses'}"
     rcs = sorted(rc for rc, _ in results.values())
-    outcome = {(0, 0): "both published", (0, 2): "one refused"}.get(tuple(rcs), "other exits")
+    outcome = {(0, 0): "both published", (0, 2): "one exited 2"}.get(tuple(rcs), "other exits")
     return not problems, outcome, summary + ("" if not problems else "  FAILED: " + "; ".join(problems))
 
 
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = write_inputs(args.workdir, args.rows)
     out = os.path.join(args.workdir, "out")
     rng = random.Random(args.seed)
-    tally = {"consistent": 0, "failed": 0, "one refused": 0, "both published": 0, "other exits": 0}
+    tally = {"consistent": 0, "failed": 0, "one exited 2": 0, "both published": 0, "other exits": 0}
     for i in range(args.rounds):
         delay = rng.choice([0.0, 0.0, 0.5, 1.0, 2.0, 6.0, 30.0])
         ok, outcome, line = one_round(out, inputs, delay, rng.choice("AC"))
