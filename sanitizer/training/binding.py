@@ -5,7 +5,7 @@ A damaged or edited manifest (a ``rows`` that is a string, a ``bytes`` of ``-1``
 object...) raises :class:`ManifestError` naming the field, never a ``ValueError``/``TypeError`` from deep
 inside. The manifest names the sha256 of the run's ``provenance.json``; the loader hashes that file and
 refuses a mismatch, and checks that the provenance describes this manifest (same run id, status
-``succeeded``, the same clean shards), so the data, the record of how it was made and the input it names
+``succeeded``, the same clean and quarantine shards), so the data, the record of how it was made and the input it names
 all come from one run.
 """
 
@@ -84,7 +84,7 @@ def check_fields(manifest: dict, where: str) -> None:
 
 def check_provenance(out: str, manifest: dict, where: str) -> dict:
     """``OUT/provenance.json`` is the one the manifest names (sha256), of the same run, which succeeded and
-    wrote the clean shards the manifest lists; the parsed provenance, or ManifestError."""
+    wrote the clean and quarantine shards the manifest lists; the parsed provenance, or ManifestError."""
     expected = manifest["provenance"]["sha256"]
     path = _join(out, PROVENANCE)
     if not _exists(path):
@@ -124,6 +124,13 @@ def check_provenance(out: str, manifest: dict, where: str) -> dict:
             problems.append("its clean shards differ from the manifest's ("
                             + "; ".join(filter(None, [extra and f"not written by that run: {', '.join(extra[:5])}",
                                                       missing and f"left out: {', '.join(missing[:5])}"])) + ")")
+    held = outputs.get("quarantine") if isinstance(outputs, dict) else None
+    if isinstance(held, list) and all(isinstance(s, dict) for s in held):
+        if {(s.get("path"), s.get("sha256")) for s in held} != \
+                {(s["path"], s["sha256"]) for s in manifest["quarantine"]["shards"]}:
+            problems.append("its quarantine shards differ from the manifest's")
+    else:
+        problems.append("it lists no quarantine shards")
     if problems:
         raise ManifestError(f"{path} does not describe manifest {where}: " + "; ".join(problems)
                             + "; the output mixes two runs. Re-run the sanitizer")

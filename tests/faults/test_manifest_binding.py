@@ -78,6 +78,13 @@ def test_a_provenance_that_wrote_other_shards_is_refused(out):
         load_manifest(out)
 
 
+def test_a_provenance_that_wrote_other_quarantine_shards_is_refused(out):
+    _rewrite(out / "provenance.json", lambda p: p["outputs"]["quarantine"][0].update(sha256="0" * 64))
+    _rebind(out)
+    with pytest.raises(ManifestError, match=r"quarantine shards differ"):
+        load_manifest(out)
+
+
 def _set(path: list, value):
     def edit(manifest):
         target = manifest
