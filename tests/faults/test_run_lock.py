@@ -110,6 +110,32 @@ def test_publish_is_refused_while_a_run_holds_the_lock(published, tmp_path, caps
     assert snapshot(out) == before
 
 
+def _own_start() -> int:
+    return int(Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def test_the_lock_refuses_a_live_holder_and_takes_over_a_reused_pid(tmp_path, caplog):
+    """Unit level: a holder whose pid runs (and started when the lock was taken) is live; the same pid with
+    another start time is a reused pid, so the lock is stale and taken over."""
+    from sanitizer import output_lock
+    from sanitizer.errors import SanitizerError
+
+    out = tmp_path / "out"
+    with output_lock.output_lock(str(out), "run") as held:
+        with pytest.raises(SanitizerError, match=rf"another run holds the lock .*pid {os.getpid()} on host"):
+            output_lock.acquire(str(out), "publish")
+        assert json.loads((out / LOCK).read_text())["token"] == held["token"]
+    assert not (out / LOCK).exists() and not out.exists()  # the folder the lock created goes with it
+
+    write_lock(out, os.getpid())
+    lock = json.loads((out / LOCK).read_text()) | {"pid_start": _own_start() - 1}
+    (out / LOCK).write_text(json.dumps(lock))
+    with caplog.at_level(logging.WARNING, logger="sanitizer"):
+        with output_lock.output_lock(str(out), "run"):
+            pass
+    assert any("took over the lock" in r.getMessage() for r in caplog.records)
+
+
 # --------------------------------------------------------------------------- two real runs at once
 
 
