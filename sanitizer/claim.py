@@ -32,7 +32,7 @@ _OUR_FILES = (layout.MANIFEST, layout.PROVENANCE, layout.REPORT, layout.LINEAGE,
 _OUR_FOLDERS = ("_work", layout.VALIDATION_DIR)  # an older release's work folder, GX results: only our files go
 _OUR_INSIDE = {  # what a run writes in each of them (a trailing / marks a folder)
     "_work": {"fit.json", "validation_sample.json", "stats.json", "duplicate_ids.json", "file_rows.json"},
-    layout.VALIDATION_DIR: {"summary.json", "input_sample.json", "clean_output.json", "totals.json",
+    layout.VALIDATION_DIR: {"summary.json", "input_sample.json", "clean_output.json", "totals.json", "input_columns.json",
                             "checkpoint_result.json", "data_docs/"},
 }
 _TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{32}\.tmp")  # fs.write_bytes_atomic's temporary names

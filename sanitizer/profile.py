@@ -32,7 +32,8 @@ from sanitizer.errors import ConfigError
 from sanitizer.plan import make_plan
 from sanitizer.records import label_strings, mix64, uniform01
 from sanitizer.sources import iter_file_batches
-from sanitizer.validation import _gx, load_suite, safe_suite_name
+from sanitizer.suite_rules import safe_suite_name
+from sanitizer.validation import _gx, load_suite
 
 _SAMPLE_SALT = np.uint64(0x5A17_9E0F_11E5_0001)
 
