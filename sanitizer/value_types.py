@@ -41,6 +41,9 @@ EXACT_FLOAT_INT = 2**53
 _INT = r"^(0|-?[1-9][0-9]{0,18})$"
 _INT_LITERAL = r"^-?[0-9]+$"
 _FLOAT = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+_PLAIN_FLOAT = r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,200})?$"
+"""A decimal that float64 holds as written with no further check: at most 15 integer digits (below
+2^53), no exponent, and too short to overflow or underflow. Most columns hold only these."""
 _FLOAT_WORD = r"^-?(nan|inf|infinity)$"
 _ZERO = r"^-?0(\.0+)?([eE][-+]?[0-9]+)?$"
 _BOOL = r"^(true|false|True|False|TRUE|FALSE)$"
@@ -88,18 +91,9 @@ def exact_mask(text: pa.Array, type_: pa.DataType) -> np.ndarray:
         ok = _digits_within(digits, "9223372036854775807", ok & ~negative) | _digits_within(
             digits, "9223372036854775808", ok & negative)
     elif pa.types.is_float64(type_):
-        ok = _match(text, _FLOAT) | _match(text, _FLOAT_WORD, ignore_case=True)
-        integer = ok & _match(text, _INT_LITERAL)
-        if integer.any():
-            digits = pc.utf8_ltrim(text, characters="-")
-            ok = (ok & ~integer) | _digits_within(digits, str(EXACT_FLOAT_INT), integer)
-        if ok.any():
-            values = np.asarray(_cast_where(text, ok, pa.float64(), "0").to_numpy(zero_copy_only=False))
-            inf, zero = np.isinf(values), ok & (values == 0)
-            if inf.any():
-                ok &= ~(inf & ~_match(text, _FLOAT_WORD, ignore_case=True))  # 1e400 would become inf
-            if zero.any():
-                ok &= ~(zero & ~_match(text, _ZERO))  # 1e-400 would become 0
+        ok = _match(text, _PLAIN_FLOAT)
+        if not (ok | null).all():  # the full rules, for batches holding any other kind of value
+            ok = _float_exact(text)
     elif pa.types.is_boolean(type_):
         ok = _match(text, _BOOL)
     elif pa.types.is_date32(type_) or type_ == pa.timestamp("s"):
@@ -108,6 +102,23 @@ def exact_mask(text: pa.Array, type_: pa.DataType) -> np.ndarray:
     else:
         ok = np.zeros(len(text), dtype=bool)
     return ok | null
+
+
+def _float_exact(text: pa.Array) -> np.ndarray:
+    """Per value: float64 holds it as written (the module docstring's rules for ``float64``)."""
+    ok = _match(text, _FLOAT) | _match(text, _FLOAT_WORD, ignore_case=True)
+    integer = ok & _match(text, _INT_LITERAL)
+    if integer.any():
+        digits = pc.utf8_ltrim(text, characters="-")
+        ok = (ok & ~integer) | _digits_within(digits, str(EXACT_FLOAT_INT), integer)
+    if ok.any():
+        values = np.asarray(_cast_where(text, ok, pa.float64(), "0").to_numpy(zero_copy_only=False))
+        inf, zero = np.isinf(values), ok & (values == 0)
+        if inf.any():
+            ok &= ~(inf & ~_match(text, _FLOAT_WORD, ignore_case=True))  # 1e400 would become inf
+        if zero.any():
+            ok &= ~(zero & ~_match(text, _ZERO))  # 1e-400 would become 0
+    return ok
 
 
 def _round_trips(text: pa.Array, ok: np.ndarray, type_: pa.DataType) -> np.ndarray:
@@ -140,7 +151,7 @@ def cast_exact(text: pa.Array, type_: pa.DataType) -> tuple[pa.Array, np.ndarray
         return pa.nulls(len(text)), bad
     filler = {"date32[day]": "1970-01-01", "timestamp[s]": "1970-01-01 00:00:00", "bool": "false"}.get(
         str(type_), "0")
-    values = _cast_where(text, ok | null, type_, filler)
+    values = pc.cast(text, type_) if not bad.any() else _cast_where(text, ok | null, type_, filler)
     if bad.any():
         values = pc.if_else(pa.array(bad), pa.scalar(None, type_), values)
     return values, bad
