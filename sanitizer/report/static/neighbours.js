@@ -1,16 +1,3 @@
-"""The suspects table's "compared with" block: each suspect beside the reference rows its evidence names.
-
-A fragment of the table's script (``assets.TABLE_JS`` splices it in, so it shares ``el``,
-``data`` and ``pixels``). With thumbnails it draws the suspect and each named neighbour at the
-same size and brightness scale, labelled, the ones carrying the suggested label marked; for
-tabular data a small table of the features that matter for this row: its value, the typical
-range (5th-95th percentile of clean rows) and each neighbour's value. Neighbours named in the
-evidence but not in the output (or past the lookup cap) say so. Data reaches the page as text only.
-"""
-
-MAX_SHOWN = 8  # neighbours drawn per suspect (deduplicated across detectors)
-
-NEIGHBOURS_JS = r"""
   var refsData = data.references || {}, featView = data.features || null;
 
   function uniqueRefs(r) {
@@ -103,25 +90,3 @@ NEIGHBOURS_JS = r"""
     if (missing && !data.thumb) box.appendChild(el('div', 'nb-head', missing + ' named neighbour(s) not in the output (?)'));
     return box;
   }
-""".replace("__MAX_SHOWN__", str(MAX_SHOWN))
-
-NEIGHBOURS_CSS = r"""
-.nb-box { margin:6px 0 2px; padding-top:4px; border-top:1px dashed var(--line); }
-.nb-head { color:var(--muted); font-size:11.5px; margin:0 0 3px; }
-.nb-strip { display:flex; flex-wrap:wrap; gap:6px; }
-figure.nb { margin:0; width:60px; text-align:center; }
-figure.nb canvas.thumb { width:44px; height:44px; margin:0 auto; border:2px solid var(--line); }
-figure.nb.self canvas.thumb { border-color:#374151; }
-figure.nb.suggested canvas.thumb { border-color:var(--good); }
-figure.nb.held canvas.thumb { outline:1px dashed var(--bad); }
-figure.nb .nb-label { font-size:11.5px; font-weight:600; overflow-wrap:anywhere; }
-figure.nb.suggested .nb-label { color:var(--good); }
-figure.nb .nb-id { font-size:10px; color:var(--muted); overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
-figure.nb .nb-missing { width:44px; height:44px; margin:0 auto; border:2px dashed var(--line); border-radius:3px;
-                        font-size:9px; color:var(--muted); overflow:hidden; overflow-wrap:anywhere; }
-table.nb-table { width:auto; border-collapse:collapse; margin-top:2px; }
-table.nb-table th, table.nb-table td { font-size:11.5px; padding:1px 6px; border-bottom:1px solid #f1f5f9;
-                                       white-space:nowrap; }
-table.nb-table th.suggested { color:var(--good); }
-table.nb-table td.out { color:var(--bad); font-weight:650; }
-"""
