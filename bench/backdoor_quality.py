@@ -100,7 +100,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from sanitizer.detectors import REGISTRY, Batch, Skipped
-from sanitizer.records import mix64
+from sanitizer.data.batch import mix64
 
 # --------------------------------------------------------------------------- the settings table
 
@@ -352,7 +352,7 @@ def run_pipeline(X: np.ndarray, y: np.ndarray, seed: int, workdir: str, tag: str
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from sanitizer.cli import main as sanitize
+    from sanitizer.cli.main import main as sanitize
 
     ids = [f"row-{i:05d}" for i in range(len(y))]
     columns = {"row_id": pa.array(ids), "label": pa.array(np.asarray(y, dtype=np.int64))}

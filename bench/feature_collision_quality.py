@@ -98,7 +98,7 @@ def deep_knn(E: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
 
 def run_pipeline(name: str, sc: dict, model_path: str, seed: int) -> tuple[np.ndarray | None, dict, str, float]:
     """Write the scenario as Parquet, run ``sanitize run``; returns (flagged mask or None, detector summary, error, s)."""
-    from sanitizer.cli import main as sanitize
+    from sanitizer.cli.main import main as sanitize
 
     X, y = sc["X"], sc["y"]
     ids = np.array([f"row-{i:05d}" for i in range(len(y))])

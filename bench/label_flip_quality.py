@@ -90,7 +90,7 @@ from threadpoolctl import threadpool_limits
 
 from sanitizer.detectors import Batch, LabelFlipDetector
 from sanitizer.detectors.label_flip import LabelFlipParams
-from sanitizer.records import mix64
+from sanitizer.data.batch import mix64
 from sanitizer.simulate import flip_labels
 
 

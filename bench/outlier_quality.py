@@ -43,7 +43,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sanitizer.detectors import Batch, OutlierDetector
 from sanitizer.detectors.outlier import OutlierParams
-from sanitizer.records import mix64
+from sanitizer.data.batch import mix64
 
 
 

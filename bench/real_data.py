@@ -129,7 +129,7 @@ CONFIG: list[str] = []
 
 def sanitize(path: Path, out: Path, label: str) -> tuple[int, dict | None, pd.DataFrame, float]:
     """The default run (or --config's); (exit code, provenance, quarantine rows as (row, codes), seconds)."""
-    from sanitizer import cli
+    from sanitizer.cli import main as cli
 
     if out.exists():
         shutil.rmtree(out)

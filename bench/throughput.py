@@ -76,9 +76,9 @@ def stage_passthrough(path: str, out: str, beam_args: list[str]) -> None:
 
 
 def stage_sanitize(path: str, out: str, beam_args: list[str], detectors: str) -> dict:
-    from sanitizer.config import build_config
+    from sanitizer.settings.config import build_config
     from sanitizer.detectors import REGISTRY
-    from sanitizer.job import run
+    from sanitizer.beam.job import run
 
     raw = {"input": path, "output": out, "label_column": "label", "overwrite": True}
     if detectors != "default":

@@ -63,7 +63,7 @@ def make_data(rows: int, cols: int, flip: float, path: str, seed: int = 0) -> No
 def run_sanitize(path: str) -> list[int]:
     import pyarrow.parquet as pq
 
-    from sanitizer.job import run
+    from sanitizer.beam.job import run
 
     out = os.path.join(DATA, "out-vs-cleanlab")
     shutil.rmtree(out, ignore_errors=True)

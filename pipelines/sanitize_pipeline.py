@@ -46,7 +46,7 @@ def run(argv: list[str] | None = None) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from sanitizer.beam.launcher import SanitizeOptions, launcher_flags
-    from sanitizer.cli import run_pipeline
+    from sanitizer.cli.main import run_pipeline
 
     options = PipelineOptions(launcher_flags(list(sys.argv[1:] if argv is None else argv)))
     opts = options.view_as(SanitizeOptions)
@@ -54,7 +54,7 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sanitizer.cli import report_errors, setup_logging
+    from sanitizer.cli.main import report_errors, setup_logging
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _help() -> int:
     print(__doc__)
-    from sanitizer import cli
+    from sanitizer.cli import main as cli
 
     try:
         cli.main(["run", "--help"])

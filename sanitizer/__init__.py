@@ -19,15 +19,15 @@ Inside your own Beam pipeline, the same job is one PTransform that publishes by 
     manifest_uri = p | Sanitize(input="data/*.parquet", output="out/", label_column="label")
 """
 
-from sanitizer.config import Config, build_config, load_config_file
+from sanitizer.settings.config import Config, build_config, load_config_file
 from sanitizer.errors import ConfigError, InputError, IntegrityError, SanitizerError
 
 from sanitizer.version import __version__
 
 
 def run(config: Config | dict | str, beam_args: list[str] | None = None) -> dict:
-    """Sanitize ``config.input`` into ``config.output``; returns provenance (see sanitizer.job.run)."""
-    from sanitizer.job import run as _run
+    """Sanitize ``config.input`` into ``config.output``; returns provenance (see sanitizer.beam.job.run)."""
+    from sanitizer.beam.job import run as _run
 
     return _run(config, beam_args)
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sanitizer.detectors import Batch
-from sanitizer.records import mix64
+from sanitizer.data.batch import mix64
 
 DIGIT_FEATURES = tuple(f"px{i}" for i in range(64))
 
@@ -120,7 +120,7 @@ the run-level guard (at most 10% of rows, 30% of a class) would rightly stop it 
 
 
 def run_cli(*args: str) -> int:
-    from sanitizer import cli
+    from sanitizer.cli import main as cli
 
     return cli.main([str(a) for a in args])
 

@@ -11,11 +11,11 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.feature_selection import mutual_info_classif
 
-from sanitizer.config import build_config
+from sanitizer.settings.config import build_config
 from sanitizer.detectors import REGISTRY, BackdoorDetector, Batch, Skipped
 from sanitizer.detectors.backdoor import NO_TRIGGER, BackdoorParams
 from sanitizer.errors import ConfigError
-from sanitizer.records import mix64
+from sanitizer.data.batch import mix64
 
 CORNER = [54, 55, 62, 63]  # a 2x2 patch in the bottom-right corner of an 8x8 digit
 CENTRE = [27, 28, 35, 36]

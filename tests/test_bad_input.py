@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import load_json, read_dir, reasons_of, run_cli, synthetic_rows
-from sanitizer.reasons import parse as parse_reasons
+from sanitizer.data.reasons import parse as parse_reasons
 
 RID = "rid"
 

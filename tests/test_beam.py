@@ -14,13 +14,13 @@ from conftest import write_digits_parquet
 from sanitizer.beam.fit import SampleFn, fit_detectors, missing_fill, to_detector_batch
 from sanitizer.beam.read import ReadBatches, add_ids
 from sanitizer.beam.score import ScoreFn
-from sanitizer.record import Counts, DetectorCounts, ReviewCounts
-from sanitizer.layout import CODES_COLUMN, REASONS_COLUMN, quarantine_schema, score_column
-from sanitizer.config import build_config
+from sanitizer.runs.record import Counts, DetectorCounts, ReviewCounts
+from sanitizer.data.layout import CODES_COLUMN, REASONS_COLUMN, quarantine_schema, score_column
+from sanitizer.settings.config import build_config
 from sanitizer.detectors import REGISTRY, Skipped
-from sanitizer.plan import make_plan
-from sanitizer.records import ID_COLUMN, KEY_COLUMN
-from sanitizer.sampling import ClassAwareSampler
+from sanitizer.beam.plan import make_plan
+from sanitizer.data.batch import ID_COLUMN, KEY_COLUMN
+from sanitizer.beam.sample import ClassAwareSampler
 from sanitizer.simulate import inject_outliers
 
 ROWS_PER_FILE = 300
@@ -313,7 +313,7 @@ def test_threaded_scoring_matches_single_threaded():
 
     from sanitizer.beam.score import _score_threaded
     from sanitizer.detectors import Batch
-    from sanitizer.records import mix64
+    from sanitizer.data.batch import mix64
 
     rng = np.random.default_rng(1)
     n = 9000

@@ -18,7 +18,7 @@ from conftest import (
     write_digits_parquet,
 )
 
-from sanitizer.reasons import parse as parse_reasons
+from sanitizer.data.reasons import parse as parse_reasons
 from sanitizer.simulate import inject_outliers
 
 ID = "image_id"
@@ -296,7 +296,7 @@ def test_flags_override_the_config_file(tmp_path, small_input):
 
 def _captured_options(monkeypatch, *args):
     """The PipelineOptions `sanitize run ARGS` hands the job (the job itself not run)."""
-    import sanitizer.job
+    import sanitizer.beam.job
 
     seen = {}
 
@@ -304,7 +304,7 @@ def _captured_options(monkeypatch, *args):
         seen.update(config=config, beam_args=beam_args, options=options)
         return {}
 
-    monkeypatch.setattr(sanitizer.job, "run", fake_run)
+    monkeypatch.setattr(sanitizer.beam.job, "run", fake_run)
     assert run_cli("run", "-q", *args) == 0
     return seen
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sanitizer.config import ACTIONS, Config, build_config, load_config_file
+from sanitizer.settings.config import ACTIONS, Config, build_config, load_config_file
 from sanitizer.detectors import REGISTRY
 from sanitizer.detectors.outlier import OutlierParams
 from sanitizer.errors import ConfigError, SanitizerError
@@ -313,7 +313,7 @@ def test_config_file_is_read_through_beams_filesystems(tmp_path, monkeypatch):
     with a local path, and that a scheme Beam cannot serve is a ConfigError naming the path."""
     from apache_beam.io.filesystems import FileSystems
 
-    from sanitizer.config import load_config_file
+    from sanitizer.settings.config import load_config_file
     from sanitizer.errors import ConfigError
 
     path = tmp_path / "c.yaml"

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from sanitizer.beam.fit import fit_detectors
-from sanitizer.config import Config, build_config
+from sanitizer.settings.config import Config, build_config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
 from sanitizer.detectors.contract import INPUTS, Detector, DetectorParams, check_declarations
 from sanitizer.errors import ConfigError, SanitizerError
-from sanitizer.records import mix64
+from sanitizer.data.batch import mix64
 
 NAMES = sorted(REGISTRY)
 SEED = 0
@@ -313,7 +313,7 @@ def test_a_fit_that_returns_nothing_fails_naming_the_detector(monkeypatch):
 
 
 def test_planning_reads_the_embedding_column_a_detector_needs(monkeypatch):
-    from sanitizer.plan import _embedding_columns
+    from sanitizer.beam.plan import _embedding_columns
 
     assert _embedding_columns(build_config({})) == {}
     config = build_config({"detectors": {"feature_collision": {"embedding_column": "emb"}}})

@@ -192,7 +192,7 @@ def test_profile_then_run_publishes_on_data_with_planted_outliers(planted):
 def test_id_like_columns_by_name_counter_and_distinct_text():
     import pyarrow as pa
 
-    from sanitizer.column_roles import id_like
+    from sanitizer.data.column_roles import id_like
 
     n = 200
     counter = pa.array(np.arange(n) + 17)
@@ -211,8 +211,8 @@ def test_id_like_columns_by_name_counter_and_distinct_text():
 
 
 def test_the_summary_lists_reported_rows_apart_from_the_quarantined():
-    from sanitizer.record import Counts, DetectorCounts, RunRecord
-    from sanitizer.summary import summary_lines
+    from sanitizer.runs.record import Counts, DetectorCounts, RunRecord
+    from sanitizer.cli.summary import summary_lines
 
     record = RunRecord(run_id="r", status="succeeded", started_at="", finished_at="", seed=0, runner="DirectRunner",
                        counts=Counts(

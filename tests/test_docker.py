@@ -19,7 +19,7 @@ import pytest
 
 import lockfile
 
-from sanitizer.cli import _run_parser
+from sanitizer.cli.main import _run_parser
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
@@ -204,7 +204,7 @@ def test_metadata_values_are_what_the_run_parser_accepts(metadata):
 
 
 def test_seed_regex_admits_exactly_the_seeds_the_config_accepts(metadata):
-    from sanitizer.config import build_config
+    from sanitizer.settings.config import build_config
     from sanitizer.errors import ConfigError
 
     regex = re.compile(next(p for p in metadata["parameters"] if p["name"] == "seed")["regexes"][0])

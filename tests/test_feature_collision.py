@@ -31,13 +31,13 @@ from conftest import (
 )
 from torch import nn
 
-import sanitizer.embeddings as embeddings
-from sanitizer.reasons import parse as parse_reasons
+import sanitizer.representations.embeddings as embeddings
+from sanitizer.data.reasons import parse as parse_reasons
 from sanitizer.detectors import REGISTRY, Batch, FeatureCollisionDetector, Scores, Skipped
 from sanitizer.detectors.feature_collision import FeatureCollisionParams, FeatureCollisionState
-from sanitizer.embeddings import BATCH_ROWS, TorchScriptEmbedder
+from sanitizer.representations.embeddings import BATCH_ROWS, TorchScriptEmbedder
 from sanitizer.errors import ConfigError
-from sanitizer.records import mix64
+from sanitizer.data.batch import mix64
 from sanitizer.simulate import craft_bullseye_polytope, craft_feature_collision
 
 ID = "image_id"
@@ -452,7 +452,7 @@ def test_clean_digits_pass(split, backbone):
 
 
 def test_retired_settings_say_what_replaced_them():
-    from sanitizer.config import build_config
+    from sanitizer.settings.config import build_config
 
     for key in ("centroid_ratio", "input_neighbours"):
         with pytest.raises(ConfigError, match=f"feature_collision.{key}' is no longer a setting"):
@@ -646,7 +646,7 @@ def test_cli_provenance_records_the_backbone_and_k(cli_run, backbone):
 def test_builtin_embedding_is_cross_fitted(attack):
     """No backbone: two networks, each trained on one half of the sample; a record is embedded by the
     network that never saw its half and compared with that half's rows only."""
-    from sanitizer.embeddings import BuiltinEmbedder
+    from sanitizer.representations.embeddings import BuiltinEmbedder
 
     with one_torch_thread():
         state, scores = fit_and_score(attack["batch"])

@@ -97,7 +97,7 @@ def test_a_critical_failure_stops_publication(warned, capsys):
 
 def test_a_bad_severity_is_refused(tmp_path):
     from sanitizer.errors import ConfigError
-    from sanitizer.validation import load_suite
+    from sanitizer.validation.suite import load_suite
 
     path = write_suite(tmp_path / "s.json", [dict(PASSING, severity="fatal")])
     with pytest.raises(ConfigError, match="severity 'fatal'"):

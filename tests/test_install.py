@@ -28,7 +28,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_wheel_holds_sanitizer_and_no_top_level_pipelines(wheel):
     names = wheel.namelist()
     tops = {n.split("/", 1)[0] for n in names}
-    assert "sanitizer" in tops and any(n == "sanitizer/cli.py" for n in names)
+    assert "sanitizer" in tops and any(n == "sanitizer/cli/main.py" for n in names)
     assert "pipelines" not in tops, "a top-level `pipelines` package would shadow any other of that name"
     assert "sanitizer/schemas/manifest.schema.json" in names or any(n.startswith("sanitizer/schemas/") for n in names)
 
@@ -55,7 +55,7 @@ def test_toml_config_loads_without_tomllib(tmp_path, monkeypatch):
     """Python 3.10 has no tomllib: the loader falls back to tomli (a dependency there)."""
     import builtins
 
-    from sanitizer.config import load_config_file
+    from sanitizer.settings.config import load_config_file
 
     real_import = builtins.__import__
 

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import digit_ids, load_json, pixels_array, read_dir, run_cli, write_digits_parquet
 
-from sanitizer.reasons import parse as parse_reasons
-from sanitizer.config import build_config
+from sanitizer.data.reasons import parse as parse_reasons
+from sanitizer.settings.config import build_config
 from sanitizer.detectors import REGISTRY, Batch, LabelFlipDetector, Scores, Skipped
 from sanitizer.detectors.label_flip import LabelFlipParams, LabelFlipState, _opinions
 from sanitizer.errors import ConfigError
-from sanitizer.records import mix64
+from sanitizer.data.batch import mix64
 from sanitizer.simulate import flip_labels
 
 RATE = 0.1

@@ -1,4 +1,4 @@
-"""sanitizer.lineage: the OpenLineage RunEvent of a real run validates against the spec and tells the truth.
+"""sanitizer.runs.lineage.events: the OpenLineage RunEvent of a real run validates against the spec and tells the truth.
 
 The JSON Schema below restates the parts of the OpenLineage 2-0-2 spec (RunEvent, Run, Job, datasets,
 BaseFacet) and of the standard facets the event uses; it is checked with ``jsonschema`` (a dependency of
@@ -23,7 +23,9 @@ import jsonschema
 import pytest
 
 from conftest import digit_ids, load_json, run_cli, write_digits_parquet, write_rows
-from sanitizer import lineage, lineage_emit, lineage_parts
+from sanitizer.runs.lineage import events as lineage
+from sanitizer.runs.lineage import emit as lineage_emit
+from sanitizer.runs.lineage import parts as lineage_parts
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SUITE = REPO / "validations" / "digits_demo.json"

@@ -10,8 +10,8 @@ from conftest import DIGIT_FEATURES, detector_batch
 
 from sanitizer.detectors import REGISTRY, Batch, OutlierDetector, Scores, Skipped
 from sanitizer.detectors.outlier import MIN_ROWS, OutlierParams, OutlierState
-from sanitizer.records import mix64, uniform01
-from sanitizer.sampling import ClassAwareSampler, Sample
+from sanitizer.data.batch import mix64, uniform01
+from sanitizer.beam.sample import ClassAwareSampler, Sample
 
 RATE = 0.03
 

@@ -13,8 +13,8 @@ from conftest import load_json, read_dir, sanitize_quiet, write_rows
 
 from sanitizer import schemas
 from sanitizer.detectors import REGISTRY
-from sanitizer.layout import score_column
-from sanitizer.reasons import REASONS_TYPE, parse
+from sanitizer.data.layout import score_column
+from sanitizer.data.reasons import REASONS_TYPE, parse
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_a_document_that_breaks_its_schema_is_named(runs):
 
 
 def test_an_unknown_codec_is_refused_before_anything_runs(tmp_path):
-    from sanitizer.config import build_config
+    from sanitizer.settings.config import build_config
     from sanitizer.errors import ConfigError
 
     with pytest.raises(ConfigError, match="compression must be one of zstd, snappy, gzip, none, got 'lzma'"):

@@ -114,13 +114,13 @@ def test_a_mistyped_option_is_named_and_nothing_runs(data, tmp_path):
 
 def test_the_launcher_is_the_standard_beam_shape(monkeypatch):
     """PipelineOptions from argv, the run's options a SanitizeOptions view of them: what the runner records."""
-    import sanitizer.cli
+    import sanitizer.cli.main
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
     from sanitizer.beam.launcher import SanitizeOptions
 
     seen = {}
-    monkeypatch.setattr(sanitizer.cli, "run_pipeline",
+    monkeypatch.setattr(sanitizer.cli.main, "run_pipeline",
                         lambda options, config=None: seen.update(options=options, config=config) or 0)
     module = load_pipeline_module()
     assert module.run(["--input=gs://b/in/*.parquet", "--output=gs://b/out", "--label_column=y", "--seed=9",
@@ -145,7 +145,7 @@ def test_a_users_own_input_option_does_not_meet_sanitize_options():
     declares its own --input must not define SanitizeOptions (an argparse conflict)."""
     code = (
         "from apache_beam.options.pipeline_options import PipelineOptions\n"
-        "import sanitizer, sanitizer.job, sanitizer.cli\n"
+        "import sanitizer, sanitizer.beam.job, sanitizer.cli.main\n"
         "from sanitizer.beam import Sanitize\n"
         "class MyOptions(PipelineOptions):\n"
         "    @classmethod\n"

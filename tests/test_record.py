@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from sanitizer import lineage, record
-from sanitizer.record import Counts, RunRecord
-from sanitizer.summary import summary_lines
+from sanitizer.runs.lineage import events as lineage
+from sanitizer.runs import record
+from sanitizer.runs.record import Counts, RunRecord
+from sanitizer.cli.summary import summary_lines
 
 
 @pytest.fixture(scope="module")

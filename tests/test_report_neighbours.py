@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import load_json, pixels_array, read_dir, run_cli
 
-from sanitizer.layout import CONTENT_COLUMN
-from sanitizer.reasons import parse as parse_reasons
+from sanitizer.data.layout import CONTENT_COLUMN
+from sanitizer.data.reasons import parse as parse_reasons
 from sanitizer.report import MAX_ROWS, render_report
 from sanitizer.report.data import load_quarantine
 from sanitizer.report.neighbours import SAMPLE_ROWS, SHOWN_FEATURES, sig

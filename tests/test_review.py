@@ -1,6 +1,6 @@
 """Human review end to end: run, list / show, release / confirm, publish, and a rerun with --decisions.
 
-Real runs through ``sanitizer.cli.main`` on 600 digits with planted outliers and label flips. The
+Real runs through ``sanitizer.cli.main.main`` on 600 digits with planted outliers and label flips. The
 first run's output is never changed; every test that records decisions works on its own copy.
 """
 
@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import digit_ids, load_json, read_dir, run_cli, sha256_file, write_digits_parquet
 
-from sanitizer.reasons import parse as parse_reasons
+from sanitizer.data.reasons import parse as parse_reasons
 from sanitizer.simulate import flip_labels, inject_outliers
 
 ID = "image_id"
@@ -419,8 +419,8 @@ def test_publish_without_decisions(first, tmp_path, capsys):
 def test_release_never_overrides_a_failed_row_check():
     """decide(): released rows stay clean unless they failed a row check; confirmed rows are held."""
     from sanitizer.detectors import Scores
-    from sanitizer.policy import decide
-    from sanitizer.records import KEY_COLUMN, FeatureColumn, extract
+    from sanitizer.beam.policy import decide
+    from sanitizer.data.batch import KEY_COLUMN, FeatureColumn, extract
     from sanitizer.review import ReviewDecisions, content_sha256
 
     table = pa.table({"rid": ["a", "b", "c", "d"], "x": [1.0, float("inf"), 3.0, 4.0], "label": [0, 1, 0, 1],

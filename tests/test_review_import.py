@@ -1,6 +1,6 @@
 """``sanitize review OUT import FILE``: a decisions file as report.html's "Download decisions" saves it.
 
-One real run through ``sanitizer.cli.main`` on 500 digits with planted outliers, label flips and two
+One real run through ``sanitizer.cli.main.main`` on 500 digits with planted outliers, label flips and two
 rows with a NaN pixel (they fail a row check). Its output is never changed; every test that imports
 works on its own copy. Decision files are built the way the page builds them: the quarantine's ids and
 content hashes, read from the quarantine Parquet.

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from conftest import column_values, load_json, write_digits_parquet
 
-from sanitizer.config import build_config
-from sanitizer.job import run
+from sanitizer.settings.config import build_config
+from sanitizer.beam.job import run
 from sanitizer.simulate import inject_outliers
 
 N = 360

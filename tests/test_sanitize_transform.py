@@ -16,7 +16,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from conftest import column_values, load_json, write_rows
 
 from sanitizer.beam import Sanitize
-from sanitizer.config import build_config
+from sanitizer.settings.config import build_config
 from sanitizer.errors import ConfigError, SanitizerError
 from sanitizer.training import load_manifest
 
@@ -104,7 +104,7 @@ def test_a_problem_found_while_applying_leaves_the_output_untouched(tmp_path):
 
 
 def test_the_facade_runs_twice_and_survives_importing_the_job_module(tmp_path):
-    import sanitizer.job  # noqa: F401 - once, a module named sanitizer.run shadowed the facade's run()
+    import sanitizer.beam.job  # noqa: F401 - once, a module named sanitizer.run shadowed the facade's run()
 
     data = write_rows(tmp_path / "data.parquet")
     first = sanitizer.run(build_config({"input": str(data), "output": str(tmp_path / "a"), "label_column": "label"}))

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import digit_ids, load_json, provenance_for, read_dir, run_cli, write_digits_parquet
-from sanitizer import provenance as prov
+from sanitizer.runs import provenance as prov
 from sanitizer.errors import SanitizerError
 from sanitizer.training import CleanData, ManifestError, load_manifest
 

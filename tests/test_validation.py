@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import load_json, read_dir, reasons_of, run_cli
-from sanitizer.reasons import parse as parse_reasons
+from sanitizer.data.reasons import parse as parse_reasons
 
 RID = "rid"
 REPO = Path(__file__).resolve().parents[1]
@@ -351,7 +351,7 @@ def broken_run(profiled):
 def test_profile_writes_a_suite_great_expectations_loads(profiled, capsys):
     import great_expectations as gx
 
-    from sanitizer.validation import load_suite
+    from sanitizer.validation.suite import load_suite
 
     assert profiled["rc"] == 0
     raw = json.loads(profiled["suite"].read_text())
@@ -536,7 +536,7 @@ def test_dataset_expectation_on_an_input_column_that_is_not_a_feature(profiled, 
 
 
 def test_demo_suite_loads():
-    from sanitizer.validation import load_suite
+    from sanitizer.validation.suite import load_suite
 
     suite = load_suite(str(DEMO_SUITE), ["image_id", "pixels", "label"])
     assert suite.name == "digits_demo"
@@ -547,7 +547,7 @@ def test_demo_suite_loads():
 
 
 def test_digits_demo_data_passes_the_demo_suite(tmp_path):
-    from sanitizer.demo import make_demo_data
+    from sanitizer.cli.demo import make_demo_data
 
     data = tmp_path / "input" / "digits.parquet"
     make_demo_data(str(data), seed=0)
@@ -572,8 +572,8 @@ def test_profile_holds_only_a_bounded_sample_yet_tallies_every_row(profiled, tmp
     """Mean and spread come from a seeded sample of ``rows`` rows; ranges, row count and label set from all rows."""
     import pyarrow.parquet as pq
 
-    from sanitizer.config import build_config
-    from sanitizer.profile import profile
+    from sanitizer.settings.config import build_config
+    from sanitizer.validation.profile import profile
 
     config = build_config({"input": str(profiled["trusted"]), "output": str(tmp_path / "unused"),
                            "label_column": "label", "id_column": RID, "seed": 4})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sanitizer import provenance as prov
-from sanitizer.config import Config
-from sanitizer.plan import Plan
-from sanitizer.record import Counts
+from sanitizer.runs import provenance as prov
+from sanitizer.settings.config import Config
+from sanitizer.beam.plan import Plan
+from sanitizer.runs.record import Counts
 
 
 def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | None, stats: Counts,
@@ -16,14 +16,14 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
     """Data-set checks on the totals, the sample and the clean output; results to OUT/validation/.
 
     ``sample_part`` is what the ValidateSample stage produced ({"result", "summary"}).
-    The checks run through one Great Expectations Checkpoint (see sanitizer.validation_docs): the
+    The checks run through one Great Expectations Checkpoint (see sanitizer.validation.checkpoint): the
     table-shape expectations on the input's real columns (``plan.schema``), row counts on the rows read.
     Returns (the validation record for provenance, the failed checks that withhold publication)."""
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
 
-    from sanitizer import validation as v
-    from sanitizer.validation_docs import input_frame, run_checkpoint
+    from sanitizer.validation import suite as v
+    from sanitizer.validation.checkpoint import input_frame, run_checkpoint
 
     suite = plan.suite
     sample_part = sample_part or {"result": {}, "summary": []}

@@ -13,20 +13,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sanitizer import progress
+from sanitizer.runs import progress
 from sanitizer.beam.threads import finish_warm_imports, one_thread_per_library_call, start_warm_imports
-from sanitizer.config import Config
+from sanitizer.settings.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Skipped
 from sanitizer.errors import SanitizerError
-from sanitizer.plan import Plan
-from sanitizer.records import KEY_COLUMN, column_medians, extract, fill_missing, label_strings
-from sanitizer.sampling import ClassAwareSampler
+from sanitizer.beam.plan import Plan
+from sanitizer.data.batch import KEY_COLUMN, column_medians, extract, fill_missing, label_strings
+from sanitizer.beam.sample import ClassAwareSampler
 
 class _LockedValidator:
     """One RowValidator per worker process, used by one thread at a time."""
 
     def __init__(self, suite):
-        from sanitizer.validation import RowValidator
+        from sanitizer.validation.suite import RowValidator
 
         self.validator = RowValidator(suite)
         self.lock = threading.Lock()
@@ -65,7 +65,7 @@ def missing_fill(sample, plan: Plan) -> np.ndarray:
 
 
 class SampleFn(beam.CombineFn):
-    """CombineFn: Arrow tables -> the bounded, seeded, class-aware sample (see sanitizer.sampling)."""
+    """CombineFn: Arrow tables -> the bounded, seeded, class-aware sample (see sanitizer.beam.sample)."""
 
     def __init__(self, plan: Plan, config: Config):
         self.plan = plan
@@ -155,7 +155,7 @@ def check_state_size(states: dict[str, Any], n_features: int, limit: int | None 
     """Each state's pickled size in bytes; SanitizerError naming the largest when together they exceed ``limit``
     (default MAX_STATE_BYTES).
 
-    The plan already bounds the feature count (sanitizer.plan.MAX_FEATURE_VALUES); the classes, which
+    The plan already bounds the feature count (sanitizer.beam.plan.MAX_FEATURE_VALUES); the classes, which
     the state also grows with, are known only once the sample is drawn, so the size is measured here."""
     import pickle
 
@@ -223,11 +223,11 @@ def fit_summary(states: dict[str, Any], sample, seconds: dict[str, float] | None
 
 def validate_sample(sample, plan: Plan) -> dict[str, Any]:
     """Data-set-level expectations (other than row counts and table shape) on the bounded sample."""
-    from sanitizer.validation import ROW_COUNT, SHAPE, sample_frame, summarise, validate_frame
+    from sanitizer.validation.suite import ROW_COUNT, SHAPE, sample_frame, summarise, validate_frame
 
     frame = sample_frame(sample, plan)
     # The sample holds the scalar features and the label; checks on other columns run on the clean output,
-    # table-shape checks on the input's real columns (sanitizer.validation_docs).
+    # table-shape checks on the input's real columns (sanitizer.validation.checkpoint).
     expectations = [
         e for e in plan.suite.dataset_level
         if e["type"] not in ROW_COUNT and e["type"] not in SHAPE and _columns_of(e) <= set(frame.columns)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sanitizer.records import KEY_COLUMN
+from sanitizer.data.batch import KEY_COLUMN
 
 ID_BUCKETS = 64
 MAX_REPORTED_DUPLICATES = 20

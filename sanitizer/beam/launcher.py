@@ -8,7 +8,7 @@ operator, ``spark-submit``-style wrappers) follows Beam's convention::
 
 so the run's own options are pipeline options too: the runner records them with
 the job (Dataflow shows them in the job's options panel) beside Beam's.
-``sanitize run`` declares the very same options (``sanitizer.run_options``, Beam-free).
+``sanitize run`` declares the very same options (``sanitizer.settings.options``, Beam-free).
 
 ``launcher_flags`` (``sanitizer.beam.options``) reads ``--temp-location`` as
 ``--temp_location``, refuses a name no option has and drops a ``--`` separator:
@@ -26,7 +26,7 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from sanitizer.beam.options import known_option_names, launcher_flags
-from sanitizer.run_options import RUN_OPTIONS, add_run_arguments, config_from_args, true_or_false
+from sanitizer.settings.options import RUN_OPTIONS, add_run_arguments, config_from_args, true_or_false
 
 __all__ = ["RUN_OPTIONS", "SanitizeOptions", "add_run_arguments", "config_from_args", "known_option_names",
            "launcher_flags", "true_or_false"]

@@ -30,14 +30,15 @@ from typing import Any
 
 import apache_beam as beam
 
-from sanitizer import fs as fs_util
-from sanitizer import guard, lineage_emit
-from sanitizer import provenance as prov
-from sanitizer.config import Config
-from sanitizer.claim import check_identical_inputs
+from sanitizer.io import fs as fs_util
+from sanitizer.runs import guard
+from sanitizer.runs.lineage import emit as lineage_emit
+from sanitizer.runs import provenance as prov
+from sanitizer.settings.config import Config
+from sanitizer.runs.claim import check_identical_inputs
 from sanitizer.errors import InputError, SanitizerError
-from sanitizer.plan import Plan
-from sanitizer.record import Accounting, Columns, Counts, RunRecord, Shard, Timings
+from sanitizer.beam.plan import Plan
+from sanitizer.runs.record import Accounting, Columns, Counts, RunRecord, Shard, Timings
 
 log = logging.getLogger("sanitizer")
 
@@ -54,7 +55,7 @@ class RunContext:
     runner: str
     pipeline_options: list[str]
     warnings: list[str] = field(default_factory=list)
-    lineage: Any = None  # sanitizer.lineage_emit.LineageContext: the run's OpenLineage naming and transport
+    lineage: Any = None  # sanitizer.runs.lineage.emit.LineageContext: the run's OpenLineage naming and transport
     lock_token: str | None = None  # the output lock publication releases when it ends (None: the launcher does)
 
 
@@ -174,7 +175,7 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, **parts) -> str:
 
     When the lock was handed to the pipeline (``ctx.lock_token``), it is released here, published or not.
     """
-    from sanitizer.output_lock import release_token
+    from sanitizer.runs.output_lock import release_token
 
     try:
         return _publish(ctx, plan, config, **parts)
@@ -184,7 +185,7 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, **parts) -> str:
 
 def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats: Counts, fit,
              file_rows, duplicates=None, sample_validation=None) -> str:
-    from sanitizer.claim import release_marker
+    from sanitizer.runs.claim import release_marker
     from sanitizer.review import provenance_entry as review_provenance
     from sanitizer.beam.dataset_checks import finish_validation
 

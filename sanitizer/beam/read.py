@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.pvalue import TaggedOutput
 
-from sanitizer import progress
-from sanitizer.plan import Plan
-from sanitizer.records import ID_COLUMN, KEY_COLUMN, keys_for_ids, mix64, string_hash
-from sanitizer.sources import iter_file_batches
+from sanitizer.runs import progress
+from sanitizer.beam.plan import Plan
+from sanitizer.data.batch import ID_COLUMN, KEY_COLUMN, keys_for_ids, mix64, string_hash
+from sanitizer.io.sources import iter_file_batches
 
 def add_ids(table: pa.Table, plan: Plan, file_index: int, first_row: int) -> pa.Table:
     """Append the record id (when generated) and the internal 64-bit key column."""

@@ -27,7 +27,7 @@ process to do after it submits the job.
 
 What happens when the transform is applied (at pipeline construction, in the
 process that builds the pipeline, before anything runs): the output lock is
-taken (``sanitizer.output_lock``; a launcher such as ``sanitize run`` that
+taken (``sanitizer.runs.output_lock``; a launcher such as ``sanitize run`` that
 already holds it keeps it), the config is checked, the input is planned (files
 listed, schema read), the paths are checked, and the output folder is claimed
 (``--overwrite`` removes the earlier run of ours there). A lock this transform
@@ -52,11 +52,11 @@ from sanitizer.beam.fit import SampleFn, fit_summary, fit_timed, missing_fill, v
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
-from sanitizer import layout
-from sanitizer.config import Config, build_config, load_config_file
+from sanitizer.data import layout
+from sanitizer.settings.config import Config, build_config, load_config_file
 from sanitizer.errors import ConfigError
-from sanitizer.plan import Plan, make_plan
-from sanitizer.record import Counts
+from sanitizer.beam.plan import Plan, make_plan
+from sanitizer.runs.record import Counts
 
 
 def as_config(config: Config | dict | str | os.PathLike | None = None, **keys: Any) -> Config:
@@ -91,7 +91,7 @@ def run_id_for(started: datetime, config: Config, plan: Plan) -> str:
 
 
 def _recorded_options(options, beam_args: list[str] | None) -> list[str]:
-    from sanitizer import provenance as prov
+    from sanitizer.runs import provenance as prov
 
     if beam_args is None:
         given = options.get_all_options(drop_default=True, retain_unknown_options=True)
@@ -117,10 +117,12 @@ class Sanitize(beam.PTransform):
         self.config = as_config(config, **keys)
         self.beam_args = beam_args
         self.run_id: str | None = None  # known once the transform is applied
-        self.lineage_context = None  # sanitizer.lineage_emit.LineageContext, once the transform is applied
+        self.lineage_context = None  # sanitizer.runs.lineage.emit.LineageContext, once the transform is applied
 
     def expand(self, pbegin):
-        from sanitizer import claim, fs, output_lock
+        from sanitizer.runs import claim
+        from sanitizer.io import fs
+        from sanitizer.runs import output_lock
         config = self.config
         config.require_runnable()
         out = config.output.rstrip("/")
@@ -142,7 +144,9 @@ class Sanitize(beam.PTransform):
     def _expand(self, pbegin, config: Config, out: str, lock_token: str | None):
         from apache_beam.options.pipeline_options import StandardOptions
 
-        from sanitizer import claim, lineage_emit, progress
+        from sanitizer.runs import claim
+        from sanitizer.runs.lineage import emit as lineage_emit
+        from sanitizer.runs import progress
         started = datetime.now(timezone.utc)
         t0 = time.time()
         claim.check_paths(config.input, out)  # before planning reads a byte

@@ -18,21 +18,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.pvalue import TaggedOutput
 
-from sanitizer import progress
+from sanitizer.runs import progress
 from sanitizer.beam.fit import row_validator, to_detector_batch
 from sanitizer.beam.metrics import MetricUpdates
 from sanitizer.beam.threads import one_thread_per_library_call
-from sanitizer.config import Config
+from sanitizer.settings.config import Config
 from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
-from sanitizer.plan import Plan
-from sanitizer.record import Counts, DetectorCounts, ReviewCounts
-from sanitizer.score_histogram import ScoreHistogram
-from sanitizer.policy import decide
-from sanitizer.layout import (
+from sanitizer.beam.plan import Plan
+from sanitizer.runs.record import Counts, DetectorCounts, ReviewCounts
+from sanitizer.runs.score_histogram import ScoreHistogram
+from sanitizer.beam.policy import decide
+from sanitizer.data.layout import (
     CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column, score_detectors,
 )
-from sanitizer.reasons import to_arrow as reasons_arrow
-from sanitizer.review.decisions import content_sha256
+from sanitizer.data.reasons import to_arrow as reasons_arrow
+from sanitizer.runs.decisions import content_sha256
 
 NULL_CLASS = "<null>"
 

@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.checks import check_int, check_number
+from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.backdoor_candidates import (  # noqa: F401  (importable from here, as before)
     STATS_ROWS,
     _candidates,

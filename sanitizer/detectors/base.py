@@ -145,5 +145,5 @@ class DistanceCalibration:
 
 
 
-# Standardising features lives in sanitizer.scaling (embeddings use it too); re-exported here for detectors.
-from sanitizer.scaling import FENCE_WIDTHS, Z_LIMIT, standardise, standardiser  # noqa: E402,F401
+# Standardising features lives in sanitizer.representations.scaling (embeddings use it too); re-exported here for detectors.
+from sanitizer.representations.scaling import FENCE_WIDTHS, Z_LIMIT, standardise, standardiser  # noqa: E402,F401

@@ -6,7 +6,7 @@ embedding moves onto a chosen target from another class. Poison Frogs and ART's
 ``FeatureCollisionAttack`` drive each poison onto the target; Bullseye Polytope
 drives only the *mean* of a group of poisons there, so each single poison may
 stop part-way, between its own class and the target's. Everything happens in
-the embedding space of :mod:`sanitizer.embeddings`, against a reference of
+the embedding space of :mod:`sanitizer.representations.embeddings`, against a reference of
 sample rows, never counting a record as its own neighbour. Four signals:
 
 * **margin**: ``log(d_own / d_other)``, the distance to the record's
@@ -49,7 +49,7 @@ vote ratio over ``vote_ratio``, so 1 is the threshold. Evidence names the
 signals, the class the record is drawn toward, both distances beside what is
 typical for its class, the vote and the nearest reference rows. Searches are
 L2 with faiss over at most ``reference_size`` sample rows: exact up to 10,000
-rows, an inverted-file index above (see :mod:`sanitizer.neighbours`).
+rows, an inverted-file index above (see :mod:`sanitizer.detectors.neighbour_search`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from sanitizer.checks import check_int, check_number
+from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.feature_collision_signals import (  # noqa: F401  (importable from here, as before)
@@ -81,7 +81,7 @@ from sanitizer.detectors.feature_collision_signals import (  # noqa: F401  (impo
     search_width,
 )
 from sanitizer.errors import ConfigError
-from sanitizer.records import salted
+from sanitizer.data.batch import salted
 
 _FOLD_SALT = "feature-collision-fold"
 CROSS_FIT_FOLDS = 2
@@ -94,7 +94,7 @@ VOTE_CAP = 10.0
 class FeatureCollisionParams:
     enabled: bool = True
     embedding_model: str | None = None
-    """TorchScript backbone (path or URI); see sanitizer.embeddings. It is code: it runs only when pinned."""
+    """TorchScript backbone (path or URI); see sanitizer.representations.embeddings. It is code: it runs only when pinned."""
     embedding_model_sha256: str | None = None
     """The sha256 (64 hex digits) the embedding model's bytes must have; a model without it is refused."""
     embedding_column: str | None = None
@@ -202,12 +202,12 @@ class FeatureCollisionDetector(Detector):
         """Check the TorchScript backbone's pinned sha256, then load and try it, so a missing, unpinned or
         broken file fails before anything runs."""
         if params.embedding_model:
-            from sanitizer.embeddings import TorchScriptEmbedder
+            from sanitizer.representations.embeddings import TorchScriptEmbedder
 
             TorchScriptEmbedder.open(params.embedding_model, n_features, params.embedding_model_sha256)
 
     def fit(self, sample: Batch, params: FeatureCollisionParams, seed: int):
-        from sanitizer.embeddings import BuiltinEmbedder, TorchScriptEmbedder
+        from sanitizer.representations.embeddings import BuiltinEmbedder, TorchScriptEmbedder
 
         classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
         if len(classes) < 2:

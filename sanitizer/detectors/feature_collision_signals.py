@@ -35,7 +35,7 @@ class Reference:
               seed: int, width: int, recall: float) -> "Reference":
         """``width``: the neighbours a query reads; ``recall``: the share of the exact ``width`` nearest an
         approximate whole-reference index must find on the reference's own rows (1.0: exact search)."""
-        from sanitizer.neighbours import NeighbourIndex, build_checked
+        from sanitizer.detectors.neighbour_search import NeighbourIndex, build_checked
 
         class_rows = tuple(np.flatnonzero(y == c) for c in range(C))
         index, search = build_checked(V, None, V[:PROBE_ROWS], width, seed=seed, target=recall, min_recall=recall)

@@ -69,7 +69,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.checks import check_int, check_number
+from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import (
     Batch,
     Scores,
@@ -100,7 +100,7 @@ from sanitizer.detectors.label_flip_classifiers import (  # noqa: F401  (importa
 )
 from sanitizer.detectors.label_flip_noise import _noise_model, _posterior_wrong, _recognised, _row_thresholds
 from sanitizer.errors import ConfigError
-from sanitizer.records import salted
+from sanitizer.data.batch import salted
 
 _FOLD_SALT = "label-flip-fold"
 

@@ -67,7 +67,7 @@ PROBE_ROWS = 2_000
 
 def _with_fold_indexes(state, Z, fold, seed):
     """Per fold, the searchable reference outside it, checked against exact search on the fold's own rows."""
-    from sanitizer.neighbours import build_checked
+    from sanitizer.detectors.neighbour_search import build_checked
 
     K = state.params.folds
     k = min(state.params.neighbours, max(len(state.ref_X) - 1, 1))

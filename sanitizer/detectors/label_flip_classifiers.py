@@ -10,7 +10,7 @@ import importlib
 import inspect
 from typing import Any
 
-from sanitizer.checks import check_plain_data
+from sanitizer.settings.checks import check_plain_data
 from sanitizer.errors import ConfigError
 
 DEFAULT_CLASSIFIER = "sklearn.linear_model.LogisticRegression"

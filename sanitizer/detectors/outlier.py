@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.checks import check_int, check_number
+from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import (
     Batch,
     DistanceCalibration,
@@ -78,7 +78,7 @@ from sanitizer.detectors.outlier_tails import (  # noqa: F401  (importable from 
     _compact,
     _trimmed_scale,
 )
-from sanitizer.records import salted
+from sanitizer.data.batch import salted
 
 MIN_ROWS = 40
 _FOLD_SALT = "outlier-fold"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sanitizer.detectors.base import standardise
-from sanitizer.neighbours import NeighbourIndex
+from sanitizer.detectors.neighbour_search import NeighbourIndex
 
 
 @dataclass(frozen=True)

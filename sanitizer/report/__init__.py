@@ -3,7 +3,7 @@
     from sanitizer.report import write_report
     path = write_report(out_dir, provenance)   # after provenance.json is written
 
-The page reads its numbers from the run record (:class:`sanitizer.record.RunRecord`, or
+The page reads its numbers from the run record (:class:`sanitizer.runs.record.RunRecord`, or
 the provenance dict it is written as) and its rows from
 ``OUT/quarantine/*.parquet``: a summary, per-detector / per-reason / per-class
 tables, score histograms with the thresholds marked, the label-flip matrix,
@@ -16,8 +16,8 @@ and fetches nothing. Regenerate it for an existing run with
 from __future__ import annotations
 
 
-from sanitizer.layout import REPORT
-from sanitizer.record import RunRecord
+from sanitizer.data.layout import REPORT
+from sanitizer.runs.record import RunRecord
 from sanitizer.report.data import load_quarantine
 from sanitizer.report.page import build_html
 MAX_ROWS = 5000
@@ -35,12 +35,12 @@ def render_report(out_dir: str, provenance: RunRecord | dict, max_rows: int = MA
 def write_report(out_dir: str, provenance: RunRecord | dict, max_rows: int = MAX_ROWS) -> str:
     """Write ``out_dir/report.html`` for a finished run and return its path.
 
-    ``provenance`` is the run's record, or the dict ``sanitizer.job.run`` returns
+    ``provenance`` is the run's record, or the dict ``sanitizer.beam.job.run`` returns
     (the content of provenance.json). At most ``max_rows`` quarantined rows are listed in the
     suspects table (the page says how many more there are and where they are);
     every count and plot covers all of them.
     """
-    from sanitizer.fs import write_bytes_atomic
+    from sanitizer.io.fs import write_bytes_atomic
 
     html = render_report(out_dir, provenance, max_rows).encode("utf-8")
     path = f"{out_dir.rstrip('/')}/{REPORT}"

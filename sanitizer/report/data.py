@@ -30,12 +30,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sanitizer.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, SCORE_PREFIX
-from sanitizer.reasons import parse as parse_reasons
-from sanitizer.record import RunRecord
+from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, SCORE_PREFIX
+from sanitizer.data.reasons import parse as parse_reasons
+from sanitizer.runs.record import RunRecord
 from sanitizer.report import neighbours as nb
 from sanitizer.report.evidence import named_features, referenced, summarise_reasons
-from sanitizer.review.decisions import ROW_CHECK_DETECTOR
+from sanitizer.runs.decisions import ROW_CHECK_DETECTOR
 
 BATCH_ROWS = 8192
 MAX_THUMB_SIDE = 32  # larger images are area-averaged down to at most this side
@@ -300,7 +300,7 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
     codes_per_row: list[list[str]] = []
     for i in range(n):
         try:
-            if isinstance(raw_reasons[i], list):  # the list<struct> column (sanitizer.reasons)
+            if isinstance(raw_reasons[i], list):  # the list<struct> column (sanitizer.data.reasons)
                 reasons = parse_reasons(raw_reasons[i])
             else:  # runs published before it: one JSON string per row
                 reasons = json.loads(raw_reasons[i]) if raw_reasons[i] else []

@@ -1,7 +1,7 @@
 """The whole distribution of one detector's scores: every scored row, clean ones included, against the threshold.
 
 Drawn from the fixed-bin histogram the pipeline merges (``counts.by_detector.<name>.histogram`` in
-provenance; see ``sanitizer.score_histogram``), on a logarithmic count axis so the few rows past the
+provenance; see ``sanitizer.runs.score_histogram``), on a logarithmic count axis so the few rows past the
 threshold show beside the many below it. The first and last bars hold the rows below and above the
 binned range.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from sanitizer.report.charts import GRID, MUTED, OTHER_COLOUR, THRESHOLD_COLOUR, _svg, esc, fmt, nice_ticks
-from sanitizer.score_histogram import ScoreHistogram
+from sanitizer.runs.score_histogram import ScoreHistogram
 
 
 def chart(name: str, hist: ScoreHistogram, thresholds: list[float], colour: str) -> str:

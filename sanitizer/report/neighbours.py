@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sanitizer.layout import CLEAN_DIR, QUARANTINE_DIR, SCORE_PREFIX
+from sanitizer.data.layout import CLEAN_DIR, QUARANTINE_DIR, SCORE_PREFIX
 
 BATCH_ROWS = 8192
 MAX_REFERENCE_IDS = 25_000  # distinct referenced ids fetched for one report (the highest-ranked rows' first)
@@ -69,7 +69,7 @@ def output_files(out_dir: str, listed: list[str], folder: str) -> list[str]:
     if listed:
         return [p if (is_remote(p) or os.path.isabs(p)) else f"{out}/{p}" for p in listed]
     if is_remote(out):
-        from sanitizer.fs import list_files
+        from sanitizer.io.fs import list_files
 
         return list_files(f"{out}/{folder}/*.parquet")
     directory = os.path.join(out, folder)

@@ -26,7 +26,7 @@ from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
 from sanitizer.report.checks import failed_check_notes
 from sanitizer.report.run_facts import columns_section, guard_callout, inputs_section
-from sanitizer.record import Accounting, Counts, RunRecord
+from sanitizer.runs.record import Accounting, Counts, RunRecord
 from sanitizer.report.data import QuarantineData, _finite
 
 NAV = (

@@ -6,8 +6,8 @@ Every value from the data or the provenance goes through :func:`esc` (see saniti
 
 from __future__ import annotations
 
-from sanitizer.guard import percent
-from sanitizer.record import RunRecord
+from sanitizer.runs.guard import percent
+from sanitizer.runs.record import RunRecord
 from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
 

@@ -6,7 +6,7 @@ The rows themselves are drawn by the page's scripts (``assets.TABLE_JS``, with t
 
 from __future__ import annotations
 
-from sanitizer.record import RunRecord
+from sanitizer.runs.record import RunRecord
 from sanitizer.report import charts
 from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc

@@ -10,7 +10,7 @@ takes in; ``sanitize publish OUT`` turns the decisions into a new manifest, and
 
 The package, one job per module (each imports only the ones above it):
 
-- :mod:`sanitizer.review.decisions`: the decisions files (format, reading,
+- :mod:`sanitizer.runs.decisions`: the decisions files (format, reading,
   writing a batch), record content hashes and the binding of a decision to
   them; all a run needs (``sanitize run --decisions``);
 - :mod:`sanitizer.review.output`: a published run read for review (manifest,
@@ -19,17 +19,17 @@ The package, one job per module (each imports only the ones above it):
   "Download decisions") checked line by line and taken into OUT's decisions;
 - :mod:`sanitizer.review.lock`: the output lock a publish holds (one run or publish per output);
 - :mod:`sanitizer.review.publish`: ``sanitize publish``;
-- :mod:`sanitizer.review.cli`: the ``sanitize review`` and ``sanitize publish``
+- :mod:`sanitizer.cli.review`: the ``sanitize review`` and ``sanitize publish``
   commands (not imported here).
 
 File access (local paths, or any Beam filesystem for ``scheme://`` URIs) is
-:mod:`sanitizer.fs`. The names below are the package's API, importable as
+:mod:`sanitizer.io.fs`. The names below are the package's API, importable as
 ``from sanitizer.review import ...`` whichever module defines them.
 """
 
 from sanitizer.errors import ConfigError, IntegrityError, SanitizerError
-from sanitizer.fs import exists, read_bytes
-from sanitizer.review.decisions import (
+from sanitizer.io.fs import exists, read_bytes
+from sanitizer.runs.decisions import (
     CODES_COLUMN,
     CONFIRM,
     CONFIRMED_CODE,

@@ -1,8 +1,8 @@
 """``sanitize review OUT import FILE``: take a decisions file (report.html's "Download decisions") into OUT.
 
-The file has the format of the files ``release``/``confirm`` write (:mod:`sanitizer.review.decisions`):
+The file has the format of the files ``release``/``confirm`` write (:mod:`sanitizer.runs.decisions`):
 one JSON object per line with id, decision, reason, reviewer, time, run_id and content_sha256. Unlike
-:func:`~sanitizer.review.decisions.parse_decisions`, which stops at the first broken line, every line is
+:func:`~sanitizer.runs.decisions.parse_decisions`, which stops at the first broken line, every line is
 checked on its own and refused or taken on its own: its fields; its id, which must be a record in the
 quarantine of OUT's run; its content hash, which must equal that record's current one (a decision made
 for other content, or one carrying no hash, is refused); and a release of a row that failed a row check
@@ -10,7 +10,7 @@ is refused (a release overrides detectors, not broken data). A line identical to
 OUT's decisions (or to an earlier line of the file) is counted as already recorded and not written
 again, so importing the same file twice is harmless. The lines taken keep their own reviewer, time,
 reason and run_id (a decision made on another run of the same data is fine while the content hash
-matches) and are written as one new decisions file (:func:`~sanitizer.review.decisions.write_batch`);
+matches) and are written as one new decisions file (:func:`~sanitizer.runs.decisions.write_batch`);
 no existing file is rewritten, and nothing is written when no line is taken.
 """
 
@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sanitizer import fs
-from sanitizer.review.decisions import (
+from sanitizer.io import fs
+from sanitizer.runs.decisions import (
     CONTENT_FIELD,
     DECISION_KINDS,
     RELEASE,

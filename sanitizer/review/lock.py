@@ -1,4 +1,4 @@
-"""The lock a ``sanitize publish`` holds: the output lock (:mod:`sanitizer.output_lock`), ``OUT/.sanitizer.lock``.
+"""The lock a ``sanitize publish`` holds: the output lock (:mod:`sanitizer.runs.output_lock`), ``OUT/.sanitizer.lock``.
 
 It is the same lock ``sanitize run`` holds from claiming the folder until its
 manifest is written, so a publish and a run on one output never overlap, and two
@@ -6,7 +6,7 @@ publishes never do either. A second command exits 2 naming the holder (command,
 pid, host, start time). A lock whose process is gone (same host, pid not running)
 is taken over with a warning; ``sanitize publish OUT --break-lock`` takes over any
 lock, a live run's included. On an object store the lock is best effort (see
-:mod:`sanitizer.output_lock`).
+:mod:`sanitizer.runs.output_lock`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from sanitizer import output_lock
-from sanitizer.layout import LOCK
-from sanitizer.review.decisions import ReviewError
+from sanitizer.runs import output_lock
+from sanitizer.data.layout import LOCK
+from sanitizer.runs.decisions import ReviewError
 
 LOCK_FILE = LOCK  # relative to OUT
 

@@ -3,7 +3,7 @@
 :func:`open_output` reads ``OUT/manifest.json``; :func:`quarantined_records` lists what the run holds
 (with each record's content hash and latest decision; ``sanitize review OUT list``),
 :func:`find_record` fetches one (``show``), and :func:`record_decisions` writes a ``release`` or
-``confirm`` batch (see :mod:`sanitizer.review.decisions` for the files). Nothing here publishes.
+``confirm`` batch (see :mod:`sanitizer.runs.decisions` for the files). Nothing here publishes.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from sanitizer import fs
-from sanitizer.review.decisions import (
+from sanitizer.io import fs
+from sanitizer.runs.decisions import (
     CODES_COLUMN,
     CONFIRMED_CODE,
     CONTENT_COLUMN,
@@ -62,7 +62,7 @@ class Output:
 
 def open_output(out: str) -> Output:
     out = out.rstrip("/")
-    from sanitizer.provenance import MANIFEST
+    from sanitizer.runs.provenance import MANIFEST
 
     path = fs.join(out, MANIFEST)
     if not fs.exists(path):
@@ -92,7 +92,7 @@ def open_output(out: str) -> Output:
 
 def applied_decisions(output: Output) -> set[str]:
     """sha256 of the decisions files the published data already reflects (a publication, or run --decisions)."""
-    from sanitizer.provenance import PROVENANCE
+    from sanitizer.runs.provenance import PROVENANCE
 
     applied = set()
     if output.publication:
@@ -137,7 +137,7 @@ def id_strings(column) -> list:
 def parse_reasons(value) -> list[dict]:
     """The reason entries of a quarantine row's ``sanitizer_reasons`` (the list<struct> column, or the JSON
     text of runs published before it; [] when absent or unreadable)."""
-    from sanitizer.reasons import parse
+    from sanitizer.data.reasons import parse
 
     return parse(value)
 
@@ -183,7 +183,7 @@ class QuarantinedRecord:
 
 def quarantined_records(output: Output, decisions: ReviewDecisions | None) -> list[QuarantinedRecord]:
     """Every quarantined record (without its feature columns), with its latest decision and content hash."""
-    from sanitizer.records import label_strings
+    from sanitizer.data.batch import label_strings
 
     score_columns: list[str] = []
     if output.quarantine:

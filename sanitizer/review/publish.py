@@ -30,10 +30,10 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from sanitizer import fs
+from sanitizer.io import fs
 from sanitizer.errors import IntegrityError
-from sanitizer.record import RunRecord
-from sanitizer.review.decisions import (
+from sanitizer.runs.record import RunRecord
+from sanitizer.runs.decisions import (
     CONTENT_FIELD,
     REASONS_COLUMN,
     RELEASE,
@@ -107,7 +107,7 @@ def publication_id(source_run_id: str, decisions_sha256: str, previous: str) -> 
 
 
 def _verify_shards(output: Output, shards: list[dict], what: str) -> None:
-    from sanitizer.provenance import sha256_of
+    from sanitizer.runs.provenance import sha256_of
 
     for shard in shards:
         path = output.path(shard["path"])
@@ -227,7 +227,7 @@ def _write_parquet(path: str, table, compression: str = "none") -> None:
 def _publish(output: Output, decisions: ReviewDecisions) -> dict[str, Any]:
     import pyarrow as pa
 
-    from sanitizer import provenance as prov
+    from sanitizer.runs import provenance as prov
 
     manifest = output.manifest
     prov_entry = manifest.get("provenance") or {}

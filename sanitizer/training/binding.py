@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from sanitizer.layout import PROVENANCE
+from sanitizer.data.layout import PROVENANCE
 from sanitizer.training.shards import ManifestError, _exists, _join, _read_bytes
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

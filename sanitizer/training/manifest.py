@@ -36,7 +36,7 @@ from typing import Sequence
 
 import pyarrow as pa
 
-from sanitizer.layout import CLEAN_DIR, MANIFEST
+from sanitizer.data.layout import CLEAN_DIR, MANIFEST
 from sanitizer.training.binding import check_fields, check_provenance
 from sanitizer.training.shards import (  # noqa: F401 - ManifestError and Shard are part of this module's API
     ManifestError,

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sanitizer.errors import SanitizerError
-from sanitizer.layout import CLEAN_DIR, MANIFEST
+from sanitizer.data.layout import CLEAN_DIR, MANIFEST
 
 class ManifestError(SanitizerError):
     """A manifest or the clean shards it lists cannot be trusted; no data was handed out."""

@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli, synthetic_rows
 
-from sanitizer.checks import check_plain_data
-from sanitizer.config import build_config, load_config_file
+from sanitizer.settings.checks import check_plain_data
+from sanitizer.settings.config import build_config, load_config_file
 from sanitizer.errors import ConfigError, SanitizerError
 
 BOMB = "\n".join(
@@ -98,7 +98,7 @@ def wide(tmp_path_factory) -> Path:
 
 
 def test_a_table_too_wide_to_fit_is_refused_before_the_pipeline(wide, tmp_path):
-    from sanitizer.plan import MAX_FEATURE_VALUES, make_plan
+    from sanitizer.beam.plan import MAX_FEATURE_VALUES, make_plan
 
     config = build_config({"input": str(wide), "output": str(tmp_path / "out"), "label_column": "label"})
     with pytest.raises(ConfigError) as refused:

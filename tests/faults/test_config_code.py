@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sanitizer.config import build_config
+from sanitizer.settings.config import build_config
 from sanitizer.detectors.label_flip import ALLOWED_CLASSIFIERS, make_classifier
 from sanitizer.errors import ConfigError
 from conftest import load_json, run_cli, synthetic_rows

@@ -2,7 +2,7 @@
 
 An input folder holding ``a.parquet`` beside ``b.parquet.1``, ``notes.csv.gz`` or
 ``_2024.parquet`` used to read ``a.parquet`` alone, without a word. What these
-tests pin (rules: ``sanitizer.discover``):
+tests pin (rules: ``sanitizer.io.discover``):
 
 * a file of no known format beside data files is refused (exit 2, one line
   naming it, ``--format`` and ``--ignore``), unless the user names a format or
@@ -29,10 +29,10 @@ import pyarrow as pa
 import pytest
 
 from sanitizer.errors import InputError
-from sanitizer.sources import discover, iter_file_batches, read_schema
+from sanitizer.io.sources import discover, iter_file_batches, read_schema
 from conftest import load_json, run_cli, synthetic_rows, write_rows
 
-discovery = importlib.import_module("sanitizer.discover")  # the module (sanitizer.sources.discover is a function)
+discovery = importlib.import_module("sanitizer.io.discover")  # the module (sanitizer.io.sources.discover is a function)
 
 
 def survey(*args, **kwargs):
@@ -127,11 +127,11 @@ def test_an_ignore_pattern_leaves_files_out_and_lists_them(tmp_path):
 
 
 def test_ignore_option_on_the_command_line_and_in_the_config(tmp_path):
-    from sanitizer.config import build_config
+    from sanitizer.settings.config import build_config
     from sanitizer.errors import ConfigError
-    from sanitizer.run_options import config_from_args
+    from sanitizer.settings.options import config_from_args
     import argparse
-    from sanitizer.run_options import add_run_arguments
+    from sanitizer.settings.options import add_run_arguments
 
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
@@ -244,7 +244,7 @@ def test_provenance_lists_every_file_not_read_with_its_reason(listed_run):
 
 
 def test_summary_and_report_list_the_files_not_read(listed_run):
-    from sanitizer.summary import summary_lines
+    from sanitizer.cli.summary import summary_lines
 
     text = "\n".join(summary_lines(listed_run["prov"], str(listed_run["out"])))
     assert "input files:  3 read; 3 not read:" in text

@@ -31,11 +31,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sanitizer.config import build_config
+from sanitizer.settings.config import build_config
 from sanitizer.errors import InputError
-from sanitizer.plan import make_plan
-from sanitizer.records import KEY_COLUMN, FeatureColumn, extract
-from sanitizer.sources import READ_ISSUE, iter_file_batches
+from sanitizer.beam.plan import make_plan
+from sanitizer.data.batch import KEY_COLUMN, FeatureColumn, extract
+from sanitizer.io.sources import READ_ISSUE, iter_file_batches
 from conftest import load_json, read_dir, run_cli, synthetic_rows
 
 ONLY_OUTLIER = ("detectors:\n  label_flip: {enabled: false}\n  feature_collision: {enabled: false}\n"

@@ -3,7 +3,7 @@
 A seeded loop draws hostile tables - columns mixing numbers and text, values at and beyond float
 limits (1e308, 3.5e38, 1e-320, -0.0), NaN and inf, empty strings, ids and labels with terminal
 escapes, NUL, right-to-left marks and emoji, duplicate ids, empty files - and writes them as
-Parquet, CSV and JSON Lines. Every run, in one process through ``sanitizer.cli.main``, must end in
+Parquet, CSV and JSON Lines. Every run, in one process through ``sanitizer.cli.main.main``, must end in
 one of two ways:
 
 * exit 0: a manifest, and input rows = clean rows + quarantined rows, counted by reading the
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sanitizer import cli
+from sanitizer.cli import main as cli
 
 CASES = 12
 SEED = 20_240_610

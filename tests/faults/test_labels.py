@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
 
-from sanitizer.config import build_config
+from sanitizer.settings.config import build_config
 from sanitizer.errors import InputError
 
 N = 90
@@ -47,7 +47,7 @@ def _table(**columns) -> pa.Table:
 
 
 def _plan(path, tmp_path, **extra):
-    from sanitizer.plan import make_plan
+    from sanitizer.beam.plan import make_plan
 
     return make_plan(build_config({"input": str(path), "output": str(tmp_path / "out"), "label_column": "label",
                                    **extra}))

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from torch.utils.data import DataLoader
 
-from sanitizer import provenance as prov
+from sanitizer.runs import provenance as prov
 from sanitizer.training import ManifestError, load_manifest
 from conftest import digit_ids, load_json, provenance_for, read_dir, run_cli, write_digits_parquet
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from sanitizer.errors import ConfigError, InputError
-from sanitizer.sources import discover
+from sanitizer.io.sources import discover
 from conftest import load_json, read_dir, run_cli, write_rows
 from conftest import sanitize_quiet as sanitize
 
@@ -285,7 +285,7 @@ def test_output_beside_input_is_fine(tmp_path):
     """A sibling output folder and a glob that cannot reach it are not refused."""
     work = tmp_path / "work"
     write_rows(work / "part.parquet", n=9)
-    from sanitizer.claim import check_paths
+    from sanitizer.runs.claim import check_paths
 
     files = discover(str(work / "*.parquet"))
     check_paths(str(work / "*.parquet"), str(tmp_path / "out"), files)

@@ -1,6 +1,6 @@
 """Fault injection on review decisions: content that changes under an id, concurrent reviewers, hostile ids.
 
-Real runs through ``sanitizer.cli.main`` on 300 synthetic rows (outlier detector only, so a run takes
+Real runs through ``sanitizer.cli.main.main`` on 300 synthetic rows (outlier detector only, so a run takes
 seconds) with a few planted outliers. The faults:
 
 - a record is released, then different content is written at the same position of the input (generated
@@ -341,8 +341,8 @@ def test_review_cli_escapes_control_characters(hostile_run, tmp_path, capsys):
 
 
 def test_escape_helper_and_run_summary():
-    from sanitizer.summary import summary_lines
-    from sanitizer.review_cli import printable
+    from sanitizer.cli.summary import summary_lines
+    from sanitizer.cli.terminal import printable
 
     assert printable("a\x00b\tc\nd\x7fe\x85f\u2066g\u202ah") == "a\\x00b\\x09c\\x0ad\\x7fe\\x85f\\u2066g\\u202ah"
     assert printable("digit-00042 é 数") == "digit-00042 é 数"

@@ -117,7 +117,7 @@ def _own_start() -> int:
 def test_the_lock_refuses_a_live_holder_and_takes_over_a_reused_pid(tmp_path, caplog):
     """Unit level: a holder whose pid runs (and started when the lock was taken) is live; the same pid with
     another start time is a reused pid, so the lock is stale and taken over."""
-    from sanitizer import output_lock
+    from sanitizer.runs import output_lock
     from sanitizer.errors import SanitizerError
 
     out = tmp_path / "out"

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sanitizer.errors import ConfigError
-from sanitizer.validation import load_suite, validate_frame
+from sanitizer.validation.suite import load_suite, validate_frame
 from conftest import load_json, run_cli, synthetic_rows, write_rows
 
 COLUMNS = ["rid", "a", "b", "c", "label"]  # what write_rows writes, in order

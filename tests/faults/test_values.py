@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sanitizer.detectors import REGISTRY
-from sanitizer.records import FeatureColumn, extract
+from sanitizer.data.batch import FeatureColumn, extract
 from conftest import detector_batch, load_json, read_dir, reasons_of, run_cli, synthetic_rows
 
 RID = "rid"
@@ -293,7 +293,7 @@ def test_an_empty_csv_column_that_is_not_a_feature_is_kept(tmp_path):
 def test_huge_whole_number_labels_keep_their_own_names():
     """Whole-number float labels read as integers ("3", not "3.0"), but only within int64's range:
     beyond it, casting wrapped around and gave 1e308 and 1e19 one shared class name."""
-    from sanitizer.records import label_strings
+    from sanitizer.data.batch import label_strings
 
     names = label_strings(pa.array([3.0, 1e308, 1e19, -1e300, None, float("nan")]))
     assert names.tolist() == ["3", "1e+308", "1e+19", "-1e+300", None, None]

@@ -1,0 +1,422 @@
+"""Planning: turn a config into everything a worker needs, checked before any pipeline runs.
+
+:func:`make_plan` expands the input, reads the first shard's schema, resolves
+the label, id and feature columns, and splits the work. Every problem a user can
+fix (no files, a missing label column, an unknown or non-numeric feature column,
+a corrupt Parquet footer) is raised here as a :class:`SanitizerError`, so a bad
+run fails before it starts and publishes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sanitizer.data.column_roles import IgnoredColumn, check_role_text, check_role_type, id_like, unique_over, unsupported
+from sanitizer.settings.config import Config
+from sanitizer.detectors import REGISTRY
+from sanitizer.errors import ConfigError, InputError
+from sanitizer.data.batch import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
+from sanitizer.io.discover import Skipped, survey
+from sanitizer.io.sources import InputFile, Split, check_unique_columns, iter_file_batches, parquet_splits
+from sanitizer.io.input_schema import (
+    check_features_have_values,
+    conformed_schema,
+    inexact_detail,
+    inexact_integers,
+    no_values,
+    numeric_share,
+    unified_schema,
+)
+
+# A string column counts as numeric-looking when at least this share of its values parse as numbers.
+NUMERIC_LOOKING = 0.9
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[InputFile, ...]
+    splits: tuple[Split, ...]
+    file_rows: dict[int, int] | None  # known up front for Parquet
+    schema: pa.Schema  # the input columns as every batch is conformed to (see input_schema.conformed_schema)
+    label_column: str
+    id_column: str | None  # the user's id column, if any
+    features: tuple[FeatureColumn, ...]
+    batch_rows: int
+    warnings: tuple[str, ...] = ()
+    embedding: FeatureColumn | None = None  # a precomputed embedding column, when configured
+    suite: Any = None  # sanitizer.validation.suite.Suite, when --expectations is given
+    decisions: Any = None  # sanitizer.review.ReviewDecisions, when --decisions is given (last decision per id)
+    ignored: tuple[IgnoredColumn, ...] = ()  # every input column that is neither label, id, feature nor embedding
+    id_inferred: bool = False  # id_column is an id-like input column the run chose (no --id-column given)
+    missing_features: str = "report"  # what a missing scalar feature value does (records.MISSING_ACTIONS)
+    skipped_inputs: tuple[Skipped, ...] = ()  # files under the input that are not read, each with the reason
+
+    @property
+    def id_output(self) -> str:
+        """The id column in every output shard."""
+        return self.id_column or ID_COLUMN
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [name for fc in self.features for name in fc.names()]
+
+    @property
+    def output_schema(self) -> pa.Schema:
+        schema = self.schema
+        if self.id_column is None:
+            schema = schema.append(pa.field(ID_COLUMN, pa.string(), nullable=False))
+        return schema
+
+    def read_columns(self) -> list[str]:
+        """The columns the sampling branch needs."""
+        cols = [fc.name for fc in self.features] + [self.label_column]
+        if self.embedding is not None:
+            cols.append(self.embedding.name)
+        if self.id_column:
+            cols.append(self.id_column)
+        return list(dict.fromkeys(cols))
+
+
+def make_plan(config: Config) -> Plan:
+    config.require_runnable()
+    decisions = None
+    if config.decisions:
+        from sanitizer.review import load_decisions
+
+        decisions = load_decisions(config.decisions)  # a broken line stops the run here, naming the line
+    found = survey(config.input, config.format, config.ignore)  # every file under the input: read or skipped
+    files = found.files
+    schema = unified_schema(files)
+    if schema is None or not schema.names:
+        raise InputError(f"input file {files[0].path!r} has no columns")
+    names = schema.names
+    check_unique_columns(names, files[0].path)
+    reserved = [n for n in names if n == ID_COLUMN or n.startswith(INTERNAL_PREFIX) or n.startswith("sanitizer_")]
+    if reserved:
+        raise InputError(
+            f"input column(s) {reserved} use the reserved prefix 'sanitizer_'; rename them before sanitizing"
+        )
+    label = config.label_column
+    if label not in names:
+        raise ConfigError(
+            f"label column {label!r} is not in the input; columns are: {', '.join(names)}. "
+            "Pass the right name with --label-column"
+        )
+    if config.id_column and config.id_column not in names:
+        raise ConfigError(
+            f"id column {config.id_column!r} is not in the input; columns are: {', '.join(names)}. "
+            "Pass the right name with --id-column, or leave it out to generate ids"
+        )
+
+    first_batch = None
+    # CSV is read as text and typed by the plan (sanitizer.data.value_types); other formats carry types.
+    for batch in iter_file_batches(files[0], batch_rows=2048, schema=schema if files[0].format == "csv" else None):
+        first_batch = batch
+        break
+    for field in first_batch.schema if first_batch is not None else ():  # text the checks below can read
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            role = {label: "label", config.id_column: "id"}.get(field.name, "text")
+            check_role_text(role, field.name, first_batch.column(field.name), files[0].path)
+
+    warnings: list[str] = []
+    if decisions is not None:  # none at all, or lines without a content hash (never applied)
+        warnings.extend(decisions.warnings())
+    embedding = _resolve_embedding(config, schema, first_batch)
+    skip = {embedding.name} if embedding else set()
+    ignored: list[IgnoredColumn] = []
+    inexact = inexact_integers(files, schema, first_batch, {label, config.id_column})
+    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path, ignored,
+                                               inexact)
+                if fc.name not in skip]
+    if not features:
+        raise ConfigError("no feature columns left besides the label, id and embedding columns")
+    _check_feature_count(features)
+    # Every shard readable before any is read whole (the id inference below reads whole columns).
+    if files[0].format == "parquet":
+        splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
+        if sum(file_rows.values()) == 0:
+            raise InputError(f"input {config.input!r} has no rows; there is nothing to sanitize")
+    else:  # every text shard has been parsed (its types) by input_schema.unified_schema
+        splits, file_rows = [Split(i) for i in range(len(files))], None
+    id_column, id_inferred = config.id_column, False
+    if id_column is None:
+        id_column = _infer_id(files, schema, ignored, warnings)
+        if id_column is not None:
+            id_inferred = True
+            ignored = [c for c in ignored if c.name != id_column]
+    schema = conformed_schema(schema, features, files[0].format, {label, id_column}, warnings)
+    _check_roles(files, schema, label, id_column)
+    _check_embedding_model(config, sum(fc.width for fc in features))
+    suite = None
+    if config.validation.expectations:
+        from sanitizer.validation.suite import load_suite
+
+        suite = load_suite(config.validation.expectations, list(schema.names))
+
+    if all(f.size == 0 for f in files):
+        raise InputError(f"input {config.input!r} is empty (all files have 0 bytes)")
+    check_features_have_values(files[0], schema, features)
+
+    return Plan(
+        files=tuple(files),
+        splits=tuple(splits),
+        file_rows=file_rows,
+        schema=schema,
+        label_column=label,
+        id_column=id_column,
+        features=tuple(features),
+        batch_rows=config.scoring.batch_rows,
+        warnings=tuple(warnings),
+        embedding=embedding,
+        suite=suite,
+        decisions=decisions,
+        ignored=tuple(ignored),
+        id_inferred=id_inferred,
+        missing_features=config.missing_features,
+        skipped_inputs=tuple(found.skipped),
+    )
+
+
+MAX_FEATURE_VALUES = 1024
+"""Most feature values (scalar columns, plus every element of a list column) one run judges. The fitted
+state grows with every feature (the outlier detector keeps per-feature reference quantiles for every
+cross-fitting fold and class: about 1 MB per feature with three classes) and reaches every worker as
+one side input, so a wider table is refused before anything runs (sanitizer.beam.fit also bounds
+the measured state)."""
+
+
+def _check_feature_count(features) -> None:
+    """Refuse more than MAX_FEATURE_VALUES feature values, naming the limit and how to choose columns."""
+    width = sum(fc.width for fc in features)
+    if width > MAX_FEATURE_VALUES:
+        lists = [fc for fc in features if fc.is_list]
+        counted = f"{len(features):,} feature columns" + (
+            f", list columns counted element by element ({', '.join(f'{fc.name!r}: {fc.width}' for fc in lists[:3])})"
+            if lists else "")
+        raise ConfigError(
+            f"the run would judge {width:,} feature values ({counted}); a run judges at most "
+            f"{MAX_FEATURE_VALUES:,}, because the detectors' fitted state grows with every feature and is sent to "
+            "every worker. Choose the columns to judge with --feature-columns (comma-separated) or feature_columns "
+            "in the config"
+        )
+
+
+def _check_roles(files, schema: pa.Schema, label: str, id_column: str | None) -> None:
+    """Refuse, before anything runs, a label or id column that cannot name a class or a record: nested
+    values or raw bytes (by type), or text that is not UTF-8 (a Parquet input's whole column is read;
+    the CSV and JSON Lines readers refuse such bytes themselves)."""
+    roles = [("label", label)] + ([("id", id_column)] if id_column else [])
+    for role, name in roles:
+        check_role_type(role, name, schema.field(name).type)
+    text = [(role, name) for role, name in roles
+            if pa.types.is_string(_value_type(schema.field(name).type))
+            or pa.types.is_large_string(_value_type(schema.field(name).type))]
+    if not text or files[0].format != "parquet":
+        return
+    fields = pa.schema([schema.field(name) for _, name in text])
+    for f in files:
+        for table in iter_file_batches(f, 1 << 20, fields, None, fields.names):
+            for role, name in text:
+                check_role_text(role, name, table.column(name), f.path)
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
+ID_CHECK_TEXT_BYTES = 256 * 2**20
+"""A CSV / JSON Lines input larger than this is not read twice to prove an id-like column unique: the
+run keeps generated ids and says so."""
+
+
+def _infer_id(files, schema: pa.Schema, ignored: list[IgnoredColumn], warnings: list[str]) -> str | None:
+    """The first id-like column that holds a distinct value in every row of the whole input, or None.
+
+    Uniqueness is proven before the run starts (a repeated id fails a run only at its end): Parquet
+    inputs read just that column; text inputs are read when they are small enough.
+    """
+    candidates = [c for c in ignored if c.reason == "id-like"]
+    for c in candidates:
+        if files[0].format != "parquet" and sum(f.size for f in files) > ID_CHECK_TEXT_BYTES:
+            warnings.append(f"column {c.name!r} looks like a record id ({c.detail}); it is not used as a feature. "
+                            "The input is too large to prove it unique before the run, so ids are generated: "
+                            f"pass --id-column {c.name} to use it")
+            return None
+        field = schema.field(c.name)
+        parts = [t.column(0) for f in files
+                 for t in iter_file_batches(f, 1 << 20, pa.schema([field]), None, [c.name])]
+        values = pa.chunked_array([p for part in parts for p in part.chunks], type=field.type)
+        if unique_over(values):
+            warnings.append(f"column {c.name!r} looks like a record id ({c.detail}) and is unique: it is used as "
+                            "the record id and not as a feature (pass --id-column to choose another)")
+            return c.name
+        warnings.append(f"column {c.name!r} looks like a record id or counter ({c.detail}); it is not used as a "
+                        "feature (name it in --feature-columns to judge it anyway)")
+    return None
+
+
+def _enabled_needs(config: Config) -> list[tuple[str, Any, frozenset[str]]]:
+    """(name, params, inputs) of every enabled detector, the inputs as the detector declares them for
+    its settings (``Detector.needs_for``)."""
+    out = []
+    for name in config.enabled_detectors():
+        detector = REGISTRY[name]()
+        params = config.detectors[name]
+        out.append((name, params, detector.needs_for(params)))
+    return out
+
+
+def _embedding_columns(config: Config) -> dict[str, str]:
+    """Embedding column -> the detector that reads it, for every enabled detector that needs one
+    (the contract: it names the column in ``params.embedding_column``)."""
+    columns: dict[str, str] = {}
+    for name, params, needs in _enabled_needs(config):
+        if "embedding" in needs:
+            column = getattr(params, "embedding_column", None)
+            if not isinstance(column, str) or not column:
+                raise TypeError(f"detector {name!r} needs an embedding but its params name no embedding_column")
+            columns.setdefault(column, name)
+    if len(columns) > 1:
+        named = ", ".join(f"detectors.{d}.embedding_column = {c!r}" for c, d in columns.items())
+        raise ConfigError(f"the detectors name different embedding columns ({named}); a run reads one")
+    return columns
+
+
+def _resolve_embedding(config: Config, schema: pa.Schema, first_batch) -> FeatureColumn | None:
+    columns = _embedding_columns(config)
+    if not columns:
+        return None
+    (name, detector), = columns.items()
+    if name not in schema.names:
+        raise ConfigError(
+            f"embedding column {name!r} (detectors.{detector}.embedding_column) is not in the input; "
+            f"columns are: {', '.join(schema.names)}"
+        )
+    width = _list_width(schema.field(name).type, name, first_batch)
+    if not width:
+        raise ConfigError(
+            f"embedding column {name!r} must be a fixed-size list of numbers, got {schema.field(name).type}"
+        )
+    return FeatureColumn(name, width, is_list=True)
+
+
+def _check_embedding_model(config: Config, n_features: int) -> None:
+    """Run every enabled detector's planning-time check (``Detector.preflight``: e.g. load and try a
+    TorchScript backbone), so a missing or broken file fails before anything runs."""
+    for name in config.enabled_detectors():
+        REGISTRY[name]().preflight(config.detectors[name], n_features)
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+
+
+def _list_width(schema_type: pa.DataType, name: str, first_batch: pa.Table | None) -> int | None:
+    if pa.types.is_fixed_size_list(schema_type):
+        return schema_type.list_size if _is_numeric(schema_type.value_type) else None
+    if (pa.types.is_list(schema_type) or pa.types.is_large_list(schema_type)) and _is_numeric(schema_type.value_type):
+        if first_batch is None or first_batch.num_rows == 0:
+            return None
+        lengths = pc.list_value_length(first_batch.column(name)).drop_null().to_numpy(zero_copy_only=False)
+        if len(lengths) and np.all(lengths == lengths[0]) and lengths[0] > 0:
+            return int(lengths[0])
+    return None
+
+
+def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str],
+                      path: str = "", ignored: list[IgnoredColumn] | None = None,
+                      inexact: dict[str, str] | None = None) -> list[FeatureColumn]:
+    """The feature columns; every other column except the label, id and embedding goes to ``ignored``
+    with its reason. A column holding integers beyond +-2^53 (``inexact``: column -> example) is
+    never a feature: named in --feature-columns it is refused, otherwise ignored as ``inexact-integer``."""
+    inexact = inexact or {}
+    skip = {config.label_column, config.id_column}
+    skip.update(_embedding_columns(config))
+    features: list[FeatureColumn] = []
+    ignored = [] if ignored is None else ignored
+    if config.feature_columns:
+        ignored.extend(IgnoredColumn(n, "not-selected", "not named in --feature-columns")
+                       for n in schema.names if n not in skip and n not in config.feature_columns)
+        for name in config.feature_columns:
+            if name not in schema.names:
+                raise ConfigError(
+                    f"feature column {name!r} is not in the input; columns are: {', '.join(schema.names)}. "
+                    "Fix --feature-columns (comma-separated) or leave it out to use every numeric column"
+                )
+            t = schema.field(name).type
+            if pa.types.is_null(t):
+                raise InputError(no_values(name, path))
+            if name in inexact:
+                raise ConfigError(
+                    f"feature column {name!r} holds {inexact_detail(inexact[name])}; leave it out of "
+                    "--feature-columns (it is published unchanged)"
+                )
+            if _is_numeric(t):
+                features.append(FeatureColumn(name, 1))
+                continue
+            width = _list_width(t, name, first_batch)
+            if width:
+                features.append(FeatureColumn(name, width, is_list=True))
+                continue
+            if pa.types.is_string(t) or pa.types.is_large_string(t):
+                column = first_batch.column(name) if first_batch is not None else None
+                share = numeric_share(column)
+                if share >= 0.5:
+                    features.append(FeatureColumn(name, 1, coerce=True))
+                    warnings.append(
+                        f"feature column {name!r} is stored as text; values that do not parse as numbers "
+                        "are quarantined as invalid:non_numeric (the outputs keep its text; NA and the like "
+                        "read as missing)"
+                    )
+                    continue
+                sample = [v for v in (column.to_pylist() if column is not None else []) if v is not None][:3]
+                raise ConfigError(
+                    f"feature column {name!r} is not numeric (type {t}, values like {sample}); "
+                    "choose numeric columns with --feature-columns"
+                )
+            raise ConfigError(
+                f"feature column {name!r} has type {t}; features must be numbers or fixed-size lists of numbers"
+            )
+        return features
+
+    for f in schema:
+        if f.name in skip:
+            continue
+        column = first_batch.column(f.name).combine_chunks() if first_batch is not None else None
+        numeric_text = (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and column is not None \
+            and numeric_share(column) >= NUMERIC_LOOKING
+        why = id_like(f.name, f.type, column, numeric_text)
+        if why:
+            ignored.append(IgnoredColumn(f.name, "id-like", why))
+            continue
+        if f.name in inexact:
+            ignored.append(IgnoredColumn(f.name, "inexact-integer", inexact_detail(inexact[f.name])))
+            continue
+        if _is_numeric(f.type):
+            features.append(FeatureColumn(f.name, 1))
+            continue
+        width = _list_width(f.type, f.name, first_batch)
+        if width:
+            features.append(FeatureColumn(f.name, width, is_list=True))
+            continue
+        if numeric_text:
+            features.append(FeatureColumn(f.name, 1, coerce=True))
+            warnings.append(
+                f"column {f.name!r} is stored as text but holds numbers; it is used as a feature and "
+                "values that do not parse are quarantined as invalid:non_numeric (the outputs keep its text; "
+                "NA and the like read as missing)"
+            )
+            continue
+        ignored.append(unsupported(f.name, f.type))
+    if not features:
+        listed = "; ".join(f"{c.name} ({c.reason})" for c in ignored) or "none"
+        raise ConfigError(
+            "no numeric feature columns found besides the label and id; name them with --feature-columns "
+            f"(columns are: {', '.join(schema.names)}; left out: {listed})"
+        )
+    return features

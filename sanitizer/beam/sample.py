@@ -1,0 +1,163 @@
+"""A bounded, seeded, class-aware sample that any runner computes identically.
+
+Each valid record gets a priority ``u = uniform01(hash(record id), seed)``. The
+sample keeps
+
+* the ``size`` records with the smallest priority overall (a uniform sample), and
+* for every class, the ``min_per_class`` records of that class with the smallest
+  priority (so rare classes are represented even when the uniform part misses them).
+
+Bottom-k by a hash priority is order-free: any split of the data into bundles,
+merged in any order, gives the same sample, so DirectRunner, the portable runner
+and Dataflow fit the same detectors. Memory is bounded by
+``size + classes * min_per_class`` rows, never by the data size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sanitizer.data.batch import uniform01
+
+
+@dataclass
+class Sample:
+    X: np.ndarray
+    labels: np.ndarray  # object array of class strings
+    keys: np.ndarray  # uint64
+    ids: np.ndarray  # object array
+    priority: np.ndarray  # float64
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+    @staticmethod
+    def empty(d: int) -> "Sample":
+        return Sample(
+            np.zeros((0, d)), np.zeros(0, dtype=object), np.zeros(0, np.uint64), np.zeros(0, dtype=object), np.zeros(0)
+        )
+
+    def take(self, index: np.ndarray) -> "Sample":
+        return Sample(self.X[index], self.labels[index], self.keys[index], self.ids[index], self.priority[index])
+
+    @staticmethod
+    def concat(parts: list["Sample"]) -> "Sample":
+        parts = [p for p in parts if p.n] or parts[:1]
+        return Sample(
+            np.concatenate([p.X for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.keys for p in parts]),
+            np.concatenate([p.ids for p in parts]),
+            np.concatenate([p.priority for p in parts]),
+        )
+
+
+class Accumulator:
+    """Sample parts plus the priority cutoffs that let later rows be skipped cheaply."""
+
+    def __init__(self):
+        self.parts: list[Sample] = []
+        self.cutoff = np.inf  # a row above this priority is not in the global bottom-k ...
+        self.class_cutoffs: dict[str, float] = {}  # ... nor, above this, in its class's bottom-m
+
+    @property
+    def rows(self) -> int:
+        return sum(p.n for p in self.parts)
+
+
+class ClassAwareSampler:
+    """Pure-numpy core of the sampling CombineFn."""
+
+    def __init__(self, *, size: int, min_per_class: int, seed: int, n_features: int):
+        self.size = size
+        self.min_per_class = min_per_class
+        self.seed = seed
+        self.n_features = n_features
+
+    def create(self) -> Accumulator:
+        return Accumulator()
+
+    def candidates(self, acc: Accumulator, labels: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Mask of the rows that could still enter the sample, given what ``acc`` already holds.
+
+        Lets a caller skip the expensive part (building feature rows) for most of
+        the data once the accumulator is full: a row whose priority is above both
+        the global and its class's cutoff can never be selected.
+        """
+        pri = uniform01(keys, self.seed)
+        keep = pri <= acc.cutoff
+        if not keep.all():
+            codes, uniques = pd.factorize(labels)
+            unseen = np.inf if self.min_per_class > 0 else -np.inf
+            class_cut = np.array([acc.class_cutoffs.get(u, unseen) for u in uniques] + [unseen])
+            keep |= pri <= class_cut[codes]
+        return keep
+
+    def add(self, acc: Accumulator, X, labels, keys, ids) -> Accumulator:
+        if len(keys) == 0:
+            return acc
+        rows = np.flatnonzero(self.candidates(acc, labels, keys))
+        if len(rows) == 0:
+            return acc
+        pri = uniform01(keys[rows], self.seed)
+        ids = np.asarray(ids[rows] if not hasattr(ids, "take") else ids.take(rows), dtype=object)
+        acc.parts.append(Sample(np.asarray(X, dtype=np.float64)[rows], labels[rows], keys[rows], ids, pri))
+        # Compact once the sample is first full (that sets the cutoffs), then whenever it doubles.
+        if acc.rows > 2 * self.size + 4 * self.min_per_class * 16 or (
+            not np.isfinite(acc.cutoff) and acc.rows > self.size
+        ):
+            self._compact_into(acc)
+        return acc
+
+    def merge(self, accs) -> Accumulator:
+        out = Accumulator()
+        for acc in accs:
+            out.parts.extend(acc.parts)
+        if out.parts:
+            self._compact_into(out)
+        return out
+
+    def extract(self, acc: Accumulator) -> Sample:
+        if not acc.parts:
+            return Sample.empty(self.n_features)
+        s = self.compact(acc.parts)
+        # Sort by (priority, key) so the fitted state never depends on merge order.
+        order = np.lexsort((s.keys, s.priority))
+        return s.take(order)
+
+    def _compact_into(self, acc: Accumulator) -> None:
+        s = self.compact(acc.parts)
+        acc.parts = [s]
+        if s.n >= self.size:
+            acc.cutoff = float(np.partition(s.priority, self.size - 1)[self.size - 1])
+        cuts: dict[str, float] = {}
+        if self.min_per_class > 0:
+            codes, uniques = pd.factorize(s.labels, sort=False)
+            order = np.lexsort((s.priority, codes))
+            sorted_codes, sorted_pri = codes[order], s.priority[order]
+            starts = np.searchsorted(sorted_codes, np.arange(len(uniques)))
+            ends = np.searchsorted(sorted_codes, np.arange(len(uniques)), side="right")
+            for k, name in enumerate(uniques):
+                has_quota = ends[k] - starts[k] >= self.min_per_class
+                cuts[str(name)] = float(sorted_pri[starts[k] + self.min_per_class - 1]) if has_quota else np.inf
+        acc.class_cutoffs = cuts if np.isfinite(acc.cutoff) else {}
+
+    def compact(self, parts: list[Sample]) -> Sample:
+        s = Sample.concat(parts) if len(parts) > 1 else parts[0]
+        n = s.n
+        if n <= self.size:
+            return s
+        keep = np.zeros(n, dtype=bool)
+        keep[np.argpartition(s.priority, self.size - 1)[: self.size]] = True
+        if self.min_per_class > 0:
+            codes, _ = pd.factorize(s.labels, sort=False)
+            order = np.lexsort((s.priority, codes))
+            sorted_codes = codes[order]
+            starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+            rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+            keep[order[rank < self.min_per_class]] = True
+        return s.take(np.flatnonzero(keep))

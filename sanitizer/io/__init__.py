@@ -1,0 +1,1 @@
+"""Input and files: filesystems, finding the input, which files are read, reading shards into Arrow batches, the planned input schema. May import data/ and settings/, never beam/, detectors/ or review/."""

@@ -1,0 +1,268 @@
+"""Embeddings for detectors that judge records in a model's feature space.
+
+Three sources, in order of preference:
+
+1. **The training job's own backbone**, saved as TorchScript
+   (``torch.jit.save(torch.jit.script(model), "backbone.pt")``) and passed with
+   ``--embedding-model PATH`` (or ``detectors.feature_collision.embedding_model``).
+   This is the realistic case: feature-collision poisons are crafted against
+   the feature extractor the victim trains or fine-tunes on, so that is the
+   space to look in. The module must map a float32 tensor of shape
+   ``(batch, n_features)`` - the record's feature vector, flattened in column
+   order - to ``(batch, embedding_dim)``. It is read through Beam's
+   filesystems (``gs://`` works) and loaded once per worker process.
+
+   **The model is code.** A TorchScript graph may call any operator torch
+   has, file-writing ones included (``torch.from_file(path, shared=True)``
+   maps a file for writing), and runs with the rights of the process that
+   loads it. So a model runs only when its sha256 is pinned
+   (``--embedding-model-sha256`` or
+   ``detectors.feature_collision.embedding_model_sha256``): the bytes are
+   hashed before ``torch.jit.load`` sees them (loading can run a scripted
+   class's ``__setstate__``), and a missing or different pin is refused
+   naming the file's actual sha256. Every worker checks the same pin again.
+2. **A precomputed embedding column** (a fixed-size list of floats), via
+   ``detectors.feature_collision.embedding_column``.
+3. **A built-in default**: a small MLP (features -> 64 -> 32) trained for a
+   few epochs on the bounded sample, whose 32-d hidden layer is the embedding.
+   Its limits: it is trained on the data being checked (poison included), not
+   on the victim's training run, so it only approximates the space an attack
+   was crafted in; it sees only the tabular features; it is retrained every
+   run. Use it as a fallback, not as a substitute for the real backbone.
+
+Everything runs on the CPU, in batches, under ``torch.no_grad()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sanitizer.errors import ConfigError
+
+_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE_LOCK = threading.Lock()
+BATCH_ROWS = 8192
+
+
+def _read_bytes(path: str) -> bytes:
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        with FileSystems.open(path) as fh:
+            return fh.read()
+    except Exception as exc:
+        raise ConfigError(f"embedding model {path!r} cannot be read ({exc}); check the path") from None
+
+
+def _load_module(data: bytes, path: str):
+    import torch
+
+    try:
+        module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"embedding model {path!r} is not a loadable TorchScript file ({first}); "
+            "save it with torch.jit.save(torch.jit.script(model), PATH)"
+        ) from None
+    module.eval()
+    return module
+
+
+SHA256_KEY = "detectors.feature_collision.embedding_model_sha256"
+
+
+def check_pin(path: str, data: bytes, pinned: str | None) -> str:
+    """The sha256 of a model's bytes, when it is the one the user pinned; ConfigError otherwise.
+
+    Called before the bytes are loaded: an embedding model is code that runs with the user's rights,
+    so only a file the user has vouched for, byte for byte, is ever executed.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    if not pinned:
+        raise ConfigError(
+            f"embedding model {path!r} is code that runs with your rights, and its sha256 is not pinned; "
+            f"its sha256 is {sha}: once you trust this file, pass --embedding-model-sha256 {sha} "
+            f"(or set {SHA256_KEY})"
+        )
+    if sha != pinned.strip().lower():
+        raise ConfigError(
+            f"embedding model {path!r} has sha256 {sha}, not the pinned {pinned}; it was not loaded. "
+            f"Check the file, then pin the sha256 of the one you trust with --embedding-model-sha256 "
+            f"(or {SHA256_KEY})"
+        )
+    return sha
+
+
+@dataclass(frozen=True)
+class TorchScriptEmbedder:
+    """A user's TorchScript backbone, identified by path and its pinned sha256 (so workers load the same bytes)."""
+
+    path: str
+    sha256: str
+    dim: int
+
+    @staticmethod
+    def open(path: str, n_features: int, sha256: str | None = None) -> "TorchScriptEmbedder":
+        """Read the model, refuse it unless its sha256 is ``sha256`` (the user's pin), then load it and try it
+        on a batch of zeros; raise ConfigError with the fix if anything fails.
+
+        The trial runs in this process, with its rights: a pinned model is the user's trusted code (see
+        the module docstring), and the fit runs it on the sample right after anyway."""
+        data = _read_bytes(path)
+        sha = check_pin(path, data, sha256)
+        module = _load_module(data, path)
+        import torch
+
+        try:
+            with torch.no_grad():
+                out = module(torch.zeros((2, n_features), dtype=torch.float32))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"embedding model {path!r} failed on a batch of shape (2, {n_features}) ({first}); "
+                f"it must map float32 (batch, {n_features}) feature vectors to (batch, dim) embeddings"
+            ) from None
+        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ConfigError(
+                f"embedding model {path!r} returned {shape} for 2 rows; it must return a (batch, dim) tensor"
+            )
+        with _CACHE_LOCK:
+            _CACHE[(path, sha)] = module
+        return TorchScriptEmbedder(path, sha, int(out.shape[1]))
+
+    def module(self):
+        key = (self.path, self.sha256)
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        data = _read_bytes(self.path)
+        sha = hashlib.sha256(data).hexdigest()
+        if sha != self.sha256:
+            raise ConfigError(
+                f"embedding model {self.path!r} changed while the run was going (sha256 {sha[:12]}, "
+                f"expected {self.sha256[:12]}); rerun once it is stable"
+            )
+        module = _load_module(data, self.path)
+        with _CACHE_LOCK:
+            _CACHE[key] = module
+        return module
+
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        return _run(self.module(), X)
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance's record of the model: its path, its sha256 (the one the user pinned) and width."""
+        return {"source": "torchscript", "path": self.path, "sha256": self.sha256, "dim": self.dim}
+
+
+class _Adam:
+    """Adam with L2 weight decay, as ``torch.optim.Adam`` computes it on the CPU (its single-tensor path).
+
+    Written out because creating any ``torch.optim`` optimiser imports ``torch._dynamo``
+    (about 2 s of CPU, once per worker process, on the fit's critical path)."""
+
+    def __init__(self, params, lr: float, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        import torch
+
+        self.params, self.lr, self.weight_decay, self.betas, self.eps = params, lr, weight_decay, betas, eps
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+        self.steps = 0
+
+    def step(self) -> None:
+        """One update from the parameters' gradients, which it then clears."""
+        import torch
+
+        self.steps += 1
+        beta1, beta2 = self.betas
+        correction1 = 1 - beta1 ** self.steps
+        root_correction2 = (1 - beta2 ** self.steps) ** 0.5
+        with torch.no_grad():
+            for param, (mean, square) in zip(self.params, self.moments):
+                grad = param.grad.add(param, alpha=self.weight_decay)
+                mean.lerp_(grad, 1 - beta1)
+                square.mul_(beta2).addcmul_(grad, grad.conj(), value=1 - beta2)
+                denom = (square.sqrt() / root_correction2).add_(self.eps)
+                param.addcdiv_(mean, denom, value=-self.lr / correction1)
+                param.grad = None
+
+
+@dataclass(frozen=True)
+class BuiltinEmbedder:
+    """The fallback: a small MLP trained on the sample; its hidden layer is the embedding."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: tuple[np.ndarray, ...]  # W1, b1, W2, b2 of the two hidden layers
+    epochs: int
+    train_accuracy: float
+
+    HIDDEN: ClassVar[tuple[int, int]] = (64, 32)
+
+    @staticmethod
+    def train(X: np.ndarray, y: np.ndarray, seed: int, epochs: int = 30) -> "BuiltinEmbedder":
+        import torch
+        from torch import nn
+
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        from sanitizer.representations.scaling import standardise, standardiser
+
+        mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
+        Z = torch.tensor(standardise(X, mean, scale), dtype=torch.float32)
+        classes, codes = np.unique(y, return_inverse=True)
+        target = torch.tensor(codes, dtype=torch.long)
+        h1, h2 = BuiltinEmbedder.HIDDEN
+        body = nn.Sequential(nn.Linear(X.shape[1], h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU())
+        head = nn.Linear(h2, len(classes))
+        model = nn.Sequential(body, head)
+        optimiser = _Adam(list(model.parameters()), lr=3e-3, weight_decay=1e-4)
+        loss_fn = nn.CrossEntropyLoss()
+        n = len(Z)
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=generator)
+            for a in range(0, n, 256):
+                idx = order[a : a + 256]
+                loss_fn(model(Z[idx]), target[idx]).backward()
+                optimiser.step()
+        with torch.no_grad():
+            accuracy = float((model(Z).argmax(dim=1) == target).float().mean())
+        weights = tuple(p.detach().numpy().copy() for p in body.parameters())
+        return BuiltinEmbedder(mean, scale, weights, epochs, accuracy)
+
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        W1, b1, W2, b2 = self.weights
+        from sanitizer.representations.scaling import standardise
+
+        Z = standardise(X, self.mean, self.scale).astype(np.float32)
+        hidden = np.maximum(Z @ W1.T + b1, 0.0)
+        return np.maximum(hidden @ W2.T + b2, 0.0).astype(np.float64)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": "builtin",
+            "architecture": f"MLP features -> {self.HIDDEN[0]} -> {self.HIDDEN[1]} (ReLU), trained on the sample",
+            "epochs": self.epochs,
+            "train_accuracy": round(self.train_accuracy, 4),
+            "dim": self.HIDDEN[1],
+        }
+
+
+def _run(module, X: np.ndarray) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for a in range(0, len(X), BATCH_ROWS):
+            chunk = torch.from_numpy(np.ascontiguousarray(X[a : a + BATCH_ROWS], dtype=np.float32))
+            out.append(module(chunk).numpy().astype(np.float64))
+    if not out:
+        return np.zeros((0, 0))
+    return np.concatenate(out)

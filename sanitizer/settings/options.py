@@ -1,0 +1,110 @@
+"""``sanitize run``'s options, declared once: the ``sanitize`` command and the Beam launcher both use them.
+
+Beam-free (the ``sanitize`` command's start-up stays light); ``sanitizer.beam.launcher``
+makes the same options a Beam ``PipelineOptions`` subclass. Every option takes
+both spellings, ``--label-column`` and ``--label_column`` (launchers send the
+latter), and a switch takes ``--overwrite``, ``--overwrite=true`` or
+``--overwrite=false`` (Flex Template parameters are always ``--name=value``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def true_or_false(value: str) -> bool:
+    """A switch's value as launchers send it (``--overwrite=true``); a bare ``--overwrite`` is true."""
+    lowered = str(value).strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"takes true or false, not {value!r}")
+
+
+true_or_false.__name__ = "true or false"
+
+# name (underscores) -> add_argument keyword arguments; "switch" marks a true/false option.
+RUN_OPTIONS: dict[str, dict[str, Any]] = {
+    "input": {"help": "a file, a directory of shards or a glob (Parquet, CSV or JSON Lines)"},
+    "output": {"help": "output folder (local, gs://, s3://...)"},
+    "label_column": {"help": "the column holding each record's label"},
+    "id_column": {"help": "a unique record id column (default: generated ids)"},
+    "feature_columns": {"help": "comma-separated feature columns (default: every numeric column but label and id)"},
+    "format": {"choices": ["auto", "parquet", "csv", "jsonl"], "help": "input format (default: by extension)"},
+    "ignore": {"action": "append", "metavar": "PATTERN",
+               "help": "leave out the input files matching this glob (their name, path under the input or a "
+                       "folder on it; listed as skipped); repeatable, or comma-separated"},
+    "config": {"help": "a YAML, TOML or JSON config file (local, gs://, s3://...); flags override it"},
+    "seed": {"type": int, "help": "seed for sampling and cross-fitting folds (0 to 2**32-1)"},
+    "sample_size": {"type": int, "help": "rows the detectors learn from"},
+    "expectations": {"help": "a Great Expectations suite (JSON) to validate rows and the data set"},
+    "embedding_model": {"help": "TorchScript backbone for the feature_collision detector (path or URI); it is "
+                                "code, run with your rights, so it needs --embedding-model-sha256"},
+    "embedding_model_sha256": {"help": "the sha256 the embedding model's file must have (pins the code you "
+                                       "trust; a model without it is refused and its sha256 printed)"},
+    "missing_features": {"choices": ["report", "quarantine"],
+                         "help": "a missing (null / NaN) feature value: report keeps the row clean and judges it with "
+                                 "the sample's median (default); quarantine holds the row"},
+    "max_quarantine_share": {"type": float, "help": "publish nothing (exit 3) when the run would quarantine more than "
+                                                    "this share of the labelled rows (default 0.10)"},
+    "max_class_quarantine_share": {"type": float, "help": "... or more than this share of any class's rows "
+                                                          "(default 0.30)"},
+    "decisions": {"help": "review decisions: a reviewed run's OUT folder, its review/decisions/ folder or one "
+                          "decisions file (JSON Lines): released records stay clean, confirmed ones stay "
+                          "quarantined, while their content is the one reviewed"},
+    "overwrite": {"switch": True, "default": None,
+                  "help": "replace an earlier sanitize run in --output (only files that run wrote; anything else "
+                          "is refused); --overwrite=true|false also works"},
+    "quiet": {"switch": True, "short": "-q", "default": False, "help": "print only errors"},
+    "verbose": {"switch": True, "short": "-v", "default": False,
+                "help": "log Beam at INFO (whenever stderr is not a terminal, Beam's runners log at INFO anyway, so "
+                        "orchestrators such as Airflow see the runner's job id)"},
+}
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, short_flags: bool = True) -> None:
+    """Declare ``sanitize run``'s options on ``parser``: ``--label-column`` and ``--label_column`` alike."""
+    for name, spec in RUN_OPTIONS.items():
+        kwargs = {k: v for k, v in spec.items() if k not in ("switch", "short")}
+        flags = [f"--{name.replace('_', '-')}"]
+        if "_" in name:
+            flags.append(f"--{name}")
+        if short_flags and spec.get("short"):
+            flags.insert(0, spec["short"])
+        if spec.get("switch"):
+            kwargs.update(nargs="?", const=True, type=true_or_false, metavar="true|false")
+        parser.add_argument(*flags, dest=name, **kwargs)
+
+
+
+def config_from_args(args: Any):
+    """A Config from parsed run options (an argparse Namespace or a SanitizeOptions view): file, then flags."""
+    from sanitizer.settings.config import build_config, load_config_file
+
+    raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    for key in ("input", "output", "label_column", "id_column", "feature_columns", "format", "seed", "overwrite",
+                "decisions", "missing_features"):
+        value = getattr(args, key, None)
+        if value is not None:
+            raw[key] = value
+    for key in ("max_quarantine_share", "max_class_quarantine_share"):
+        if getattr(args, key, None) is not None:
+            raw["guard"] = dict(raw.get("guard") or {}, **{key: getattr(args, key)})
+    if getattr(args, "ignore", None):
+        raw["ignore"] = [p.strip() for value in args.ignore for p in value.split(",") if p.strip()]
+    if args.sample_size is not None:
+        raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
+    if getattr(args, "expectations", None):
+        raw["validation"] = dict(raw.get("validation") or {}, expectations=args.expectations)
+    for key in ("embedding_model", "embedding_model_sha256"):
+        if getattr(args, key, None):
+            detectors = dict(raw.get("detectors") or {})
+            detectors["feature_collision"] = dict(detectors.get("feature_collision") or {},
+                                                  **{key: getattr(args, key)})
+            raw["detectors"] = detectors
+    return build_config(raw)
