@@ -33,6 +33,13 @@ def test_wheel_holds_sanitizer_and_no_top_level_pipelines(wheel):
     assert "sanitizer/schemas/manifest.schema.json" in names or any(n.startswith("sanitizer/schemas/") for n in names)
 
 
+def test_wheel_holds_the_report_static_files(wheel):
+    """report.html inlines CSS and JavaScript read from package data: every file of report/static/ ships."""
+    static = REPO / "sanitizer" / "report" / "static"
+    expected = {f"sanitizer/report/static/{p.name}" for p in static.iterdir()}
+    assert expected and expected <= set(wheel.namelist()), expected - set(wheel.namelist())
+
+
 def test_wheel_metadata_carries_the_license(wheel):
     names = wheel.namelist()
     metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
