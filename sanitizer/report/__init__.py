@@ -9,7 +9,8 @@ the provenance dict it is written as) and its rows from
 tables, score histograms with the thresholds marked, the label-flip matrix,
 the quarantine share per class and a sortable, filterable table of the suspects
 (with thumbnails when a feature column is a square image). It opens from disk
-and fetches nothing. Regenerate it for an existing run with
+and fetches nothing: its stylesheets and scripts are files in ``static/`` (package data, see
+:mod:`sanitizer.report.assets`), inlined into the page. Regenerate it for an existing run with
 ``python -m sanitizer.report OUT``.
 """
 
