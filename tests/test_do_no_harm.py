@@ -228,7 +228,7 @@ def test_the_summary_lists_reported_rows_apart_from_the_quarantined():
 
 def test_the_torch_loader_refuses_missing_values_by_column_unless_told_to_fill(penguins):
     from sanitizer.training import load_manifest
-    from sanitizer.training.manifest import ManifestError
+    from sanitizer.training.shards import ManifestError
 
     data = load_manifest(penguins["out"])
     with pytest.raises(ManifestError, match=r"feature column '[^']+' has \d+ missing .*fill_missing="):

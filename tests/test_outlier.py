@@ -466,7 +466,7 @@ def test_a_value_far_beyond_the_reference_range_is_flagged_even_in_one_feature()
 
 def test_step_table_lookup_matches_searchsorted_exactly():
     """The binned lookup is an exact replacement for a binary search, ties and clumped data included."""
-    from sanitizer.detectors.outlier import StepTable
+    from sanitizer.detectors.outlier_tails import StepTable
 
     rng = np.random.default_rng(3)
     references = [

@@ -16,13 +16,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sanitizer.data.column_roles import IgnoredColumn, check_role_text, check_role_type, id_like, unique_over, unsupported
+from sanitizer.data.column_roles import (
+    IgnoredColumn,
+    check_role_text,
+    check_role_type,
+    id_like,
+    unique_over,
+    unsupported,
+)
 from sanitizer.settings.config import Config
 from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.data.batch import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
-from sanitizer.io.discover import Skipped, survey
-from sanitizer.io.sources import InputFile, Split, check_unique_columns, iter_file_batches, parquet_splits
+from sanitizer.io.discover import survey
+from sanitizer.io.input_rules import Skipped
+from sanitizer.io.sources import check_unique_columns, iter_file_batches, parquet_splits
+from sanitizer.io.discover import InputFile, Split
 from sanitizer.io.input_schema import (
     check_features_have_values,
     conformed_schema,

@@ -22,7 +22,6 @@ plain list of reason codes for filtering.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -116,15 +115,3 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
     reported &= ~quarantine
     return Decision(quarantine, reasons, reported, scores, released, overridden, confirmed, held_by_review,
                     matched.stale, matched.unbound)
-
-
-def reasons_json(entries: list[dict]) -> str:
-    return json.dumps(entries, sort_keys=True, default=_json_default)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)

@@ -33,6 +33,7 @@ import apache_beam as beam
 from sanitizer.io import fs as fs_util
 from sanitizer.runs import guard
 from sanitizer.runs.lineage import emit as lineage_emit
+from sanitizer.data.layout import MANIFEST
 from sanitizer.runs import provenance as prov
 from sanitizer.settings.config import Config
 from sanitizer.runs.claim import check_identical_inputs
@@ -260,7 +261,7 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
         ctx.run_id, out, plan.output_schema, clean, quarantine, plan.id_output, plan.label_column,
         [fc.name for fc in plan.features], prov_sha, config.compression,
     )
-    path = f"{out}/{prov.MANIFEST}"
+    path = f"{out}/{MANIFEST}"
     prov.write_atomic(path, manifest)  # last: publishing
     release_marker(out)
     lineage_emit.send(completed, ctx.lineage)  # COMPLETE once the manifest is published

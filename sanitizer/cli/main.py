@@ -19,7 +19,6 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
 
 from sanitizer.errors import SanitizerError
 
@@ -37,28 +36,12 @@ def _run_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> Any:
-    from sanitizer.settings.options import config_from_args as build
-
-    return build(args)
-
-
 def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """(sanitize args, Beam args): everything after '--' belongs to Beam."""
     if "--" in argv:
         i = argv.index("--")
         return argv[:i], argv[i + 1 :]
     return argv, []
-
-
-def check_beam_args(unknown: list[str]) -> list[str]:
-    """Unknown flags as Beam must get them: only names Beam knows, dashed spellings normalised
-    (``--temp-location`` -> ``--temp_location``); anything else is named as a mistake."""
-    if not unknown:
-        return []
-    from sanitizer.beam.launcher import launcher_flags
-
-    return launcher_flags(unknown)
 
 
 def _cmd_run(argv: list[str]) -> int:

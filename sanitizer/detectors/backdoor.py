@@ -57,17 +57,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sanitizer.settings.checks import check_int, check_number
-from sanitizer.detectors.backdoor_candidates import (  # noqa: F401  (importable from here, as before)
-    STATS_ROWS,
-    _candidates,
-    _distinct,
-    _model_without,
-    _otsu,
-    _shared_difference,
-    _shared_values,
-    _spread,
-    _test,
-)
+from sanitizer.detectors.backdoor_candidates import _candidates, _distinct, _test
 from sanitizer.detectors.backdoor_trigger import Trigger, _carries, _vote
 from sanitizer.detectors.base import (
     Batch,

@@ -64,22 +64,7 @@ import pandas as pd
 from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.detectors.contract import Detector
-from sanitizer.detectors.feature_collision_signals import (  # noqa: F401  (importable from here, as before)
-    MIN_RANK,
-    Reference,
-    _class_ranks,
-    _group_margin,
-    _log_ratio,
-    _nats,
-    _Neighbourhood,
-    _neighbourhood,
-    _other_distance,
-    _own_class,
-    _rank_within_row,
-    _search,
-    _votes,
-    search_width,
-)
+from sanitizer.detectors.feature_collision_signals import Reference, _group_margin, _nats, _neighbourhood, search_width
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import salted
 

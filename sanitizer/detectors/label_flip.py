@@ -80,24 +80,16 @@ from sanitizer.detectors.base import (
     standardiser,
 )
 from sanitizer.detectors.contract import Detector
-from sanitizer.detectors.label_flip_calibration import (  # noqa: F401  (importable from here, as before)
+from sanitizer.detectors.label_flip_calibration import (
     _choose_weight,
     _class_thresholds,
     _confident_joint,
     _margin,
-    _neighbours,
     _opinions,
     _top_pairs,
     _with_fold_indexes,
 )
-from sanitizer.detectors.label_flip_classifiers import (  # noqa: F401  (importable from here, as before)
-    _OPT_IN_FIX,
-    ALLOWED_CLASSIFIERS,
-    DEFAULT_CLASSIFIER,
-    allowed_classifiers_text,
-    classifier_class,
-    make_classifier,
-)
+from sanitizer.detectors.label_flip_classifiers import DEFAULT_CLASSIFIER, make_classifier
 from sanitizer.detectors.label_flip_noise import _noise_model, _posterior_wrong, _recognised, _row_thresholds
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import salted

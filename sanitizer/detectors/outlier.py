@@ -66,18 +66,10 @@ from sanitizer.detectors.outlier_signals import (
     _clipped,
     _feature_nats,
     _references,
-    _signals,  # noqa: F401  (importable from here, as before)
     _signals_threaded,
     class_groups,
 )
-from sanitizer.detectors.outlier_tails import (  # noqa: F401  (importable from here, as before)
-    MAX_NATS,
-    TRIM,
-    StepTable,
-    TailReference,
-    _compact,
-    _trimmed_scale,
-)
+from sanitizer.detectors.outlier_tails import TailReference
 from sanitizer.data.batch import salted
 
 MIN_ROWS = 40

@@ -16,17 +16,7 @@ from dataclasses import dataclass
 from sanitizer.errors import InputError
 from sanitizer.io.fs import escape_glob, has_glob, is_remote, static_prefix
 from sanitizer.io.fs import filesystems as _filesystems
-from sanitizer.io.input_rules import (  # noqa: F401 - re-exported: sources and planning import them from here
-    COMPRESSIONS,
-    EXTENSIONS,
-    Skipped,
-    compression_of,
-    folder_reason,
-    format_of,
-    conventional_skip,
-    ignored_by,
-    open_input,
-)
+from sanitizer.io.input_rules import Skipped, folder_reason, format_of, conventional_skip, ignored_by
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,8 @@ import pyarrow.compute as pc
 
 from sanitizer.errors import InputError
 from sanitizer.data.value_types import TYPE_SCAN_BYTES, TypeScan, cast_exact
-from sanitizer.io.discover import (  # noqa: F401 - re-exported: planning imports them from here
-    EXTENSIONS,
-    InputFile,
-    Split,
-    discover,
-    input_is_literal,
-    open_input,
-)
+from sanitizer.io.discover import InputFile, Split
+from sanitizer.io.input_rules import open_input
 
 READ_ISSUE = "__sanitizer_read_issue"
 

@@ -30,21 +30,16 @@ File access (local paths, or any Beam filesystem for ``scheme://`` URIs) is
 from sanitizer.errors import ConfigError, IntegrityError, SanitizerError
 from sanitizer.io.fs import exists, read_bytes
 from sanitizer.runs.decisions import (
-    CODES_COLUMN,
     CONFIRM,
     CONFIRMED_CODE,
-    CONTENT_COLUMN,
     CONTENT_FIELD,
     DECISION_KINDS,
     DECISIONS_DIR,
     DECISIONS_FILE,
-    REASONS_COLUMN,
     RELEASE,
     REQUIRED_FIELDS,
     REVIEW_DETECTOR,
-    REVIEW_DIR,
     ROW_CHECK_DETECTOR,
-    SCORE_PREFIX,
     Matched,
     ReviewDecisions,
     ReviewError,
@@ -61,6 +56,7 @@ from sanitizer.runs.decisions import (
     provenance_entry,
     utc_now,
 )
+from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, REVIEW_DIR, SCORE_PREFIX
 from sanitizer.review.importing import ImportResult, import_decisions
 from sanitizer.review.lock import LOCK_FILE, publish_lock
 from sanitizer.review.output import (

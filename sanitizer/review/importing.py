@@ -27,7 +27,6 @@ from sanitizer.runs.decisions import (
     DECISION_KINDS,
     RELEASE,
     REQUIRED_FIELDS,
-    REVIEW_DIR,
     ROW_CHECK_DETECTOR,
     ReviewError,
     decision_sources,
@@ -35,6 +34,7 @@ from sanitizer.runs.decisions import (
     parse_decisions,
     write_batch,
 )
+from sanitizer.data.layout import REVIEW_DIR
 from sanitizer.review.output import (
     Output,
     QuarantinedRecord,

@@ -15,15 +15,11 @@ from typing import Iterable
 
 from sanitizer.io import fs
 from sanitizer.runs.decisions import (
-    CODES_COLUMN,
     CONFIRMED_CODE,
-    CONTENT_COLUMN,
     CONTENT_FIELD,
     DECISION_KINDS,
-    REASONS_COLUMN,
     RELEASE,
     ROW_CHECK_DETECTOR,
-    SCORE_PREFIX,
     ReviewDecisions,
     ReviewError,
     binding,
@@ -33,6 +29,7 @@ from sanitizer.runs.decisions import (
     utc_now,
     write_batch,
 )
+from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, SCORE_PREFIX
 
 
 # --------------------------------------------------------------------------- the published run
@@ -62,7 +59,7 @@ class Output:
 
 def open_output(out: str) -> Output:
     out = out.rstrip("/")
-    from sanitizer.runs.provenance import MANIFEST
+    from sanitizer.data.layout import MANIFEST
 
     path = fs.join(out, MANIFEST)
     if not fs.exists(path):
@@ -92,7 +89,7 @@ def open_output(out: str) -> Output:
 
 def applied_decisions(output: Output) -> set[str]:
     """sha256 of the decisions files the published data already reflects (a publication, or run --decisions)."""
-    from sanitizer.runs.provenance import PROVENANCE
+    from sanitizer.data.layout import PROVENANCE
 
     applied = set()
     if output.publication:

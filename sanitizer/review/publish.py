@@ -35,15 +35,14 @@ from sanitizer.errors import IntegrityError
 from sanitizer.runs.record import RunRecord
 from sanitizer.runs.decisions import (
     CONTENT_FIELD,
-    REASONS_COLUMN,
     RELEASE,
-    REVIEW_DIR,
     ROW_CHECK_DETECTOR,
     ReviewDecisions,
     ReviewError,
     binding,
     load_output_decisions,
 )
+from sanitizer.data.layout import MANIFEST, REASONS_COLUMN, REVIEW_DIR
 from sanitizer.review.lock import publish_lock
 from sanitizer.review.output import (
     Output,
@@ -354,7 +353,7 @@ def _publish(output: Output, decisions: ReviewDecisions) -> dict[str, Any]:
         if released_shard is not None:  # the shard takes its name just before the manifest names it
             written.append(output.path(released_shard["path"]))
             fs.rename(output.path(released_shard["path"]) + ".tmp", output.path(released_shard["path"]))
-        prov.write_atomic(output.path(prov.MANIFEST), new_manifest)  # last: publishing
+        prov.write_atomic(output.path(MANIFEST), new_manifest)  # last: publishing
     except BaseException:
         for path in written:
             try:

@@ -95,8 +95,8 @@ def _is_folder(path: str) -> bool:
     return not _fs().exists(path)  # an object prefix
 
 
-_PROBES = ("clean/part-00000-of-00001.parquet", "quarantine/part-00000-of-00001.parquet", prov.MANIFEST,
-           prov.PROVENANCE, "lineage.json", "report.html", "_work/stats.json", "validation/summary.json",
+_PROBES = ("clean/part-00000-of-00001.parquet", "quarantine/part-00000-of-00001.parquet", layout.MANIFEST,
+           layout.PROVENANCE, "lineage.json", "report.html", "_work/stats.json", "validation/summary.json",
            "review/decisions.jsonl", "review/decisions/20260101T000000Z-0.jsonl",
            "clean/part-released-0.parquet")
 
@@ -206,10 +206,10 @@ def _owned_paths(out: str, present: list[str]) -> list[str]:
     (:func:`_ours_inside`); anything else in them is left where it is.
     """
     fs = _fs()
-    manifest = _read_record(f"{out}/{prov.MANIFEST}", ("manifest_version", "run_id", "clean"))
-    provenance = _read_record(f"{out}/{prov.PROVENANCE}", ("run_id", "outputs"))
+    manifest = _read_record(f"{out}/{layout.MANIFEST}", ("manifest_version", "run_id", "clean"))
+    provenance = _read_record(f"{out}/{layout.PROVENANCE}", ("run_id", "outputs"))
     marker = _read_record(f"{out}/{MARKER}", ("sanitizer_run",))
-    foreign = [name for name, rec in ((prov.MANIFEST, manifest), (prov.PROVENANCE, provenance), (MARKER, marker))
+    foreign = [name for name, rec in ((layout.MANIFEST, manifest), (layout.PROVENANCE, provenance), (MARKER, marker))
                if rec is False]
     if not (manifest or provenance or marker):
         raise ConfigError(
@@ -257,8 +257,8 @@ def _owned_paths(out: str, present: list[str]) -> list[str]:
             "publication records do not name them), so --overwrite deletes nothing; move them out of "
             f"{out!r} or choose another --output"
         )
-    doomed = [f"{out}/{prov.MANIFEST}"] + [p for p, _ in superseded]
-    doomed += [f"{out}/{name}{tmp}" for name in _OUR_FILES for tmp in ("", ".tmp") if name != prov.MANIFEST or tmp]
+    doomed = [f"{out}/{layout.MANIFEST}"] + [p for p, _ in superseded]
+    doomed += [f"{out}/{name}{tmp}" for name in _OUR_FILES for tmp in ("", ".tmp") if name != layout.MANIFEST or tmp]
     doomed += [f"{out}/{name}" for name, _ in _list_names(out)
                if _TEMPORARY.fullmatch(name) and _TEMPORARY.fullmatch(name).group(1) in _OUR_FILES]
     doomed += [f"{out}/{name}" for name in _SHARD_FOLDERS]
@@ -289,7 +289,7 @@ def _ours_inside(out: str, folder: str) -> list[str]:
 
 def _first_run_conflicts(out: str) -> list[str]:
     """What a first run into ``out`` would overwrite or write into: our file and folder names that exist."""
-    names = [prov.MANIFEST, prov.PROVENANCE, layout.REPORT, layout.LINEAGE, "clean", "quarantine", "_work",
+    names = [layout.MANIFEST, layout.PROVENANCE, layout.REPORT, layout.LINEAGE, "clean", "quarantine", "_work",
              layout.VALIDATION_DIR, MARKER]
     present = [p for p in names if _exists(f"{out}/{p}")]
     present += [prov.relative(m.path, out)
@@ -325,7 +325,7 @@ def prepare_output(out: str, overwrite: bool) -> None:
     """
     present = _first_run_conflicts(out)
     if present and not overwrite:
-        if {prov.MANIFEST, prov.PROVENANCE, MARKER} & set(present):
+        if {layout.MANIFEST, layout.PROVENANCE, MARKER} & set(present):
             raise ConfigError(
                 f"output {out!r} already holds a run ({', '.join(present)}); "
                 "choose an empty folder or pass --overwrite to replace it"

@@ -58,7 +58,7 @@ from typing import Any, Iterable
 
 from sanitizer.io import fs
 from sanitizer.errors import ConfigError, SanitizerError
-from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, REVIEW_DIR, SCORE_PREFIX  # noqa: F401
+from sanitizer.data.layout import REVIEW_DIR
 
 DECISIONS_FILE = f"{REVIEW_DIR}/decisions.jsonl"  # the old single file: read, never written
 DECISIONS_DIR = f"{REVIEW_DIR}/decisions"  # one file per release/confirm command

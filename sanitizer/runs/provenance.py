@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from sanitizer.io import fs as fs_util
 from sanitizer.errors import IntegrityError
-from sanitizer.data.layout import MANIFEST, PROVENANCE  # noqa: F401 - re-exported: prov.MANIFEST
+from sanitizer.data.layout import PROVENANCE
 from sanitizer.runs.record import Accounting, Counts
 
 MANIFEST_VERSION = 1

@@ -39,7 +39,7 @@ from typing import Any
 
 # The value checks live in sanitizer.settings.checks, a leaf module the detectors import too (so neither
 # imports the other); they stay importable from here under their old names.
-from sanitizer.settings.checks import check_int, check_number, check_plain_data, check_size  # noqa: F401 - re-exported
+from sanitizer.settings.checks import check_int, check_size
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import MISSING_ACTIONS
 

@@ -24,15 +24,8 @@ The package:
   (a :class:`torch.utils.data.IterableDataset`; torch is imported on first use).
 """
 
-from sanitizer.training.manifest import (
-    CLEAN_DIR,
-    MANIFEST,
-    SUPPORTED_MANIFEST_VERSIONS,
-    CleanData,
-    ManifestError,
-    Shard,
-    load_manifest,
-)
+from sanitizer.training.manifest import CLEAN_DIR, MANIFEST, SUPPORTED_MANIFEST_VERSIONS, CleanData, load_manifest
+from sanitizer.training.shards import ManifestError, Shard
 from sanitizer.training.torch import FLOAT32_MAX, make_torch_dataset
 
 

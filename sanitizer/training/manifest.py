@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from sanitizer.data.layout import CLEAN_DIR, MANIFEST
 from sanitizer.training.binding import check_fields, check_provenance
-from sanitizer.training.shards import (  # noqa: F401 - ManifestError and Shard are part of this module's API
+from sanitizer.training.shards import (
     ManifestError,
     Shard,
     _exists,
@@ -48,7 +48,6 @@ from sanitizer.training.shards import (  # noqa: F401 - ManifestError and Shard 
     _list_uri,
     _manifest_schema,
     _read_bytes,
-    _read_verified,
     _resolve,
     _same_file,
     _shard_relpath,
@@ -56,7 +55,6 @@ from sanitizer.training.shards import (  # noqa: F401 - ManifestError and Shard 
     _verify_shard,
     _check_sha256_text,
     _open,
-    _filesystem,
 )
 
 SUPPORTED_MANIFEST_VERSIONS = (1,)

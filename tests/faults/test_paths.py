@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from sanitizer.errors import ConfigError, InputError
-from sanitizer.io.sources import discover
+from sanitizer.io.discover import discover
 from conftest import load_json, read_dir, run_cli, write_rows
 from conftest import sanitize_quiet as sanitize
 
