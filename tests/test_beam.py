@@ -208,7 +208,7 @@ def test_score_fn_splits_clean_quarantine_and_stats(setup, scored):
     assert scored["invalid"] == {f"a.parquet:{NAN_ROW}", f"b.parquet:{NULL_LABEL_ROW}"}
     assert len(scored["flagged"] & planted_ids) >= 0.8 * len(planted_ids)
     n = 2 * ROWS_PER_FILE
-    q_schema = quarantine_schema(plan.output_schema)  # every built-in detector has a score column
+    q_schema = quarantine_schema(plan.output_schema, list(REGISTRY))  # every built-in detector has a score column
 
     def check_clean_tables(tables):
         for t in tables:

@@ -25,7 +25,8 @@ from sanitizer.report import MAX_ROWS, render_report
 from sanitizer.report.data import load_quarantine
 from sanitizer.report.neighbours import SAMPLE_ROWS, SHOWN_FEATURES, sig
 from sanitizer.report.page import script_json
-from sanitizer.review.output import id_strings, open_output, quarantined_records
+from sanitizer.data.batch import id_strings
+from sanitizer.review.output import open_output, quarantined_records
 from sanitizer.simulate import flip_labels
 
 SIZE_LIMIT = 10_000_000  # bytes of the page's JSON for rows + references at the cap

@@ -24,14 +24,14 @@ from sanitizer.data.column_roles import (
     unique_over,
     unsupported,
 )
+from sanitizer.runs.decisions import load_decisions
 from sanitizer.settings.config import Config
 from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.data.batch import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
-from sanitizer.io.discover import survey
 from sanitizer.io.input_rules import Skipped
 from sanitizer.io.sources import check_unique_columns, iter_file_batches, parquet_splits
-from sanitizer.io.discover import InputFile, Split
+from sanitizer.io.discover import InputFile, Split, survey
 from sanitizer.io.input_schema import (
     check_features_have_values,
     conformed_schema,
@@ -95,8 +95,6 @@ def make_plan(config: Config) -> Plan:
     config.require_runnable()
     decisions = None
     if config.decisions:
-        from sanitizer.review import load_decisions
-
         decisions = load_decisions(config.decisions)  # a broken line stops the run here, naming the line
     found = survey(config.input, config.format, config.ignore)  # every file under the input: read or skipped
     files = found.files

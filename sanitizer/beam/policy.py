@@ -52,7 +52,7 @@ def _clean_number(value: float) -> float | None:
 def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict[str, str],
            review=None, ids: np.ndarray | None = None, content=None) -> Decision:
     """``review``: a sanitizer.review.ReviewDecisions; ``ids``: every row's id string (needed with it);
-    ``content``: each row's sanitizer.review.content_sha256 (None where not computed; needed for the rows
+    ``content``: each row's sanitizer.data.content_hash.content_sha256 (None where not computed; needed for the rows
     with a decision). A decision applies only to the content it was made for; the others are ``stale``."""
     quarantine = ~ex.valid.copy()
     reported = np.zeros(n_rows, dtype=bool)

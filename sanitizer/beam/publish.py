@@ -36,7 +36,8 @@ from sanitizer.runs.lineage import emit as lineage_emit
 from sanitizer.data.layout import MANIFEST
 from sanitizer.runs import provenance as prov
 from sanitizer.settings.config import Config
-from sanitizer.runs.claim import check_identical_inputs
+from sanitizer.runs.claim import check_identical_inputs, release_marker
+from sanitizer.runs.decisions import provenance_entry as review_provenance
 from sanitizer.errors import InputError, SanitizerError
 from sanitizer.beam.plan import Plan
 from sanitizer.runs.record import Accounting, Columns, Counts, RunRecord, Shard, Timings
@@ -186,8 +187,6 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, **parts) -> str:
 
 def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats: Counts, fit,
              file_rows, duplicates=None, sample_validation=None) -> str:
-    from sanitizer.runs.claim import release_marker
-    from sanitizer.review import provenance_entry as review_provenance
     from sanitizer.beam.dataset_checks import finish_validation
 
     t_publish = time.time()

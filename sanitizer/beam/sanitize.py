@@ -53,6 +53,7 @@ from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
 from sanitizer.data import layout
+from sanitizer.detectors import REGISTRY
 from sanitizer.settings.config import Config, build_config, load_config_file
 from sanitizer.errors import ConfigError
 from sanitizer.beam.plan import Plan, make_plan
@@ -214,7 +215,7 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
     )
     parts["quarantine_files"] = scored.quarantine | "WriteQuarantine" >> WriteToParquetBatched(
         layout.shard_base(out, layout.QUARANTINE_DIR),
-        schema=layout.quarantine_schema(plan.output_schema),
+        schema=layout.quarantine_schema(plan.output_schema, list(REGISTRY)),
         file_name_suffix=layout.SHARD_SUFFIX,
         shard_name_template=layout.SHARD_TEMPLATE,
         codec=config.compression,

@@ -29,10 +29,10 @@ from sanitizer.runs.record import Counts, DetectorCounts, ReviewCounts
 from sanitizer.runs.score_histogram import ScoreHistogram
 from sanitizer.beam.policy import decide
 from sanitizer.data.layout import (
-    CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column, score_detectors,
+    CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column,
 )
 from sanitizer.data.reasons import to_arrow as reasons_arrow
-from sanitizer.runs.decisions import content_sha256
+from sanitizer.data.content_hash import content_sha256
 
 NULL_CLASS = "<null>"
 
@@ -181,11 +181,12 @@ class ScoreFn(beam.DoFn):
             quarantined = quarantined.append_column(
                 CONTENT_COLUMN, pa.array(_content_of(table, rows, content), type=pa.string())
             )
-            for name in score_detectors():  # every built-in detector: null where it is off or did not judge
+            for name in REGISTRY:  # every built-in detector: null where it is off or did not judge
                 values = decision.scores[name][rows] if name in decision.scores else np.full(len(rows), np.nan)
                 quarantined = quarantined.append_column(
                     score_column(name), pa.array(values, type=pa.float64(), mask=np.isnan(values)))
-            outputs.append(TaggedOutput("quarantine", quarantined.cast(quarantine_schema(plan.output_schema))))
+            q_schema = quarantine_schema(plan.output_schema, list(REGISTRY))
+            outputs.append(TaggedOutput("quarantine", quarantined.cast(q_schema)))
         counts = self._stats(n, ex, decision, results)
         seconds["split"] = time.perf_counter() - t0  # policy, reasons and the clean / quarantine tables
         counts.seconds = seconds

@@ -20,12 +20,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sanitizer.io.sources import READ_ISSUE, parse_numbers
-from sanitizer.data.value_types import EXACT_FLOAT_INT
+from sanitizer.data.value_types import EXACT_FLOAT_INT, parse_numbers
 
 ID_COLUMN = "sanitizer_id"
 KEY_COLUMN = "__sanitizer_key"
 INTERNAL_PREFIX = "__sanitizer_"
+READ_ISSUE = "__sanitizer_read_issue"  # what reading found wrong with a row's values (JSON lines), set by the reader
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 """The largest magnitude a feature may have: the training job reads features as float32, where a
 larger finite value (1e308, -3.5e38) becomes inf. Such a row is quarantined as ``invalid:out_of_range``."""
@@ -95,6 +95,13 @@ class Extracted:
     """Row index -> extra issues with row-specific evidence (for example the unparsable value)."""
     embedding: np.ndarray | None = None
     """(n_valid, e) precomputed embeddings, when an embedding column is configured."""
+
+
+def id_strings(column) -> list:
+    """Record ids as strings, the form review decisions and the report name records by."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return pc.cast(column, pa.string()).to_pylist()
 
 
 def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

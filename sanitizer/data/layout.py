@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from sanitizer.data.reasons import REASONS_TYPE
+
 MANIFEST = "manifest.json"
 PROVENANCE = "provenance.json"
 REPORT = "report.html"
@@ -45,23 +47,14 @@ def shard_base(out: str, folder: str) -> str:
     return f"{out.rstrip('/')}/{folder}/{SHARD_PREFIX}"
 
 
-def score_detectors() -> list[str]:
-    """Detectors with a score column in every quarantine shard, enabled or not (null when off), so the
-    schema is the same from run to run: every built-in detector."""
-    from sanitizer.detectors import REGISTRY
-
-    return list(REGISTRY)
-
-
-def quarantine_schema(output_schema: pa.Schema, detectors: list[str] | None = None) -> pa.Schema:
+def quarantine_schema(output_schema: pa.Schema, detectors: list[str]) -> pa.Schema:
     """The clean output's schema plus the quarantine columns: reasons (see ``sanitizer.data.reasons``), codes,
-    content hash and one score column per detector of ``detectors`` (default :func:`score_detectors`)."""
-    from sanitizer.data.reasons import REASONS_TYPE
-
+    content hash and one score column per detector of ``detectors`` (the run passes every built-in detector, enabled
+    or not, so the schema is the same from run to run)."""
     schema = output_schema
     schema = schema.append(pa.field(REASONS_COLUMN, REASONS_TYPE))
     schema = schema.append(pa.field(CODES_COLUMN, pa.list_(pa.string())))
     schema = schema.append(pa.field(CONTENT_COLUMN, pa.string()))
-    for name in score_detectors() if detectors is None else detectors:
+    for name in detectors:
         schema = schema.append(pa.field(score_column(name), pa.float64()))
     return schema

@@ -27,6 +27,7 @@ and both files.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -266,3 +267,27 @@ def unify_schemas(schemas: list[pa.Schema], paths: list[str], fmt: str) -> pa.Sc
                 type_, source = unified, path
         fields.append(field.with_type(type_))
     return pa.schema(fields, metadata=first.metadata)
+
+
+_NAN_WORDS = pa.array(["nan", "+nan", "-nan"])
+
+
+def parse_numbers(column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Text (or anything castable to text) -> float64, vectorised.
+
+    Returns (values, unparsable, null): ``unparsable`` marks non-null values that
+    are not numbers (``"abc"``); a literal ``"nan"`` parses to NaN and is left for
+    the NaN check to report.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    null = np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    values = pd.to_numeric(
+        pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce"
+    ).to_numpy(dtype=np.float64, na_value=np.nan)
+    nan_word = np.asarray(
+        pc.is_in(pc.utf8_lower(text), value_set=_NAN_WORDS).fill_null(False).to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    return values, np.isnan(values) & ~null & ~nan_word, null

@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 
 from sanitizer.errors import InputError
 from sanitizer.data.batch import FeatureColumn, beyond_float, inexact_integer_text, missing_words
-from sanitizer.io.sources import iter_file_batches, parquet_metadata, parse_numbers, read_schema
-from sanitizer.data.value_types import EXACT_FLOAT_INT, TYPE_SCAN_BYTES, unify_schemas
+from sanitizer.io.sources import iter_file_batches, parquet_metadata, read_schema
+from sanitizer.data.value_types import EXACT_FLOAT_INT, TYPE_SCAN_BYTES, parse_numbers, unify_schemas
 
 
 def unified_schema(files) -> pa.Schema:

@@ -21,12 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sanitizer.errors import InputError
-from sanitizer.data.value_types import TYPE_SCAN_BYTES, TypeScan, cast_exact
+from sanitizer.data.batch import READ_ISSUE
+from sanitizer.data.value_types import TYPE_SCAN_BYTES, TypeScan, cast_exact, parse_numbers
 from sanitizer.io.discover import InputFile, Split
 from sanitizer.io.input_rules import open_input
-
-READ_ISSUE = "__sanitizer_read_issue"
-
 
 def _open(path: str):
     return open_input(path)  # decompressed by suffix (.csv.gz): sanitizer.io.discover
@@ -306,30 +304,6 @@ def _conform(table: pa.Table, schema: pa.Schema | None, f: InputFile) -> pa.Tabl
     if recast and not pd.isnull(issues).all():
         out = out.append_column(READ_ISSUE, pa.array(issues, type=pa.string()))
     return out
-
-
-_NAN_WORDS = pa.array(["nan", "+nan", "-nan"])
-
-
-def parse_numbers(column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Text (or anything castable to text) -> float64, vectorised.
-
-    Returns (values, unparsable, null): ``unparsable`` marks non-null values that
-    are not numbers (``"abc"``); a literal ``"nan"`` parses to NaN and is left for
-    the NaN check to report.
-    """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
-    null = np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    values = pd.to_numeric(
-        pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce"
-    ).to_numpy(dtype=np.float64, na_value=np.nan)
-    nan_word = np.asarray(
-        pc.is_in(pc.utf8_lower(text), value_set=_NAN_WORDS).fill_null(False).to_numpy(zero_copy_only=False),
-        dtype=bool,
-    )
-    return values, np.isnan(values) & ~null & ~nan_word, null
 
 
 def _cast_column(col: pa.ChunkedArray, field: pa.Field, issues: np.ndarray) -> pa.ChunkedArray:

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sanitizer.data.batch import id_strings
 from sanitizer.data.layout import CLEAN_DIR, QUARANTINE_DIR, SCORE_PREFIX
 
 BATCH_ROWS = 8192
@@ -106,10 +107,8 @@ def text(value) -> str | None:
 
 
 def id_texts(column) -> list:
-    """The ids as review's id strings (:func:`sanitizer.review.output.id_strings`: decisions downloaded
+    """The ids as review's id strings (:func:`sanitizer.data.batch.id_strings`: decisions downloaded
     from the page are imported by them, and the detectors name neighbours by them)."""
-    from sanitizer.review.output import id_strings
-
     try:
         return id_strings(column)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. binary ids that are not UTF-8
@@ -341,7 +340,7 @@ def reference_entries(found: Lookup, label_column: str) -> dict[str, dict]:
 
 
 def _id_array(column) -> pa.Array:
-    """:func:`id_texts` as an Arrow array (the cast review's id_strings makes, without Python strings)."""
+    """:func:`id_texts` as an Arrow array (the cast id_strings makes, without Python strings)."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     try:
         return pc.cast(column, pa.string())

@@ -29,6 +29,8 @@ File access (local paths, or any Beam filesystem for ``scheme://`` URIs) is
 
 from sanitizer.errors import ConfigError, IntegrityError, SanitizerError
 from sanitizer.io.fs import exists, read_bytes
+from sanitizer.data.batch import id_strings
+from sanitizer.data.content_hash import content_columns, content_sha256
 from sanitizer.runs.decisions import (
     CONFIRM,
     CONFIRMED_CODE,
@@ -44,8 +46,6 @@ from sanitizer.runs.decisions import (
     ReviewDecisions,
     ReviewError,
     binding,
-    content_columns,
-    content_sha256,
     decision_sources,
     decisions_dir,
     decisions_path,
@@ -67,7 +67,6 @@ from sanitizer.review.output import (
     code_matches,
     filter_records,
     find_record,
-    id_strings,
     natural_key,
     open_output,
     parse_reasons,

@@ -23,12 +23,13 @@ from sanitizer.runs.decisions import (
     ReviewDecisions,
     ReviewError,
     binding,
-    content_sha256,
     default_reviewer,
     load_output_decisions,
     utc_now,
     write_batch,
 )
+from sanitizer.data.batch import id_strings
+from sanitizer.data.content_hash import content_sha256
 from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, SCORE_PREFIX
 
 
@@ -120,15 +121,6 @@ def read_quarantine(output: Output, columns: list[str] | None = None):
         names = columns or [output.id_column, output.label_column]
         return pa.table({c: pa.array([], type=pa.string()) for c in names})
     return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
-
-
-def id_strings(column) -> list:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    return pc.cast(column, pa.string()).to_pylist()
 
 
 def parse_reasons(value) -> list[dict]:

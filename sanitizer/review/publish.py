@@ -44,10 +44,10 @@ from sanitizer.runs.decisions import (
 )
 from sanitizer.data.layout import MANIFEST, REASONS_COLUMN, REVIEW_DIR
 from sanitizer.review.lock import publish_lock
+from sanitizer.data.batch import id_strings
 from sanitizer.review.output import (
     Output,
     applied_decisions,
-    id_strings,
     natural_key,
     open_output,
     parse_reasons,

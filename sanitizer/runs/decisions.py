@@ -22,7 +22,7 @@ decisions file, a ``review/decisions/`` folder, a ``review/`` folder or a run's
 OUT folder.
 
 **A decision is bound to the record's content**, not just its id:
-``content_sha256`` is :func:`content_sha256` of the record's original columns
+``content_sha256`` is :func:`sanitizer.data.content_hash.content_sha256` of the record's original columns
 when the decision was made (runs store the same hash in the quarantine column
 ``sanitizer_content_sha256``). A decision applies only while the record at its
 id still has that content; generated ids are file positions
@@ -54,7 +54,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from sanitizer.io import fs
 from sanitizer.errors import ConfigError, SanitizerError
@@ -70,51 +70,9 @@ REVIEW_DETECTOR = "review"
 CONFIRMED_CODE = "review:confirmed"
 ROW_CHECK_DETECTOR = "validation"  # row checks and row-level expectations: a release cannot override them
 
-_CONTENT_VERSION = b"sanitizer-content-v1\n"
-
-
 class ReviewError(SanitizerError):
     """A review command cannot do what was asked (unknown id, nothing to publish...); nothing was written."""
 
-
-
-# --------------------------------------------------------------------------- record content
-
-
-def content_columns(names: Iterable[str]) -> list[str]:
-    """A record's original columns: every column but the ones the sanitizer adds (``sanitizer_*``, internal)."""
-    return [n for n in names if not n.startswith(("sanitizer_", "__sanitizer_"))]
-
-
-def _canonical(value: Any) -> Any:
-    """JSON for the values json cannot write itself (bytes, dates, decimals), tagged so types stay apart."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$bytes": bytes(value).hex()}
-    if hasattr(value, "isoformat"):
-        return {"$time": value.isoformat()}
-    return {"$" + type(value).__name__: str(value)}
-
-
-def content_sha256(table, rows=None) -> list[str]:
-    """sha256 (hex) of each row's original columns (:func:`content_columns`), in a canonical encoding.
-
-    The one definition of "the same record": the pipeline writes it into the quarantine column
-    ``sanitizer_content_sha256``, a decision stores it, and a later run or ``publish`` compares the two.
-    The encoding is a versioned prefix + the row as compact JSON with sorted column names (floats as
-    Python's shortest round-trip repr, NaN as ``NaN``), so it does not depend on column order, batch
-    boundaries or the runner. ``rows``: positions to hash (default all); per-row Python, so the pipeline
-    hashes only the rows that need it (quarantined rows and rows with a decision).
-    """
-    import pyarrow as pa
-
-    table = table.select(content_columns(table.column_names))
-    if rows is not None:
-        table = table.take(pa.array(rows, type=pa.int64()))
-    out = []
-    for record in table.to_pylist():
-        text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_canonical)
-        out.append(hashlib.sha256(_CONTENT_VERSION + text.encode("utf-8")).hexdigest())
-    return out
 
 
 def binding(decision: dict | None, content: str | None) -> str:
@@ -182,7 +140,7 @@ class ReviewDecisions:
         return np.flatnonzero(np.fromiter((i is not None and i in latest for i in ids), dtype=bool, count=len(ids)))
 
     def lookup(self, ids, content=None) -> Matched:
-        """Masks over a batch: ``ids`` (id strings) and ``content`` (each row's :func:`content_sha256`,
+        """Masks over a batch: ``ids`` (id strings) and ``content`` (each row's content hash,
         None where not computed; needed at least for the rows with a decision). A decision applies only
         to a row whose content hash equals the one stored with it; otherwise the row is ``stale``."""
         import numpy as np

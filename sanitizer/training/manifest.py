@@ -56,6 +56,7 @@ from sanitizer.training.shards import (
     _check_sha256_text,
     _open,
 )
+from sanitizer.training.torch import make_torch_dataset  # torch itself is imported on first use
 
 SUPPORTED_MANIFEST_VERSIONS = (1,)
 
@@ -236,6 +237,4 @@ class CleanData:
         Clean data may hold missing feature values (a run keeps such rows clean by default, with a
         ``missing:COLUMN`` reason): the dataset refuses them, naming the column, unless ``fill_missing``
         says what they become (one number for every column, or ``{column: number}``)."""
-        from sanitizer.training.torch import make_torch_dataset  # on first use: this module needs no torch
-
         return make_torch_dataset(self, features, label, batch_size, label_map, ids, fill_missing)

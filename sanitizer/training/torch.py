@@ -9,7 +9,7 @@ on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +17,22 @@ import pyarrow.compute as pc
 
 from sanitizer.training.shards import ManifestError, Shard, _manifest_schema, _verified_parquet
 
-if TYPE_CHECKING:
-    from sanitizer.training.manifest import CleanData
+
+class CleanData(Protocol):
+    """What the stream reads of a :class:`sanitizer.training.manifest.CleanData` (which hands itself in):
+    the verified shards and the column roles the manifest names."""
+
+    manifest: dict
+    shards: tuple[Shard, ...]
+
+    @property
+    def label_column(self) -> str | None: ...
+
+    @property
+    def id_column(self) -> str | None: ...
+
+    @property
+    def feature_columns(self) -> list[str]: ...
 
 # --------------------------------------------------------------------------- features and labels
 

@@ -35,7 +35,8 @@ from sanitizer.settings.config import build_config
 from sanitizer.errors import InputError
 from sanitizer.beam.plan import make_plan
 from sanitizer.data.batch import KEY_COLUMN, FeatureColumn, extract
-from sanitizer.io.sources import READ_ISSUE, iter_file_batches
+from sanitizer.data.batch import READ_ISSUE
+from sanitizer.io.sources import iter_file_batches
 from conftest import load_json, read_dir, run_cli, synthetic_rows
 
 ONLY_OUTLIER = ("detectors:\n  label_flip: {enabled: false}\n  feature_collision: {enabled: false}\n"
