@@ -27,7 +27,7 @@ from sanitizer.version import __version__
 
 def run(config: Config | dict | str, beam_args: list[str] | None = None) -> dict:
     """Sanitize ``config.input`` into ``config.output``; returns provenance (see sanitizer.beam.job.run)."""
-    from sanitizer.beam.job import run as _run
+    from sanitizer.beam.job import run as _run  # deferred: ``import sanitizer`` does not load apache_beam
 
     return _run(config, beam_args)
 

@@ -9,6 +9,8 @@ from sanitizer.runs import provenance as prov
 from sanitizer.settings.config import Config
 from sanitizer.beam.plan import Plan
 from sanitizer.runs.record import Counts
+from sanitizer.validation import suite as v
+from sanitizer.validation.checkpoint import input_frame, run_checkpoint
 
 
 def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | None, stats: Counts,
@@ -21,9 +23,6 @@ def finish_validation(plan: Plan, config: Config, out: str, sample_part: dict | 
     Returns (the validation record for provenance, the failed checks that withhold publication)."""
     import pyarrow.parquet as pq
     from apache_beam.io.filesystems import FileSystems
-
-    from sanitizer.validation import suite as v
-    from sanitizer.validation.checkpoint import input_frame, run_checkpoint
 
     suite = plan.suite
     sample_part = sample_part or {"result": {}, "summary": []}

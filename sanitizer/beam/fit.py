@@ -21,13 +21,13 @@ from sanitizer.errors import SanitizerError
 from sanitizer.beam.plan import Plan
 from sanitizer.data.batch import KEY_COLUMN, column_medians, extract, fill_missing, label_strings
 from sanitizer.beam.sample import ClassAwareSampler
+from sanitizer.detectors.contract import fitted
+from sanitizer.validation.suite import ROW_COUNT, RowValidator, SHAPE, sample_frame, summarise, validate_frame
 
 class _LockedValidator:
     """One RowValidator per worker process, used by one thread at a time."""
 
     def __init__(self, suite):
-        from sanitizer.validation.suite import RowValidator
-
         self.validator = RowValidator(suite)
         self.lock = threading.Lock()
 
@@ -176,8 +176,6 @@ def check_state_size(states: dict[str, Any], n_features: int, limit: int | None 
 
 def _fit_one(name: str, batch: Batch, config: Config):
     """(state, None, seconds) or (None, the error to raise, seconds) for one detector."""
-    from sanitizer.detectors.contract import fitted  # local: this function is the contract's one user here
-
     t0 = time.perf_counter()
     try:
         state = REGISTRY[name]().fit(batch, config.detectors[name], config.seed)
@@ -223,8 +221,6 @@ def fit_summary(states: dict[str, Any], sample, seconds: dict[str, float] | None
 
 def validate_sample(sample, plan: Plan) -> dict[str, Any]:
     """Data-set-level expectations (other than row counts and table shape) on the bounded sample."""
-    from sanitizer.validation.suite import ROW_COUNT, SHAPE, sample_frame, summarise, validate_frame
-
     frame = sample_frame(sample, plan)
     # The sample holds the scalar features and the label; checks on other columns run on the clean output,
     # table-shape checks on the input's real columns (sanitizer.validation.checkpoint).

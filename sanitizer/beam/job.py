@@ -15,11 +15,17 @@ import logging
 import re
 from typing import Any
 
-from sanitizer.runs import provenance as prov
+from sanitizer.runs import output_lock, provenance as prov
 from sanitizer.runs.claim import WRITE_ERRNOS, is_write_error, write_failure
 from sanitizer.settings.config import Config
 from sanitizer.errors import SanitizerError
 from sanitizer.runs.guard import GuardError
+from sanitizer.beam.local_runner import DIRECT_NAMES, runner_for
+from sanitizer.beam.options import check_code_options, launcher_flags
+from sanitizer.beam.sanitize import Sanitize, as_config
+from sanitizer.beam.threads import restore_library_threads
+from sanitizer.io.fs import check_output_path
+from sanitizer.runs.lineage.emit import job_failed
 
 log = logging.getLogger("sanitizer")
 
@@ -31,8 +37,6 @@ def pipeline_options(beam_args: list[str], options=None):
     it); a runner or plugin that names code is refused.
     """
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, WorkerOptions
-
-    from sanitizer.beam.options import check_code_options, launcher_flags
 
     if options is None:
         options = PipelineOptions(launcher_flags(["--", *beam_args]))
@@ -89,8 +93,6 @@ def run(config: Config | dict | str, beam_args: list[str] | None = None, options
     user can fix; in that case no manifest is written. An output that cannot be
     written (a full disk, a parent that is a file) is one of those.
     """
-    from sanitizer.beam.sanitize import as_config
-
     config = as_config(config)
     out = (config.output or "").rstrip("/")
     try:
@@ -103,13 +105,6 @@ def run(config: Config | dict | str, beam_args: list[str] | None = None, options
 
 def _run(config: Config, beam_args: list[str], options=None) -> dict[str, Any]:
     import apache_beam as beam
-
-    from sanitizer.runs import output_lock
-    from sanitizer.beam.local_runner import DIRECT_NAMES, runner_for
-    from sanitizer.io.fs import check_output_path
-    from sanitizer.beam.options import launcher_flags
-    from sanitizer.beam.sanitize import Sanitize
-    from sanitizer.runs.lineage.emit import job_failed
 
     beam_args = launcher_flags(["--", *beam_args])  # what provenance records: --temp-location as --temp_location
     options, runner = pipeline_options(beam_args, options)  # first: a refused option must not touch the output
@@ -138,8 +133,6 @@ def _run(config: Config, beam_args: list[str], options=None) -> dict[str, Any]:
             job_failed(sanitize.lineage_context, out, str(error))
             raise error from None
         finally:
-            from sanitizer.beam.threads import restore_library_threads
-
             restore_library_threads()  # in-process runners limited this process's library threads
         if state is not None and str(state) not in ("DONE", "PipelineState.DONE"):
             ended = SanitizerError(f"the pipeline ended in state {state}; nothing was published")

@@ -41,6 +41,7 @@ from sanitizer.io.input_schema import (
     numeric_share,
     unified_schema,
 )
+from sanitizer.validation.suite import load_suite
 
 # A string column counts as numeric-looking when at least this share of its values parse as numbers.
 NUMERIC_LOOKING = 0.9
@@ -161,8 +162,6 @@ def make_plan(config: Config) -> Plan:
     _check_embedding_model(config, sum(fc.width for fc in features))
     suite = None
     if config.validation.expectations:
-        from sanitizer.validation.suite import load_suite
-
         suite = load_suite(config.validation.expectations, list(schema.names))
 
     if all(f.size == 0 for f in files):

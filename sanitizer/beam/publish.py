@@ -31,16 +31,18 @@ from typing import Any
 import apache_beam as beam
 
 from sanitizer.io import fs as fs_util
-from sanitizer.runs import guard
+from sanitizer.runs import guard, provenance as prov
 from sanitizer.runs.lineage import emit as lineage_emit
 from sanitizer.data.layout import MANIFEST
-from sanitizer.runs import provenance as prov
 from sanitizer.settings.config import Config
 from sanitizer.runs.claim import check_identical_inputs, release_marker
 from sanitizer.runs.decisions import provenance_entry as review_provenance
 from sanitizer.errors import InputError, SanitizerError
 from sanitizer.beam.plan import Plan
 from sanitizer.runs.record import Accounting, Columns, Counts, RunRecord, Shard, Timings
+from sanitizer.beam.dataset_checks import finish_validation
+from sanitizer.report import write_report
+from sanitizer.runs.output_lock import release_token
 
 log = logging.getLogger("sanitizer")
 
@@ -177,8 +179,6 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, **parts) -> str:
 
     When the lock was handed to the pipeline (``ctx.lock_token``), it is released here, published or not.
     """
-    from sanitizer.runs.output_lock import release_token
-
     try:
         return _publish(ctx, plan, config, **parts)
     finally:
@@ -187,8 +187,6 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, **parts) -> str:
 
 def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats: Counts, fit,
              file_rows, duplicates=None, sample_validation=None) -> str:
-    from sanitizer.beam.dataset_checks import finish_validation
-
     t_publish = time.time()
     out = ctx.out
     inputs = [{k: v for k, v in item.items() if k != "index"} for item in inputs]
@@ -292,8 +290,6 @@ def _failure(config: Config, accounting: Accounting, failed_expectations: list, 
 
 def _write_report(out: str, record: RunRecord) -> None:
     """The reviewer's page; a report problem is logged, never a reason to withhold clean data."""
-    from sanitizer.report import write_report
-
     try:
         write_report(out, record)
     except Exception as exc:  # noqa: BLE001 - the report is a convenience, the shards are the product

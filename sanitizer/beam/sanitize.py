@@ -58,6 +58,9 @@ from sanitizer.settings.config import Config, build_config, load_config_file
 from sanitizer.errors import ConfigError
 from sanitizer.beam.plan import Plan, make_plan
 from sanitizer.runs.record import Counts
+from sanitizer.io import fs
+from sanitizer.runs import claim, output_lock, progress, provenance as prov
+from sanitizer.runs.lineage import emit as lineage_emit
 
 
 def as_config(config: Config | dict | str | os.PathLike | None = None, **keys: Any) -> Config:
@@ -92,8 +95,6 @@ def run_id_for(started: datetime, config: Config, plan: Plan) -> str:
 
 
 def _recorded_options(options, beam_args: list[str] | None) -> list[str]:
-    from sanitizer.runs import provenance as prov
-
     if beam_args is None:
         given = options.get_all_options(drop_default=True, retain_unknown_options=True)
         beam_args = [f"--{k}={v}" for k, v in sorted(given.items())]
@@ -121,9 +122,6 @@ class Sanitize(beam.PTransform):
         self.lineage_context = None  # sanitizer.runs.lineage.emit.LineageContext, once the transform is applied
 
     def expand(self, pbegin):
-        from sanitizer.runs import claim
-        from sanitizer.io import fs
-        from sanitizer.runs import output_lock
         config = self.config
         config.require_runnable()
         out = config.output.rstrip("/")
@@ -145,9 +143,6 @@ class Sanitize(beam.PTransform):
     def _expand(self, pbegin, config: Config, out: str, lock_token: str | None):
         from apache_beam.options.pipeline_options import StandardOptions
 
-        from sanitizer.runs import claim
-        from sanitizer.runs.lineage import emit as lineage_emit
-        from sanitizer.runs import progress
         started = datetime.now(timezone.utc)
         t0 = time.time()
         claim.check_paths(config.input, out)  # before planning reads a byte

@@ -15,6 +15,10 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sanitizer.beam.job import run
+from sanitizer.cli.summary import summary_lines
+from sanitizer.settings.config import build_config
+from sanitizer.simulate import flip_labels, inject_outliers
 
 OUTLIER_RATE = 0.03
 FLIP_RATE = 0.05
@@ -23,8 +27,6 @@ FLIP_RATE = 0.05
 def make_demo_data(path: str, seed: int = 0) -> dict[str, list[str]]:
     """Write the poisoned digits Parquet file; return the planted record ids per kind."""
     from sklearn.datasets import load_digits
-
-    from sanitizer.simulate import flip_labels, inject_outliers
 
     X, y = load_digits(return_X_y=True)
     X, outliers = inject_outliers(X, OUTLIER_RATE, seed=seed, kind="uniform")
@@ -45,10 +47,6 @@ def make_demo_data(path: str, seed: int = 0) -> dict[str, list[str]]:
 
 def main(workdir: str = "demo", seed: int = 0, beam_args: list[str] | None = None,
          expectations: str | None = None) -> int:
-    from sanitizer.cli.summary import summary_lines
-    from sanitizer.settings.config import build_config
-    from sanitizer.beam.job import run
-
     data = os.path.join(workdir, "input", "digits.parquet")
     out = os.path.join(workdir, "out")
     planted = make_demo_data(data, seed)

@@ -21,11 +21,15 @@ import os
 import sys
 
 from sanitizer.errors import SanitizerError
+from sanitizer.cli.summary import summary_lines
+from sanitizer.cli.terminal import printable
+from sanitizer.runs import progress
+from sanitizer.settings.config import build_config
+from sanitizer.settings.options import RUN_OPTIONS, add_run_arguments
+from sanitizer.cli.review import add_parsers as add_review_parsers, run_publish, run_review
 
 
 def _run_parser(sub) -> argparse.ArgumentParser:
-    from sanitizer.settings.options import add_run_arguments
-
     p = sub.add_parser(
         "run",
         help="sanitize a data set: quarantine suspect rows, publish clean shards with a manifest",
@@ -45,10 +49,10 @@ def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _cmd_run(argv: list[str]) -> int:
+    # deferred here and below: apache_beam loads only when a command runs a pipeline (``sanitize --help`` stays quick)
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from sanitizer.beam.launcher import SanitizeOptions, launcher_flags
-    from sanitizer.settings.options import RUN_OPTIONS
 
     own, after = split_beam_args(argv)
     parser = argparse.ArgumentParser(prog="sanitize")
@@ -68,7 +72,6 @@ def run_pipeline(options, config=None) -> int:
 
     What ``sanitize run`` and the launcher (``pipelines/sanitize_pipeline.py``) both end in.
     """
-    from sanitizer.runs import progress
     from sanitizer.beam.launcher import SanitizeOptions
     from sanitizer.beam.job import run
 
@@ -88,8 +91,6 @@ def run_pipeline(options, config=None) -> int:
     finally:
         progress.finish()
     if not opts.quiet:
-        from sanitizer.cli.summary import summary_lines
-
         print("\n".join(summary_lines(provenance, config.output)))
     return 0
 
@@ -133,8 +134,6 @@ def report_errors(fn, *args) -> int:
     try:
         return fn(*args)
     except SanitizerError as exc:
-        from sanitizer.cli.terminal import printable  # messages quote data: column names, ids, values
-
         print("sanitize: error: " + "\n".join(printable(line) for line in str(exc).splitlines()), file=sys.stderr)
         return getattr(exc, "exit_status", 2)
 
@@ -157,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
                       help="leave out the input files matching this glob (as for run); repeatable")
     prof.add_argument("--output", required=True, help="where to write the suite, e.g. validations/train.json")
     prof.add_argument("--margin", type=float, default=0.1, help="widen numeric ranges by this share (default 0.1)")
-    from sanitizer.cli.review import add_parsers as add_review_parsers
 
     add_review_parsers(sub)
     demo = sub.add_parser("demo", help="plant poison in scikit-learn's digits and sanitize it")
@@ -176,16 +174,13 @@ def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     own, beam_args = split_beam_args(argv)
     args = parser.parse_args(own)
     if args.command == "demo":
-        from sanitizer.cli.demo import main as demo_main
+        from sanitizer.cli.demo import main as demo_main  # deferred: apache_beam
 
         return demo_main(args.workdir, args.seed, beam_args, args.expectations)
     if args.command in ("review", "publish"):
-        from sanitizer.cli.review import run_publish, run_review
-
         return run_review(args) if args.command == "review" else run_publish(args)
     if args.command == "profile":
-        from sanitizer.settings.config import build_config
-        from sanitizer.validation.profile import profile
+        from sanitizer.validation.profile import profile  # deferred: planning and the detector modules
 
         raw = {k: getattr(args, k) for k in ("input", "label_column", "id_column", "feature_columns", "format")
                if getattr(args, k) is not None}

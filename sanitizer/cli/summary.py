@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sanitizer.runs.record import RunRecord
+from sanitizer.cli.terminal import printable
 
 
 def _names(names: list[str], limit: int = 12) -> str:
@@ -73,6 +74,5 @@ def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[s
         f"  manifest:     {output.rstrip('/')}/manifest.json   provenance: {output.rstrip('/')}/provenance.json",
         f"  review:       {output.rstrip('/')}/report.html   (or: sanitize review {output.rstrip('/')} list)",
     ]
-    from sanitizer.cli.terminal import printable  # reason codes and detector notes carry data (column names)
 
     return [printable(line) for line in lines]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sanitizer.errors import InputError
 
 ID_NAME = re.compile(
     r"^(rownames?|row[ _.]?names?|index|idx|unnamed: ?\d+|row[ _.]?(id|num|number|no|index)|id|uuid|key)$"
@@ -98,8 +99,6 @@ _ROLE_FIX = {
 def check_role_type(role: str, name: str, t: pa.DataType) -> None:
     """Refuse a label or id column (``role``) whose values cannot name a class or a record: nested values
     (lists, structs, maps, unions) and raw bytes. Raises InputError naming the column, its type and the fix."""
-    from sanitizer.errors import InputError
-
     value_type = t.value_type if pa.types.is_dictionary(t) else t
     raw_bytes = (pa.types.is_binary(value_type) or pa.types.is_large_binary(value_type)
                  or pa.types.is_fixed_size_binary(value_type) or pa.types.is_binary_view(value_type))
@@ -114,8 +113,6 @@ def check_role_type(role: str, name: str, t: pa.DataType) -> None:
 def check_role_text(role: str, name: str, column, path: str) -> None:
     """Refuse a text column (``role``: label, id, or any other text) holding bytes that are not UTF-8 (a
     Parquet file can store them)."""
-    from sanitizer.errors import InputError
-
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
         try:
             (chunk.dictionary if isinstance(chunk, pa.DictionaryArray) else chunk).validate(full=True)

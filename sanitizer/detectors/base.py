@@ -142,8 +142,3 @@ class DistanceCalibration:
         if self.offset is not None:
             distances = np.log(np.maximum(distances, 0.0) + self.offset)
         return np.maximum(np.log(10.0) + (distances - self.q90) / self.beta, 0.0)
-
-
-
-# Standardising features lives in sanitizer.representations.scaling (embeddings use it too); re-exported here for detectors.
-from sanitizer.representations.scaling import FENCE_WIDTHS, Z_LIMIT, standardise, standardiser  # noqa: E402,F401

@@ -67,6 +67,7 @@ from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.feature_collision_signals import Reference, _group_margin, _nats, _neighbourhood, search_width
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import salted
+from sanitizer.representations.embeddings import BuiltinEmbedder, TorchScriptEmbedder
 
 _FOLD_SALT = "feature-collision-fold"
 CROSS_FIT_FOLDS = 2
@@ -187,13 +188,9 @@ class FeatureCollisionDetector(Detector):
         """Check the TorchScript backbone's pinned sha256, then load and try it, so a missing, unpinned or
         broken file fails before anything runs."""
         if params.embedding_model:
-            from sanitizer.representations.embeddings import TorchScriptEmbedder
-
             TorchScriptEmbedder.open(params.embedding_model, n_features, params.embedding_model_sha256)
 
     def fit(self, sample: Batch, params: FeatureCollisionParams, seed: int):
-        from sanitizer.representations.embeddings import BuiltinEmbedder, TorchScriptEmbedder
-
         classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
         if len(classes) < 2:
             return Skipped(f"needs at least two classes in the sample, found {len(classes)}")

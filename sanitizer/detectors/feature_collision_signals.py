@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from sanitizer.detectors.base import DistanceCalibration
+from sanitizer.detectors.neighbour_search import NeighbourIndex, build_checked
 
 MIN_RANK = 3
 PROBE_ROWS = 2_000
@@ -35,8 +36,6 @@ class Reference:
               seed: int, width: int, recall: float) -> "Reference":
         """``width``: the neighbours a query reads; ``recall``: the share of the exact ``width`` nearest an
         approximate whole-reference index must find on the reference's own rows (1.0: exact search)."""
-        from sanitizer.detectors.neighbour_search import NeighbourIndex, build_checked
-
         class_rows = tuple(np.flatnonzero(y == c) for c in range(C))
         index, search = build_checked(V, None, V[:PROBE_ROWS], width, seed=seed, target=recall, min_recall=recall)
         return Reference(

@@ -70,15 +70,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sanitizer.settings.checks import check_int, check_number
-from sanitizer.detectors.base import (
-    Batch,
-    Scores,
-    Skipped,
-    bounded_sample,
-    class_indices,
-    standardise,
-    standardiser,
-)
+from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
+from sanitizer.representations.scaling import standardise, standardiser
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.label_flip_calibration import (
     _choose_weight,

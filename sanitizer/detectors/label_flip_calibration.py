@@ -8,6 +8,7 @@ import dataclasses
 import warnings
 
 import numpy as np
+from sanitizer.detectors.neighbour_search import build_checked
 
 
 def _margin(p: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -67,8 +68,6 @@ PROBE_ROWS = 2_000
 
 def _with_fold_indexes(state, Z, fold, seed):
     """Per fold, the searchable reference outside it, checked against exact search on the fold's own rows."""
-    from sanitizer.detectors.neighbour_search import build_checked
-
     K = state.params.folds
     k = min(state.params.neighbours, max(len(state.ref_X) - 1, 1))
     indexes, members_all, searches = [], [], []

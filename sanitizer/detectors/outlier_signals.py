@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sanitizer.detectors.base import standardise
+from sanitizer.representations.scaling import standardise
 from sanitizer.detectors.neighbour_search import NeighbourIndex
 
 

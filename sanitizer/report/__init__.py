@@ -21,6 +21,7 @@ from sanitizer.data.layout import REPORT
 from sanitizer.runs.record import RunRecord
 from sanitizer.report.data import load_quarantine
 from sanitizer.report.page import build_html
+from sanitizer.io.fs import write_bytes_atomic
 MAX_ROWS = 5000
 
 __all__ = ["MAX_ROWS", "REPORT", "render_report", "write_report"]
@@ -41,8 +42,6 @@ def write_report(out_dir: str, provenance: RunRecord | dict, max_rows: int = MAX
     suspects table (the page says how many more there are and where they are);
     every count and plot covers all of them.
     """
-    from sanitizer.io.fs import write_bytes_atomic
-
     html = render_report(out_dir, provenance, max_rows).encode("utf-8")
     path = f"{out_dir.rstrip('/')}/{REPORT}"
     write_bytes_atomic(path, html)

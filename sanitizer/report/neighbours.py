@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from sanitizer.data.batch import id_strings
 from sanitizer.data.layout import CLEAN_DIR, QUARANTINE_DIR, SCORE_PREFIX
+from sanitizer.io.fs import list_files
 
 BATCH_ROWS = 8192
 MAX_REFERENCE_IDS = 25_000  # distinct referenced ids fetched for one report (the highest-ranked rows' first)
@@ -70,8 +71,6 @@ def output_files(out_dir: str, listed: list[str], folder: str) -> list[str]:
     if listed:
         return [p if (is_remote(p) or os.path.isabs(p)) else f"{out}/{p}" for p in listed]
     if is_remote(out):
-        from sanitizer.io.fs import list_files
-
         return list_files(f"{out}/{folder}/*.parquet")
     directory = os.path.join(out, folder)
     if not os.path.isdir(directory):

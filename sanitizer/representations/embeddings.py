@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sanitizer.errors import ConfigError
+from sanitizer.representations.scaling import standardise, standardiser
 
 _CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
@@ -213,7 +214,6 @@ class BuiltinEmbedder:
 
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        from sanitizer.representations.scaling import standardise, standardiser
 
         mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
         Z = torch.tensor(standardise(X, mean, scale), dtype=torch.float32)
@@ -239,7 +239,6 @@ class BuiltinEmbedder:
 
     def embed(self, X: np.ndarray) -> np.ndarray:
         W1, b1, W2, b2 = self.weights
-        from sanitizer.representations.scaling import standardise
 
         Z = standardise(X, self.mean, self.scale).astype(np.float32)
         hidden = np.maximum(Z @ W1.T + b1, 0.0)

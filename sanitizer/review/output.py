@@ -28,9 +28,10 @@ from sanitizer.runs.decisions import (
     utc_now,
     write_batch,
 )
-from sanitizer.data.batch import id_strings
+from sanitizer.data.batch import id_strings, label_strings
 from sanitizer.data.content_hash import content_sha256
-from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, SCORE_PREFIX
+from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, MANIFEST, PROVENANCE, REASONS_COLUMN, SCORE_PREFIX
+from sanitizer.data.reasons import parse
 
 
 # --------------------------------------------------------------------------- the published run
@@ -60,7 +61,6 @@ class Output:
 
 def open_output(out: str) -> Output:
     out = out.rstrip("/")
-    from sanitizer.data.layout import MANIFEST
 
     path = fs.join(out, MANIFEST)
     if not fs.exists(path):
@@ -90,8 +90,6 @@ def open_output(out: str) -> Output:
 
 def applied_decisions(output: Output) -> set[str]:
     """sha256 of the decisions files the published data already reflects (a publication, or run --decisions)."""
-    from sanitizer.data.layout import PROVENANCE
-
     applied = set()
     if output.publication:
         applied.add(output.publication.get("decisions", {}).get("sha256"))
@@ -126,8 +124,6 @@ def read_quarantine(output: Output, columns: list[str] | None = None):
 def parse_reasons(value) -> list[dict]:
     """The reason entries of a quarantine row's ``sanitizer_reasons`` (the list<struct> column, or the JSON
     text of runs published before it; [] when absent or unreadable)."""
-    from sanitizer.data.reasons import parse
-
     return parse(value)
 
 
@@ -172,8 +168,6 @@ class QuarantinedRecord:
 
 def quarantined_records(output: Output, decisions: ReviewDecisions | None) -> list[QuarantinedRecord]:
     """Every quarantined record (without its feature columns), with its latest decision and content hash."""
-    from sanitizer.data.batch import label_strings
-
     score_columns: list[str] = []
     if output.quarantine:
         names = fs.parquet_names(output.path(output.quarantine[0]["path"]))

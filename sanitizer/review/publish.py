@@ -55,6 +55,8 @@ from sanitizer.review.output import (
     read_quarantine,
     relative_to_out,
 )
+from sanitizer.runs import provenance as prov
+from sanitizer.runs.provenance import sha256_of
 
 log = logging.getLogger("sanitizer.review")  # the name these warnings have always carried
 
@@ -106,8 +108,6 @@ def publication_id(source_run_id: str, decisions_sha256: str, previous: str) -> 
 
 
 def _verify_shards(output: Output, shards: list[dict], what: str) -> None:
-    from sanitizer.runs.provenance import sha256_of
-
     for shard in shards:
         path = output.path(shard["path"])
         if not fs.exists(path):
@@ -225,8 +225,6 @@ def _write_parquet(path: str, table, compression: str = "none") -> None:
 
 def _publish(output: Output, decisions: ReviewDecisions) -> dict[str, Any]:
     import pyarrow as pa
-
-    from sanitizer.runs import provenance as prov
 
     manifest = output.manifest
     prov_entry = manifest.get("provenance") or {}

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
 from sanitizer.runs.score_histogram import ScoreHistogram
+from sanitizer.data.layout import PROVENANCE
+from sanitizer.io import fs
+from sanitizer.schemas import VERSION
 
 
 def _add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
@@ -348,8 +351,6 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The provenance.json content."""
-        from sanitizer.schemas import VERSION
-
         out = dict(self.extra)
         out.update({
             "schema_version": VERSION,  # sanitizer/schemas/provenance-1.schema.json
@@ -420,7 +421,4 @@ class RunRecord:
 
 def load(out: str) -> RunRecord:
     """Read ``OUT/provenance.json`` (local, gs:// or s3://) as a record."""
-    from sanitizer.io import fs
-    from sanitizer.data.layout import PROVENANCE
-
     return RunRecord.from_dict(json.loads(fs.read_bytes(f"{out.rstrip('/')}/{PROVENANCE}")))

@@ -191,6 +191,8 @@ def _build_section(cls, key: str, raw: Any):
 
 def build_config(raw: dict[str, Any]) -> Config:
     """Turn a plain mapping (parsed file merged with flags) into a validated Config."""
+    # deferred: the detector modules load only when a config is built, so
+    # ``import sanitizer`` and ``sanitize --help`` stay quick
     from sanitizer.detectors import REGISTRY
 
     if not isinstance(raw, dict):

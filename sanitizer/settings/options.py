@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from sanitizer.settings.config import build_config, load_config_file
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -84,8 +85,6 @@ def add_run_arguments(parser: argparse.ArgumentParser, short_flags: bool = True)
 
 def config_from_args(args: Any):
     """A Config from parsed run options (an argparse Namespace or a SanitizeOptions view): file, then flags."""
-    from sanitizer.settings.config import build_config, load_config_file
-
     raw: dict[str, Any] = load_config_file(args.config) if args.config else {}
     for key in ("input", "output", "label_column", "id_column", "feature_columns", "format", "seed", "overwrite",
                 "decisions", "missing_features"):

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sanitizer.validation.suite import ROW_COUNT, SHAPE, _gx, _quiet_context, class_share_severity
 
 log = logging.getLogger("sanitizer")
 CHECKPOINT = "sanitizer publication"
@@ -51,8 +52,6 @@ def _gx_expectation(e: dict):
 
 
 def _share_expectations(suite, side: str, class_rows: dict[str, int]) -> list[dict]:
-    from sanitizer.validation.suite import class_share_severity
-
     shares = ((suite.meta.get("sanitizer") or {}).get("class_shares")) or {}
     total = max(sum(class_rows.values()), 1)
     return [
@@ -68,8 +67,6 @@ def _share_expectations(suite, side: str, class_rows: dict[str, int]) -> list[di
 def _frames(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int, dict[str, int]]],
             input_frame: pd.DataFrame | None = None):
     """(definition name, frame, expectations) for every validation definition the Checkpoint runs."""
-    from sanitizer.validation.suite import ROW_COUNT, SHAPE
-
     out = []
     shape = [e for e in suite.expectations if e["type"] in SHAPE]
     if shape and input_frame is not None:
@@ -100,8 +97,6 @@ def run_checkpoint(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int
     ``totals``: side ("input totals", "clean output") -> (rows, rows per class); ``input_columns``: the
     frame the table-shape expectations see (``input_frame``). Returns {"results": {definition name: result
     JSON}, "checkpoint": CheckpointResult JSON or None}."""
-    from sanitizer.validation.suite import _gx, _quiet_context
-
     gx = _gx()
     from great_expectations.core.run_identifier import RunIdentifier
 

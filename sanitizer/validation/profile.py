@@ -34,6 +34,7 @@ from sanitizer.data.batch import label_strings, mix64, uniform01
 from sanitizer.io.sources import iter_file_batches
 from sanitizer.validation.suite_rules import safe_suite_name
 from sanitizer.validation.suite import _gx, load_suite
+from sanitizer.version import __version__
 
 _SAMPLE_SALT = np.uint64(0x5A17_9E0F_11E5_0001)
 
@@ -119,8 +120,6 @@ def profile(config, output: str, margin: float = 0.1, rows: int | None = None) -
     ``rows`` bounds the sample the mean and spread bounds come from (default ``config.sample.size``);
     everything else is tallied over every row (see the module docstring).
     """
-    from sanitizer.version import __version__
-
     rows = config.sample.size if rows is None else rows
     check_int("rows", rows, low=10)
     plan = make_plan(config)

@@ -36,6 +36,8 @@ from typing import Any
 from sanitizer.data.layout import LINEAGE
 from sanitizer.runs.lineage.parts import FACETS, RUN_EVENT_SCHEMA, Parts, to_json
 from sanitizer.runs.record import RunRecord
+from sanitizer.runs.provenance import write_atomic
+from sanitizer.version import __version__
 
 log = logging.getLogger("sanitizer")
 
@@ -50,8 +52,6 @@ __all__ = ["RUN_EVENT_SCHEMA", "build_run_event", "make_event", "write_run_event
 
 def _version() -> str:
     try:
-        from sanitizer.version import __version__
-
         return str(__version__)
     except Exception:  # pragma: no cover - a broken install still gets an event
         return "unknown"
@@ -368,8 +368,6 @@ def _beam_version() -> str:
 
 def write_run_event(out_dir: str, event: dict) -> str:
     """Write ``event`` to ``OUT/lineage.json`` (atomically; any Beam filesystem); returns the path."""
-    from sanitizer.runs.provenance import write_atomic
-
     path = _join(str(out_dir).rstrip("/") or str(out_dir), LINEAGE)
     write_atomic(path, event)
     return path
