@@ -1,4 +1,6 @@
-"""Beam stages of a sanitize run; ``Sanitize`` is the one to apply in your own pipeline.
+"""Beam stages of a sanitize run, its planning and its launcher; ``Sanitize`` is the one to apply in your own pipeline.
+
+May import every package but review/ and cli/.
 
     from sanitizer.beam import Sanitize
     manifest_uri = p | Sanitize(input=..., output=..., label_column=...)

@@ -1,1 +1,1 @@
-"""What detectors consume per column kind: robust numeric scaling and embeddings (built-in, TorchScript). May import data/ and settings/; no Beam."""
+"""What detectors consume per column kind: robust numeric scaling and embeddings (built-in, TorchScript). May import data/; no Beam."""

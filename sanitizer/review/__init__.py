@@ -1,4 +1,5 @@
-"""Human review of quarantined records: decisions, and publishing them.
+"""Human review of quarantined records: decisions, and publishing them. Imported only by cli/; it reads
+what runs/ and data/ define (decision records, the content hash, the output layout).
 
 A reviewer looks at what a run quarantined (``sanitize review OUT list|show``)
 and decides, record by record, to **release** it (a false alarm: it belongs in

@@ -1,1 +1,1 @@
-"""What a run records and owns: the typed run record, manifest and provenance, decision records, claiming and locking the output, the guard, score histograms, progress and OpenLineage events. Never imports review/ or cli/."""
+"""What a run records and owns: the typed run record, manifest and provenance, decision records, claiming and locking the output, the guard, score histograms, progress and OpenLineage events. May import data/ and io/; never beam/, detectors/, review/ or cli/."""

@@ -1,1 +1,1 @@
-"""Great Expectations: suites and their load-time rules, row checks, the publication Checkpoint, and ``sanitize profile``. Never imports review/ or cli/."""
+"""Great Expectations: suites and their load-time rules, row checks, the publication Checkpoint, and ``sanitize profile``. Never imports review/ or cli/ (``profile`` plans its read with beam/plan)."""
