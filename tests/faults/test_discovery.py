@@ -31,6 +31,7 @@ import pytest
 from sanitizer.errors import InputError
 from sanitizer.io.sources import iter_file_batches, read_schema
 from sanitizer.io.discover import discover
+from sanitizer.io.input_rules import open_input
 from conftest import load_json, run_cli, synthetic_rows, write_rows
 
 discovery = importlib.import_module("sanitizer.io.discover")  # the module (its discover() is imported above)
@@ -186,7 +187,7 @@ def test_compressed_csv_is_read_with_every_row(tmp_path, suffix):
     assert f.format == "csv"
     assert read_schema(f).names == ["a", "b", "c", "label"]
     assert sum(b.num_rows for b in iter_file_batches(f, 64, None)) == 257
-    with discovery.open_input(f.path) as fh:
+    with open_input(f.path) as fh:
         assert fh.read() == data
 
 
