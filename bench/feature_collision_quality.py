@@ -27,7 +27,7 @@ nearer their target than any clean row of their base class; ``look base``:
 share a 5-NN on clean pixels still gives the poison's own label), then the
 detector's recall on the poisons, false-positive rate on the clean rows and
 precision; ``bar rec`` is recall over the poisons of targets with mean ratio
-<= 0.5 only - the issue's bar ("bullseye/polytope poisons whose feature mean
+<= 0.5 only - the strong attacks ("bullseye/polytope poisons whose feature mean
 lands within half of the base-to-target distance"), ``-`` when no target is
 that strong. Two baselines run in the same process on the same rows, in the
 backbone's feature space, plurality vote of the k nearest rows excluding the
@@ -238,7 +238,7 @@ def main(argv=None) -> int:
     if bar_pool["flag"] or bar_pool["knn10"]:
         pooled = {k: np.concatenate(v) for k, v in bar_pool.items() if v}
         n = len(next(iter(pooled.values())))
-        print(f"issue's bar, bullseye/polytope poisons of targets with mean ratio <= {BAR} (all eps pooled, {n} "
+        print(f"strong attacks, bullseye/polytope poisons of targets with mean ratio <= {BAR} (all eps pooled, {n} "
               "poisons): " + ", ".join(f"{ {'flag': 'detector', 'knn10': 'kNN10', 'knn51': 'kNN51'}[k]} recall "
                                        f"{v.mean():.3f}" for k, v in pooled.items()))
     print(f"mean ratio = ||mean f(p) - f(t)|| / ||mean f(b) - f(t)|| averaged over targets (1 = unmoved, 0 = on the "
