@@ -42,7 +42,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from sanitizer.detectors import Batch, OutlierDetector
-from sanitizer.detectors.outlier import OutlierParams
+from sanitizer.detectors.outlier.detector import OutlierParams
 from sanitizer.data.batch import mix64
 
 

@@ -13,7 +13,7 @@ from sklearn.feature_selection import mutual_info_classif
 
 from sanitizer.settings.config import build_config
 from sanitizer.detectors import REGISTRY, BackdoorDetector, Batch, Skipped
-from sanitizer.detectors.backdoor import NO_TRIGGER, BackdoorParams
+from sanitizer.detectors.backdoor.detector import NO_TRIGGER, BackdoorParams
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import mix64
 

@@ -8,7 +8,7 @@ import pytest
 
 from sanitizer.settings.config import ACTIONS, Config, build_config, load_config_file
 from sanitizer.detectors import REGISTRY
-from sanitizer.detectors.outlier import OutlierParams
+from sanitizer.detectors.outlier.detector import OutlierParams
 from sanitizer.errors import ConfigError, SanitizerError
 
 YAML_TEXT = """\

@@ -15,8 +15,8 @@ from conftest import digit_ids, load_json, pixels_array, read_dir, run_cli, writ
 from sanitizer.data.reasons import parse as parse_reasons
 from sanitizer.settings.config import build_config
 from sanitizer.detectors import REGISTRY, Batch, LabelFlipDetector, Scores, Skipped
-from sanitizer.detectors.label_flip import LabelFlipParams, LabelFlipState
-from sanitizer.detectors.label_flip_calibration import _opinions
+from sanitizer.detectors.label_flip.detector import LabelFlipParams, LabelFlipState
+from sanitizer.detectors.label_flip.calibration import _opinions
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import mix64
 from sanitizer.simulate import flip_labels

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sanitizer.detectors.neighbour_search import MIN_RECALL, NeighbourIndex, build_checked
+from sanitizer.detectors.shared.neighbour_search import MIN_RECALL, NeighbourIndex, build_checked
 
 
 def _clusters(n, d=16, classes=8, seed=0, spread=1.0):

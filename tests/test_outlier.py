@@ -9,7 +9,7 @@ import pytest
 from conftest import DIGIT_FEATURES, detector_batch
 
 from sanitizer.detectors import REGISTRY, Batch, OutlierDetector, Scores, Skipped
-from sanitizer.detectors.outlier import MIN_ROWS, OutlierParams, OutlierState
+from sanitizer.detectors.outlier.detector import MIN_ROWS, OutlierParams, OutlierState
 from sanitizer.data.batch import mix64, uniform01
 from sanitizer.beam.sample import ClassAwareSampler, Sample
 
@@ -466,7 +466,7 @@ def test_a_value_far_beyond_the_reference_range_is_flagged_even_in_one_feature()
 
 def test_step_table_lookup_matches_searchsorted_exactly():
     """The binned lookup is an exact replacement for a binary search, ties and clumped data included."""
-    from sanitizer.detectors.outlier_tails import StepTable
+    from sanitizer.detectors.outlier.tails import StepTable
 
     rng = np.random.default_rng(3)
     references = [

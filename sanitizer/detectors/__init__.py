@@ -1,4 +1,5 @@
-"""Built-in detectors. A new detector is one module (a subclass of contract.Detector) plus one line in REGISTRY."""
+"""Built-in detectors, one package each (outlier/, label_flip/, feature_collision/, backdoor/; shared/ holds
+what several use), and REGISTRY, the detectors a run may enable."""
 
 from sanitizer.detectors.backdoor import BackdoorDetector
 from sanitizer.detectors.base import Batch, Scores, Skipped

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from sanitizer.settings.config import build_config
-from sanitizer.detectors.label_flip_classifiers import ALLOWED_CLASSIFIERS, make_classifier
+from sanitizer.detectors.label_flip.classifiers import ALLOWED_CLASSIFIERS, make_classifier
 from sanitizer.errors import ConfigError
 from conftest import load_json, run_cli, synthetic_rows
 

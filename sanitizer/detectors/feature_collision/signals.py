@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from sanitizer.detectors.base import DistanceCalibration
-from sanitizer.detectors.neighbour_search import NeighbourIndex, build_checked
+from sanitizer.detectors.shared.neighbour_search import NeighbourIndex, build_checked
 
 MIN_RANK = 3
 PROBE_ROWS = 2_000

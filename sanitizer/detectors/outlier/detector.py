@@ -56,7 +56,7 @@ from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.representations.scaling import standardiser
 from sanitizer.detectors.contract import Detector
-from sanitizer.detectors.outlier_signals import (
+from sanitizer.detectors.outlier.signals import (
     NeighbourReference,
     _clipped,
     _feature_nats,
@@ -64,7 +64,7 @@ from sanitizer.detectors.outlier_signals import (
     _signals_threaded,
     class_groups,
 )
-from sanitizer.detectors.outlier_tails import TailReference
+from sanitizer.detectors.outlier.tails import TailReference
 from sanitizer.data.batch import salted
 
 MIN_ROWS = 40

@@ -8,7 +8,7 @@ import dataclasses
 import warnings
 
 import numpy as np
-from sanitizer.detectors.neighbour_search import build_checked
+from sanitizer.detectors.shared.neighbour_search import build_checked
 
 
 def _margin(p: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ vote ratio over ``vote_ratio``, so 1 is the threshold. Evidence names the
 signals, the class the record is drawn toward, both distances beside what is
 typical for its class, the vote and the nearest reference rows. Searches are
 L2 with faiss over at most ``reference_size`` sample rows: exact up to 10,000
-rows, an inverted-file index above (see :mod:`sanitizer.detectors.neighbour_search`).
+rows, an inverted-file index above (see :mod:`sanitizer.detectors.shared.neighbour_search`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ import pandas as pd
 from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.detectors.contract import Detector
-from sanitizer.detectors.feature_collision_signals import Reference, _group_margin, _nats, _neighbourhood, search_width
+from sanitizer.detectors.feature_collision.signals import Reference, _group_margin, _nats, _neighbourhood, search_width
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import salted
 from sanitizer.representations.embeddings import BuiltinEmbedder, TorchScriptEmbedder

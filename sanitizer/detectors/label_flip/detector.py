@@ -46,7 +46,7 @@ by the labels of each record's nearest neighbours.
    ``bench/label_flip_quality.py``: it lifts F1 most at 30-40% noise and for
    many-to-one flips.
 
-6. **A bound on false flags** (:mod:`sanitizer.detectors.label_flip_noise`). On
+6. **A bound on false flags** (:mod:`sanitizer.detectors.label_flip.noise`). On
    weakly predictable labels a margin above zero is no evidence of a flip. A
    noise model (flip rates and a temperature, fitted by EM from a 2% prior)
    gives each row the posterior that its label is wrong; a row is flagged only
@@ -73,7 +73,7 @@ from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
 from sanitizer.representations.scaling import standardise, standardiser
 from sanitizer.detectors.contract import Detector
-from sanitizer.detectors.label_flip_calibration import (
+from sanitizer.detectors.label_flip.calibration import (
     _choose_weight,
     _class_thresholds,
     _confident_joint,
@@ -82,8 +82,8 @@ from sanitizer.detectors.label_flip_calibration import (
     _top_pairs,
     _with_fold_indexes,
 )
-from sanitizer.detectors.label_flip_classifiers import DEFAULT_CLASSIFIER, make_classifier
-from sanitizer.detectors.label_flip_noise import _noise_model, _posterior_wrong, _recognised, _row_thresholds
+from sanitizer.detectors.label_flip.classifiers import DEFAULT_CLASSIFIER, make_classifier
+from sanitizer.detectors.label_flip.noise import _noise_model, _posterior_wrong, _recognised, _row_thresholds
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import salted
 

@@ -57,8 +57,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sanitizer.settings.checks import check_int, check_number
-from sanitizer.detectors.backdoor_candidates import _candidates, _distinct, _test
-from sanitizer.detectors.backdoor_trigger import Trigger, _carries, _vote
+from sanitizer.detectors.backdoor.candidates import _candidates, _distinct, _test
+from sanitizer.detectors.backdoor.trigger import Trigger, _carries, _vote
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
 from sanitizer.representations.scaling import standardise, standardiser
 from sanitizer.detectors.contract import Detector

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from sanitizer.detectors.backdoor_trigger import Trigger, _carries, _vote
+from sanitizer.detectors.backdoor.trigger import Trigger, _carries, _vote
 
 
 def _otsu(values: np.ndarray) -> float:

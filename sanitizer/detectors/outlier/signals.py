@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sanitizer.representations.scaling import standardise
-from sanitizer.detectors.neighbour_search import NeighbourIndex
+from sanitizer.detectors.shared.neighbour_search import NeighbourIndex
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``label_flip``'s noise model (step 6 of :mod:`sanitizer.detectors.label_flip`): what keeps its false flags
+"""``label_flip``'s noise model (step 6 of :mod:`sanitizer.detectors.label_flip.detector`): what keeps its false flags
 bounded where labels are only weakly predictable.
 
 On such data a classifier is often wrong, and confident learning alone flags a share of rows that grows with
