@@ -19,7 +19,7 @@ from sanitizer.data.layout import CODES_COLUMN, REASONS_COLUMN, quarantine_schem
 from sanitizer.settings.config import build_config
 from sanitizer.detectors import REGISTRY, Skipped
 from sanitizer.beam.plan import make_plan
-from sanitizer.data.batch import ID_COLUMN, KEY_COLUMN
+from sanitizer.data.batch import ID_COLUMN, KEY_COLUMN, NUMERIC
 from sanitizer.beam.sample import ClassAwareSampler
 from sanitizer.simulate import inject_outliers
 
@@ -66,12 +66,11 @@ def whole_files(plan):
 def pure_sample(plan, config):
     sampler = ClassAwareSampler(
         size=config.sample.size, min_per_class=config.sample.min_per_class, seed=config.seed,
-        n_features=len(plan.feature_names),
+        widths={NUMERIC: len(plan.feature_names)},
     )
     acc = sampler.create()
     for table in whole_files(plan):
-        batch, _ = to_detector_batch(table, plan)
-        acc = sampler.add(acc, batch.X, batch.labels, batch.keys, batch.ids)
+        acc = sampler.add(acc, to_detector_batch(table, plan))
     return sampler.extract(acc)
 
 
@@ -184,11 +183,11 @@ def scored(setup):
     detector = REGISTRY["outlier"]()
     all_ids, quarantined, flagged_ids, invalid_ids = [], set(), set(), set()
     for table in whole_files(plan):
-        batch, ex = to_detector_batch(table, plan)
+        batch = to_detector_batch(table, plan)
         result = detector.score(batch, states["outlier"])
         ids = table.column(ID_COLUMN).to_pylist()
         all_ids += ids
-        invalid_ids |= {ids[i] for i in np.flatnonzero(~ex.valid)}
+        invalid_ids |= {ids[i] for i in np.flatnonzero(~batch.checks.valid)}
         flagged_ids |= set(batch.ids[result.flagged].tolist())
     quarantined = invalid_ids | flagged_ids
     return {

@@ -10,8 +10,8 @@ from conftest import DIGIT_FEATURES, detector_batch
 
 from sanitizer.detectors import REGISTRY, Batch, OutlierDetector, Scores, Skipped
 from sanitizer.detectors.outlier.detector import MIN_ROWS, OutlierParams, OutlierState
-from sanitizer.data.batch import mix64, uniform01
-from sanitizer.beam.sample import ClassAwareSampler, Sample
+from sanitizer.data.batch import NUMERIC, mix64, uniform01
+from sanitizer.beam.sample import ClassAwareSampler
 
 RATE = 0.03
 
@@ -336,15 +336,15 @@ def sampler_data():
     return X, labels, keys, ids
 
 
-def draw(data, chunks, *, size=300, min_per_class=25, seed=0, merge_order=None) -> Sample:
+def draw(data, chunks, *, size=300, min_per_class=25, seed=0, merge_order=None) -> Batch:
     """Add each chunk group to its own accumulator, merge pairwise (in merge_order), extract."""
     X, labels, keys, ids = data
-    sampler = ClassAwareSampler(size=size, min_per_class=min_per_class, seed=seed, n_features=X.shape[1])
+    sampler = ClassAwareSampler(size=size, min_per_class=min_per_class, seed=seed, widths={NUMERIC: X.shape[1]})
     accs = []
     for group in chunks:
         acc = sampler.create()
         for rows in group:
-            acc = sampler.add(acc, X[rows], labels[rows], keys[rows], ids[rows])
+            acc = sampler.add(acc, Batch(X[rows], labels[rows], keys[rows], ids[rows]))
         accs.append(acc)
     if merge_order is not None:
         accs = [accs[i] for i in merge_order]
@@ -380,9 +380,8 @@ def test_sample_is_the_bottom_k_by_priority(sampler_data):
         i = int(s.ids[k].split("-")[1])
         assert s.keys[k] == keys[i] and s.labels[k] == labels[i]
         np.testing.assert_array_equal(s.X[k], X[i])
-        assert s.priority[k] == pri[i]
     # Ordered by (priority, key).
-    assert np.all(np.diff(s.priority) >= 0)
+    assert np.all(np.diff(uniform01(s.keys, 3)) >= 0)
 
 
 def test_class_with_fewer_rows_than_quota_is_kept_whole(sampler_data):
@@ -443,7 +442,7 @@ def test_sample_deterministic_for_a_seed_and_different_for_another(sampler_data)
 
 
 def test_empty_sampler_extracts_empty_sample():
-    sampler = ClassAwareSampler(size=10, min_per_class=2, seed=0, n_features=4)
+    sampler = ClassAwareSampler(size=10, min_per_class=2, seed=0, widths={NUMERIC: 4})
     s = sampler.extract(sampler.merge([sampler.create(), sampler.create()]))
     assert s.n == 0 and s.X.shape == (0, 4)
 

@@ -420,14 +420,15 @@ def test_release_never_overrides_a_failed_row_check():
     """decide(): released rows stay clean unless they failed a row check; confirmed rows are held."""
     from sanitizer.detectors import Scores
     from sanitizer.beam.policy import decide
-    from sanitizer.data.batch import KEY_COLUMN, FeatureColumn, extract
+    from sanitizer.data.batch import KEY_COLUMN, FeatureColumn
+    from sanitizer.data.extract import extract
     from sanitizer.review import ReviewDecisions, content_sha256
 
     table = pa.table({"rid": ["a", "b", "c", "d"], "x": [1.0, float("inf"), 3.0, 4.0], "label": [0, 1, 0, 1],
                       KEY_COLUMN: pa.array(np.arange(4, dtype=np.uint64))})
     content = content_sha256(table)  # decisions are bound to the rows' content
     ex = extract(table, [FeatureColumn("x", 1)], "label", "rid")
-    assert list(ex.valid) == [True, False, True, True]
+    assert list(ex.checks.valid) == [True, False, True, True]
     flagged = np.array([True, False, False])  # detector flags a (valid rows: a, c, d)
     results = {"outlier": Scores(np.array([9.0, 0.0, 0.0]), flagged, 5.0, {0: {}})}
     t = "2026-01-01T00:00:00Z"
@@ -436,7 +437,7 @@ def test_release_never_overrides_a_failed_row_check():
         {"id": "b", "decision": "release", "reason": "r", "reviewer": "x", "time": t, "content_sha256": content[1]},
         {"id": "d", "decision": "confirm", "reason": "r", "reviewer": "x", "time": t, "content_sha256": content[3]},
     ])
-    d = decide(4, ex, results, {"outlier": "quarantine"}, decisions, np.array(["a", "b", "c", "d"], dtype=object),
+    d = decide(4, ex.checks, results, {"outlier": "quarantine"}, decisions, np.array(["a", "b", "c", "d"], dtype=object),
                np.array(content, dtype=object))
     assert list(d.quarantine) == [False, True, False, True]
     assert list(d.overridden) == [True, False, False, False]

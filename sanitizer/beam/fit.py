@@ -16,10 +16,11 @@ import pyarrow as pa
 from sanitizer.runs import progress
 from sanitizer.beam.threads import finish_warm_imports, one_thread_per_library_call, start_warm_imports
 from sanitizer.settings.config import Config
-from sanitizer.detectors import REGISTRY, Batch, Skipped
+from sanitizer.detectors import REGISTRY, Skipped
 from sanitizer.errors import SanitizerError
 from sanitizer.beam.plan import Plan
-from sanitizer.data.batch import KEY_COLUMN, column_medians, extract, fill_missing, label_strings
+from sanitizer.data.batch import EMBEDDING, KEY_COLUMN, NUMERIC, Batch, column_medians, label_strings
+from sanitizer.data.extract import extract
 from sanitizer.beam.sample import ClassAwareSampler
 from sanitizer.detectors.contract import fitted
 from sanitizer.validation.suite import ROW_COUNT, RowValidator, SHAPE, sample_frame, summarise, validate_frame
@@ -49,19 +50,18 @@ def row_validator(plan: Plan):
 
 
 
-def to_detector_batch(table: pa.Table, plan: Plan, validator=None, fill=None) -> tuple[Batch, Any]:
+def to_detector_batch(table: pa.Table, plan: Plan, validator=None, fill=None) -> Batch:
     """The batch the detectors see (missing values filled with ``fill``, the sample's medians, when
-    given) and the full extraction (every row, its issues)."""
+    given), with what the check of every row of ``table`` found (``checks``)."""
     extra = validator.issues(table) if validator is not None else None
-    ex = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding, extra,
-                 missing=plan.missing_features)
-    batch = Batch(fill_missing(ex.X, fill), ex.labels, ex.keys, ex.ids, tuple(plan.feature_names), ex.embedding)
-    return batch, ex
+    batch = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding, extra,
+                    missing=plan.missing_features)
+    return batch.filled(fill)
 
 
-def missing_fill(sample, plan: Plan) -> np.ndarray:
+def missing_fill(sample: Batch, plan: Plan) -> np.ndarray:
     """What a missing feature value is judged as: each feature's median over the sample."""
-    return column_medians(sample.X[:, : len(plan.feature_names)])
+    return column_medians(sample.X)
 
 
 class SampleFn(beam.CombineFn):
@@ -74,7 +74,7 @@ class SampleFn(beam.CombineFn):
             size=config.sample.size,
             min_per_class=config.sample.min_per_class,
             seed=config.seed,
-            n_features=len(plan.feature_names) + (plan.embedding.width if plan.embedding else 0),
+            widths={NUMERIC: len(plan.feature_names), **({EMBEDDING: plan.embedding.width} if plan.embedding else {})},
         )
 
     def setup(self):
@@ -91,9 +91,7 @@ class SampleFn(beam.CombineFn):
             return acc
         if not mask.all():
             table = table.filter(pa.array(mask))
-        batch, _ = to_detector_batch(table, self.plan, self.validator)
-        X = batch.X if batch.embedding is None else np.hstack([batch.X, batch.embedding])  # split again in fit
-        return self.sampler.add(acc, X, batch.labels, batch.keys, batch.ids)
+        return self.sampler.add(acc, to_detector_batch(table, self.plan, self.validator))
 
     def merge_accumulators(self, accs):
         return self.sampler.merge(list(accs))
@@ -102,12 +100,12 @@ class SampleFn(beam.CombineFn):
         return self.sampler.extract(acc)
 
 
-def fit_detectors(sample, plan: Plan, config: Config) -> dict[str, Any]:
+def fit_detectors(sample: Batch, plan: Plan, config: Config) -> dict[str, Any]:
     """Fit every enabled detector on the sample; name -> fitted state (see :func:`fit_timed`)."""
     return fit_timed(sample, plan, config)[0]
 
 
-def fit_timed(sample, plan: Plan, config: Config) -> tuple[dict[str, Any], dict[str, float]]:
+def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any], dict[str, float]]:
     """Fit every enabled detector on the sample: (name -> fitted state, name -> seconds).
 
     A detector that cannot run on this data by its own rules (one class, too few
@@ -123,10 +121,7 @@ def fit_timed(sample, plan: Plan, config: Config) -> tuple[dict[str, Any], dict[
     Only feature_collision uses torch's global generator.
     """
     progress.stage(f"fitting detectors on {sample.n:,} sample rows")
-    d = len(plan.feature_names)
-    X, E = (sample.X, None) if plan.embedding is None else (sample.X[:, :d], sample.X[:, d:])
-    X = fill_missing(X, missing_fill(sample, plan))
-    batch = Batch(X, sample.labels, sample.keys, sample.ids, tuple(plan.feature_names), E)
+    batch = sample.filled(missing_fill(sample, plan))
     finish_warm_imports()
     one_thread_per_library_call()
     names = config.enabled_detectors()
@@ -203,7 +198,7 @@ def fit_failure(name: str, exc: BaseException, rows: int) -> str:
     )
 
 
-def fit_summary(states: dict[str, Any], sample, seconds: dict[str, float] | None = None) -> dict[str, Any]:
+def fit_summary(states: dict[str, Any], sample: Batch, seconds: dict[str, float] | None = None) -> dict[str, Any]:
     classes = pd.Series(sample.labels).value_counts().sort_index()
     out: dict[str, Any] = {
         "sample": {"rows": int(sample.n), "per_class": {str(k): int(v) for k, v in classes.items()}},
@@ -219,7 +214,7 @@ def fit_summary(states: dict[str, Any], sample, seconds: dict[str, float] | None
 
 
 
-def validate_sample(sample, plan: Plan) -> dict[str, Any]:
+def validate_sample(sample: Batch, plan: Plan) -> dict[str, Any]:
     """Data-set-level expectations (other than row counts and table shape) on the bounded sample."""
     frame = sample_frame(sample, plan)
     # The sample holds the scalar features and the label; checks on other columns run on the clean output,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sanitizer.detectors.base import Scores
-from sanitizer.data.batch import Extracted, report_only
+from sanitizer.data.batch import RowChecks, report_only
 
 
 @dataclass
@@ -49,16 +49,17 @@ def _clean_number(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
 
-def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict[str, str],
+def decide(n_rows: int, checks: RowChecks, results: dict[str, Scores], actions: dict[str, str],
            review=None, ids: np.ndarray | None = None, content=None) -> Decision:
-    """``review``: a sanitizer.review.ReviewDecisions; ``ids``: every row's id string (needed with it);
-    ``content``: each row's sanitizer.data.content_hash.content_sha256 (None where not computed; needed for the rows
+    """``checks``: what the row checks found (:attr:`sanitizer.data.batch.Batch.checks`); ``results``:
+    each detector's scores of the valid rows; ``review``: a sanitizer.review.ReviewDecisions; ``ids``:
+    every row's id string (needed with it); ``content``: each row's sanitizer.data.content_hash.content_sha256 (None where not computed; needed for the rows
     with a decision). A decision applies only to the content it was made for; the others are ``stale``."""
-    quarantine = ~ex.valid.copy()
+    quarantine = ~checks.valid.copy()
     reported = np.zeros(n_rows, dtype=bool)
     reasons: dict[int, list[dict]] = {}
 
-    for code, mask, evidence in ex.issues:
+    for code, mask, evidence in checks.issues:
         only_report = report_only(evidence)  # a missing optional value, a non-critical row-level expectation
         if only_report:
             reported |= mask
@@ -67,14 +68,14 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
                 {"detector": "validation", "code": code, "score": None, "threshold": None, "evidence": evidence,
                  **({"action": "report"} if only_report else {})}
             )
-    for i, entries in ex.per_row_issues.items():
+    for i, entries in checks.per_row_issues.items():
         for e in entries:
             evidence = {k: v for k, v in e.items() if k != "code"}
             reasons.setdefault(int(i), []).append(
                 {"detector": "validation", "code": e["code"], "score": None, "threshold": None, "evidence": evidence}
             )
 
-    valid_rows = np.flatnonzero(ex.valid)
+    valid_rows = np.flatnonzero(checks.valid)
     scores: dict[str, np.ndarray] = {}
     for name, result in results.items():
         full = np.full(n_rows, np.nan)
@@ -105,7 +106,7 @@ def decide(n_rows: int, ex: Extracted, results: dict[str, Scores], actions: dict
 
     matched = review.lookup(ids, content)
     released, confirmed = matched.released, matched.confirmed
-    released &= ex.valid  # a release overrides detectors, never a failed row check
+    released &= checks.valid  # a release overrides detectors, never a failed row check
     overridden = released & quarantine
     held_by_review = confirmed & ~quarantine
     quarantine &= ~released

@@ -15,45 +15,41 @@ and Dataflow fit the same detectors. Memory is bounded by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from sanitizer.data.batch import uniform01
+from sanitizer.data.batch import Batch, uniform01
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sample:
-    X: np.ndarray
-    labels: np.ndarray  # object array of class strings
-    keys: np.ndarray  # uint64
-    ids: np.ndarray  # object array
+    """Sampled rows (a :class:`Batch`, every feature kind and role kept) and each row's priority."""
+
+    batch: Batch
     priority: np.ndarray  # float64
 
     @property
     def n(self) -> int:
-        return len(self.keys)
+        return self.batch.n
 
-    @staticmethod
-    def empty(d: int) -> "Sample":
-        return Sample(
-            np.zeros((0, d)), np.zeros(0, dtype=object), np.zeros(0, np.uint64), np.zeros(0, dtype=object), np.zeros(0)
-        )
+    @property
+    def labels(self) -> np.ndarray:
+        return self.batch.labels
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self.batch.keys
 
     def take(self, index: np.ndarray) -> "Sample":
-        return Sample(self.X[index], self.labels[index], self.keys[index], self.ids[index], self.priority[index])
+        return Sample(self.batch.take(index), self.priority[index])
 
     @staticmethod
     def concat(parts: list["Sample"]) -> "Sample":
         parts = [p for p in parts if p.n] or parts[:1]
-        return Sample(
-            np.concatenate([p.X for p in parts]),
-            np.concatenate([p.labels for p in parts]),
-            np.concatenate([p.keys for p in parts]),
-            np.concatenate([p.ids for p in parts]),
-            np.concatenate([p.priority for p in parts]),
-        )
+        return Sample(Batch.concat([p.batch for p in parts]), np.concatenate([p.priority for p in parts]))
 
 
 class Accumulator:
@@ -72,11 +68,13 @@ class Accumulator:
 class ClassAwareSampler:
     """Pure-numpy core of the sampling CombineFn."""
 
-    def __init__(self, *, size: int, min_per_class: int, seed: int, n_features: int):
+    def __init__(self, *, size: int, min_per_class: int, seed: int, widths: Mapping[str, int]):
+        """``widths``: each feature kind's width (:data:`sanitizer.data.batch.NUMERIC` ...), the shape of
+        an empty sample."""
         self.size = size
         self.min_per_class = min_per_class
         self.seed = seed
-        self.n_features = n_features
+        self.widths = dict(widths)
 
     def create(self) -> Accumulator:
         return Accumulator()
@@ -97,15 +95,14 @@ class ClassAwareSampler:
             keep |= pri <= class_cut[codes]
         return keep
 
-    def add(self, acc: Accumulator, X, labels, keys, ids) -> Accumulator:
-        if len(keys) == 0:
+    def add(self, acc: Accumulator, batch: Batch) -> Accumulator:
+        if batch.n == 0:
             return acc
-        rows = np.flatnonzero(self.candidates(acc, labels, keys))
+        rows = np.flatnonzero(self.candidates(acc, batch.labels, batch.keys))
         if len(rows) == 0:
             return acc
-        pri = uniform01(keys[rows], self.seed)
-        ids = np.asarray(ids[rows] if not hasattr(ids, "take") else ids.take(rows), dtype=object)
-        acc.parts.append(Sample(np.asarray(X, dtype=np.float64)[rows], labels[rows], keys[rows], ids, pri))
+        pri = uniform01(batch.keys[rows], self.seed)
+        acc.parts.append(Sample(batch.take(rows), pri))
         # Compact once the sample is first full (that sets the cutoffs), then whenever it doubles.
         if acc.rows > 2 * self.size + 4 * self.min_per_class * 16 or (
             not np.isfinite(acc.cutoff) and acc.rows > self.size
@@ -121,13 +118,14 @@ class ClassAwareSampler:
             self._compact_into(out)
         return out
 
-    def extract(self, acc: Accumulator) -> Sample:
+    def extract(self, acc: Accumulator) -> Batch:
+        """The sample's rows, ordered by priority (so its first rows are a uniform subsample)."""
         if not acc.parts:
-            return Sample.empty(self.n_features)
+            return Batch.empty(self.widths)
         s = self.compact(acc.parts)
         # Sort by (priority, key) so the fitted state never depends on merge order.
         order = np.lexsort((s.keys, s.priority))
-        return s.take(order)
+        return s.batch.take(order)
 
     def _compact_into(self, acc: Accumulator) -> None:
         s = self.compact(acc.parts)

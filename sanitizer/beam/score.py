@@ -23,7 +23,7 @@ from sanitizer.beam.fit import row_validator, to_detector_batch
 from sanitizer.beam.metrics import MetricUpdates
 from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.settings.config import Config
-from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
+from sanitizer.detectors import REGISTRY, Scores, Skipped
 from sanitizer.beam.plan import Plan
 from sanitizer.runs.record import Counts, DetectorCounts, ReviewCounts
 from sanitizer.runs.score_histogram import ScoreHistogram
@@ -32,6 +32,7 @@ from sanitizer.data.layout import (
     CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column,
 )
 from sanitizer.data.reasons import to_arrow as reasons_arrow
+from sanitizer.data.batch import Batch, RowChecks
 from sanitizer.data.content_hash import content_sha256
 
 NULL_CLASS = "<null>"
@@ -44,11 +45,7 @@ def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | No
             or not getattr(detector, "row_independent", False)):
         return detector.score(batch, state)
     bounds = np.linspace(0, batch.n, threads + 1).astype(int)
-    chunks = [
-        Batch(batch.X[a:b], batch.labels[a:b], batch.keys[a:b], batch.ids[a:b], batch.feature_names,
-              None if batch.embedding is None else batch.embedding[a:b])
-        for a, b in zip(bounds[:-1], bounds[1:])
-    ]
+    chunks = [batch.take(slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
     parts = list(pool.map(lambda c: detector.score(c, state), chunks))
     evidence = {}
     for offset, part in zip(bounds[:-1], parts):
@@ -145,7 +142,7 @@ class ScoreFn(beam.DoFn):
         plan = self.plan
         n = table.num_rows
         t0 = time.perf_counter()
-        batch, ex = to_detector_batch(table, plan, self.validator, fill)
+        batch = to_detector_batch(table, plan, self.validator, fill)
         seconds = {"row_checks": time.perf_counter() - t0}
         results: dict[str, Scores] = {}
         for name, detector in self.detectors.items():
@@ -163,7 +160,7 @@ class ScoreFn(beam.DoFn):
             decided = plan.decisions.rows_with_decisions(ids)
             if len(decided):
                 content[decided] = content_sha256(table, decided)
-        decision = decide(n, ex, results, self.config.policy, plan.decisions, ids, content)
+        decision = decide(n, batch.checks, results, self.config.policy, plan.decisions, ids, content)
         progress.add("scored", n)
         progress.add("quarantined", int(decision.quarantine.sum()))
 
@@ -187,16 +184,16 @@ class ScoreFn(beam.DoFn):
                     score_column(name), pa.array(values, type=pa.float64(), mask=np.isnan(values)))
             q_schema = quarantine_schema(plan.output_schema, list(REGISTRY))
             outputs.append(TaggedOutput("quarantine", quarantined.cast(q_schema)))
-        counts = self._stats(n, ex, decision, results)
+        counts = self._stats(n, batch.checks, decision, results)
         seconds["split"] = time.perf_counter() - t0  # policy, reasons and the clean / quarantine tables
         counts.seconds = seconds
         outputs.append(TaggedOutput("stats", counts))
         outputs.append(MetricUpdates.of(counts, results))  # applied by process / finish_bundle, not emitted
         return outputs
 
-    def _stats(self, n, ex, decision, results) -> Counts:
+    def _stats(self, n, checks: RowChecks, decision, results) -> Counts:
         q = decision.quarantine
-        labels = ex.labels_all
+        labels = checks.labels_all
         by_reason: dict[str, int] = {}
         overridden = decision.overridden if decision.overridden is not None else np.zeros(n, dtype=bool)
         for row in np.flatnonzero((q | decision.reported) & ~overridden):
@@ -229,7 +226,7 @@ class ScoreFn(beam.DoFn):
             rows_in=int(n),
             clean=int((~q).sum()),
             quarantined=int(q.sum()),
-            invalid=int((~ex.valid).sum()),
+            invalid=int((~checks.valid).sum()),
             reported_kept_clean=int(decision.reported.sum()),
             by_reason=by_reason,
             by_detector=by_detector,

@@ -1,4 +1,8 @@
-"""Column roles, record ids and Arrow batch <-> numpy helpers.
+"""The batch type, column roles, record ids and keys, and Arrow <-> numpy helpers.
+
+:class:`Batch` carries rows from reading (:func:`sanitizer.data.extract.extract`) through the
+bounded sample to the detectors' fit and score: features by kind, labels, ids, keys, and what
+the row checks found.
 
 Every record carries an id (the user's id column, or a generated
 ``<file relative to the input root>:<row number>``, stable across reruns on the
@@ -11,16 +15,16 @@ data, and reproducible from the seed.
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sanitizer.data.value_types import EXACT_FLOAT_INT, parse_numbers
+from sanitizer.data.value_types import EXACT_FLOAT_INT
 
 ID_COLUMN = "sanitizer_id"
 KEY_COLUMN = "__sanitizer_key"
@@ -79,22 +83,110 @@ class FeatureColumn:
         return [self.name] if not self.is_list else [f"{self.name}[{i}]" for i in range(self.width)]
 
 
-@dataclass
-class Extracted:
-    """What the detectors see of one batch: valid rows only."""
+NUMERIC = "numeric"
+"""The feature kind of numeric columns: scalar and fixed-length list columns, as float64, NaN where a value is missing."""
+EMBEDDING = "embedding"
+"""The feature kind of a precomputed embedding column (one fixed-length float vector per row)."""
 
-    X: np.ndarray  # (n_valid, d) float64
-    labels: np.ndarray  # (n_valid,) object array of label strings
-    keys: np.ndarray  # (n_valid,) uint64
-    ids: np.ndarray  # (n_valid,) object array of id strings
-    valid: np.ndarray  # (n_rows,) bool mask into the batch
+
+@dataclass(frozen=True)
+class RowChecks:
+    """What the check of every row of a table found (:func:`sanitizer.data.extract.extract`); indexed by
+    the table's rows, where a :class:`Batch`'s other fields hold its valid rows only."""
+
+    valid: np.ndarray  # (n_rows,) bool: the rows the batch holds
     labels_all: np.ndarray  # (n_rows,) label strings of every row, None where null
-    issues: list[tuple[str, np.ndarray, dict]] = field(default_factory=list)
-    """(reason code, row mask over the whole batch, evidence) for rows that failed checks."""
+    issues: tuple[tuple[str, np.ndarray, dict], ...] = ()
+    """(reason code, row mask over the whole table, evidence) for rows that failed checks."""
     per_row_issues: dict[int, list[dict]] = field(default_factory=dict)
     """Row index -> extra issues with row-specific evidence (for example the unparsable value)."""
-    embedding: np.ndarray | None = None
-    """(n_valid, e) precomputed embeddings, when an embedding column is configured."""
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.valid)
+
+
+@dataclass(frozen=True, init=False, eq=False)
+class Batch:
+    """Rows as the detectors see them, from reading to scoring: every column role of each row.
+
+    ``features`` maps a feature kind to its (n, width) float64 representation: :data:`NUMERIC` (the
+    numeric feature columns, named by ``feature_names``) and, when configured, :data:`EMBEDDING`.
+    A new column kind is a new key, not a new field. ``labels``, ``ids`` and ``keys`` (the record
+    keys, uint64 hashes of the ids) hold one value per row. ``checks`` is set on a batch read from a
+    table (:func:`sanitizer.data.extract.extract`): what the row checks found, over all of the
+    table's rows; a batch derived from some of the rows (:meth:`take`) has none.
+
+    Immutable: derive a new batch with :meth:`take`, :meth:`filled` or ``dataclasses.replace``; the
+    arrays are shared between batches and never written to.
+
+    Built positionally, ``Batch(X, labels, keys, ids, feature_names, embedding)`` is the batch of
+    numeric features ``X`` (and an embedding); ``Batch(features=..., labels=..., ...)`` gives the kinds.
+    """
+
+    features: Mapping[str, np.ndarray]
+    labels: np.ndarray  # (n,) object array of class strings
+    keys: np.ndarray  # (n,) uint64 hashes of record ids
+    ids: np.ndarray  # (n,) object array of record ids
+    feature_names: tuple[str, ...]  # the NUMERIC columns (list columns as name[i])
+    checks: RowChecks | None
+
+    def __init__(self, X: np.ndarray | None = None, labels: np.ndarray | None = None, keys: np.ndarray | None = None,
+                 ids: np.ndarray | None = None, feature_names: tuple[str, ...] = (),
+                 embedding: np.ndarray | None = None, *, features: Mapping[str, np.ndarray] | None = None,
+                 checks: RowChecks | None = None):
+        if features is None:
+            if X is None:
+                raise TypeError("Batch needs X (the numeric features) or features (kind -> array)")
+            features = {NUMERIC: X} if embedding is None else {NUMERIC: X, EMBEDDING: embedding}
+        elif X is not None or embedding is not None:
+            raise TypeError("Batch takes either X (and embedding) or features, not both")
+        if labels is None or keys is None or ids is None:
+            raise TypeError("Batch needs labels, keys and ids")
+        for name, value in (("features", dict(features)), ("labels", labels), ("keys", keys), ("ids", ids),
+                            ("feature_names", tuple(feature_names)), ("checks", checks)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def X(self) -> np.ndarray:
+        """(n, d) float64: the numeric features."""
+        return self.features[NUMERIC]
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        """(n, e) from a precomputed embedding column, when configured."""
+        return self.features.get(EMBEDDING)
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+    def take(self, rows) -> "Batch":
+        """The batch of ``rows`` (indices, a mask or a slice), every feature kind and role kept; no
+        ``checks``, which describe the whole table."""
+        return Batch(features={kind: values[rows] for kind, values in self.features.items()},
+                     labels=self.labels[rows], keys=self.keys[rows], ids=self.ids[rows],
+                     feature_names=self.feature_names)
+
+    def filled(self, fill: np.ndarray | None) -> "Batch":
+        """The batch with its missing numeric values set to ``fill`` (see :func:`fill_missing`)."""
+        X = fill_missing(self.X, fill)
+        return self if X is self.X else replace(self, features={**self.features, NUMERIC: X})
+
+    @staticmethod
+    def concat(parts: Sequence[Batch]) -> Batch:
+        """The rows of ``parts`` one after another (at least one part; the first's names; no ``checks``)."""
+        first = parts[0]
+        return Batch(features={kind: np.concatenate([p.features[kind] for p in parts]) for kind in first.features},
+                     labels=np.concatenate([p.labels for p in parts]), keys=np.concatenate([p.keys for p in parts]),
+                     ids=np.concatenate([p.ids for p in parts]), feature_names=first.feature_names)
+
+    @staticmethod
+    def empty(widths: Mapping[str, int], feature_names: tuple[str, ...] = ()) -> "Batch":
+        """A batch of no rows with these feature kinds and widths."""
+        return Batch(features={kind: np.zeros((0, width)) for kind, width in widths.items()},
+                     labels=np.zeros(0, dtype=object), keys=np.zeros(0, np.uint64), ids=np.zeros(0, dtype=object),
+                     feature_names=feature_names)
 
 
 def id_strings(column) -> list:
@@ -141,7 +233,6 @@ MISSING_WORDS = ("NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "none", "ni
 """Text a numeric feature stored as text reads as a missing value (the shards keep the text as
 written; ``training.torch`` reads the same words as missing)."""
 _MISSING_WORDS = pa.array(MISSING_WORDS)
-_WIDE_INTEGERS = (pa.int64(), pa.uint64())
 _INTEGER_TEXT = r"^[-+]?[0-9]+$"
 
 
@@ -206,189 +297,3 @@ def column_medians(X: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": such a feature gets 0
         return np.nan_to_num(np.nanmedian(X, axis=0), nan=0.0)
-
-
-def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, id_output: str,
-            embedding: FeatureColumn | None = None,
-            extra_issues: list[tuple[str, np.ndarray, dict]] | None = None,
-            missing: str = "report") -> Extracted:
-    """Pull the feature matrix, labels, ids and keys out of a batch and check every row.
-
-    Rows with a null label, an infinite / unparsable feature value, a feature value
-    float32 cannot hold (``invalid:out_of_range``: the training job would read it as
-    inf), a null, NaN or wrong-length vector feature or a null id are marked invalid
-    with a reason; they are quarantined and never reach a detector.
-
-    A missing (null or NaN) value in a scalar feature is not poison: with ``missing="report"``
-    (the default) its row stays valid, carries a ``missing:COL`` reason with action ``report``,
-    and reaches the detectors with the cell left NaN, to be filled (:func:`fill_missing`) with the
-    sample's median. ``missing="quarantine"`` makes it invalid (``invalid:null:COL`` /
-    ``invalid:nan:COL``), for trainers that cannot take nulls.
-    """
-    n = table.num_rows
-    if embedding is not None:
-        features = list(features) + [embedding]  # checked like a feature, split off below
-    d = sum(fc.width for fc in features)
-    # Filled feature by feature as rows of XT (contiguous writes and checks: filling the columns of an
-    # (n, d) array in place took 1.2 s per million rows of 32 features, this 0.2 s), transposed once below.
-    XT = np.empty((d, n), dtype=np.float64)
-    issues: list[tuple[str, np.ndarray, dict]] = []
-    invalid = np.zeros(n, dtype=bool)
-    unparsed: dict[int, list[dict]] = {}  # row -> issues of text that is no number, with the text
-    start = 0
-    for fc in features:
-        col = table.column(fc.name).combine_chunks()
-        null = (
-            np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            if col.null_count
-            else np.zeros(n, dtype=bool)
-        )
-        block = XT[start : start + fc.width]  # (width, n)
-        start += fc.width
-        if fc.is_list:
-            values, bad_len = _list_block(col, fc.width, null)
-            block[:] = values.T
-            if bad_len.any():
-                issues.append((f"invalid:wrong_length:{fc.name}", bad_len, {"column": fc.name, "expected": fc.width}))
-                invalid |= bad_len
-        elif fc.coerce and not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-            # Text kept as written in the shards and parsed here; a missing-value word (NA, None) is a
-            # missing value, other text that is no number makes its row invalid.
-            block[0], unparsable, _ = parse_numbers(col)
-            words = missing_words(col) if unparsable.any() else None
-            if words is not None and words.any():
-                block[0, words] = np.nan
-                unparsable &= ~words
-            inexact = inexact_integer_text(col, block[0])
-            if inexact is not None:
-                    issues.append((f"invalid:inexact:{fc.name}", inexact,
-                                   {"column": fc.name, "limit": EXACT_FLOAT_INT,
-                                    "note": "an integer beyond +-2^53, which a float64 feature cannot hold exactly"}))
-                    invalid |= inexact
-                    block[0, inexact] = 0.0
-            if unparsable.any():  # per row, with the text, as a read issue would be
-                text = pc.cast(col, pa.string())
-                for i in np.flatnonzero(unparsable):
-                    unparsed.setdefault(int(i), []).append(
-                        {"code": f"invalid:non_numeric:{fc.name}", "column": fc.name, "value": text[int(i)].as_py()})
-                invalid |= unparsable
-                block[0, unparsable] = 0.0
-        else:
-            block[0] = col.to_numpy(zero_copy_only=False)
-            if col.type in _WIDE_INTEGERS and len(col) > col.null_count:
-                inexact = beyond_float(col)
-                if inexact.any():
-                    issues.append((f"invalid:inexact:{fc.name}", inexact,
-                                   {"column": fc.name, "limit": EXACT_FLOAT_INT,
-                                    "note": "an integer beyond +-2^53, which a float64 feature cannot hold exactly"}))
-                    invalid |= inexact
-                    block[0, inexact] = 0.0
-        optional = missing == "report" and not fc.is_list
-        if null.any():
-            if optional:
-                block[:, null] = np.nan
-            else:
-                issues.append((f"invalid:null:{fc.name}", null, {"column": fc.name}))
-                invalid |= null
-                block[:, null] = 0.0
-        finite = np.isfinite(block)
-        if not finite.all():
-            nonfinite = ~finite
-            nan_rows = np.isnan(block).any(axis=0)
-            inf_rows = (nonfinite & ~np.isnan(block)).any(axis=0)
-            if nan_rows.any() and optional:
-                issues.append((f"missing:{fc.name}", nan_rows,
-                               {"column": fc.name, "action": "report",
-                                "note": "missing value; the detectors judged the row with the sample's median"}))
-            elif nan_rows.any():
-                issues.append((f"invalid:nan:{fc.name}", nan_rows, {"column": fc.name}))
-                invalid |= nan_rows
-            if inf_rows.any():
-                issues.append((f"invalid:inf:{fc.name}", inf_rows, {"column": fc.name}))
-                invalid |= inf_rows
-        with np.errstate(invalid="ignore"):
-            beyond = (np.abs(block) > FLOAT32_MAX) & finite
-        if beyond.any():
-            out_rows = beyond.any(axis=0)
-            issues.append((f"invalid:out_of_range:{fc.name}", out_rows, {"column": fc.name, "limit": FLOAT32_MAX}))
-            invalid |= out_rows
-    X = np.ascontiguousarray(XT.T)
-    del XT
-
-    labels = label_strings(table.column(label_column))
-    null_label = pd.isnull(labels)
-    if null_label.any():
-        issues.append((f"invalid:null:{label_column}", null_label, {"column": label_column}))
-        invalid |= null_label
-
-    ids_arr = table.column(id_output).combine_chunks()
-    null_id = np.asarray(ids_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    if null_id.any():
-        issues.append((f"invalid:null:{id_output}", null_id, {"column": id_output}))
-        invalid |= null_id
-
-    per_row: dict[int, list[dict]] = {}
-    if READ_ISSUE in table.column_names:
-        raw = table.column(READ_ISSUE).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(pd.notna(raw)):
-            per_row[int(i)] = [json.loads(line) for line in raw[i].split("\n")]
-            invalid[i] = True
-        # A value that could not be cast arrives as null; the read issue explains it, so drop the bare null reason.
-        if per_row:
-            keep = []
-            for code, mask, evidence in issues:
-                if code.startswith(("invalid:null:", "missing:")):
-                    mask = mask.copy()
-                    column = evidence.get("column")
-                    for i, entries in per_row.items():
-                        if any(e.get("column") == column for e in entries):
-                            mask[i] = False
-                    if not mask.any():
-                        continue
-                keep.append((code, mask, evidence))
-            issues = keep
-
-    for i, entries in unparsed.items():
-        per_row.setdefault(i, []).extend(entries)
-
-    for code, mask, evidence in extra_issues or ():  # e.g. failed row-level expectations
-        issues.append((code, mask, evidence))
-        if not report_only(evidence):  # a non-critical expectation only reports
-            invalid |= mask
-    valid = ~invalid
-    if invalid.any():
-        X = X[valid]
-    keys = table.column(KEY_COLUMN).to_numpy().astype(np.uint64)[valid]
-    ids = pc.cast(ids_arr, pa.string()).to_numpy(zero_copy_only=False)[valid]
-    E = None
-    if embedding is not None:
-        X, E = X[:, : d - embedding.width], np.ascontiguousarray(X[:, d - embedding.width :])
-    return Extracted(
-        embedding=E,
-        X=np.ascontiguousarray(X, dtype=np.float64),
-        labels=labels[valid],
-        keys=keys,
-        ids=ids,
-        valid=valid,
-        labels_all=labels,
-        issues=issues,
-        per_row_issues=per_row,
-    )
-
-
-def _list_block(col: pa.Array, width: int, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = len(col)
-    if pa.types.is_fixed_size_list(col.type):
-        flat = col.flatten() if col.offset == 0 and not col.null_count else None
-        if flat is not None and len(flat) == n * width:
-            values = flat.to_numpy(zero_copy_only=False).astype(np.float64)
-            return values.reshape(n, width), np.zeros(n, dtype=bool)
-    lengths = pc.list_value_length(col).fill_null(width).to_numpy(zero_copy_only=False)
-    bad_len = (lengths != width) & ~null
-    out = np.zeros((n, width), dtype=np.float64)
-    good = ~bad_len & ~null
-    if good.any():
-        sub = col.filter(pa.array(good))
-        values = pc.list_flatten(sub).to_numpy(zero_copy_only=False).astype(np.float64)
-        out[good] = values.reshape(-1, width)
-    return out, bad_len

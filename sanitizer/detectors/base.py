@@ -1,10 +1,10 @@
 """Shared types and helpers of the detectors.
 
-:class:`Batch` (what a detector sees), :class:`Scores` (what it says about each row) and
-:class:`Skipped` (the state of a detector that cannot fit on this data) are the types of the
-detector contract, which lives in :mod:`sanitizer.detectors.contract`; below them, helpers
-several detectors share (bounded samples, class indices, score calibration, robust
-standardising).
+:class:`~sanitizer.data.batch.Batch` (what a detector sees: the one batch type, from
+:mod:`sanitizer.data`), :class:`Scores` (what it says about each row) and :class:`Skipped` (the
+state of a detector that cannot fit on this data) are the types of the detector contract, which
+lives in :mod:`sanitizer.detectors.contract`; below them, helpers several detectors share
+(bounded samples, class indices, score calibration, robust standardising).
 """
 
 from __future__ import annotations
@@ -15,21 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
-@dataclass(frozen=True)
-class Batch:
-    """The valid rows of one record batch, as the detectors see them."""
-
-    X: np.ndarray  # (n, d) float64
-    labels: np.ndarray  # (n,) object array of class strings
-    keys: np.ndarray  # (n,) uint64 hashes of record ids
-    ids: np.ndarray  # (n,) object array of record ids
-    feature_names: tuple[str, ...]
-    embedding: np.ndarray | None = None  # (n, e) from a precomputed embedding column, when configured
-
-    @property
-    def n(self) -> int:
-        return len(self.keys)
+from sanitizer.data.batch import Batch
 
 
 @dataclass(frozen=True)
@@ -56,13 +42,14 @@ class Skipped:
 
 def bounded_sample(sample: Batch, rows: int, per_class: int = 50) -> Batch:
     """The first ``rows`` rows of the sample (it is ordered by random priority, so they are a
-    uniform subsample) plus up to ``per_class`` rows of every class, so rare classes stay represented."""
+    uniform subsample) plus up to ``per_class`` rows of every class, so rare classes stay represented;
+    every feature kind (the embedding too) and role of those rows is kept."""
     if sample.n <= rows:
         return sample
     codes, _ = pd.factorize(sample.labels)
     rank_in_class = pd.Series(codes).groupby(codes).cumcount().to_numpy()
     keep = np.flatnonzero((np.arange(sample.n) < rows) | (rank_in_class < per_class))
-    return Batch(sample.X[keep], sample.labels[keep], sample.keys[keep], sample.ids[keep], sample.feature_names)
+    return sample.take(keep)
 
 
 def class_indices(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:

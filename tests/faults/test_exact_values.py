@@ -34,8 +34,9 @@ import pytest
 from sanitizer.settings.config import build_config
 from sanitizer.errors import InputError
 from sanitizer.beam.plan import make_plan
-from sanitizer.data.batch import KEY_COLUMN, FeatureColumn, extract
+from sanitizer.data.batch import KEY_COLUMN, FeatureColumn
 from sanitizer.data.batch import READ_ISSUE
+from sanitizer.data.extract import extract
 from sanitizer.io.sources import iter_file_batches
 from conftest import load_json, read_dir, run_cli, synthetic_rows
 
@@ -245,8 +246,8 @@ def test_a_feature_value_beyond_float64_quarantines_its_row():
     table = pa.table({"big": pa.array([1, 2, BIG, 4, -BIG, 6], pa.int64()), "label": pa.array(["a"] * n),
                       "rid": pa.array(np.arange(n)), KEY_COLUMN: pa.array(np.arange(n, dtype=np.uint64))})
     ex = extract(table, [FeatureColumn("big", 1)], "label", "rid")
-    assert ex.valid.tolist() == [True, True, False, True, False, True]
-    codes = {code: mask.tolist() for code, mask, _ in ex.issues}
+    assert ex.checks.valid.tolist() == [True, True, False, True, False, True]
+    codes = {code: mask.tolist() for code, mask, _ in ex.checks.issues}
     assert codes["invalid:inexact:big"] == [False, False, True, False, True, False]
 
 
@@ -256,7 +257,7 @@ def test_a_long_integer_written_in_a_text_feature_quarantines_its_row():
                       "label": pa.array(["a"] * n), "rid": pa.array(np.arange(n)),
                       KEY_COLUMN: pa.array(np.arange(n, dtype=np.uint64))})
     ex = extract(table, [FeatureColumn("t", 1, coerce=True)], "label", "rid")
-    assert ex.valid.tolist() == [True, False, True, True, False]
+    assert ex.checks.valid.tolist() == [True, False, True, True, False]
 
 
 def _big_parquet(root: Path, stats: bool = True) -> Path:

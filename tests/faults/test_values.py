@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sanitizer.detectors import REGISTRY
-from sanitizer.data.batch import FeatureColumn, extract
+from sanitizer.data.batch import FeatureColumn
+from sanitizer.data.extract import extract
 from conftest import detector_batch, load_json, read_dir, reasons_of, run_cli, synthetic_rows
 
 RID = "rid"
@@ -78,14 +79,14 @@ def test_extract_marks_values_float32_cannot_hold_as_out_of_range():
         "__sanitizer_key": pa.array(np.arange(n, dtype=np.uint64)),
     })
     ex = extract(table, [FeatureColumn("a", 1)], "label", RID)
-    issues = {code: np.flatnonzero(mask).tolist() for code, mask, _ in ex.issues}
+    issues = {code: np.flatnonzero(mask).tolist() for code, mask, _ in ex.checks.issues}
     assert issues["invalid:out_of_range:a"] == [1, 2, 6]
     assert issues["missing:a"] == [7]  # missing, not out of range: reported, the row stays valid
-    assert ex.valid.tolist() == [True, False, False, True, True, True, False, True]
+    assert ex.checks.valid.tolist() == [True, False, False, True, True, True, False, True]
     strict = extract(table, [FeatureColumn("a", 1)], "label", RID, missing="quarantine")
-    assert {code: np.flatnonzero(mask).tolist() for code, mask, _ in strict.issues}["invalid:nan:a"] == [7]
-    assert not strict.valid[7]
-    evidence = next(e for code, _, e in ex.issues if code == "invalid:out_of_range:a")
+    assert {code: np.flatnonzero(mask).tolist() for code, mask, _ in strict.checks.issues}["invalid:nan:a"] == [7]
+    assert not strict.checks.valid[7]
+    evidence = next(e for code, _, e in ex.checks.issues if code == "invalid:out_of_range:a")
     assert evidence["column"] == "a" and evidence["limit"] == FLOAT32_MAX
 
 
