@@ -30,8 +30,10 @@ from sanitizer.detectors import REGISTRY
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.data.batch import ID_COLUMN, INTERNAL_PREFIX, FeatureColumn
 from sanitizer.io.input_rules import Skipped
-from sanitizer.io.sources import check_unique_columns, iter_file_batches, parquet_splits
-from sanitizer.io.discover import InputFile, Split, survey
+from sanitizer.io.sources import iter_file_batches
+from sanitizer.io.discover import InputFile, survey
+from sanitizer.io.readers import reader_for
+from sanitizer.io.readers.base import Split, check_unique_columns
 from sanitizer.io.input_schema import (
     check_features_have_values,
     conformed_schema,
@@ -121,9 +123,10 @@ def make_plan(config: Config) -> Plan:
             "Pass the right name with --id-column, or leave it out to generate ids"
         )
 
+    reader = reader_for(files[0].format)
     first_batch = None
     # CSV is read as text and typed by the plan (sanitizer.data.value_types); other formats carry types.
-    for batch in iter_file_batches(files[0], batch_rows=2048, schema=schema if files[0].format == "csv" else None):
+    for batch in iter_file_batches(files[0], batch_rows=2048, schema=schema if reader.values_as_text else None):
         first_batch = batch
         break
     for field in first_batch.schema if first_batch is not None else ():  # text the checks below can read
@@ -145,12 +148,11 @@ def make_plan(config: Config) -> Plan:
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
     _check_feature_count(features)
     # Every shard readable before any is read whole (the id inference below reads whole columns).
-    if files[0].format == "parquet":
-        splits, file_rows = parquet_splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
-        if sum(file_rows.values()) == 0:
-            raise InputError(f"input {config.input!r} has no rows; there is nothing to sanitize")
-    else:  # every text shard has been parsed (its types) by input_schema.unified_schema
-        splits, file_rows = [Split(i) for i in range(len(files))], None
+    # Parquet: runs of row groups, every file's rows known from its footer; others: one split per file,
+    # every one of which has been parsed (its types) by input_schema.unified_schema.
+    splits, file_rows = reader.splits(files, target_rows=max(config.scoring.batch_rows * 4, 262_144))
+    if file_rows is not None and sum(file_rows.values()) == 0:
+        raise InputError(f"input {config.input!r} has no rows; there is nothing to sanitize")
     id_column, id_inferred = config.id_column, False
     if id_column is None:
         id_column = _infer_id(files, schema, ignored, warnings)
@@ -215,14 +217,14 @@ def _check_feature_count(features) -> None:
 def _check_roles(files, schema: pa.Schema, label: str, id_column: str | None) -> None:
     """Refuse, before anything runs, a label or id column that cannot name a class or a record: nested
     values or raw bytes (by type), or text that is not UTF-8 (a Parquet input's whole column is read;
-    the CSV and JSON Lines readers refuse such bytes themselves)."""
+    the CSV and JSON Lines readers refuse such bytes themselves: ``Reader.decodes_text``)."""
     roles = [("label", label)] + ([("id", id_column)] if id_column else [])
     for role, name in roles:
         check_role_type(role, name, schema.field(name).type)
     text = [(role, name) for role, name in roles
             if pa.types.is_string(_value_type(schema.field(name).type))
             or pa.types.is_large_string(_value_type(schema.field(name).type))]
-    if not text or files[0].format != "parquet":
+    if not text or reader_for(files[0].format).decodes_text:
         return
     fields = pa.schema([schema.field(name) for _, name in text])
     for f in files:
@@ -248,7 +250,7 @@ def _infer_id(files, schema: pa.Schema, ignored: list[IgnoredColumn], warnings: 
     """
     candidates = [c for c in ignored if c.reason == "id-like"]
     for c in candidates:
-        if files[0].format != "parquet" and sum(f.size for f in files) > ID_CHECK_TEXT_BYTES:
+        if not reader_for(files[0].format).columnar and sum(f.size for f in files) > ID_CHECK_TEXT_BYTES:
             warnings.append(f"column {c.name!r} looks like a record id ({c.detail}); it is not used as a feature. "
                             "The input is too large to prove it unique before the run, so ids are generated: "
                             f"pass --id-column {c.name} to use it")

@@ -21,6 +21,7 @@ import os
 import sys
 
 from sanitizer.errors import SanitizerError
+from sanitizer.io.readers import FORMAT_CHOICES
 from sanitizer.cli.summary import summary_lines
 from sanitizer.cli.terminal import printable
 from sanitizer.runs import progress
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--label-column", dest="label_column", required=True)
     prof.add_argument("--id-column", dest="id_column")
     prof.add_argument("--feature-columns", dest="feature_columns")
-    prof.add_argument("--format", choices=["auto", "parquet", "csv", "jsonl"])
+    prof.add_argument("--format", choices=FORMAT_CHOICES)
     prof.add_argument("--ignore", action="append", metavar="PATTERN",
                       help="leave out the input files matching this glob (as for run); repeatable")
     prof.add_argument("--output", required=True, help="where to write the suite, e.g. validations/train.json")

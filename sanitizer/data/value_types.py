@@ -196,9 +196,10 @@ def _int_bits(t: pa.DataType) -> int:
     return t.bit_width
 
 
-def unify_type(a: pa.DataType, b: pa.DataType, fmt: str) -> pa.DataType | None:
+def unify_type(a: pa.DataType, b: pa.DataType, as_text: bool = False) -> pa.DataType | None:
     """The type that holds every value of a column stored as ``a`` in one shard and ``b`` in
-    another without changing any, or None where there is none."""
+    another without changing any, or None where there is none. ``as_text``: the values were read
+    as the text they are written as (CSV), so text holds them all."""
     if a == b:
         return a
     a, b = _plain(a), _plain(b)
@@ -207,7 +208,7 @@ def unify_type(a: pa.DataType, b: pa.DataType, fmt: str) -> pa.DataType | None:
     if pa.types.is_null(a) or pa.types.is_null(b):
         return b if pa.types.is_null(a) else a
     text = {pa.string(), pa.large_string()}
-    if fmt == "csv":
+    if as_text:
         return pa.string()  # the text as written holds both
     integer = pa.types.is_integer
     floating = pa.types.is_floating
@@ -225,16 +226,12 @@ def unify_type(a: pa.DataType, b: pa.DataType, fmt: str) -> pa.DataType | None:
         return None
     if a in text and b in text:
         return pa.large_string()
-    if fmt == "json" and (a in text or b in text):
-        other = b if a in text else a
-        if integer(other) or floating(other) or pa.types.is_boolean(other):
-            return pa.string()  # a JSON number or boolean in one file, text in another: both as text
     if {a, b} == {pa.binary(), pa.large_binary()}:
         return pa.large_binary()
     if type(a) is type(b) and (pa.types.is_list(a) or pa.types.is_large_list(a) or pa.types.is_fixed_size_list(a)):
         if pa.types.is_fixed_size_list(a) and a.list_size != b.list_size:
             return None
-        inner = unify_type(a.value_type, b.value_type, fmt)  # vectors: float32 in one shard, float64 in another
+        inner = unify_type(a.value_type, b.value_type, as_text)  # vectors: float32 in one shard, float64 in another
         if inner is None:
             return None
         field = a.value_field.with_type(inner)
@@ -244,7 +241,7 @@ def unify_type(a: pa.DataType, b: pa.DataType, fmt: str) -> pa.DataType | None:
     return None
 
 
-def unify_schemas(schemas: list[pa.Schema], paths: list[str], fmt: str) -> pa.Schema:
+def unify_schemas(schemas: list[pa.Schema], paths: list[str], as_text: bool = False) -> pa.Schema:
     """One schema for every shard: the first shard's columns, each with a type that holds every
     shard's values unchanged (:func:`unify_type`). Refuses, naming the column, both types and both
     files, where no such type exists. Columns one shard lacks are left for the reader to report."""
@@ -257,7 +254,7 @@ def unify_schemas(schemas: list[pa.Schema], paths: list[str], fmt: str) -> pa.Sc
             if index < 0:
                 continue
             other = schema.field(index).type
-            unified = unify_type(type_, other, fmt)
+            unified = unify_type(type_, other, as_text)
             if unified is None:
                 raise InputError(
                     f"column {field.name!r} is {type_} in {source!r} but {other} in {path!r}; no type holds "

@@ -1,1 +1,1 @@
-"""Input and files: filesystems, finding the input, which files are read, reading shards into Arrow batches, the planned input schema. May import data/; never beam/, detectors/ or review/."""
+"""Input and files: filesystems, finding the input, which files are read, the input formats (readers/: one module per format, one registry), reading shards into Arrow batches, the planned input schema. May import data/; never beam/, detectors/ or review/."""

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from sanitizer.errors import InputError
 from sanitizer.io.fs import escape_glob, has_glob, is_remote, static_prefix
 from sanitizer.io.fs import filesystems as _filesystems
-from sanitizer.io.input_rules import Skipped, folder_reason, format_of, conventional_skip, ignored_by
+from sanitizer.io.input_rules import Skipped, folder_reason, conventional_skip, ignored_by
+from sanitizer.io.readers import extensions_named, format_names, format_of
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,6 @@ class Discovery:
 
     files: list[InputFile]
     skipped: list[Skipped]
-
-
-@dataclass(frozen=True)
-class Split:
-    """A unit of reading: one file, or a run of a Parquet file's row groups."""
-
-    file_index: int
-    row_groups: tuple[int, ...] | None = None
-    first_row: int = 0
 
 
 def discover(input_uri: str, declared_format: str = "auto", ignore=()) -> list[InputFile]:
@@ -97,8 +89,8 @@ def survey(input_uri: str, declared_format: str = "auto", ignore=()) -> Discover
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise InputError(
             f"input {input_uri!r} holds file(s) the run cannot read beside its data files: {named}{more}; "
-            "name their format with --format parquet|csv|jsonl (every file not skipped is then read as that "
-            "format), or leave them out with --ignore PATTERN (config 'ignore'), e.g. "
+            f"name their format with --format {'|'.join(format_names())} (every file not skipped is then read as "
+            "that format), or leave them out with --ignore PATTERN (config 'ignore'), e.g. "
             f"--ignore {_name(unknown[0][0])!r}"
         )
     if not kept:
@@ -106,7 +98,7 @@ def survey(input_uri: str, declared_format: str = "auto", ignore=()) -> Discover
         hint = f" (found only: {', '.join(map(repr, seen[:5]))}{' ...' if len(seen) > 5 else ''})" if seen else ""
         why = "".join(f"; {rel!r}: {w}" for rel, w in unknown[:1] if w != "no known format")
         raise InputError(
-            f"input {input_uri!r} matched no .parquet, .csv or .jsonl files{hint}{why}; "
+            f"input {input_uri!r} matched no {extensions_named()} files{hint}{why}; "
             "pass a file, a directory of shards or a glob such as 'data/*.parquet', or set --format"
         )
     if len(set(formats.values())) > 1:

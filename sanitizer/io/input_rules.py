@@ -13,10 +13,10 @@ path relative to the input root; ``sanitizer.io.discover`` applies them):
    is data and is read (Spark itself would skip it; this tool does not drop a
    user's file for its name).
 2. Ignored by the user's patterns (``--ignore``, config ``ignore``), and listed.
-3. Read, by extension (``.parquet``/``.pq``, ``.csv``, ``.jsonl``/``.ndjson``/
-   ``.json``; CSV and JSON Lines optionally compressed: ``.gz``, ``.bz2``,
-   ``.zst``, ``.xz``), or as the declared ``--format`` when its extension names
-   no format.
+3. Read, by the extensions each format's reader declares (``sanitizer.io.readers``:
+   ``.parquet``/``.pq``, ``.csv``, ``.jsonl``/``.ndjson``/``.json``; CSV and
+   JSON Lines optionally compressed: ``.gz``, ``.bz2``, ``.zst``, ``.xz``), or
+   as the declared ``--format`` when its extension names no format.
 4. Anything else is refused, naming the files and both ways out.
 """
 
@@ -27,17 +27,9 @@ from dataclasses import dataclass
 
 from sanitizer.io.fs import filesystems as _filesystems
 
-EXTENSIONS = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
-
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".xz": "xz", ".lzma": "xz"}
-"""Compression suffixes a CSV or JSON Lines input may carry; the file is decompressed as it is read."""
+"""Compression suffixes an input may carry where its reader accepts them (CSV, JSON Lines); the file is
+decompressed as it is read."""
 
 UNREAD_COMPRESSIONS = (".zip", ".tar", ".tgz", ".7z", ".rar", ".lz4", ".snappy", ".deflate", ".br", ".z")
 """Archive and compression suffixes the readers do not unpack: such a file is refused, whatever --format says."""
@@ -108,24 +100,6 @@ class _ClosingLZMAFile(lzma.LZMAFile):
             super().close()
         finally:
             self._raw.close()
-
-
-def format_of(path: str, declared: str) -> tuple[str | None, str | None]:
-    """(format, None) for a file the run reads; (None, why) for one it cannot read as data."""
-    base, ext = os.path.splitext(path)
-    ext = ext.lower()
-    if ext in UNREAD_COMPRESSIONS:
-        return None, f"an archive or {ext} compression the readers do not unpack"
-    codec = COMPRESSIONS.get(ext)
-    if codec is not None:
-        ext = os.path.splitext(base)[1].lower()
-    named = EXTENSIONS.get(ext)
-    fmt = named if declared == "auto" else declared
-    if declared != "auto" and named is not None and named != declared:
-        return None, f"its extension says {named}, but --format {declared} was given"
-    if fmt == "parquet" and codec is not None:
-        return None, "compressed Parquet (Parquet compresses its own pages; store it uncompressed)"
-    return (fmt, None) if fmt is not None else (None, "no known format")
 
 
 def folder_reason(name: str) -> str | None:

@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 
 from sanitizer.errors import InputError
 from sanitizer.data.batch import FeatureColumn, beyond_float, inexact_integer_text, missing_words
-from sanitizer.io.sources import iter_file_batches, parquet_metadata, read_schema
+from sanitizer.io.readers import reader_for
+from sanitizer.io.sources import iter_file_batches, read_schema
 from sanitizer.data.value_types import EXACT_FLOAT_INT, TYPE_SCAN_BYTES, parse_numbers, unify_schemas
 
 
@@ -29,23 +30,22 @@ def unified_schema(files) -> pa.Schema:
         budget -= f.size
     if schemas[0] is None or not schemas[0].names:
         raise InputError(f"input file {files[0].path!r} has no columns")
-    unified = unify_schemas(schemas, [f.path for f in files], files[0].format)
-    if files[0].format == "parquet":
-        _check_widened_integers(files, schemas, unified)
+    unified = unify_schemas(schemas, [f.path for f in files], as_text=reader_for(files[0].format).values_as_text)
+    _check_widened_integers(files, schemas, unified)
     return unified
 
 
 def _check_widened_integers(files, schemas: list[pa.Schema], unified: pa.Schema) -> None:
     """Refuse, before anything runs, a 64-bit integer column that other shards store as float64 when
-    its row-group statistics hold a value float64 would round (without statistics, reading that
-    shard refuses it)."""
+    what its reader knows without reading the rows (Parquet's row-group statistics) holds a value
+    float64 would round (otherwise reading that shard refuses it)."""
     for f, schema in zip(files, schemas):
         names = [field.name for field in schema if field.type in (pa.int64(), pa.uint64())
                  and unified.get_field_index(field.name) >= 0
                  and pa.types.is_floating(unified.field(field.name).type)]
         if not names:
             continue
-        found = _beyond_float_in_statistics(f, names)
+        found = reader_for(f.format).integers_beyond(f, names, EXACT_FLOAT_INT)
         if found:
             name, value = next(iter(found.items()))
             raise InputError(
@@ -55,27 +55,11 @@ def _check_widened_integers(files, schemas: list[pa.Schema], unified: pa.Schema)
             )
 
 
-def _beyond_float_in_statistics(f, names: list[str]) -> dict[str, str]:
-    """Column -> a value beyond +-2^53, among ``names``, by one Parquet file's row-group statistics."""
-    found: dict[str, str] = {}
-    meta = parquet_metadata(f.path)
-    for rg in range(meta.num_row_groups):
-        group = meta.row_group(rg)
-        for j in range(group.num_columns):
-            column = group.column(j)
-            stats = column.statistics
-            if column.path_in_schema not in names or stats is None or not stats.has_min_max:
-                continue
-            for value in (stats.min, stats.max):
-                if isinstance(value, int) and abs(value) > EXACT_FLOAT_INT:
-                    found.setdefault(column.path_in_schema, str(value))
-    return found
-
-
 def inexact_integers(files, schema: pa.Schema, first_batch, skip: set) -> dict[str, str]:
     """Column -> an example value, for every column holding an integer beyond +-2^53 (float64, the
-    detectors' number type, would round it): integer columns by the first rows and, for Parquet,
-    the row-group statistics of every file; text columns by integers written in their first rows.
+    detectors' number type, would round it): integer columns by the first rows and by what the
+    reader knows of every file without reading it (Parquet's row-group statistics); text columns by
+    integers written in their first rows.
     The label and id columns (``skip``) are never features and are not looked at."""
     found: dict[str, str] = {}
     wide = [f.name for f in schema if f.type in (pa.int64(), pa.uint64()) and f.name not in skip]
@@ -93,9 +77,9 @@ def inexact_integers(files, schema: pa.Schema, first_batch, skip: set) -> dict[s
                 if big is not None:
                     found[name] = col[int(np.flatnonzero(big)[0])].as_py().strip()
     pending = [n for n in wide if n not in found]
-    if pending and files[0].format == "parquet":
+    if pending:
         for f in files:
-            for name, value in _beyond_float_in_statistics(f, pending).items():
+            for name, value in reader_for(f.format).integers_beyond(f, pending, EXACT_FLOAT_INT).items():
                 found.setdefault(name, value)
             pending = [n for n in pending if n not in found]
             if not pending:
@@ -130,7 +114,7 @@ def conformed_schema(schema: pa.Schema, features: list[FeatureColumn], fmt: str,
     """
     fields = []
     for field in schema:
-        if pa.types.is_null(field.type) and fmt != "parquet":
+        if pa.types.is_null(field.type) and not reader_for(fmt).declares_types:
             if field.name not in roles:
                 warnings.append(
                     f"column {field.name!r} is empty in the first rows of the first input file; it is kept "
@@ -152,7 +136,7 @@ def check_features_have_values(f, schema: pa.Schema, features: list[FeatureColum
     pending = [fc.name for fc in features if not fc.is_list]
     if not pending:
         return
-    columns = pending if f.format == "parquet" else None
+    columns = pending if reader_for(f.format).columnar else None
     read_schema_ = pa.schema([schema.field(n) for n in pending]) if columns else schema
     rows = 0
     for table in iter_file_batches(f, 65_536, read_schema_, None, columns):

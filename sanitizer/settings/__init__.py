@@ -1,1 +1,1 @@
-"""Settings: one typed, validated config for a run and one declaration of every option and flag. May import errors, data/ and (to check detector parameters) the detector registry; never beam/, io/ or review/."""
+"""Settings: one typed, validated config for a run and one declaration of every option and flag. May import errors, data/, the reader registry (io/readers: which input formats exist) and (to check detector parameters) the detector registry; never beam/, review/ or the rest of io/."""

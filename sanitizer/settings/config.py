@@ -42,10 +42,10 @@ from typing import Any
 from sanitizer.settings.checks import check_int, check_size
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import MISSING_ACTIONS
+from sanitizer.io.readers import FORMAT_CHOICES
 
 _check_int = check_int
 
-FORMATS = ("auto", "parquet", "csv", "jsonl")
 ACTIONS = ("quarantine", "report")
 COMPRESSIONS = ("zstd", "snappy", "gzip", "none")
 """Parquet codecs for the clean and quarantine shards (``compression``; zstd by default)."""
@@ -208,8 +208,8 @@ def build_config(raw: dict[str, Any]) -> Config:
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigError(f"{key} must be a non-empty string, got {value!r}")
     fmt = raw.get("format", "auto")
-    if fmt not in FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt not in FORMAT_CHOICES:  # auto, or a registered reader (sanitizer.io.readers)
+        raise ConfigError(f"format must be one of {', '.join(FORMAT_CHOICES)}, got {fmt!r}")
     ignore = raw.get("ignore") or ()
     if isinstance(ignore, str):
         ignore = [ignore]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+from sanitizer.io.readers import FORMAT_CHOICES, format_titles
 from sanitizer.settings.config import build_config, load_config_file
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -31,12 +32,12 @@ true_or_false.__name__ = "true or false"
 
 # name (underscores) -> add_argument keyword arguments; "switch" marks a true/false option.
 RUN_OPTIONS: dict[str, dict[str, Any]] = {
-    "input": {"help": "a file, a directory of shards or a glob (Parquet, CSV or JSON Lines)"},
+    "input": {"help": f"a file, a directory of shards or a glob ({format_titles()})"},
     "output": {"help": "output folder (local, gs://, s3://...)"},
     "label_column": {"help": "the column holding each record's label"},
     "id_column": {"help": "a unique record id column (default: generated ids)"},
     "feature_columns": {"help": "comma-separated feature columns (default: every numeric column but label and id)"},
-    "format": {"choices": ["auto", "parquet", "csv", "jsonl"], "help": "input format (default: by extension)"},
+    "format": {"choices": FORMAT_CHOICES, "help": "input format (default: by extension)"},
     "ignore": {"action": "append", "metavar": "PATTERN",
                "help": "leave out the input files matching this glob (their name, path under the input or a "
                        "folder on it; listed as skipped); repeatable, or comma-separated"},
