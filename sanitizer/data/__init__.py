@@ -1,1 +1,1 @@
-"""The data model: column roles and exact value types, the batch detectors see, record keys, the output layout, reasons and the content hash. Imports nothing of sanitizer but errors (never io/, detectors/ or beam/)."""
+"""The data model: column roles and exact value types, the one batch type that carries rows from reading to scoring (batch; extract reads a table into it), record keys, the output layout, reasons and the content hash. Imports nothing of sanitizer but errors (never io/, detectors/ or beam/)."""
