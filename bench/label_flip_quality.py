@@ -88,7 +88,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from sanitizer.detectors import Batch, LabelFlipDetector
+from sanitizer.detectors import Batch
+from sanitizer.detectors.label_flip import LabelFlipDetector
 from sanitizer.detectors.label_flip.detector import LabelFlipParams
 from sanitizer.data.batch import mix64
 from sanitizer.simulate import flip_labels

@@ -41,7 +41,8 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
-from sanitizer.detectors import Batch, OutlierDetector
+from sanitizer.detectors import Batch
+from sanitizer.detectors.outlier import OutlierDetector
 from sanitizer.detectors.outlier.detector import OutlierParams
 from sanitizer.data.batch import mix64
 

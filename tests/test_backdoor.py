@@ -12,7 +12,8 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.feature_selection import mutual_info_classif
 
 from sanitizer.settings.config import build_config
-from sanitizer.detectors import REGISTRY, BackdoorDetector, Batch, Skipped
+from sanitizer.detectors import REGISTRY, Batch, Skipped
+from sanitizer.detectors.backdoor import BackdoorDetector
 from sanitizer.detectors.backdoor.detector import NO_TRIGGER, BackdoorParams
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import mix64

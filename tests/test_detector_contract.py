@@ -257,6 +257,68 @@ def test_evidence_and_summary_are_json(case):
     json.dumps(case.detector.summary(case.state))
 
 
+# --------------------------------------------------------------------------- how the report shows it
+
+
+def _reason(name: str, evidence: dict) -> dict:
+    return {"detector": name, "code": name, "action": "quarantine", "score": 1.0, "threshold": 0.5, "evidence": evidence}
+
+
+def test_registered_colours_are_distinct():
+    colours = [cls.colour for cls in REGISTRY.values() if cls.colour is not None]
+    assert len(colours) == len(set(colours)), colours
+
+
+def test_a_report_hook_of_the_wrong_shape_is_refused_when_defined():
+    base = dict(name="hooked", needs=frozenset({"features"}), row_independent=True, Params=REGISTRY["outlier"].Params,
+                fit=lambda self, sample, params, seed: None, score=lambda self, batch, state: None,
+                summary=lambda self, state: {})
+    for hook, bad in (("colour", "orange"), ("neighbour_keys", "nearest"), ("feature_keys", ["pattern"]),
+                      ("label_matrix", None)):
+        with pytest.raises(TypeError, match=hook):
+            type("Hooked", (Detector,), {**base, hook: bad})
+
+
+def test_describe_puts_its_own_evidence_in_words(case):
+    """Every flagged row's evidence reads as plain-text lines, and the report shows those lines."""
+    from sanitizer.report.evidence import MAX_LINE, summarise_reasons
+
+    for i in np.flatnonzero(case.scores.flagged):
+        evidence = json.loads(json.dumps(case.scores.evidence[int(i)]))  # as the report reads it back
+        lines = case.detector.describe(evidence)
+        if lines is None:  # no hook: the report's generic summary
+            continue
+        assert lines and all(isinstance(line, str) and line for line in lines), lines
+        (shown,) = summarise_reasons([_reason(case.name, evidence)])
+        assert shown["lines"] == [line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in lines]
+
+
+def test_neighbour_and_feature_keys_name_what_the_evidence_holds(case):
+    """The declared keys appear in the evidence, list rows of this batch / its features, and reach the report."""
+    from sanitizer.report.evidence import named_features, referenced
+
+    evidence = [json.loads(json.dumps(case.scores.evidence[int(i)])) for i in np.flatnonzero(case.scores.flagged)]
+    ids, features = set(case.batch.ids.tolist()), set(case.batch.feature_names)
+    for hook, key, known in (("neighbour_keys", "id", ids), ("feature_keys", "feature", features)):
+        for declared in getattr(case.cls, hook) or ():
+            listed = [item for ev in evidence for item in ev.get(declared) or ()]
+            assert listed, f"{case.name}.{hook} names {declared!r}, which no flagged row's evidence holds"
+            assert {str(item[key]) for item in listed} <= {str(v) for v in known}
+    refs = [ref for ev in evidence for ref in referenced([_reason(case.name, ev)])]
+    assert {r["id"] for r in refs} <= ids and all(r["detector"] == case.name for r in refs)
+    if case.cls.neighbour_keys:
+        assert refs, f"{case.name} declares neighbour keys but the report finds no reference rows"
+    named = {f for ev in evidence for f in named_features([_reason(case.name, ev)])}
+    assert named <= features and bool(named) == bool(case.cls.feature_keys)
+
+
+def test_label_matrix_reads_a_suggested_label(case):
+    if not case.cls.label_matrix:
+        pytest.skip(f"{case.name} does not feed the label matrix")
+    flagged = [case.scores.evidence[int(i)] for i in np.flatnonzero(case.scores.flagged)]
+    assert all("suggested_label" in ev and "given_label" in ev for ev in flagged)
+
+
 # --------------------------------------------------------------------------- fitting in the pipeline
 
 

@@ -33,7 +33,8 @@ from torch import nn
 
 import sanitizer.representations.embeddings as embeddings
 from sanitizer.data.reasons import parse as parse_reasons
-from sanitizer.detectors import REGISTRY, Batch, FeatureCollisionDetector, Scores, Skipped
+from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
+from sanitizer.detectors.feature_collision import FeatureCollisionDetector
 from sanitizer.detectors.feature_collision.detector import FeatureCollisionParams, FeatureCollisionState
 from sanitizer.representations.embeddings import BATCH_ROWS, TorchScriptEmbedder
 from sanitizer.errors import ConfigError

@@ -14,7 +14,8 @@ from conftest import digit_ids, load_json, pixels_array, read_dir, run_cli, writ
 
 from sanitizer.data.reasons import parse as parse_reasons
 from sanitizer.settings.config import build_config
-from sanitizer.detectors import REGISTRY, Batch, LabelFlipDetector, Scores, Skipped
+from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
+from sanitizer.detectors.label_flip import LabelFlipDetector
 from sanitizer.detectors.label_flip.detector import LabelFlipParams, LabelFlipState
 from sanitizer.detectors.label_flip.calibration import _opinions
 from sanitizer.errors import ConfigError

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import DIGIT_FEATURES, detector_batch
 
-from sanitizer.detectors import REGISTRY, Batch, OutlierDetector, Scores, Skipped
+from sanitizer.detectors import REGISTRY, Batch, Scores, Skipped
+from sanitizer.detectors.outlier import OutlierDetector
 from sanitizer.detectors.outlier.detector import MIN_ROWS, OutlierParams, OutlierState
 from sanitizer.data.batch import NUMERIC, mix64, uniform01
 from sanitizer.beam.sample import ClassAwareSampler

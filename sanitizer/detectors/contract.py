@@ -1,7 +1,8 @@
 """The detector contract: what every detector declares and promises.
 
-A detector is one module defining a subclass of :class:`Detector`, plus one line in
-``sanitizer.detectors.REGISTRY``. The class declares
+A detector is one package (``sanitizer/detectors/NAME/``) defining a subclass of :class:`Detector`,
+plus one line in ``sanitizer.detectors.BUILT_IN`` (or one :func:`sanitizer.detectors.register` call
+for a detector that lives elsewhere). The class declares
 
 * ``name``: the key under ``detectors:`` and ``policy:`` in a config, and in every output;
 * ``needs``: the inputs it reads, a subset of :data:`INPUTS` (``"features"``: the feature
@@ -32,6 +33,20 @@ and implements
 
 Optional hooks: :meth:`Detector.preflight` (check an external resource, such as a model
 file, at planning time) and ``internal_threads`` (the detector parallelises its own scoring).
+
+How the report shows the detector is the detector's too (by convention in its package's
+``report.py``); each hook has a generic default, so a detector without them still renders:
+
+* :meth:`Detector.describe` ``(evidence) -> lines``: one flagged row's evidence in plain-text
+  lines (default ``None``: the report lists the evidence's scalar values as ``key: value``);
+* ``colour``: a ``#rrggbb`` colour for its charts and scores (default: one of the report's spare colours);
+* ``neighbour_keys``: the evidence keys that list reference rows (``{id, label}`` or
+  ``{id, distance}``), shown beside the row (default: every list of dicts with an ``id``);
+* ``feature_keys``: the evidence keys that list ``{feature, ...}`` the evidence points at,
+  highlighted in the row's feature values (default: every list of dicts with a ``feature``);
+* ``label_matrix``: True when its evidence's ``given_label`` / ``suggested_label`` go into the
+  report's given-vs-suggested label matrix (default False).
+
 ``tests/test_detector_contract.py`` checks every registered detector against this contract.
 """
 
@@ -39,12 +54,15 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import re
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sanitizer.detectors.base import Batch, Scores, Skipped
 
 INPUTS = frozenset({"features", "label", "embedding"})
 """The inputs a detector may declare in ``needs``."""
+
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 @runtime_checkable
@@ -69,6 +87,16 @@ class Detector(abc.ABC):
     score_range: ClassVar[tuple[float, float]] = (0.0, 4.0)
     """Where this detector's scores usually lie: the span of the fixed bins every row's score is counted
     in for the report's histogram (scores outside land in an under- or overflow bin)."""
+
+    # How the report shows this detector (see the module docstring); the defaults render any detector.
+    colour: ClassVar[str | None] = None
+    """``#rrggbb`` for its charts and score columns; None: one of the report's spare colours."""
+    neighbour_keys: ClassVar[tuple[str, ...] | None] = None
+    """Evidence keys listing reference rows; None: every list of dicts with an ``id``."""
+    feature_keys: ClassVar[tuple[str, ...] | None] = None
+    """Evidence keys listing ``{feature, ...}``; None: every list of dicts with a ``feature``."""
+    label_matrix: ClassVar[bool] = False
+    """True: its flagged rows' given and suggested labels go into the report's label matrix."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -95,6 +123,11 @@ class Detector(abc.ABC):
     def preflight(self, params: Any, n_features: int) -> None:
         """Check, at planning time, anything ``fit`` would load from outside (raise ConfigError); by default nothing."""
 
+    def describe(self, evidence: dict[str, Any]) -> list[str] | None:
+        """One flagged row's evidence as plain-text lines for the report; None (the default): the report's
+        generic ``key: value`` summary."""
+        return None
+
 
 def check_declarations(cls: type) -> None:
     """Raise TypeError unless ``cls`` declares the contract's class attributes correctly."""
@@ -116,6 +149,15 @@ def check_declarations(cls: type) -> None:
         raise TypeError(f"{cls.__name__}.Params must have an 'enabled: bool' setting with a default")
     if not callable(getattr(params, "validate", None)):
         raise TypeError(f"{cls.__name__}.Params must have a validate() method")
+    colour = getattr(cls, "colour", None)
+    if colour is not None and not (isinstance(colour, str) and _COLOUR.fullmatch(colour)):
+        raise TypeError(f"{cls.__name__}.colour must be None or a '#rrggbb' string, got {colour!r}")
+    for hook in ("neighbour_keys", "feature_keys"):
+        keys = getattr(cls, hook, None)
+        if keys is not None and not (isinstance(keys, tuple) and all(isinstance(k, str) for k in keys)):
+            raise TypeError(f"{cls.__name__}.{hook} must be None or a tuple of evidence keys, got {keys!r}")
+    if not isinstance(getattr(cls, "label_matrix", None), bool):
+        raise TypeError(f"{cls.__name__}.label_matrix must be True or False")
 
 
 def fitted(name: str, state: Any) -> Any:

@@ -10,13 +10,9 @@ from html import escape
 
 import numpy as np
 
-PALETTE = {
-    "outlier": "#d9822b",
-    "label_flip": "#2f6fd6",
-    "feature_collision": "#8e44ad",
-    "backdoor": "#138d75",
-}
-EXTRA_COLOURS = ["#c0392b", "#7f8c8d", "#b7950b", "#1f618d", "#a04000"]
+from sanitizer.report.evidence import detector_for
+
+EXTRA_COLOURS = ["#c0392b", "#7f8c8d", "#b7950b", "#1f618d", "#a04000"]  # for detectors that name no colour
 OTHER_COLOUR = "#c9ced6"
 THRESHOLD_COLOUR = "#c0392b"
 INK = "#1f2937"
@@ -37,7 +33,9 @@ def count(value) -> str:
 
 
 def colour_for(name: str, index: int = 0) -> str:
-    return PALETTE.get(name, EXTRA_COLOURS[index % len(EXTRA_COLOURS)])
+    """The colour detector ``name`` declares (its ``colour`` hook), else the ``index``-th spare colour."""
+    hooks = detector_for(name)
+    return (hooks.colour if hooks is not None else None) or EXTRA_COLOURS[index % len(EXTRA_COLOURS)]
 
 
 def fmt(value: float) -> str:

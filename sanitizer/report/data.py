@@ -4,7 +4,8 @@ One streaming pass over ``OUT/quarantine/*.parquet`` (record batches, only the
 columns the report needs) collects:
 
 - every quarantined row's detector scores, for the score histograms;
-- the label-flip given/suggested pairs, for the confusion matrix;
+- the given/suggested label pairs of the detectors that suggest a label (their
+  ``label_matrix`` hook), for the confusion matrix;
 - per reason code, how many quarantined rows carry it;
 - the ``limit`` rows to show in the suspects table (most reasons first, then
   the highest score relative to its threshold), with their evidence summarised
@@ -34,7 +35,7 @@ from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, 
 from sanitizer.data.reasons import parse as parse_reasons
 from sanitizer.runs.record import RunRecord
 from sanitizer.report import neighbours as nb
-from sanitizer.report.evidence import named_features, referenced, summarise_reasons
+from sanitizer.report.evidence import detector_for, named_features, referenced, summarise_reasons
 from sanitizer.runs.decisions import ROW_CHECK_DETECTOR
 
 BATCH_ROWS = 8192
@@ -77,7 +78,7 @@ class QuarantineData:
     rows: list[dict[str, Any]]  # the rows shown, ranked
     code_counts: Counter
     scores: dict[str, DetectorScores]
-    flip_pairs: Counter  # (given, suggested) -> rows
+    flip_pairs: Counter  # (given, suggested) -> rows, from the detectors whose ``label_matrix`` hook is on
     thumbs: Thumbs | None
     files: list[str]
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,6 +87,7 @@ class QuarantineData:
     features: dict[str, Any] | None = None  # the tabular view: {names, typical, sample_rows, sample_from}
     references_skipped: int = 0  # referenced ids past nb.MAX_REFERENCE_IDS, not looked up
     reference_shards_unreadable: int = 0  # output shards the lookup could not read (their rows: not found)
+    flip_detectors: list[str] = field(default_factory=list)  # the detectors flip_pairs counts, sorted
 
 
 # --------------------------------------------------------------------------- file access
@@ -191,6 +193,7 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
     scores: dict[str, DetectorScores] = {}
     code_counts: Counter = Counter()
     flip_pairs: Counter = Counter()
+    flip_detectors: set[str] = set()
     heap: list = []  # (rank key..., -seq, row) min-heap of the best ``limit`` rows
     thumbs: Thumbs | None = None
     layout: nb.FeatureLayout | None = None
@@ -219,14 +222,14 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
             wanted = [c for c in dict.fromkeys(wanted) if c in schema.names]
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
                 seq = _consume(batch, seq, id_column, label_column, detectors, scores, code_counts, flip_pairs,
-                               heap, thumbs, limit, layout)
+                               flip_detectors, heap, thumbs, limit, layout)
                 total += batch.num_rows
 
     ranked = [entry[-1] for entry in sorted(heap, reverse=True)]
     for rank, row in enumerate(ranked):
         row["rank"] = rank
     data = QuarantineData(total, id_column, label_column, detectors, ranked, code_counts, scores, flip_pairs,
-                          thumbs, files)
+                          thumbs, files, flip_detectors=sorted(flip_detectors))
     if ranked:
         _references(out_dir, record, data, layout)
     for row in ranked:  # features of a tabular view given up (an image column in a later shard)
@@ -272,8 +275,8 @@ def _references(out_dir: str, record: RunRecord, q: QuarantineData, layout: nb.F
 
 
 def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str, detectors: list[str],
-             scores: dict[str, DetectorScores], code_counts: Counter, flip_pairs: Counter, heap: list,
-             thumbs: Thumbs | None, limit: int, layout: nb.FeatureLayout | None = None) -> int:
+             scores: dict[str, DetectorScores], code_counts: Counter, flip_pairs: Counter, flip_detectors: set[str],
+             heap: list, thumbs: Thumbs | None, limit: int, layout: nb.FeatureLayout | None = None) -> int:
     names = batch.schema.names
     n = batch.num_rows
 
@@ -319,12 +322,14 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
                 ts = scores[det].thresholds
                 if len(ts) < MAX_DISTINCT_THRESHOLDS:
                     ts.add(round(float(r["threshold"]), 6))
-            if r.get("code") == "label_flip" or r.get("detector") == "label_flip":
+            hooks = detector_for(str(det))
+            if hooks is not None and hooks.label_matrix:
                 ev = r.get("evidence") or {}
                 given = ev.get("given_label", labels[i])
                 suggested = ev.get("suggested_label")
                 if suggested is not None:
                     flip_pairs[(nb.text(given), nb.text(suggested))] += 1
+                    flip_detectors.add(str(det))
 
     for d in detectors:
         values = score_arrays[d]

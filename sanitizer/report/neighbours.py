@@ -1,13 +1,13 @@
 """The reference rows a report's suspects are compared with: the neighbours their evidence names.
 
-The detectors name the reference rows behind a verdict (label_flip and backdoor
-``neighbours`` [{id, label}], feature_collision ``nearest`` [{id, label,
-distance}], outlier ``nearest`` [{id, distance}]; see
+The detectors name the reference rows behind a verdict in the evidence lists
+their ``neighbour_keys`` hook names ([{id, label}] or [{id, distance}]: label_flip's
+``neighbours``, outlier's ``nearest``; see
 :func:`sanitizer.report.evidence.referenced`). :func:`lookup` fetches those
 rows' labels and features so the page can show each suspect beside them:
 
 - the ids to fetch come from the shown rows, at most
-  :data:`~sanitizer.report.evidence.MAX_NEIGHBOURS` per neighbour list and
+  :data:`~sanitizer.detectors.shared.evidence_text.MAX_NEIGHBOURS` per neighbour list and
   detector, in rank order, :data:`MAX_REFERENCE_IDS` distinct ids in all;
 - ONE pass over the run's clean and quarantine shards (the record's shard
   list, else ``clean/*.parquet`` and ``quarantine/*.parquet``; local paths or

@@ -263,8 +263,8 @@ def _plots_section(p: RunRecord, q: QuarantineData, colours: dict[str, str]) -> 
 
     if q.flip_pairs:
         svg, left_out = charts.label_matrix(dict(q.flip_pairs))
-        note = ("Rows flagged by label_flip: the label they were given (rows) against the label the detector "
-                "suggests (columns), from each row's evidence.")
+        note = (f"Rows flagged by {' or '.join(q.flip_detectors)}: the label they were given (rows) against the label "
+                "the detector suggests (columns), from each row's evidence.")
         if left_out:
             note += f" {left_out} less frequent classes are left out."
         figures.append(f'<div class="panel"><h3>Label flips: given vs suggested</h3>{svg}'

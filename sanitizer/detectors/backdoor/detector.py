@@ -62,6 +62,7 @@ from sanitizer.detectors.backdoor.trigger import Trigger, _carries, _vote
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
 from sanitizer.representations.scaling import standardise, standardiser
 from sanitizer.detectors.contract import Detector
+from sanitizer.detectors.backdoor import report
 
 NO_TRIGGER = -1.0
 """Score of a record that carries no confirmed trigger of its class."""
@@ -135,6 +136,12 @@ class BackdoorDetector(Detector):
     internal_threads: ClassVar[bool] = True  # the neighbour search is multi-threaded itself
     score_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     Params = BackdoorParams
+    colour = report.COLOUR  # how the report shows it: sanitizer/detectors/backdoor/report.py
+    neighbour_keys = report.NEIGHBOUR_KEYS
+    feature_keys = report.FEATURE_KEYS
+
+    def describe(self, evidence: dict[str, Any]) -> list[str]:
+        return report.describe(evidence)
 
     # ------------------------------------------------------------------ fit
 

@@ -64,6 +64,7 @@ import pandas as pd
 from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.detectors.contract import Detector
+from sanitizer.detectors.feature_collision import report
 from sanitizer.detectors.feature_collision.signals import Reference, _group_margin, _nats, _neighbourhood, search_width
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import salted
@@ -174,6 +175,12 @@ class FeatureCollisionDetector(Detector):
     row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
     internal_threads: ClassVar[bool] = True  # faiss and torch are multi-threaded themselves
     Params = FeatureCollisionParams
+    colour = report.COLOUR  # how the report shows it: sanitizer/detectors/feature_collision/report.py
+    neighbour_keys = report.NEIGHBOUR_KEYS
+    feature_keys = report.FEATURE_KEYS
+
+    def describe(self, evidence: dict[str, Any]) -> list[str]:
+        return report.describe(evidence)
 
     @staticmethod
     def fold_of(keys: np.ndarray) -> np.ndarray:

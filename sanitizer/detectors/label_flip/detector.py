@@ -73,6 +73,7 @@ from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
 from sanitizer.representations.scaling import standardise, standardiser
 from sanitizer.detectors.contract import Detector
+from sanitizer.detectors.label_flip import report
 from sanitizer.detectors.label_flip.calibration import (
     _choose_weight,
     _class_thresholds,
@@ -194,6 +195,13 @@ class LabelFlipDetector(Detector):
     internal_threads: ClassVar[bool] = True  # the neighbour search is multi-threaded itself
     score_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     Params = LabelFlipParams
+    colour = report.COLOUR  # how the report shows it: sanitizer/detectors/label_flip/report.py
+    neighbour_keys = report.NEIGHBOUR_KEYS
+    feature_keys = report.FEATURE_KEYS
+    label_matrix = report.LABEL_MATRIX
+
+    def describe(self, evidence: dict[str, Any]) -> list[str]:
+        return report.describe(evidence)
 
     @staticmethod
     def fold_of(keys: np.ndarray, folds: int) -> np.ndarray:

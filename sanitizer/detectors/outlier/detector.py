@@ -56,6 +56,7 @@ from sanitizer.settings.checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.representations.scaling import standardiser
 from sanitizer.detectors.contract import Detector
+from sanitizer.detectors.outlier import report
 from sanitizer.detectors.outlier.signals import (
     NeighbourReference,
     _clipped,
@@ -164,6 +165,12 @@ class OutlierDetector(Detector):
     row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
     internal_threads: ClassVar[bool] = True  # not split across threads: the worker runs batches side by side
     Params = OutlierParams
+    colour = report.COLOUR  # how the report shows it: sanitizer/detectors/outlier/report.py
+    neighbour_keys = report.NEIGHBOUR_KEYS
+    feature_keys = report.FEATURE_KEYS
+
+    def describe(self, evidence: dict[str, Any]) -> list[str]:
+        return report.describe(evidence)
 
     def needs_for(self, params: OutlierParams) -> frozenset[str]:
         """The labels too, when records are compared with their own class (``per_class``)."""
