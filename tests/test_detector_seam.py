@@ -9,8 +9,11 @@ reasons reach the quarantine, provenance.json and report.html. The registry is r
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,6 +24,7 @@ from sanitizer.detectors import BUILT_IN, REGISTRY, Batch, Scores, register, unr
 from sanitizer.detectors.contract import Detector
 from sanitizer.report.evidence import summarise_reasons
 
+REPORT = Path(__file__).resolve().parents[1] / "sanitizer" / "report"
 PLANTED = 5  # write_rows pushes its first rows 60 away on every feature
 LIMIT = 30.0
 
@@ -136,3 +140,19 @@ def test_a_registered_detector_reaches_quarantine_provenance_and_report(tmp_path
     assert f"a is {first['value']:.1f}, over the limit of 30" in html  # its own describe hook
     assert '"first_over":"#123456"' in html  # its colour hook
     assert f'"feature: b; limit: 30; value: {reasons[0]["second_over"]["value"]:.3g}"' in html  # the generic fallback
+
+
+def test_the_report_names_no_detector():
+    """What the report says about a detector comes from its hooks: no report code or script names one."""
+    names = set(REGISTRY)
+    found = []
+    for path in sorted(REPORT.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and ast.get_docstring(node)}
+        found += [f"{path.name}: {node.value!r}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                  and any(re.search(rf"\b{name}\b", node.value) for name in names)]
+    for path in sorted(REPORT.glob("static/*")):
+        found += [f"{path.name}: {name}" for name in names if re.search(rf"\b{name}\b", path.read_text())]
+    assert found == []
