@@ -43,7 +43,7 @@ How the report shows the detector is the detector's too (by convention in its pa
 * ``neighbour_keys``: the evidence keys that list reference rows (``{id, label}`` or
   ``{id, distance}``), shown beside the row (default: every list of dicts with an ``id``);
 * ``feature_keys``: the evidence keys that list ``{feature, ...}`` the evidence points at,
-  highlighted in the row's feature values (default: every list of dicts with a ``feature``);
+  shown first among the row's feature values (default: every list of dicts with a ``feature``);
 * ``label_matrix``: True when its evidence's ``given_label`` / ``suggested_label`` go into the
   report's given-vs-suggested label matrix (default False).
 
