@@ -123,6 +123,24 @@ def test_no_import_circles_among_sanitizer_modules():
     assert circles(graph) == []
 
 
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same imports between sanitizer's packages (a module directly under sanitizer/ is its own node)."""
+    def top(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        packages.setdefault(top(module), set()).update(top(t) for t in targets if top(t) != top(module))
+    return packages
+
+
+def test_no_import_circles_among_sanitizer_packages():
+    """Packages stand in layers: no package imports one that imports it back, however indirectly."""
+    packages = package_graph(import_graph())
+    assert {"sanitizer.beam", "sanitizer.detectors", "sanitizer.settings"} <= set(packages)
+    assert circles(packages) == []
+
+
 def test_type_checking_imports_count():
     """A name imported only for annotations still ties the two modules: it is read like any other."""
     tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sanitizer.a import B\n")

@@ -312,11 +312,11 @@ def test_neighbour_and_feature_keys_name_what_the_evidence_holds(case):
     assert named <= features and bool(named) == bool(case.cls.feature_keys)
 
 
+@pytest.mark.parametrize("case", [n for n in NAMES if REGISTRY[n].label_matrix], indirect=True)
 def test_label_matrix_reads_a_suggested_label(case):
-    if not case.cls.label_matrix:
-        pytest.skip(f"{case.name} does not feed the label matrix")
+    """A detector that feeds the label matrix gives the given and the suggested label of every flagged row."""
     flagged = [case.scores.evidence[int(i)] for i in np.flatnonzero(case.scores.flagged)]
-    assert all("suggested_label" in ev and "given_label" in ev for ev in flagged)
+    assert flagged and all("suggested_label" in ev and "given_label" in ev for ev in flagged)
 
 
 # --------------------------------------------------------------------------- fitting in the pipeline

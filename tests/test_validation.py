@@ -572,12 +572,13 @@ def test_profile_holds_only_a_bounded_sample_yet_tallies_every_row(profiled, tmp
     """Mean and spread come from a seeded sample of ``rows`` rows; ranges, row count and label set from all rows."""
     import pyarrow.parquet as pq
 
+    from sanitizer.beam.plan import make_plan
     from sanitizer.settings.config import build_config
     from sanitizer.validation.profile import profile
 
     config = build_config({"input": str(profiled["trusted"]), "output": str(tmp_path / "unused"),
                            "label_column": "label", "id_column": RID, "seed": 4})
-    small = profile(config, str(tmp_path / "small.json"), rows=50)
+    small = profile(config, make_plan(config), str(tmp_path / "small.json"), rows=50)
     full = json.loads(profiled["suite"].read_text())
     meta = small["meta"]["sanitizer"]
     assert meta["rows"] == N_ROWS and meta["sample"]["rows"] == 50 and meta["sample"]["limit"] == 50

@@ -181,14 +181,16 @@ def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     if args.command in ("review", "publish"):
         return run_review(args) if args.command == "review" else run_publish(args)
     if args.command == "profile":
-        from sanitizer.validation.profile import profile  # deferred: planning and the detector modules
+        from sanitizer.beam.plan import make_plan  # deferred: planning and the detector modules
+        from sanitizer.validation.profile import profile
 
         raw = {k: getattr(args, k) for k in ("input", "label_column", "id_column", "feature_columns", "format")
                if getattr(args, k) is not None}
         raw["output"] = args.output
         if args.ignore:
             raw["ignore"] = [p.strip() for value in args.ignore for p in value.split(",") if p.strip()]
-        suite = profile(build_config(raw), args.output, args.margin)
+        config = build_config(raw)
+        suite = profile(config, make_plan(config), args.output, args.margin)
         print(f"wrote {args.output}: {len(suite['expectations'])} expectations from "
               f"{suite['meta']['sanitizer']['rows']:,} rows")
         return 0

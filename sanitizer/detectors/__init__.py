@@ -5,7 +5,7 @@ its params, fit, score, evidence and how the report shows that evidence (its ``r
 holds what several use. Adding one is its package plus one line in :data:`BUILT_IN`; a detector that
 lives elsewhere joins with one call, ``register(MyDetector)``.
 
-May import data/, representations/, settings.checks and errors; never beam/, io/, runs/, report/ or review/.
+May import data/, representations/, param_checks and errors; never beam/, io/, runs/, report/ or review/.
 """
 
 from __future__ import annotations

@@ -37,12 +37,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-# The value checks live in sanitizer.settings.checks, a leaf module the detectors import too (so neither
-# imports the other); they stay importable from here under their old names.
-from sanitizer.settings.checks import check_int, check_size
-from sanitizer.errors import ConfigError
+# The value checks live in sanitizer.param_checks, a leaf module the detectors import too.
 from sanitizer.data.batch import MISSING_ACTIONS
+from sanitizer.errors import ConfigError
 from sanitizer.io.readers import FORMAT_CHOICES
+from sanitizer.param_checks import check_int, check_size
 
 _check_int = check_int
 

@@ -27,13 +27,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sanitizer.settings.checks import check_int
-from sanitizer.errors import ConfigError
-from sanitizer.beam.plan import make_plan
 from sanitizer.data.batch import label_strings, mix64, uniform01
+from sanitizer.errors import ConfigError
 from sanitizer.io.sources import iter_file_batches
-from sanitizer.validation.suite_rules import safe_suite_name
+from sanitizer.param_checks import check_int
 from sanitizer.validation.suite import _gx, load_suite
+from sanitizer.validation.suite_rules import safe_suite_name
 from sanitizer.version import __version__
 
 _SAMPLE_SALT = np.uint64(0x5A17_9E0F_11E5_0001)
@@ -114,15 +113,17 @@ def _without_far_values(values: np.ndarray) -> np.ndarray:
     return near if len(near) else values
 
 
-def profile(config, output: str, margin: float = 0.1, rows: int | None = None) -> dict[str, Any]:
+def profile(config, plan, output: str, margin: float = 0.1, rows: int | None = None) -> dict[str, Any]:
     """Infer a suite from data a team trusts; write it to ``output`` (path or URI) and return it.
+
+    ``plan`` is the run's plan of that input (``sanitizer.beam.plan.make_plan(config)``): its files,
+    splits, schema, label and features.
 
     ``rows`` bounds the sample the mean and spread bounds come from (default ``config.sample.size``);
     everything else is tallied over every row (see the module docstring).
     """
     rows = config.sample.size if rows is None else rows
     check_int("rows", rows, low=10)
-    plan = make_plan(config)
     label = plan.label_column
     scalar = {fc.name for fc in plan.features if not fc.is_list and not fc.coerce}
     names = list(plan.schema.names)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli, synthetic_rows
 
-from sanitizer.settings.checks import check_plain_data
+from sanitizer.param_checks import check_plain_data
 from sanitizer.settings.config import build_config, load_config_file
 from sanitizer.errors import ConfigError, SanitizerError
 

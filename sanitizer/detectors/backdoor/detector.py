@@ -56,13 +56,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.settings.checks import check_int, check_number
+from sanitizer.detectors.backdoor import report
 from sanitizer.detectors.backdoor.candidates import _candidates, _distinct, _test
 from sanitizer.detectors.backdoor.trigger import Trigger, _carries, _vote
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
-from sanitizer.representations.scaling import standardise, standardiser
 from sanitizer.detectors.contract import Detector
-from sanitizer.detectors.backdoor import report
+from sanitizer.param_checks import check_int, check_number
+from sanitizer.representations.scaling import standardise, standardiser
 
 NO_TRIGGER = -1.0
 """Score of a record that carries no confirmed trigger of its class."""

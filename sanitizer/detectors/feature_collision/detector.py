@@ -61,13 +61,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from sanitizer.settings.checks import check_int, check_number
+from sanitizer.data.batch import salted
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.feature_collision import report
 from sanitizer.detectors.feature_collision.signals import Reference, _group_margin, _nats, _neighbourhood, search_width
 from sanitizer.errors import ConfigError
-from sanitizer.data.batch import salted
+from sanitizer.param_checks import check_int, check_number
 from sanitizer.representations.embeddings import BuiltinEmbedder, TorchScriptEmbedder
 
 _FOLD_SALT = "feature-collision-fold"

@@ -10,8 +10,8 @@ import importlib
 import inspect
 from typing import Any
 
-from sanitizer.settings.checks import check_plain_data
 from sanitizer.errors import ConfigError
+from sanitizer.param_checks import check_plain_data
 
 DEFAULT_CLASSIFIER = "sklearn.linear_model.LogisticRegression"
 

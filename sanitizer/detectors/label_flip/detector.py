@@ -69,7 +69,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.settings.checks import check_int, check_number
+from sanitizer.param_checks import check_int, check_number
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
 from sanitizer.representations.scaling import standardise, standardiser
 from sanitizer.detectors.contract import Detector

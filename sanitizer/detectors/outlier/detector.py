@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.settings.checks import check_int, check_number
+from sanitizer.param_checks import check_int, check_number
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.representations.scaling import standardiser
 from sanitizer.detectors.contract import Detector

@@ -1,4 +1,4 @@
-"""Checks for settings: the one place a config value is judged integer, number or plain data.
+"""Checks on parameter values: the one place a config value is judged integer, number or plain data.
 
 A leaf module: it imports nothing from sanitizer but :mod:`sanitizer.errors`, so both the
 config (``sanitizer.settings.config``) and every detector's ``Params.validate`` can use it without
