@@ -51,8 +51,9 @@ input                         input file, folder or glob (``gs://`` works on Dat
 output                        output root; each run writes ``OUTPUT/<run id>/``
 label_column                  label column (default ``label``)
 id_column, feature_columns, format, config, seed, sample_size, expectations, embedding_model,
-embedding_model_sha256,       the ``sanitize run`` options of the same names (params)
-decisions, missing_features
+embedding_model_sha256,       the ``sanitize run`` options of the same names (params); ``column_kind``
+decisions, missing_features,  takes comma-separated ``NAME=KIND`` pairs
+column_kind
 max_quarantine_share,         the run-level guard (``sanitize run --max-quarantine-share``,
 max_class_quarantine_share    ``--max-class-quarantine-share``; defaults 0.10 and 0.30, or the config's)
 runner                        ``DirectRunner`` (default) or ``DataflowRunner`` (or any Beam runner)
@@ -105,6 +106,7 @@ RUN_OPTIONS: dict[str, tuple[list[str], type]] = {
     "label_column": (["null", "string"], str),
     "id_column": (["null", "string"], str),
     "feature_columns": (["null", "string"], str),
+    "column_kind": (["null", "string"], str),  # comma-separated NAME=KIND pairs
     "format": (["null", "string"], str),
     "ignore": (["null", "string"], str),  # comma-separated glob patterns
     "config": (["null", "string"], str),

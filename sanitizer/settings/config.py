@@ -13,6 +13,8 @@ Example (YAML)::
     label_column: label
     id_column: image_id          # optional; otherwise ids are generated
     feature_columns: [pixels]    # optional; default: every numeric column
+    columns: {Island: categorical, code: categorical}   # optional; a column's kind, instead of the inferred one
+    categorical_max_levels: 1000 # a categorical vocabulary's bound; rarer values share one "other" code
     seed: 7
     sample:
       size: 100000               # rows the detectors learn from (bounded memory)
@@ -39,6 +41,7 @@ from typing import Any
 
 # The value checks live in sanitizer.param_checks, a leaf module the detectors import too.
 from sanitizer.data.batch import MISSING_ACTIONS
+from sanitizer.data.column_kinds import MAX_LEVELS, parse_declared
 from sanitizer.errors import ConfigError
 from sanitizer.io.readers import FORMAT_CHOICES
 from sanitizer.param_checks import check_int, check_size
@@ -112,6 +115,10 @@ class Config:
     label_column: str | None = None
     id_column: str | None = None
     feature_columns: tuple[str, ...] | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    """Column name -> declared kind (sanitizer.data.column_kinds.DECLARABLE); other columns' kinds are inferred."""
+    categorical_max_levels: int = MAX_LEVELS
+    """The bound on a categorical vocabulary: beyond it the rarest values share one "other" code."""
     seed: int = 0
     overwrite: bool = False
     compression: str = "zstd"
@@ -152,6 +159,8 @@ class Config:
                 value = {name: dataclasses.asdict(p) for name, p in value.items()}
             elif isinstance(value, tuple):
                 value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
             out[f.name] = value
         return out
 
@@ -247,6 +256,17 @@ def build_config(raw: dict[str, Any]) -> Config:
     if features and id_col and id_col in features:
         raise ConfigError(f"feature_columns must not include the id column {id_col!r}")
 
+    try:
+        declared = parse_declared(raw.get("columns"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for role, name in (("label_column", label), ("id_column", id_col)):
+        if name and name in declared:
+            raise ConfigError(f"columns.{name}: {name!r} is the {role.replace('_', ' ')}; its kind is its role "
+                              "(leave it out of columns)")
+    max_levels = raw.get("categorical_max_levels", MAX_LEVELS)
+    _check_int("categorical_max_levels", max_levels, low=2, high=1_000_000)
+
     raw_detectors = raw.get("detectors") or {}
     if not isinstance(raw_detectors, dict):
         raise ConfigError(f"detectors must be a mapping of detector name to settings, got {raw_detectors!r}")
@@ -279,6 +299,8 @@ def build_config(raw: dict[str, Any]) -> Config:
         label_column=label,
         id_column=id_col,
         feature_columns=features,
+        columns=declared,
+        categorical_max_levels=max_levels,
         seed=seed,
         overwrite=overwrite,
         compression=compression,

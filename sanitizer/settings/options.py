@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 from sanitizer.io.readers import FORMAT_CHOICES, format_titles
+from sanitizer.data.column_kinds import parse_declared
+from sanitizer.errors import ConfigError
 from sanitizer.settings.config import build_config, load_config_file
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -37,6 +39,9 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
     "label_column": {"help": "the column holding each record's label"},
     "id_column": {"help": "a unique record id column (default: generated ids)"},
     "feature_columns": {"help": "comma-separated feature columns (default: every numeric column but label and id)"},
+    "column_kind": {"action": "append", "metavar": "NAME=KIND",
+                    "help": "a column's kind instead of the inferred one: numeric, boolean, categorical, date, text, "
+                            "id-like or embedding (e.g. zip=categorical); repeatable, or comma-separated"},
     "format": {"choices": FORMAT_CHOICES, "help": "input format (default: by extension)"},
     "ignore": {"action": "append", "metavar": "PATTERN",
                "help": "leave out the input files matching this glob (their name, path under the input or a "
@@ -97,6 +102,14 @@ def config_from_args(args: Any):
             raw["guard"] = dict(raw.get("guard") or {}, **{key: getattr(args, key)})
     if getattr(args, "ignore", None):
         raw["ignore"] = [p.strip() for value in args.ignore for p in value.split(",") if p.strip()]
+    if getattr(args, "column_kind", None):
+        pairs = [p.strip() for value in args.column_kind for p in value.split(",") if p.strip()]
+        try:
+            flags = parse_declared(pairs, "--column-kind")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        file_kinds = raw.get("columns") if isinstance(raw.get("columns"), dict) else {}
+        raw["columns"] = dict(file_kinds, **flags)  # flags win
     if args.sample_size is not None:
         raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
     if getattr(args, "expectations", None):
