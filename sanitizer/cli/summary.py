@@ -29,13 +29,28 @@ def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[s
         f"run {record.run_id} on {record.runner}",
         f"  columns:      label {columns.label}, id {columns.id}"
         + (" (generated)" if columns.id_generated else " (inferred: id-like and unique)" if columns.id_inferred else ""),
-        f"  judged:       {len(columns.features)} feature column(s): {_names(columns.features)}",
     ]
+    judged = columns.kind_groups(judged=True)
+    if judged:  # per kind: "judged: numeric 4: a, b, c, d; boolean 1: flag"
+        lines.append("  judged:       " + "; ".join(f"{kind} {len(names)}: {_names(names)}"
+                                                    for kind, names in judged.items()))
+    else:  # provenance written before kinds existed
+        lines.append(f"  judged:       {len(columns.features)} feature column(s): {_names(columns.features)}")
     if record.inputs or record.skipped_inputs:
         lines.insert(1, f"  input files:  {len(record.inputs)} read"
                      + (f"; {len(record.skipped_inputs)} not read: " + skipped_inputs(record.skipped_inputs)
                         if record.skipped_inputs else ""))
-    if columns.ignored:
+    not_judged = columns.kind_groups(judged=False)
+    if not_judged:  # per kind: "not judged: categorical 2 (not judged yet): Island, Sex; text 1: Comments"
+        reasons = {c["name"]: c["reason"] for c in columns.ignored}
+        parts = []
+        for kind, names in not_judged.items():
+            why = {"categorical": " (not judged yet)", "boolean": " (stored as text, not judged yet)",
+                   "date": " (not judged yet)"}.get(kind, "")
+            shown = [n if reasons.get(n) in (kind, None) else f"{n} ({reasons[n]})" for n in names]
+            parts.append(f"{kind} {len(names)}{why}: {_names(shown)}")
+        lines.append("  not judged:   " + "; ".join(parts))
+    elif columns.ignored:
         lines.append(f"  not judged:   {len(columns.ignored)} column(s): "
                      + _names([f"{c['name']} ({c['reason']})" for c in columns.ignored]))
     lines += [

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-KINDS = ("numeric", "boolean", "categorical", "date", "text", "id-like", "embedding", "label")
-"""Every kind a column can have (``label`` only by ``--label-column``)."""
+KINDS = ("numeric", "boolean", "categorical", "date", "text", "id-like", "embedding", "label", "empty", "unsupported")
+"""Every kind a column can have (``label`` only by ``--label-column``; ``empty``: no values in the first rows;
+``unsupported``: nested values or raw bytes, which no detector reads)."""
 DECLARABLE = ("numeric", "boolean", "categorical", "date", "text", "id-like", "embedding")
 """The kinds a user may declare in ``columns:`` or with ``--column-kind``."""
 NOT_JUDGED_YET = ("categorical", "date", "text")
@@ -65,6 +66,10 @@ def _values(column) -> list:
     return [v for v in column.to_pylist() if v is not None]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def infer_text(column, max_levels: int = MAX_LEVELS) -> tuple[str, str]:
     """The kind of a text column that is not numbers and not id-like, from its first rows, and why."""
     values = [str(v) for v in _values(column)]
@@ -79,12 +84,12 @@ def infer_text(column, max_levels: int = MAX_LEVELS) -> tuple[str, str]:
     if words >= TEXT_WORDS:
         return "text", f"values average {words:.1f} words (prose, not categories)"
     if len(distinct) > max_levels:
-        return "text", (f"{len(distinct):,} distinct values in the first {len(values):,} rows, over the "
+        return "text", (f"{len(distinct):,} distinct values among {len(values):,} in the first rows, over the "
                         f"vocabulary bound of {max_levels:,}")
     if len(values) >= MIN_ROWS and len(distinct) > TEXT_SHARE * len(values):
         return "text", (f"{len(distinct):,} distinct values in {len(values):,} rows: they grow with the row "
                         "count (names, free text, keys)")
-    return "categorical", f"{len(distinct):,} distinct values in the first {len(values):,} rows"
+    return "categorical", f"{_count(len(distinct), 'distinct value')} among {len(values):,} values in the first rows"
 
 
 def vocabulary(column, max_levels: int = MAX_LEVELS) -> dict[str, Any]:

@@ -19,6 +19,8 @@ REASONS = {
     "unsupported-type": "a type the detectors do not read",
     "inexact-integer": "integers float64 cannot hold exactly",
     "not-selected": "not named in --feature-columns",
+    "categorical": "categorical: not judged yet",
+    "boolean": "boolean stored as text: not judged yet",
 }
 
 
@@ -62,6 +64,8 @@ def columns_section(p: RunRecord) -> str:
         id_text = f"<b>{esc(c.id)}</b> (inferred: unique and id-like; not judged)"
     else:
         id_text = f"<b>{esc(c.id)}</b>"
+    if c.kinds:
+        return _kinds_section(c, id_text)
     width = f" ({_n(c.feature_count)} values)" if c.feature_count and c.feature_count != len(c.features) else ""
     features = ", ".join(f"<code>{esc(name)}</code>" for name in c.features) or "none"
     rows = "".join(
@@ -80,6 +84,46 @@ def columns_section(p: RunRecord) -> str:
         f'<p class="note" id="columns-judged">Judged ({len(c.features)}){width}: {features}. '
         f"Label <b>{esc(c.label)}</b>; record id {id_text}.</p>"
         f"{ignored}</section>"
+    )
+
+
+def _kind_facts(k: dict) -> str:
+    """A column's vocabulary (size, the most frequent levels, the other and unseen codes) or date range."""
+    v, r = k.get("vocabulary"), k.get("range")
+    if isinstance(v, dict):
+        levels = ", ".join(f"{esc(repr(level.get('value')))} ({_n(level.get('rows', 0))})"
+                           for level in (v.get("levels") or [])[:8])
+        more = " ..." if int(v.get("size", 0) or 0) > 8 else ""
+        other = v.get("other") or {}
+        folded = (f"; {_n(other.get('levels', 0))} rarer values share the other code {esc(other.get('code'))}"
+                  if other else "")
+        return (f"{_n(v.get('size', 0))} levels: {levels}{more}{folded}; unseen values get code "
+                f"{esc(v.get('unseen_code'))}")
+    if isinstance(r, dict):
+        return f"{esc(r.get('min'))} to {esc(r.get('max'))}"
+    return ""
+
+
+def _kinds_section(c, id_text: str) -> str:
+    """The Columns section from every column's kind: judged per kind, then one row per column."""
+    judged = c.kind_groups(judged=True)
+    summary = "; ".join(f"{esc(kind)} ({len(names)}): " + ", ".join(f"<code>{esc(n)}</code>" for n in names)
+                        for kind, names in judged.items()) or "none"
+    width = f" ({_n(c.feature_count)} values)" if c.feature_count and c.feature_count != len(c.features) else ""
+    rows = "".join(
+        f'<tr data-kind="{esc(k.get("kind", ""))}"><td><code>{esc(k.get("name", ""))}</code></td>'
+        f'<td>{esc(k.get("kind", ""))}{" (declared)" if k.get("declared") else ""}</td>'
+        f'<td>{"judged" if k.get("judged") else "not judged"}</td>'
+        f'<td>{esc(k.get("detail", ""))}</td><td>{_kind_facts(k)}</td></tr>'
+        for k in c.kinds
+    )
+    return (
+        '<section id="columns"><h2>Columns</h2>'
+        f'<p class="note" id="columns-judged">Judged{width}: {summary}. '
+        f"Label <b>{esc(c.label)}</b>; record id {id_text}.</p>"
+        '<table class="small" id="columns-kinds"><thead><tr><th>column</th><th>kind</th><th>judged</th>'
+        f"<th>how decided / why not judged</th><th>vocabulary or range (first rows)</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
     )
 
 

@@ -249,11 +249,24 @@ class Columns:
     """Every input column the detectors did not judge: {"name", "reason", "detail"} (sanitizer.data.column_roles)."""
     id_inferred: bool = False
     """The id is an id-like input column the run chose because none was given."""
+    kinds: list[dict[str, Any]] = field(default_factory=list)
+    """Every input column's kind, in input order: {"name", "kind", "judged", "declared", "detail"}, with
+    "vocabulary" (categorical, boolean) and "range" (date) from the first rows (sanitizer.data.column_kinds).
+    Empty in provenance written before kinds existed."""
+
+    def kind_groups(self, judged: bool) -> dict[str, list[str]]:
+        """Kind -> column names, judged or not, in input order (the label and the id left out)."""
+        groups: dict[str, list[str]] = {}
+        for k in self.kinds:
+            if bool(k.get("judged")) == judged and k.get("kind") != "label" and k.get("name") != self.id:
+                groups.setdefault(str(k.get("kind", "")), []).append(str(k.get("name", "")))
+        return groups
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "id": self.id, "id_generated": self.id_generated,
                 "id_inferred": self.id_inferred, "features": list(self.features),
-                "feature_count": self.feature_count, "ignored": [dict(c) for c in self.ignored]}
+                "feature_count": self.feature_count, "ignored": [dict(c) for c in self.ignored],
+                "kinds": [dict(k) for k in self.kinds]}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Columns":
@@ -262,7 +275,8 @@ class Columns:
                    for c in d.get("ignored") or [] if isinstance(c, dict)]
         return cls(str(d.get("label", "") or ""), str(d.get("id", "") or ""), bool(d.get("id_generated", False)),
                    [str(f) for f in d.get("features") or []], int(d.get("feature_count", 0) or 0),
-                   ignored, bool(d.get("id_inferred", False)))
+                   ignored, bool(d.get("id_inferred", False)),
+                   [dict(k) for k in d.get("kinds") or [] if isinstance(k, dict)])
 
 
 @dataclass
