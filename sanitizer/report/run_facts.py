@@ -13,7 +13,7 @@ from sanitizer.report.charts import esc
 
 REASONS = {
     "id-like": "looks like a record id or row counter",
-    "text": "text or categorical",
+    "text": "text",
     "date": "date or time",
     "empty": "no values",
     "unsupported-type": "a type the detectors do not read",
