@@ -131,10 +131,13 @@ def test_provenance_counts_and_accounting(e2e, poisoned):
     assert prov["inputs"][0]["rows"] == poisoned["n"]
     assert prov["inputs"][0]["sha256"] == sha256_file(poisoned["path"])
     assert prov["detectors"]["outlier"]["status"] == "fitted"
+    kinds = prov["columns"].pop("kinds")
     assert prov["columns"] == {
         "label": "label", "id": ID, "id_generated": False, "features": ["pixels"], "feature_count": 64,
         "ignored": [], "id_inferred": False,
     }
+    assert {k["name"]: (k["kind"], k["judged"]) for k in kinds} == {
+        ID: ("id-like", False), "pixels": ("numeric", True), "label": ("label", False)}
 
 
 def test_quarantine_has_reasons_and_scores(e2e):

@@ -12,25 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from sanitizer.data.column_kinds import (
-    ColumnKind,
-    date_range,
-    infer_text,
-    is_text,
-    kind_of_type,
-    vocabulary,
-)
+from sanitizer.beam.plan_columns import list_width, value_type_of, column_kinds, resolve_features
+from sanitizer.data.column_kinds import ColumnKind
 from sanitizer.data.column_roles import (
     IgnoredColumn,
     check_role_text,
     check_role_type,
-    id_like,
     unique_over,
-    unsupported,
 )
 from sanitizer.runs.decisions import load_decisions
 from sanitizer.settings.config import Config
@@ -45,16 +35,11 @@ from sanitizer.io.readers.base import Split, check_unique_columns
 from sanitizer.io.input_schema import (
     check_features_have_values,
     conformed_schema,
-    inexact_detail,
     inexact_integers,
-    no_values,
-    numeric_share,
     unified_schema,
 )
 from sanitizer.validation.suite import load_suite
 
-# A string column counts as numeric-looking when at least this share of its values parse as numbers.
-NUMERIC_LOOKING = 0.9
 
 
 @dataclass(frozen=True)
@@ -150,8 +135,8 @@ def make_plan(config: Config) -> Plan:
     skip = {embedding.name} if embedding else set()
     ignored: list[IgnoredColumn] = []
     inexact = inexact_integers(files, schema, first_batch, {label, config.id_column})
-    features = [fc for fc in _resolve_features(config, schema, first_batch, warnings, files[0].path, ignored,
-                                               inexact)
+    features = [fc for fc in resolve_features(config, schema, first_batch, warnings, files[0].path, ignored,
+                                              inexact, frozenset(_embedding_columns(config)))
                 if fc.name not in skip]
     if not features:
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
@@ -168,7 +153,7 @@ def make_plan(config: Config) -> Plan:
         if id_column is not None:
             id_inferred = True
             ignored = [c for c in ignored if c.name != id_column]
-    kinds = _column_kinds(config, schema, first_batch, id_column, id_inferred, embedding, features, ignored)
+    kinds = column_kinds(config, schema, first_batch, id_column, id_inferred, embedding, features, ignored)
     schema = conformed_schema(schema, features, files[0].format, {label, id_column}, warnings)
     _check_roles(files, schema, label, id_column)
     _check_embedding_model(config, sum(fc.width for fc in features))
@@ -233,8 +218,8 @@ def _check_roles(files, schema: pa.Schema, label: str, id_column: str | None) ->
     for role, name in roles:
         check_role_type(role, name, schema.field(name).type)
     text = [(role, name) for role, name in roles
-            if pa.types.is_string(_value_type(schema.field(name).type))
-            or pa.types.is_large_string(_value_type(schema.field(name).type))]
+            if pa.types.is_string(value_type_of(schema.field(name).type))
+            or pa.types.is_large_string(value_type_of(schema.field(name).type))]
     if not text or reader_for(files[0].format).decodes_text:
         return
     fields = pa.schema([schema.field(name) for _, name in text])
@@ -242,10 +227,6 @@ def _check_roles(files, schema: pa.Schema, label: str, id_column: str | None) ->
         for table in iter_file_batches(f, 1 << 20, fields, None, fields.names):
             for role, name in text:
                 check_role_text(role, name, table.column(name), f.path)
-
-
-def _value_type(t: pa.DataType) -> pa.DataType:
-    return t.value_type if pa.types.is_dictionary(t) else t
 
 
 ID_CHECK_TEXT_BYTES = 256 * 2**20
@@ -316,7 +297,7 @@ def _resolve_embedding(config: Config, schema: pa.Schema, first_batch) -> Featur
             f"embedding column {name!r} (detectors.{detector}.embedding_column) is not in the input; "
             f"columns are: {', '.join(schema.names)}"
         )
-    width = _list_width(schema.field(name).type, name, first_batch)
+    width = list_width(schema.field(name).type, name, first_batch)
     if not width:
         raise ConfigError(
             f"embedding column {name!r} must be a fixed-size list of numbers, got {schema.field(name).type}"
@@ -330,263 +311,3 @@ def _check_embedding_model(config: Config, n_features: int) -> None:
     for name in config.enabled_detectors():
         REGISTRY[name]().preflight(config.detectors[name], n_features)
 
-
-def _is_numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
-
-
-def _list_width(schema_type: pa.DataType, name: str, first_batch: pa.Table | None) -> int | None:
-    if pa.types.is_fixed_size_list(schema_type):
-        return schema_type.list_size if _is_numeric(schema_type.value_type) else None
-    if (pa.types.is_list(schema_type) or pa.types.is_large_list(schema_type)) and _is_numeric(schema_type.value_type):
-        if first_batch is None or first_batch.num_rows == 0:
-            return None
-        lengths = pc.list_value_length(first_batch.column(name)).drop_null().to_numpy(zero_copy_only=False)
-        if len(lengths) and np.all(lengths == lengths[0]) and lengths[0] > 0:
-            return int(lengths[0])
-    return None
-
-
-def _resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: list[str],
-                      path: str = "", ignored: list[IgnoredColumn] | None = None,
-                      inexact: dict[str, str] | None = None) -> list[FeatureColumn]:
-    """The feature columns; every other column except the label, id and embedding goes to ``ignored``
-    with its reason. A column holding integers beyond +-2^53 (``inexact``: column -> example) is
-    never a feature: named in --feature-columns it is refused, otherwise ignored as ``inexact-integer``."""
-    inexact = inexact or {}
-    skip = {config.label_column, config.id_column}
-    skip.update(_embedding_columns(config))
-    features: list[FeatureColumn] = []
-    ignored = [] if ignored is None else ignored
-    declared = config.columns
-    unknown = [n for n in declared if n not in schema.names]
-    if unknown:
-        raise ConfigError(
-            f"columns names {unknown[0]!r} (declared {declared[unknown[0]]}), which is not in the input; columns "
-            f"are: {', '.join(schema.names)}. Fix 'columns' in the config or --column-kind"
-        )
-    if config.feature_columns:
-        ignored.extend(IgnoredColumn(n, "not-selected", "not named in --feature-columns")
-                       for n in schema.names if n not in skip and n not in config.feature_columns)
-        for name in config.feature_columns:
-            if name not in schema.names:
-                raise ConfigError(
-                    f"feature column {name!r} is not in the input; columns are: {', '.join(schema.names)}. "
-                    "Fix --feature-columns (comma-separated) or leave it out to use every numeric column"
-                )
-            t = schema.field(name).type
-            if pa.types.is_null(t):
-                raise InputError(no_values(name, path))
-            kind = declared.get(name)
-            if kind in ("categorical", "date", "text", "id-like") or (kind == "boolean" and is_text(t)):
-                raise ConfigError(
-                    f"feature column {name!r} is declared {kind}; the detectors do not judge {kind} columns "
-                    "yet: leave it out of --feature-columns, or declare it numeric"
-                )
-            if name in inexact:
-                raise ConfigError(
-                    f"feature column {name!r} holds {inexact_detail(inexact[name])}; leave it out of "
-                    "--feature-columns (it is published unchanged)"
-                )
-            if _is_numeric(t):
-                features.append(FeatureColumn(name, 1))
-                continue
-            width = _list_width(t, name, first_batch)
-            if width:
-                features.append(FeatureColumn(name, width, is_list=True))
-                continue
-            if pa.types.is_string(t) or pa.types.is_large_string(t):
-                column = first_batch.column(name) if first_batch is not None else None
-                share = numeric_share(column)
-                if share >= 0.5:
-                    features.append(FeatureColumn(name, 1, coerce=True))
-                    warnings.append(
-                        f"feature column {name!r} is stored as text; values that do not parse as numbers "
-                        "are quarantined as invalid:non_numeric (the outputs keep its text; NA and the like "
-                        "read as missing)"
-                    )
-                    continue
-                sample = [v for v in (column.to_pylist() if column is not None else []) if v is not None][:3]
-                raise ConfigError(
-                    f"feature column {name!r} is not numeric (type {t}, values like {sample}); "
-                    "choose numeric columns with --feature-columns"
-                )
-            raise ConfigError(
-                f"feature column {name!r} has type {t}; features must be numbers or fixed-size lists of numbers"
-            )
-        return features
-
-    for f in schema:
-        if f.name in skip:
-            continue
-        column = first_batch.column(f.name).combine_chunks() if first_batch is not None else None
-        if f.name in declared:
-            chosen = _declared(f, declared[f.name], column, first_batch, warnings, inexact)
-            (features if isinstance(chosen, FeatureColumn) else ignored).append(chosen)
-            continue
-        numeric_text = (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and column is not None \
-            and numeric_share(column) >= NUMERIC_LOOKING
-        why = id_like(f.name, f.type, column, numeric_text)
-        if why:
-            ignored.append(IgnoredColumn(f.name, "id-like", why))
-            continue
-        if f.name in inexact:
-            ignored.append(IgnoredColumn(f.name, "inexact-integer", inexact_detail(inexact[f.name])))
-            continue
-        if _is_numeric(f.type):
-            features.append(FeatureColumn(f.name, 1))
-            continue
-        width = _list_width(f.type, f.name, first_batch)
-        if width:
-            features.append(FeatureColumn(f.name, width, is_list=True))
-            continue
-        if numeric_text:
-            features.append(FeatureColumn(f.name, 1, coerce=True))
-            warnings.append(
-                f"column {f.name!r} is stored as text but holds numbers; it is used as a feature and "
-                "values that do not parse are quarantined as invalid:non_numeric (the outputs keep its text; "
-                "NA and the like read as missing)"
-            )
-            continue
-        ignored.append(_not_judged(f.name, f.type, column, config.categorical_max_levels))
-    if not features:
-        listed = "; ".join(f"{c.name} ({c.reason})" for c in ignored) or "none"
-        raise ConfigError(
-            "no numeric feature columns found besides the label and id; name them with --feature-columns "
-            f"(columns are: {', '.join(schema.names)}; left out: {listed})"
-        )
-    return features
-
-
-def _not_judged(name: str, t: pa.DataType, column, max_levels: int) -> IgnoredColumn:
-    """The entry of a column no detector judges yet, its reason being its kind (categorical, boolean
-    stored as text, date, text) or why it has none (empty, unsupported-type)."""
-    kind = kind_of_type(t)
-    if is_text(t):
-        kind, why = infer_text(column, max_levels)
-        if kind == "text":
-            return IgnoredColumn(name, "text", f"text: {why}; not judged")
-        return IgnoredColumn(name, kind, f"{why}; kind {kind}, not judged yet")
-    if kind == "categorical":
-        return IgnoredColumn(name, "categorical", f"dictionary-encoded ({t}); kind categorical, not judged yet")
-    if kind == "date":
-        return IgnoredColumn(name, "date", f"dates and times ({t}); kind date, not judged yet")
-    return unsupported(name, t)
-
-
-def _declared(f: pa.Field, kind: str, column, first_batch, warnings: list[str],
-              inexact: dict[str, str]) -> FeatureColumn | IgnoredColumn:
-    """A declared column's place: a feature (numeric, boolean stored as 0/1 or true/false, embedding) or
-    an ignored entry with its kind; a kind its type cannot hold is refused."""
-    name, t = f.name, f.type
-    value_type = _value_type(t)
-    integer, text = pa.types.is_integer(t), is_text(t)
-    if kind in ("numeric", "boolean", "embedding") and name in inexact:
-        raise ConfigError(f"column {name!r} is declared {kind} but holds {inexact_detail(inexact[name])}")
-    if kind == "numeric":
-        if _is_numeric(t):
-            return FeatureColumn(name, 1)
-        width = _list_width(t, name, first_batch)
-        if width:
-            return FeatureColumn(name, width, is_list=True)
-        if text and column is not None and numeric_share(column) >= 0.5:
-            warnings.append(f"column {name!r} is declared numeric and stored as text; values that do not parse as "
-                            "numbers are quarantined as invalid:non_numeric (the outputs keep its text)")
-            return FeatureColumn(name, 1, coerce=True)
-    elif kind == "embedding":
-        width = _list_width(t, name, first_batch)
-        if width:
-            return FeatureColumn(name, width, is_list=True)
-    elif kind == "boolean":
-        if pa.types.is_boolean(t):
-            return FeatureColumn(name, 1)
-        if integer:
-            seen = set(pc.unique(column.drop_null()).to_pylist()) if column is not None else set()
-            if seen <= {0, 1}:
-                return FeatureColumn(name, 1)
-            raise ConfigError(f"column {name!r} is declared boolean but holds {sorted(seen)[:5]} in its first rows; "
-                              "a boolean stored as integers holds only 0 and 1")
-        if text or pa.types.is_dictionary(t):
-            return IgnoredColumn(name, "boolean", "declared boolean, stored as text; kind boolean, not judged yet")
-    elif kind == "categorical":
-        if integer or text or pa.types.is_boolean(t) or pa.types.is_dictionary(t):
-            return IgnoredColumn(name, "categorical", "declared categorical; kind categorical, not judged yet")
-    elif kind == "date":
-        if pa.types.is_temporal(t) or text:
-            return IgnoredColumn(name, "date", "declared date; kind date, not judged yet")
-    elif kind == "text":
-        if not pa.types.is_nested(value_type):
-            return IgnoredColumn(name, "text", "declared text; not judged")
-    elif kind == "id-like":
-        return IgnoredColumn(name, "id-like", "declared id-like")
-    raise ConfigError(f"column {name!r} is declared {kind}, but its type is {t}: "
-                      + {"numeric": "not numbers, a fixed-size list of numbers, or text that holds numbers",
-                         "embedding": "not a fixed-size list of numbers",
-                         "boolean": "not booleans, 0/1 integers or text",
-                         "categorical": "categories are text, integers, booleans or dictionary-encoded values "
-                                        "(store codes as integers or text, or declare it numeric)",
-                         "date": "not dates, timestamps or text",
-                         "text": "nested values are not text"}.get(kind, "not allowed")
-                      + ". Fix 'columns' in the config or --column-kind")
-
-
-_REASON_KIND = {"id-like": "id-like", "categorical": "categorical", "boolean": "boolean", "date": "date",
-                "text": "text", "inexact-integer": "numeric", "empty": "empty", "unsupported-type": "unsupported"}
-
-
-def _inferred_kind(f: pa.Field, column, first_batch, max_levels: int) -> str:
-    """The kind a column not chosen by --feature-columns would have been inferred as."""
-    if id_like(f.name, f.type, column, is_text(f.type) and column is not None
-               and numeric_share(column) >= NUMERIC_LOOKING):
-        return "id-like"
-    base = kind_of_type(f.type)
-    if base:
-        return base
-    if _list_width(f.type, f.name, first_batch):
-        return "numeric"
-    if is_text(f.type):
-        if column is not None and numeric_share(column) >= NUMERIC_LOOKING:
-            return "numeric"
-        return infer_text(column, max_levels)[0]
-    return "empty" if pa.types.is_null(f.type) else "unsupported"
-
-
-def _column_kinds(config: Config, schema: pa.Schema, first_batch, id_column: str | None, id_inferred: bool,
-                  embedding: FeatureColumn | None, features: list[FeatureColumn],
-                  ignored: list[IgnoredColumn]) -> tuple[ColumnKind, ...]:
-    """Every input column's kind, in input order, with a bounded vocabulary (categorical, boolean) and the
-    observed range (date) from the first rows."""
-    declared, max_levels = config.columns, config.categorical_max_levels
-    by_feature = {fc.name: fc for fc in features}
-    by_ignored = {c.name: c for c in ignored}
-    if embedding is not None and declared.get(embedding.name, "embedding") != "embedding":
-        raise ConfigError(f"column {embedding.name!r} is the detectors' embedding column; it cannot be declared "
-                          f"{declared[embedding.name]}")
-    out = []
-    for f in schema:
-        column = first_batch.column(f.name).combine_chunks() \
-            if first_batch is not None and f.name in first_batch.column_names else None
-        judged, detail = False, ""
-        if f.name == config.label_column:
-            kind, detail = "label", "the label (--label-column)"
-        elif f.name == id_column:
-            kind = "id-like"
-            detail = "the record id" + (" (inferred: id-like and unique)" if id_inferred else " (--id-column)")
-        elif embedding is not None and f.name == embedding.name:
-            kind, judged, detail = "embedding", True, f"a list of {embedding.width} numbers the detectors read"
-        elif f.name in by_feature:
-            fc = by_feature[f.name]
-            kind = declared.get(f.name) or ("boolean" if pa.types.is_boolean(f.type) else "numeric")
-            judged = True
-            detail = (f"a list of {fc.width} numbers" if fc.is_list else "stored as text, parsed as numbers"
-                      if fc.coerce else "judged as 0/1" if kind == "boolean" else "")
-        else:
-            c = by_ignored.get(f.name)
-            reason = c.reason if c is not None else "not-selected"
-            kind = declared.get(f.name) or _REASON_KIND.get(reason) \
-                or _inferred_kind(f, column, first_batch, max_levels)
-            detail = c.detail if c is not None else ""
-        vocab = vocabulary(column, max_levels) if kind in ("categorical", "boolean") else None
-        span = date_range(column) if kind == "date" else None
-        out.append(ColumnKind(f.name, kind, judged, f.name in declared, detail, vocab, span))
-    return tuple(out)

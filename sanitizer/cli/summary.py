@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sanitizer.data.column_kinds import group_by_kind
 from sanitizer.runs.record import RunRecord
 from sanitizer.cli.terminal import printable
 
@@ -30,7 +31,7 @@ def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[s
         f"  columns:      label {columns.label}, id {columns.id}"
         + (" (generated)" if columns.id_generated else " (inferred: id-like and unique)" if columns.id_inferred else ""),
     ]
-    judged = columns.kind_groups(judged=True)
+    judged = group_by_kind(columns.kinds, True, columns.id)
     if judged:  # per kind: "judged: numeric 4: a, b, c, d; boolean 1: flag"
         lines.append("  judged:       " + "; ".join(f"{kind} {len(names)}: {_names(names)}"
                                                     for kind, names in judged.items()))
@@ -40,7 +41,7 @@ def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[s
         lines.insert(1, f"  input files:  {len(record.inputs)} read"
                      + (f"; {len(record.skipped_inputs)} not read: " + skipped_inputs(record.skipped_inputs)
                         if record.skipped_inputs else ""))
-    not_judged = columns.kind_groups(judged=False)
+    not_judged = group_by_kind(columns.kinds, False, columns.id)
     if not_judged:  # per kind: "not judged: categorical 2 (not judged yet): Island, Sex; text 1: Comments"
         reasons = {c["name"]: c["reason"] for c in columns.ignored}
         parts = []

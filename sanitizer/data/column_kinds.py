@@ -196,3 +196,13 @@ def parse_declared(raw: Any, source: str = "columns") -> dict[str, str]:
             raise ValueError(f"{source}.{name}: kind must be one of {', '.join(DECLARABLE)}, got {kind!r}{extra}")
         out[name] = kind
     return out
+
+
+def group_by_kind(kinds: list[dict[str, Any]], judged: bool, id_column: str = "") -> dict[str, list[str]]:
+    """Kind -> column names, judged or not, in input order (the label and the id left out), from
+    provenance's ``columns.kinds``."""
+    groups: dict[str, list[str]] = {}
+    for k in kinds:
+        if bool(k.get("judged")) == judged and k.get("kind") != "label" and k.get("name") != id_column:
+            groups.setdefault(str(k.get("kind", "")), []).append(str(k.get("name", "")))
+    return groups

@@ -7,6 +7,7 @@ Every value from the data or the provenance goes through :func:`esc` (see saniti
 from __future__ import annotations
 
 from sanitizer.runs.guard import percent
+from sanitizer.data.column_kinds import group_by_kind
 from sanitizer.runs.record import RunRecord
 from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
@@ -106,7 +107,7 @@ def _kind_facts(k: dict) -> str:
 
 def _kinds_section(c, id_text: str) -> str:
     """The Columns section from every column's kind: judged per kind, then one row per column."""
-    judged = c.kind_groups(judged=True)
+    judged = group_by_kind(c.kinds, True, c.id)
     summary = "; ".join(f"{esc(kind)} ({len(names)}): " + ", ".join(f"<code>{esc(n)}</code>" for n in names)
                         for kind, names in judged.items()) or "none"
     width = f" ({_n(c.feature_count)} values)" if c.feature_count and c.feature_count != len(c.features) else ""

@@ -250,17 +250,8 @@ class Columns:
     id_inferred: bool = False
     """The id is an id-like input column the run chose because none was given."""
     kinds: list[dict[str, Any]] = field(default_factory=list)
-    """Every input column's kind, in input order: {"name", "kind", "judged", "declared", "detail"}, with
-    "vocabulary" (categorical, boolean) and "range" (date) from the first rows (sanitizer.data.column_kinds).
-    Empty in provenance written before kinds existed."""
-
-    def kind_groups(self, judged: bool) -> dict[str, list[str]]:
-        """Kind -> column names, judged or not, in input order (the label and the id left out)."""
-        groups: dict[str, list[str]] = {}
-        for k in self.kinds:
-            if bool(k.get("judged")) == judged and k.get("kind") != "label" and k.get("name") != self.id:
-                groups.setdefault(str(k.get("kind", "")), []).append(str(k.get("name", "")))
-        return groups
+    """Every input column's kind, in input order (sanitizer.data.column_kinds.ColumnKind.to_dict); empty in
+    provenance written before kinds existed."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "id": self.id, "id_generated": self.id_generated,
