@@ -78,7 +78,7 @@ def producer() -> str:
 
 def custom_facet_schema() -> str:
     """The schema URL of this project's own run facet (custom facets point at their producer)."""
-    return f"{_repository()}/blob/main/sanitizer/lineage.py#SanitizerRunFacet"
+    return f"{_repository()}/blob/main/sanitizer/runs/lineage/parts.py#SanitizerRunFacet"
 
 
 def run_uuid(run_id: str | None) -> str:
