@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from sanitizer.data.batch import FeatureColumn
 from sanitizer.data.column_kinds import (
     ColumnKind,
+    codebook,
     date_range,
     infer_text,
     is_text,
@@ -289,6 +290,7 @@ def column_kinds(config: Config, schema: pa.Schema, first_batch, id_column: str 
                 or _inferred_kind(f, column, first_batch, max_levels)
             detail = c.detail if c is not None else ""
         vocab = vocabulary(column, max_levels) if kind in ("categorical", "boolean") else None
+        codes = codebook(column, max_levels) if vocab is not None else None
         span = date_range(column) if kind == "date" else None
-        out.append(ColumnKind(f.name, kind, judged, f.name in declared, detail, vocab, span))
+        out.append(ColumnKind(f.name, kind, judged, f.name in declared, detail, vocab, span, codes=codes))
     return tuple(out)

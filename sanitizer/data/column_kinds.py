@@ -95,12 +95,10 @@ def infer_text(column, max_levels: int = MAX_LEVELS) -> tuple[str, str]:
 def vocabulary(column, max_levels: int = MAX_LEVELS) -> dict[str, Any]:
     """The bounded vocabulary of a categorical or boolean column's first rows: levels by frequency (then
     value), codes 0..size-1; beyond ``max_levels`` the rarest share one ``other`` code; ``unseen`` is the
-    code of a value never seen. ``levels`` is a preview of at most :data:`PREVIEW`."""
+    code of a value never seen and ``missing`` (the last) the code of a null. ``levels`` is a preview of at
+    most :data:`PREVIEW` (:func:`codebook` maps every value)."""
     values = _values(column)
-    uniq, counts = np.unique(np.array([str(v) for v in values], dtype=object), return_counts=True) \
-        if values else (np.array([], dtype=object), np.array([], dtype=np.int64))
-    order = sorted(range(len(uniq)), key=lambda i: (-int(counts[i]), str(uniq[i])))
-    kept = order[:max_levels] if len(order) <= max_levels else order[:max_levels - 1]
+    uniq, counts, order, kept = _levels(values, max_levels)
     folded = len(order) - len(kept)
     size = len(kept)
     out: dict[str, Any] = {
@@ -112,7 +110,27 @@ def vocabulary(column, max_levels: int = MAX_LEVELS) -> dict[str, Any]:
     if folded:
         out["other"] = {"code": size, "levels": folded, "rows": int(sum(int(counts[i]) for i in order[len(kept):]))}
     out["unseen_code"] = size + (1 if folded else 0)
+    out["missing_code"] = out["unseen_code"] + 1
     return out
+
+
+def _levels(values: list, max_levels: int):
+    """(distinct values as text, their counts, indices by frequency then value, the indices that keep a code)."""
+    uniq, counts = np.unique(np.array([str(v) for v in values], dtype=object), return_counts=True) \
+        if values else (np.array([], dtype=object), np.array([], dtype=np.int64))
+    order = sorted(range(len(uniq)), key=lambda i: (-int(counts[i]), str(uniq[i])))
+    kept = order[:max_levels] if len(order) <= max_levels else order[:max_levels - 1]
+    return uniq, counts, order, kept
+
+
+def codebook(column, max_levels: int = MAX_LEVELS) -> dict[str, int]:
+    """Every value of a categorical or boolean column's first rows (as text, ``str(value)``) -> its code in
+    :func:`vocabulary`: the kept levels 0..size-1, the rarer ones the ``other`` code. The full mapping
+    (``vocabulary`` previews only :data:`PREVIEW` levels) that the manifest hands to training."""
+    uniq, _, order, kept = _levels(_values(column), max_levels)
+    codes = {str(uniq[i]): code for code, i in enumerate(kept)}
+    codes.update({str(uniq[i]): len(kept) for i in order[len(kept):]})
+    return codes
 
 
 def date_range(column) -> dict[str, str] | None:
@@ -161,6 +179,9 @@ class ColumnKind:
     vocabulary: dict[str, Any] | None = None
     range: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    codes: dict[str, int] | None = field(default=None, repr=False)
+    """Categorical and boolean: every value of the first rows -> its code (:func:`codebook`); not in
+    provenance (which previews the levels), written whole into the manifest."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "judged": self.judged,
