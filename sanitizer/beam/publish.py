@@ -257,7 +257,7 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
     prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
     manifest = prov.build_manifest(
         ctx.run_id, out, plan.output_schema, clean, quarantine, plan.id_output, plan.label_column,
-        [fc.name for fc in plan.features], prov_sha, config.compression,
+        [fc.name for fc in plan.features], prov_sha, config.compression, prov.manifest_columns(plan.kinds),
     )
     path = f"{out}/{MANIFEST}"
     prov.write_atomic(path, manifest)  # last: publishing

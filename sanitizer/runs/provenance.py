@@ -113,9 +113,31 @@ def write_atomic(path: str, obj: Any) -> None:
     fs_util.write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8"))
 
 
+def manifest_columns(kinds) -> list[dict[str, Any]]:
+    """The manifest's ``columns``: every input column's name and kind (``sanitizer.data.column_kinds``), with
+    the whole vocabulary of a categorical or boolean column (``codes``: every value -> its code, and the
+    ``other``, ``unseen`` and ``missing`` codes, as provenance records them) and the range of a date column,
+    so a training job and a serving job encode values alike."""
+    out = []
+    for k in kinds:
+        entry: dict[str, Any] = {"name": k.name, "kind": k.kind}
+        if k.vocabulary is not None:
+            vocab = {key: value for key, value in k.vocabulary.items() if key != "levels"}
+            vocab.setdefault("missing_code", vocab["unseen_code"] + 1)
+            vocab["codes"] = dict(k.codes) if k.codes is not None else {
+                level["value"]: code for code, level in enumerate(k.vocabulary.get("levels", []))}
+            entry["vocabulary"] = vocab
+        if k.range is not None:
+            entry["range"] = dict(k.range)
+        out.append(entry)
+    return out
+
+
 def build_manifest(run_id: str, out: str, schema: pa.Schema, clean: list[dict], quarantine: list[dict],
                    id_column: str, label_column: str, feature_columns: list[str],
-                   provenance_sha256: str, compression: str = "none") -> dict[str, Any]:
+                   provenance_sha256: str, compression: str = "none",
+                   columns: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The manifest; ``columns`` (:func:`manifest_columns`) is left out when the plan recorded no kinds."""
     def shard_list(shards):
         return [
             {"path": relative(s["path"], out), "rows": s["rows"], "bytes": s["bytes"], "sha256": s["sha256"]}
@@ -135,7 +157,7 @@ def build_manifest(run_id: str, out: str, schema: pa.Schema, clean: list[dict], 
         "clean": {"rows": sum(s["rows"] for s in clean), "shards": shard_list(clean)},
         "quarantine": {"rows": sum(s["rows"] for s in quarantine), "shards": shard_list(quarantine)},
         "provenance": {"path": PROVENANCE, "sha256": provenance_sha256},
-    }
+    } | ({"columns": columns} if columns else {})
 
 
 def integrity_error(accounting: Accounting) -> IntegrityError:

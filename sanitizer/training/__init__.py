@@ -6,6 +6,7 @@
     data = load_manifest("out/", expected_sha256=checked)   # only the manifest whose bytes were checked
     frame = data.to_pandas()                  # every clean row, as a DataFrame
     ds = data.torch_dataset(batch_size=256)   # (features float32 [b, d], labels int64 [b]) batches
+    ds = data.torch_dataset(categorical_columns="all", dates="days")  # (features, codes int64 [b, k], labels)
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4)
 
 :func:`load_manifest` is the only door: it reads ``manifest.json`` and verifies every
@@ -21,9 +22,12 @@ The package:
   ``gs://``/``s3://``/... URIs through :mod:`pyarrow.fs`. It imports neither Apache Beam nor
   torch, so a training image needs neither to read the clean data;
 - :mod:`sanitizer.training.torch`: :func:`make_torch_dataset` and :class:`TorchBatches`
-  (a :class:`torch.utils.data.IterableDataset`; torch is imported on first use).
+  (a :class:`torch.utils.data.IterableDataset`; torch is imported on first use);
+- :mod:`sanitizer.training.columns`: the column kinds the manifest records, :class:`Vocabulary`
+  (categorical codes, the same for training and serving) and the date encodings.
 """
 
+from sanitizer.training.columns import Vocabulary
 from sanitizer.training.manifest import CLEAN_DIR, MANIFEST, SUPPORTED_MANIFEST_VERSIONS, CleanData, load_manifest
 from sanitizer.training.shards import ManifestError, Shard
 from sanitizer.training.torch import FLOAT32_MAX, make_torch_dataset
@@ -47,6 +51,7 @@ __all__ = [
     "ManifestError",
     "Shard",
     "TorchBatches",
+    "Vocabulary",
     "load_manifest",
     "make_torch_dataset",
 ]

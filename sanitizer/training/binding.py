@@ -80,6 +80,67 @@ def check_fields(manifest: dict, where: str) -> None:
     if publication is not None and not (isinstance(publication, dict)
                                         and isinstance(publication.get("source_run_id"), str)):
         raise _damaged(where, "publication", publication, "an object naming its source_run_id")
+    if "columns" in manifest:  # absent in manifests written before column kinds
+        _check_columns(where, manifest["columns"])
+
+
+def _check_columns(where: str, columns: Any) -> None:
+    """``columns``: a list of {name, kind}; a vocabulary whose codes are whole numbers that do not collide
+    (values 0..size-1, the other code, then unseen and missing, all distinct); a range of two strings."""
+    if not isinstance(columns, list):
+        raise _damaged(where, "columns", columns, "a list of {name, kind}")
+    seen: set[str] = set()
+    for i, entry in enumerate(columns):
+        field = f"columns[{i}]"
+        if not isinstance(entry, dict):
+            raise _damaged(where, field, entry, "an object with name and kind")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or name in seen:
+            raise _damaged(where, f"{field}.name", name, "a column name (non-empty, not repeated)")
+        seen.add(name)
+        if not isinstance(entry.get("kind"), str) or not entry["kind"]:
+            raise _damaged(where, f"{field}.kind", entry.get("kind"), "a kind (categorical, date, numeric, ...)")
+        if "vocabulary" in entry:
+            _check_vocabulary(where, f"{field}.vocabulary", entry["vocabulary"])
+        elif entry["kind"] == "categorical":
+            raise _damaged(where, f"{field}.vocabulary", None, "the vocabulary of categorical column " + repr(name))
+        if "range" in entry:
+            span = entry["range"]
+            if not isinstance(span, dict) or not all(isinstance(span.get(k), str) for k in ("min", "max")):
+                raise _damaged(where, f"{field}.range", span, "an object with min and max (ISO 8601 text)")
+
+
+def _check_vocabulary(where: str, field: str, vocab: Any) -> None:
+    if not isinstance(vocab, dict):
+        raise _damaged(where, field, vocab, "an object with codes, size, unseen_code and missing_code")
+    for key in ("size", "unseen_code", "missing_code"):
+        if not _count(vocab.get(key)):
+            raise _damaged(where, f"{field}.{key}", vocab.get(key), "a whole number >= 0")
+    other = vocab.get("other")
+    if other is not None and not (isinstance(other, dict) and _count(other.get("code"))):
+        raise _damaged(where, f"{field}.other", other, "an object with a code (a whole number >= 0)")
+    size, unseen, missing = vocab["size"], vocab["unseen_code"], vocab["missing_code"]
+    other_code = other["code"] if other is not None else None
+    special = [c for c in (other_code, unseen, missing) if c is not None]
+    if len(set(special)) != len(special) or any(c < size for c in special):
+        raise _damaged(where, field, {"size": size, "other": other_code, "unseen_code": unseen,
+                                      "missing_code": missing},
+                       "codes that do not collide (other, unseen and missing each >= size and distinct)")
+    codes = vocab.get("codes")
+    if not isinstance(codes, dict):
+        raise _damaged(where, f"{field}.codes", codes, "an object of value -> code")
+    used: set[int] = set()
+    for value, code in codes.items():
+        if not _count(code) or not (code < size or code == other_code):
+            raise _damaged(where, f"{field}.codes[{value!r}]", code,
+                           f"a code below size {size}" + (f" or the other code {other_code}" if other_code is not None
+                                                          else ""))
+        if code < size and code in used:
+            raise _damaged(where, f"{field}.codes[{value!r}]", code, "a code no other value has")
+        used.add(code)
+    if len(used - ({other_code} if other_code is not None else set())) != size:
+        raise _damaged(where, f"{field}.size", size, f"the number of values with a code of their own "
+                                                     f"({len(used - {other_code})})")
 
 
 def check_provenance(out: str, manifest: dict, where: str) -> dict:

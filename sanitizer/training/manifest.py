@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from sanitizer.data.layout import CLEAN_DIR, MANIFEST
 from sanitizer.training.binding import check_fields, check_provenance
+from sanitizer.training.columns import Vocabulary, categorical_columns_of, date_columns_of, kinds_of, vocabularies_of
 from sanitizer.training.shards import (
     ManifestError,
     Shard,
@@ -229,12 +230,43 @@ class CleanData:
         """Every clean row as a pandas DataFrame (``columns`` to read only some)."""
         return self.to_table(columns).to_pandas()
 
+    @property
+    def column_kinds(self) -> dict[str, str]:
+        """Column -> kind as the run recorded it (``{}`` for a manifest written before column kinds)."""
+        return kinds_of(self.manifest)
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        """The columns the torch stream can give as codes: categorical ones and booleans stored as text."""
+        return categorical_columns_of(self.manifest, self.feature_columns)
+
+    @property
+    def date_columns(self) -> list[str]:
+        return date_columns_of(self.manifest)
+
+    def vocabulary(self, column: str) -> Vocabulary:
+        """The manifest's :class:`~sanitizer.training.columns.Vocabulary` of a categorical or boolean column:
+        ``encode`` values to codes and ``decode`` codes to values as the torch stream does."""
+        vocabularies = vocabularies_of(self.manifest)
+        if column not in vocabularies:
+            kind = self.column_kinds.get(column)
+            raise KeyError(f"the manifest records no vocabulary for {column!r} ("
+                           + (f"its kind is {kind}" if kind else "no column kinds recorded for it") + ")")
+        return vocabularies[column]
+
     def torch_dataset(self, features: Sequence[str] | str | None = None, label: str | None = None,
                       batch_size: int = 1024, label_map: dict | None = None, ids: bool = False,
-                      fill_missing: float | dict[str, float] | None = None):
+                      fill_missing: float | dict[str, float] | None = None,
+                      categorical_columns: Sequence[str] | str | bool | None = None,
+                      dates: str | None = None, date_columns: Sequence[str] | str | None = None):
         """A :class:`torch.utils.data.IterableDataset` of ``(features, labels)`` batches (see :class:`TorchBatches`).
 
         Clean data may hold missing feature values (a run keeps such rows clean by default, with a
         ``missing:COLUMN`` reason): the dataset refuses them, naming the column, unless ``fill_missing``
-        says what they become (one number for every column, or ``{column: number}``)."""
-        return make_torch_dataset(self, features, label, batch_size, label_map, ids, fill_missing)
+        says what they become (one number for every column, or ``{column: number}``).
+
+        ``categorical_columns="all"`` (or a list) adds the categorical columns as int64 codes by the
+        manifest's vocabularies: batches become ``(features, codes, labels)``. ``dates="days"`` or
+        ``"parts"`` appends the date columns (all, or ``date_columns``) to the features."""
+        return make_torch_dataset(self, features, label, batch_size, label_map, ids, fill_missing,
+                                  categorical_columns, dates, date_columns)

@@ -1,7 +1,9 @@
 """The torch stream over verified clean data: :func:`make_torch_dataset` and :class:`TorchBatches`.
 
 ``CleanData.torch_dataset(...)`` (or ``make_torch_dataset(data, ...)``) is a
-:class:`torch.utils.data.IterableDataset` of ``(features float32 [b, d], labels int64 [b])`` batches;
+:class:`torch.utils.data.IterableDataset` of ``(features float32 [b, d], labels int64 [b])`` batches
+(``(features, codes int64 [b, k], labels)`` when categorical columns are asked for, with
+``categorical_columns=``; date columns join the features with ``dates=``: see :class:`TorchBatches`);
 every DataLoader worker reads, verifies and parses the shards it streams itself (see
 :mod:`sanitizer.training.manifest`). Importing this module does not import torch: the class is built
 on first use.
@@ -15,6 +17,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sanitizer.training.columns import (
+    DATE_FORMS,
+    categorical_columns_of,
+    date_columns_of,
+    date_matrix,
+    encode,
+    kinds_of,
+    vocabularies_of,
+)
 from sanitizer.training.shards import ManifestError, Shard, _manifest_schema, _verified_parquet
 
 
@@ -59,14 +70,14 @@ def _feature_width(field: pa.Field, shard: Shard | None) -> int:
 
 
 def _fill_values(fill, features: list[str]) -> dict[str, float]:
-    """``fill_missing`` as {feature column: finite number}."""
+    """``fill_missing`` as {feature or date column: finite number}."""
     if fill is None:
         return {}
     values = dict(fill) if isinstance(fill, dict) else {c: fill for c in features}
     out = {}
     for column, value in values.items():
         if column not in features:
-            raise ValueError(f"fill_missing names {column!r}, which is not a feature column ({features})")
+            raise ValueError(f"fill_missing names {column!r}, which is not a feature or date column ({features})")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
             raise ValueError(f"fill_missing for {column!r} must be a finite number, got {value!r}")
         out[column] = float(value)
@@ -207,9 +218,10 @@ def _labels_to_int(column: pa.ChunkedArray | pa.Array, label: str, label_map: di
 
 
 def make_torch_dataset(data: CleanData, features=None, label=None, batch_size=1024, label_map=None, ids=False,
-                       fill_missing=None):
+                       fill_missing=None, categorical_columns=None, dates=None, date_columns=None):
     """Same as :meth:`CleanData.torch_dataset`."""
-    return _torch_batches_class()(data, features, label, batch_size, label_map, ids, fill_missing)
+    return _torch_batches_class()(data, features, label, batch_size, label_map, ids, fill_missing,
+                                  categorical_columns, dates, date_columns)
 
 
 _TORCH_CLASS = None
@@ -251,18 +263,45 @@ class _TorchBatchesMixin:
     error naming the column, unless ``fill_missing`` gives what they become: one number for every
     feature column, or ``{column: number}`` (a column left out of the dict is still refused).
 
-    ``features`` default to the manifest's feature columns; a fixed-size list column (64 pixels,
-    an embedding) becomes that many features. Integer labels pass through as they are
-    (``label_map`` None); any other label type is mapped to 0..K-1 by a sorted ``label_map``
-    (value -> index) built over the clean data, or the one you pass. Attributes: ``features``,
-    ``feature_dim``, ``label``, ``label_map``, ``classes`` (values in index order, or None), ``rows``.
+    ``features`` default to the manifest's feature columns (the numeric columns the run judged);
+    a fixed-size list column (64 pixels, an embedding) becomes that many features. Integer labels
+    pass through as they are (``label_map`` None); any other label type is mapped to 0..K-1 by a
+    sorted ``label_map`` (value -> index) built over the clean data, or the one you pass.
+
+    Other kinds, by the manifest's ``columns`` (a manifest written before kinds has none):
+
+    * categorical columns (and booleans stored as text) are left out unless asked for:
+      ``categorical_columns="all"`` (every one the manifest records, in input order) or a list.
+      Batches are then ``(features, codes, labels)``: ``codes`` int64 ``[b, k]``, one column per
+      categorical column, by the manifest's vocabulary (``vocabularies[column]``): a value the run
+      never saw gets the column's ``unseen_code``, a null its ``missing_code``; ``category_sizes``
+      holds each column's number of codes (the size of an embedding table);
+    * date columns are left out unless asked for: ``dates="days"`` (one float per column: days since
+      1970-01-01 UTC, the time of day as the fraction; float32 resolves about two minutes today) or
+      ``dates="parts"`` (three: year, month, day), for every date column of the manifest or the
+      ``date_columns`` named. They are appended to ``features`` after the numeric columns
+      (``feature_names`` names every column of the matrix); a missing date is refused like a missing
+      number unless ``fill_missing`` names the column (the value fills every part);
+    * booleans stored as booleans (or 0/1) are numeric features (0.0 / 1.0), as the run judged them;
+    * text, id-like and unsupported columns are never in a tensor (read them with ``to_pandas``).
+
+    Attributes: ``features``, ``feature_names``, ``feature_dim``, ``categorical_columns`` (None when
+    not asked for), ``vocabularies``, ``category_sizes``, ``date_columns``, ``dates``, ``label``,
+    ``label_map``, ``classes`` (values in index order, or None), ``rows``.
     """
 
     def __init__(self, data: CleanData, features=None, label=None, batch_size=1024, label_map=None, ids=False,
-                 fill_missing=None):
+                 fill_missing=None, categorical_columns=None, dates=None, date_columns=None):
         super().__init__()
         self.shards = data.shards
+        kinds = kinds_of(data.manifest)
         self.features = _feature_list(data, features)
+        _check_feature_kinds(self.features, kinds)
+        self.categorical_columns = _categorical_list(data, categorical_columns, kinds)
+        vocabularies = vocabularies_of(data.manifest)
+        self.vocabularies = {c: vocabularies[c] for c in self.categorical_columns or []}
+        self.category_sizes = [self.vocabularies[c].cardinality for c in self.categorical_columns or []]
+        self.dates, self.date_columns = _date_list(data, dates, date_columns, kinds)
         self.label = label or data.label_column
         if not self.label:
             raise ValueError("no label column: the manifest names none, pass label=")
@@ -273,13 +312,17 @@ class _TorchBatchesMixin:
         if ids and not self.id_column:
             raise ValueError("ids=True but the manifest names no id column")
         schema = self._schema(data.manifest)
-        missing = [c for c in [*self.features, self.label] if c not in schema.names]
+        wanted = [*self.features, *(self.categorical_columns or []), *self.date_columns, self.label]
+        missing = [c for c in wanted if c not in schema.names]
         if missing:
             raise ValueError(f"column(s) {missing} are not in the clean data; columns are {schema.names}")
         first = self.shards[0] if self.shards else None
         self.widths = tuple(_feature_width(schema.field(c), first) for c in self.features)
-        self.fill_missing = _fill_values(fill_missing, self.features)
-        self.feature_dim = int(sum(self.widths))
+        self.fill_missing = _fill_values(fill_missing, self.features + self.date_columns)
+        parts = ["year", "month", "day"] if self.dates == "parts" else ["days"]
+        self.feature_names = [f"{c}[{i}]" if w > 1 else c for c, w in zip(self.features, self.widths)
+                              for i in range(w)] + [f"{c}.{p}" for c in self.date_columns for p in parts]
+        self.feature_dim = len(self.feature_names)
         if label_map is not None:
             self.label_map = dict(label_map)
         elif _is_integer_labels(schema.field(self.label).type):
@@ -324,7 +367,7 @@ class _TorchBatchesMixin:
         buffered = 0
         for part in self._segments(start, stop):
             buffer.append(part)
-            buffered += len(part[1])
+            buffered += len(part[2])
             while buffered >= self.batch_size:
                 batch, buffer, buffered = _take(buffer, self.batch_size)
                 yield self._tensors(batch)
@@ -335,20 +378,22 @@ class _TorchBatchesMixin:
     def _tensors(self, batch):
         import torch
 
-        X, y, idv = batch
+        X, codes, y, idv = batch
         X = X if X.flags.writeable else X.copy()  # arrays straight from Arrow are read-only
         y = y if y.flags.writeable else y.copy()
-        out = (torch.from_numpy(X), torch.from_numpy(y))
+        out = (torch.from_numpy(X),) + ((torch.from_numpy(codes),) if codes is not None else ()) \
+            + (torch.from_numpy(y),)
         return out + (idv,) if self.id_column else out
 
     def _segments(self, start: int, stop: int):
-        """(X, y, ids) for the global rows [start, stop), one row group (or part of one) at a time.
+        """(X, codes, y, ids) for the global rows [start, stop), one row group (or part of one) at a time.
 
         Each shard the range touches is read once into memory and verified against the manifest
         (:func:`_read_verified`) before any of its row groups is parsed, in whichever process runs
         this (a DataLoader worker verifies what it reads itself); only one shard is held at a time.
         """
-        columns = list(dict.fromkeys([*self.features, self.label] + ([self.id_column] if self.id_column else [])))
+        columns = list(dict.fromkeys([*self.features, *(self.categorical_columns or []), *self.date_columns,
+                                      self.label] + ([self.id_column] if self.id_column else [])))
         current = None  # (shard index, ParquetFile over its verified bytes)
         for si, gi, first, n in self._groups:
             if first + n <= start or first >= stop:
@@ -360,16 +405,30 @@ class _TorchBatchesMixin:
             lo, hi = max(start - first, 0), min(stop - first, n)
             if lo or hi != n:
                 table = table.slice(lo, hi - lo)
-            if self.features:
-                X = np.concatenate(
-                    [_to_float_matrix(table.column(c), c, w, self.fill_missing.get(c))
-                     for c, w in zip(self.features, self.widths)], axis=1
-                )
-            else:
-                X = np.zeros((table.num_rows, 0), dtype=np.float32)
+            blocks = [_to_float_matrix(table.column(c), c, w, self.fill_missing.get(c))
+                      for c, w in zip(self.features, self.widths)]
+            blocks += [self._date_block(table.column(c), c) for c in self.date_columns]
+            X = np.concatenate(blocks, axis=1) if blocks else np.zeros((table.num_rows, 0), dtype=np.float32)
+            codes = None
+            if self.categorical_columns is not None:
+                codes = np.zeros((table.num_rows, len(self.categorical_columns)), dtype=np.int64)
+                for j, c in enumerate(self.categorical_columns):
+                    codes[:, j] = encode(table.column(c), self.vocabularies[c])
             y = _labels_to_int(table.column(self.label), self.label, self.label_map)
             idv = table.column(self.id_column).to_pylist() if self.id_column else None
-            yield np.ascontiguousarray(X, dtype=np.float32), y, idv
+            yield np.ascontiguousarray(X, dtype=np.float32), codes, y, idv
+
+    def _date_block(self, column, name: str) -> np.ndarray:
+        values = date_matrix(column, name, self.dates)
+        missing = np.isnan(values).any(axis=1)
+        if missing.any():
+            fill = self.fill_missing.get(name)
+            if fill is None:
+                raise ManifestError(f"date column {name!r} has {int(missing.sum())} missing value(s) in the clean "
+                                    f"data; pass fill_missing={{{name!r}: VALUE}} to say what they become (the "
+                                    "value fills every part), or leave the column out (date_columns=)")
+            values[missing] = fill
+        return _finite_float32(values, name)
 
 
 def _feature_list(data: CleanData, features) -> list[str]:
@@ -383,21 +442,86 @@ def _feature_list(data: CleanData, features) -> list[str]:
     return list(features)
 
 
+def _check_feature_kinds(features: list[str], kinds: dict[str, str]) -> None:
+    """A categorical or date column named as a float feature: say where it belongs."""
+    for c in features:
+        if kinds.get(c) == "categorical":
+            raise ValueError(f"column {c!r} is categorical: ask for its codes with categorical_columns=[{c!r}] "
+                             "(or 'all'), not features=")
+        if kinds.get(c) == "date":
+            raise ValueError(f"column {c!r} is a date: ask for it with dates='days' or 'parts' "
+                             f"(date_columns=[{c!r}]), not features=")
+
+
+def _no_kinds(asked: str) -> ValueError:
+    return ValueError(f"{asked}, but the manifest records no column kinds (written by a sanitizer before "
+                      "column kinds existed): run the sanitizer again to publish them")
+
+
+def _categorical_list(data: CleanData, asked, kinds: dict[str, str]) -> list[str] | None:
+    """None (not asked for), every categorical column ("all" / True), or the columns named, each with a
+    vocabulary in the manifest."""
+    if asked is None or asked is False:
+        return None
+    available = categorical_columns_of(data.manifest, data.feature_columns)
+    if not kinds:
+        raise _no_kinds("categorical_columns is given")
+    if asked is True or asked == "all":
+        return available
+    names = [asked] if isinstance(asked, str) else list(asked)
+    for c in names:
+        if c not in available:
+            raise ValueError(f"categorical_columns names {c!r}, which the manifest records as "
+                             f"{kinds.get(c, 'no column')!r}; its categorical columns are {available}")
+    return names
+
+
+def _date_list(data: CleanData, dates, asked, kinds: dict[str, str]) -> tuple[str, list[str]]:
+    """(the date form, the date columns): none unless ``dates`` or ``date_columns`` is given."""
+    if dates is None and not asked:
+        return "days", []
+    form = dates or "days"
+    if form not in DATE_FORMS:
+        raise ValueError(f"dates must be one of {', '.join(map(repr, DATE_FORMS))}, got {dates!r}")
+    if not kinds:
+        raise _no_kinds("dates is given")
+    available = date_columns_of(data.manifest)
+    if asked is None or asked == "all":
+        return form, available
+    names = [asked] if isinstance(asked, str) else list(asked)
+    for c in names:
+        if c not in available:
+            raise ValueError(f"date_columns names {c!r}, which the manifest records as "
+                             f"{kinds.get(c, 'no column')!r}; its date columns are {available}")
+    return form, names
+
+
 def _take(buffer: list[tuple], n: int) -> tuple[tuple, list[tuple], int]:
-    """The first ``n`` rows of the buffered (X, y, ids) parts, and what is left."""
+    """The first ``n`` rows of the buffered (X, codes, y, ids) parts, and what is left (codes and ids may be
+    None)."""
+    def cut(part, lo, hi):
+        return tuple(None if item is None else item[lo:hi] for item in part)
+
     taken, rest, need = [], [], n
-    for X, y, idv in buffer:
+    for part in buffer:
+        rows = len(part[2])
         if need <= 0:
-            rest.append((X, y, idv))
-        elif len(y) <= need:
-            taken.append((X, y, idv))
-            need -= len(y)
+            rest.append(part)
+        elif rows <= need:
+            taken.append(part)
+            need -= rows
         else:
-            taken.append((X[:need], y[:need], idv[:need] if idv is not None else None))
-            rest.append((X[need:], y[need:], idv[need:] if idv is not None else None))
+            taken.append(cut(part, 0, need))
+            rest.append(cut(part, need, rows))
             need = 0
-    X = taken[0][0] if len(taken) == 1 else np.concatenate([t[0] for t in taken])
-    y = taken[0][1] if len(taken) == 1 else np.concatenate([t[1] for t in taken])
-    idv = None if taken[0][2] is None else [v for t in taken for v in t[2]]
-    left = sum(len(t[1]) for t in rest)
-    return (np.ascontiguousarray(X), np.ascontiguousarray(y), idv), rest, left
+
+    def join(i):
+        items = [t[i] for t in taken]
+        if items[0] is None:
+            return None
+        if isinstance(items[0], list):
+            return [v for item in items for v in item]
+        return np.ascontiguousarray(items[0] if len(items) == 1 else np.concatenate(items))
+
+    left = sum(len(t[2]) for t in rest)
+    return tuple(join(i) for i in range(4)), rest, left
