@@ -55,7 +55,7 @@ def to_detector_batch(table: pa.Table, plan: Plan, validator=None, fill=None) ->
     given), with what the check of every row of ``table`` found (``checks``)."""
     extra = validator.issues(table) if validator is not None else None
     batch = extract(table, list(plan.features), plan.label_column, plan.id_output, plan.embedding, extra,
-                    missing=plan.missing_features)
+                    missing=plan.missing_features, encoders=plan.encoders)
     return batch.filled(fill)
 
 
@@ -70,11 +70,16 @@ class SampleFn(beam.CombineFn):
     def __init__(self, plan: Plan, config: Config):
         self.plan = plan
         self.validator = row_validator(plan)
+        columns: dict[str, list[str]] = {}
+        for encoder in plan.encoders:
+            columns.setdefault(encoder.kind, []).append(encoder.name)
         self.sampler = ClassAwareSampler(
             size=config.sample.size,
             min_per_class=config.sample.min_per_class,
             seed=config.seed,
-            widths={NUMERIC: len(plan.feature_names), **({EMBEDDING: plan.embedding.width} if plan.embedding else {})},
+            widths={NUMERIC: len(plan.feature_names), **({EMBEDDING: plan.embedding.width} if plan.embedding else {}),
+                    **{kind: len(names) for kind, names in columns.items()}},
+            columns=columns,
         )
 
     def setup(self):

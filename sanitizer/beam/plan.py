@@ -10,6 +10,7 @@ run fails before it starts and publishes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -22,6 +23,8 @@ from sanitizer.data.column_roles import (
     check_role_type,
     unique_over,
 )
+from sanitizer.representations.categorical import CategoricalCodes
+from sanitizer.representations.dates import DateDays
 from sanitizer.runs.decisions import load_decisions
 from sanitizer.settings.config import Config
 from sanitizer.detectors import REGISTRY
@@ -78,14 +81,27 @@ class Plan:
             schema = schema.append(pa.field(ID_COLUMN, pa.string(), nullable=False))
         return schema
 
+    @cached_property
+    def encoders(self) -> tuple[CategoricalCodes | DateDays, ...]:
+        """The representations of the columns listed as not judged yet that the batch carries, in input
+        order: categorical codes (categorical columns, booleans stored as text) and days (dates)."""
+        carried = {c.name: c.reason for c in self.ignored if c.reason in CARRIED}
+        return tuple(CategoricalCodes.of(k) if carried[k.name] != "date" else DateDays(k.name)
+                     for k in self.kinds if k.name in carried and (carried[k.name] == "date" or k.codes is not None))
+
     def read_columns(self) -> list[str]:
         """The columns the sampling branch needs."""
-        cols = [fc.name for fc in self.features] + [self.label_column]
+        cols = [fc.name for fc in self.features] + [e.name for e in self.encoders] + [self.label_column]
         if self.embedding is not None:
             cols.append(self.embedding.name)
         if self.id_column:
             cols.append(self.id_column)
         return list(dict.fromkeys(cols))
+
+
+CARRIED = ("categorical", "boolean", "date")
+"""The reasons (kinds) of the not-judged columns whose representations the batch carries (a boolean
+listed so is stored as text: an Arrow boolean is a numeric feature)."""
 
 
 def make_plan(config: Config) -> Plan:

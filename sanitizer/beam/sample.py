@@ -15,7 +15,7 @@ and Dataflow fit the same detectors. Memory is bounded by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,13 +68,16 @@ class Accumulator:
 class ClassAwareSampler:
     """Pure-numpy core of the sampling CombineFn."""
 
-    def __init__(self, *, size: int, min_per_class: int, seed: int, widths: Mapping[str, int]):
-        """``widths``: each feature kind's width (:data:`sanitizer.data.batch.NUMERIC` ...), the shape of
-        an empty sample."""
+    def __init__(self, *, size: int, min_per_class: int, seed: int, widths: Mapping[str, int],
+                 columns: Mapping[str, Sequence[str]] | None = None):
+        """``widths``: each feature kind's width (:data:`sanitizer.data.batch.NUMERIC` ...) and ``columns``
+        the input columns of the kinds that name them (:attr:`sanitizer.data.batch.Batch.columns`): the
+        shape of an empty sample."""
         self.size = size
         self.min_per_class = min_per_class
         self.seed = seed
         self.widths = dict(widths)
+        self.columns = {kind: tuple(names) for kind, names in (columns or {}).items()}
 
     def create(self) -> Accumulator:
         return Accumulator()
@@ -121,7 +124,7 @@ class ClassAwareSampler:
     def extract(self, acc: Accumulator) -> Batch:
         """The sample's rows, ordered by priority (so its first rows are a uniform subsample)."""
         if not acc.parts:
-            return Batch.empty(self.widths)
+            return Batch.empty(self.widths, columns=self.columns)
         s = self.compact(acc.parts)
         # Sort by (priority, key) so the fitted state never depends on merge order.
         order = np.lexsort((s.keys, s.priority))

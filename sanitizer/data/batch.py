@@ -87,6 +87,14 @@ NUMERIC = "numeric"
 """The feature kind of numeric columns: scalar and fixed-length list columns, as float64, NaN where a value is missing."""
 EMBEDDING = "embedding"
 """The feature kind of a precomputed embedding column (one fixed-length float vector per row)."""
+CATEGORICAL = "categorical"
+"""The feature kind of categorical columns (and booleans stored as text): int32 codes by each column's
+vocabulary, one matrix column per input column (:mod:`sanitizer.representations.categorical`)."""
+DATE = "date"
+"""The feature kind of date and timestamp columns: days since 1970-01-01 as float64, NaN where a value is
+missing, one matrix column per input column (:mod:`sanitizer.representations.dates`)."""
+DTYPES = {CATEGORICAL: np.dtype(np.int32)}
+"""The dtype of a feature kind's matrix; float64 for the kinds not named."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +118,11 @@ class RowChecks:
 class Batch:
     """Rows as the detectors see them, from reading to scoring: every column role of each row.
 
-    ``features`` maps a feature kind to its (n, width) float64 representation: :data:`NUMERIC` (the
-    numeric feature columns, named by ``feature_names``) and, when configured, :data:`EMBEDDING`.
-    A new column kind is a new key, not a new field. ``labels``, ``ids`` and ``keys`` (the record
+    ``features`` maps a feature kind to its (n, width) representation: :data:`NUMERIC` (float64, the
+    numeric feature columns, named by ``feature_names``); when configured, :data:`EMBEDDING`; and when
+    the input has such columns, :data:`CATEGORICAL` (int32 codes) and :data:`DATE` (float64 days), whose
+    matrix columns are named, one input column each, by ``columns[kind]``. A kind with no columns has no
+    key. A new column kind is a new key, not a new field. ``labels``, ``ids`` and ``keys`` (the record
     keys, uint64 hashes of the ids) hold one value per row. ``checks`` is set on a batch read from a
     table (:func:`sanitizer.data.extract.extract`): what the row checks found, over all of the
     table's rows; a batch derived from some of the rows (:meth:`take`) has none.
@@ -130,11 +140,12 @@ class Batch:
     ids: np.ndarray  # (n,) object array of record ids
     feature_names: tuple[str, ...]  # the NUMERIC columns (list columns as name[i])
     checks: RowChecks | None
+    columns: Mapping[str, tuple[str, ...]]  # kind -> the input column of each of its matrix columns (CATEGORICAL, DATE)
 
     def __init__(self, X: np.ndarray | None = None, labels: np.ndarray | None = None, keys: np.ndarray | None = None,
                  ids: np.ndarray | None = None, feature_names: tuple[str, ...] = (),
                  embedding: np.ndarray | None = None, *, features: Mapping[str, np.ndarray] | None = None,
-                 checks: RowChecks | None = None):
+                 checks: RowChecks | None = None, columns: Mapping[str, Sequence[str]] | None = None):
         if features is None:
             if X is None:
                 raise TypeError("Batch needs X (the numeric features) or features (kind -> array)")
@@ -143,8 +154,14 @@ class Batch:
             raise TypeError("Batch takes either X (and embedding) or features, not both")
         if labels is None or keys is None or ids is None:
             raise TypeError("Batch needs labels, keys and ids")
+        columns = {kind: tuple(names) for kind, names in (columns or {}).items()}
+        for kind, names in columns.items():
+            width = features[kind].shape[1] if kind in features else None
+            if width != len(names):
+                raise ValueError(f"Batch columns[{kind!r}] names {len(names)} columns, but features[{kind!r}] "
+                                 f"has {'none' if width is None else width}")
         for name, value in (("features", dict(features)), ("labels", labels), ("keys", keys), ("ids", ids),
-                            ("feature_names", tuple(feature_names)), ("checks", checks)):
+                            ("feature_names", tuple(feature_names)), ("checks", checks), ("columns", columns)):
             object.__setattr__(self, name, value)
 
     @property
@@ -158,6 +175,16 @@ class Batch:
         return self.features.get(EMBEDDING)
 
     @property
+    def categorical(self) -> np.ndarray | None:
+        """(n, k) int32 codes of the categorical columns (named by ``columns[CATEGORICAL]``), when any."""
+        return self.features.get(CATEGORICAL)
+
+    @property
+    def dates(self) -> np.ndarray | None:
+        """(n, d) float64 days since 1970-01-01 of the date columns (named by ``columns[DATE]``), when any."""
+        return self.features.get(DATE)
+
+    @property
     def n(self) -> int:
         return len(self.keys)
 
@@ -166,7 +193,7 @@ class Batch:
         ``checks``, which describe the whole table."""
         return Batch(features={kind: values[rows] for kind, values in self.features.items()},
                      labels=self.labels[rows], keys=self.keys[rows], ids=self.ids[rows],
-                     feature_names=self.feature_names)
+                     feature_names=self.feature_names, columns=self.columns)
 
     def filled(self, fill: np.ndarray | None) -> "Batch":
         """The batch with its missing numeric values set to ``fill`` (see :func:`fill_missing`)."""
@@ -179,14 +206,17 @@ class Batch:
         first = parts[0]
         return Batch(features={kind: np.concatenate([p.features[kind] for p in parts]) for kind in first.features},
                      labels=np.concatenate([p.labels for p in parts]), keys=np.concatenate([p.keys for p in parts]),
-                     ids=np.concatenate([p.ids for p in parts]), feature_names=first.feature_names)
+                     ids=np.concatenate([p.ids for p in parts]), feature_names=first.feature_names,
+                     columns=first.columns)
 
     @staticmethod
-    def empty(widths: Mapping[str, int], feature_names: tuple[str, ...] = ()) -> "Batch":
-        """A batch of no rows with these feature kinds and widths."""
-        return Batch(features={kind: np.zeros((0, width)) for kind, width in widths.items()},
+    def empty(widths: Mapping[str, int], feature_names: tuple[str, ...] = (),
+              columns: Mapping[str, Sequence[str]] | None = None) -> "Batch":
+        """A batch of no rows with these feature kinds and widths (each kind's dtype, :data:`DTYPES`)."""
+        return Batch(features={kind: np.zeros((0, width), dtype=DTYPES.get(kind, np.float64))
+                               for kind, width in widths.items()},
                      labels=np.zeros(0, dtype=object), keys=np.zeros(0, np.uint64), ids=np.zeros(0, dtype=object),
-                     feature_names=feature_names)
+                     feature_names=feature_names, columns=columns)
 
 
 def id_strings(column) -> list:

@@ -1,14 +1,19 @@
 """Reading a table's columns into a :class:`~sanitizer.data.batch.Batch`, checking every row.
 
-Each feature column becomes float64 values of its kind (``numeric`` today; a configured embedding
-column, ``embedding``); a row whose value no detector can judge (a null label or id, an infinite or
+Each feature column becomes float64 values of its kind (``numeric``; a configured embedding column,
+``embedding``); a row whose value no detector can judge (a null label or id, an infinite or
 unparsable number, a wrong-length vector) is marked invalid with its reason and never reaches a
 detector. The reasons travel with the batch (:class:`~sanitizer.data.batch.RowChecks`).
+
+Columns of other kinds come with the encoders the plan gives (``encoders``: each has a ``name``, a
+``kind`` and ``encode(column) -> (n,) values``, see :mod:`sanitizer.representations`): categorical codes
+and date days, one matrix column per input column. They never make a row invalid.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +32,7 @@ _WIDE_INTEGERS = (pa.int64(), pa.uint64())
 def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, id_output: str,
             embedding: FeatureColumn | None = None,
             extra_issues: list[tuple[str, np.ndarray, dict]] | None = None,
-            missing: str = "report") -> Batch:
+            missing: str = "report", encoders: Sequence = ()) -> Batch:
     """The :class:`~sanitizer.data.batch.Batch` of a table's valid rows, with what the check of every row found.
 
     Rows with a null label, an infinite / unparsable feature value, a feature value
@@ -40,6 +45,9 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
     and reaches the detectors with the cell left NaN, to be filled (:meth:`Batch.filled`) with the
     sample's median. ``missing="quarantine"`` makes it invalid (``invalid:null:COL`` /
     ``invalid:nan:COL``), for trainers that cannot take nulls.
+
+    ``encoders`` fill one feature kind each (``encoder.kind``: :data:`~sanitizer.data.batch.CATEGORICAL`,
+    :data:`~sanitizer.data.batch.DATE`), their columns in the order given, named in ``Batch.columns``.
     """
     n = table.num_rows
     names = tuple(name for fc in features for name in fc.names())
@@ -181,8 +189,17 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
     if embedding is not None:
         kinds = {NUMERIC: X[:, : d - embedding.width], EMBEDDING: np.ascontiguousarray(X[:, d - embedding.width :])}
     kinds[NUMERIC] = np.ascontiguousarray(kinds[NUMERIC], dtype=np.float64)
+    columns: dict[str, list[str]] = {}
+    encoded: dict[str, list[np.ndarray]] = {}
+    for encoder in encoders:
+        values = encoder.encode(table.column(encoder.name))
+        columns.setdefault(encoder.kind, []).append(encoder.name)
+        encoded.setdefault(encoder.kind, []).append(values[valid] if invalid.any() else values)
+    for kind, parts in encoded.items():
+        kinds[kind] = np.stack(parts, axis=1)  # (n, k), C-contiguous
     return Batch(
         features=kinds,
+        columns=columns,
         labels=labels[valid],
         keys=keys,
         ids=ids,
