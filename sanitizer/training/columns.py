@@ -104,6 +104,65 @@ def date_columns_of(manifest: dict) -> list[str]:
     return [c["name"] for c in manifest.get("columns") or [] if c["kind"] == "date"]
 
 
+# --------------------------------------------------------------------------- choosing columns
+
+
+def check_feature_kinds(features: list[str], kinds: dict[str, str]) -> None:
+    """A categorical or date column named as a float feature: say where it belongs."""
+    for c in features:
+        if kinds.get(c) == "categorical":
+            raise ValueError(f"column {c!r} is categorical: ask for its codes with categorical_columns=[{c!r}] "
+                             "(or 'all'), not features=")
+        if kinds.get(c) == "date":
+            raise ValueError(f"column {c!r} is a date: ask for it with dates='days' or 'parts' "
+                             f"(date_columns=[{c!r}]), not features=")
+
+
+def _no_kinds(asked: str) -> ValueError:
+    return ValueError(f"{asked}, but the manifest records no column kinds (written by a sanitizer before "
+                      "column kinds existed): run the sanitizer again to publish them")
+
+
+def choose_categorical(manifest: dict, features: Sequence[str], asked) -> list[str] | None:
+    """The torch stream's ``categorical_columns``: None (not asked for), every categorical column ("all" /
+    True), or the columns named, each with a vocabulary in the manifest."""
+    if asked is None or asked is False:
+        return None
+    kinds = kinds_of(manifest)
+    available = categorical_columns_of(manifest, features)
+    if not kinds:
+        raise _no_kinds("categorical_columns is given")
+    if asked is True or asked == "all":
+        return available
+    names = [asked] if isinstance(asked, str) else list(asked)
+    for c in names:
+        if c not in available:
+            raise ValueError(f"categorical_columns names {c!r}, which the manifest records as "
+                             f"{kinds.get(c, 'no column')!r}; its categorical columns are {available}")
+    return names
+
+
+def choose_dates(manifest: dict, dates, asked) -> tuple[str, list[str]]:
+    """The torch stream's (date form, date columns): none unless ``dates`` or ``date_columns`` is given."""
+    if dates is None and not asked:
+        return "days", []
+    form = dates or "days"
+    if form not in DATE_FORMS:
+        raise ValueError(f"dates must be one of {', '.join(map(repr, DATE_FORMS))}, got {dates!r}")
+    kinds = kinds_of(manifest)
+    if not kinds:
+        raise _no_kinds("dates is given")
+    available = date_columns_of(manifest)
+    if asked is None or asked == "all":
+        return form, available
+    names = [asked] if isinstance(asked, str) else list(asked)
+    for c in names:
+        if c not in available:
+            raise ValueError(f"date_columns names {c!r}, which the manifest records as "
+                             f"{kinds.get(c, 'no column')!r}; its date columns are {available}")
+    return form, names
+
+
 # --------------------------------------------------------------------------- encodings
 
 

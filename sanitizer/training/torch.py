@@ -18,15 +18,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sanitizer.training.columns import (
-    DATE_FORMS,
-    categorical_columns_of,
-    date_columns_of,
+    check_feature_kinds,
+    choose_categorical,
+    choose_dates,
     date_matrix,
     encode,
     kinds_of,
     vocabularies_of,
 )
 from sanitizer.training.shards import ManifestError, Shard, _manifest_schema, _verified_parquet
+from sanitizer.training.values import (  # noqa: F401 - FLOAT32_MAX and _to_float_matrix are read from here too
+    FLOAT32_MAX,
+    _feature_width,
+    _fill_values,
+    _finite_float32,
+    _to_float_matrix,
+)
 
 
 class CleanData(Protocol):
@@ -46,130 +53,6 @@ class CleanData(Protocol):
     def feature_columns(self) -> list[str]: ...
 
 # --------------------------------------------------------------------------- features and labels
-
-
-def _feature_width(field: pa.Field, shard: Shard | None) -> int:
-    t = field.type
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    if pa.types.is_fixed_size_list(t):
-        return t.list_size
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        # A variable-length list column: every clean row has the same length; read it off the first row.
-        if shard is None:
-            raise ManifestError(f"feature column {field.name!r} is a variable-length list and there are no rows")
-        col = _verified_parquet(shard).read_row_group(0, columns=[field.name]).column(0)
-        lengths = pc.list_value_length(col).drop_null()
-        if len(lengths) == 0:
-            raise ManifestError(f"feature column {field.name!r} has no values to size the vectors with")
-        return int(lengths[0].as_py())
-    if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
-            or pa.types.is_string(t) or pa.types.is_large_string(t)):
-        return 1
-    raise ManifestError(f"feature column {field.name!r} has type {field.type}, which is not numeric")
-
-
-def _fill_values(fill, features: list[str]) -> dict[str, float]:
-    """``fill_missing`` as {feature or date column: finite number}."""
-    if fill is None:
-        return {}
-    values = dict(fill) if isinstance(fill, dict) else {c: fill for c in features}
-    out = {}
-    for column, value in values.items():
-        if column not in features:
-            raise ValueError(f"fill_missing names {column!r}, which is not a feature or date column ({features})")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-            raise ValueError(f"fill_missing for {column!r} must be a finite number, got {value!r}")
-        out[column] = float(value)
-    return out
-
-
-def _missing_error(name: str, count: int) -> ManifestError:
-    return ManifestError(
-        f"feature column {name!r} has {count} missing (null or NaN) value(s) in the clean data: the run kept "
-        f"those rows clean with the reason missing:{name} (missing_features: report). Pass fill_missing="
-        f"{{{name!r}: VALUE}} (or one number for every column) to train on them, or run the sanitizer with "
-        "--missing-features quarantine to hold such rows"
-    )
-
-
-def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
-                     fill: float | None = None) -> np.ndarray:
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    n = len(arr)
-    t = arr.type
-    scalar = not (pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t))
-    if arr.null_count and not (scalar and fill is not None):
-        raise _missing_error(name, arr.null_count) if scalar else ManifestError(
-            f"feature column {name!r} has null values in the clean data")
-    if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
-        if not pa.types.is_fixed_size_list(t):
-            lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
-            if n and (lengths.min() != width or lengths.max() != width):
-                raise ManifestError(f"feature column {name!r} has vectors of different lengths (expected {width})")
-        values = arr.flatten()
-        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            try:
-                values = pc.cast(pc.utf8_trim_whitespace(values), pa.float64())
-            except pa.ArrowInvalid as exc:
-                raise ManifestError(f"feature column {name!r} holds text that is not a number ({exc})") from None
-        return _finite_float32(values.to_numpy(zero_copy_only=False), name).reshape(n, width)
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        text = pc.utf8_trim_whitespace(arr)
-        text = pc.if_else(pc.is_in(text, value_set=_MISSING_WORDS), pa.scalar(None, text.type), text)
-        try:
-            arr = pc.cast(text, pa.float64())
-        except pa.ArrowInvalid as exc:
-            raise ManifestError(f"feature column {name!r} holds text that is not a number ({exc})") from None
-    elif not pa.types.is_floating(t):
-        try:
-            arr = pc.cast(arr, pa.float64())
-        except pa.ArrowInvalid as exc:
-            raise ManifestError(
-                f"feature column {name!r} holds {t} values that a float feature cannot hold exactly ({exc}); "
-                "leave the column out of the features (feature_columns) or rescale it before training"
-            ) from None
-    values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls read as NaN
-    missing = np.isnan(values)
-    if missing.any():
-        if fill is None:
-            raise _missing_error(name, int(missing.sum()))
-        values = np.where(missing, fill, values)
-    return _finite_float32(values, name).reshape(n, 1)
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-_MISSING_WORDS = pa.array(["NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "none", "nil", ""])
-"""Text a feature stored as text holds for a missing value (the same words as ``records.MISSING_WORDS``,
-which this module cannot import: the training side imports no Beam)."""
-
-
-def _finite_float32(values: np.ndarray, name: str) -> np.ndarray:
-    """``values`` as float32, refusing what float32 would turn into inf (and NaN/inf already there).
-
-    The pipeline quarantines non-finite features; a finite float64 beyond float32's range
-    (|x| > 3.4e38) would still become inf on the way to the model, so it is refused by column
-    here rather than handed out silently.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.asarray(values, dtype=np.float32)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        source = np.asarray(values, dtype=np.float64)[bad]
-        overflow = source[np.isfinite(source)]
-        if len(overflow):
-            raise ManifestError(
-                f"feature column {name!r} holds {overflow[0]!r} ({len(overflow)} value(s) in all), beyond the "
-                f"float32 range (+-{FLOAT32_MAX:.3g}) the training tensors use: it would reach the model as inf. "
-                "Rescale that feature, or quarantine such rows before publishing"
-            )
-        raise ManifestError(
-            f"feature column {name!r} holds {int(bad.sum())} NaN or infinite value(s) in the clean data, which "
-            "should hold none (the sanitizer quarantines them); drop or quarantine such rows before training"
-        )
-    return out
 
 
 def _is_integer_labels(t: pa.DataType) -> bool:
@@ -296,12 +179,12 @@ class _TorchBatchesMixin:
         self.shards = data.shards
         kinds = kinds_of(data.manifest)
         self.features = _feature_list(data, features)
-        _check_feature_kinds(self.features, kinds)
-        self.categorical_columns = _categorical_list(data, categorical_columns, kinds)
+        check_feature_kinds(self.features, kinds)
+        self.categorical_columns = choose_categorical(data.manifest, data.feature_columns, categorical_columns)
         vocabularies = vocabularies_of(data.manifest)
         self.vocabularies = {c: vocabularies[c] for c in self.categorical_columns or []}
         self.category_sizes = [self.vocabularies[c].cardinality for c in self.categorical_columns or []]
-        self.dates, self.date_columns = _date_list(data, dates, date_columns, kinds)
+        self.dates, self.date_columns = choose_dates(data.manifest, dates, date_columns)
         self.label = label or data.label_column
         if not self.label:
             raise ValueError("no label column: the manifest names none, pass label=")
@@ -440,60 +323,6 @@ def _feature_list(data: CleanData, features) -> list[str]:
     if isinstance(features, str):
         return [features]
     return list(features)
-
-
-def _check_feature_kinds(features: list[str], kinds: dict[str, str]) -> None:
-    """A categorical or date column named as a float feature: say where it belongs."""
-    for c in features:
-        if kinds.get(c) == "categorical":
-            raise ValueError(f"column {c!r} is categorical: ask for its codes with categorical_columns=[{c!r}] "
-                             "(or 'all'), not features=")
-        if kinds.get(c) == "date":
-            raise ValueError(f"column {c!r} is a date: ask for it with dates='days' or 'parts' "
-                             f"(date_columns=[{c!r}]), not features=")
-
-
-def _no_kinds(asked: str) -> ValueError:
-    return ValueError(f"{asked}, but the manifest records no column kinds (written by a sanitizer before "
-                      "column kinds existed): run the sanitizer again to publish them")
-
-
-def _categorical_list(data: CleanData, asked, kinds: dict[str, str]) -> list[str] | None:
-    """None (not asked for), every categorical column ("all" / True), or the columns named, each with a
-    vocabulary in the manifest."""
-    if asked is None or asked is False:
-        return None
-    available = categorical_columns_of(data.manifest, data.feature_columns)
-    if not kinds:
-        raise _no_kinds("categorical_columns is given")
-    if asked is True or asked == "all":
-        return available
-    names = [asked] if isinstance(asked, str) else list(asked)
-    for c in names:
-        if c not in available:
-            raise ValueError(f"categorical_columns names {c!r}, which the manifest records as "
-                             f"{kinds.get(c, 'no column')!r}; its categorical columns are {available}")
-    return names
-
-
-def _date_list(data: CleanData, dates, asked, kinds: dict[str, str]) -> tuple[str, list[str]]:
-    """(the date form, the date columns): none unless ``dates`` or ``date_columns`` is given."""
-    if dates is None and not asked:
-        return "days", []
-    form = dates or "days"
-    if form not in DATE_FORMS:
-        raise ValueError(f"dates must be one of {', '.join(map(repr, DATE_FORMS))}, got {dates!r}")
-    if not kinds:
-        raise _no_kinds("dates is given")
-    available = date_columns_of(data.manifest)
-    if asked is None or asked == "all":
-        return form, available
-    names = [asked] if isinstance(asked, str) else list(asked)
-    for c in names:
-        if c not in available:
-            raise ValueError(f"date_columns names {c!r}, which the manifest records as "
-                             f"{kinds.get(c, 'no column')!r}; its date columns are {available}")
-    return form, names
 
 
 def _take(buffer: list[tuple], n: int) -> tuple[tuple, list[tuple], int]:
