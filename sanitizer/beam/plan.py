@@ -90,12 +90,15 @@ class Plan:
                      for k in self.kinds if k.name in carried and (carried[k.name] == "date" or k.codes is not None))
 
     def read_columns(self) -> list[str]:
-        """The columns the sampling branch needs."""
+        """The columns the sampling branch needs (the suite's columns too: a row failing a row check never
+        reaches the detectors)."""
         cols = [fc.name for fc in self.features] + [e.name for e in self.encoders] + [self.label_column]
         if self.embedding is not None:
             cols.append(self.embedding.name)
         if self.id_column:
             cols.append(self.id_column)
+        if self.suite is not None and self.suite.row_level:
+            cols.extend(c for c in self.schema.names if c in self.suite.columns())
         return list(dict.fromkeys(cols))
 
 

@@ -20,7 +20,8 @@ import logging
 import os
 import sys
 
-from sanitizer.errors import SanitizerError
+from sanitizer.data.column_kinds import parse_declared
+from sanitizer.errors import ConfigError, SanitizerError
 from sanitizer.io.readers import FORMAT_CHOICES
 from sanitizer.cli.summary import summary_lines
 from sanitizer.cli.terminal import printable
@@ -28,6 +29,7 @@ from sanitizer.runs import progress
 from sanitizer.settings.config import build_config
 from sanitizer.settings.options import RUN_OPTIONS, add_run_arguments
 from sanitizer.cli.review import add_parsers as add_review_parsers, run_publish, run_review
+from sanitizer.validation.suite_rules import SEVERITIES
 
 
 def _run_parser(sub) -> argparse.ArgumentParser:
@@ -156,7 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--ignore", action="append", metavar="PATTERN",
                       help="leave out the input files matching this glob (as for run); repeatable")
     prof.add_argument("--output", required=True, help="where to write the suite, e.g. validations/train.json")
-    prof.add_argument("--margin", type=float, default=0.1, help="widen numeric ranges by this share (default 0.1)")
+    prof.add_argument("--margin", type=float, default=0.1,
+                      help="widen numeric and date ranges by this share of their span (default 0.1)")
+    prof.add_argument("--column-kind", dest="column_kind", action="append", metavar="NAME=KIND",
+                      help="a column's kind instead of the inferred one (as for run); repeatable, or comma-separated")
+    prof.add_argument("--value-set-severity", dest="value_set_severity", choices=SEVERITIES, default="critical",
+                      help="severity of the categorical value sets (default critical: a row with a value never "
+                           "seen is quarantined; warning or info: it is reported and kept)")
+    prof.add_argument("--date-range-severity", dest="date_range_severity", choices=SEVERITIES, default="critical",
+                      help="severity of the date ranges (default critical; warning or info: reported and kept)")
 
     add_review_parsers(sub)
     demo = sub.add_parser("demo", help="plant poison in scikit-learn's digits and sanitize it")
@@ -189,8 +199,15 @@ def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         raw["output"] = args.output
         if args.ignore:
             raw["ignore"] = [p.strip() for value in args.ignore for p in value.split(",") if p.strip()]
+        if args.column_kind:
+            try:
+                raw["columns"] = parse_declared([p.strip() for value in args.column_kind for p in value.split(",")
+                                                 if p.strip()], "--column-kind")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         config = build_config(raw)
-        suite = profile(config, make_plan(config), args.output, args.margin)
+        suite = profile(config, make_plan(config), args.output, args.margin,
+                        value_set_severity=args.value_set_severity, date_range_severity=args.date_range_severity)
         print(f"wrote {args.output}: {len(suite['expectations'])} expectations from "
               f"{suite['meta']['sanitizer']['rows']:,} rows")
         return 0

@@ -6,7 +6,8 @@ Every data-set check that runs at publication is a real Great Expectations expec
 * **input columns**: the table-shape expectations (``validation.SHAPE``: column count, column set or
   order, a column's existence or type) on a zero-row frame with the input's real columns, in order, with
   the types every batch is read with;
-* **clean output**: the suite's other expectations (not row counts) on the clean shards' suite columns;
+* **clean output**: the suite's other expectations (not row counts) on the clean shards' suite columns
+  (a date range checks a copy of its column read as dates: ``sanitizer.validation.suite.as_dates``);
 * **input totals: row count**: the suite's ``expect_table_row_count_*`` expectations, on a one-column
   frame with one row per row read (an int8 column: 1 MB per million rows). A suite describes the data it
   was written for (``sanitize profile`` infers it from trusted input), so row counts are checked on the
@@ -36,7 +37,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sanitizer.validation.suite import ROW_COUNT, SHAPE, _gx, _quiet_context, class_share_severity
+from sanitizer.validation.suite import (
+    ROW_COUNT,
+    SHAPE,
+    _gx,
+    _quiet_context,
+    as_dates,
+    class_share_severity,
+    temporal_columns,
+    with_date_views,
+    without_date_views,
+)
 
 log = logging.getLogger("sanitizer")
 CHECKPOINT = "sanitizer publication"
@@ -73,7 +84,8 @@ def _frames(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int, dict[
         out.append(("input columns", input_frame, shape))
     others = [e for e in suite.expectations if e["type"] not in ROW_COUNT and e["type"] not in SHAPE]
     if others:
-        out.append(("clean output", clean_frame, others))
+        temporal = temporal_columns(others)
+        out.append(("clean output", as_dates(clean_frame, temporal)[0], with_date_views(others, temporal)))
     counts = [e for e in suite.dataset_level if e["type"] in ROW_COUNT]
     for side, (rows, class_rows) in totals.items():
         if counts and side == "input totals":
@@ -123,8 +135,9 @@ def run_checkpoint(suite, clean_frame: pd.DataFrame, totals: dict[str, tuple[int
             result_format={"result_format": "SUMMARY"},
         ))
         result = checkpoint.run(run_id=RunIdentifier(run_name=run_name))
-        results = {sides[vr.suite_name]: vr.to_json_dict() for vr in result.run_results.values()}
-        described = {"name": checkpoint.name, "run_id": result.run_id.to_json_dict(), **result.describe_dict()}
+        results = {sides[vr.suite_name]: without_date_views(vr.to_json_dict()) for vr in result.run_results.values()}
+        described = without_date_views(
+            {"name": checkpoint.name, "run_id": result.run_id.to_json_dict(), **result.describe_dict()})
         return {"results": results, "checkpoint": described}
 
 

@@ -5,34 +5,51 @@ Expectations suite anyone can edit. The input is read once, one record batch at 
 and each expectation is profiled on what ``sanitize run`` checks it on:
 
 * rules every row must pass (not null, numeric range widened by ``margin`` of the observed
-  range, the label set) and the totals (row-count bounds: half to twice the rows seen;
-  class-share bounds, in ``meta.sanitizer.class_shares``) come from running tallies over
-  every row, so the data profiled passes them;
+  range, the label set, each categorical column's value set, each date column's range) and
+  the totals (row-count bounds: half to twice the rows seen; class-share bounds, in
+  ``meta.sanitizer.class_shares``) come from running tallies over every row, so the data
+  profiled passes them;
 * distribution rules (column mean and spread), which a run checks on its bounded sample and
   on its clean output, come from a seeded uniform sample of at most ``rows`` rows (default: ``sample.size``,
   100,000), the only rows held in memory, and are wide enough to hold both with and without the
   sample's far values, which the detectors may take out. ``meta.sanitizer.sample`` records its size.
 
 For input up to ``rows`` rows the sample is the whole input.
+
+By column kind (``plan.kinds``, sanitizer.data.column_kinds):
+
+* ``categorical`` and ``boolean`` stored as text (or dictionary-encoded): an
+  ``expect_column_values_to_be_in_set`` with every value seen, when there are at most
+  ``categorical_max_levels`` of them (a column with more gets none, and
+  ``meta.sanitizer.value_sets.not_set`` says why); severity ``value_set_severity``;
+* ``date`` (dates, timestamps, ISO text): an ``expect_column_values_to_be_between`` with ISO bounds,
+  the observed range widened by ``margin`` of its span on each side (one day when every value is the
+  same), whole days for a column of dates; severity ``date_range_severity``. A text column with a
+  value that does not read as a date gets none (``meta.sanitizer.date_ranges.not_set``);
+* ``numeric`` features: ranges, means and spreads as above; ``text`` and ``id-like`` columns: only
+  the not-null rule.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sanitizer.data.batch import label_strings, mix64, uniform01
+from sanitizer.data.column_kinds import is_text
 from sanitizer.errors import ConfigError
 from sanitizer.io.sources import iter_file_batches
 from sanitizer.param_checks import check_int
 from sanitizer.validation.suite import _gx, load_suite
-from sanitizer.validation.suite_rules import safe_suite_name
+from sanitizer.validation.suite_rules import SEVERITIES, safe_suite_name
 from sanitizer.version import __version__
 
 _SAMPLE_SALT = np.uint64(0x5A17_9E0F_11E5_0001)
@@ -91,6 +108,100 @@ class _Column:
                 self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
 
 
+class _ValueSet:
+    """The distinct non-null values of a categorical (or text boolean) column over every row, while there
+    are at most ``bound`` of them; past the bound only that it went over is kept."""
+
+    def __init__(self, bound: int):
+        self.bound = bound
+        self.values: dict[Any, None] | None = {}
+
+    def add(self, column) -> None:
+        if self.values is None:
+            return
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        for value in pc.unique(column).to_pylist():
+            if value is not None:
+                self.values.setdefault(value, None)
+        if len(self.values) > self.bound:
+            self.values = None
+
+
+_ZONE = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+def _utc(value) -> datetime:
+    """A date, naive time (read as UTC) or zoned time as a UTC datetime."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class _DateRange:
+    """The earliest and latest value of a date column over every row: dates, timestamps or ISO text; whether
+    it holds times (not only dates) and time zones; how many text values do not read as dates."""
+
+    def __init__(self):
+        self.low: datetime | None = None
+        self.high: datetime | None = None
+        self.times = self.zoned = False
+        self.unparsed = 0
+        self.example = ""
+
+    def _extend(self, low, high) -> None:
+        low, high = _utc(low), _utc(high)
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+
+    def add(self, column) -> None:
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        t = column.type
+        if pa.types.is_timestamp(t):
+            self.times, self.zoned = True, self.zoned or t.tz is not None
+        if pa.types.is_date(t) or pa.types.is_timestamp(t):
+            span = pc.min_max(column)
+            if span["min"].is_valid:
+                self._extend(span["min"].as_py(), span["max"].as_py())
+            return
+        if not is_text(t):
+            return
+        text = pd.Series(column.drop_null().to_pylist(), dtype=object)
+        if text.empty:
+            return
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            self.unparsed += int(bad.sum())
+            self.example = self.example or str(text[bad].iloc[0])[:40]
+        self.times = self.times or bool((text.str.len() > 10).any())
+        self.zoned = self.zoned or bool(text.str.contains(_ZONE).any())
+        if not bad.all():
+            self._extend(parsed.min(), parsed.max())
+
+    def bounds(self, margin: float) -> tuple[str, str]:
+        """The range widened by ``margin`` of its span (one day when the span is zero), as ISO text: dates
+        for a column of dates, UTC times for one with time zones, times without a zone otherwise."""
+        pad = (self.high - self.low) * margin if self.high > self.low else timedelta(days=1)
+        low, high = self.low, self.high
+        try:
+            low = low - pad
+        except OverflowError:
+            low = datetime.min.replace(tzinfo=timezone.utc)
+        try:
+            high = high + pad
+        except OverflowError:
+            high = datetime.max.replace(tzinfo=timezone.utc)
+        if not self.times:
+            return low.date().isoformat(), high.date().isoformat()
+        if self.zoned:
+            return low.isoformat(), high.isoformat()
+        return low.replace(tzinfo=None).isoformat(), high.replace(tzinfo=None).isoformat()
+
+
 FAR_IQRS = 5.0
 HUGE = 1e150
 """A column holding a value beyond this gets no mean or spread rule: its square (the spread) or the sum
@@ -113,21 +224,32 @@ def _without_far_values(values: np.ndarray) -> np.ndarray:
     return near if len(near) else values
 
 
-def profile(config, plan, output: str, margin: float = 0.1, rows: int | None = None) -> dict[str, Any]:
+def profile(config, plan, output: str, margin: float = 0.1, rows: int | None = None,
+            value_set_severity: str = "critical", date_range_severity: str = "critical") -> dict[str, Any]:
     """Infer a suite from data a team trusts; write it to ``output`` (path or URI) and return it.
 
     ``plan`` is the run's plan of that input (``sanitizer.beam.plan.make_plan(config)``): its files,
-    splits, schema, label and features.
+    splits, schema, label, features and column kinds.
 
     ``rows`` bounds the sample the mean and spread bounds come from (default ``config.sample.size``);
-    everything else is tallied over every row (see the module docstring).
+    everything else is tallied over every row (see the module docstring). ``value_set_severity`` and
+    ``date_range_severity`` are the severities of the categorical value sets and the date ranges
+    (critical, warning or info: a warning or info row check reports its rows and keeps them clean).
     """
     rows = config.sample.size if rows is None else rows
     check_int("rows", rows, low=10)
+    for flag, severity in (("value_set_severity", value_set_severity), ("date_range_severity", date_range_severity)):
+        if severity not in SEVERITIES:
+            raise ConfigError(f"{flag} must be one of {', '.join(SEVERITIES)}, got {severity!r}")
     label = plan.label_column
     scalar = {fc.name for fc in plan.features if not fc.is_list and not fc.coerce}
     names = list(plan.schema.names)
     columns = {name: _Column() for name in names}
+    bound = config.categorical_max_levels
+    kinds = {k.name: k.kind for k in getattr(plan, "kinds", ())}
+    value_sets = {name: _ValueSet(bound) for name in names
+                  if name not in scalar and kinds.get(name) in ("categorical", "boolean")}
+    dates = {name: _DateRange() for name in names if name not in scalar and kinds.get(name) == "date"}
     sample = _BottomK(rows, config.seed)
     label_values: dict[Any, None] = {}
     class_rows: dict[str, int] = {}
@@ -137,6 +259,10 @@ def profile(config, plan, output: str, margin: float = 0.1, rows: int | None = N
         for table in iter_file_batches(f, plan.batch_rows, plan.schema, split):
             for name in names:
                 columns[name].add(table.column(name), name in scalar)
+            for name, values in value_sets.items():
+                values.add(table.column(name))
+            for name, span in dates.items():
+                span.add(table.column(name))
             for value in pd.Series(table.column(label).to_pylist()).dropna().unique().tolist():
                 label_values.setdefault(value, None)
             for k, v in pd.Series(label_strings(table.column(label))).dropna().value_counts().items():
@@ -149,13 +275,34 @@ def profile(config, plan, output: str, margin: float = 0.1, rows: int | None = N
 
     expectations: list[dict] = []
 
-    def add(kind: str, **kwargs):
-        expectations.append({"type": kind, "kwargs": kwargs, "meta": {"profiled": True}})
+    def add(kind: str, severity: str = "critical", meta: dict | None = None, **kwargs):
+        expectations.append({"type": kind, "kwargs": kwargs, "meta": {"profiled": True, **(meta or {})}})
+        if severity != "critical":
+            expectations[-1]["severity"] = severity
 
+    without_set: dict[str, str] = {}
+    without_range: dict[str, str] = {}
     for name in names:
         tally = columns[name]
         if tally.nulls == 0:
             add("expect_column_values_to_not_be_null", column=name)
+        if name in value_sets:
+            seen = value_sets[name].values
+            if seen is None:
+                without_set[name] = (f"more than {bound:,} distinct values (categorical_max_levels): no value set; "
+                                     "raise the bound or declare the column text")
+            elif seen:
+                add("expect_column_values_to_be_in_set", severity=value_set_severity, meta={"kind": kinds[name]},
+                    column=name, value_set=sorted(seen, key=str))
+        if name in dates:
+            span = dates[name]
+            if span.unparsed:
+                without_range[name] = (f"{span.unparsed:,} value(s) that do not read as dates (e.g. "
+                                       f"{span.example!r}): no date range")
+            elif span.low is not None:
+                low, high = span.bounds(margin)
+                add("expect_column_values_to_be_between", severity=date_range_severity, meta={"kind": "date"},
+                    column=name, min_value=low, max_value=high)
         if name not in scalar or tally.finite == 0:
             continue
         lo, hi = tally.low, tally.high
@@ -195,13 +342,26 @@ def profile(config, plan, output: str, margin: float = 0.1, rows: int | None = N
                 "sanitizer_version": __version__,
                 "margin": margin,
                 "class_shares": class_shares,
+                "value_sets": {
+                    "columns": [n for n in names if n in value_sets and n not in without_set
+                                and value_sets[n].values],
+                    "severity": value_set_severity,
+                    "max_levels": bound,
+                    "not_set": without_set,
+                },
+                "date_ranges": {
+                    "columns": [n for n in names if n in dates and n not in without_range and dates[n].low],
+                    "severity": date_range_severity,
+                    "margin": margin,
+                    "not_set": without_range,
+                },
                 "sample": {
                     "rows": drawn.num_rows,
                     "limit": rows,
                     "seed": config.seed,
                     "note": "column mean and stdev bounds come from this seeded uniform sample of the input "
-                            "(a run checks them on its bounded sample); null, range, label-set, row-count and "
-                            "class-share rules from every row",
+                            "(a run checks them on its bounded sample); null, range, label-set, value-set, "
+                            "date-range, row-count and class-share rules from every row",
                 },
             },
         },

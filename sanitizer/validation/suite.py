@@ -17,6 +17,14 @@ A suite is a plain Great Expectations 1.x suite saved as JSON (see
   are recorded and publish; ``warn`` downgrades critical to warning.
   A ``warning`` / ``info`` row-level expectation reports its rows (action
   ``report``) and keeps them clean.
+* **Dates**: an ``expect_column_values_to_be_between`` whose bounds are dates
+  or times (ISO text such as ``"2007-11-09"`` or ``"2007-11-09T12:00:00+00:00"``,
+  which Great Expectations reads as dates and times) compares the column's
+  values as dates or times, whether it stores them as dates, timestamps or ISO
+  text (a date view of the column: ``as_dates``); a value that is not a date fails it. A row-level
+  expectation that cannot be evaluated on a batch (bounds of another type than
+  the column's values) stops the run with a ConfigError naming it: it is never
+  skipped silently.
 * **Table-shape** expectations (column count, column set or order, a column's
   existence or type: ``SHAPE``) run on the input's real columns, in order, with
   their real types; row counts on the rows read.
@@ -41,8 +49,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -215,38 +225,164 @@ def to_pandas(table: pa.Table, columns: set[str]) -> pd.DataFrame:
     return table.select(keep).to_pandas(types_mapper=None).reset_index(drop=True)
 
 
+BETWEEN = "expect_column_values_to_be_between"
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME_RANK = {"date": 0, "naive": 1, "aware": 2}
+
+
+def bound_kind(value: Any) -> str | None:
+    """``"date"``, ``"naive"`` (a time without a zone) or ``"aware"`` (a time with one) when a range bound
+    is a date or a time, as Great Expectations reads it (ISO text becomes a date or a datetime); None for
+    numbers and other values."""
+    if isinstance(value, datetime):
+        return "aware" if value.tzinfo is not None else "naive"
+    if isinstance(value, date):
+        return "date"
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if _DATE_ONLY.match(text):
+        return "date"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return "aware" if parsed.tzinfo is not None else "naive"
+
+
+def temporal_columns(expectations) -> dict[str, str]:
+    """Column -> how its values are compared (``bound_kind``), for every ``expect_column_values_to_be_between``
+    whose bounds are dates or times (a time with a zone wins over one without, which wins over a date)."""
+    out: dict[str, str] = {}
+    for e in expectations:
+        kw = e.get("kwargs") or {}
+        if e.get("type") != BETWEEN or not isinstance(kw.get("column"), str):
+            continue
+        kinds = [k for k in (bound_kind(kw.get("min_value")), bound_kind(kw.get("max_value"))) if k]
+        if kinds:
+            out[kw["column"]] = max(kinds + [out.get(kw["column"], "date")], key=_TIME_RANK.get)
+    return out
+
+
+def _utc_times(s: pd.Series) -> pd.Series:
+    """A column's values as UTC times (a time without a zone read as UTC); NaT where null or not a date."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(s.dtype):
+        return s.dt.tz_localize("UTC")
+    text = s.map(lambda v: None if v is None or (isinstance(v, float) and v != v)
+                 else v.isoformat() if isinstance(v, (date, datetime, pd.Timestamp)) else str(v))
+    return pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+
+
+DATE_VIEW = " \u27e8as dates\u27e9"
+"""Appended to a column's name for the copy of it a date range is checked on (``as_dates``)."""
+
+
+def date_view(column: str) -> str:
+    return column + DATE_VIEW
+
+
+def with_date_views(expectations, temporal: dict[str, str]) -> list[dict]:
+    """``expectations`` with every date range (``temporal_columns``) checking its column's date view."""
+    out = []
+    for e in expectations:
+        kw = e.get("kwargs") or {}
+        if e.get("type") == BETWEEN and kw.get("column") in temporal and \
+                (bound_kind(kw.get("min_value")) or bound_kind(kw.get("max_value"))):
+            e = {**e, "kwargs": {**kw, "column": date_view(kw["column"])}}
+        out.append(e)
+    return out
+
+
+def without_date_views(value: Any) -> Any:
+    """A Great Expectations result (JSON) with every date view named by its column again."""
+    if isinstance(value, str):
+        return value[: -len(DATE_VIEW)] if value.endswith(DATE_VIEW) else value
+    if isinstance(value, dict):
+        return {without_date_views(k): without_date_views(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_date_views(v) for v in value]
+    return value
+
+
+def as_dates(df: pd.DataFrame, temporal: dict[str, str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """``df`` and, for every column of ``temporal`` (``temporal_columns``), its date view: its values as
+    dates or times of the kind its bounds are written in, whether it stores dates, timestamps or ISO text
+    (the column itself is unchanged, for the suite's other checks); and, per column, the rows whose value
+    is present but is not a date (they fail the range check)."""
+    if not temporal:
+        return df, {}
+    df = df.copy(deep=False)
+    unparsed: dict[str, np.ndarray] = {}
+    for column, kind in temporal.items():
+        if column not in df.columns:
+            continue
+        s = df[column]
+        times = _utc_times(s)
+        bad = s.notna().to_numpy() & times.isna().to_numpy()
+        if bad.any():
+            unparsed[column] = bad
+        if kind == "aware":
+            df[date_view(column)] = times
+        elif kind == "naive":
+            df[date_view(column)] = times.dt.tz_localize(None)
+        else:
+            df[date_view(column)] = pd.Series([None if pd.isna(t) else t.date() for t in times], index=s.index,
+                                              dtype=object)
+    return df, unparsed
+
+
+def _exception(result) -> str | None:
+    """The message of the exception Great Expectations caught while evaluating one expectation, or None."""
+    info = getattr(result, "exception_info", None) or {}
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for entry in entries:
+        if entry.get("raised_exception"):
+            message = str(entry.get("exception_message") or "an error").strip().splitlines()
+            return message[0] if message else "an error"
+    return None
+
+
 class RowValidator:
     """Row-level expectations on Arrow batches. Build once per worker; call ``issues(table)`` per batch."""
 
     def __init__(self, suite: Suite):
         self.suite = suite
         self._runner = None
+        self._temporal = temporal_columns(suite.row_level)
 
     def __getstate__(self):
-        return {"suite": self.suite, "_runner": None}
+        return {"suite": self.suite, "_runner": None, "_temporal": self._temporal}
 
     def _get(self):
         if self._runner is None:
-            self._runner = _Runner(self.suite, self.suite.row_level)
+            self._runner = _Runner(self.suite, with_date_views(self.suite.row_level, self._temporal))
         return self._runner
 
     def issues(self, table: pa.Table) -> list[tuple[str, np.ndarray, dict]]:
         if not self.suite.row_level or table.num_rows == 0:
             return []
-        df = to_pandas(table, self.suite.columns())
+        df, unparsed = as_dates(to_pandas(table, self.suite.columns()), self._temporal)
         result = self._get().run(df)
         out = []
         for r in result.results:
-            if r.success:
-                continue
             config = r.expectation_config
-            column = config.kwargs.get("column")
-            rows = r.result.get("unexpected_index_list") or []
+            column = without_date_views(config.kwargs.get("column"))
+            failed = _exception(r)
+            if failed is not None:
+                raise ConfigError(
+                    f"expectation suite {self.suite.path!r}: {config.type} on column {column!r} cannot be checked on "
+                    f"this input ({failed}); its kwargs do not fit the column's values: fix the suite"
+                )
             mask = np.zeros(table.num_rows, dtype=bool)
-            mask[np.asarray(rows, dtype=np.int64)] = True
+            if not r.success:
+                mask[np.asarray(r.result.get("unexpected_index_list") or [], dtype=np.int64)] = True
+            if config.type == BETWEEN and column in unparsed:
+                mask |= unparsed[column]  # present, but not a date: not between two dates
             if not mask.any():
                 continue
-            evidence = {k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}
+            evidence = {k: without_date_views(v) for k, v in config.kwargs.items() if k not in ("batch_id",)}
             severity = getattr(config, "severity", None) or "critical"
             severity = str(getattr(severity, "value", severity))  # FailureSeverity is a str Enum
             if severity != "critical":  # warning / info: the row is reported (action "report") and stays clean
