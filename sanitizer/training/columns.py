@@ -78,7 +78,13 @@ class Vocabulary:
 
 
 def _is_null(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
+    """None, NaN, pandas' NA and NaT."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except TypeError:  # pandas.NA: its comparisons are NA
+        return True
 
 
 def kinds_of(manifest: dict) -> dict[str, str]:
