@@ -131,3 +131,14 @@ def test_an_integer_declared_categorical_is_coded_by_its_text(penguins, tmp_path
     numbers = encoder(plan, "Sample Number")
     assert numbers.encode(pa.array([1, 152, 999_999])).tolist()[2] == numbers.unseen_code
     assert numbers.decode(numbers.encode(pa.array([1, 152]))).tolist() == ["1", "152"]
+
+
+def test_levels_beyond_the_vocabulary_bound_share_the_other_code(penguins, tmp_path):
+    config = build_config({"input": penguins["config"].input, "output": str(tmp_path / "out"),
+                           "label_column": "Species", "columns": {"Island": "categorical"},
+                           "categorical_max_levels": 2})
+    island = encoder(make_plan(config), "Island")
+    assert (island.other_code, island.unseen_code, island.missing_code) == (1, 2, 3)
+    codes = island.encode(pa.array(["Biscoe", "Dream", "Torgersen", "Mars", None]))
+    assert codes.tolist() == [0, 1, 1, 2, 3]
+    assert island.decode(codes).tolist() == ["Biscoe", None, None, None, None]
