@@ -127,3 +127,23 @@ def test_a_manifest_without_kinds_still_loads(run):
             data.torch_dataset(categorical_columns="all")
     finally:
         manifest_path.write_text(good)
+
+
+def test_date_types_and_non_text_categories_encode_like_the_manifest():
+    from datetime import date, datetime
+
+    from sanitizer.training.columns import Vocabulary, date_matrix
+
+    day = pa.array([date(1970, 1, 3), None], pa.date32())
+    assert date_matrix(day, "d", "days")[0, 0] == 2.0 and np.isnan(date_matrix(day, "d", "days")[1, 0])
+    stamp = pa.array([datetime(2007, 11, 12, 2, 0)], pa.timestamp("ms", "UTC")).cast(
+        pa.timestamp("ms", "America/New_York"))
+    assert date_matrix(stamp, "t", "parts").tolist() == [[2007.0, 11.0, 11.0]]  # in its own zone
+    assert date_matrix(pa.array(["2007-11-11T12:00:00+02:00"]), "s", "days")[0, 0] == \
+        (np.datetime64("2007-11-11T10:00") - np.datetime64("1970-01-01T00:00")) / np.timedelta64(1, "D")
+    flags = Vocabulary("f", {"True": 0, "False": 1}, 2, 2, 3)  # a boolean column declared categorical
+    assert flags.encode(pa.array([True, None, False])).tolist() == [0, 3, 1]
+    rating = Vocabulary("r", {"5": 0, "4": 1}, 2, 2, 3)  # integers declared categorical: codes by their text
+    assert rating.encode(pa.array([4, 5, 3], pa.int64())).tolist() == [1, 0, 2]
+    with pytest.raises(ManifestError, match="not an ISO 8601 date"):
+        date_matrix(pa.array(["2007-11-11", "soon"]), "s", "days")
