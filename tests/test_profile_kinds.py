@@ -171,3 +171,38 @@ def test_a_row_check_that_cannot_be_evaluated_stops_the_run(tmp_path):
         "column": "d", "min_value": 1, "max_value": 2}}]}))
     with pytest.raises(ConfigError, match="cannot be checked"):
         RowValidator(load_suite(str(path), ["d"])).issues(pa.table({"d": ["a", "b"]}))
+
+
+def test_profile_reads_dictionary_categories_dates_and_zoned_times_and_its_suite_passes_them(tmp_path):
+    from sanitizer.beam.plan import make_plan
+    from sanitizer.settings.config import build_config
+    from sanitizer.validation.profile import profile
+    from sanitizer.validation.suite import RowValidator, load_suite
+
+    n = 60
+    table = pa.table({
+        RID: list(range(n)),
+        "x": [float(i % 7) for i in range(n)],
+        "shop": pa.array([["north", "south", "east"][i % 3] for i in range(n)]).dictionary_encode(),
+        "day": pa.array([date(2020, 1, 1 + i % 28) for i in range(n)], pa.date32()),
+        "at": pa.array([datetime(2021, 3, 1, i % 24, tzinfo=timezone.utc) for i in range(n)],
+                       pa.timestamp("us", tz="UTC")),
+        "label": [i % 2 for i in range(n)],
+    })
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path)
+    config = build_config({"input": str(path), "output": str(tmp_path / "o"), "label_column": "label",
+                           "id_column": RID})
+    suite = profile(config, make_plan(config), str(tmp_path / "s.json"))
+    by = {(e["type"], e["kwargs"].get("column")): e["kwargs"] for e in suite["expectations"]}
+    assert by[("expect_column_values_to_be_in_set", "shop")]["value_set"] == ["east", "north", "south"]
+    day = by[("expect_column_values_to_be_between", "day")]
+    assert (day["min_value"], day["max_value"]) == ("2019-12-29", "2020-01-31")  # 27 days' span, 10% each side
+    at = by[("expect_column_values_to_be_between", "at")]
+    assert at["min_value"].startswith("2021-02-28T21:42:00") and at["min_value"].endswith("+00:00")
+    assert at["max_value"].startswith("2021-03-02T01:18:00")
+    validator = RowValidator(load_suite(str(tmp_path / "s.json"), table.column_names))
+    assert validator.issues(table) == []  # the data profiled passes its row checks
+    planted = table.set_column(3, "day", pa.array([date(1907, 1, 1)] + [date(2020, 1, 2)] * (n - 1), pa.date32()))
+    assert [(r, m.nonzero()[0].tolist()) for r, m, _ in validator.issues(planted)] == [
+        ("validation:expect_column_values_to_be_between:day", [0])]

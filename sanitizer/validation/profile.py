@@ -183,8 +183,8 @@ class _DateRange:
             self._extend(parsed.min(), parsed.max())
 
     def bounds(self, margin: float) -> tuple[str, str]:
-        """The range widened by ``margin`` of its span (one day when the span is zero), as ISO text: dates
-        for a column of dates, UTC times for one with time zones, times without a zone otherwise."""
+        """The range widened by ``margin`` of its span (one day when the span is zero), as ISO text: whole
+        days for a column of dates, UTC times for one with time zones, times without a zone otherwise."""
         pad = (self.high - self.low) * margin if self.high > self.low else timedelta(days=1)
         low, high = self.low, self.high
         try:
@@ -195,8 +195,10 @@ class _DateRange:
             high = high + pad
         except OverflowError:
             high = datetime.max.replace(tzinfo=timezone.utc)
-        if not self.times:
-            return low.date().isoformat(), high.date().isoformat()
+        if not self.times:  # whole days, rounded outwards
+            last = high.date() if high.time() == datetime.min.time() or high.date() == datetime.max.date() \
+                else high.date() + timedelta(days=1)
+            return low.date().isoformat(), last.isoformat()
         if self.zoned:
             return low.isoformat(), high.isoformat()
         return low.replace(tzinfo=None).isoformat(), high.replace(tzinfo=None).isoformat()
