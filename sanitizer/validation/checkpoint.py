@@ -7,7 +7,7 @@ Every data-set check that runs at publication is a real Great Expectations expec
   order, a column's existence or type) on a zero-row frame with the input's real columns, in order, with
   the types every batch is read with;
 * **clean output**: the suite's other expectations (not row counts) on the clean shards' suite columns
-  (a date range checks a copy of its column read as dates: ``sanitizer.validation.suite.as_dates``);
+  (a date range checks a copy of its column read as dates: ``sanitizer.validation.dates``);
 * **input totals: row count**: the suite's ``expect_table_row_count_*`` expectations, on a one-column
   frame with one row per row read (an int8 column: 1 MB per million rows). A suite describes the data it
   was written for (``sanitize profile`` infers it from trusted input), so row counts are checked on the
@@ -37,17 +37,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sanitizer.validation.suite import (
-    ROW_COUNT,
-    SHAPE,
-    _gx,
-    _quiet_context,
-    as_dates,
-    class_share_severity,
-    temporal_columns,
-    with_date_views,
-    without_date_views,
-)
+from sanitizer.validation.dates import as_dates, temporal_columns, with_date_views, without_date_views
+from sanitizer.validation.suite import ROW_COUNT, SHAPE, _gx, _quiet_context, class_share_severity
 
 log = logging.getLogger("sanitizer")
 CHECKPOINT = "sanitizer publication"
