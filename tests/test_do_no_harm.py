@@ -233,7 +233,7 @@ def test_the_torch_loader_refuses_missing_values_by_column_unless_told_to_fill(p
     data = load_manifest(penguins["out"])
     with pytest.raises(ManifestError, match=r"feature column '[^']+' has \d+ missing .*fill_missing="):
         next(iter(data.torch_dataset(batch_size=512)))
-    with pytest.raises(ValueError, match="not a feature column"):
+    with pytest.raises(ValueError, match="not a feature or date column"):
         data.torch_dataset(fill_missing={"Species": 0.0})
     features, labels = next(iter(data.torch_dataset(batch_size=512, fill_missing=0.0)))
     assert features.shape[0] == labels.shape[0] > 300 and not features.isnan().any()
