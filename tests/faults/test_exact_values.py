@@ -45,6 +45,17 @@ ONLY_OUTLIER = ("detectors:\n  label_flip: {enabled: false}\n  feature_collision
 BIG = 2**60 + 1
 
 
+def _run_only_outlier(tmp_path, root):
+    """``sanitize run`` on ``root`` with the outlier detector alone; it must publish with a report."""
+    config = tmp_path / "c.yaml"
+    config.write_text(ONLY_OUTLIER)
+    out = tmp_path / "out"
+    assert run_cli("run", "--input", root, "--output", out, "--label-column", "label", "--id-column", "rid",
+                   "--config", config, "-q") == 0
+    assert (out / "report.html").is_file()
+    return out
+
+
 def plan_for(path: Path, **extra):
     config = build_config({"input": str(path), "output": str(path.parent / "out"), "label_column": "label",
                            **extra})
@@ -276,12 +287,8 @@ def test_an_integer_column_beyond_float64_in_a_later_shard_is_never_a_float_feat
     """With Parquet statistics the plan sees the column's range: not a feature. Without them, the
     rows past planning that hold such a value are quarantined, the value unchanged."""
     root = _big_parquet(tmp_path / "in", stats)
-    config = tmp_path / "c.yaml"
-    config.write_text(ONLY_OUTLIER)
-    out = tmp_path / "out"
-    assert run_cli("run", "--input", root, "--output", out, "--label-column", "label", "--id-column", "rid",
-                   "--config", config, "-q") == 0
-    assert (out / "report.html").is_file()
+    out = _run_only_outlier(tmp_path, root)
+    config = tmp_path / "c.yaml"  # the outlier-only config that run used
     ignored = {c["name"]: c for c in load_json(out / "provenance.json")["columns"]["ignored"]}
     if stats:
         assert ignored["big"]["reason"] == "inexact-integer" and "2^53" in ignored["big"]["detail"]
@@ -380,12 +387,7 @@ def test_hostile_values_round_trip_through_a_run(tmp_path, fmt, seed):
             r["a"] = float(np.float32(r["a"]))  # what the float32 shard holds
     root = tmp_path / "in"
     _write_hostile(fmt, root, rows)
-    config = tmp_path / "c.yaml"
-    config.write_text(ONLY_OUTLIER)
-    out = tmp_path / "out"
-    assert run_cli("run", "--input", root, "--output", out, "--label-column", "label", "--id-column", "rid",
-                   "--config", config, "-q") == 0
-    assert (out / "report.html").is_file()
+    out = _run_only_outlier(tmp_path, root)
     cells = _published(out)
     assert sorted(cells) == sorted(r["rid"] for r in rows)
     for r in rows:
