@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sanitizer.representations.categorical import CategoricalCodes
 from sanitizer.training.shards import ManifestError
 
 DATE_FORMS = ("days", "parts")
@@ -172,34 +173,11 @@ def choose_dates(manifest: dict, dates, asked) -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------- encodings
 
 
-def _as_text(arr: pa.Array) -> pa.Array:
-    """Values as the run wrote them into the vocabulary (``str(value)``), nulls kept."""
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    t = arr.type
-    if pa.types.is_string(t):
-        return arr
-    if pa.types.is_large_string(t):
-        return arr.cast(pa.string())
-    if pa.types.is_boolean(t):
-        return pc.if_else(arr, pa.scalar("True"), pa.scalar("False"))
-    if pa.types.is_integer(t):
-        return arr.cast(pa.string())
-    return pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string())
-
-
 def encode(column: pa.Array | pa.ChunkedArray, vocab: Vocabulary) -> np.ndarray:
-    """int64 codes of an Arrow column by ``vocab``: unseen values -> unseen_code, nulls -> missing_code."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    text = _as_text(arr)
-    keys = list(vocab.codes)
-    table = np.asarray([vocab.codes[k] for k in keys] + [vocab.unseen_code], dtype=np.int64)
-    index = pc.index_in(text, value_set=pa.array(keys, pa.string()))
-    index = pc.fill_null(index, len(keys)).to_numpy(zero_copy_only=False)
-    codes = table[np.asarray(index, dtype=np.int64)]
-    if text.null_count:
-        codes[np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = vocab.missing_code
-    return codes
+    """int64 codes of an Arrow column by ``vocab``: unseen values -> unseen_code, nulls -> missing_code
+    (the encoder the run's detectors use, fed the manifest's vocabulary)."""
+    encoder = CategoricalCodes(vocab.column, vocab.codes, vocab.unseen_code, vocab.missing_code, vocab.other_code)
+    return encoder.encode(column).astype(np.int64)
 
 
 def _parse_text_dates(arr: pa.Array, name: str) -> pa.Array:
