@@ -30,7 +30,8 @@ The package:
 from sanitizer.training.columns import Vocabulary
 from sanitizer.training.manifest import CLEAN_DIR, MANIFEST, SUPPORTED_MANIFEST_VERSIONS, CleanData, load_manifest
 from sanitizer.training.shards import ManifestError, Shard
-from sanitizer.training.torch import FLOAT32_MAX, make_torch_dataset
+from sanitizer.training.torch import make_torch_dataset
+from sanitizer.training.values import FLOAT32_MAX
 
 
 def __getattr__(name: str):

@@ -27,13 +27,7 @@ from sanitizer.training.columns import (
     vocabularies_of,
 )
 from sanitizer.training.shards import ManifestError, Shard, _manifest_schema, _verified_parquet
-from sanitizer.training.values import (  # noqa: F401 - FLOAT32_MAX and _to_float_matrix are read from here too
-    FLOAT32_MAX,
-    _feature_width,
-    _fill_values,
-    _finite_float32,
-    _to_float_matrix,
-)
+from sanitizer.training.values import feature_width, fill_values, finite_float32, to_float_matrix
 
 
 class CleanData(Protocol):
@@ -200,8 +194,8 @@ class _TorchBatchesMixin:
         if missing:
             raise ValueError(f"column(s) {missing} are not in the clean data; columns are {schema.names}")
         first = self.shards[0] if self.shards else None
-        self.widths = tuple(_feature_width(schema.field(c), first) for c in self.features)
-        self.fill_missing = _fill_values(fill_missing, self.features + self.date_columns)
+        self.widths = tuple(feature_width(schema.field(c), first) for c in self.features)
+        self.fill_missing = fill_values(fill_missing, self.features + self.date_columns)
         parts = ["year", "month", "day"] if self.dates == "parts" else ["days"]
         self.feature_names = [f"{c}[{i}]" if w > 1 else c for c, w in zip(self.features, self.widths)
                               for i in range(w)] + [f"{c}.{p}" for c in self.date_columns for p in parts]
@@ -288,7 +282,7 @@ class _TorchBatchesMixin:
             lo, hi = max(start - first, 0), min(stop - first, n)
             if lo or hi != n:
                 table = table.slice(lo, hi - lo)
-            blocks = [_to_float_matrix(table.column(c), c, w, self.fill_missing.get(c))
+            blocks = [to_float_matrix(table.column(c), c, w, self.fill_missing.get(c))
                       for c, w in zip(self.features, self.widths)]
             blocks += [self._date_block(table.column(c), c) for c in self.date_columns]
             X = np.concatenate(blocks, axis=1) if blocks else np.zeros((table.num_rows, 0), dtype=np.float32)
@@ -311,7 +305,7 @@ class _TorchBatchesMixin:
                                     f"data; pass fill_missing={{{name!r}: VALUE}} to say what they become (the "
                                     "value fills every part), or leave the column out (date_columns=)")
             values[missing] = fill
-        return _finite_float32(values, name)
+        return finite_float32(values, name)
 
 
 def _feature_list(data: CleanData, features) -> list[str]:

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from sanitizer.training.shards import ManifestError, Shard, _verified_parquet
 
 
-def _feature_width(field: pa.Field, shard: Shard | None) -> int:
+def feature_width(field: pa.Field, shard: Shard | None) -> int:
     t = field.type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -33,7 +33,7 @@ def _feature_width(field: pa.Field, shard: Shard | None) -> int:
     raise ManifestError(f"feature column {field.name!r} has type {field.type}, which is not numeric")
 
 
-def _fill_values(fill, features: list[str]) -> dict[str, float]:
+def fill_values(fill, features: list[str]) -> dict[str, float]:
     """``fill_missing`` as {feature or date column: finite number}."""
     if fill is None:
         return {}
@@ -57,7 +57,7 @@ def _missing_error(name: str, count: int) -> ManifestError:
     )
 
 
-def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
+def to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
                      fill: float | None = None) -> np.ndarray:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(arr.type):
@@ -79,7 +79,7 @@ def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
                 values = pc.cast(pc.utf8_trim_whitespace(values), pa.float64())
             except pa.ArrowInvalid as exc:
                 raise ManifestError(f"feature column {name!r} holds text that is not a number ({exc})") from None
-        return _finite_float32(values.to_numpy(zero_copy_only=False), name).reshape(n, width)
+        return finite_float32(values.to_numpy(zero_copy_only=False), name).reshape(n, width)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         text = pc.utf8_trim_whitespace(arr)
         text = pc.if_else(pc.is_in(text, value_set=_MISSING_WORDS), pa.scalar(None, text.type), text)
@@ -101,7 +101,7 @@ def _to_float_matrix(column: pa.ChunkedArray | pa.Array, name: str, width: int,
         if fill is None:
             raise _missing_error(name, int(missing.sum()))
         values = np.where(missing, fill, values)
-    return _finite_float32(values, name).reshape(n, 1)
+    return finite_float32(values, name).reshape(n, 1)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -110,7 +110,7 @@ _MISSING_WORDS = pa.array(["NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "
 which this module cannot import: the training side imports no Beam)."""
 
 
-def _finite_float32(values: np.ndarray, name: str) -> np.ndarray:
+def finite_float32(values: np.ndarray, name: str) -> np.ndarray:
     """``values`` as float32, refusing what float32 would turn into inf (and NaN/inf already there).
 
     The pipeline quarantines non-finite features; a finite float64 beyond float32's range

@@ -315,17 +315,17 @@ def test_an_integer_column_beyond_float64_in_a_later_shard_is_never_a_float_feat
 
 def test_the_torch_loader_refuses_an_integer_feature_it_cannot_convert():
     from sanitizer.training.shards import ManifestError
-    from sanitizer.training.torch import _to_float_matrix
+    from sanitizer.training.values import to_float_matrix
 
     with pytest.raises(ManifestError, match="'big'"):
-        _to_float_matrix(pa.chunked_array([pa.array([1, BIG], pa.int64())]), "big", 1)
+        to_float_matrix(pa.chunked_array([pa.array([1, BIG], pa.int64())]), "big", 1)
     with pytest.raises(ManifestError, match="'v'"):
-        _to_float_matrix(pa.chunked_array([pa.array([["1", "abc"]], pa.list_(pa.string()))]), "v", 2)
+        to_float_matrix(pa.chunked_array([pa.array([["1", "abc"]], pa.list_(pa.string()))]), "v", 2)
     # A text feature keeps NA as written in the shards; the loader reads it as a missing value.
     text = pa.chunked_array([pa.array(["1.5", "NA", " 2"])])
     with pytest.raises(ManifestError, match="missing"):
-        _to_float_matrix(text, "t", 1)
-    assert _to_float_matrix(text, "t", 1, fill=0.0).ravel().tolist() == [1.5, 0.0, 2.0]
+        to_float_matrix(text, "t", 1)
+    assert to_float_matrix(text, "t", 1, fill=0.0).ravel().tolist() == [1.5, 0.0, 2.0]
 
 
 # --------------------------------------------------------------------------- hostile values through real runs
