@@ -86,7 +86,7 @@ class Plan:
         """The representations of the columns listed as not judged yet that the batch carries, in input
         order: categorical codes (categorical columns, booleans stored as text) and days (dates)."""
         carried = {c.name: c.reason for c in self.ignored if c.reason in CARRIED}
-        return tuple(CategoricalCodes.of(k) if carried[k.name] != "date" else DateDays(k.name)
+        return tuple(CategoricalCodes.of(k, distinct_unseen=True) if carried[k.name] != "date" else DateDays(k.name)
                      for k in self.kinds if k.name in carried and (carried[k.name] == "date" or k.codes is not None))
 
     def read_columns(self) -> list[str]:

@@ -4,8 +4,14 @@ two levels) becomes an integer code by the column's bounded vocabulary
 
 * a level of the vocabulary: its code, ``0 .. size - 1`` (the most frequent first);
 * a value seen in the first rows but beyond the vocabulary bound: the ``other`` code (``size``);
-* a value never seen: the ``unseen`` code;
-* a null: the ``missing`` code, the largest.
+* a value never seen: the ``unseen`` code (the training loader's view, where training and serving must
+  agree), or, for the detectors (``distinct_unseen``), a code of its own derived from the value's text,
+  ``UNSEEN_BASE`` or above: two values outside the vocabulary never share a code, so a level the first
+  rows missed is counted like any other level in the sample, and a value seen nowhere in the sample
+  stands out;
+* a null: the ``missing`` code, the largest of the vocabulary's codes.
+
+The detectors treat codes as opaque labels: equal codes, equal values.
 
 Values are compared as text, ``str`` of each value, as the vocabulary was built: ``"Yes"``, ``"yes"`` and
 ``"YES"`` are three values, and an integer column declared categorical has the levels ``"1"``, ``"2"``.
@@ -23,8 +29,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sanitizer.data.batch import CATEGORICAL
+from sanitizer.data.batch import CATEGORICAL, string_hash
 from sanitizer.data.column_kinds import ColumnKind
+
+
+UNSEEN_BASE = 1 << 30
+"""Codes from here up stand for values outside the vocabulary, one code per value (``distinct_unseen``)."""
+
+
+def distinct_code(text: str) -> int:
+    """The code of a value outside the vocabulary, when each such value keeps a code of its own."""
+    return UNSEEN_BASE + string_hash(text) % UNSEEN_BASE
 
 
 @dataclass(frozen=True)
@@ -39,9 +54,11 @@ class CategoricalCodes:
     unseen_code: int
     missing_code: int
     other_code: int | None = None
+    distinct_unseen: bool = False
+    """True: a value outside the vocabulary gets :func:`distinct_code` instead of ``unseen_code``."""
 
     @classmethod
-    def of(cls, column: ColumnKind) -> "CategoricalCodes":
+    def of(cls, column: ColumnKind, distinct_unseen: bool = False) -> "CategoricalCodes":
         """The encoder of a planned categorical or boolean column (its vocabulary and codebook)."""
         vocabulary = column.vocabulary or {}
         if column.codes is None or "unseen_code" not in vocabulary:
@@ -49,11 +66,17 @@ class CategoricalCodes:
         unseen = int(vocabulary["unseen_code"])
         other = vocabulary.get("other")
         return cls(column.name, dict(column.codes), unseen, int(vocabulary.get("missing_code", unseen + 1)),
-                   None if other is None else int(other["code"]))
+                   None if other is None else int(other["code"]), distinct_unseen)
 
     def code(self, value) -> int:
         """One value's code (None: the missing code)."""
-        return self.missing_code if value is None else self.codes.get(str(value), self.unseen_code)
+        if value is None:
+            return self.missing_code
+        text = str(value)
+        code = self.codes.get(text)
+        if code is not None:
+            return code
+        return distinct_code(text) if self.distinct_unseen else self.unseen_code
 
     def encode(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """(n,) int32: the code of every value of ``column``."""
@@ -76,9 +99,11 @@ class CategoricalCodes:
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Object array of the level each code stands for (the levels with their own code); None for the
-        other, unseen and missing codes, which stand for more than one value or none."""
-        levels = np.full(self.missing_code + 1, None, dtype=object)
+        other, unseen and missing codes, which stand for more than one value or none, and for the codes of
+        values outside the vocabulary."""
+        levels = np.full(self.missing_code + 2, None, dtype=object)
         for value, code in self.codes.items():
             if code != self.other_code:
                 levels[code] = value
-        return levels[np.asarray(codes, dtype=np.int64)]
+        codes = np.asarray(codes, dtype=np.int64)
+        return levels[np.where((codes >= 0) & (codes <= self.missing_code), codes, self.missing_code + 1)]
