@@ -53,12 +53,15 @@ def test_kinds_are_inferred_on_penguins_raw(penguins, tmp_path):
     assert kind["Comments"] == "text" and "words" in kinds["Comments"]["detail"]
     assert kind["Individual ID"] == kind["Sample Number"] == "id-like"
     assert kind["Species"] == "label"
-    assert [n for n, k in kinds.items() if k["judged"]] == NUMERIC == plan.feature_names  # numeric as before
+    assert plan.feature_names == NUMERIC  # the numeric features as before kinds existed
+    judged = {n for n, k in kinds.items() if k["judged"]}
+    assert judged == set(NUMERIC) | {"studyName", "Region", "Island", "Stage", "Sex", "Clutch Completion", "Date Egg"}
     island = kinds["Island"]["vocabulary"]
     assert island["size"] == 3 and island["unseen_code"] == 3 and "other" not in island
     assert {level["value"] for level in island["levels"]} == {"Biscoe", "Dream", "Torgersen"}
-    ignored = {c.name: c.reason for c in plan.ignored}
-    assert ignored["Island"] == "categorical" and "not judged yet" in kinds["Island"]["detail"]
+    carried = {c.name: c.reason for c in plan.carried}  # judged from their codes and days
+    assert carried["Island"] == "categorical" and "judged as categories" in kinds["Island"]["detail"]
+    assert carried["Date Egg"] == "date" and "Island" not in {c.name for c in plan.ignored}
 
 
 def test_a_string_whose_values_grow_with_the_rows_is_text(penguins, tmp_path):
@@ -98,14 +101,17 @@ def test_booleans_and_integers_keep_their_numeric_judging_unless_declared(tmp_pa
     # An integer column declared categorical leaves the numeric detectors and gets a vocabulary.
     plan = make_plan(build_config({**base, "columns": {"grade": "categorical"}}))
     grade = next(k for k in plan.kinds if k.name == "grade")
-    assert plan.feature_names == ["x", "flag"] and grade.kind == "categorical" and not grade.judged
+    assert plan.feature_names == ["x", "flag"] and grade.kind == "categorical" and grade.judged  # by its codes
     assert grade.vocabulary["size"] == 4
     with pytest.raises(ConfigError, match="declared boolean but holds"):
         make_plan(build_config({**base, "columns": {"grade": "boolean"}}))
     with pytest.raises(ConfigError, match="'x' is declared categorical, but its type is double"):
         make_plan(build_config({**base, "columns": {"x": "categorical"}}))
-    with pytest.raises(ConfigError, match="declared categorical; the detectors do not judge"):
-        make_plan(build_config({**base, "feature_columns": ["grade"], "columns": {"grade": "categorical"}}))
+    # Named in --feature-columns, a declared categorical column is judged by its codes.
+    plan = make_plan(build_config({**base, "feature_columns": ["x", "grade"], "columns": {"grade": "categorical"}}))
+    assert plan.feature_names == ["x"] and [c.name for c in plan.carried] == ["grade"]
+    with pytest.raises(ConfigError, match="declared text; the detectors do not judge text"):
+        make_plan(build_config({**base, "feature_columns": ["x", "grade"], "columns": {"grade": "text"}}))
     with pytest.raises(ConfigError, match="'nope'.*not in the input"):
         make_plan(build_config({**base, "columns": {"nope": "text"}}))
 
@@ -166,14 +172,14 @@ def test_provenance_summary_and_report_list_the_kinds(run, capsys):
     lines = summary_lines(provenance, str(out))
     judged = next(line for line in lines if line.strip().startswith("judged:"))
     assert judged.split("judged:")[1].strip().startswith("numeric 6: Culmen Length (mm)")
+    assert "categorical 5: Sample Number, Region, Island, Stage, Sex" in judged and "date 1: Date Egg" in judged
     not_judged = next(line for line in lines if line.strip().startswith("not judged:"))
-    assert "categorical 5 (not judged yet): Sample Number, Region, Island, Stage, Sex" in not_judged
-    assert "date 1 (not judged yet): Date Egg" in not_judged and "text 2: studyName, Comments" in not_judged
+    assert "text 2: studyName, Comments" in not_judged and "categorical" not in not_judged
     assert "id-like 1: Individual ID" in not_judged
 
     html = (out / "report.html").read_text()
     assert 'id="columns-kinds"' in html
-    assert '<tr data-kind="categorical"><td><code>Island</code></td><td>categorical</td><td>not judged</td>' in html
+    assert '<tr data-kind="categorical"><td><code>Island</code></td><td>categorical</td><td>judged</td>' in html
     assert "<td>categorical (declared)</td>" in html
     assert "&#x27;Biscoe&#x27; (168)" in html and "unseen values get code 3" in html
     assert '<tr data-kind="date"><td><code>Date Egg</code></td>' in html

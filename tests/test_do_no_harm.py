@@ -61,10 +61,14 @@ def test_penguins_as_shipped_publishes_and_names_every_column(penguins):
     assert ignored(out)["Sample Number"] == "id-like" and ignored(out)["Individual ID"] == "id-like"
     assert not {"Sample Number", "Individual ID"} & set(columns["features"])
     assert {"Culmen Length (mm)", "Body Mass (g)", "Delta 15 N (o/oo)"} <= set(columns["features"])
-    # Every input column is accounted for: label, id, feature or ignored with a reason.
-    named = {columns["label"], columns["id"], *columns["features"], *ignored(out)}
+    # Every input column is accounted for: label, id, judged (numeric features, or categorical and date
+    # columns read as codes and days) or ignored with a reason.
+    judged = {k["name"] for k in columns["kinds"] if k["judged"]}
+    named = {columns["label"], columns["id"], *columns["features"], *judged, *ignored(out)}
     assert set(penguins["frame"].columns) <= named
-    assert ignored(out)["Island"] == "categorical" and ignored(out)["Comments"] == "text"  # kinds, not judged yet
+    kinds = {k["name"]: k["kind"] for k in columns["kinds"]}
+    assert kinds["Island"] == "categorical" and "Island" in judged and "Island" not in ignored(out)
+    assert ignored(out)["Comments"] == "text"
 
 
 def test_a_missing_optional_value_keeps_its_row_clean(penguins):

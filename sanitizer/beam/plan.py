@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from sanitizer.beam.plan_columns import list_width, value_type_of, column_kinds, resolve_features
+from sanitizer.beam.plan_columns import CARRIED, list_width, value_type_of, column_kinds, resolve_features
 from sanitizer.data.column_kinds import ColumnKind
 from sanitizer.data.column_roles import (
     IgnoredColumn,
@@ -59,7 +59,8 @@ class Plan:
     embedding: FeatureColumn | None = None  # a precomputed embedding column, when configured
     suite: Any = None  # sanitizer.validation.suite.Suite, when --expectations is given
     decisions: Any = None  # sanitizer.review.ReviewDecisions, when --decisions is given (last decision per id)
-    ignored: tuple[IgnoredColumn, ...] = ()  # every input column that is neither label, id, feature nor embedding
+    ignored: tuple[IgnoredColumn, ...] = ()  # every input column no detector reads (text, id-like, unsupported ...)
+    carried: tuple[IgnoredColumn, ...] = ()  # categorical, text-boolean and date columns: judged from codes and days
     id_inferred: bool = False  # id_column is an id-like input column the run chose (no --id-column given)
     missing_features: str = "report"  # what a missing scalar feature value does (records.MISSING_ACTIONS)
     skipped_inputs: tuple[Skipped, ...] = ()  # files under the input that are not read, each with the reason
@@ -83,9 +84,9 @@ class Plan:
 
     @cached_property
     def encoders(self) -> tuple[CategoricalCodes | DateDays, ...]:
-        """The representations of the columns listed as not judged yet that the batch carries, in input
-        order: categorical codes (categorical columns, booleans stored as text) and days (dates)."""
-        carried = {c.name: c.reason for c in self.ignored if c.reason in CARRIED}
+        """The representations of the carried columns, in input order: categorical codes (categorical
+        columns, booleans stored as text) and days (dates)."""
+        carried = {c.name: c.reason for c in self.carried}
         return tuple(CategoricalCodes.of(k, distinct_unseen=True) if carried[k.name] != "date" else DateDays(k.name)
                      for k in self.kinds if k.name in carried and (carried[k.name] == "date" or k.codes is not None))
 
@@ -100,11 +101,6 @@ class Plan:
         if self.suite is not None and self.suite.row_level:
             cols.extend(c for c in self.schema.names if c in self.suite.columns())
         return list(dict.fromkeys(cols))
-
-
-CARRIED = ("categorical", "boolean", "date")
-"""The reasons (kinds) of the not-judged columns whose representations the batch carries (a boolean
-listed so is stored as text: an Arrow boolean is a numeric feature)."""
 
 
 def make_plan(config: Config) -> Plan:
@@ -157,7 +153,7 @@ def make_plan(config: Config) -> Plan:
     features = [fc for fc in resolve_features(config, schema, first_batch, warnings, files[0].path, ignored,
                                               inexact, frozenset(_embedding_columns(config)))
                 if fc.name not in skip]
-    if not features:
+    if not features and not any(c.reason in CARRIED for c in ignored) and embedding is None:
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
     _check_feature_count(features)
     # Every shard readable before any is read whole (the id inference below reads whole columns).
@@ -197,7 +193,8 @@ def make_plan(config: Config) -> Plan:
         embedding=embedding,
         suite=suite,
         decisions=decisions,
-        ignored=tuple(ignored),
+        ignored=tuple(c for c in ignored if c.reason not in CARRIED),
+        carried=tuple(c for c in ignored if c.reason in CARRIED),
         id_inferred=id_inferred,
         missing_features=config.missing_features,
         skipped_inputs=tuple(found.skipped),

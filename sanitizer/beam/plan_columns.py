@@ -81,11 +81,15 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
             if pa.types.is_null(t):
                 raise InputError(no_values(name, path))
             kind = declared.get(name)
-            if kind in ("categorical", "date", "text", "id-like") or (kind == "boolean" and is_text(t)):
+            if kind in ("text", "id-like"):
                 raise ConfigError(
-                    f"feature column {name!r} is declared {kind}; the detectors do not judge {kind} columns "
-                    "yet: leave it out of --feature-columns, or declare it numeric"
+                    f"feature column {name!r} is declared {kind}; the detectors do not judge {kind} columns: "
+                    "leave it out of --feature-columns, or declare it categorical"
                 )
+            if kind in ("categorical", "date") or (kind == "boolean" and is_text(t)):
+                ignored.append(_declared(schema.field(name), kind, first_batch.column(name).combine_chunks()
+                                         if first_batch is not None else None, first_batch, warnings, inexact))
+                continue
             if name in inexact:
                 raise ConfigError(
                     f"feature column {name!r} holds {inexact_detail(inexact[name])}; leave it out of "
@@ -109,11 +113,21 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
                         "read as missing)"
                     )
                     continue
+                chosen = _not_judged(name, t, column, config.categorical_max_levels)
+                if chosen.reason in CARRIED:
+                    ignored.append(chosen)
+                    continue
                 sample = [v for v in (column.to_pylist() if column is not None else []) if v is not None][:3]
                 raise ConfigError(
-                    f"feature column {name!r} is not numeric (type {t}, values like {sample}); "
-                    "choose numeric columns with --feature-columns"
+                    f"feature column {name!r} is {chosen.reason} (type {t}, values like {sample}): "
+                    f"{chosen.detail}; the detectors judge numeric, boolean, categorical and date columns. "
+                    f"Declare it categorical (--column-kind {name}=categorical) or leave it out of --feature-columns"
                 )
+            if pa.types.is_dictionary(t) or pa.types.is_temporal(t):
+                chosen = _not_judged(name, t, None, config.categorical_max_levels)
+                if chosen.reason in CARRIED:
+                    ignored.append(chosen)
+                    continue
             raise ConfigError(
                 f"feature column {name!r} has type {t}; features must be numbers or fixed-size lists of numbers"
             )
@@ -152,28 +166,30 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
             )
             continue
         ignored.append(_not_judged(f.name, f.type, column, config.categorical_max_levels))
-    if not features:
+    if not features and not any(c.reason in CARRIED for c in ignored):
         listed = "; ".join(f"{c.name} ({c.reason})" for c in ignored) or "none"
         raise ConfigError(
-            "no numeric feature columns found besides the label and id; name them with --feature-columns "
+            "no numeric, boolean, categorical or date columns found besides the label and id; name the columns "
+            "to judge with --feature-columns or declare their kinds with --column-kind "
             f"(columns are: {', '.join(schema.names)}; left out: {listed})"
         )
     return features
 
 
 def _not_judged(name: str, t: pa.DataType, column, max_levels: int) -> IgnoredColumn:
-    """The entry of a column no detector judges yet, its reason being its kind (categorical, boolean
-    stored as text, date, text) or why it has none (empty, unsupported-type)."""
+    """The entry of a column that is not a numeric feature, its reason being its kind (categorical, boolean
+    stored as text and date: CARRIED, judged from their codes and days; text: not judged) or why it has
+    none (empty, unsupported-type)."""
     kind = kind_of_type(t)
     if is_text(t):
         kind, why = infer_text(column, max_levels)
         if kind == "text":
             return IgnoredColumn(name, "text", f"text: {why}; not judged")
-        return IgnoredColumn(name, kind, f"{why}; kind {kind}, not judged yet")
+        return IgnoredColumn(name, kind, f"{why}; {JUDGED_AS[kind]}")
     if kind == "categorical":
-        return IgnoredColumn(name, "categorical", f"dictionary-encoded ({t}); kind categorical, not judged yet")
+        return IgnoredColumn(name, "categorical", f"dictionary-encoded ({t}); {JUDGED_AS['categorical']}")
     if kind == "date":
-        return IgnoredColumn(name, "date", f"dates and times ({t}); kind date, not judged yet")
+        return IgnoredColumn(name, "date", f"dates and times ({t}); {JUDGED_AS['date']}")
     return unsupported(name, t)
 
 
@@ -210,13 +226,13 @@ def _declared(f: pa.Field, kind: str, column, first_batch, warnings: list[str],
             raise ConfigError(f"column {name!r} is declared boolean but holds {sorted(seen)[:5]} in its first rows; "
                               "a boolean stored as integers holds only 0 and 1")
         if text or pa.types.is_dictionary(t):
-            return IgnoredColumn(name, "boolean", "declared boolean, stored as text; kind boolean, not judged yet")
+            return IgnoredColumn(name, "boolean", f"declared boolean, stored as text; {JUDGED_AS['boolean']}")
     elif kind == "categorical":
         if integer or text or pa.types.is_boolean(t) or pa.types.is_dictionary(t):
-            return IgnoredColumn(name, "categorical", "declared categorical; kind categorical, not judged yet")
+            return IgnoredColumn(name, "categorical", f"declared categorical; {JUDGED_AS['categorical']}")
     elif kind == "date":
         if pa.types.is_temporal(t) or text:
-            return IgnoredColumn(name, "date", "declared date; kind date, not judged yet")
+            return IgnoredColumn(name, "date", f"declared date; {JUDGED_AS['date']}")
     elif kind == "text":
         if not pa.types.is_nested(value_type):
             return IgnoredColumn(name, "text", "declared text; not judged")
@@ -231,6 +247,14 @@ def _declared(f: pa.Field, kind: str, column, first_batch, warnings: list[str],
                          "date": "not dates, timestamps or text",
                          "text": "nested values are not text"}.get(kind, "not allowed")
                       + ". Fix 'columns' in the config or --column-kind")
+
+
+CARRIED = ("categorical", "boolean", "date")
+"""The kinds judged from the representation the batch carries (codes, days) rather than as numeric features
+(a boolean listed so is stored as text: an Arrow boolean is a numeric feature)."""
+JUDGED_AS = {"categorical": "judged as categories (codes by its vocabulary)",
+             "boolean": "judged as a category of two levels",
+             "date": "judged as days since 1970-01-01"}
 
 
 _REASON_KIND = {"id-like": "id-like", "categorical": "categorical", "boolean": "boolean", "date": "date",
@@ -289,6 +313,7 @@ def column_kinds(config: Config, schema: pa.Schema, first_batch, id_column: str 
             kind = declared.get(f.name) or _REASON_KIND.get(reason) \
                 or _inferred_kind(f, column, first_batch, max_levels)
             detail = c.detail if c is not None else ""
+            judged = reason in CARRIED
         vocab = vocabulary(column, max_levels) if kind in ("categorical", "boolean") else None
         codes = codebook(column, max_levels) if vocab is not None else None
         span = date_range(column) if kind == "date" else None

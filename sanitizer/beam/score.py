@@ -20,6 +20,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from sanitizer.runs import progress
 from sanitizer.beam.fit import row_validator, to_detector_batch
+from sanitizer.beam.evidence_values import fill_values
 from sanitizer.beam.metrics import MetricUpdates
 from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.settings.config import Config
@@ -153,6 +154,7 @@ class ScoreFn(beam.DoFn):
             results[name] = _score_threaded(detector, batch, state, self.pool, self.threads)
             seconds[name] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        fill_values(results, table, batch.checks.valid)
         ids = content = None
         if plan.decisions is not None:  # review decisions are looked up by record id, checked on content
             ids = pc.cast(table.column(plan.id_output), pa.string()).to_numpy(zero_copy_only=False)

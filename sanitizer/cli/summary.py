@@ -42,14 +42,12 @@ def summary_lines(provenance: RunRecord | dict[str, Any], output: str) -> list[s
                      + (f"; {len(record.skipped_inputs)} not read: " + skipped_inputs(record.skipped_inputs)
                         if record.skipped_inputs else ""))
     not_judged = group_by_kind(columns.kinds, False, columns.id)
-    if not_judged:  # per kind: "not judged: categorical 2 (not judged yet): Island, Sex; text 1: Comments"
+    if not_judged:  # per kind: "not judged: text 1: Comments; id-like 1: Individual ID"
         reasons = {c["name"]: c["reason"] for c in columns.ignored}
         parts = []
         for kind, names in not_judged.items():
-            why = {"categorical": " (not judged yet)", "boolean": " (stored as text, not judged yet)",
-                   "date": " (not judged yet)"}.get(kind, "")
             shown = [n if reasons.get(n) in (kind, None) else f"{n} ({reasons[n]})" for n in names]
-            parts.append(f"{kind} {len(names)}{why}: {_names(shown)}")
+            parts.append(f"{kind} {len(names)}: {_names(shown)}")
         lines.append("  not judged:   " + "; ".join(parts))
     elif columns.ignored:
         lines.append(f"  not judged:   {len(columns.ignored)} column(s): "

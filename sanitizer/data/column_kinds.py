@@ -15,8 +15,9 @@ Kinds: ``numeric``, ``boolean``, ``categorical``, ``date``, ``text``, ``id-like`
   grow with the row count), or more distinct values than the vocabulary bound: ``text``; else
   ``categorical``.
 
-A column the detectors do not judge yet (categorical, text boolean, date, text) is listed with its kind,
-never dropped silently. Vocabularies come from the first rows and are bounded: the most frequent
+The detectors judge numeric and boolean columns as numbers, categorical columns (and booleans stored as
+text) by their codes, and dates as days; a column they do not judge (text, id-like, empty, unsupported)
+is listed with its kind, never dropped silently. Vocabularies come from the first rows and are bounded: the most frequent
 ``max_levels`` values keep their own codes; the rarer ones share the ``other`` code (a column
 *declared* categorical; an inferred one with that many values is text); a value never seen gets the
 ``unseen`` code.
@@ -36,8 +37,6 @@ KINDS = ("numeric", "boolean", "categorical", "date", "text", "id-like", "embedd
 ``unsupported``: nested values or raw bytes, which no detector reads)."""
 DECLARABLE = ("numeric", "boolean", "categorical", "date", "text", "id-like", "embedding")
 """The kinds a user may declare in ``columns:`` or with ``--column-kind``."""
-NOT_JUDGED_YET = ("categorical", "date", "text")
-"""Kinds the detectors do not read yet (a boolean stored as text also waits)."""
 MAX_LEVELS = 1000
 """Default bound on a categorical vocabulary (``categorical_max_levels``)."""
 TEXT_WORDS = 5.0
@@ -220,10 +219,11 @@ def parse_declared(raw: Any, source: str = "columns") -> dict[str, str]:
 
 
 def group_by_kind(kinds: list[dict[str, Any]], judged: bool, id_column: str = "") -> dict[str, list[str]]:
-    """Kind -> column names, judged or not, in input order (the label and the id left out), from
-    provenance's ``columns.kinds``."""
+    """Kind -> column names, judged or not (the label and the id left out), from provenance's
+    ``columns.kinds``: kinds in :data:`KINDS` order, names in input order."""
     groups: dict[str, list[str]] = {}
     for k in kinds:
         if bool(k.get("judged")) == judged and k.get("kind") != "label" and k.get("name") != id_column:
             groups.setdefault(str(k.get("kind", "")), []).append(str(k.get("name", "")))
-    return groups
+    rank = {kind: i for i, kind in enumerate(KINDS)}
+    return dict(sorted(groups.items(), key=lambda kv: rank.get(kv[0], len(KINDS))))
