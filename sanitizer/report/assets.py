@@ -18,8 +18,11 @@ new line of the page (its text follows a line break). The files:
     ``neighbours.js`` is a fragment of it (it shares ``el``, ``data`` and ``pixels``) that draws
     each suspect beside the reference rows its evidence names: with thumbnails, the suspect and
     each named neighbour at the same size and brightness scale, labelled, the ones carrying the
-    suggested label marked; for tabular data a small table of the features that matter for the
-    row (its value, the typical 5th-95th percentile range of clean rows, each neighbour's value).
+    suggested label marked; for tabular data a small table of the columns that matter for the
+    row, the ones its evidence names first (its value: a number, or a categorical value or date as
+    written, cut short on screen with the whole value in its tooltip; the typical values of clean
+    rows: a number's or date's 5th-95th percentile range, a categorical column's most frequent
+    values; each neighbour's value; see :mod:`sanitizer.report.tabular`).
     Neighbours named in the evidence but not in the output (or past the lookup cap) say so.
 
 Every value from the data reaches the page through ``textContent`` or a form field's value.

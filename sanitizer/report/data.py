@@ -14,8 +14,9 @@ columns the report needs) collects:
 Then :func:`sanitizer.report.neighbours.lookup` fetches the reference rows
 the shown rows' evidence names (one more pass, over the clean and quarantine
 shards), for the page to show each suspect beside them: as thumbnails (same
-size, same brightness scale) or, for tabular data, as a few feature values
-beside each feature's typical range.
+size, same brightness scale) or, for tabular data, as the values of its columns
+(numbers, and categorical, boolean and date values as written) beside their typical values
+(:mod:`sanitizer.report.tabular`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from sanitizer.data.layout import CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, 
 from sanitizer.data.reasons import parse as parse_reasons
 from sanitizer.runs.record import RunRecord
 from sanitizer.report import neighbours as nb
+from sanitizer.report import written
+from sanitizer.report.tabular import tabular_view
 from sanitizer.report.evidence import detector_for, named_features, referenced, summarise_reasons
 from sanitizer.runs.decisions import ROW_CHECK_DETECTOR
 
@@ -213,12 +216,13 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
                     thumbs = Thumbs(found[0], found[1], _thumb_side(found[1], min(limit, max(expected, 1))))
                     layout = None
                 elif layout is None and path == files[0]:  # no image column: the tabular view
-                    layout = nb.feature_layout(schema, feature_columns, (id_column, label_column))
+                    layout = nb.feature_layout(schema, feature_columns, (id_column, label_column),
+                                               record.columns.kinds)
             wanted = [id_column, label_column, REASONS_COLUMN, CODES_COLUMN, CONTENT_COLUMN]
             wanted += [SCORE_PREFIX + d for d in detectors]
             if thumbs is not None:
                 wanted.append(thumbs.column)
-            wanted += [c for c, _, _ in layout.columns] if layout is not None else []
+            wanted += layout.read() if layout is not None else []
             wanted = [c for c in dict.fromkeys(wanted) if c in schema.names]
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
                 seq = _consume(batch, seq, id_column, label_column, detectors, scores, code_counts, flip_pairs,
@@ -233,7 +237,8 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
     if ranked:
         _references(out_dir, record, data, layout)
     for row in ranked:  # features of a tabular view given up (an image column in a later shard)
-        row.pop("_x", None), row.pop("_named", None)
+        for key in ("_x", "_t", "_d", "_named"):
+            row.pop(key, None)
     if thumbs is not None:
         _finish_thumbnails(ranked, thumbs, list(data.references.values()))
     return data
@@ -245,7 +250,7 @@ def _references(out_dir: str, record: RunRecord, q: QuarantineData, layout: nb.F
     references' together fit THUMB_BUDGET_BYTES; all keep one size."""
     ids, q.references_skipped = nb.collect_ids(q.rows)
     thumbs = q.thumbs
-    columns = [thumbs.column] if thumbs is not None else [c for c, _, _ in layout.columns] if layout else []
+    columns = [thumbs.column] if thumbs is not None else layout.read() if layout else []
     found = nb.lookup(nb.run_files(out_dir, record), q.id_column, q.label_column, columns, ids, layout)
     table, q.reference_shards_unreadable = found.table, found.shards_unreadable
     q.references = nb.reference_entries(found, q.label_column)
@@ -267,9 +272,13 @@ def _references(out_dir: str, record: RunRecord, q: QuarantineData, layout: nb.F
                 if present[k]:
                     q.references[ident]["_img"] = imgs[k]
     elif layout is not None:
-        X = nb.feature_matrix(table, layout) if table is not None else np.zeros((0, len(layout.names)))
-        q.features = nb.tabular_view(q.rows, q.references, {ident: X[i] for ident, i in found.found.items()},
-                                     found.sample, layout)
+        found_rows = {}
+        if table is not None:
+            X, (texts, days) = nb.feature_matrix(table, layout), written.values(table, layout.written)
+            found_rows = {ident: (X[i], texts[i], days[i]) for ident, i in found.found.items()}
+        kinds = {str(k.get("name")): str(k.get("kind")) for k in record.columns.kinds}
+        q.features = tabular_view(q.rows, q.references, found_rows, found.sample, found.sample_written, layout,
+                                  kinds)
         q.features["sample_rows"] = 0 if found.sample is None else len(found.sample)
         q.features["sample_from"] = found.sample_from
 
@@ -286,6 +295,7 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
     ids = nb.id_texts(col(id_column)) if col(id_column) is not None else [None] * n
     shas = col(CONTENT_COLUMN).to_pylist() if col(CONTENT_COLUMN) is not None else [None] * n
     X = nb.feature_matrix(batch, layout) if layout is not None else None
+    texts, days = written.values(batch, layout.written) if layout is not None else (None, None)
     labels = col(label_column).to_pylist() if col(label_column) is not None else [None] * n
     raw_reasons = col(REASONS_COLUMN).to_pylist() if col(REASONS_COLUMN) is not None else [None] * n
     raw_codes = col(CODES_COLUMN).to_pylist() if col(CODES_COLUMN) is not None else [None] * n
@@ -358,7 +368,7 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
             "refs": referenced(parsed[i]),
         }
         if X is not None:
-            row["_x"], row["_named"] = X[i], named_features(parsed[i])
+            row["_x"], row["_t"], row["_d"], row["_named"] = X[i], texts[i], days[i], named_features(parsed[i])
         if images is not None and present[i]:
             row["_img"] = images[i]
         entry = (*entry_key, row)

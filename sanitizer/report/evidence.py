@@ -18,6 +18,7 @@ from sanitizer.detectors.shared.evidence_text import MAX_NEIGHBOURS, number, ref
 
 MAX_LINE = 240
 MAX_GENERIC_ITEMS = 6
+MAX_VALUE = 60  # a value in words (evidence's "value" text) longer than this is cut before describe() reads it
 
 
 def detector_for(name: str) -> Detector | None:
@@ -29,6 +30,24 @@ def detector_for(name: str) -> Detector | None:
 
 def _clip(line: str) -> str:
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+
+
+def _short_values(ev: Any) -> Any:
+    """``ev`` with every text ``value`` (a categorical or date value in words, anywhere in it) of more than
+    MAX_VALUE characters cut short, so a long value leaves room for the rest of its line; ``ev`` itself
+    when none is that long."""
+    if isinstance(ev, list):
+        items = [_short_values(v) for v in ev]
+        return ev if all(a is b for a, b in zip(items, ev)) else items
+    if not isinstance(ev, dict):
+        return ev
+    out = {}
+    for key, value in ev.items():
+        if key == "value" and isinstance(value, str) and len(value) > MAX_VALUE:
+            out[key] = value[: MAX_VALUE - 1] + "…"
+        else:
+            out[key] = _short_values(value) if isinstance(value, (dict, list)) else value
+    return ev if all(out[k] is ev[k] for k in ev) else out
 
 
 def _generic(ev: Any) -> list[str]:
@@ -50,7 +69,7 @@ def summarise_reasons(reasons: list[dict]) -> list[dict[str, Any]]:
     out = []
     for r in reasons:
         detector = str(r.get("detector") or "")
-        ev = r.get("evidence") or {}
+        ev = _short_values(r.get("evidence") or {})
         hooks = detector_for(detector)
         try:
             lines = hooks.describe(ev) if hooks is not None and isinstance(ev, dict) else None

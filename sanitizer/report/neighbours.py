@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from sanitizer.data.batch import id_strings
 from sanitizer.data.layout import CLEAN_DIR, QUARANTINE_DIR, SCORE_PREFIX
 from sanitizer.io.fs import list_files
+from sanitizer.report import written
 
 BATCH_ROWS = 8192
 MAX_REFERENCE_IDS = 25_000  # distinct referenced ids fetched for one report (the highest-ranked rows' first)
@@ -131,21 +132,31 @@ def sig(value, digits: int = 4):
 
 @dataclass
 class FeatureLayout:
-    """The numeric feature columns the tabular view reads: (column, width, is a list) and one name per value."""
+    """The columns the tabular view reads: the numeric features (column, width, is a list) with one name per
+    value, and the columns shown as written (column, kind: :mod:`sanitizer.report.written`)."""
 
     columns: list[tuple[str, int, bool]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    written: list[tuple[str, str]] = field(default_factory=list)
+
+    def read(self) -> list[str]:
+        """The shard columns this layout reads."""
+        return [c for c, _, _ in self.columns] + [c for c, _ in self.written]
 
 
 def _numeric(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
 
 
-def feature_layout(schema: pa.Schema, feature_columns: list[str], skip: tuple[str, ...] = ()) -> FeatureLayout | None:
+def feature_layout(schema: pa.Schema, feature_columns: list[str], skip: tuple[str, ...] = (),
+                   kinds: list[dict] = ()) -> FeatureLayout | None:
     """The record's numeric feature columns (scalars, and fixed-size numeric lists as ``col[i]``; the
-    schema's numeric columns when the record names none), at most :data:`MAX_FEATURES` values."""
+    schema's numeric columns when the record names neither them nor a judged column shown as written), at
+    most :data:`MAX_FEATURES` values; and the judged columns ``kinds`` (provenance's ``columns.kinds``) says
+    are shown as written."""
     names = [c for c in feature_columns if c in schema.names]
-    if not names:
+    shown = written.columns(list(kinds), schema, set(names))
+    if not names and not shown:
         names = [c for c in schema.names if c not in skip and not c.startswith("sanitizer_")
                  and not c.startswith(SCORE_PREFIX)]
     layout = FeatureLayout()
@@ -159,10 +170,9 @@ def feature_layout(schema: pa.Schema, feature_columns: list[str], skip: tuple[st
             layout.names.extend(f"{name}[{i}]" for i in range(t.list_size))
         if len(layout.names) >= MAX_FEATURES:
             break
-    if not layout.names:
-        return None
     layout.names = layout.names[:MAX_FEATURES]
-    return layout
+    layout.written = [c for c in shown if c[0] not in layout.names][: max(MAX_FEATURES - len(layout.names), 0)]
+    return layout if layout.names or layout.written else None
 
 
 def _as_float(col: pa.Array) -> np.ndarray:
@@ -200,78 +210,6 @@ def feature_matrix(batch, layout: FeatureLayout) -> np.ndarray:
     return np.where(np.isfinite(X), X, np.nan)
 
 
-def typical_ranges(sample: np.ndarray | None, d: int) -> list[list | None]:
-    """[lo, hi] (the :data:`TYPICAL` percentiles) per feature of the sample; None where it has no value."""
-    if sample is None or not len(sample):
-        return [None] * d
-    out = []
-    for j in range(d):
-        col = sample[:, j]
-        col = col[np.isfinite(col)]
-        if not col.size:
-            out.append(None)
-            continue
-        lo, hi = np.percentile(col, TYPICAL)
-        out.append([sig(lo), sig(hi)])
-    return out
-
-
-def _bounds(typical: list) -> tuple[np.ndarray, np.ndarray]:
-    """(middle, width) per feature of the typical ranges; NaN where a feature has none."""
-    lo = np.array([r[0] if r is not None and r[0] is not None else np.nan for r in typical], dtype=np.float64)
-    hi = np.array([r[1] if r is not None and r[1] is not None else np.nan for r in typical], dtype=np.float64)
-    return (lo + hi) / 2, np.maximum(np.maximum(hi - lo, np.abs(lo) * 1e-6), 1e-12)
-
-
-def pick_features(x: np.ndarray, typical: list | tuple, first: list[int], k: int = SHOWN_FEATURES) -> list[int]:
-    """The ``k`` features to show for a row: those its evidence names (``first``), then the ones furthest
-    from the middle of their typical range in range widths (a missing value counts as furthest; a feature
-    without a typical range as 0). ``typical``: the ranges, or their :func:`_bounds`."""
-    d = len(x)
-    if d <= k:
-        return list(range(d))
-    middle, width = typical if isinstance(typical, tuple) else _bounds(typical)
-    with np.errstate(invalid="ignore"):
-        dev = np.nan_to_num(np.abs(x - middle) / width, nan=0.0)
-    dev[~np.isfinite(x)] = np.inf
-    chosen = list(dict.fromkeys(j for j in first if 0 <= j < d))[:k]
-    for j in np.argsort(-dev, kind="stable"):
-        if len(chosen) >= k:
-            break
-        if int(j) not in chosen:
-            chosen.append(int(j))
-    return sorted(chosen)
-
-
-def tabular_view(rows: list[dict], references: dict[str, dict], found_X: dict[str, np.ndarray],
-                 sample: np.ndarray | None, layout: FeatureLayout) -> dict:
-    """Give each row ``feat`` (feature indices shown) and ``v`` (its values there), each reference the
-    union of the ``feat`` of the rows naming it and its values there; return the page's ``features``."""
-    d = len(layout.names)
-    typical = typical_ranges(sample, d)
-    bounds = _bounds(typical)
-    index = {n: j for j, n in enumerate(layout.names)}
-    wanted: dict[str, set] = {}
-    for row in rows:
-        x = row.pop("_x", None)
-        if x is None:
-            continue
-        named = [index[f] for f in row.pop("_named", []) if f in index]
-        feat = pick_features(x, bounds, named)
-        row["feat"] = feat
-        row["v"] = [sig(x[j]) for j in feat]
-        for ref in row.get("refs", []):
-            wanted.setdefault(ref["id"], set()).update(feat)
-    for ident, ref in references.items():
-        x = found_X.get(ident)
-        if x is None or ident not in wanted:
-            continue
-        feat = sorted(wanted[ident])
-        ref["feat"] = feat
-        ref["v"] = [sig(x[j]) for j in feat]
-    return {"names": list(layout.names), "typical": typical}
-
-
 # --------------------------------------------------------------------------- the pass
 
 
@@ -280,6 +218,7 @@ class Lookup:
     found: dict[str, int] = field(default_factory=dict)  # id -> row of ``table``
     table: pa.Table | None = None  # the referenced rows: the columns read, plus "_held" (a quarantine row)
     sample: np.ndarray | None = None  # (m, features) rows sampled for the typical ranges
+    sample_written: tuple[np.ndarray, np.ndarray] | None = None  # their values shown as written: (texts, days)
     sample_from: str | None = None  # "clean" or "quarantine"
     shards_read: int = 0
     shards_unreadable: int = 0
@@ -287,22 +226,27 @@ class Lookup:
 
 
 class _Sampler:
-    """Every ``step``-th row seen (step doubling whenever more than SAMPLE_ROWS are kept): deterministic."""
+    """Every ``step``-th row seen (step doubling whenever more than SAMPLE_ROWS are kept): deterministic.
+    Only the rows kept are decoded."""
 
     def __init__(self):
         self.step, self.seen, self.parts = 1, 0, []
 
-    def add(self, X: np.ndarray) -> None:
-        pos = self.seen + np.arange(len(X))
-        self.seen += len(X)
-        self.parts.append((pos[pos % self.step == 0], X[pos % self.step == 0]))
-        while sum(len(p) for p, _ in self.parts) > SAMPLE_ROWS:
+    def add(self, batch: pa.RecordBatch, layout: FeatureLayout) -> None:
+        pos = self.seen + np.arange(batch.num_rows)
+        self.seen += batch.num_rows
+        keep = pos % self.step == 0
+        kept = batch if keep.all() else batch.filter(pa.array(keep))
+        texts, days = written.values(kept, layout.written)
+        self.parts.append((pos[keep], feature_matrix(kept, layout), texts, days))
+        while sum(len(part[0]) for part in self.parts) > SAMPLE_ROWS:
             self.step *= 2
-            self.parts = [(p[p % self.step == 0], x[p % self.step == 0]) for p, x in self.parts]
+            self.parts = [tuple(a[part[0] % self.step == 0] for a in part) for part in self.parts]
 
-    def matrix(self) -> np.ndarray | None:
-        kept = [x for _, x in self.parts if len(x)]
-        return np.concatenate(kept) if kept else None
+    def matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(features, texts, days) of the rows kept."""
+        kept = [part[1:] for part in self.parts if len(part[0])]
+        return tuple(np.concatenate(a) for a in zip(*kept)) if kept else None
 
 
 def collect_ids(rows: list[dict]) -> tuple[list[str], int]:
@@ -374,8 +318,10 @@ def lookup(files: list[tuple[str, bool]], id_column: str, label_column: str, col
             result.found.setdefault(ident, i)  # a duplicated id: the first row found
     if layout is not None:
         which = "clean" if samplers["clean"].seen else "quarantine"
-        result.sample = samplers[which].matrix()
-        result.sample_from = which if result.sample is not None else None
+        kept = samplers[which].matrix()
+        if kept is not None:
+            result.sample, result.sample_written = kept[0], kept[1:]
+            result.sample_from = which
     return result
 
 
@@ -397,7 +343,7 @@ def _scan(path: str, held: bool, id_column: str, columns: list[str], value_set: 
                 continue  # nothing referenced here, nothing to sample
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, row_groups=[group], columns=wanted):
                 if sampler is not None:
-                    sampler.add(feature_matrix(batch, layout))
+                    sampler.add(batch, layout)
                 bid = _id_array(batch.column(id_column))
                 mask = pc.is_in(bid, value_set=value_set)
                 if pc.any(mask).as_py():

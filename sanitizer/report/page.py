@@ -342,7 +342,7 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
                 "sha": r.get("sha"),
                 "row_check": bool(r.get("row_check")),
                 "refs": r.get("refs") or [],
-                **{k: r[k] for k in ("px", "feat", "v") if k in r},
+                **{k: r[k] for k in ("px", "feat", "v", "more", "mv", "first", "odd") if k in r},
             }
             for r in q.rows
         ],

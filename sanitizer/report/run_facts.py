@@ -20,9 +20,8 @@ REASONS = {
     "unsupported-type": "a type the detectors do not read",
     "inexact-integer": "integers float64 cannot hold exactly",
     "not-selected": "not named in --feature-columns",
-    "categorical": "categorical: not judged yet",
-    "boolean": "boolean stored as text: not judged yet",
 }
+MAX_LEVEL_CHARS = 40  # a vocabulary level longer than this is cut short, whole in its tooltip
 
 
 def guard_callout(p: RunRecord) -> str:
@@ -92,7 +91,7 @@ def _kind_facts(k: dict) -> str:
     """A column's vocabulary (size, the most frequent levels, the other and unseen codes) or date range."""
     v, r = k.get("vocabulary"), k.get("range")
     if isinstance(v, dict):
-        levels = ", ".join(f"{esc(repr(level.get('value')))} ({_n(level.get('rows', 0))})"
+        levels = ", ".join(f"{_level(level.get('value'))} ({_n(level.get('rows', 0))})"
                            for level in (v.get("levels") or [])[:8])
         more = " ..." if int(v.get("size", 0) or 0) > 8 else ""
         other = v.get("other") or {}
@@ -103,6 +102,14 @@ def _kind_facts(k: dict) -> str:
     if isinstance(r, dict):
         return f"{esc(r.get('min'))} to {esc(r.get('max'))}"
     return ""
+
+
+def _level(value) -> str:
+    """A level as its repr, cut to MAX_LEVEL_CHARS with the whole value in a tooltip; escaped."""
+    text = repr(value)
+    if len(text) <= MAX_LEVEL_CHARS:
+        return esc(text)
+    return f'<span title="{esc(text)}">{esc(text[:MAX_LEVEL_CHARS - 1])}…</span>'
 
 
 def _kinds_section(c, id_text: str) -> str:

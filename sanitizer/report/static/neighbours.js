@@ -50,27 +50,76 @@
     return (a !== 0 && (a >= 1e5 || a < 1e-3)) ? v.toExponential(2) : String(Math.round(v * 1000) / 1000);
   }
 
+  // A value as the page shows it: a number (a 0/1 boolean as false / true), or text as written (a
+  // categorical value, an ISO date), cut short on screen with the whole value in its tooltip.
+  function valueCell(v, kind, cls) {
+    if (typeof v === 'string') {
+      var td = el('td', 'txt' + (cls ? ' ' + cls : ''), v);
+      td.title = v;
+      return td;
+    }
+    if (v === null || v === undefined) {
+      var missing = el('td', (kind === 'numeric' ? 'num' : 'txt') + ' missing', '–');
+      missing.title = 'missing';
+      return missing;
+    }
+    if (kind === 'boolean') return el('td', 'txt' + (cls ? ' ' + cls : ''), v ? 'true' : 'false');
+    return el('td', 'num' + (cls ? ' ' + cls : ''), num(v));
+  }
+
+  function typicalText(t, kind) {
+    if (!t) return '–';
+    if (t.levels) {
+      var shown = t.levels.slice(0, 3).map(function (l) {
+        return (l[0] === null ? '(missing)' : l[0]) + ' ' + Math.round(l[1] * 100) + '%';
+      });
+      var more = t.distinct - shown.length;
+      return shown.join(' · ') + (more > 0 ? ' · ' + more + ' more' : '');
+    }
+    if (kind === 'date') return t[0] + ' to ' + t[1];
+    if (kind === 'boolean') return t[0] === t[1] ? (t[0] ? 'true' : 'false') : 'false–true';
+    return num(t[0]) + '–' + num(t[1]);
+  }
+
+  function shownColumns(r) {  // [column, value]: the ones the evidence names first, then in column order
+    var cols = (r.feat || []).concat(r.more || []), vals = (r.v || []).concat(r.mv || []);
+    var pairs = cols.map(function (f, k) { return [f, vals[k]]; });
+    var first = r.first || [];
+    function rank(p) { var i = first.indexOf(p[0]); return i >= 0 ? i : first.length + p[0]; }
+    return pairs.sort(function (a, b) { return rank(a) - rank(b); });
+  }
+
   function featureTable(r, refs) {
-    var feats = r.feat || [];
-    if (!feats.length || !featView) return null;
+    var shown = shownColumns(r);
+    if (!shown.length || !featView) return null;
+    var kinds = featView.kinds || [], odd = r.odd || [], first = r.first || [];
     var t = el('table', 'nb-table'), head = el('tr');
-    ['feature', 'this row', 'typical'].forEach(function (h) { head.appendChild(el('th', '', h)); });
+    ['column', 'this row', 'typical'].forEach(function (h) { head.appendChild(el('th', '', h)); });
     refs.forEach(function (ref) {
-      var th = el('th', ref.role === 'suggested' ? 'suggested' : '', refLabel(ref));
+      var th = el('th', 'txt' + (ref.role === 'suggested' ? ' suggested' : ''), refLabel(ref));
       th.title = ref.detector + ' neighbour ' + ref.id;
       head.appendChild(th);
     });
     t.appendChild(head);
-    feats.forEach(function (f, k) {
-      var tr = el('tr'), typical = featView.typical[f];
-      tr.appendChild(el('td', 'mono', featView.names[f]));
-      var value = r.v ? r.v[k] : null;
-      var outside = typical && value !== null && value !== undefined && (value < typical[0] || value > typical[1]);
-      tr.appendChild(el('td', 'num' + (outside ? ' out' : ''), num(value)));
-      tr.appendChild(el('td', 'num', typical ? num(typical[0]) + '–' + num(typical[1]) : '–'));
+    shown.forEach(function (pair) {
+      var f = pair[0], value = pair[1], kind = kinds[f] || 'numeric';
+      var tr = el('tr', first.indexOf(f) >= 0 ? 'named' : ''), typical = featView.typical[f];
+      var name = el('td', 'mono txt', featView.names[f]);
+      name.title = featView.names[f] + ' (' + kind + ')' + (first.indexOf(f) >= 0 ? ': named by the evidence' : '');
+      tr.appendChild(name);
+      var outside = odd.indexOf(f) >= 0 || (typeof value === 'number' && typical && !typical.levels &&
+                                            kind !== 'date' && (value < typical[0] || value > typical[1]));
+      tr.appendChild(valueCell(value, kind, outside ? 'out' : ''));
+      var tt = el('td', typical && typical.levels ? 'txt typ' : kind === 'date' ? 'txt' : 'num', typicalText(typical, kind));
+      if (typical && typical.levels) {
+        tt.title = typical.levels.map(function (l) {
+          return (l[0] === null ? '(missing)' : l[0]) + ': ' + (Math.round(l[1] * 1000) / 10) + '%';
+        }).join('\n') + (typical.distinct > typical.levels.length ? '\n' + typical.distinct + ' values in all' : '');
+      }
+      tr.appendChild(tt);
       refs.forEach(function (ref) {
         var found = refsData[ref.id], at = found && found.feat ? found.feat.indexOf(f) : -1;
-        tr.appendChild(el('td', 'num', at >= 0 ? num(found.v[at]) : (found ? '–' : '?')));
+        tr.appendChild(at >= 0 ? valueCell(found.v[at], kind, '') : el('td', 'num', found ? '–' : '?'));
       });
       t.appendChild(tr);
     });
