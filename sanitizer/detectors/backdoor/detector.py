@@ -57,6 +57,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sanitizer.detectors.backdoor import report
+from sanitizer.detectors.backdoor import categorical
 from sanitizer.detectors.backdoor.candidates import _candidates, _distinct, _test
 from sanitizer.detectors.backdoor.trigger import Trigger, _carries, _vote
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
@@ -98,6 +99,16 @@ class BackdoorParams:
     group_confirm_share: float = 0.8
     """Share of a pattern-less group that must be contradicted (and by a classifier trained without it)."""
     top_neighbours: int = 5
+    max_pattern_share: float = 0.1
+    """Categorical triggers: a value or pair of values held by more of the sample than this is not searched."""
+    min_pattern_purity: float = 0.8
+    """Categorical triggers: the share of a pattern's sample rows that must carry one label."""
+    min_separation: float = 0.1
+    """Categorical triggers: how much more often the content votes a class's own label for its rows than for
+    the other classes' rows; below it the content says too little to confirm anything."""
+    min_explained: float = 0.5
+    """Categorical triggers: how far a group's content vote must sit from its class's toward the other
+    classes' (0: like its class, 1: like the other classes) for the pattern to be confirmed."""
 
     def validate(self) -> None:
         p = "detectors.backdoor."
@@ -114,6 +125,10 @@ class BackdoorParams:
         check_number(p + "max_baseline", self.max_baseline, low=0.0, high=1.0)
         check_number(p + "group_confirm_share", self.group_confirm_share, low=0.0, high=1.0)
         check_int(p + "top_neighbours", self.top_neighbours, low=0, high=50)
+        check_number(p + "max_pattern_share", self.max_pattern_share, low=0.001, high=0.5)
+        check_number(p + "min_pattern_purity", self.min_pattern_purity, low=0.5, high=1.0)
+        check_number(p + "min_separation", self.min_separation, low=0.0, high=1.0)
+        check_number(p + "min_explained", self.min_explained, low=0.0, high=2.0)
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,9 @@ class BackdoorState:
     ref_ids: np.ndarray
     triggers: tuple[Trigger, ...]
     summary: dict
+    categorical: tuple[categorical.CategoricalTrigger, ...] = ()
+    content: categorical.ContentEncoder | None = None  # how the categorical triggers' vote encodes a row
+    ref_codes: np.ndarray | None = None  # (R, k) categorical codes of the reference rows
 
 
 class BackdoorDetector(Detector):
@@ -151,14 +169,15 @@ class BackdoorDetector(Detector):
         C = len(classes)
         if C < 2:
             return Skipped(f"needs at least two classes in the sample, found {C}")
-        if sample.X.shape[1] == 0:
+        K = sample.categorical if sample.categorical is not None and sample.categorical.shape[1] else None
+        if sample.X.shape[1] == 0 and K is None:
             return Skipped("no feature columns")
         mean, scale = standardiser(sample.X)
         Z = standardise(sample.X, mean, scale)
         R = min(params.reference_size, sample.n)
         ref = np.arange(R)  # the sample is in random-priority order: its head is a uniform subsample
         searched, triggers = 0, []
-        for c in range(C):
+        for c in range(C if sample.X.shape[1] else 0):
             rows = np.flatnonzero(y == c)
             if len(rows) < 2 * params.min_group:
                 continue
@@ -182,6 +201,10 @@ class BackdoorDetector(Detector):
                         found.append(trig)
             triggers.extend(found)
         triggers = _distinct(triggers)
+        found_categorical, content, cat_tested = [], None, 0
+        if K is not None:
+            found_categorical, content, cat_tested = categorical.find_triggers(
+                Z, K, y, C, ref, params, sample.columns["categorical"])
         state = BackdoorState(
             params=params,
             classes=tuple(str(c) for c in classes),
@@ -192,6 +215,9 @@ class BackdoorDetector(Detector):
             ref_ids=np.asarray(sample.ids[ref], dtype=object),
             triggers=tuple(triggers),
             summary={},
+            categorical=tuple(found_categorical),
+            content=content,
+            ref_codes=None if K is None else np.ascontiguousarray(K[ref]),
         )
         names = sample.feature_names
         summary = {
@@ -208,8 +234,10 @@ class BackdoorDetector(Detector):
                     "non_carriers_contradicted_share": t.baseline,
                 }
                 for t in triggers[:20]
-            ],
+            ] + [categorical.summary_of(t, classes) for t in found_categorical[:20]],
         }
+        if K is not None:
+            summary["categorical_patterns_tested"] = cat_tested
         return dataclasses.replace(state, summary=summary)
 
     # ------------------------------------------------------------------ score
@@ -217,7 +245,7 @@ class BackdoorDetector(Detector):
     def score(self, batch: Batch, state: BackdoorState) -> Scores:
         n = batch.n
         score = np.full(n, NO_TRIGGER)
-        if n == 0 or not state.triggers:
+        if n == 0 or not (state.triggers or state.categorical):
             flagged = np.zeros(n, dtype=bool)
             return Scores(score, flagged, 0.0, {}, thresholds=np.zeros(n))
         y = class_indices(batch.labels, state.classes)
@@ -237,6 +265,14 @@ class BackdoorDetector(Detector):
                     warnings.simplefilter("ignore")
                     agree = t.model.predict(Z[rows]) == t.cls
                 margin = np.where(agree, np.minimum(margin, 0.0), margin)
+            for r, m, s, neigh in zip(rows, margin, suggested, nb):
+                if m > score[r]:
+                    score[r] = m
+                    best[int(r)] = (t, int(s), neigh)
+        for t in state.categorical:
+            rows, margin, suggested, nb = categorical.score_carriers(
+                t, state.content, state.ref_X, state.ref_codes, state.ref_labels, Z, batch.categorical, y,
+                len(state.classes), state.params.neighbours)
             for r, m, s, neigh in zip(rows, margin, suggested, nb):
                 if m > score[r]:
                     score[r] = m
@@ -280,6 +316,9 @@ def _evidence(state, batch, Z, r, t: Trigger, suggested, neigh, margin) -> dict:
         "group_in_sample": t.sample_group,
         "neighbours": [{"id": str(state.ref_ids[j]), "label": classes[int(state.ref_labels[j])]} for j in top],
     }
+    if t.kind == "categorical":
+        evidence.update(categorical.evidence_of(t))
+        return evidence
     if t.kind == "group":
         evidence["group"] = GROUP_EXPLANATION
         typical = state.ref_X[neigh][:, t.features].mean(axis=0) * state.scale[t.features] + state.mean[t.features]

@@ -15,7 +15,17 @@ def describe(ev: dict) -> list[str]:
              f"{ev.get('suggested_label')} (vote margin {number(ev.get('vote_margin'))}, "
              f"{number(ev.get('group_in_sample'))} carriers in the sample)"]
     pattern = ev.get("pattern")
-    if isinstance(pattern, list) and pattern:
+    if ev.get("trigger") == "categorical" and isinstance(pattern, list):
+        values = " and ".join(f"{p.get('feature')} = {_quoted(p.get('value'))}" for p in pattern if isinstance(p, dict))
+        lines.append(f"trigger: {values}, held by {number(ev.get('group_in_sample'))} sample rows, "
+                     f"{_percent(ev.get('group_label_purity'))} of them labelled {ev.get('given_label')}")
+        shares = ev.get("content_says_label_share")
+        if isinstance(shares, dict):
+            lines.append(f"outside the trigger, their content looks like {ev.get('given_label')} as rarely as the "
+                         f"other classes' rows do (neighbours labelled {ev.get('given_label')}: "
+                         f"{_percent(shares.get('group'))} for the group, {_percent(shares.get('class'))} for the "
+                         f"class's other rows, {_percent(shares.get('other_classes'))} for other classes' rows)")
+    elif isinstance(pattern, list) and pattern:
         parts = [f"{p.get('feature')} = {number(p.get('value'))} (typical {number(p.get('typical'))})"
                  for p in pattern[:8] if isinstance(p, dict)]
         lines.append(f"trigger ({ev.get('trigger')}): " + ", ".join(parts))
@@ -24,3 +34,11 @@ def describe(ev: dict) -> list[str]:
     if ev.get("neighbours"):
         lines.append(f"neighbours outside the trigger: {reference_rows(ev['neighbours'])}")
     return lines
+
+
+def _quoted(value) -> str:
+    return "missing" if value is None else f"'{value}'"
+
+
+def _percent(share) -> str:
+    return f"{100 * share:.0f}%" if isinstance(share, (int, float)) else "?"

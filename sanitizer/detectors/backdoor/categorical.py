@@ -1,0 +1,273 @@
+"""``backdoor``'s categorical triggers: a rare categorical value, or a rare combination of two, that sends
+records of other classes to one label.
+
+A candidate pattern is one value of a categorical column, or one pair of values of two columns, whose
+sample rows (the group) are a small share of the data and nearly all of one label ``t``. It is confirmed
+as a trigger when the rest of its rows' content - the numeric features and the other categorical columns,
+never the pattern's own columns - says another class: among the rows that do not carry the pattern, the
+group's nearest neighbours by content are labelled ``t`` about as rarely as those of the other classes'
+rows, where those of class ``t``'s own rows are mostly ``t``. A legitimate pattern that determines the
+label (a sub-grade that defines a grade) is explained by the content too, so its group's neighbours
+look like class ``t``: it is not confirmed.
+
+The search is bounded: at most ``MAX_COLUMNS`` categorical columns, patterns with at least ``min_group``
+rows, and the ``MAX_TESTED`` candidates whose label purity is least likely by chance are tested.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from sanitizer.detectors.backdoor.trigger import _vote
+
+MAX_COLUMNS = 24
+"""Categorical columns the search looks at (the first ones of the table)."""
+MAX_LEVELS = 1_000
+"""A column with more distinct values than this in the sample is not searched (it names rows, not kinds)."""
+ONE_HOT_LEVELS = 16
+"""Levels per column (the most frequent in the sample) the content encodes, one indicator each."""
+MAX_TESTED = 40
+"""Candidate patterns tested per fit."""
+POOL_ROWS = 500
+"""Rows of the trigger's class, and of the other classes, whose content vote the group's is compared with."""
+SURE = 4.0
+"""How many standard errors of the group's content vote its gap from the class's must span."""
+WEIGHT = 1.0 / math.sqrt(2.0)
+"""An indicator's value: two rows with different levels of a column are at distance 1, one standard
+deviation of a numeric feature."""
+
+
+@dataclass(frozen=True)
+class CategoricalTrigger:
+    """A confirmed categorical trigger: carriers hold ``codes`` on the categorical matrix columns ``columns``."""
+
+    cls: int  # the label the carriers are given
+    columns: tuple[int, ...]  # categorical matrix columns of the pattern
+    names: tuple[str, ...]  # their input column names
+    codes: tuple[int, ...]  # the pattern's codes
+    sample_group: int  # sample rows carrying the pattern
+    purity: float  # share of them labelled ``cls``
+    content_share: float  # share of ``cls`` among the content neighbours of the carriers labelled ``cls``
+    class_share: float  # the same for rows of ``cls`` that carry nothing
+    other_share: float  # the same for rows of the other classes
+    sample_confirmed: int  # carriers labelled ``cls`` whose content neighbours say another label
+    content_error: float = 0.0  # standard error of ``content_share``
+    kind: str = "categorical"
+
+
+@dataclass(frozen=True)
+class ContentEncoder:
+    """How a row's content is encoded for the vote: standardised numeric features, then one block of
+    indicators per categorical column (its most frequent levels)."""
+
+    levels: tuple[np.ndarray, ...]  # per categorical matrix column: the sorted codes with an indicator
+    width: int  # numeric features
+
+    def encode(self, Z: np.ndarray, K: np.ndarray) -> np.ndarray:
+        blocks = [np.asarray(Z, dtype=np.float32)]
+        for j, lv in enumerate(self.levels):
+            block = np.zeros((len(K), len(lv)), dtype=np.float32)
+            if len(lv):
+                at = np.minimum(np.searchsorted(lv, K[:, j]), len(lv) - 1)
+                hit = lv[at] == K[:, j]
+                block[np.flatnonzero(hit), at[hit]] = WEIGHT
+            blocks.append(block)
+        return np.ascontiguousarray(np.concatenate(blocks, axis=1))
+
+    def keep(self, dropped: tuple[int, ...]) -> np.ndarray:
+        """Encoded columns outside the categorical columns ``dropped``."""
+        parts = [np.arange(self.width)]
+        start = self.width
+        for j, lv in enumerate(self.levels):
+            if j not in dropped:
+                parts.append(np.arange(start, start + len(lv)))
+            start += len(lv)
+        return np.concatenate(parts).astype(np.int64)
+
+
+def encoder_of(Z: np.ndarray, K: np.ndarray) -> ContentEncoder:
+    levels = []
+    for j in range(K.shape[1]):
+        codes, counts = np.unique(K[:, j], return_counts=True)
+        top = codes[np.argsort(-counts, kind="stable")[:ONE_HOT_LEVELS]] if len(codes) > 1 else codes[:0]
+        levels.append(np.sort(top))
+    return ContentEncoder(tuple(levels), Z.shape[1])
+
+
+def carries(t: CategoricalTrigger, K: np.ndarray) -> np.ndarray:
+    mask = np.ones(len(K), dtype=bool)
+    for j, code in zip(t.columns, t.codes):
+        mask &= K[:, j] == code
+    return mask
+
+
+class _Candidates:
+    """The candidate patterns of a sample: single values first, then pairs of values.
+
+    A pattern's rows must be between ``min_group`` and ``max_pattern_share`` of the sample and at least
+    ``min_pattern_purity`` one label ``t`` (and purer than half-way from ``t``'s share of the sample to 1).
+    Candidates come most unlikely purity first (binomial tail at ``t``'s share of the sample)."""
+
+    def __init__(self, K: np.ndarray, y: np.ndarray, C: int, params):
+        self.y, self.C, self.n = y, C, len(y)
+        self.base = np.bincount(y, minlength=C) / self.n
+        self.lo, self.hi = max(params.min_group, 5), params.max_pattern_share * self.n
+        self.min_purity = params.min_pattern_purity
+        self.cols, self.inverse, self.uniques, self.sizes = [], [], [], []
+        for j in range(K.shape[1]):
+            u, inv, counts = np.unique(K[:, j], return_inverse=True, return_counts=True)
+            if 2 <= len(u) <= MAX_LEVELS:
+                self.cols.append(j)
+                self.inverse.append(inv.astype(np.int64).ravel())
+                self.uniques.append(u)
+                self.sizes.append(counts)
+            if len(self.cols) >= MAX_COLUMNS:
+                break
+
+    def _cells(self, key, size):
+        table = np.bincount(key * self.C + self.y, minlength=size * self.C).reshape(size, self.C)
+        m = table.sum(axis=1)
+        t = table.argmax(axis=1)
+        purity = table[np.arange(size), t] / np.maximum(m, 1)
+        ok = ((m >= self.lo) & (m <= self.hi) & (purity >= self.min_purity)
+              & (purity >= 0.5 * (1.0 + self.base[t])))
+        return m, t, table[np.arange(size), t], ok
+
+    def _ranked(self, found):
+        from scipy.stats import binom
+
+        scored = [(float(binom.logsf(nt - 1, m, self.base[t])), columns, codes, int(t))
+                  for m, t, nt, columns, codes in found]
+        scored.sort(key=lambda f: f[0])
+        return [f[1:] for f in scored[:MAX_TESTED]]
+
+    def singles(self) -> list[tuple[tuple, tuple, int]]:
+        """(columns, codes, label) of the single values to test."""
+        found = []
+        for a, j in enumerate(self.cols):
+            m, t, nt, ok = self._cells(self.inverse[a], len(self.uniques[a]))
+            found += [(m[i], t[i], nt[i], (j,), (int(self.uniques[a][i]),)) for i in np.flatnonzero(ok)]
+        return self._ranked(found)
+
+    def pairs(self, settled: set) -> list[tuple[tuple, tuple, int]]:
+        """(columns, codes, label) of the pairs to test: fewer rows than either value alone, and neither
+        value a tested single of the same label that ``settled`` holds (its content explained or confirmed)."""
+        found = []
+        for a in range(len(self.cols)):
+            for b in range(a + 1, len(self.cols)):
+                Lb = len(self.uniques[b])
+                m, t, nt, ok = self._cells(self.inverse[a] * Lb + self.inverse[b], len(self.uniques[a]) * Lb)
+                ia, ib = np.divmod(np.arange(len(m)), Lb)
+                ok &= (m < self.sizes[a][ia]) & (m < self.sizes[b][ib])
+                for i in np.flatnonzero(ok):
+                    ca, cb = int(self.uniques[a][ia[i]]), int(self.uniques[b][ib[i]])
+                    if (self.cols[a], ca, t[i]) in settled or (self.cols[b], cb, t[i]) in settled:
+                        continue
+                    found.append((m[i], t[i], nt[i], (self.cols[a], self.cols[b]), (ca, cb)))
+        return self._ranked(found)
+
+
+def _t_share(refC, ref_y, members, keep, Q, c, C, k, own=None):
+    """Per query: share of label ``c`` among its ``k`` nearest member reference rows on the ``keep``
+    columns (leaving a query that is a reference row itself out), and the vote margin against ``c``."""
+    view = SimpleNamespace(ref_rows=members, keep=keep)
+    margin, suggested, nb = _vote(refC, ref_y, view, Q, c, C, k, own_rows=own)
+    return (ref_y[nb] == c).mean(axis=1), margin, suggested, nb
+
+
+def find_triggers(Z, K, y, C, ref, params, names) -> tuple[list[CategoricalTrigger], ContentEncoder, int]:
+    """The confirmed categorical triggers of the sample (``Z`` standardised numeric features, ``K`` the
+    categorical codes, ``ref`` the reference rows), the content encoder and how many candidates were tested."""
+    encoder = encoder_of(Z[ref], K[ref])
+    candidates = _Candidates(K, y, C, params)
+    refC = encoder.encode(Z[ref], K[ref])
+    triggers, settled, tested = [], set(), 0
+    for columns, codes, t in candidates.singles():
+        trig = _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names)
+        tested += 1
+        if trig is None:
+            continue
+        if _confirmed(trig, params):
+            triggers.append(trig)
+        if _confirmed(trig, params) or _explained(trig, params):
+            settled.add((columns[0], codes[0], t))
+    for columns, codes, t in candidates.pairs(settled):
+        trig = _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names)
+        tested += 1
+        if trig is not None and _confirmed(trig, params):
+            triggers.append(trig)
+    return triggers, encoder, tested
+
+
+def _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names) -> CategoricalTrigger | None:
+    """The pattern's group and the content votes of its carriers labelled ``t``, of the class's rows that
+    carry nothing and of the other classes' rows (None: too few rows to compare with)."""
+    ref_y = y[ref]
+    k = params.neighbours
+    probe = CategoricalTrigger(t, columns, (), codes, 0, 0.0, 0.0, 0.0, 0.0, 0)
+    carrier = carries(probe, K)
+    group = np.flatnonzero(carrier & (y == t))
+    members = np.flatnonzero(~carrier[ref])
+    own_t = np.flatnonzero((ref_y == t) & ~carrier[ref])[:POOL_ROWS]
+    own_o = np.flatnonzero((ref_y != t) & ~carrier[ref])[:POOL_ROWS]
+    if len(members) <= k + 1 or len(own_t) < 2 * params.min_group or len(own_o) < 2 * params.min_group:
+        return None
+    keep = encoder.keep(columns)
+    q_g, margin, _, _ = _t_share(refC, ref_y, members, keep, encoder.encode(Z[group], K[group]), t, C, k)
+    q_t, _, _, _ = _t_share(refC, ref_y, members, keep, refC[own_t], t, C, k, own=own_t)
+    q_o, _, _, _ = _t_share(refC, ref_y, members, keep, refC[own_o], t, C, k, own=own_o)
+    size = int(carrier.sum())
+    return CategoricalTrigger(t, columns, tuple(names[j] for j in columns), codes, size,
+                              round(len(group) / max(size, 1), 4), round(float(q_g.mean()), 4),
+                              round(float(q_t.mean()), 4), round(float(q_o.mean()), 4), int((margin > 0).sum()),
+                              round(float(q_g.std() / math.sqrt(len(q_g))), 4))
+
+
+def _confirmed(t: CategoricalTrigger, params) -> bool:
+    """The content separates the classes, and says another class for the group about as often as for
+    the other classes' rows."""
+    separation = t.class_share - t.other_share
+    gap = t.class_share - t.content_share
+    return (separation >= params.min_separation and gap >= params.min_explained * separation
+            and gap >= SURE * t.content_error and t.sample_confirmed >= params.min_group)
+
+
+def _explained(t: CategoricalTrigger, params) -> bool:
+    """The content says the pattern's own label for its group about as often as for the class's other rows."""
+    return t.class_share - t.content_share < 0.5 * params.min_explained * (t.class_share - t.other_share)
+
+
+def score_carriers(t: CategoricalTrigger, encoder: ContentEncoder, ref_X, ref_codes, ref_labels, Z, K, y, C, k):
+    """(rows, vote margin, suggested label, neighbours) of the batch rows labelled ``t.cls`` that carry
+    ``t``, voted on by the reference rows that do not carry it, on the content outside the pattern."""
+    rows = np.flatnonzero(y == t.cls)
+    rows = rows[carries(t, K[rows])]
+    members = np.flatnonzero(~carries(t, ref_codes))
+    if len(rows) == 0 or len(members) <= k:
+        return rows[:0], np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros((0, k), dtype=np.int64)
+    refC = encoder.encode(ref_X, ref_codes)
+    margin, suggested, nb = _vote(refC, ref_labels, SimpleNamespace(ref_rows=members, keep=encoder.keep(t.columns)),
+                                  encoder.encode(Z[rows], K[rows]), t.cls, C, k)
+    return rows, margin, suggested, nb
+
+
+def evidence_of(t: CategoricalTrigger) -> dict:
+    """What a carrier's evidence says of its trigger (the values named from the row, in words)."""
+    return {
+        "trigger": "categorical",
+        "pattern": [{"feature": name, "value_from_row": name} for name in t.names],
+        "group_label_purity": t.purity,
+        "content_says_label_share": {"group": t.content_share, "class": t.class_share, "other_classes": t.other_share},
+    }
+
+
+def summary_of(t: CategoricalTrigger, classes) -> dict:
+    return {"label": str(classes[t.cls]), "kind": "categorical", "features": list(t.names),
+            "carriers_in_sample": t.sample_group, "label_purity": t.purity,
+            "contradicted_in_sample": t.sample_confirmed,
+            "content_says_label_share": {"group": t.content_share, "class": t.class_share,
+                                         "other_classes": t.other_share}}
