@@ -1,7 +1,8 @@
 """The training hand-off of a mixed table (palmerpenguins, raw): the manifest records every column's kind with
 the whole vocabulary of a categorical column and the range of a date column; pandas gets the original values;
-the torch stream gives categorical columns as codes by that vocabulary (a value first seen in a later shard:
-the unseen code; a null: the missing code) and dates as days or as year/month/day."""
+the torch stream gives categorical columns as codes by that vocabulary (counted over the clean rows, so a value
+first seen in a later shard has a code of its own; a value no clean row holds: the unseen code; a null: the
+missing code) and dates as days or as year/month/day."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ def test_the_manifest_records_kinds_vocabularies_and_ranges(run):
     columns = {c["name"]: c for c in manifest["columns"]}
     assert columns["Island"]["kind"] == "categorical" and columns["Date Egg"]["kind"] == "date"
     island = columns["Island"]["vocabulary"]
-    assert set(island["codes"]) == {"Biscoe", "Dream", "Torgersen"}  # from the first rows, whole
-    assert sorted(island["codes"].values()) == [0, 1, 2]
-    assert (island["size"], island["unseen_code"], island["missing_code"]) == (3, 3, 4)
+    # Counted over the clean rows, whole: the spelling only the second shard has keeps a code of its own.
+    assert set(island["codes"]) == {"Biscoe", "Dream", "Torgersen", NEW_ISLAND}
+    assert sorted(island["codes"].values()) == [0, 1, 2, 3]
+    assert (island["size"], island["unseen_code"], island["missing_code"]) == (4, 4, 5)
+    assert island["counted_rows"] == manifest["clean"]["rows"]  # Island is never null
     assert columns["Date Egg"]["range"]["min"].startswith("2007-11-09")
     assert columns["Culmen Length (mm)"] == {"name": "Culmen Length (mm)", "kind": "numeric"}
 
@@ -60,18 +63,17 @@ def test_pandas_gets_the_original_values_and_torch_the_codes(run):
     codes = np.concatenate([b[1].numpy() for b in batches])
     ids = [i for b in batches for i in b[3]]
     assert codes.dtype == np.int64 and codes.shape == (len(frame), 2)
-    assert ds.category_sizes == [5, data.vocabulary("Sex").cardinality]
+    assert ds.category_sizes == [6, data.vocabulary("Sex").cardinality]
     by_id = frame.set_index(data.id_column)
     island, sex = data.vocabulary("Island"), data.vocabulary("Sex")
     written = by_id.loc[ids, "Island"].tolist()
-    seen = [v != NEW_ISLAND for v in written]
-    assert island.decode(codes[seen, 0]) == [v for v, s in zip(written, seen) if s]  # round trip
-    assert (codes[~np.array(seen), 0] == island.unseen_code).all() and not all(seen)
+    assert island.decode(codes[:, 0]) == written and NEW_ISLAND in written  # round trip, every clean value
+    assert (codes[:, 0] < island.size).all()
     sexes = by_id.loc[ids, "Sex"].tolist()
     nulls = np.array([v is None or v != v for v in sexes])
     assert nulls.any() and (codes[nulls, 1] == sex.missing_code).all()
     assert sex.decode(codes[~nulls, 1]) == [v for v, n in zip(sexes, nulls) if not n]
-    assert island.encode(["Dream", "Mars", None]).tolist() == [island.codes["Dream"], 3, 4]
+    assert island.encode(["Dream", "Mars", None]).tolist() == [island.codes["Dream"], 4, 5]  # serving: unseen
 
 
 def test_dates_as_days_or_parts(run):

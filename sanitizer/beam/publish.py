@@ -33,6 +33,7 @@ import apache_beam as beam
 from sanitizer.io import fs as fs_util
 from sanitizer.runs import guard, provenance as prov
 from sanitizer.runs.lineage import emit as lineage_emit
+from sanitizer.data.column_kinds import counted_vocabulary
 from sanitizer.data.layout import MANIFEST
 from sanitizer.settings.config import Config
 from sanitizer.runs.claim import check_identical_inputs, release_marker
@@ -214,6 +215,8 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
             validation["blocked_publication"] = config.validation.dataset_failure == "stop"
     blocked = bool(failed_expectations) and config.validation.dataset_failure == "stop"
     guard_reading = guard.verdict(config.guard, stats)
+    kinds = tuple(counted_vocabulary(k, stats.levels[k.name], config.categorical_max_levels)
+                  if k.vocabulary is not None and sum(stats.levels.get(k.name, {}).values()) else k for k in plan.kinds)
 
     record = RunRecord(
         run_id=ctx.run_id,
@@ -230,7 +233,7 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
         columns=Columns(label=plan.label_column, id=plan.id_output, id_generated=plan.id_column is None,
                         features=[fc.name for fc in plan.features], feature_count=len(plan.feature_names),
                         ignored=[c.to_dict() for c in plan.ignored], id_inferred=plan.id_inferred,
-                        kinds=[k.to_dict() for k in plan.kinds]),
+                        kinds=[k.to_dict() for k in kinds]),
         warnings=list(ctx.warnings),
         sample=fit.get("sample", {}),
         detectors=fit.get("detectors", {}),
@@ -257,7 +260,7 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
     prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
     manifest = prov.build_manifest(
         ctx.run_id, out, plan.output_schema, clean, quarantine, plan.id_output, plan.label_column,
-        [fc.name for fc in plan.features], prov_sha, config.compression, prov.manifest_columns(plan.kinds),
+        [fc.name for fc in plan.features], prov_sha, config.compression, prov.manifest_columns(kinds),
     )
     path = f"{out}/{MANIFEST}"
     prov.write_atomic(path, manifest)  # last: publishing

@@ -26,6 +26,7 @@ from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.settings.config import Config
 from sanitizer.detectors import REGISTRY, Scores, Skipped
 from sanitizer.beam.plan import Plan
+from sanitizer.runs.level_counts import count_levels
 from sanitizer.runs.record import Counts, DetectorCounts, ReviewCounts
 from sanitizer.runs.score_histogram import ScoreHistogram
 from sanitizer.beam.policy import decide
@@ -33,7 +34,7 @@ from sanitizer.data.layout import (
     CODES_COLUMN, CONTENT_COLUMN, REASONS_COLUMN, quarantine_schema, score_column,
 )
 from sanitizer.data.reasons import to_arrow as reasons_arrow
-from sanitizer.data.batch import Batch, RowChecks
+from sanitizer.data.batch import CATEGORICAL, Batch, RowChecks
 from sanitizer.data.content_hash import content_sha256
 
 NULL_CLASS = "<null>"
@@ -187,6 +188,8 @@ class ScoreFn(beam.DoFn):
             q_schema = quarantine_schema(plan.output_schema, list(REGISTRY))
             outputs.append(TaggedOutput("quarantine", quarantined.cast(q_schema)))
         counts = self._stats(n, batch.checks, decision, results)
+        if batch.columns.get(CATEGORICAL):  # the clean rows' values: the vocabularies training gets
+            counts.levels = count_levels(outputs[0], list(batch.columns[CATEGORICAL]))
         seconds["split"] = time.perf_counter() - t0  # policy, reasons and the clean / quarantine tables
         counts.seconds = seconds
         outputs.append(TaggedOutput("stats", counts))

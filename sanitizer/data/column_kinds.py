@@ -26,7 +26,7 @@ is listed with its kind, never dropped silently. Vocabularies come from the firs
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -113,13 +113,36 @@ def vocabulary(column, max_levels: int = MAX_LEVELS) -> dict[str, Any]:
     return out
 
 
-def _levels(values: list, max_levels: int):
-    """(distinct values as text, their counts, indices by frequency then value, the indices that keep a code)."""
-    uniq, counts = np.unique(np.array([str(v) for v in values], dtype=object), return_counts=True) \
-        if values else (np.array([], dtype=object), np.array([], dtype=np.int64))
+def _levels(values: list, max_levels: int, counted: dict[str, int] | None = None):
+    """(distinct values as text, their counts, indices by frequency then value, the indices that keep a code),
+    from the values, or from ``counted`` (value as text -> rows)."""
+    if counted is not None:
+        uniq = np.array(list(counted), dtype=object)
+        counts = np.fromiter(counted.values(), dtype=np.int64, count=len(counted))
+    else:
+        uniq, counts = np.unique(np.array([str(v) for v in values], dtype=object), return_counts=True) \
+            if values else (np.array([], dtype=object), np.array([], dtype=np.int64))
     order = sorted(range(len(uniq)), key=lambda i: (-int(counts[i]), str(uniq[i])))
     kept = order[:max_levels] if len(order) <= max_levels else order[:max_levels - 1]
     return uniq, counts, order, kept
+
+
+def counted_vocabulary(kind: ColumnKind, counted: dict[str, int], max_levels: int) -> ColumnKind:
+    """``kind`` with its vocabulary and codebook counted over a run's clean rows (``counted``: value as text
+    -> clean rows holding it, :mod:`sanitizer.runs.level_counts`) instead of the first rows: the same
+    structure, ``counted_rows`` for ``sampled_rows``."""
+    uniq, counts, order, kept = _levels([], max_levels, counted)
+    size, folded = len(kept), len(order) - len(kept)
+    vocab: dict[str, Any] = {"size": size,
+                             "levels": [{"value": str(uniq[i]), "rows": int(counts[i])} for i in kept[:PREVIEW]],
+                             "counted_rows": int(counts.sum()), "max_levels": max_levels}
+    if folded:
+        vocab["other"] = {"code": size, "levels": folded, "rows": int(sum(int(counts[i]) for i in order[size:]))}
+    vocab["unseen_code"] = size + (1 if folded else 0)
+    vocab["missing_code"] = vocab["unseen_code"] + 1
+    codes = {str(uniq[i]): code for code, i in enumerate(kept)}
+    codes.update({str(uniq[i]): size for i in order[size:]})
+    return replace(kind, vocabulary=vocab, codes=codes)
 
 
 def codebook(column, max_levels: int = MAX_LEVELS) -> dict[str, int]:

@@ -4,14 +4,12 @@
 :meth:`RunRecord.from_dict` and :func:`load` read it back). The pipeline's
 scoring stage emits one :class:`Counts` per bundle; they are summed with
 :meth:`Counts.total` and the publishing stage builds the :class:`RunRecord`.
-The summary a run prints, the report, lineage and the review loop read these
-fields instead of indexing a dict, so a renamed or missing key is an error in
-one place, not a silent zero in five.
+The summary a run prints, the report, lineage and the review loop read these fields instead of
+indexing a dict, so a renamed or missing key is an error in one place, not a silent zero in five.
 
-Beam-free and import-light: the training image and the report read it too.
-Reading is tolerant: a provenance.json written by an older release, or with
-keys this release does not know, loads (missing counts read as zero, unknown
-keys are kept and written back unchanged).
+Beam-free and import-light: the training image and the report read it too. Reading is tolerant: a
+provenance.json written by an older release, or with keys this release does not know, loads (missing
+counts read as zero, unknown keys are kept and written back unchanged).
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
+from sanitizer.runs.level_counts import add_levels
 from sanitizer.runs.score_histogram import ScoreHistogram
 from sanitizer.data.layout import PROVENANCE
 from sanitizer.io import fs
@@ -50,10 +49,8 @@ class DetectorCounts:
     histogram: ScoreHistogram | None = None  # every scored row's score, in the detector's fixed bins
 
     def __add__(self, other: "DetectorCounts") -> "DetectorCounts":
-        if self.histogram is None or other.histogram is None:
-            histogram = self.histogram or other.histogram
-        else:
-            histogram = self.histogram + other.histogram
+        histogram = self.histogram + other.histogram if self.histogram and other.histogram \
+            else self.histogram or other.histogram
         return DetectorCounts(self.scored + other.scored, self.flagged + other.flagged, self.action, histogram)
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +116,8 @@ class Counts:
     seconds: dict[str, float] = field(default_factory=dict)
     """Seconds the scoring stage spent per part (row checks, each detector, the split), summed over batches
     and workers; the record keeps them in ``timings.scoring_s``, not in ``counts``."""
+    levels: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Clean rows per value of each categorical column (sanitizer.runs.level_counts): the vocabularies."""
 
     def __add__(self, other: "Counts") -> "Counts":
         by_detector = dict(self.by_detector)
@@ -139,6 +138,7 @@ class Counts:
             class_rows=_add(self.class_rows, other.class_rows),
             class_quarantined=_add(self.class_quarantined, other.class_quarantined),
             review=review,
+            levels=add_levels(self.levels, other.levels),
             seconds={k: self.seconds.get(k, 0.0) + other.seconds.get(k, 0.0)
                      for k in dict.fromkeys([*self.seconds, *other.seconds])},
         )

@@ -33,7 +33,7 @@ CODED_KINDS = ("categorical", "boolean")
 class Vocabulary:
     """One categorical column's codes, as the manifest records them.
 
-    ``codes``: every value seen in the run's first rows, as text, -> its code. Values of their own have
+    ``codes``: every value the run's clean rows hold, as text, -> its code. Values of their own have
     codes ``0 .. size-1`` (most frequent first); values beyond the vocabulary bound share ``other_code``
     (None when none were folded); a value not in ``codes`` gets ``unseen_code`` and a null ``missing_code``.
     ``cardinality`` is the number of codes there are (the size of an embedding table).
