@@ -57,6 +57,13 @@ from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.representations.scaling import standardiser
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.outlier import report
+from sanitizer.detectors.outlier.categories import (
+    CategoryPlan,
+    CategoryReference,
+    category_nats,
+    category_summary,
+    unusual_values,
+)
 from sanitizer.detectors.outlier.signals import (
     NeighbourReference,
     _clipped,
@@ -64,9 +71,10 @@ from sanitizer.detectors.outlier.signals import (
     _references,
     _signals_threaded,
     class_groups,
+    with_dates,
 )
 from sanitizer.detectors.outlier.tails import TailReference
-from sanitizer.data.batch import salted
+from sanitizer.data.batch import CATEGORICAL, DATE, column_medians, salted
 
 MIN_ROWS = 40
 _FOLD_SALT = "outlier-fold"
@@ -90,6 +98,8 @@ class OutlierParams:
     """Flag when the most extreme feature's Bonferroni-corrected tail probability is below exp(-this)."""
     threshold_knn: float = 6.25
     """Flag when the k-NN distance's calibrated exceedance probability is below exp(-this)."""
+    threshold_category: float = 5.0
+    """Flag when the union bound of the categorical tests a clean row would fail as strongly is below exp(-this)."""
     folds: int = 10
     """Cross-fitting folds: each record is scored by the model fitted on the other folds."""
     per_class: bool = True
@@ -124,6 +134,7 @@ class OutlierParams:
     def validate(self) -> None:
         check_number("detectors.outlier.threshold_tail", self.threshold_tail, low=0.5, high=10_000)
         check_number("detectors.outlier.threshold_knn", self.threshold_knn, low=0.5, high=10_000)
+        check_number("detectors.outlier.threshold_category", self.threshold_category, low=0.5, high=10_000)
         check_int("detectors.outlier.folds", self.folds, low=2, high=20)
         check_int("detectors.outlier.min_class_rows", self.min_class_rows, low=5)
         check_int("detectors.outlier.neighbours", self.neighbours, low=1, high=100)
@@ -145,6 +156,7 @@ class FoldModel:
     scale: np.ndarray
     global_neighbours: NeighbourReference
     class_neighbours: dict[str, NeighbourReference]
+    categories: CategoryReference | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,9 @@ class OutlierState:
     sample_rows: int
     classes_with_own_reference: int
     reference_rows: int  # neighbour reference rows per fold model, summed over its references
+    category_plan: CategoryPlan | None = None  # None: no categorical columns
+    date_fill: np.ndarray | None = None  # a missing date's days (the sample's median); None: no date columns
+    numeric_features: int = 0  # feature_names beyond this many are date columns
 
 
 class OutlierDetector(Detector):
@@ -200,6 +215,10 @@ class OutlierDetector(Detector):
                 if len(members) - np.bincount(fold[members], minlength=K).max() >= params.min_class_rows:
                     own.add(c)
         priority = salted(sample.keys, _REFERENCE_SALT)
+        date_fill = column_medians(sample.dates) if sample.dates is not None and sample.dates.shape[1] else None
+        T = with_dates(sample.X, sample.dates, date_fill)  # the tail's matrix: numeric features, then dates
+        codes = sample.categorical if sample.categorical is not None and sample.categorical.shape[1] else None
+        plan = CategoryPlan.of(codes, sample.columns[CATEGORICAL]) if codes is not None else None
 
         def capped(rows: np.ndarray, cap: int = params.knn_reference_rows) -> np.ndarray:
             if len(rows) <= cap:
@@ -209,7 +228,7 @@ class OutlierDetector(Detector):
         def build(f: int) -> FoldModel:
             rows = np.flatnonzero(fold != f)
             X = sample.X[rows]
-            global_tail = TailReference.build(X, params.grid_size, params.tail_fraction)
+            global_tail = TailReference.build(T[rows], params.grid_size, params.tail_fraction)
             floor = params.class_tail_floor * global_tail.sd
             mean, scale = standardiser(X if len(rows) <= STANDARDISER_ROWS else sample.X[capped(rows, STANDARDISER_ROWS)])
 
@@ -218,47 +237,58 @@ class OutlierDetector(Detector):
                 Z = _clipped(sample.X[members], mean, scale, params.clip_z)
                 return NeighbourReference.build(Z, sample.ids[members], seed=seed * 131 + f * 17 + salt)
 
-            class_tails, class_neighbours = {}, {}
+            class_tails, class_neighbours, class_rows = {}, {}, {}
             for i, c in enumerate(sorted(own)):
                 members = groups[c][fold[groups[c]] != f]
-                class_tails[c] = TailReference.build(sample.X[members], params.grid_size, params.tail_fraction, floor)
+                class_tails[c] = TailReference.build(T[members], params.grid_size, params.tail_fraction, floor)
                 class_neighbours[c] = neighbours(members, i + 1)
-            return FoldModel(global_tail, class_tails, mean, scale, neighbours(rows, 0), class_neighbours)
+                class_rows[c] = np.searchsorted(rows, members)  # positions among the model's rows
+            categories = CategoryReference.build(plan, codes[rows], class_rows) if plan is not None else None
+            return FoldModel(global_tail, class_tails, mean, scale, neighbours(rows, 0), class_neighbours, categories)
 
         with ThreadPoolExecutor(2) as pool:  # sorting and index building release the GIL
             models = tuple(pool.map(build, range(K)))
 
         # Out-of-fold scores of the sample calibrate the distance signal.
         # A class with enough rows also gets its own calibration (see _distance_nats).
-        _, distance = _signals_threaded(models, params, sample.X, sample.labels, fold)
+        _, distance = _signals_threaded(models, params, T, sample.labels, fold)
         low = sample.X.shape[1] <= LOW_DIMENSION  # long natural k-NN tails: see LOW_DIMENSION
         by_class = {c: DistanceCalibration.of(distance[groups[c]], log_scale=low) for c in sorted(own)
                     if len(groups[c]) >= CALIBRATION_ROWS}
         reference_rows = int(models[0].global_neighbours.index.rows
                              + sum(r.index.rows for r in models[0].class_neighbours.values()))
+        names = sample.feature_names + (sample.columns.get(DATE, ()) if date_fill is not None else ())
         return OutlierState(params, models, DistanceCalibration.of(distance, log_scale=low), by_class,
-                            sample.feature_names, sample.n, len(own), reference_rows)
+                            names, sample.n, len(own), reference_rows, plan, date_fill, len(sample.feature_names))
 
     def score(self, batch: Batch, state: OutlierState) -> Scores:
         if batch.n == 0:
             return Scores(np.zeros(0), np.zeros(0, dtype=bool), 1.0)
         params = state.params
         fold = self.fold_of(batch.keys, params.folds)  # scored by the model that did not see the record
-        tail, distance = _signals_threaded(state.models, params, batch.X, batch.labels, fold)
+        T = with_dates(batch.X, batch.dates, state.date_fill)
+        tail, distance = _signals_threaded(state.models, params, T, batch.labels, fold)
         knn = _distance_nats(state, distance, batch.labels)
         score = np.maximum(tail / params.threshold_tail, knn / params.threshold_knn)
+        category = None
+        if state.category_plan is not None:
+            category = _category_nats(state, batch, fold)
+            np.maximum(score, category / params.threshold_category, out=score)
         flagged = score > 1.0
         rows = np.flatnonzero(flagged)
-        evidence = _evidence(state, batch, rows, fold, tail[rows], knn[rows], distance[rows]) if len(rows) else {}
+        cat = category[rows] if category is not None else np.zeros(len(rows))
+        evidence = _evidence(state, batch, T, rows, fold, tail[rows], knn[rows], distance[rows], cat) if len(rows) else {}
         return Scores(score, flagged, 1.0, evidence)
 
     def summary(self, state: OutlierState) -> dict[str, Any]:
         p = state.params
-        return {
+        out = {
             "threshold": 1.0,
-            "score": "max(tail nats / threshold_tail, k-NN nats / threshold_knn); flagged above 1",
+            "score": "max(tail nats / threshold_tail, k-NN nats / threshold_knn, category nats / threshold_category); "
+                     "flagged above 1",
             "threshold_tail": p.threshold_tail,
             "threshold_knn": p.threshold_knn,
+            "threshold_category": p.threshold_category,
             "folds": p.folds,
             "neighbours": p.neighbours,
             "sample_rows": state.sample_rows,
@@ -274,6 +304,11 @@ class OutlierDetector(Detector):
                 "classes_with_own_calibration": len(state.distance_by_class),
             },
         }
+        if state.category_plan is not None:
+            out["categories"] = category_summary(state.category_plan, state.models[0].categories)
+        if state.date_fill is not None:
+            out["dates_in_tail"] = list(state.feature_names[state.numeric_features:])
+        return out
 
 
 def _distance_nats(state: OutlierState, distance: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -290,28 +325,61 @@ def _distance_nats(state: OutlierState, distance: np.ndarray, labels: np.ndarray
     return knn
 
 
-def _evidence(state: OutlierState, batch: Batch, rows: np.ndarray, fold, tail, knn, distance) -> dict[int, dict[str, Any]]:
-    """Evidence for the flagged rows, computed per (model, reference) group in one vectorised pass."""
+def _category_nats(state: OutlierState, batch: Batch, fold: np.ndarray) -> np.ndarray:
+    """The category signal of every row, each row tested against the model that did not see it."""
+    out = np.zeros(batch.n)
+    for f, label, rows in _references(state.models, class_groups(batch.labels), fold):
+        tests = state.models[f].categories.tests(state.category_plan, label, batch.categorical[rows])
+        out[rows] = category_nats(tests, len(rows))
+    return out
+
+
+def _feature_item(state: OutlierState, ref_tail: TailReference, j: int, value: float, nats: float) -> dict[str, Any]:
+    """A numeric feature's evidence; a date column's (past the numeric features) names its value and range in words."""
+    if j < state.numeric_features:
+        return {"feature": state.feature_names[j], "value": value,
+                "typical_range": [float(ref_tail.low[j]), float(ref_tail.high[j])], "neg_log_tail_p": nats}
+    name = state.feature_names[j]
+    return {"feature": name, "value_from_row": name, "days": value,
+            "typical_range": [_iso(ref_tail.low[j]), _iso(ref_tail.high[j])], "neg_log_tail_p": nats}
+
+
+def _iso(days: float) -> str:
+    return str(np.datetime64(int(np.floor(days)), "D"))
+
+
+def _evidence(state: OutlierState, batch: Batch, T: np.ndarray, rows: np.ndarray, fold, tail, knn, distance,
+              category) -> dict[int, dict[str, Any]]:
+    """Evidence for the flagged rows, computed per (model, reference) group in one vectorised pass. ``T`` is the
+    tail's matrix (numeric features, then dates)."""
     params = state.params
+    plan = state.category_plan
     out: dict[int, dict[str, Any]] = {}
     position = {int(r): i for i, r in enumerate(rows)}
     sub_groups = class_groups(batch.labels[rows])
     for f, label, local in _references(state.models, sub_groups, fold[rows]):
         model = state.models[f]
         idx = rows[local]
-        X = batch.X[idx]
+        X = T[idx]
         contrib = _feature_nats(model, label, X)
         top = np.argsort(-contrib, axis=1, kind="stable")[:, : params.top_features]
         ref_tail = model.class_tails[label] if label is not None else model.global_tail
         ref = model.class_neighbours[label] if label is not None else model.global_neighbours
-        dist, found = ref.index.search_distances(_clipped(X, model.mean, model.scale, params.clip_z), params.neighbours)
+        Z = _clipped(X[:, : state.numeric_features], model.mean, model.scale, params.clip_z)
+        dist, found = ref.index.search_distances(Z, params.neighbours)
+        tests = model.categories.tests(plan, label, batch.categorical[idx]) if plan is not None else None
         for r, i in enumerate(idx):
             p = position[int(i)]
-            fired = [name for name, value, limit in (("tail", tail[p], params.threshold_tail),
-                                                     ("knn", knn[p], params.threshold_knn)) if value > limit]
-            out[int(i)] = {
+            signals = [("tail", tail[p], params.threshold_tail), ("knn", knn[p], params.threshold_knn)]
+            if plan is not None:
+                signals.append(("category", category[p], params.threshold_category))
+            unusual = (unusual_values(tests, plan, model.categories, label, r, max(params.top_features, 1))
+                       if plan is not None and category[p] > 0 else [])
+            extreme = [_feature_item(state, ref_tail, int(j), float(X[r, j]), round(float(contrib[r, j]), 3))
+                       for j in top[r] if contrib[r, j] > 0]
+            evidence = {
                 "reference": f"class {label}" if label is not None else "all classes",
-                "fired": fired,
+                "fired": [name for name, value, limit in signals if value > limit],
                 "signals": {
                     "tail": round(float(tail[p]), 3),
                     "tail_threshold": params.threshold_tail,
@@ -320,20 +388,16 @@ def _evidence(state: OutlierState, batch: Batch, rows: np.ndarray, fold, tail, k
                     "knn_distance": round(float(distance[p]), 4),
                     "typical_knn_distance": round(state.distance_by_class.get(label, state.distance).median, 4),
                 },
-                "extreme_features": [
-                    {
-                        "feature": state.feature_names[j],
-                        "value": float(X[r, j]),
-                        "typical_range": [float(ref_tail.low[j]), float(ref_tail.high[j])],
-                        "neg_log_tail_p": round(float(contrib[r, j]), 3),
-                    }
-                    for j in top[r]
-                    if contrib[r, j] > 0
-                ],
+                # categorical findings first: the report shows the columns they name first
+                "extreme_features": unusual + extreme,
                 "nearest": [
                     {"id": str(ref.ids[q]), "distance": round(float(dd), 4)}
                     for q, dd in zip(found[r], dist[r])
                     if q >= 0
                 ],
             }
+            if plan is not None:
+                evidence["signals"].update({"category": round(float(category[p]), 3),
+                                            "category_threshold": params.threshold_category})
+            out[int(i)] = evidence
     return out

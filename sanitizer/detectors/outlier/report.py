@@ -6,13 +6,19 @@ from sanitizer.detectors.shared.evidence_text import number, reference_rows
 
 COLOUR = "#d9822b"
 NEIGHBOUR_KEYS = ("nearest",)  # [{id, distance}]: the nearest reference rows
-FEATURE_KEYS = ("extreme_features",)  # [{feature, value, typical_range}]
+FEATURE_KEYS = ("extreme_features",)
+"""[{feature, value, typical_range}] for numeric and date features; a categorical finding (first) has ``test``
+(unseen, class or combination), ``value``, ``reference_rows`` and, for a combination, ``with``."""
 
 
 def describe(ev: dict) -> list[str]:
-    """The extreme features against their typical range, what the row was compared with, both signals, the nearest rows."""
+    """The unusual categorical values and the extreme features against their typical range, what the row was
+    compared with, the signals, the nearest rows."""
     lines = []
     feats = ev.get("extreme_features")
+    if isinstance(feats, list):
+        lines.extend(category_line(f) for f in feats if isinstance(f, dict) and "test" in f)
+        feats = [f for f in feats if not (isinstance(f, dict) and "test" in f)]
     if isinstance(feats, list) and feats:
         parts = []
         for f in feats[:4]:
@@ -29,7 +35,8 @@ def describe(ev: dict) -> list[str]:
     signals = ev.get("signals")
     if isinstance(signals, dict):
         parts = []
-        for name, label in (("tail", "most extreme feature"), ("knn", "k-NN distance")):
+        for name, label in (("tail", "most extreme feature"), ("knn", "k-NN distance"),
+                            ("category", "unusual categories")):
             if name in signals:
                 limit = signals.get(f"{name}_threshold")
                 mark = " (fired)" if isinstance(ev.get("fired"), list) and name in ev["fired"] else ""
@@ -40,3 +47,27 @@ def describe(ev: dict) -> list[str]:
     if ev.get("nearest"):
         lines.append(f"nearest reference rows: {reference_rows(ev['nearest'])}")
     return lines
+
+
+def category_line(item: dict) -> str:
+    """One categorical finding in words: "Island = 'Mars': never seen in 3,100 reference rows"."""
+    what = f"{item.get('feature')} = {value_text(item.get('value'))}"
+    rows = item.get("reference_rows")
+    rows = f"{rows:,}" if isinstance(rows, int) else str(rows)
+    test = item.get("test")
+    if test == "class":
+        elsewhere = item.get("count_other_classes")
+        more = f" (seen in {elsewhere:,} rows of other classes)" if isinstance(elsewhere, int) and elsewhere else ""
+        return f"{what}: never seen among {rows} rows of class {item.get('class')}{more}"
+    if test == "combination":
+        other = item.get("with") if isinstance(item.get("with"), dict) else {}
+        return (f"{what} with {other.get('feature')} = {value_text(other.get('value'))}: "
+                f"never seen together in {rows} rows")
+    return f"{what}: never seen in {rows} reference rows"
+
+
+def value_text(value) -> str:
+    """A categorical value as the report quotes it: text in quotes, a missing value as "missing"."""
+    if value is None:
+        return "missing"
+    return f"'{value}'" if isinstance(value, str) else number(value)

@@ -72,8 +72,17 @@ def _references(models, groups, fold):
             yield f, None, rows
 
 
+def with_dates(X: np.ndarray, dates: np.ndarray | None, fill: np.ndarray | None) -> np.ndarray:
+    """The tail signal's matrix: the numeric features, then the date columns as days (a missing date judged as
+    ``fill``, the sample's median); ``X`` itself when there are no date columns."""
+    if fill is None or dates is None or dates.shape[1] == 0:
+        return X
+    return np.hstack([X, np.where(np.isnan(dates), fill[np.newaxis, :], dates)])
+
+
 def _signals(models, params, X, groups, fold):
-    """(tail nats, mean k-NN distance) of every row, each row scored by ``models[fold[row]]``."""
+    """(tail nats, mean k-NN distance) of every row, each row scored by ``models[fold[row]]``. ``X`` is the
+    tail's matrix (:func:`with_dates`); the k-NN reads its numeric features, the first ones."""
     n, d = X.shape
     tail, distance = np.empty(n), np.empty(n)
     correction = np.log(max(d, 1))
@@ -82,7 +91,8 @@ def _signals(models, params, X, groups, fold):
         Xr = X[rows]
         tail[rows] = _feature_nats(model, label, Xr).max(axis=1) - correction
         ref = model.class_neighbours[label] if label is not None else model.global_neighbours
-        distance[rows], _ = ref.distances(_clipped(Xr, model.mean, model.scale, params.clip_z), params.neighbours)
+        Z = _clipped(Xr[:, : len(model.mean)], model.mean, model.scale, params.clip_z)
+        distance[rows], _ = ref.distances(Z, params.neighbours)
     return np.maximum(tail, 0.0), distance
 
 
