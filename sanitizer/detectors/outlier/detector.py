@@ -1,6 +1,6 @@
 """``outlier``: records that do not look like the rest of their class or of the data.
 
-Two signals, each learned from the bounded sample and each able to flag a record
+Three signals, each learned from the bounded sample and each able to flag a record
 on its own:
 
 * **tail** - for every feature, how improbable the value is among the reference
@@ -23,7 +23,16 @@ on its own:
   single value is extreme (uniform noise, a foreign class, scaled-up
   deviations). The clip keeps one extreme coordinate (the tail signal's job)
   from dominating the distance, and keeps near-constant features, whose
-  standardised values explode, from giving clean data a heavy tail.
+  standardised values explode, from giving clean data a heavy tail. It reads
+  the numeric features only: categorical columns are the category signal's.
+* **category** - on the categorical columns (strings, booleans stored as text,
+  integers declared categorical): a value never seen in the reference, never
+  seen among the row's class, or two values never seen together, each as
+  ``-log`` of a Good-Turing estimate of how often a clean row would show it
+  (:mod:`sanitizer.detectors.outlier.categories`).
+
+Date columns join the tail signal as days since 1970 (a missing date is judged
+as the sample's median): a date far outside the observed range is a far tail.
 
 Cross-fitting keeps the detector from grading its own homework: the sample is
 split into ``folds`` folds by ``hash(record id)``; model f is fitted on the other
@@ -34,14 +43,16 @@ median and 90th percentile of the out-of-fold distances (poison in the top few
 percent does not move either; a class with at least ``CALIBRATION_ROWS``
 sample rows is also calibrated on its own and the larger of the two counts),
 and the tail score is already in ``-log p``. A
-record is flagged when either signal passes its threshold
-(``threshold_tail``, ``threshold_knn``, in nats). No contamination rate is
+record is flagged when any signal passes its threshold
+(``threshold_tail``, ``threshold_knn``, ``threshold_category``, in nats). No contamination rate is
 assumed: a clean data set gets few flags, a dirty one as many as cross the line.
 
-The score is the larger of the two signals divided by its threshold, so a score
+The score is the largest of the signals divided by its threshold, so a score
 above 1 means flagged and 2 means twice as far past the line. Evidence names
-the most extreme features (value, the reference's 1st-99th percentile range,
-``-log p``), the nearest reference rows (ids and distances) and both signals.
+the unusual categorical values first (column, test, reference rows; the value
+in words), then the most extreme features (value, the reference's 1st-99th
+percentile range, ``-log p``; a date in words), the nearest reference rows
+(ids and distances) and the signals.
 """
 
 from __future__ import annotations
