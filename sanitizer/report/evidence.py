@@ -18,7 +18,7 @@ from sanitizer.detectors.shared.evidence_text import MAX_NEIGHBOURS, number, ref
 
 MAX_LINE = 240
 MAX_GENERIC_ITEMS = 6
-MAX_VALUE = 60  # a value in words (evidence's "value" text) longer than this is cut before describe() reads it
+MAX_VALUE = 60  # a value in words (evidence's "value" text) longer than this is cut when its line is too long
 
 
 def detector_for(name: str) -> Detector | None:
@@ -32,22 +32,39 @@ def _clip(line: str) -> str:
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
 
+def _long(item: Any) -> bool:
+    value = item.get("value") if isinstance(item, dict) else None
+    return isinstance(value, str) and len(value) > MAX_VALUE
+
+
+def _long_value(ev: Any) -> bool:
+    """Whether ``ev`` holds a text ``value`` of more than MAX_VALUE characters where evidence names values:
+    in ``ev``, in a dict or list of dicts it holds, or in a dict one of those holds."""
+    if not isinstance(ev, dict):
+        return False
+    if _long(ev):
+        return True
+    for value in ev.values():
+        for item in value if isinstance(value, list) else (value,) if isinstance(value, dict) else ():
+            if isinstance(item, dict) and (_long(item) or any(_long(v) for v in item.values() if isinstance(v, dict))):
+                return True
+    return False
+
+
 def _short_values(ev: Any) -> Any:
-    """``ev`` with every text ``value`` (a categorical or date value in words, anywhere in it) of more than
-    MAX_VALUE characters cut short, so a long value leaves room for the rest of its line; ``ev`` itself
-    when none is that long."""
+    """``ev`` with every text ``value`` (a categorical or date value in words) of more than MAX_VALUE characters
+    cut short, so a long value leaves room for the rest of its line; ``ev`` itself when none is that long."""
+    if isinstance(ev, dict) and not _long_value(ev):
+        return ev
     if isinstance(ev, list):
-        items = [_short_values(v) for v in ev]
-        return ev if all(a is b for a, b in zip(items, ev)) else items
+        return [_short_values(v) for v in ev]
     if not isinstance(ev, dict):
         return ev
-    out = {}
-    for key, value in ev.items():
-        if key == "value" and isinstance(value, str) and len(value) > MAX_VALUE:
-            out[key] = value[: MAX_VALUE - 1] + "…"
-        else:
-            out[key] = _short_values(value) if isinstance(value, (dict, list)) else value
-    return ev if all(out[k] is ev[k] for k in ev) else out
+    out = {k: _short_values(v) for k, v in ev.items()}
+    value = out.get("value")
+    if isinstance(value, str) and len(value) > MAX_VALUE:
+        out["value"] = value[: MAX_VALUE - 1] + "…"
+    return out
 
 
 def _generic(ev: Any) -> list[str]:
@@ -64,17 +81,23 @@ def _generic(ev: Any) -> list[str]:
     return ["; ".join(parts)] if parts else []
 
 
+def _describe(hooks: Detector | None, ev: Any) -> list | None:
+    try:
+        return hooks.describe(ev) if hooks is not None and isinstance(ev, dict) else None
+    except Exception:  # odd evidence must not break the report
+        return None
+
+
 def summarise_reasons(reasons: list[dict]) -> list[dict[str, Any]]:
     """[{code, detector, score, threshold, lines}] for one row's parsed reasons."""
     out = []
     for r in reasons:
         detector = str(r.get("detector") or "")
-        ev = _short_values(r.get("evidence") or {})
+        ev = r.get("evidence") or {}
         hooks = detector_for(detector)
-        try:
-            lines = hooks.describe(ev) if hooks is not None and isinstance(ev, dict) else None
-        except Exception:  # odd evidence must not break the report
-            lines = None
+        lines = _describe(hooks, ev)
+        if lines is not None and any(len(str(line)) > MAX_LINE for line in lines) and _long_value(ev):
+            lines = _describe(hooks, _short_values(ev))  # a long value would push the rest of its line out
         if lines is None:
             lines = _generic(ev)
         score, threshold = r.get("score"), r.get("threshold")

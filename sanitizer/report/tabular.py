@@ -168,9 +168,13 @@ def tabular_view(rows: list[dict], references: dict[str, dict], found: dict[str,
         if x is None:
             continue
         named = [index[f] for f in row.pop("_named", []) if f in index]
-        dev = np.concatenate([_distance(x, middle, width), shown.distance(t, dd)])
-        feat = pick(dev, named)
-        more = [j for j in pick(dev, named, SHOWN_FEATURES + extra) if j not in feat] if extra > 0 else []
+        if len(names) <= SHOWN_FEATURES:  # every column, nothing to choose
+            feat, more = list(range(len(names))), []
+        else:
+            dev = _distance(x, middle, width)
+            dev = np.concatenate([dev, shown.distance(t, dd)]) if layout.written else dev
+            feat = pick(dev, named)
+            more = [j for j in pick(dev, named, SHOWN_FEATURES + extra) if j not in feat] if extra > 0 else []
         row["feat"], row["v"] = feat, _values(feat, d, x, t)
         first = [j for j in dict.fromkeys(named) if j in feat]
         odd = [j for j in feat + more if j >= d and shown.odd(j - d, t[j - d], dd[j - d])]
