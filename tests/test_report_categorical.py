@@ -49,10 +49,11 @@ def penguins_run(tmp_path_factory):
             "data": load_quarantine(str(out), provenance, 5000)}
 
 
-def _shown(row: dict, names: list[str]) -> dict:
-    """column -> value of one shown row (its main and further columns)."""
+def _shown(row: dict, features: dict) -> dict:
+    """column -> value of one shown row or reference (its main and further columns), texts looked up."""
     cols, values = row["feat"] + row.get("more", []), row["v"] + row.get("mv", [])
-    return {names[j]: v for j, v in zip(cols, values)}
+    return {features["names"][j]: features["words"][v] if j >= features["written"] and v is not None else v
+            for j, v in zip(cols, values)}
 
 
 def test_a_flagged_row_and_its_neighbours_show_their_categorical_values_as_written(penguins_run):
@@ -66,7 +67,7 @@ def test_a_flagged_row_and_its_neighbours_show_their_categorical_values_as_writt
     assert {v for v, _ in typical["Island"]["levels"]} >= {"Biscoe", "Dream", "Torgersen"}
 
     heavy = next(r for r in q.rows if r["id"] == f"p{HEAVY:03d}")
-    shown = _shown(heavy, names)
+    shown = _shown(heavy, q.features)
     assert set(shown) == set(names)  # a small table: every judged column
     assert shown["Island"] == rows[heavy["id"]]["Island"] and shown["Date Egg"] == rows[heavy["id"]]["Date Egg"]
     assert shown["Sex"] == HOSTILE[: MAX_VALUE_CHARS - 1] + "…"
@@ -76,13 +77,13 @@ def test_a_flagged_row_and_its_neighbours_show_their_categorical_values_as_writt
     assert refs, "the outlier's evidence names its nearest rows"
     for ident in refs:
         ref = q.references[ident]
-        values = {names[j]: v for j, v in zip(ref["feat"], ref["v"])}
+        values = _shown(ref, q.features)
         for column in ("Island", "Sex", "Clutch Completion", "Date Egg", "studyName"):
             assert values[column] == rows[ident][column], (ident, column)
 
     old = next((r for r in q.rows if r["id"] == f"p{OLD:03d}"), None)
     if old is not None:  # flagged for its date: shown as written, marked outside the typical range
-        assert _shown(old, names)["Date Egg"] == "1907-11-09" and names.index("Date Egg") in old["odd"]
+        assert _shown(old, q.features)["Date Egg"] == "1907-11-09" and names.index("Date Egg") in old["odd"]
 
 
 def test_the_page_shows_the_values_as_text_and_runs_none_of_them(penguins_run, tmp_path):

@@ -12,6 +12,9 @@ writes as false / true) and the categorical, boolean-as-text and date columns, a
   frequent values of a categorical or boolean column with their share of the sampled rows
   ({levels: [[value, share], ...], distinct}); None where the sample has no value.
 
+- ``written``: the index of the first column shown as written; ``words``: their values, each text once
+  (a row's value there is its index in ``words``, None when missing).
+
 Each shown row gets ``feat`` (the columns that matter most, in column order) and ``v`` (its values there),
 ``more`` and ``mv`` (further columns and values), ``first`` (the columns its evidence names, which the page
 shows first) and ``odd`` (its categorical values seen in under :data:`ODD_SHARE` of the sampled rows, and
@@ -161,6 +164,7 @@ def tabular_view(rows: list[dict], references: dict[str, dict], found: dict[str,
     names = list(layout.names) + [c for c, _ in layout.written]
     index = {n: j for j, n in enumerate(names)}
     wanted: dict[str, set] = {}
+    words: dict[str, int] = {}
     tabular = sum(row.get("_x") is not None for row in rows)
     extra = min(MAX_COLUMNS - SHOWN_FEATURES, MORE_VALUES // max(tabular, 1))
     for row in rows:
@@ -175,10 +179,10 @@ def tabular_view(rows: list[dict], references: dict[str, dict], found: dict[str,
             dev = np.concatenate([dev, shown.distance(t, dd)]) if layout.written else dev
             feat = pick(dev, named)
             more = [j for j in pick(dev, named, SHOWN_FEATURES + extra) if j not in feat] if extra > 0 else []
-        row["feat"], row["v"] = feat, _values(feat, d, x, t)
+        row["feat"], row["v"] = feat, _values(feat, d, x, t, words)
         first = [j for j in dict.fromkeys(named) if j in feat]
         odd = [j for j in feat + more if j >= d and shown.odd(j - d, t[j - d], dd[j - d])]
-        row.update({"more": more, "mv": _values(more, d, x, t)} if more else {})
+        row.update({"more": more, "mv": _values(more, d, x, t, words)} if more else {})
         row.update({"first": first} if first else {})
         row.update({"odd": odd} if odd else {})
         for ref in row.get("refs", []):
@@ -189,11 +193,14 @@ def tabular_view(rows: list[dict], references: dict[str, dict], found: dict[str,
             continue
         feat = sorted(wanted[ident])
         ref["feat"] = feat
-        ref["v"] = _values(feat, d, values[0], values[1])
+        ref["v"] = _values(feat, d, values[0], values[1], words)
     kinds = kinds or {}
     column_kinds = ["boolean" if kinds.get(n) == "boolean" else "numeric" for n in layout.names]
-    return {"names": names, "kinds": column_kinds + shown.kinds, "typical": typical + shown.typical}
+    return {"names": names, "kinds": column_kinds + shown.kinds, "typical": typical + shown.typical,
+            "written": d, "words": list(words)}
 
 
-def _values(feat: list[int], d: int, x: np.ndarray, texts: np.ndarray) -> list:
-    return [sig(x[j]) if j < d else texts[j - d] for j in feat]
+def _values(feat: list[int], d: int, x: np.ndarray, texts: np.ndarray, words: dict[str, int]) -> list:
+    """A row's values at ``feat``: numbers; a written value as its index in ``words`` (each text stored once)."""
+    return [sig(x[j]) if j < d else None if texts[j - d] is None else words.setdefault(texts[j - d], len(words))
+            for j in feat]

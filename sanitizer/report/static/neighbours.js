@@ -81,9 +81,13 @@
     return num(t[0]) + '–' + num(t[1]);
   }
 
+  function valueAt(f, v) {  // a column shown as written holds the index of its text in featView.words
+    return (f >= featView.written && typeof v === 'number') ? featView.words[v] : v;
+  }
+
   function shownColumns(r) {  // [column, value]: the ones the evidence names first, then in column order
     var cols = (r.feat || []).concat(r.more || []), vals = (r.v || []).concat(r.mv || []);
-    var pairs = cols.map(function (f, k) { return [f, vals[k]]; });
+    var pairs = cols.map(function (f, k) { return [f, valueAt(f, vals[k])]; });
     var first = r.first || [];
     function rank(p) { var i = first.indexOf(p[0]); return i >= 0 ? i : first.length + p[0]; }
     return pairs.sort(function (a, b) { return rank(a) - rank(b); });
@@ -119,7 +123,7 @@
       tr.appendChild(tt);
       refs.forEach(function (ref) {
         var found = refsData[ref.id], at = found && found.feat ? found.feat.indexOf(f) : -1;
-        tr.appendChild(at >= 0 ? valueCell(found.v[at], kind, '') : el('td', 'num', found ? '–' : '?'));
+        tr.appendChild(at >= 0 ? valueCell(valueAt(f, found.v[at]), kind, '') : el('td', 'num', found ? '–' : '?'));
       });
       t.appendChild(tr);
     });
