@@ -8,17 +8,21 @@ as ISO text) with three planted rows: a body mass of 40 kg whose Sex is markup a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import load_json, read_dir, run_cli
 from test_report import open_page
 
-from sanitizer.report import write_report
+from sanitizer.report import MAX_ROWS, write_report
 from sanitizer.report.data import load_quarantine
 from sanitizer.report.evidence import MAX_VALUE, summarise_reasons
+from sanitizer.report.neighbours import SHOWN_FEATURES
+from sanitizer.report.page import script_json
 from sanitizer.report.written import MAX_VALUE_CHARS
 
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\">" + "x" * 300
@@ -46,7 +50,7 @@ def penguins_run(tmp_path_factory):
         read_dir(out / "clean").schema.names)])
     rows = {r["row"]: r for r in every.to_pylist()}
     return {"out": out, "provenance": provenance, "rows": rows, "report": Path(write_report(str(out), provenance)),
-            "data": load_quarantine(str(out), provenance, 5000)}
+            "data": load_quarantine(str(out), provenance, MAX_ROWS)}
 
 
 def _shown(row: dict, features: dict) -> dict:
@@ -112,3 +116,40 @@ def test_a_long_categorical_value_in_the_evidence_is_cut_short():
     text = " ".join(shown["lines"])
     assert HOSTILE[: MAX_VALUE - 1] + "…" in text and HOSTILE[:MAX_VALUE] not in text
     assert reason["evidence"]["extreme_features"][0]["value"] == HOSTILE  # the stored evidence is untouched
+
+
+def test_five_thousand_suspects_with_categorical_neighbours_stay_light(tmp_path):
+    """At the 5,000-row cap, each suspect naming five clean rows: 4 numeric, 6 categorical (a third of the
+    levels 200 characters long) and a date column; each text is stored once in the page."""
+    rng = np.random.default_rng(0)
+    n, n_clean = 5000, 26000
+    levels = [f"level-{i}" for i in range(30)] + ["x" * 200 + str(i) for i in range(20)]
+
+    def columns(m: int, ids: np.ndarray) -> dict:
+        cols = {"rid": pa.array(ids), **{f"f{j}": pa.array(rng.normal(size=m)) for j in range(4)}}
+        cols.update({f"c{j}": pa.array(rng.choice(levels, m)) for j in range(6)})
+        return {**cols, "day": pa.array(rng.integers(13000, 14000, m).astype("int32"), pa.date32()),
+                "label": pa.array(rng.integers(0, 5, m))}
+
+    out = tmp_path / "out"
+    (out / "clean").mkdir(parents=True)
+    (out / "quarantine").mkdir()
+    pq.write_table(pa.table(columns(n_clean, np.arange(n_clean))), out / "clean" / "part-0.parquet")
+    reasons = [json.dumps([{"detector": "label_flip", "code": "label_flip", "score": 2.0, "threshold": 1.0,
+                            "evidence": {"given_label": "1", "suggested_label": "2", "neighbours": [
+                                {"id": str(k), "label": "2"} for k in range(5 * i, 5 * i + 5)]}}]) for i in range(n)]
+    pq.write_table(pa.table({**columns(n, np.arange(n) + 10**6), "sanitizer_reasons": pa.array(reasons),
+                             "sanitizer_reason_codes": pa.array([["label_flip"]] * n, pa.list_(pa.string())),
+                             "sanitizer_score_label_flip": pa.array(rng.uniform(1, 3, n))}),
+                   out / "quarantine" / "part-0.parquet")
+    kinds = [{"name": f"c{j}", "kind": "categorical", "judged": True} for j in range(6)]
+    provenance = {"columns": {"label": "label", "id": "rid", "features": [f"f{j}" for j in range(4)],
+                              "kinds": [*kinds, {"name": "day", "kind": "date", "judged": True}]},
+                  "counts": {"rows_in": n + n_clean, "clean": n_clean, "quarantined": n}}
+    q = load_quarantine(str(out), provenance, MAX_ROWS)
+    assert len(q.rows) == n and len(q.references) == 5 * n
+    assert all(len(r["feat"]) == SHOWN_FEATURES and "more" not in r for r in q.rows)  # no room for more
+    assert len(q.features["words"]) == len(set(q.features["words"])) <= 6 * len(levels) + 1000
+    size = len(script_json({"rows": q.rows, "references": q.references, "features": q.features}))
+    print(f"rows + references JSON {size:,} bytes")
+    assert size < 8_000_000, f"{size:,} bytes"
