@@ -6,12 +6,17 @@ sample rows (the group) are a small share of the data and nearly all of one labe
 as a trigger when the rest of its rows' content - the numeric features and the other categorical columns,
 never the pattern's own columns - says another class: among the rows that do not carry the pattern, the
 group's nearest neighbours by content are labelled ``t`` about as rarely as those of the other classes'
-rows, where those of class ``t``'s own rows are mostly ``t``. A legitimate pattern that determines the
-label (a sub-grade that defines a grade) is explained by the content too, so its group's neighbours
-look like class ``t``: it is not confirmed.
+rows (those of class ``t``'s own rows much more often), and the group's rows are not each other's
+neighbours more often than any rows would be (rows sent to ``t`` from the other classes are a random
+draw of them).
+A legitimate pattern that determines the label (a sub-grade that defines a grade) is explained by the
+content too, so its group's neighbours look like class ``t``; one the content does not explain (a travel
+agent that books only contracts) has content of its own, so its rows are each other's neighbours:
+neither is confirmed.
 
-The search is bounded: at most ``MAX_COLUMNS`` categorical columns, patterns with at least ``min_group``
-rows, and the ``MAX_TESTED`` candidates whose label purity is least likely by chance are tested.
+The search is bounded: at most ``MAX_COLUMNS`` categorical columns; patterns with at least ``min_group``
+rows; the ``MAX_TESTED`` single values, then the ``MAX_TESTED`` pairs, whose label purity is least
+likely by chance; content votes among ``REFERENCE_ROWS`` reference rows.
 """
 
 from __future__ import annotations
@@ -30,12 +35,19 @@ MAX_LEVELS = 1_000
 """A column with more distinct values than this in the sample is not searched (it names rows, not kinds)."""
 ONE_HOT_LEVELS = 16
 """Levels per column (the most frequent in the sample) the content encodes, one indicator each."""
-MAX_TESTED = 40
-"""Candidate patterns tested per fit."""
-POOL_ROWS = 500
+MAX_TESTED = 20
+"""Single values, and then pairs of values, tested per fit."""
+GROUP_ROWS = 300
+"""Rows of a group whose content is voted on (its first ones: the sample is in random order)."""
+REFERENCE_ROWS = 5_000
+"""Reference rows the content votes use (the first of the detector's reference)."""
+POOL_ROWS = 200
 """Rows of the trigger's class, and of the other classes, whose content vote the group's is compared with."""
 SURE = 4.0
 """How many standard errors of the group's content vote its gap from the class's must span."""
+COHESION, COHESION_SLACK = 2.0, 0.05
+"""A group whose carriers find carriers among their content neighbours more often than this many times the
+carriers' share of the reference (plus the slack) has content of its own: a natural part of its class."""
 WEIGHT = 1.0 / math.sqrt(2.0)
 """An indicator's value: two rows with different levels of a column are at distance 1, one standard
 deviation of a numeric feature."""
@@ -56,6 +68,8 @@ class CategoricalTrigger:
     other_share: float  # the same for rows of the other classes
     sample_confirmed: int  # carriers labelled ``cls`` whose content neighbours say another label
     content_error: float = 0.0  # standard error of ``content_share``
+    cohesion: float = 0.0  # share of carriers among the content neighbours of the carriers labelled ``cls``
+    carrier_share: float = 0.0  # share of carriers among the reference rows
     kind: str = "categorical"
 
 
@@ -138,10 +152,13 @@ class _Candidates:
         return m, t, table[np.arange(size), t], ok
 
     def _ranked(self, found):
+        """Most surprising first: the chance of the pattern's purity at the rate its label has among the rows
+        of its likeliest part alone (the class's share of the sample for a single value; for a pair, the
+        larger of that and the label's share among each value's rows)."""
         from scipy.stats import binom
 
-        scored = [(float(binom.logsf(nt - 1, m, self.base[t])), columns, codes, int(t))
-                  for m, t, nt, columns, codes in found]
+        scored = [(float(binom.logsf(nt - 1, m, min(p, 0.999))), columns, codes, int(t))
+                  for m, t, nt, p, columns, codes in found]
         scored.sort(key=lambda f: f[0])
         return [f[1:] for f in scored[:MAX_TESTED]]
 
@@ -150,13 +167,16 @@ class _Candidates:
         found = []
         for a, j in enumerate(self.cols):
             m, t, nt, ok = self._cells(self.inverse[a], len(self.uniques[a]))
-            found += [(m[i], t[i], nt[i], (j,), (int(self.uniques[a][i]),)) for i in np.flatnonzero(ok)]
+            found += [(m[i], t[i], nt[i], self.base[t[i]], (j,), (int(self.uniques[a][i]),))
+                      for i in np.flatnonzero(ok)]
         return self._ranked(found)
 
     def pairs(self, settled: set) -> list[tuple[tuple, tuple, int]]:
         """(columns, codes, label) of the pairs to test: fewer rows than either value alone, and neither
         value a tested single of the same label that ``settled`` holds (its content explained or confirmed)."""
         found = []
+        share = [np.bincount(inv * self.C + self.y, minlength=len(u) * self.C).reshape(len(u), self.C)
+                 / np.maximum(sizes, 1)[:, None] for inv, u, sizes in zip(self.inverse, self.uniques, self.sizes)]
         for a in range(len(self.cols)):
             for b in range(a + 1, len(self.cols)):
                 Lb = len(self.uniques[b])
@@ -167,7 +187,8 @@ class _Candidates:
                     ca, cb = int(self.uniques[a][ia[i]]), int(self.uniques[b][ib[i]])
                     if (self.cols[a], ca, t[i]) in settled or (self.cols[b], cb, t[i]) in settled:
                         continue
-                    found.append((m[i], t[i], nt[i], (self.cols[a], self.cols[b]), (ca, cb)))
+                    rate = max(self.base[t[i]], share[a][ia[i], t[i]], share[b][ib[i], t[i]])
+                    found.append((m[i], t[i], nt[i], rate, (self.cols[a], self.cols[b]), (ca, cb)))
         return self._ranked(found)
 
 
@@ -182,6 +203,7 @@ def _t_share(refC, ref_y, members, keep, Q, c, C, k, own=None):
 def find_triggers(Z, K, y, C, ref, params, names) -> tuple[list[CategoricalTrigger], ContentEncoder, int]:
     """The confirmed categorical triggers of the sample (``Z`` standardised numeric features, ``K`` the
     categorical codes, ``ref`` the reference rows), the content encoder and how many candidates were tested."""
+    ref = ref[:REFERENCE_ROWS]
     encoder = encoder_of(Z[ref], K[ref])
     candidates = _Candidates(K, y, C, params)
     refC = encoder.encode(Z[ref], K[ref])
@@ -210,21 +232,33 @@ def _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names) -> C
     k = params.neighbours
     probe = CategoricalTrigger(t, columns, (), codes, 0, 0.0, 0.0, 0.0, 0.0, 0)
     carrier = carries(probe, K)
-    group = np.flatnonzero(carrier & (y == t))
+    group = np.flatnonzero(carrier & (y == t))[:GROUP_ROWS]
     members = np.flatnonzero(~carrier[ref])
     own_t = np.flatnonzero((ref_y == t) & ~carrier[ref])[:POOL_ROWS]
     own_o = np.flatnonzero((ref_y != t) & ~carrier[ref])[:POOL_ROWS]
     if len(members) <= k + 1 or len(own_t) < 2 * params.min_group or len(own_o) < 2 * params.min_group:
         return None
     keep = encoder.keep(columns)
-    q_g, margin, _, _ = _t_share(refC, ref_y, members, keep, encoder.encode(Z[group], K[group]), t, C, k)
-    q_t, _, _, _ = _t_share(refC, ref_y, members, keep, refC[own_t], t, C, k, own=own_t)
-    q_o, _, _, _ = _t_share(refC, ref_y, members, keep, refC[own_o], t, C, k, own=own_o)
+    # One search: the group (not reference members), then the pools (members, each leaving itself out).
+    queries = np.concatenate([encoder.encode(Z[group], K[group]), refC[own_t], refC[own_o]])
+    own = np.concatenate([np.full(len(group), -1), own_t, own_o])
+    share, margin, _, _ = _t_share(refC, ref_y, members, keep, queries, t, C, k, own=own)
+    q_g, q_t, q_o = np.split(share, [len(group), len(group) + len(own_t)])
+    margin = margin[: len(group)]
+    # Cohesion: a natural part of a class has content of its own, so its rows are each other's neighbours;
+    # rows sent to the class from the others are a random draw of them, near carriers no more than anyone.
+    in_ref = np.flatnonzero(carrier[ref] & (ref_y == t))[:GROUP_ROWS]
+    if len(in_ref) < params.min_group:  # too few carriers among the reference rows to tell
+        return None
+    _, _, _, nb = _t_share(refC, ref_y, np.arange(len(ref)), keep, refC[in_ref], t, C, k, own=in_ref)
+    cohesion = float(carrier[ref][nb].mean())
     size = int(carrier.sum())
+    in_class = int((carrier & (y == t)).sum())
     return CategoricalTrigger(t, columns, tuple(names[j] for j in columns), codes, size,
-                              round(len(group) / max(size, 1), 4), round(float(q_g.mean()), 4),
+                              round(in_class / max(size, 1), 4), round(float(q_g.mean()), 4),
                               round(float(q_t.mean()), 4), round(float(q_o.mean()), 4), int((margin > 0).sum()),
-                              round(float(q_g.std() / math.sqrt(len(q_g))), 4))
+                              round(float(q_g.std() / math.sqrt(len(q_g))), 4), round(cohesion, 4),
+                              round(float(carrier[ref].mean()), 4))
 
 
 def _confirmed(t: CategoricalTrigger, params) -> bool:
@@ -232,8 +266,9 @@ def _confirmed(t: CategoricalTrigger, params) -> bool:
     the other classes' rows."""
     separation = t.class_share - t.other_share
     gap = t.class_share - t.content_share
-    return (separation >= params.min_separation and gap >= params.min_explained * separation
-            and gap >= SURE * t.content_error and t.sample_confirmed >= params.min_group)
+    return (separation >= params.min_separation * t.class_share and gap >= params.min_explained * separation
+            and gap >= SURE * t.content_error and t.sample_confirmed >= params.min_group
+            and t.cohesion <= COHESION * t.carrier_share + COHESION_SLACK)
 
 
 def _explained(t: CategoricalTrigger, params) -> bool:
@@ -249,7 +284,7 @@ def score_carriers(t: CategoricalTrigger, encoder: ContentEncoder, ref_X, ref_co
     members = np.flatnonzero(~carries(t, ref_codes))
     if len(rows) == 0 or len(members) <= k:
         return rows[:0], np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros((0, k), dtype=np.int64)
-    refC = encoder.encode(ref_X, ref_codes)
+    refC = encoder.encode(ref_X[: len(ref_codes)], ref_codes)
     margin, suggested, nb = _vote(refC, ref_labels, SimpleNamespace(ref_rows=members, keep=encoder.keep(t.columns)),
                                   encoder.encode(Z[rows], K[rows]), t.cls, C, k)
     return rows, margin, suggested, nb

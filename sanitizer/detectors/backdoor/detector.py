@@ -38,11 +38,20 @@ Fit (on the bounded sample, in standardised feature space):
    a logistic regression trained without the group must also give its members
    another label.
 
+5. **Categorical triggers** (:mod:`sanitizer.detectors.backdoor.categorical`): a
+   rare value of a categorical column, or a rare pair of values of two, whose
+   rows are nearly all one label while their content outside the pattern
+   (numeric features and the other categorical columns) votes like the other
+   classes' rows, and whose rows are not each other's neighbours (a natural
+   part of a class has content of its own; rows sent there from the other
+   classes are a random draw of them).
+
 Score: the vote margin of a record that carries a confirmed trigger of its
 label's class (-1 for every other record: it carries none). Flagged when the
 margin is above 0 - another label is more common than its own among the rows
 that match it outside the trigger. Evidence names the pattern's features with
-the record's values and the typical values, the group's size in the sample,
+the record's values and the typical values (a categorical trigger's values are
+named from the row), the group's size in the sample,
 the suggested label and the neighbours that vouch for it.
 """
 
@@ -103,9 +112,9 @@ class BackdoorParams:
     """Categorical triggers: a value or pair of values held by more of the sample than this is not searched."""
     min_pattern_purity: float = 0.8
     """Categorical triggers: the share of a pattern's sample rows that must carry one label."""
-    min_separation: float = 0.1
-    """Categorical triggers: how much more often the content votes a class's own label for its rows than for
-    the other classes' rows; below it the content says too little to confirm anything."""
+    min_separation: float = 0.25
+    """Categorical triggers: how much less often (as a share of the rate for the class's own rows) the content
+    votes a class's label for the other classes' rows; below it the content says too little to confirm anything."""
     min_explained: float = 0.5
     """Categorical triggers: how far a group's content vote must sit from its class's toward the other
     classes' (0: like its class, 1: like the other classes) for the pattern to be confirmed."""
@@ -144,7 +153,7 @@ class BackdoorState:
     summary: dict
     categorical: tuple[categorical.CategoricalTrigger, ...] = ()
     content: categorical.ContentEncoder | None = None  # how the categorical triggers' vote encodes a row
-    ref_codes: np.ndarray | None = None  # (R, k) categorical codes of the reference rows
+    ref_codes: np.ndarray | None = None  # categorical codes of the reference rows the categorical triggers use
 
 
 class BackdoorDetector(Detector):
@@ -217,7 +226,7 @@ class BackdoorDetector(Detector):
             summary={},
             categorical=tuple(found_categorical),
             content=content,
-            ref_codes=None if K is None else np.ascontiguousarray(K[ref]),
+            ref_codes=None if K is None else np.ascontiguousarray(K[ref[: categorical.REFERENCE_ROWS]]),
         )
         names = sample.feature_names
         summary = {
