@@ -207,36 +207,57 @@ def find_triggers(Z, K, y, C, ref, params, names) -> tuple[list[CategoricalTrigg
     encoder = encoder_of(Z[ref], K[ref])
     candidates = _Candidates(K, y, C, params)
     refC = encoder.encode(Z[ref], K[ref])
-    triggers, settled, tested = [], set(), 0
+    singles, explained, tested = {}, set(), 0
     for columns, codes, t in candidates.singles():
         trig = _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names)
         tested += 1
-        if trig is None:
-            continue
-        if _confirmed(trig, params):
-            triggers.append(trig)
-        if _confirmed(trig, params) or _explained(trig, params):
-            settled.add((columns[0], codes[0], t))
-    for columns, codes, t in candidates.pairs(settled):
+        if trig is not None and _confirmed(trig, params):
+            singles[(columns[0], codes[0], t)] = trig
+        elif trig is not None and _explained(trig, params):
+            explained.add((columns[0], codes[0], t))
+    pairs, checked = [], set()
+    for columns, codes, t in candidates.pairs(explained):
+        parts = [(j, c, t) for j, c in zip(columns, codes) if (j, c, t) in singles]
+        if parts and parts[0] in checked:
+            continue  # a subset of a confirmed single value, already checked once
         trig = _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names)
         tested += 1
-        if trig is not None and _confirmed(trig, params):
-            triggers.append(trig)
-    return triggers, encoder, tested
+        if trig is None or not _confirmed(trig, params):
+            continue
+        if parts:
+            # A confirmed single value that holds a confirmed pair: a trigger of its own when its rows outside
+            # the pair are a trigger's too; otherwise the pair is the trigger and the rest of the value's rows
+            # are the data's own (a value that decides the label, beside a pair sent to it).
+            checked.add(parts[0])
+            single = singles[parts[0]]
+            rest = carries(single, K) & ~carries(trig, K)
+            other = _test(Z, K, y, C, ref, refC, encoder, single.columns, single.codes, t, params, names,
+                          (rest, carries(single, K)))
+            tested += 1
+            if other is not None and _confirmed(other, params):
+                continue
+            del singles[parts[0]]
+        pairs.append(trig)
+    return list(singles.values()) + pairs, encoder, tested
 
 
-def _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names) -> CategoricalTrigger | None:
+def _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names,
+          some=None) -> CategoricalTrigger | None:
     """The pattern's group and the content votes of its carriers labelled ``t``, of the class's rows that
-    carry nothing and of the other classes' rows (None: too few rows to compare with)."""
+    carry nothing and of the other classes' rows (None: too few rows to compare with). ``some``: (rows to
+    test, rows to keep out of the reference) instead of the pattern's carriers for both."""
     ref_y = y[ref]
     k = params.neighbours
-    probe = CategoricalTrigger(t, columns, (), codes, 0, 0.0, 0.0, 0.0, 0.0, 0)
-    carrier = carries(probe, K)
+    if some is None:
+        carrier = hidden = carries(CategoricalTrigger(t, columns, (), codes, 0, 0.0, 0.0, 0.0, 0.0, 0), K)
+    else:
+        carrier, hidden = some
     group = np.flatnonzero(carrier & (y == t))[:GROUP_ROWS]
-    members = np.flatnonzero(~carrier[ref])
-    own_t = np.flatnonzero((ref_y == t) & ~carrier[ref])[:POOL_ROWS]
-    own_o = np.flatnonzero((ref_y != t) & ~carrier[ref])[:POOL_ROWS]
-    if len(members) <= k + 1 or len(own_t) < 2 * params.min_group or len(own_o) < 2 * params.min_group:
+    members = np.flatnonzero(~hidden[ref])
+    own_t = np.flatnonzero((ref_y == t) & ~hidden[ref])[:POOL_ROWS]
+    own_o = np.flatnonzero((ref_y != t) & ~hidden[ref])[:POOL_ROWS]
+    if (len(group) < params.min_group or len(members) <= k + 1 or len(own_t) < 2 * params.min_group
+            or len(own_o) < 2 * params.min_group):
         return None
     keep = encoder.keep(columns)
     # One search: the group (not reference members), then the pools (members, each leaving itself out).
@@ -277,8 +298,10 @@ def _explained(t: CategoricalTrigger, params) -> bool:
 
 
 def score_carriers(t: CategoricalTrigger, encoder: ContentEncoder, ref_X, ref_codes, ref_labels, Z, K, y, C, k):
-    """(rows, vote margin, suggested label, neighbours) of the batch rows labelled ``t.cls`` that carry
-    ``t``, voted on by the reference rows that do not carry it, on the content outside the pattern."""
+    """(rows, score, suggested label, neighbours) of the batch rows labelled ``t.cls`` that carry ``t``,
+    voted on by the reference rows that do not carry it, on the content outside the pattern. The score is
+    above 0 when another label outvotes ``t.cls`` among the neighbours, or when they hold ``t.cls`` less
+    often than those of the class's rows that carry nothing do on average: the content says another class."""
     rows = np.flatnonzero(y == t.cls)
     rows = rows[carries(t, K[rows])]
     members = np.flatnonzero(~carries(t, ref_codes))
@@ -287,7 +310,8 @@ def score_carriers(t: CategoricalTrigger, encoder: ContentEncoder, ref_X, ref_co
     refC = encoder.encode(ref_X[: len(ref_codes)], ref_codes)
     margin, suggested, nb = _vote(refC, ref_labels, SimpleNamespace(ref_rows=members, keep=encoder.keep(t.columns)),
                                   encoder.encode(Z[rows], K[rows]), t.cls, C, k)
-    return rows, margin, suggested, nb
+    share = (ref_labels[nb] == t.cls).mean(axis=1)
+    return rows, np.maximum(margin, t.class_share - share), suggested, nb
 
 
 def evidence_of(t: CategoricalTrigger) -> dict:
