@@ -85,20 +85,30 @@
     return (f >= featView.written && typeof v === 'number') ? featView.words[v] : v;
   }
 
-  function shownColumns(r) {  // [column, value]: the ones the evidence names first, then in column order
-    var cols = (r.feat || []).concat(r.more || []), vals = (r.v || []).concat(r.mv || []);
-    var pairs = cols.map(function (f, k) { return [f, valueAt(f, vals[k])]; });
-    var first = r.first || [];
+  function shownColumns(cols, vals, first) {  // [column, value]: the ones the evidence names first, then in column order
+    var pairs = (cols || []).map(function (f, k) { return [f, valueAt(f, vals[k])]; });
     function rank(p) { var i = first.indexOf(p[0]); return i >= 0 ? i : first.length + p[0]; }
     return pairs.sort(function (a, b) { return rank(a) - rank(b); });
   }
 
-  function featureTable(r, refs) {
-    var shown = shownColumns(r);
+  // The columns that matter most for the row (r.feat); the others shown (r.more) in a second table below it.
+  function featureTables(r, refs) {
+    var main = featureTable(r, refs, shownColumns(r.feat, r.v || [], r.first || []));
+    if (!main || !(r.more || []).length) return main;
+    var both = el('div'), more = el('details', 'nb-more');
+    more.open = true;
+    more.appendChild(el('summary', 'nb-head', r.more.length + ' more column' + (r.more.length > 1 ? 's' : '')));
+    more.appendChild(featureTable(r, refs, shownColumns(r.more, r.mv || [], [])));
+    both.appendChild(main);
+    both.appendChild(more);
+    return both;
+  }
+
+  function featureTable(r, refs, shown) {
     if (!shown.length || !featView) return null;
     var kinds = featView.kinds || [], odd = r.odd || [], first = r.first || [];
     var t = el('table', 'nb-table'), head = el('tr');
-    ['column', 'this row', 'typical'].forEach(function (h) { head.appendChild(el('th', '', h)); });
+    ['feature', 'this row', 'typical'].forEach(function (h) { head.appendChild(el('th', '', h)); });
     refs.forEach(function (ref) {
       var th = el('th', 'txt' + (ref.role === 'suggested' ? ' suggested' : ''), refLabel(ref));
       th.title = ref.detector + ' neighbour ' + ref.id;
@@ -136,7 +146,7 @@
     var box = el('div', 'nb-box');
     box.appendChild(el('div', 'nb-head', 'compared with the neighbours named above' +
       (refs.some(function (x) { return x.role === 'suggested'; }) ? ' (green: carries the suggested label)' : '')));
-    var body = data.thumb ? thumbStrip(r, refs) : featureTable(r, refs);
+    var body = data.thumb ? thumbStrip(r, refs) : featureTables(r, refs);
     if (!body) return null;
     box.appendChild(body);
     var missing = refs.filter(function (x) { return !refsData[x.id]; }).length;
