@@ -232,9 +232,9 @@ def measure(frame: pd.DataFrame, label: str, rows: np.ndarray, held: np.ndarray)
 
 
 def categorical_pass(key: str, df: pd.DataFrame, label: str, prov: dict | None, seed: int,
-                     held_rows: Callable[[pd.DataFrame, str], np.ndarray],
+                     held_rows: Callable[[pd.DataFrame, str], tuple[int, np.ndarray]],
                      predicted: Callable[[], np.ndarray] | None) -> dict[str, dict]:
-    """Each plant on its own copy, run through ``held_rows(frame, tag)`` (a boolean mask of rows held)."""
+    """Each plant on its own copy, run through ``held_rows(frame, tag)``: (exit code, boolean mask of rows held)."""
     cols = categorical_columns(df, label, prov)
     results: dict[str, dict] = {}
     if not cols:
@@ -246,11 +246,12 @@ def categorical_pass(key: str, df: pd.DataFrame, label: str, prov: dict | None, 
             results[name] = {"skipped": p.skipped}
             print(f"{key:<18} {name:<13} skipped: {p.skipped}", flush=True)
             continue
-        r = measure(p.frame, label, p.rows, held_rows(p.frame, name))
-        r["strength"] = p.strength
+        rc, held = held_rows(p.frame, name)
+        r = measure(p.frame, label, p.rows, held)
+        r["strength"] = p.strength + (f"; run exit {rc}" if rc else "")
         results[name] = r
         worst = f"{r['worst']:.1%} ({r['worst_class']})"[:20]
-        print(f"{key:<18} {name:<13} {r['n']:>5} {r['recall']:>6.2f} {r['fpr']:>7.2%} {worst:>20}  {p.strength}",
+        print(f"{key:<18} {name:<13} {r['n']:>5} {r['recall']:>6.2f} {r['fpr']:>7.2%} {worst:>20}  {r['strength']}",
               flush=True)
     return results
 

@@ -384,12 +384,12 @@ def categorical_run(tables: list[Table], shipped: dict[str, dict], seed: int, pe
     for t in tables:
         df = t.load()
 
-        def held_rows(frame: pd.DataFrame, tag: str, t: Table = t) -> np.ndarray:
+        def held_rows(frame: pd.DataFrame, tag: str, t: Table = t) -> tuple[int, np.ndarray]:
             path = write_parquet(frame, ROOT / "in" / f"{t.key}-{tag}.parquet")
-            _, prov, held, _ = sanitize(path, ROOT / "out" / f"{t.key}-{tag}", t.label)
+            rc, prov, held, _ = sanitize(path, ROOT / "out" / f"{t.key}-{tag}", t.label)
             mask = np.zeros(len(frame), dtype=bool)
             mask[row_positions(held, frame, prov)] = True
-            return mask
+            return rc, mask
 
         def predicted(t: Table = t, df: pd.DataFrame = df) -> np.ndarray:
             lab = df.loc[df[t.label].notna()]
