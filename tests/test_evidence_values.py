@@ -27,7 +27,11 @@ def test_marked_evidence_gets_the_value_of_the_valid_row_it_belongs_to():
 
 
 def test_dates_read_as_iso_text():
-    table = pa.table({"d": [dt.date(1907, 11, 9)]})
-    evidence = {0: {"item": {"value_from_row": "d"}}}
-    fill_values({"x": Scores(np.zeros(1), np.ones(1, dtype=bool), 1.0, evidence)}, table, np.ones(1, dtype=bool))
-    assert evidence[0]["item"] == {"value": "1907-11-09"}
+    table = pa.table({"d": [dt.date(1907, 11, 9)] * 2,
+                      "t": [dt.datetime(1907, 11, 9), dt.datetime(1907, 11, 9, 10, 30)]})
+    evidence = {0: {"item": {"value_from_row": "d"}, "at": {"value_from_row": "t"}},
+                1: {"at": {"value_from_row": "t"}}}
+    scores = Scores(np.zeros(2), np.ones(2, dtype=bool), 1.0, evidence)
+    fill_values({"x": scores}, table, np.ones(2, dtype=bool))
+    assert evidence[0] == {"item": {"value": "1907-11-09"}, "at": {"value": "1907-11-09"}}  # midnight: the date
+    assert evidence[1]["at"] == {"value": "1907-11-09T10:30:00"}

@@ -3,7 +3,8 @@
 The detectors see a categorical column as integer codes and a date column as days, so they cannot name
 the value they judged. Evidence asks for it instead: a dict anywhere in a flagged row's evidence (at the
 top level or in a list) holding ``"value_from_row": "COLUMN"`` gets ``"value"`` set to the row's value
-of that input column as written (text; an ISO date; None for a missing value), and the marker removed.
+of that input column as written (text; an ISO date, or date and time where a timestamp has a time of
+day; None for a missing value), and the marker removed.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def _marked(evidence: Any):
 def _words(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, dt.datetime) and value.tzinfo is None and value.time() == dt.time():
+        return value.date().isoformat()  # a date stored as a timestamp reads as the date
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return str(value)
