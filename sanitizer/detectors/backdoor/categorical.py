@@ -48,6 +48,9 @@ SURE = 4.0
 COHESION, COHESION_SLACK = 2.0, 0.05
 """A group whose carriers find carriers among their content neighbours more often than this many times the
 carriers' share of the reference (plus the slack) has content of its own: a natural part of its class."""
+LEAN = 0.5
+"""A carrier is flagged when its content neighbours hold its label less often than half-way from the rate of
+the class's rows that carry nothing to all of them, or when another label outvotes it."""
 WEIGHT = 1.0 / math.sqrt(2.0)
 """An indicator's value: two rows with different levels of a column are at distance 1, one standard
 deviation of a numeric feature."""
@@ -215,30 +218,58 @@ def find_triggers(Z, K, y, C, ref, params, names) -> tuple[list[CategoricalTrigg
             singles[(columns[0], codes[0], t)] = trig
         elif trig is not None and _explained(trig, params):
             explained.add((columns[0], codes[0], t))
-    pairs, checked = [], set()
+    pairs, checked, mixed = [], set(), set()
     for columns, codes, t in candidates.pairs(explained):
-        parts = [(j, c, t) for j, c in zip(columns, codes) if (j, c, t) in singles]
-        if parts and parts[0] in checked:
+        values = [(j, c, t) for j, c in zip(columns, codes)]
+        parts = [v for v in values if v in singles]
+        if parts and parts[0] in checked or any(v in mixed for v in values):
             continue  # a subset of a confirmed single value, already checked once
         trig = _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names)
         tested += 1
         if trig is None or not _confirmed(trig, params):
             continue
         if parts:
-            # A confirmed single value that holds a confirmed pair: a trigger of its own when its rows outside
-            # the pair are a trigger's too; otherwise the pair is the trigger and the rest of the value's rows
-            # are the data's own (a value that decides the label, beside a pair sent to it).
+            # A confirmed single value that holds a confirmed pair: a trigger of its own unless its rows outside
+            # the pair are the data's own (a value that decides the label, beside a pair sent to it) or few.
             checked.add(parts[0])
             single = singles[parts[0]]
             rest = carries(single, K) & ~carries(trig, K)
             other = _test(Z, K, y, C, ref, refC, encoder, single.columns, single.codes, t, params, names,
                           (rest, carries(single, K)))
             tested += 1
-            if other is not None and _confirmed(other, params):
+            if other is not None and not _natural(other, params):
                 continue
             del singles[parts[0]]
+            mixed.add(parts[0])  # its other pairs would mix the same trigger with the same rows of its own
         pairs.append(trig)
-    return list(singles.values()) + pairs, encoder, tested
+    return _prune(list(singles.values()) + pairs, K, y), encoder, tested
+
+
+def _prune(triggers: list[CategoricalTrigger], K, y) -> list[CategoricalTrigger]:
+    """Of two triggers of one label whose carriers of that label overlap: the smaller goes when nearly all of
+    its carriers are the larger's (it adds nothing); otherwise, when they share at least half of the smaller's,
+    the one whose group's content leans less toward the other classes goes (the other trigger's carriers
+    mixed with rows of the data's own)."""
+    group = [carries(t, K) & (y == t.cls) for t in triggers]
+    size = [int(g.sum()) for g in group]
+    dropped = set()
+    for i, a in enumerate(triggers):
+        for j in range(i + 1, len(triggers)):
+            b = triggers[j]
+            if i in dropped or j in dropped or a.cls != b.cls:
+                continue
+            shared = int((group[i] & group[j]).sum())
+            small, large = (i, j) if size[i] <= size[j] else (j, i)
+            if shared >= 0.9 * size[small]:
+                dropped.add(small)
+            elif shared >= 0.5 * size[small]:
+                dropped.add(i if _lean(a) < _lean(b) else j)
+    return [t for i, t in enumerate(triggers) if i not in dropped]
+
+
+def _lean(t: CategoricalTrigger) -> float:
+    """How far the group's content vote sits from its class's toward the other classes' (0: like its class)."""
+    return (t.class_share - t.content_share) / max(t.class_share - t.other_share, 1e-9)
 
 
 def _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names,
@@ -292,6 +323,11 @@ def _confirmed(t: CategoricalTrigger, params) -> bool:
             and t.cohesion <= COHESION * t.carrier_share + COHESION_SLACK)
 
 
+def _natural(t: CategoricalTrigger | None, params) -> bool:
+    """The group is a natural part of its class: its content says its label, or its rows are each other's."""
+    return t is None or _explained(t, params) or t.cohesion > COHESION * t.carrier_share + COHESION_SLACK
+
+
 def _explained(t: CategoricalTrigger, params) -> bool:
     """The content says the pattern's own label for its group about as often as for the class's other rows."""
     return t.class_share - t.content_share < 0.5 * params.min_explained * (t.class_share - t.other_share)
@@ -301,7 +337,7 @@ def score_carriers(t: CategoricalTrigger, encoder: ContentEncoder, ref_X, ref_co
     """(rows, score, suggested label, neighbours) of the batch rows labelled ``t.cls`` that carry ``t``,
     voted on by the reference rows that do not carry it, on the content outside the pattern. The score is
     above 0 when another label outvotes ``t.cls`` among the neighbours, or when they hold ``t.cls`` less
-    often than those of the class's rows that carry nothing do on average: the content says another class."""
+    often than :data:`LEAN` says: the content does not say the label the trigger gave."""
     rows = np.flatnonzero(y == t.cls)
     rows = rows[carries(t, K[rows])]
     members = np.flatnonzero(~carries(t, ref_codes))
@@ -311,7 +347,7 @@ def score_carriers(t: CategoricalTrigger, encoder: ContentEncoder, ref_X, ref_co
     margin, suggested, nb = _vote(refC, ref_labels, SimpleNamespace(ref_rows=members, keep=encoder.keep(t.columns)),
                                   encoder.encode(Z[rows], K[rows]), t.cls, C, k)
     share = (ref_labels[nb] == t.cls).mean(axis=1)
-    return rows, np.maximum(margin, t.class_share - share), suggested, nb
+    return rows, np.maximum(margin, LEAN * (1.0 + t.class_share) - share), suggested, nb
 
 
 def evidence_of(t: CategoricalTrigger) -> dict:
