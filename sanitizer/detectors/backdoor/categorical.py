@@ -175,8 +175,10 @@ class _Candidates:
         return self._ranked(found)
 
     def pairs(self, settled: set) -> list[tuple[tuple, tuple, int]]:
-        """(columns, codes, label) of the pairs to test: fewer rows than either value alone, and neither
-        value a tested single of the same label that ``settled`` holds (its content explained or confirmed)."""
+        """(columns, codes, label) of the pairs to test: fewer rows than either value alone; neither value a
+        tested single of the same label that ``settled`` holds (its content explained); and neither value too
+        common to be a candidate itself while about as pure for the label as the pair (a trait of the class,
+        which every pattern inside it inherits)."""
         found = []
         share = [np.bincount(inv * self.C + self.y, minlength=len(u) * self.C).reshape(len(u), self.C)
                  / np.maximum(sizes, 1)[:, None] for inv, u, sizes in zip(self.inverse, self.uniques, self.sizes)]
@@ -191,6 +193,10 @@ class _Candidates:
                     if (self.cols[a], ca, t[i]) in settled or (self.cols[b], cb, t[i]) in settled:
                         continue
                     rate = max(self.base[t[i]], share[a][ia[i], t[i]], share[b][ib[i], t[i]])
+                    trait = [sh[v, t[i]] for sh, sz, v in ((share[a], self.sizes[a], ia[i]),
+                                                          (share[b], self.sizes[b], ib[i])) if sz[v] > self.hi]
+                    if trait and max(trait) >= nt[i] / m[i] - 0.1:
+                        continue
                     found.append((m[i], t[i], nt[i], rate, (self.cols[a], self.cols[b]), (ca, cb)))
         return self._ranked(found)
 
