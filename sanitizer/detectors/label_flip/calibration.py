@@ -47,6 +47,7 @@ def _neighbours(state, Z: np.ndarray, fold: np.ndarray) -> np.ndarray:
     index checked against exact search at fit (``neighbours.build_checked``).
     """
     k = min(state.params.neighbours, max(len(state.ref_X) - 1, 1))
+    Z = _searched(state, Z)
     out = np.zeros((len(Z), k), dtype=np.int64)
     for f in range(state.params.folds):
         rows = np.flatnonzero(fold == f)
@@ -63,6 +64,12 @@ def _neighbours(state, Z: np.ndarray, fold: np.ndarray) -> np.ndarray:
     return out
 
 
+def _searched(state, Z: np.ndarray) -> np.ndarray:
+    """The columns of ``Z`` the neighbour search compares (a mixed table's design matrix: its linear columns)."""
+    width = state.ref_X.shape[1]
+    return Z if Z.shape[1] == width else np.ascontiguousarray(Z[:, :width])
+
+
 PROBE_ROWS = 2_000
 
 
@@ -77,7 +84,7 @@ def _with_fold_indexes(state, Z, fold, seed):
         if len(members) == 0:
             indexes.append(None)
             continue
-        probes = Z[np.flatnonzero(fold == f)[:PROBE_ROWS]]
+        probes = _searched(state, Z[np.flatnonzero(fold == f)[:PROBE_ROWS]])
         index, info = build_checked(state.ref_X[members], state.ref_labels[members], probes, min(k, len(members)),
                                     seed=seed + f, target=state.params.search_agreement)
         indexes.append(index)

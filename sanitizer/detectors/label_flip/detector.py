@@ -62,7 +62,6 @@ skips the detector.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from typing import Any, ClassVar
@@ -74,19 +73,15 @@ from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, cla
 from sanitizer.representations.scaling import standardise, standardiser
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.label_flip import report
-from sanitizer.detectors.label_flip.calibration import (
-    _choose_weight,
-    _class_thresholds,
-    _confident_joint,
-    _margin,
-    _opinions,
-    _top_pairs,
-    _with_fold_indexes,
-)
+from sanitizer.detectors.label_flip.calibration import _margin, _opinions, _top_pairs
 from sanitizer.detectors.label_flip.classifiers import DEFAULT_CLASSIFIER, make_classifier
-from sanitizer.detectors.label_flip.noise import _noise_model, _posterior_wrong, _recognised, _row_thresholds
+from sanitizer.detectors.label_flip.fitting import LabelFlipState, _calibrate
+from sanitizer.detectors.label_flip.mixed import MixedEncoding, categorical_evidence
+from sanitizer.detectors.label_flip.noise import _posterior_wrong, _row_thresholds
 from sanitizer.errors import ConfigError
 from sanitizer.data.batch import salted
+
+__all__ = ["LabelFlipDetector", "LabelFlipParams", "LabelFlipState"]
 
 _FOLD_SALT = "label-flip-fold"
 
@@ -165,29 +160,6 @@ class LabelFlipParams:
         make_classifier(self.classifier, self.classifier_params, self.allow_custom_classifier)
 
 
-@dataclass(frozen=True)
-class LabelFlipState:
-    params: LabelFlipParams
-    classes: tuple[str, ...]
-    judged: np.ndarray  # (C,) bool: class has enough rows to be judged
-    mean: np.ndarray
-    scale: np.ndarray
-    models: tuple[Any, ...]  # K fitted classifiers; model f never saw fold f
-    model_classes: tuple[np.ndarray, ...]  # per model: class indices of its predict_proba columns
-    ref_X: np.ndarray  # (R, d) standardised reference rows
-    ref_labels: np.ndarray  # (R,) class indices
-    ref_folds: np.ndarray  # (R,)
-    ref_ids: np.ndarray  # (R,) record ids, for evidence
-    fold_index: tuple[Any, ...]  # per fold: NeighbourIndex over the reference rows outside it (None: no rows)
-    fold_members: tuple[np.ndarray, ...]  # per fold: positions in the reference of those rows
-    weight: float
-    class_thresholds: np.ndarray  # (C,) margin threshold per given class
-    summary: dict
-    temperature: float = 1.0  # calibrates the blended probabilities (step 6)
-    transitions: np.ndarray | None = None  # (C, C) P(given label | true label), fitted with the temperature
-    recognised: np.ndarray | None = None  # (C,) bool: classes the models can recognise (step 6)
-
-
 class LabelFlipDetector(Detector):
     name: ClassVar[str] = "label_flip"
     needs: ClassVar[frozenset[str]] = frozenset({"features", "label"})
@@ -232,8 +204,12 @@ class LabelFlipDetector(Detector):
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         Z = standardise(X, mean, scale)
+        encoding = MixedEncoding.fit(sample)  # None on a numeric table
+        if encoding is not None:
+            Z = encoding.design(Z, sample)
 
-        first = _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, np.ones(sample.n, dtype=bool))
+        first = _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, np.ones(sample.n, dtype=bool),
+                           encoding=encoding)
         if isinstance(first, Skipped):
             return first
         state, p, margin, joint, thresholds_t, wrong = first
@@ -244,7 +220,8 @@ class LabelFlipDetector(Detector):
             # Another pass: models and neighbour reference rebuilt without the rows the last pass flagged,
             # so heavy noise (or many flips into one class) no longer teaches the classifier the flips.
             rate = (joint.sum(axis=1) - np.diag(joint)) / np.maximum(counts, 1)
-            again = _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, ~flagged, rate)
+            again = _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, ~flagged, rate,
+                               encoding=encoding)
             if isinstance(again, Skipped):  # leaving the flagged rows out emptied a fold of classes
                 break
             state, p, margin, joint, thresholds_t, wrong = again
@@ -291,6 +268,8 @@ class LabelFlipDetector(Detector):
             "flagged_in_sample_first_pass": first_pass,
             "neighbour_search": state.summary.get("neighbour_search"),
         }
+        if encoding is not None:
+            summary["mixed_columns"] = encoding.summary(params.classifier, state.summary.get("linear_share"))
         return _replace(state, summary=summary)
 
     # ------------------------------------------------------------------ score
@@ -304,9 +283,7 @@ class LabelFlipDetector(Detector):
         parts, evidence = [], {}
         for a in range(0, batch.n, rows):
             b = min(a + rows, batch.n)
-            part = self._score(
-                Batch(batch.X[a:b], batch.labels[a:b], batch.keys[a:b], batch.ids[a:b], batch.feature_names), state
-            )
+            part = self._score(batch.take(slice(a, b)), state)
             evidence.update({a + i: e for i, e in part.evidence.items()})
             parts.append(part)
         return Scores(
@@ -325,6 +302,8 @@ class LabelFlipDetector(Detector):
         known = y >= 0
         judged = known & state.judged[np.maximum(y, 0)]
         Z = standardise(batch.X, state.mean, state.scale)
+        if state.encoding is not None:
+            Z = state.encoding.design(Z, batch)
         fold = self.fold_of(batch.keys, state.params.folds)
         p_model, p_knn, neighbours = _opinions(state, Z, fold)
         p = state.weight * p_model + (1.0 - state.weight) * p_knn
@@ -356,67 +335,11 @@ class LabelFlipDetector(Detector):
                 ],
                 "threshold": round(float(thresholds[i]), 4),
             }
+            if state.encoding is not None:
+                named = categorical_evidence(state, Z[i], int(fold[i]), given, suggested)
+                if named:
+                    evidence[int(i)]["categorical"] = named
         return Scores(margin, flagged, float("nan"), evidence, thresholds=thresholds)
 
     def summary(self, state: LabelFlipState) -> dict[str, Any]:
         return dict(state.summary)
-
-
-def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, keep, prior_rate=None):
-    """Fit the K fold models and the reference on the ``keep`` rows; calibrate blend and thresholds on all rows.
-
-    ``prior_rate`` (a later pass): each class's share of wrong labels as the previous pass estimated it;
-    classes at or above ``confident_margin_min_noise`` get the confident-margin floor on their count."""
-    K, C = params.folds, len(classes)
-    models, model_classes = [], []
-    for f in range(K):
-        train = (fold != f) & keep
-        if len(np.unique(y[train])) < 2:
-            return Skipped(f"fold {f} leaves fewer than two classes to train on; the sample is too small")
-        model = make_classifier(params.classifier, params.classifier_params, params.allow_custom_classifier)
-        if "random_state" in model.get_params():
-            model.set_params(random_state=(seed * 7919 + f) % (2**32))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(Z[train], y[train])
-        models.append(model)
-        model_classes.append(np.asarray(model.classes_, dtype=np.int64))
-
-    # Reference rows for the neighbour search: the first reference_size kept rows of the sample
-    # (the sample is ordered by its random priority, so this is itself a uniform subsample).
-    ref = np.flatnonzero(keep)[: params.reference_size]
-    state = LabelFlipState(
-        params=params,
-        classes=tuple(str(c) for c in classes),
-        judged=judged,
-        mean=mean,
-        scale=scale,
-        models=tuple(models),
-        model_classes=tuple(model_classes),
-        ref_X=np.ascontiguousarray(Z[ref]),
-        ref_labels=y[ref],
-        ref_folds=fold[ref],
-        ref_ids=np.asarray(sample.ids[ref], dtype=object),
-        fold_index=(),
-        fold_members=(),
-        weight=0.5,
-        class_thresholds=np.zeros(C),
-        summary={},
-    )
-    state = _with_fold_indexes(state, Z, fold, seed)
-    # Out-of-fold opinions on the sample calibrate everything below.
-    p_model, p_knn, _ = _opinions(state, Z, fold)
-    weight = _choose_weight(params.weight, p_model, p_knn, y)
-    p = weight * p_model + (1.0 - weight) * p_knn
-    joint, thresholds_t = _confident_joint(p, y, C)
-    noisy_per_class = joint.sum(axis=1) - np.diag(joint)
-    margin = _margin(p, y)
-    temperature, transitions = _noise_model(p, y, np.flatnonzero(judged[y]))
-    wrong = _posterior_wrong(p, y, temperature, transitions)
-    class_thresholds = _class_thresholds(margin, y, noisy_per_class, judged, params, prior_rate)
-    recognised = _recognised(p, y, C, params) if params.min_posterior > 0 else np.ones(C, dtype=bool)
-    class_thresholds = np.where(judged & recognised, class_thresholds, np.inf)
-    state = _replace(state, weight=float(weight), class_thresholds=class_thresholds, temperature=temperature,
-                     transitions=transitions, recognised=recognised)
-    return state, p, margin, joint, thresholds_t, wrong
-

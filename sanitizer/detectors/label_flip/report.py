@@ -11,7 +11,8 @@ LABEL_MATRIX = True  # flagged rows go into the given-vs-suggested label matrix
 
 
 def describe(ev: dict) -> list[str]:
-    """The suggested label with both probabilities, and the neighbours with their agreement."""
+    """The suggested label with both probabilities, the categorical values that pointed to it, and the
+    neighbours with their agreement."""
     lines = []
     if "suggested_label" in ev:
         line = f"suggested label {ev.get('suggested_label')}"
@@ -19,8 +20,15 @@ def describe(ev: dict) -> list[str]:
             line += (f" (p {number(ev['p_suggested'])}; given {ev.get('given_label')}"
                      f" p {number(ev.get('p_given'))})")
         lines.append(line)
+    named = [c for c in ev.get("categorical") or [] if isinstance(c, dict) and c.get("column")]
+    if named:
+        lines.append("pointing to it: " + ", ".join(f"{c['column']} = {_quoted(c.get('value'))}" for c in named))
     if ev.get("neighbours"):
         agreement = ev.get("neighbour_agreement")
         head = "neighbours" + (f" (agree with given: {number(agreement, 2)})" if agreement is not None else "")
         lines.append(f"{head}: {reference_rows(ev['neighbours'])}")
     return lines
+
+
+def _quoted(value) -> str:
+    return "missing" if value is None else repr(str(value)) if isinstance(value, str) else str(value)
