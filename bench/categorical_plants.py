@@ -208,7 +208,9 @@ def plant_backdoor(df: pd.DataFrame, label: str, cols: list[str], rng: np.random
         pred = predicted()  # the peer's out-of-fold prediction for every labelled row of the clean table
         truth = df[label].iloc[lab].astype(str).to_numpy()
         at = np.isin(lab, rows)
-        strength += f"; original label predicted for {float((pred[at] == truth[at]).mean()):.2f} of them"
+        majority = float(pd.Series(truth[at]).value_counts(normalize=True).iloc[0])
+        strength += (f"; peer predicts their original label for {float((pred[at] == truth[at]).mean()):.2f} "
+                     f"(their majority class {majority:.2f})")
     return Plant("backdoor", out, rows, strength)
 
 
