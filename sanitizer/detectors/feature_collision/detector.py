@@ -38,7 +38,9 @@ rows) turns each into nats, -log of an exceedance probability, and a record is
 flagged at ``threshold`` nats. No contamination rate is assumed.
 
 Cross-fitting: the built-in embedding (no backbone given) is a network trained
-on the sample, which would learn each poison into its labelled class. Two are
+on the sample (numeric features, and each categorical column's common levels as
+indicators: :mod:`~sanitizer.detectors.feature_collision.categorical_input`),
+which would learn each poison into its labelled class. Two are
 trained, each on one half of the sample (halves by record key); a record is
 embedded by the network that never saw its half and compared with that half's
 reference rows, which that network never saw either. A given backbone or
@@ -65,6 +67,7 @@ from sanitizer.data.batch import salted
 from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.feature_collision import report
+from sanitizer.detectors.feature_collision.categorical_input import OneHot
 from sanitizer.detectors.feature_collision.signals import Reference, _group_margin, _nats, _neighbourhood, search_width
 from sanitizer.errors import ConfigError
 from sanitizer.param_checks import check_int, check_number
@@ -153,6 +156,7 @@ class Space:
     ids: np.ndarray
     margins: np.ndarray  # (R,) each reference row's own (leave-self-out) class margin
     typical_own: np.ndarray  # (C,) median own-class embedding distance per class, for the evidence
+    inputs: OneHot | None = None  # built-in embedding: the categorical indicators beside the numeric features
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,7 @@ class FeatureCollisionDetector(Detector):
         keys = np.asarray(sample.keys[:R])
         ids = np.asarray(sample.ids[:R], dtype=object)
         C = len(classes)
+        inputs = None
         if params.embedding_column:
             if sample.embedding is None:
                 return Skipped(f"embedding column {params.embedding_column!r} was not provided to the detector")
@@ -223,15 +228,21 @@ class FeatureCollisionDetector(Detector):
             if min(np.bincount(fold, minlength=CROSS_FIT_FOLDS)) < 10:
                 return Skipped("needs at least 10 sample rows in each cross-fitting half")
             parts = []
+            K = None if sample.categorical is None else sample.categorical[:R]
+            inputs = OneHot.of(K)
+            X_in = X if inputs is None else inputs.encode(X, K)
             for f in range(CROSS_FIT_FOLDS):
                 train = fold != f
-                embedder = BuiltinEmbedder.train(X[train], y[train], seed + f, epochs=params.builtin_epochs)
+                embedder = BuiltinEmbedder.train(X_in[train], y[train], seed + f, epochs=params.builtin_epochs)
                 rows = np.flatnonzero(~train)
-                parts.append((embedder, rows, embedder.embed(X[rows])))
+                parts.append((embedder, rows, embedder.embed(X_in[rows])))
             describe = dict(parts[0][0].describe(), cross_fitted=(
                 f"{CROSS_FIT_FOLDS} networks, each trained on one half of the sample (by record key); a record "
                 "is embedded by the network that never saw its half and compared with that half's rows"),
                 train_accuracy=[round(p[0].train_accuracy, 4) for p in parts])
+            if inputs is not None:
+                describe["categorical_indicators"] = {
+                    name: len(lv) for name, lv in zip(sample.columns["categorical"], inputs.levels) if len(lv)}
         class_size = np.bincount(y, minlength=C)
         wanted = params.k or 2 * params.max_cluster + 1
         smallest_space = min(len(rows) for _, rows, _ in parts)
@@ -241,6 +252,8 @@ class FeatureCollisionDetector(Detector):
         for embedder, rows, E in parts:
             space, margin, group, cluster = _build_space(embedder, E, y[rows], keys[rows], ids[rows], C, params, k,
                                                          seed)
+            if inputs is not None:
+                space = dataclasses.replace(space, inputs=inputs)
             spaces.append(space)
             margins.append(margin)
             groups.append(group)
@@ -282,11 +295,7 @@ class FeatureCollisionDetector(Detector):
             "calibrated_on_own_margins": [state.classes[c] for c in range(C) if class_size[c] >= MIN_CLASS_ROWS],
             "neighbour_search": [space.embedded.search for space in spaces],
         }
-        flagged = self.score(
-            Batch(X, sample.labels[:R], keys, ids, sample.feature_names,
-                  None if sample.embedding is None else sample.embedding[:R]),
-            state,
-        ).flagged
+        flagged = self.score(sample.take(slice(0, R)), state).flagged
         summary["flagged_in_reference"] = int(flagged.sum())
         return dataclasses.replace(state, summary=summary)
 
@@ -351,6 +360,9 @@ def _embed(space: Space, batch: Batch, rows: np.ndarray, params: FeatureCollisio
         if batch.embedding is None:
             raise ConfigError(f"embedding column {params.embedding_column!r} is missing from the batch")
         return np.asarray(batch.embedding)[rows]
+    if space.inputs is not None:
+        K = None if batch.categorical is None else batch.categorical[rows]
+        return space.embedder.embed(space.inputs.encode(batch.X[rows], K))
     return space.embedder.embed(batch.X[rows])
 
 
