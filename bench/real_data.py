@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -54,7 +55,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parent / "_data" / "real"
+ROOT = Path(__file__).resolve().parent / "_data" / "real" / f"run-{os.getpid()}"
+"""This process's inputs and outputs: runs side by side never rewrite each other's files."""
 ABSURD_FACTOR = 10.0
 FLIP_RATE = 0.03
 ABSURD_RATE = 0.01
@@ -421,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown tables {sorted(unknown)}; known: {', '.join(t.key for t in CORPUS)}")
 
     print(f"{'configured' if args.config else 'default'} `sanitize run` on {len(tables)} real tables as shipped; "
-          "harm = rows held that are not known wrong")
+          f"harm = rows held that are not known wrong (outputs under {ROOT})")
     print(f"{'table':<18} {'rows':>7} {'classes':>7}  {'held':>6} {'worst class':>22}  {'pub':>3} {'s':>6}  by detector")
     shipped_results, planted_results = {}, {}
     for t in tables:
