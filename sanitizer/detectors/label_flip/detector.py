@@ -269,7 +269,7 @@ class LabelFlipDetector(Detector):
             "neighbour_search": state.summary.get("neighbour_search"),
         }
         if encoding is not None:
-            summary["mixed_columns"] = encoding.summary(params.classifier, state.summary.get("linear_share"))
+            summary["mixed_columns"] = encoding.summary(params.classifier, params.classifier_params)
         return _replace(state, summary=summary)
 
     # ------------------------------------------------------------------ score

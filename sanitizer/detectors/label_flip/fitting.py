@@ -20,8 +20,8 @@ from sanitizer.detectors.label_flip.calibration import (
     _opinions,
     _with_fold_indexes,
 )
-from sanitizer.detectors.label_flip.classifiers import DEFAULT_CLASSIFIER, make_classifier
-from sanitizer.detectors.label_flip.mixed import MixedEncoding, choose_share, fit_mixed_model
+from sanitizer.detectors.label_flip.classifiers import make_classifier
+from sanitizer.detectors.label_flip.mixed import MixedEncoding, fit_mixed_model
 from sanitizer.detectors.label_flip.noise import _noise_model, _posterior_wrong, _recognised
 
 
@@ -69,7 +69,7 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
             return Skipped(f"fold {f} leaves fewer than two classes to train on; the sample is too small")
         random_state = (seed * 7919 + f) % (2**32)
         if encoding is not None:  # a mixed table: Z is the design matrix of mixed.py
-            model = fit_mixed_model(make, encoding, Z[train], y[train], params.classifier == DEFAULT_CLASSIFIER,
+            model = fit_mixed_model(make, params.classifier, params.classifier_params, encoding, Z[train], y[train],
                                     random_state)
             models.append(model)
             model_classes.append(np.asarray(model.classes_, dtype=np.int64))
@@ -83,7 +83,6 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
         models.append(model)
         model_classes.append(np.asarray(model.classes_, dtype=np.int64))
 
-    share = None if encoding is None else choose_share(models, model_classes, Z, fold, y, C)
     # Reference rows for the neighbour search: the first reference_size kept rows of the sample
     # (the sample is ordered by its random priority, so this is itself a uniform subsample).
     ref = np.flatnonzero(keep)[: params.reference_size]
@@ -103,7 +102,7 @@ def _calibrate(params, seed, sample, Z, y, fold, classes, judged, mean, scale, k
         fold_members=(),
         weight=0.5,
         class_thresholds=np.zeros(C),
-        summary={} if share is None else {"linear_share": share},
+        summary={},
         encoding=encoding,
     )
     state = _with_fold_indexes(state, Z, fold, seed)

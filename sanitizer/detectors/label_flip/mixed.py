@@ -12,18 +12,19 @@ A table with categorical or date columns is judged on one design matrix per row,
   ``ONEHOT_WEIGHT`` = 1/sqrt(2), so two rows that differ in one categorical column are as far apart as
   two rows one standard deviation apart in one numeric feature: the neighbour vote runs on this mixed
   distance, and the linear model reads the same columns;
-* for the tree model, each categorical column once more as a dense code 0..k (the kept levels, then
-  "other"), which scikit-learn's HistGradientBoostingClassifier splits natively (``categorical_features``;
-  k < 255 by the bound).
+* each categorical column once more as a dense code 0..k (the kept levels, then "other"), for a
+  model that splits categories natively.
 
-The models (:func:`fit_mixed_model`): with the default classifier, logistic regression on the one-hot
-columns and a histogram gradient-boosted tree ensemble on the native codes, their class probabilities
-averaged - categories often act through interactions and thresholds a linear model cannot draw. A
-classifier named in the config gets the one-hot columns (it cannot know the codes).
+The configured classifier (logistic regression by default, or any named one) reads the numeric, date and
+one-hot columns; scikit-learn's HistGradientBoostingClassifier, when named, reads the dense codes as
+native categories instead (``categorical_features``; k < 255 by the bound). Gradient-boosted trees are
+not in the default: on real tables whose label the features explain only in part (customer churn) they
+are confident enough about the unexplained rows that the noise model takes them for flips.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -39,10 +40,6 @@ MIN_LEVEL_ROWS = 5
 MAX_LEVELS = 64
 """At most this many levels of one categorical column get their own column; the rest share "other"."""
 ONEHOT_WEIGHT = 1.0 / math.sqrt(2.0)
-TREE_PARAMS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 20,
-               "l2_regularization": 1.0, "early_stopping": False}
-"""The gradient-boosted trees of the default ensemble on a mixed table: small, regularised trees (the
-sample is bounded, so is their cost: 100 rounds on at most ``fit_rows`` rows, per fold and pass)."""
 
 
 @dataclass(frozen=True)
@@ -127,11 +124,11 @@ class MixedEncoding:
             parts += [onehot, dense.astype(np.float64)]
         return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
-    def summary(self, classifier: str, share: float | None) -> dict:
-        """What provenance records: the columns, their one-hot width, and the models that read them."""
-        models = (f"{classifier} on the one-hot columns" if share is None else
-                  f"{classifier} on the one-hot columns ({share:g}) mixed with gradient-boosted trees on the "
-                  f"native categories ({1 - share:g}), the shares chosen on the sample")
+    def summary(self, classifier: str, classifier_params: dict) -> dict:
+        """What provenance records: the columns, their one-hot width, and how the classifier reads them."""
+        native = classifier == NATIVE and self.levels and "categorical_features" not in classifier_params
+        models = (f"{classifier} on the numeric and date columns and the categorical columns as native categories"
+                  if native else f"{classifier} on the numeric and date columns and the one-hot columns")
         return {
             "categorical_columns": {name: {"levels_with_a_column": int(len(kept)), "other_column": True}
                                     for name, kept in zip(self.categorical, self.levels)},
@@ -165,81 +162,32 @@ class OnColumns:
             return self.model.predict_proba(D[:, self.columns])
 
 
-class Averaged:
-    """A linear model and a tree model fitted on the same rows, their class probabilities mixed:
-    ``share * linear + (1 - share) * tree`` (``share`` set on the sample by :func:`choose_share`)."""
-
-    def __init__(self, linear, tree, share: float = 0.5):
-        self.parts = (linear, tree)
-        self.share = share
-        self.classes_ = linear.classes_
-
-    def predict_proba(self, D: np.ndarray) -> np.ndarray:
-        return self.mix(*(part.predict_proba(D) for part in self.parts))
-
-    def mix(self, linear: np.ndarray, tree: np.ndarray) -> np.ndarray:
-        return self.share * linear + (1.0 - self.share) * tree
-
-    @property
-    def linear(self):
-        """The linear part (for naming the columns behind a suggestion)."""
-        return self.parts[0]
+NATIVE = "sklearn.ensemble.HistGradientBoostingClassifier"
+"""The classifier that, when named, reads the categorical columns as native categories."""
 
 
-SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def choose_share(models, model_classes, D: np.ndarray, fold: np.ndarray, y: np.ndarray, C: int) -> float | None:
-    """The linear model's share in the fold models' mix that maximises the out-of-fold likelihood of the
-    sample's labels (each row judged by the model that did not train on it), set on every fold model;
-    None when the models are not mixed. Tables where categories act through interactions lean on the
-    trees, tables with linear structure on the linear model."""
-    if not all(isinstance(m, Averaged) for m in models):
-        return None
-    parts = np.zeros((2, len(y), C))
-    for f, (model, cols) in enumerate(zip(models, model_classes)):
-        rows = np.flatnonzero(fold == f)
-        for i, part in enumerate(model.parts):
-            if len(rows):
-                parts[i][np.ix_(rows, cols)] = part.predict_proba(D[rows])
-    at = np.arange(len(y))
-    best, best_ll = 0.5, -np.inf
-    for share in SHARES:
-        p = share * parts[0][at, y] + (1.0 - share) * parts[1][at, y]
-        ll = float(np.mean(np.log(np.clip(p, 1e-6, 1.0))))
-        if ll > best_ll + 1e-12:
-            best, best_ll = share, ll
-    for model in models:
-        model.share = best
-    return best
-
-
-def fit_mixed_model(make, encoding: MixedEncoding, D: np.ndarray, y: np.ndarray, default: bool, random_state: int):
-    """One fold model on a mixed table: ``make()`` (the configured classifier) on the linear columns; with
-    the default classifier, averaged with gradient-boosted trees on the native codes."""
-    linear_cols = np.arange(encoding.linear_width)
+def fit_mixed_model(make, classifier: str, classifier_params: dict, encoding: MixedEncoding, D: np.ndarray,
+                    y: np.ndarray, random_state: int):
+    """One fold model on a mixed table: ``make()`` (the configured classifier) on the linear columns, or, for
+    scikit-learn's HistGradientBoostingClassifier (unless its ``categorical_features`` are given), on the
+    numeric and date columns and the dense codes, split as categories."""
     model = make()
     if "random_state" in model.get_params():
         model.set_params(random_state=random_state)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(D[:, linear_cols], y)
-    linear = OnColumns(model, linear_cols)
-    if not default:
-        return linear
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    cols = encoding.tree_columns()
     k = len(encoding.levels)
-    mask = np.zeros(len(cols), dtype=bool)
-    if k:
+    native = classifier == NATIVE and k > 0 and "categorical_features" not in classifier_params
+    if native:
+        cols = encoding.tree_columns()
+        mask = np.zeros(len(cols), dtype=bool)
         mask[-k:] = True
-    tree = HistGradientBoostingClassifier(categorical_features=mask if k else None, random_state=random_state,
-                                          **TREE_PARAMS)
-    with warnings.catch_warnings(), one_thread():
+        model.set_params(categorical_features=mask)
+    else:
+        cols = np.arange(encoding.linear_width)
+    single = classifier == NATIVE
+    with warnings.catch_warnings(), (one_thread() if single else contextlib.nullcontext()):
         warnings.simplefilter("ignore")
-        tree.fit(D[:, cols], y)
-    return Averaged(linear, OnColumns(tree, cols, single_thread=True))
+        model.fit(D[:, cols], y)
+    return OnColumns(model, cols, single_thread=single)
 
 
 PUSH = 0.5
@@ -252,9 +200,8 @@ def categorical_evidence(state, z: np.ndarray, fold: int, given: int, suggested:
     suggested label: ``[{"column", "push", "value_from_row"}]``, strongest first (the scoring stage writes
     the row's value in). Empty when the model has no linear part or no column pushes ``PUSH`` or more."""
     encoding, model = state.encoding, state.models[fold]
-    linear = model.linear if isinstance(model, Averaged) else model
-    coef = getattr(getattr(linear, "model", None), "coef_", None)
-    if coef is None or not encoding.levels:
+    coef = getattr(getattr(model, "model", None), "coef_", None)
+    if coef is None or not encoding.levels or coef.shape[1] != encoding.linear_width:
         return []
     classes = list(np.asarray(state.model_classes[fold]))
     if given not in classes or suggested not in classes:
