@@ -14,7 +14,8 @@ DirectRunner:
 
 Prints each run's wall seconds (the whole subprocess, interpreter start included, for both) and its
 peak memory (RSS summed over the process and its children, sampled every 50 ms from outside), the
-ratio sanitize / passthrough per size, and the peak ratio of the largest size to the smallest.
+ratio sanitize / passthrough per size, where the sanitize run's time went (from its provenance), and
+the peak ratio of the largest size to the smallest.
 
 With ``--numeric-before TREE`` (a checkout of an older commit, e.g. ``git worktree add /tmp/before
 HEAD~5``) it instead times the default run on a numeric-only table (``bench/throughput.py``'s data,
@@ -96,11 +97,14 @@ def sanitize(path: str, tree: str | None = None) -> dict:
     prov_path = os.path.join(out, "provenance.json")
     if os.path.exists(prov_path):
         with open(prov_path) as fh:
-            r["counts"] = json.load(fh).get("counts", {})
+            prov = json.load(fh)
+        r["counts"], r["timings"] = prov.get("counts", {}), prov.get("timings", {})
     return r
 
 
 def mixed(sizes: list[int], repeat: int, seed: int) -> None:
+    from throughput import print_breakdown
+
     largest = max(sizes)
     full = os.path.join(DATA, f"mixed-{largest}.parquet")
     make_mixed(largest, full, seed)
@@ -127,6 +131,7 @@ def mixed(sizes: list[int], repeat: int, seed: int) -> None:
               flush=True)
         if s["rc"] != 0:
             print("  " + "\n  ".join(s["stderr"].strip().splitlines()[-5:]))
+        print_breakdown(s.get("timings") or {})
     small, big = min(peaks), max(peaks)
     if small != big:
         print(f"peak memory {big:,} / {small:,} rows: {peaks[big] / peaks[small]:.2f} (sanitize's peak, worst of "
