@@ -297,6 +297,8 @@ def _test(Z, K, y, C, ref, refC, encoder, columns, codes, t, params, names,
             or len(own_o) < 2 * params.min_group):
         return None
     keep = encoder.keep(columns)
+    if len(keep) == 0:  # nothing outside the pattern to judge the content by
+        return None
     # One search: the group (not reference members), then the pools (members, each leaving itself out).
     queries = np.concatenate([encoder.encode(Z[group], K[group]), refC[own_t], refC[own_o]])
     own = np.concatenate([np.full(len(group), -1), own_t, own_o])
@@ -347,7 +349,7 @@ def score_carriers(t: CategoricalTrigger, encoder: ContentEncoder, ref_X, ref_co
     rows = np.flatnonzero(y == t.cls)
     rows = rows[carries(t, K[rows])]
     members = np.flatnonzero(~carries(t, ref_codes))
-    if len(rows) == 0 or len(members) <= k:
+    if len(rows) == 0 or len(members) <= k or len(encoder.keep(t.columns)) == 0:
         return rows[:0], np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros((0, k), dtype=np.int64)
     refC = encoder.encode(ref_X[: len(ref_codes)], ref_codes)
     margin, suggested, nb = _vote(refC, ref_labels, SimpleNamespace(ref_rows=members, keep=encoder.keep(t.columns)),

@@ -278,7 +278,7 @@ class BackdoorDetector(Detector):
                 if m > score[r]:
                     score[r] = m
                     best[int(r)] = (t, int(s), neigh)
-        for t in state.categorical:
+        for t in state.categorical if batch.categorical is not None else ():
             rows, margin, suggested, nb = categorical.score_carriers(
                 t, state.content, state.ref_X, state.ref_codes, state.ref_labels, Z, batch.categorical, y,
                 len(state.classes), state.params.neighbours)
