@@ -70,11 +70,14 @@ def test_unknown_feature_column(tmp_path, good_parquet, capsys):
                    "feature column 'zzz' is not in the input", "--feature-columns")
 
 
-def test_non_numeric_feature_column(tmp_path, capsys):
+def test_text_feature_column(tmp_path, capsys):
+    """Categories may be named in --feature-columns (judged by their codes); prose and keys may not."""
     path = tmp_path / "text.parquet"
-    pq.write_table(pa.table({"word": ["x", "y", "z"] * 20, "a": np.arange(60.0), "label": [0, 1] * 30}), path)
+    words = [f"a free text comment number {i} about this row" for i in range(60)]
+    pq.write_table(pa.table({"note": words, "a": np.arange(60.0), "label": [0, 1] * 30}), path)
     out = tmp_path / "out"
-    expect_refusal(capsys, out, [path, out, "--feature-columns", "word"], "feature column 'word' is not numeric")
+    expect_refusal(capsys, out, [path, out, "--feature-columns", "note"], "feature column 'note' is text",
+                   "--column-kind note=categorical")
 
 
 def test_empty_directory(tmp_path, capsys):

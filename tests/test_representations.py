@@ -1,11 +1,12 @@
 """Categorical codes and date days in the batch, on a real mixed table (palmerpenguins, raw): values become
-codes by the plan's vocabulary (a value never seen: the unseen code; a null: the missing code), a boolean
-stored as text is a categorical of two levels, dates become days since 1970-01-01, and the sample the
-detectors fit on carries them. The detectors do not read them yet: the numeric features are unchanged."""
+codes by the plan's vocabulary (a value outside it: a code of its own, derived from its text; a null: the
+missing code), a boolean stored as text is a categorical of two levels, dates become days since 1970-01-01,
+and the sample the detectors fit on carries them; the numeric features are unchanged."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from sanitizer.beam.fit import SampleFn, to_detector_batch
 from sanitizer.beam.plan import make_plan
 from sanitizer.beam.read import ReadSplitFn
 from sanitizer.data.batch import CATEGORICAL, DATE, NUMERIC
-from sanitizer.representations.categorical import CategoricalCodes
+from sanitizer.representations.categorical import UNSEEN_BASE, CategoricalCodes, distinct_code
 from sanitizer.representations.dates import days_since_epoch
 from sanitizer.settings.config import build_config
 
@@ -64,10 +65,10 @@ def test_a_boolean_stored_as_text_is_a_categorical_of_two_levels(penguins):
     assert sorted(clutch.codes) == ["No", "Yes"] and clutch.unseen_code == 2
     values = penguins["batch"].categorical[:, CODED.index("Clutch Completion")]
     assert set(values.tolist()) == {0, 1}
-    assert clutch.encode(pa.array(["Yes", "YES", None])).tolist() == [clutch.codes["Yes"], 2, 3]
+    assert clutch.encode(pa.array(["Yes", "YES", None])).tolist() == [clutch.codes["Yes"], distinct_code("YES"), 3]
 
 
-def test_a_value_never_seen_gets_the_unseen_code_and_its_row_stays_valid(penguins):
+def test_a_value_never_seen_gets_a_code_of_its_own_and_its_row_stays_valid(penguins):
     plan, table, before = penguins["plan"], penguins["table"], penguins["batch"]
     island = table.column("Island").to_pylist()
     island[:2] = ["Mars", None]
@@ -77,7 +78,11 @@ def test_a_value_never_seen_gets_the_unseen_code_and_its_row_stays_valid(penguin
     planted = planted.set_column(planted.schema.get_field_index("Sex"), "Sex", pa.array(sex, pa.large_string()))
     batch = to_detector_batch(planted, plan)
     first = {name: batch.categorical[0, CODED.index(name)] for name in ("Island", "Sex")}
-    assert first == {"Island": encoder(plan, "Island").unseen_code, "Sex": encoder(plan, "Sex").unseen_code}
+    assert first == {"Island": distinct_code("Mars"), "Sex": distinct_code("YES")}
+    assert min(first.values()) >= UNSEEN_BASE and distinct_code("Mars") != distinct_code("Venus")
+    # The training loader's encoder of the same vocabulary gives every such value the one unseen code.
+    loader = replace(encoder(plan, "Island"), distinct_unseen=False)
+    assert loader.encode(pa.array(["Mars", "Venus"])).tolist() == [loader.unseen_code] * 2
     assert batch.categorical[1, CODED.index("Island")] == encoder(plan, "Island").missing_code
     assert batch.n == before.n and batch.checks.valid.all()  # no row made invalid, none reported
     assert [code for code, _, _ in batch.checks.issues] == [code for code, _, _ in before.checks.issues]
@@ -105,7 +110,7 @@ def test_codes_hold_across_chunks_and_dictionary_columns(penguins):
     chunked = pa.chunked_array([pa.array(["Dream", "Mars"]).dictionary_encode(),
                                 pa.array(["Torgersen", None, "Dream"]).dictionary_encode()])
     assert island.decode(island.encode(chunked)).tolist() == ["Dream", None, "Torgersen", None, "Dream"]
-    assert island.encode(chunked).tolist()[1::2] == [island.unseen_code, island.missing_code]
+    assert island.encode(chunked).tolist()[1::2] == [distinct_code("Mars"), island.missing_code]
 
 
 def test_the_sample_the_detectors_fit_on_carries_the_codes_and_days(penguins):
@@ -129,7 +134,7 @@ def test_an_integer_declared_categorical_is_coded_by_its_text(penguins, tmp_path
                            "label_column": "Species", "columns": {"Sample Number": "categorical"}})
     plan = make_plan(config)
     numbers = encoder(plan, "Sample Number")
-    assert numbers.encode(pa.array([1, 152, 999_999])).tolist()[2] == numbers.unseen_code
+    assert numbers.encode(pa.array([1, 152, 999_999])).tolist()[2] == distinct_code("999999")
     assert numbers.decode(numbers.encode(pa.array([1, 152]))).tolist() == ["1", "152"]
 
 
@@ -140,5 +145,5 @@ def test_levels_beyond_the_vocabulary_bound_share_the_other_code(penguins, tmp_p
     island = encoder(make_plan(config), "Island")
     assert (island.other_code, island.unseen_code, island.missing_code) == (1, 2, 3)
     codes = island.encode(pa.array(["Biscoe", "Dream", "Torgersen", "Mars", None]))
-    assert codes.tolist() == [0, 1, 1, 2, 3]
+    assert codes.tolist() == [0, 1, 1, distinct_code("Mars"), 3]
     assert island.decode(codes).tolist() == ["Biscoe", None, None, None, None]
