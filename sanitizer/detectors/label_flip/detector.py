@@ -198,7 +198,8 @@ class LabelFlipDetector(Detector):
         fold = self.fold_of(sample.keys, K)
         X = sample.X
         if X.shape[1] == 0:
-            return Skipped("no feature columns")
+            return Skipped("no numeric feature columns (categorical and date columns are read beside numeric ones, "
+                           "never alone)")
         if params.standardize:
             mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
         else:

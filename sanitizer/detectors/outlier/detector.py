@@ -211,7 +211,7 @@ class OutlierDetector(Detector):
         if sample.n < MIN_ROWS:
             return Skipped(f"needs at least {MIN_ROWS} valid rows in the sample, got {sample.n}")
         if sample.X.shape[1] == 0:
-            return Skipped("no feature columns")
+            return Skipped("no numeric feature columns (its category signal runs beside the numeric ones, never alone)")
         K = params.folds
         fold = self.fold_of(sample.keys, K)
         per_fold = np.bincount(fold, minlength=K)
