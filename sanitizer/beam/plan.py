@@ -153,7 +153,7 @@ def make_plan(config: Config) -> Plan:
     features = [fc for fc in resolve_features(config, schema, first_batch, warnings, files[0].path, ignored,
                                               inexact, frozenset(_embedding_columns(config)))
                 if fc.name not in skip]
-    if not features and not any(c.reason in CARRIED for c in ignored) and embedding is None:
+    if not features and not any(c.reason in CARRIED for c in ignored):
         raise ConfigError("no feature columns left besides the label, id and embedding columns")
     _check_feature_count(features)
     # Every shard readable before any is read whole (the id inference below reads whole columns).

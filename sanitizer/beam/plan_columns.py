@@ -123,13 +123,12 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
                     f"{chosen.detail}; the detectors judge numeric, boolean, categorical and date columns. "
                     f"Declare it categorical (--column-kind {name}=categorical) or leave it out of --feature-columns"
                 )
-            if pa.types.is_dictionary(t) or pa.types.is_temporal(t):
-                chosen = _not_judged(name, t, None, config.categorical_max_levels)
-                if chosen.reason in CARRIED:
-                    ignored.append(chosen)
-                    continue
+            if pa.types.is_dictionary(t) or pa.types.is_temporal(t):  # categories or dates
+                ignored.append(_not_judged(name, t, None, config.categorical_max_levels))
+                continue
             raise ConfigError(
-                f"feature column {name!r} has type {t}; features must be numbers or fixed-size lists of numbers"
+                f"feature column {name!r} has type {t}; the detectors judge numbers, fixed-size lists of numbers, "
+                "categories (text, dictionary-encoded) and dates"
             )
         return features
 

@@ -97,20 +97,31 @@ def vocabulary(column, max_levels: int = MAX_LEVELS) -> dict[str, Any]:
     code of a value never seen and ``missing`` (the last) the code of a null. ``levels`` is a preview of at
     most :data:`PREVIEW` (:func:`codebook` maps every value)."""
     values = _values(column)
-    uniq, counts, order, kept = _levels(values, max_levels)
-    folded = len(order) - len(kept)
-    size = len(kept)
+    return _described(*_levels(values, max_levels), max_levels, "sampled_rows", len(values))
+
+
+def _described(uniq, counts, order, kept, max_levels: int, rows_key: str, rows: int) -> dict[str, Any]:
+    """The vocabulary's record from :func:`_levels`: size, a preview of the levels, the other, unseen and
+    missing codes, and the rows it was taken from (under ``rows_key``)."""
+    size, folded = len(kept), len(order) - len(kept)
     out: dict[str, Any] = {
         "size": size,
         "levels": [{"value": str(uniq[i]), "rows": int(counts[i])} for i in kept[:PREVIEW]],
-        "sampled_rows": len(values),
+        rows_key: rows,
         "max_levels": max_levels,
     }
     if folded:
-        out["other"] = {"code": size, "levels": folded, "rows": int(sum(int(counts[i]) for i in order[len(kept):]))}
+        out["other"] = {"code": size, "levels": folded, "rows": int(sum(int(counts[i]) for i in order[size:]))}
     out["unseen_code"] = size + (1 if folded else 0)
     out["missing_code"] = out["unseen_code"] + 1
     return out
+
+
+def _codes(uniq, order, kept) -> dict[str, int]:
+    """Every value as text -> its code: the kept levels 0..size-1, the rarer ones the ``other`` code."""
+    codes = {str(uniq[i]): code for code, i in enumerate(kept)}
+    codes.update({str(uniq[i]): len(kept) for i in order[len(kept):]})
+    return codes
 
 
 def _levels(values: list, max_levels: int, counted: dict[str, int] | None = None):
@@ -132,17 +143,8 @@ def counted_vocabulary(kind: ColumnKind, counted: dict[str, int], max_levels: in
     -> clean rows holding it, :mod:`sanitizer.runs.level_counts`) instead of the first rows: the same
     structure, ``counted_rows`` for ``sampled_rows``."""
     uniq, counts, order, kept = _levels([], max_levels, counted)
-    size, folded = len(kept), len(order) - len(kept)
-    vocab: dict[str, Any] = {"size": size,
-                             "levels": [{"value": str(uniq[i]), "rows": int(counts[i])} for i in kept[:PREVIEW]],
-                             "counted_rows": int(counts.sum()), "max_levels": max_levels}
-    if folded:
-        vocab["other"] = {"code": size, "levels": folded, "rows": int(sum(int(counts[i]) for i in order[size:]))}
-    vocab["unseen_code"] = size + (1 if folded else 0)
-    vocab["missing_code"] = vocab["unseen_code"] + 1
-    codes = {str(uniq[i]): code for code, i in enumerate(kept)}
-    codes.update({str(uniq[i]): size for i in order[size:]})
-    return replace(kind, vocabulary=vocab, codes=codes)
+    vocab = _described(uniq, counts, order, kept, max_levels, "counted_rows", int(counts.sum()))
+    return replace(kind, vocabulary=vocab, codes=_codes(uniq, order, kept))
 
 
 def codebook(column, max_levels: int = MAX_LEVELS) -> dict[str, int]:
@@ -150,9 +152,7 @@ def codebook(column, max_levels: int = MAX_LEVELS) -> dict[str, int]:
     :func:`vocabulary`: the kept levels 0..size-1, the rarer ones the ``other`` code. The full mapping
     (``vocabulary`` previews only :data:`PREVIEW` levels) that the manifest hands to training."""
     uniq, _, order, kept = _levels(_values(column), max_levels)
-    codes = {str(uniq[i]): code for code, i in enumerate(kept)}
-    codes.update({str(uniq[i]): len(kept) for i in order[len(kept):]})
-    return codes
+    return _codes(uniq, order, kept)
 
 
 def date_range(column) -> dict[str, str] | None:
