@@ -138,7 +138,7 @@ class MixedEncoding:
             "one_hot_columns": self.onehot_width,
             "level_bound": {"min_sample_rows": MIN_LEVEL_ROWS, "max_levels_per_column": MAX_LEVELS},
             "models": models,
-            "neighbour_distance": "standardised numeric and date columns, one-hot columns weighted 1/sqrt(2)",
+            "neighbour_distance": f"standardised numeric and date columns, one-hot columns weighted {ONEHOT_WEIGHT}",
         }
 
 
