@@ -84,7 +84,7 @@ def test_empty_directory(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "out"
-    expect_refusal(capsys, out, [empty, out], str(empty), "matched no .parquet, .csv or .jsonl files")
+    expect_refusal(capsys, out, [empty, out], str(empty), "matched no .parquet, .csv, .jsonl or .tfrecord files")
 
 
 def test_directory_of_unsupported_files(tmp_path, capsys):
@@ -92,7 +92,7 @@ def test_directory_of_unsupported_files(tmp_path, capsys):
     d.mkdir()
     (d / "notes.txt").write_text("hello\n")
     out = tmp_path / "out"
-    expect_refusal(capsys, out, [d, out], "matched no .parquet, .csv or .jsonl files", "notes.txt")
+    expect_refusal(capsys, out, [d, out], "matched no .parquet, .csv, .jsonl or .tfrecord files", "notes.txt")
 
 
 def test_csv_with_only_a_header(tmp_path, capsys):

@@ -218,7 +218,7 @@ def test_out_of_range_names_key_bound_and_given_value(raw, pattern):
 
 
 def test_bad_format_names_allowed_formats():
-    with pytest.raises(ConfigError, match=r"format must be one of auto, parquet, csv, jsonl, got 'xlsx'"):
+    with pytest.raises(ConfigError, match=r"format must be one of auto, parquet, csv, jsonl, tfrecord, got 'xlsx'"):
         build_config(base(format="xlsx"))
 
 

@@ -26,7 +26,7 @@ from sanitizer.io.readers.base import Reader, rebatch
 from sanitizer.settings.config import build_config
 
 REPO = Path(__file__).resolve().parents[1]
-BUILT_IN = ("parquet", "csv", "jsonl")
+BUILT_IN = ("parquet", "csv", "jsonl", "tfrecord")
 
 
 class RowsReader(Reader):
@@ -80,8 +80,8 @@ def write_rows_file(path: Path, first: int, n: int, outliers: int) -> None:
 def test_the_built_in_formats_are_registered_in_order():
     assert readers.format_names() == BUILT_IN
     assert list(FORMAT_CHOICES) == ["auto", *BUILT_IN]
-    assert readers.extensions_named() == ".parquet, .csv or .jsonl"
-    assert readers.format_titles() == "Parquet, CSV or JSON Lines"
+    assert readers.extensions_named() == ".parquet, .csv, .jsonl or .tfrecord"
+    assert readers.format_titles() == "Parquet, CSV, JSON Lines or TFRecord"
     for reader in readers.readers():
         assert reader is reader_for(reader.name)
         assert reader.extensions and all(e.startswith(".") and e == e.lower() for e in reader.extensions)
@@ -129,7 +129,7 @@ def test_run_and_profile_offer_the_registered_formats():
     assert list(choices) == ["auto", *BUILT_IN]
     for fmt in choices:
         assert build_config({"format": fmt}).format == fmt
-    with pytest.raises(ConfigError, match=r"format must be one of auto, parquet, csv, jsonl, got 'xlsx'"):
+    with pytest.raises(ConfigError, match=r"format must be one of auto, parquet, csv, jsonl, tfrecord, got 'xlsx'"):
         build_config({"format": "xlsx"})
 
 
@@ -166,11 +166,11 @@ def test_a_registered_format_is_discovered_offered_and_read_end_to_end(rows_form
     assert [s.relpath for s in found.skipped] == ["_SUCCESS"]
     assert "rows" in FORMAT_CHOICES and build_config({"format": "rows"}).format == "rows"
     (inp / "notes.txt").write_text("x")
-    with pytest.raises(InputError, match=r"--format parquet\|csv\|jsonl\|rows "):
+    with pytest.raises(InputError, match=r"--format parquet\|csv\|jsonl\|tfrecord\|rows "):
         survey(str(inp))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("x")
-    with pytest.raises(InputError, match=r"matched no \.parquet, \.csv, \.jsonl or \.rows files"):
+    with pytest.raises(InputError, match=r"matched no \.parquet, \.csv, \.jsonl, \.tfrecord or \.rows files"):
         survey(str(tmp_path / "other"))
 
     out = tmp_path / "out"

@@ -14,8 +14,9 @@ path relative to the input root; ``sanitizer.io.discover`` applies them):
    user's file for its name).
 2. Ignored by the user's patterns (``--ignore``, config ``ignore``), and listed.
 3. Read, by the extensions each format's reader declares (``sanitizer.io.readers``:
-   ``.parquet``/``.pq``, ``.csv``, ``.jsonl``/``.ndjson``/``.json``; CSV and
-   JSON Lines optionally compressed: ``.gz``, ``.bz2``, ``.zst``, ``.xz``), or
+   ``.parquet``/``.pq``, ``.csv``, ``.jsonl``/``.ndjson``/``.json``,
+   ``.tfrecord``/``.tfrecords``; CSV, JSON Lines and TFRecord optionally
+   compressed: ``.gz``, ``.bz2``, ``.zst``, ``.xz``), or
    as the declared ``--format`` when its extension names no format.
 4. Anything else is refused, naming the files and both ways out.
 """
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from sanitizer.io.fs import filesystems as _filesystems
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd", ".xz": "xz", ".lzma": "xz"}
-"""Compression suffixes an input may carry where its reader accepts them (CSV, JSON Lines); the file is
+"""Compression suffixes an input may carry where its reader accepts them (CSV, JSON Lines, TFRecord); the file is
 decompressed as it is read."""
 
 UNREAD_COMPRESSIONS = (".zip", ".tar", ".tgz", ".7z", ".rar", ".lz4", ".snappy", ".deflate", ".br", ".z")

@@ -1,4 +1,4 @@
-"""Input formats: one module per format (``parquet``, ``csv``, ``jsonl``) behind one registry. May import errors, data/ and io/ (fs, input_rules); never beam/, detectors/ or review/.
+"""Input formats: one module per format (``parquet``, ``csv``, ``jsonl``, ``tfrecord``) behind one registry. May import errors, data/ and io/ (fs, input_rules); never beam/, detectors/ or review/.
 
 Everything that names the input formats reads this registry: the ``--format`` choices of ``sanitize
 run`` and ``sanitize profile``, the ``format`` config key, which files discovery reads (by
@@ -30,6 +30,7 @@ from sanitizer.io.readers.base import Reader
 from sanitizer.io.readers.csv import CsvReader
 from sanitizer.io.readers.jsonl import JsonLinesReader
 from sanitizer.io.readers.parquet import ParquetReader
+from sanitizer.io.readers.tfrecord import TFRecordReader
 
 AUTO = "auto"
 """The ``--format`` value that reads each file by its extension (the default)."""
@@ -108,12 +109,12 @@ def _either(items: list[str]) -> str:
 
 
 def format_titles() -> str:
-    """``Parquet, CSV or JSON Lines``: the formats as help texts name them."""
+    """``Parquet, CSV, JSON Lines or TFRecord``: the formats as help texts name them."""
     return _either([r.title for r in _READERS.values()])
 
 
 def extensions_named() -> str:
-    """``.parquet, .csv or .jsonl``: each format by its first extension."""
+    """``.parquet, .csv, .jsonl or .tfrecord``: each format by its first extension."""
     return _either([r.extensions[0] for r in _READERS.values()])
 
 
@@ -141,7 +142,7 @@ def format_of(path: str, declared: str) -> tuple[str | None, str | None]:
     return fmt, None
 
 
-BUILT_IN = (ParquetReader(), CsvReader(), JsonLinesReader())
+BUILT_IN = (ParquetReader(), CsvReader(), JsonLinesReader(), TFRecordReader())
 """The formats every run knows, one line each."""
 
 for _reader in BUILT_IN:
