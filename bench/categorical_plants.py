@@ -235,13 +235,16 @@ def measure(frame: pd.DataFrame, label: str, rows: np.ndarray, held: np.ndarray)
 
 def categorical_pass(key: str, df: pd.DataFrame, label: str, prov: dict | None, seed: int,
                      held_rows: Callable[[pd.DataFrame, str], tuple[int, np.ndarray]],
-                     predicted: Callable[[], np.ndarray] | None) -> dict[str, dict]:
-    """Each plant on its own copy, run through ``held_rows(frame, tag)``: (exit code, boolean mask of rows held)."""
+                     predicted: Callable[[], np.ndarray] | None, which: set[str] | None = None) -> dict[str, dict]:
+    """Each plant (of ``which``; every one when empty) on its own copy, run through ``held_rows(frame, tag)``:
+    (exit code, boolean mask of rows held)."""
     cols = categorical_columns(df, label, prov)
     results: dict[str, dict] = {}
     if not cols:
         return results
     for i, (name, make) in enumerate(PLANTS):
+        if which and name not in which:
+            continue
         rng = np.random.default_rng([seed, i])
         p = make(df, label, cols, rng, predicted) if name == "backdoor" else make(df, label, cols, rng)
         if p.frame is None:

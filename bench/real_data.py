@@ -376,7 +376,8 @@ def planted_pass(t: Table, df: pd.DataFrame, shipped: dict, seed: int, peers: bo
     return result
 
 
-def categorical_run(tables: list[Table], shipped: dict[str, dict], seed: int, peers: bool) -> None:
+def categorical_run(tables: list[Table], shipped: dict[str, dict], seed: int, peers: bool,
+                    which: set[str] | None = None) -> None:
     """The categorical plants (bench/categorical_plants.py) on every table with categorical columns."""
     import categorical_plants as cp
 
@@ -399,7 +400,7 @@ def categorical_run(tables: list[Table], shipped: dict[str, dict], seed: int, pe
             return classes[oof_probabilities(peer_features(lab, t.label)[0], y, seed).argmax(axis=1)]
 
         per_table[t.key] = cp.categorical_pass(t.key, df, t.label, shipped[t.key]["prov"], seed, held_rows,
-                                               predicted if peers else None)
+                                               predicted if peers else None, which)
     cp.print_summary(per_table)
 
 
@@ -409,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-planted", action="store_true")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--plants", default="flips", help="planted passes, comma-separated: flips, categorical")
+    ap.add_argument("--categorical-plants", default="",
+                    help="with --plants categorical: only these plants (unseen, class-unseen, swapped, backdoor)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", help="a sanitize config file for every run instead of the default configuration")
     args = ap.parse_args(argv)
@@ -445,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_planted:
         return 0
     if "categorical" in plants:
-        categorical_run(tables, shipped_results, args.seed, not args.no_peers)
+        categorical_run(tables, shipped_results, args.seed, not args.no_peers,
+                        {p for p in args.categorical_plants.split(",") if p})
     if "flips" not in plants:
         return 0
     print()

@@ -1,6 +1,6 @@
 """``outlier`` on categorical and date columns, on real mixed tables (modeldata's mlc_churn, openintro's
 loans_full_schema, palmerpenguins raw): an unseen value, a value never seen for the row's class and two
-columns' values swapped are caught while clean rows pass; a value first met at scoring time stands out; a
+columns' values swapped are caught (also when the moved values repeat) while clean rows pass; a value first met at scoring time stands out; a
 legitimate minority value of a boolean stored as text is not an outlier; a date far outside the range is
 named in words; and a table without categorical columns scores as it would without the key."""
 
@@ -119,6 +119,30 @@ def test_two_columns_values_swapped_are_caught(churn, tmp_path):
     batch, state, scores = fit_score(frame, "churn", tmp_path)
     recall, false_flags = caught(scores, planted, len(frame))
     assert recall >= 0.9 and false_flags <= 0.01, (recall, false_flags)
+
+
+def test_values_exchanged_between_columns_are_caught_though_they_repeat(churn, tmp_path):
+    """state and area_code swapped in 1% of the rows: each area code then sits in the state column some 17
+    times (a "rare level" by the state column's own counts), but it is a common value of area_code, a
+    column whose values the state column never shares. The two yes/no plan columns share their values and
+    are never compared that way, and the clean rows pass."""
+    rng = np.random.default_rng(3)
+    frame = churn.copy()
+    planted = np.sort(rng.choice(len(frame), len(frame) // 100, replace=False))
+    for column in ("state", "area_code"):
+        frame[column] = frame[column].astype(object)
+    frame.loc[planted, ["state", "area_code"]] = frame.loc[planted, ["area_code", "state"]].to_numpy()
+    batch, state, scores = fit_score(frame, "churn", tmp_path)
+    names = state.category_plan.names
+    apart = {frozenset((names[a], names[b])) for a, b in state.category_plan.apart}
+    assert frozenset(("state", "area_code")) in apart
+    assert frozenset(("international_plan", "voice_mail_plan")) not in apart
+    recall, false_flags = caught(scores, planted, len(frame))
+    assert recall >= 0.9 and false_flags <= 0.01, (recall, false_flags)
+    item = next(f for f in scores.evidence[int(planted[0])]["extreme_features"] if f.get("test") == "misplaced")
+    assert {item["feature"], item["home"]} == {"state", "area_code"} and item["count_in_home"] > 100
+    assert item["with"]["value"] == frame.at[planted[0], item["home"]]
+    assert "look exchanged" in OutlierDetector().describe({"extreme_features": [item]})[0]
 
 
 def test_a_value_first_met_at_scoring_time_stands_out(churn, tmp_path):

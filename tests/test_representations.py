@@ -18,7 +18,7 @@ from sanitizer.beam.fit import SampleFn, to_detector_batch
 from sanitizer.beam.plan import make_plan
 from sanitizer.beam.read import ReadSplitFn
 from sanitizer.data.batch import CATEGORICAL, DATE, NUMERIC
-from sanitizer.representations.categorical import UNSEEN_BASE, CategoricalCodes, distinct_code
+from sanitizer.representations.categorical import NULL_CODE, UNSEEN_BASE, CategoricalCodes, distinct_code
 from sanitizer.representations.dates import days_since_epoch
 from sanitizer.settings.config import build_config
 
@@ -45,27 +45,37 @@ def encoder(plan, name) -> CategoricalCodes:
     return next(e for e in plan.encoders if e.name == name)
 
 
-def test_categorical_columns_become_codes_by_the_vocabulary(penguins):
+def test_categorical_columns_become_codes_by_their_values(penguins):
     plan, batch, frame = penguins["plan"], penguins["batch"], penguins["frame"]
     assert batch.columns == {CATEGORICAL: CODED, DATE: ("Date Egg",)}
     assert batch.categorical.dtype == np.int32 and batch.categorical.shape == (len(frame), len(CODED))
     island = encoder(plan, "Island")
     vocabulary = next(k for k in plan.kinds if k.name == "Island").vocabulary
-    assert island.decode(np.arange(3)).tolist() == [level["value"] for level in vocabulary["levels"]]
+    levels = [level["value"] for level in vocabulary["levels"]]
+    assert replace(island, by_value=False).decode(np.arange(3)).tolist() == levels  # the loader's codes
+    assert island.decode(np.array([distinct_code(v) for v in levels])).tolist() == levels
     codes = dict(zip(batch.ids, batch.categorical[:, CODED.index("Island")]))  # ids: rows in input order
     order = [codes[f"penguins_raw.parquet:{i}"] for i in range(len(frame))]
     assert island.decode(np.array(order)).tolist() == frame["Island"].tolist()
     sex = batch.categorical[:, CODED.index("Sex")]
-    assert sorted(set(sex.tolist())) == [0, 1, 3]  # MALE, FEMALE, and missing for the 11 nulls
-    assert (sex == encoder(plan, "Sex").missing_code).sum() == frame["Sex"].isna().sum() == 11
+    assert sorted(set(sex.tolist())) == sorted([distinct_code("MALE"), distinct_code("FEMALE"), NULL_CODE])
+    assert (sex == NULL_CODE).sum() == frame["Sex"].isna().sum() == 11
 
 
 def test_a_boolean_stored_as_text_is_a_categorical_of_two_levels(penguins):
     clutch = encoder(penguins["plan"], "Clutch Completion")
     assert sorted(clutch.codes) == ["No", "Yes"] and clutch.unseen_code == 2
     values = penguins["batch"].categorical[:, CODED.index("Clutch Completion")]
-    assert set(values.tolist()) == {0, 1}
-    assert clutch.encode(pa.array(["Yes", "YES", None])).tolist() == [clutch.codes["Yes"], distinct_code("YES"), 3]
+    assert set(values.tolist()) == {distinct_code("Yes"), distinct_code("No")}
+    assert clutch.encode(pa.array(["Yes", "YES", None])).tolist() == [distinct_code("Yes"), distinct_code("YES"),
+                                                                       NULL_CODE]
+    loader = replace(clutch, by_value=False)  # the training loader's codes, by the vocabulary
+    assert loader.encode(pa.array(["Yes", "YES", None])).tolist() == [loader.codes["Yes"], 2, 3]
+
+
+def test_one_value_has_one_code_in_every_column(penguins):
+    island, sex = encoder(penguins["plan"], "Island"), encoder(penguins["plan"], "Sex")
+    assert island.encode(pa.array(["MALE", "Dream"])).tolist() == sex.encode(pa.array(["MALE", "Dream"])).tolist()
 
 
 def test_a_value_never_seen_gets_a_code_of_its_own_and_its_row_stays_valid(penguins):
@@ -81,9 +91,9 @@ def test_a_value_never_seen_gets_a_code_of_its_own_and_its_row_stays_valid(pengu
     assert first == {"Island": distinct_code("Mars"), "Sex": distinct_code("YES")}
     assert min(first.values()) >= UNSEEN_BASE and distinct_code("Mars") != distinct_code("Venus")
     # The training loader's encoder of the same vocabulary gives every such value the one unseen code.
-    loader = replace(encoder(plan, "Island"), distinct_unseen=False)
+    loader = replace(encoder(plan, "Island"), by_value=False)
     assert loader.encode(pa.array(["Mars", "Venus"])).tolist() == [loader.unseen_code] * 2
-    assert batch.categorical[1, CODED.index("Island")] == encoder(plan, "Island").missing_code
+    assert batch.categorical[1, CODED.index("Island")] == NULL_CODE
     assert batch.n == before.n and batch.checks.valid.all()  # no row made invalid, none reported
     assert [code for code, _, _ in batch.checks.issues] == [code for code, _, _ in before.checks.issues]
     np.testing.assert_array_equal(batch.X, before.X)  # the numeric features are what they were
@@ -110,7 +120,7 @@ def test_codes_hold_across_chunks_and_dictionary_columns(penguins):
     chunked = pa.chunked_array([pa.array(["Dream", "Mars"]).dictionary_encode(),
                                 pa.array(["Torgersen", None, "Dream"]).dictionary_encode()])
     assert island.decode(island.encode(chunked)).tolist() == ["Dream", None, "Torgersen", None, "Dream"]
-    assert island.encode(chunked).tolist()[1::2] == [distinct_code("Mars"), island.missing_code]
+    assert island.encode(chunked).tolist()[1::2] == [distinct_code("Mars"), NULL_CODE]
 
 
 def test_the_sample_the_detectors_fit_on_carries_the_codes_and_days(penguins):
@@ -144,6 +154,6 @@ def test_levels_beyond_the_vocabulary_bound_share_the_other_code(penguins, tmp_p
                            "categorical_max_levels": 2})
     island = encoder(make_plan(config), "Island")
     assert (island.other_code, island.unseen_code, island.missing_code) == (1, 2, 3)
-    codes = island.encode(pa.array(["Biscoe", "Dream", "Torgersen", "Mars", None]))
-    assert codes.tolist() == [0, 1, 1, distinct_code("Mars"), 3]
-    assert island.decode(codes).tolist() == ["Biscoe", None, None, None, None]
+    codes = replace(island, by_value=False).encode(pa.array(["Biscoe", "Dream", "Torgersen", "Mars", None]))
+    assert codes.tolist() == [0, 1, 1, 2, 3]
+    assert replace(island, by_value=False).decode(codes).tolist() == ["Biscoe", None, None, None, None]

@@ -87,7 +87,7 @@ class Plan:
         """The representations of the carried columns, in input order: categorical codes (categorical
         columns, booleans stored as text) and days (dates)."""
         carried = {c.name: c.reason for c in self.carried}
-        return tuple(CategoricalCodes.of(k, distinct_unseen=True) if carried[k.name] != "date" else DateDays(k.name)
+        return tuple(CategoricalCodes.of(k, by_value=True) if carried[k.name] != "date" else DateDays(k.name)
                      for k in self.kinds if k.name in carried and (carried[k.name] == "date" or k.codes is not None))
 
     def read_columns(self) -> list[str]:

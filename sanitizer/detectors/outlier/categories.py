@@ -86,6 +86,7 @@ class CategoryPlan:
     tested: tuple[int, ...]  # columns with at most MAX_LEVELS distinct values
     pairs: tuple[tuple[int, int], ...]
     levels: tuple[int, ...]  # distinct values per column in the sample
+    apart: tuple[tuple[int, int], ...] = ()  # column pairs of separate domains (outlier.misplaced)
 
     @staticmethod
     def of(codes: np.ndarray, names: tuple[str, ...]) -> "CategoryPlan":
@@ -206,5 +207,6 @@ def category_summary(plan: CategoryPlan, reference: CategoryReference, limit: in
         "columns": columns,
         "not_tested": [plan.names[j] for j in range(len(plan.names)) if j not in plan.tested][:limit],
         "pairs": [[plan.names[a], plan.names[b]] for a, b in plan.pairs],
+        "apart_pairs": [[plan.names[a], plan.names[b]] for a, b in plan.apart[:limit]],
         "bounds": {"max_levels": MAX_LEVELS, "max_pairs": MAX_PAIRS, "max_pair_cells": MAX_PAIR_CELLS},
     }

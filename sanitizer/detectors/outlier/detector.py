@@ -29,7 +29,9 @@ on its own:
   integers declared categorical): a value never seen in the reference, never
   seen among the row's class, or two values never seen together, each as
   ``-log`` of a Good-Turing estimate of how often a clean row would show it
-  (:mod:`sanitizer.detectors.outlier.categories`).
+  (:mod:`~sanitizer.detectors.outlier.categories`); a cell holding the value
+  of another column of a separate domain, or two such cells exchanged
+  (:mod:`~sanitizer.detectors.outlier.misplaced`).
 
 Date columns join the tail signal as days since 1970 (a missing date is judged
 as the sample's median): a date far outside the observed range is a far tail.
@@ -58,7 +60,7 @@ percentile range, ``-log p``; a date in words), the nearest reference rows
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -75,6 +77,7 @@ from sanitizer.detectors.outlier.categories import (
     category_summary,
     unusual_values,
 )
+from sanitizer.detectors.outlier.misplaced import Homes, apart_pairs, evidence_item, homes_of, misplaced
 from sanitizer.detectors.outlier.signals import (
     NeighbourReference,
     _clipped,
@@ -99,6 +102,7 @@ far tail is long (ISLR Default: two money columns); in many standardised, clippe
 concentrate and the far tail is poison's (uniform rows in 64-pixel digits), which a log scale would
 compress."""
 CALIBRATION_ROWS = 50
+MISPLACED_EVIDENCE_NATS = 1.0  # a misplaced cell this strong is named in a flagged row's evidence
 """A class with this many sample rows calibrates its own k-NN distances."""
 
 
@@ -168,6 +172,7 @@ class FoldModel:
     global_neighbours: NeighbourReference
     class_neighbours: dict[str, NeighbourReference]
     categories: CategoryReference | None = None
+    homes: dict[int, Homes] | None = None  # per categorical column: the values of its apart columns
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,7 @@ class OutlierDetector(Detector):
         T = with_dates(sample.X, sample.dates, date_fill)  # the tail's matrix: numeric features, then dates
         codes = sample.categorical if sample.categorical is not None and sample.categorical.shape[1] else None
         plan = CategoryPlan.of(codes, sample.columns[CATEGORICAL]) if codes is not None else None
+        plan = replace(plan, apart=apart_pairs(plan, codes)) if plan is not None else None
 
         def capped(rows: np.ndarray, cap: int = params.knn_reference_rows) -> np.ndarray:
             if len(rows) <= cap:
@@ -255,7 +261,9 @@ class OutlierDetector(Detector):
                 class_neighbours[c] = neighbours(members, i + 1)
                 class_rows[c] = np.searchsorted(rows, members)  # positions among the model's rows
             categories = CategoryReference.build(plan, codes[rows], class_rows) if plan is not None else None
-            return FoldModel(global_tail, class_tails, mean, scale, neighbours(rows, 0), class_neighbours, categories)
+            homes = homes_of(plan, plan.apart, categories.columns) if plan is not None else None
+            return FoldModel(global_tail, class_tails, mean, scale, neighbours(rows, 0), class_neighbours, categories,
+                             homes)
 
         with ThreadPoolExecutor(2) as pool:  # sorting and index building release the GIL
             models = tuple(pool.map(build, range(K)))
@@ -340,8 +348,10 @@ def _category_nats(state: OutlierState, batch: Batch, fold: np.ndarray) -> np.nd
     """The category signal of every row, each row tested against the model that did not see it."""
     out = np.zeros(batch.n)
     for f, label, rows in _references(state.models, class_groups(batch.labels), fold):
-        tests = state.models[f].categories.tests(state.category_plan, label, batch.categorical[rows])
-        out[rows] = category_nats(tests, len(rows))
+        model, codes = state.models[f], batch.categorical[rows]
+        tests = model.categories.tests(state.category_plan, label, codes)
+        moved = misplaced(state.category_plan, model.homes, model.categories.columns, codes)
+        out[rows] = np.maximum(category_nats(tests, len(rows)), moved.nats)
     return out
 
 
@@ -379,6 +389,8 @@ def _evidence(state: OutlierState, batch: Batch, T: np.ndarray, rows: np.ndarray
         Z = _clipped(X[:, : state.numeric_features], model.mean, model.scale, params.clip_z)
         dist, found = ref.index.search_distances(Z, params.neighbours)
         tests = model.categories.tests(plan, label, batch.categorical[idx]) if plan is not None else None
+        moved = (misplaced(plan, model.homes, model.categories.columns, batch.categorical[idx])
+                 if plan is not None else None)
         for r, i in enumerate(idx):
             p = position[int(i)]
             signals = [("tail", tail[p], params.threshold_tail), ("knn", knn[p], params.threshold_knn)]
@@ -386,6 +398,9 @@ def _evidence(state: OutlierState, batch: Batch, T: np.ndarray, rows: np.ndarray
                 signals.append(("category", category[p], params.threshold_category))
             unusual = (unusual_values(tests, plan, model.categories, label, r, max(params.top_features, 1))
                        if plan is not None and category[p] > 0 else [])
+            if moved is not None and moved.nats[r] >= MISPLACED_EVIDENCE_NATS:
+                rows_ref = model.categories.columns[0].rows
+                unusual = [evidence_item(plan, moved, r, rows_ref)] + unusual[: max(params.top_features, 1) - 1]
             extreme = [_feature_item(state, ref_tail, int(j), float(X[r, j]), round(float(contrib[r, j]), 3))
                        for j in top[r] if contrib[r, j] > 0]
             evidence = {

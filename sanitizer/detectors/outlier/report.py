@@ -8,7 +8,8 @@ COLOUR = "#d9822b"
 NEIGHBOUR_KEYS = ("nearest",)  # [{id, distance}]: the nearest reference rows
 FEATURE_KEYS = ("extreme_features",)
 """[{feature, value, typical_range}] for numeric and date features; a categorical finding (first) has ``test``
-(unseen, class or combination), ``value``, ``reference_rows`` and, for a combination, ``with``."""
+(unseen, class, combination or misplaced), ``value``, ``reference_rows`` and, for a combination or an exchange
+of two cells, ``with``."""
 
 
 def describe(ev: dict) -> list[str]:
@@ -59,11 +60,30 @@ def category_line(item: dict) -> str:
         elsewhere = item.get("count_other_classes")
         more = f" (seen in {elsewhere:,} rows of other classes)" if isinstance(elsewhere, int) and elsewhere else ""
         return f"{what}: never seen among {rows} rows of class {item.get('class')}{more}"
+    if test == "misplaced":
+        return misplaced_line(item, what)
     if test == "combination":
         other = item.get("with") if isinstance(item.get("with"), dict) else {}
         return (f"{what} with {other.get('feature')} = {value_text(other.get('value'))}: "
                 f"never seen together in {rows} rows")
     return f"{what}: never seen in {rows} reference rows"
+
+
+def misplaced_line(item: dict, what: str) -> str:
+    """"color = 'VS2': a value of clarity (4,120 reference rows there, 3 in color)", and its exchanged partner."""
+    home, name = item.get("home"), item.get("feature")
+    line = f"{what}: a value of {home} ({_count(item.get('count_in_home'))} reference rows there, " \
+           f"{_count(item.get('count'))} in {name})"
+    other = item.get("with") if isinstance(item.get("with"), dict) else None
+    if other:
+        line += (f"; {home} = {value_text(other.get('value'))}: a value of {name} "
+                 f"({_count(other.get('count_in_home'))} there, {_count(other.get('count'))} in {home}): "
+                 "the two cells look exchanged")
+    return line
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
 
 
 def value_text(value) -> str:
