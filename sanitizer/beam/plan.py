@@ -229,7 +229,8 @@ def _check_feature_count(features) -> None:
 def _check_roles(files, schema: pa.Schema, label: str, id_column: str | None) -> None:
     """Refuse, before anything runs, a label or id column that cannot name a class or a record: nested
     values or raw bytes (by type), or text that is not UTF-8 (a Parquet input's whole column is read;
-    the CSV and JSON Lines readers refuse such bytes themselves: ``Reader.decodes_text``)."""
+    readers that decode text - CSV, JSON Lines, TFRecord - refuse such bytes themselves:
+    ``Reader.decodes_text``)."""
     roles = [("label", label)] + ([("id", id_column)] if id_column else [])
     for role, name in roles:
         check_role_type(role, name, schema.field(name).type)
