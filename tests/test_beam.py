@@ -254,8 +254,10 @@ def test_score_fn_splits_clean_quarantine_and_stats(setup, scored):
         states = p | "States" >> beam.Create([scored["states"]])
         batches = p | "Read" >> ReadBatches(plan)
         fill = p | "Fill" >> beam.Create([scored["fill"]])
+        media = p | "Media" >> beam.Create([{}])  # no image or text column
         out = batches | "Score" >> beam.ParDo(
-            ScoreFn(plan, config), beam.pvalue.AsSingleton(states), beam.pvalue.AsSingleton(fill)
+            ScoreFn(plan, config), beam.pvalue.AsSingleton(states), beam.pvalue.AsSingleton(fill),
+            beam.pvalue.AsSingleton(media),
         ).with_outputs("quarantine", "stats", main="clean")
         clean_ids = out.clean | "CleanIds" >> beam.FlatMap(lambda t: t.column(ID_COLUMN).to_pylist())
         q_ids = out.quarantine | "QuarantineIds" >> beam.FlatMap(lambda t: t.column(ID_COLUMN).to_pylist())
@@ -278,8 +280,10 @@ def test_score_fn_with_skipped_detector_keeps_valid_rows_clean(setup, scored):
     with BeamTestPipeline() as p:
         st = p | "States" >> beam.Create([states])
         fill = p | "Fill" >> beam.Create([scored["fill"]])
+        media = p | "Media" >> beam.Create([{}])
         out = (p | "Read" >> ReadBatches(plan)) | "Score" >> beam.ParDo(
-            ScoreFn(plan, config), beam.pvalue.AsSingleton(st), beam.pvalue.AsSingleton(fill)
+            ScoreFn(plan, config), beam.pvalue.AsSingleton(st), beam.pvalue.AsSingleton(fill),
+            beam.pvalue.AsSingleton(media),
         ).with_outputs("quarantine", "stats", main="clean")
         clean_ids = out.clean | "CleanIds" >> beam.FlatMap(lambda t: t.column(ID_COLUMN).to_pylist())
         q_ids = out.quarantine | "QuarantineIds" >> beam.FlatMap(lambda t: t.column(ID_COLUMN).to_pylist())

@@ -21,6 +21,7 @@ from sanitizer.errors import SanitizerError
 from sanitizer.beam.plan import Plan
 from sanitizer.data.batch import EMBEDDING, KEY_COLUMN, NUMERIC, Batch, column_medians, label_strings
 from sanitizer.data.extract import extract
+from sanitizer.beam.media import describe as describe_media, fit_media, with_media
 from sanitizer.beam.sample import ClassAwareSampler
 from sanitizer.detectors.contract import fitted
 from sanitizer.validation.suite import ROW_COUNT, RowValidator, SHAPE, sample_frame, summarise, validate_frame
@@ -71,14 +72,17 @@ class SampleFn(beam.CombineFn):
         self.plan = plan
         self.validator = row_validator(plan)
         columns: dict[str, list[str]] = {}
+        shapes: dict[str, tuple[int, ...]] = {}
         for encoder in plan.encoders:
             columns.setdefault(encoder.kind, []).append(encoder.name)
+            shapes[encoder.kind] = tuple(getattr(encoder, "row_shape", ()))
         self.sampler = ClassAwareSampler(
             size=config.sample.size,
             min_per_class=config.sample.min_per_class,
             seed=config.seed,
             widths={NUMERIC: len(plan.feature_names), **({EMBEDDING: plan.embedding.width} if plan.embedding else {}),
-                    **{kind: len(names) for kind, names in columns.items()}},
+                    **{kind: (len(names), *shapes[kind]) if shapes[kind] else len(names)
+                       for kind, names in columns.items()}},
             columns=columns,
         )
 
@@ -110,8 +114,12 @@ def fit_detectors(sample: Batch, plan: Plan, config: Config) -> dict[str, Any]:
     return fit_timed(sample, plan, config)[0]
 
 
-def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any], dict[str, float]]:
-    """Fit every enabled detector on the sample: (name -> fitted state, name -> seconds).
+def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+    """Fit every enabled detector on the sample: (name -> fitted state, name -> seconds, image or text column ->
+    its fitted representation).
+
+    The image and text columns' representations are fitted first (:mod:`sanitizer.beam.media`); their
+    vectors join the sample's numeric features before the detectors fit.
 
     A detector that cannot run on this data by its own rules (one class, too few
     rows) returns Skipped and provenance says why: that is the only way a detector
@@ -129,6 +137,10 @@ def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any]
     batch = sample.filled(missing_fill(sample, plan))
     finish_warm_imports()
     one_thread_per_library_call()
+    t0 = time.perf_counter()
+    media = fit_media(batch, config.seed)
+    batch = with_media(batch, media)
+    media_seconds = time.perf_counter() - t0
     names = config.enabled_detectors()
     workers = min(len(names), config.scoring.threads or os.cpu_count() or 1)
     if workers > 1:
@@ -142,8 +154,10 @@ def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any]
         if error is not None:  # the first failure in the config's detector order, whichever failed first in time
             raise error
         states[name], seconds[name] = state, took
-    check_state_size(states, len(plan.feature_names))
-    return states, seconds
+    check_state_size({**states, **{f"representation of {c}": m for c, m in media.items()}}, batch.X.shape[1])
+    if media:
+        seconds["representations"] = media_seconds
+    return states, seconds, media
 
 
 MAX_STATE_BYTES = 2**30
@@ -203,13 +217,16 @@ def fit_failure(name: str, exc: BaseException, rows: int) -> str:
     )
 
 
-def fit_summary(states: dict[str, Any], sample: Batch, seconds: dict[str, float] | None = None) -> dict[str, Any]:
+def fit_summary(states: dict[str, Any], sample: Batch, seconds: dict[str, float] | None = None,
+                media: dict[str, Any] | None = None) -> dict[str, Any]:
     classes = pd.Series(sample.labels).value_counts().sort_index()
     out: dict[str, Any] = {
         "sample": {"rows": int(sample.n), "per_class": {str(k): int(v) for k, v in classes.items()}},
         "detectors": {},
         "seconds": dict(seconds or {}),
     }
+    if media:  # what made each image or text column's vectors: provenance's sample.representations
+        out["sample"]["representations"] = describe_media(media)
     for name, state in states.items():
         if isinstance(state, Skipped):
             out["detectors"][name] = {"status": "skipped", "reason": state.reason}

@@ -24,6 +24,7 @@ from sanitizer.data.column_roles import (
     unique_over,
 )
 from sanitizer.representations.categorical import CategoricalCodes
+from sanitizer.representations.media_columns import IMAGE_SIZE, TEXT_CHARS, ImageValues, TextValues
 from sanitizer.representations.dates import DateDays
 from sanitizer.runs.decisions import load_decisions
 from sanitizer.settings.config import Config
@@ -65,6 +66,9 @@ class Plan:
     missing_features: str = "report"  # what a missing scalar feature value does (records.MISSING_ACTIONS)
     skipped_inputs: tuple[Skipped, ...] = ()  # files under the input that are not read, each with the reason
     kinds: tuple[ColumnKind, ...] = ()  # every input column's kind, in input order (sanitizer.data.column_kinds)
+    media_base: str | None = None  # the folder relative image paths are read from (the first input file's)
+    image_size: int = IMAGE_SIZE  # the square images are resized to for the representations
+    text_chars: int = TEXT_CHARS  # the characters of a text the representations read
 
     @property
     def id_output(self) -> str:
@@ -87,8 +91,19 @@ class Plan:
         """The representations of the carried columns, in input order: categorical codes (categorical
         columns, booleans stored as text) and days (dates)."""
         carried = {c.name: c.reason for c in self.carried}
-        return tuple(CategoricalCodes.of(k, by_value=True) if carried[k.name] != "date" else DateDays(k.name)
-                     for k in self.kinds if k.name in carried and (carried[k.name] == "date" or k.codes is not None))
+        out = []
+        for k in self.kinds:
+            reason = carried.get(k.name)
+            if reason == "date":
+                out.append(DateDays(k.name))
+            elif reason == "image":
+                out.append(ImageValues(k.name, k.extra.get("layout") or "bytes", self.image_size, self.media_base,
+                                       k.extra.get("shape")))
+            elif reason == "text":
+                out.append(TextValues(k.name, self.text_chars))
+            elif reason is not None and k.codes is not None:
+                out.append(CategoricalCodes.of(k, by_value=True))
+        return tuple(out)
 
     def read_columns(self) -> list[str]:
         """The columns the sampling branch needs (the suite's columns too: a row failing a row check never
@@ -199,7 +214,15 @@ def make_plan(config: Config) -> Plan:
         missing_features=config.missing_features,
         skipped_inputs=tuple(found.skipped),
         kinds=kinds,
+        media_base=_folder_of(files[0].path),
     )
+
+
+def _folder_of(path: str) -> str:
+    """The folder holding ``path`` (a local path or a Beam filesystem URI)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.split(path)[0]
 
 
 MAX_FEATURE_VALUES = 1024

@@ -12,12 +12,14 @@ import pyarrow.compute as pc
 
 from sanitizer.data.batch import FeatureColumn
 from sanitizer.data.column_kinds import (
+    TEXT_WORDS,
     ColumnKind,
     codebook,
     date_range,
     infer_text,
     is_text,
     kind_of_type,
+    prose_words,
     vocabulary,
 )
 from sanitizer.data.column_roles import IgnoredColumn, id_like, unsupported
@@ -81,12 +83,17 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
             if pa.types.is_null(t):
                 raise InputError(no_values(name, path))
             kind = declared.get(name)
-            if kind in ("text", "id-like"):
+            if kind == "id-like":
                 raise ConfigError(
-                    f"feature column {name!r} is declared {kind}; the detectors do not judge {kind} columns: "
-                    "leave it out of --feature-columns, or declare it categorical"
+                    f"feature column {name!r} is declared id-like; the detectors do not judge id-like columns: "
+                    "leave it out of --feature-columns, or declare it categorical or text"
                 )
-            if kind in ("categorical", "date") or (kind == "boolean" and is_text(t)):
+            if kind is None and first_batch is not None:
+                media = _media(name, t, first_batch.column(name).combine_chunks())
+                if media is not None:
+                    ignored.append(media)
+                    continue
+            if kind in ("categorical", "date", "text", "image") or (kind == "boolean" and is_text(t)):
                 ignored.append(_declared(schema.field(name), kind, first_batch.column(name).combine_chunks()
                                          if first_batch is not None else None, first_batch, warnings, inexact))
                 continue
@@ -140,6 +147,10 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
             chosen = _declared(f, declared[f.name], column, first_batch, warnings, inexact)
             (features if isinstance(chosen, FeatureColumn) else ignored).append(chosen)
             continue
+        media = _media(f.name, f.type, column)
+        if media is not None:
+            ignored.append(media)
+            continue
         numeric_text = (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and column is not None \
             and numeric_share(column) >= NUMERIC_LOOKING
         why = id_like(f.name, f.type, column, numeric_text)
@@ -168,11 +179,33 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
     if not features and not any(c.reason in CARRIED for c in ignored):
         listed = "; ".join(f"{c.name} ({c.reason})" for c in ignored) or "none"
         raise ConfigError(
-            "no numeric, boolean, categorical or date columns found besides the label and id; name the columns "
-            "to judge with --feature-columns or declare their kinds with --column-kind "
+            "no numeric, boolean, categorical, date, image or text columns found besides the label and id; name "
+            "the columns to judge with --feature-columns or declare their kinds with --column-kind "
             f"(columns are: {', '.join(schema.names)}; left out: {listed})"
         )
     return features
+
+
+def _media(name: str, t: pa.DataType, column) -> IgnoredColumn | None:
+    """An image column (by its type and first values) or a text column of prose, judged through a
+    representation; None for any other column."""
+    if column is None:
+        return None
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_struct(t) or is_text(t):
+        from sanitizer.representations.images import image_layout
+
+        layout = image_layout(column)
+        if layout is not None:
+            return IgnoredColumn(name, "image", f"{LAYOUTS.get(layout, layout)}; {JUDGED_AS['image']}")
+    if is_text(t):
+        words = prose_words(column)
+        if words >= TEXT_WORDS:
+            return IgnoredColumn(name, "text", f"values average {words:.1f} words (prose); {JUDGED_AS['text']}")
+    return None
+
+
+LAYOUTS = {"bytes": "image files stored as bytes", "struct": "images as {bytes, path} (the Hugging Face layout)",
+           "path": "paths of image files", "pixels": "pixel values with a declared shape"}
 
 
 def _not_judged(name: str, t: pa.DataType, column, max_levels: int) -> IgnoredColumn:
@@ -183,7 +216,8 @@ def _not_judged(name: str, t: pa.DataType, column, max_levels: int) -> IgnoredCo
     if is_text(t):
         kind, why = infer_text(column, max_levels)
         if kind == "text":
-            return IgnoredColumn(name, "text", f"text: {why}; not judged")
+            return IgnoredColumn(name, "short-text", f"text: {why}; not judged (declare it text, "
+                                                     f"--column-kind {name}=text, to judge it as text)")
         return IgnoredColumn(name, kind, f"{why}; {JUDGED_AS[kind]}")
     if kind == "categorical":
         return IgnoredColumn(name, "categorical", f"dictionary-encoded ({t}); {JUDGED_AS['categorical']}")
@@ -234,7 +268,13 @@ def _declared(f: pa.Field, kind: str, column, first_batch, warnings: list[str],
             return IgnoredColumn(name, "date", f"declared date; {JUDGED_AS['date']}")
     elif kind == "text":
         if not pa.types.is_nested(value_type):
-            return IgnoredColumn(name, "text", "declared text; not judged")
+            return IgnoredColumn(name, "text", f"declared text; {JUDGED_AS['text']}")
+    elif kind == "image":
+        from sanitizer.representations.images import image_layout
+
+        layout = image_layout(column, declared=True) if column is not None else None
+        if layout is not None:
+            return IgnoredColumn(name, "image", f"declared image, {LAYOUTS.get(layout, layout)}; {JUDGED_AS['image']}")
     elif kind == "id-like":
         return IgnoredColumn(name, "id-like", "declared id-like")
     raise ConfigError(f"column {name!r} is declared {kind}, but its type is {t}: "
@@ -244,20 +284,25 @@ def _declared(f: pa.Field, kind: str, column, first_batch, warnings: list[str],
                          "categorical": "categories are text, integers, booleans or dictionary-encoded values "
                                         "(store codes as integers or text, or declare it numeric)",
                          "date": "not dates, timestamps or text",
-                         "text": "nested values are not text"}.get(kind, "not allowed")
+                         "text": "nested values are not text",
+                         "image": "not image bytes, {bytes, path} structs, image file paths or lists of pixel "
+                                  "values"}.get(kind, "not allowed")
                       + ". Fix 'columns' in the config or --column-kind")
 
 
-CARRIED = ("categorical", "boolean", "date")
-"""The kinds judged from the representation the batch carries (codes, days) rather than as numeric features
-(a boolean listed so is stored as text: an Arrow boolean is a numeric feature)."""
+CARRIED = ("categorical", "boolean", "date", "text", "image")
+"""The kinds judged from the representation the batch carries (codes, days, texts, decoded images) rather
+than as numeric features (a boolean listed so is stored as text: an Arrow boolean is a numeric feature)."""
 JUDGED_AS = {"categorical": "judged as categories (codes by its vocabulary)",
              "boolean": "judged as a category of two levels",
-             "date": "judged as days since 1970-01-01"}
+             "date": "judged as days since 1970-01-01",
+             "text": "judged through its text representation",
+             "image": "judged through its image representation"}
 
 
 _REASON_KIND = {"id-like": "id-like", "categorical": "categorical", "boolean": "boolean", "date": "date",
-                "text": "text", "inexact-integer": "numeric", "empty": "empty", "unsupported-type": "unsupported"}
+                "text": "text", "short-text": "text", "image": "image", "inexact-integer": "numeric",
+                "empty": "empty", "unsupported-type": "unsupported"}
 
 
 def _inferred_kind(f: pa.Field, column, first_batch, max_levels: int) -> str:
@@ -316,5 +361,10 @@ def column_kinds(config: Config, schema: pa.Schema, first_batch, id_column: str 
         vocab = vocabulary(column, max_levels) if kind in ("categorical", "boolean") else None
         codes = codebook(column, max_levels) if vocab is not None else None
         span = date_range(column) if kind == "date" else None
-        out.append(ColumnKind(f.name, kind, judged, f.name in declared, detail, vocab, span, codes=codes))
+        extra = {}
+        if kind == "image" and judged and column is not None:
+            from sanitizer.representations.images import image_layout
+
+            extra["layout"] = image_layout(column, declared=f.name in declared)
+        out.append(ColumnKind(f.name, kind, judged, f.name in declared, detail, vocab, span, extra, codes=codes))
     return tuple(out)

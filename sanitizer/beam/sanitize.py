@@ -190,7 +190,7 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
     fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
     states = fitted | "States" >> beam.Map(lambda f: f[0])
     parts: dict[str, Any] = {
-        "fit": sample | "SummariseFit" >> beam.Map(lambda s, f: fit_summary(f[0], s, f[1]),
+        "fit": sample | "SummariseFit" >> beam.Map(lambda s, f: fit_summary(f[0], s, f[1], f[2]),
                                                    beam.pvalue.AsSingleton(fitted)),
     }
     if plan.suite is not None:
@@ -198,8 +198,10 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
 
     fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
     read = p | "Read" >> ReadBatches(plan, count_rows=True)
+    media = fitted | "Representations" >> beam.Map(lambda f: f[2])
     scored = read.batches | "Score" >> beam.ParDo(
-        ScoreFn(plan, config), beam.pvalue.AsSingleton(states), beam.pvalue.AsSingleton(fill)
+        ScoreFn(plan, config), beam.pvalue.AsSingleton(states), beam.pvalue.AsSingleton(fill),
+        beam.pvalue.AsSingleton(media),
     ).with_outputs("quarantine", "stats", main="clean")
     parts["clean_files"] = scored.clean | "WriteClean" >> WriteToParquetBatched(
         layout.shard_base(out, layout.CLEAN_DIR),

@@ -21,6 +21,7 @@ from apache_beam.pvalue import TaggedOutput
 from sanitizer.runs import progress
 from sanitizer.beam.fit import row_validator, to_detector_batch
 from sanitizer.beam.evidence_values import fill_values
+from sanitizer.beam.media import with_media
 from sanitizer.beam.metrics import MetricUpdates
 from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.settings.config import Config
@@ -114,10 +115,12 @@ class ScoreFn(beam.DoFn):
             if pool is not None:
                 pool.shutdown(wait=False)
 
-    def process(self, table: pa.Table, states: dict[str, Any], fill, window=beam.DoFn.WindowParam,
+    def process(self, table: pa.Table, states: dict[str, Any], fill, media, window=beam.DoFn.WindowParam,
                 timestamp=beam.DoFn.TimestampParam):
-        """``states``: the fitted detectors; ``fill``: the sample's per-feature medians (side inputs)."""
-        self.pending.append((self.runner_pool.submit(self.score_table, table, states, fill), window, timestamp))
+        """``states``: the fitted detectors; ``fill``: the sample's per-feature medians; ``media``: the image and
+        text columns' fitted representations (side inputs)."""
+        self.pending.append((self.runner_pool.submit(self.score_table, table, states, fill, media), window,
+                             timestamp))
         while len(self.pending) > self.MAX_IN_FLIGHT or (self.pending and self.pending[0][0].done()):
             future, _, _ = self.pending.pop(0)
             for out in future.result():
@@ -139,13 +142,18 @@ class ScoreFn(beam.DoFn):
                 else:
                     yield WindowedValue(out, timestamp, [window])
 
-    def score_table(self, table: pa.Table, states: dict[str, Any], fill=None) -> list:
-        """``fill``: the sample's per-feature medians, what missing values are judged as."""
+    def score_table(self, table: pa.Table, states: dict[str, Any], fill=None, media=None) -> list:
+        """``fill``: the sample's per-feature medians, what missing values are judged as; ``media``: the fitted
+        representations of the image and text columns (:mod:`sanitizer.beam.media`)."""
         plan = self.plan
         n = table.num_rows
         t0 = time.perf_counter()
         batch = to_detector_batch(table, plan, self.validator, fill)
         seconds = {"row_checks": time.perf_counter() - t0}
+        if media:
+            t0 = time.perf_counter()
+            batch = with_media(batch, media)
+            seconds["representations"] = time.perf_counter() - t0
         results: dict[str, Scores] = {}
         for name, detector in self.detectors.items():
             state = states.get(name)

@@ -93,8 +93,16 @@ vocabulary, one matrix column per input column (:mod:`sanitizer.representations.
 DATE = "date"
 """The feature kind of date and timestamp columns: days since 1970-01-01 as float64, NaN where a value is
 missing, one matrix column per input column (:mod:`sanitizer.representations.dates`)."""
-DTYPES = {CATEGORICAL: np.dtype(np.int32)}
+IMAGE = "image"
+"""The feature kind of image columns: uint8 RGB pixels, decoded and resized in the worker, (n, k, size, size, 3)
+for k image columns named by ``columns[IMAGE]`` (:mod:`sanitizer.representations.media_columns`)."""
+TEXT = "text"
+"""The feature kind of text columns: (n, k) object array of ``str`` cut to a bounded length, None where
+missing, named by ``columns[TEXT]``."""
+DTYPES = {CATEGORICAL: np.dtype(np.int32), IMAGE: np.dtype(np.uint8), TEXT: np.dtype(object)}
 """The dtype of a feature kind's matrix; float64 for the kinds not named."""
+MEDIA = (IMAGE, TEXT)
+"""The kinds the detectors judge through a representation's vectors (:mod:`sanitizer.beam.media`)."""
 
 
 @dataclass(frozen=True)
@@ -210,10 +218,12 @@ class Batch:
                      columns=first.columns)
 
     @staticmethod
-    def empty(widths: Mapping[str, int], feature_names: tuple[str, ...] = (),
+    def empty(widths: Mapping[str, int | tuple[int, ...]], feature_names: tuple[str, ...] = (),
               columns: Mapping[str, Sequence[str]] | None = None) -> "Batch":
-        """A batch of no rows with these feature kinds and widths (each kind's dtype, :data:`DTYPES`)."""
-        return Batch(features={kind: np.zeros((0, width), dtype=DTYPES.get(kind, np.float64))
+        """A batch of no rows with these feature kinds and widths (a row's shape for an image kind; each
+        kind's dtype, :data:`DTYPES`)."""
+        return Batch(features={kind: np.zeros((0, *(width if isinstance(width, tuple) else (width,))),
+                                              dtype=DTYPES.get(kind, np.float64))
                                for kind, width in widths.items()},
                      labels=np.zeros(0, dtype=object), keys=np.zeros(0, np.uint64), ids=np.zeros(0, dtype=object),
                      feature_names=feature_names, columns=columns)

@@ -1,8 +1,12 @@
 """Every input column's kind: what its values are, inferred from the Arrow type and the first rows, or
 declared in the config (``columns: {name: kind}``) or on the command line (``--column-kind name=kind``).
 
-Kinds: ``numeric``, ``boolean``, ``categorical``, ``date``, ``text``, ``id-like``, ``embedding`` and
-``label``. Inference, for a column that is neither the label, the id nor the embedding:
+Kinds: ``numeric``, ``boolean``, ``categorical``, ``date``, ``text``, ``image``, ``id-like``, ``embedding``
+and ``label``. Inference, for a column that is neither the label, the id nor the embedding:
+
+* images: binary values that start with an image file's signature, the Hugging Face ``struct<bytes,
+  path>`` layout, or text whose first values are all image file paths (``.png``, ``.jpg``, ...):
+  ``image`` (:func:`sanitizer.representations.images.image_layout`);
 
 * integers, floats and decimals, and text that holds numbers: ``numeric`` (an integer column is
   categorical only when declared; a 0/1 integer column is boolean only when declared);
@@ -16,8 +20,9 @@ Kinds: ``numeric``, ``boolean``, ``categorical``, ``date``, ``text``, ``id-like`
   ``categorical``.
 
 The detectors judge numeric and boolean columns as numbers, categorical columns (and booleans stored as
-text) by their codes, and dates as days; a column they do not judge (text, id-like, empty, unsupported)
-is listed with its kind, never dropped silently. Vocabularies come from the first rows and are bounded: the most frequent
+text) by their codes, dates as days, and images and prose (text averaging :data:`TEXT_WORDS` words or
+more, or declared text) through a representation's vectors; a column they do not judge (short free text
+such as names, id-like, empty, unsupported) is listed with its kind, never dropped silently. Vocabularies come from the first rows and are bounded: the most frequent
 ``max_levels`` values keep their own codes; the rarer ones share the ``other`` code (a column
 *declared* categorical; an inferred one with that many values is text); a value never seen gets the
 ``unseen`` code.
@@ -32,10 +37,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-KINDS = ("numeric", "boolean", "categorical", "date", "text", "id-like", "embedding", "label", "empty", "unsupported")
+KINDS = ("numeric", "boolean", "categorical", "date", "text", "image", "id-like", "embedding", "label", "empty",
+         "unsupported")
 """Every kind a column can have (``label`` only by ``--label-column``; ``empty``: no values in the first rows;
 ``unsupported``: nested values or raw bytes, which no detector reads)."""
-DECLARABLE = ("numeric", "boolean", "categorical", "date", "text", "id-like", "embedding")
+DECLARABLE = ("numeric", "boolean", "categorical", "date", "text", "image", "id-like", "embedding")
 """The kinds a user may declare in ``columns:`` or with ``--column-kind``."""
 MAX_LEVELS = 1000
 """Default bound on a categorical vocabulary (``categorical_max_levels``)."""
@@ -67,6 +73,13 @@ def _values(column) -> list:
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def prose_words(column) -> float:
+    """The mean number of words of a text column's first non-null values (0 when it has none): text
+    averaging :data:`TEXT_WORDS` or more is prose, judged through its text representation."""
+    values = [str(v) for v in _values(column)]
+    return float(np.mean([len(v.split()) for v in values])) if values else 0.0
 
 
 def infer_text(column, max_levels: int = MAX_LEVELS) -> tuple[str, str]:

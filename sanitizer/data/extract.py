@@ -6,8 +6,10 @@ unparsable number, a wrong-length vector) is marked invalid with its reason and 
 detector. The reasons travel with the batch (:class:`~sanitizer.data.batch.RowChecks`).
 
 Columns of other kinds come with the encoders the plan gives (``encoders``: each has a ``name``, a
-``kind`` and ``encode(column) -> (n,) values``, see :mod:`sanitizer.representations`): categorical codes
-and date days, one matrix column per input column. They never make a row invalid.
+``kind`` and ``encode(column) -> (n,) values``, see :mod:`sanitizer.representations`): categorical codes,
+date days, texts and decoded images, one matrix column per input column. Only an image that cannot be
+read (an encoder that is ``checked``: ``encode_checked`` names each such row's problem) makes its row
+invalid, with reason ``invalid:unreadable:COL``.
 """
 
 from __future__ import annotations
@@ -176,6 +178,15 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
     for i, entries in unparsed.items():
         per_row.setdefault(i, []).extend(entries)
 
+    encoded_all: dict[int, np.ndarray] = {}
+    for e, encoder in enumerate(encoders):  # an image that cannot be read makes its row invalid
+        if getattr(encoder, "checked", False):
+            encoded_all[e], problems = encoder.encode_checked(table.column(encoder.name))
+            for i, problem in problems.items():
+                per_row.setdefault(int(i), []).append(
+                    {"code": f"invalid:unreadable:{encoder.name}", "column": encoder.name, "problem": problem})
+                invalid[int(i)] = True
+
     for code, mask, evidence in extra_issues or ():  # e.g. failed row-level expectations
         issues.append((code, mask, evidence))
         if not report_only(evidence):  # a non-critical expectation only reports
@@ -191,12 +202,12 @@ def extract(table: pa.Table, features: list[FeatureColumn], label_column: str, i
     kinds[NUMERIC] = np.ascontiguousarray(kinds[NUMERIC], dtype=np.float64)
     columns: dict[str, list[str]] = {}
     encoded: dict[str, list[np.ndarray]] = {}
-    for encoder in encoders:
-        values = encoder.encode(table.column(encoder.name))
+    for e, encoder in enumerate(encoders):
+        values = encoded_all[e] if e in encoded_all else encoder.encode(table.column(encoder.name))
         columns.setdefault(encoder.kind, []).append(encoder.name)
         encoded.setdefault(encoder.kind, []).append(values[valid] if invalid.any() else values)
     for kind, parts in encoded.items():
-        kinds[kind] = np.stack(parts, axis=1)  # (n, k), C-contiguous
+        kinds[kind] = np.stack(parts, axis=1)  # (n, k) or, for images, (n, k, size, size, 3); C-contiguous
     return Batch(
         features=kinds,
         columns=columns,

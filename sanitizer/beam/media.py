@@ -1,0 +1,63 @@
+"""The representation stage: image and text columns become vectors the detectors judge.
+
+Before the detectors fit, each image or text column of the sample gets a representation fitted on the
+sample (:mod:`sanitizer.representations.media`): by default, for text, TF-IDF word and character n-grams
+reduced by truncated SVD (:mod:`sanitizer.representations.text_tfidf`); for images, a small CNN trained on
+the sample's images and labels (:mod:`sanitizer.representations.image_cnn`). Both are cross-fitted: a
+record is embedded by a model that never saw it. The vectors join the numeric features, named
+``COLUMN:0``, ``COLUMN:1``, ..., so every detector judges them as it judges numbers; the shards keep the
+user's columns untouched.
+
+Every batch is embedded the same way inside the workers (:func:`with_media`), from the decoded pixels and
+cut texts the batch carries. What each representation used (kind, dimensions, folds, seed) is in the
+fit summary and provenance (``representations``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sanitizer.data.batch import IMAGE, NUMERIC, TEXT, Batch
+
+DIM = 64
+"""Dimensions of the built-in representations' vectors."""
+
+
+def fit_media(sample: Batch, seed: int) -> dict[str, Any]:
+    """Column name -> its fitted representation, for every image and text column of ``sample`` (in batch
+    column order); empty when it has none."""
+    fitted: dict[str, Any] = {}
+    for j, name in enumerate(sample.columns.get(TEXT, ())):
+        from sanitizer.representations.text_tfidf import fit_text
+
+        fitted[name] = fit_text(sample.features[TEXT][:, j], sample.keys, seed, dim=DIM)
+    for j, name in enumerate(sample.columns.get(IMAGE, ())):
+        from sanitizer.representations.image_cnn import fit_images
+
+        fitted[name] = fit_images(sample.features[IMAGE][:, j], sample.labels, sample.keys, seed, dim=DIM)
+    return fitted
+
+
+def with_media(batch: Batch, fitted: dict[str, Any] | None) -> Batch:
+    """``batch`` with each image and text column's vectors appended to its numeric features."""
+    if not fitted:
+        return batch
+    parts, names = [batch.X], list(batch.feature_names)
+    for kind in (TEXT, IMAGE):
+        for j, name in enumerate(batch.columns.get(kind, ())):
+            rep = fitted.get(name)
+            if rep is None:
+                continue
+            parts.append(np.asarray(rep.embed(batch.features[kind][:, j], batch.keys), dtype=np.float64))
+            names.extend(f"{name}:{i}" for i in range(rep.dim))
+    X = np.ascontiguousarray(np.hstack(parts)) if len(parts) > 1 else batch.X
+    out = Batch(features={**batch.features, NUMERIC: X}, labels=batch.labels, keys=batch.keys, ids=batch.ids,
+                feature_names=tuple(names), checks=batch.checks, columns=batch.columns)
+    return out
+
+
+def describe(fitted: dict[str, Any]) -> dict[str, Any]:
+    """Column name -> what its representation used (for the fit summary and provenance)."""
+    return {name: rep.describe() for name, rep in fitted.items()}
