@@ -13,7 +13,9 @@ that read it. Each model is
   each output row scaled to unit length.
 
 So two texts about the same thing in the same words point the same way (cosine similarity near 1), and a
-text unlike anything in the sample (another language, random letters) points away from all of them.
+text unlike anything in the sample (random letters, a language that spells unlike the sample's) points
+away from all of them. A related language that shares many character sequences with the sample
+("producto", "Produkt" and "product") can land among the sample's texts.
 
 Every text is cut to ``max_chars`` characters before it is read, in fitting and in embedding alike, which
 bounds the work per row. A missing (``None``) or empty text embeds as the **zero vector**, as does a text
@@ -159,7 +161,7 @@ class FittedText:
 
 
 def _svd_seed(seed: int, fold: int) -> int:
-    return int(np.random.SeedSequence([abs(int(seed)), fold]).generate_state(1)[0])
+    return int(np.random.SeedSequence([int(seed) % (1 << 64), fold]).generate_state(1)[0])
 
 
 def fit_text(values: np.ndarray, keys: np.ndarray, seed: int, dim: int = 64, folds: int = media.FOLDS, *,
@@ -180,13 +182,14 @@ def fit_text(values: np.ndarray, keys: np.ndarray, seed: int, dim: int = 64, fol
 
     texts = _texts(values, max_chars)
     fold = media.fold_of(keys, folds)
-    fitted = []  # (word, char, matrix, rows) per fold
+    fitted = []  # (word, char, matrix, rows, usable directions) per fold
     for f in range(folds):
         train = [texts[i] for i in np.flatnonzero(fold != f)]
         word_vectoriser, char_vectoriser = _vectorisers(word_terms, char_terms)
         word, xw = _fit_or_none(word_vectoriser, train)
         char, xc = _fit_or_none(char_vectoriser, train)
-        matrix = sp.hstack([x for x in (xw, xc) if x is not None], format="csr") if xw is not None or xc is not None else None
+        blocks = [x for x in (xw, xc) if x is not None]
+        matrix = sp.hstack(blocks, format="csr") if blocks else None
         # a truncated SVD finds fewer directions than both the texts with terms and the terms
         usable = 0 if matrix is None else min(int(np.count_nonzero(matrix.getnnz(axis=1))), matrix.shape[1])
         if usable < 2:
@@ -199,5 +202,5 @@ def fit_text(values: np.ndarray, keys: np.ndarray, seed: int, dim: int = 64, fol
     for f, (word, char, matrix, rows, _) in enumerate(fitted):
         svd = TruncatedSVD(n_components=directions, algorithm="randomized", random_state=_svd_seed(seed, f))
         models.append(FoldModel(word, char, svd.fit(matrix), rows))
-    return FittedText(dim=directions, requested_dim=int(dim), folds=int(folds), seed=int(seed), max_chars=int(max_chars),
-                      models=models)
+    return FittedText(dim=directions, requested_dim=int(dim), folds=int(folds), seed=int(seed),
+                      max_chars=int(max_chars), models=models)
