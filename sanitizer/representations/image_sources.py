@@ -127,9 +127,11 @@ def value_bytes(value: Any, layout: str, base: str | None, max_bytes: int = MAX_
         raise Unreadable("missing image")
     if value is None or value == b"" or value == "":
         raise Unreadable("missing image")
-    if layout == "path":
+    if layout == "path" and isinstance(value, str):
         return read_file(value, base, max_bytes)
-    return bytes(value)
+    if layout != "path" and isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise Unreadable(f"not an image value (a {type(value).__name__})")
 
 
 _ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")

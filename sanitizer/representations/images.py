@@ -15,7 +15,8 @@ How an image becomes ``size x size`` RGB:
   on each side (Pillow's ``draft``), which is faster and needs less memory than a full decode;
 * the EXIF orientation tag is ignored: a photo stored sideways stays sideways;
 * an image whose header declares more than ``MAX_PIXELS`` pixels is refused before its pixels are
-  decoded (a decompression bomb is a row problem, not a crashed worker or a flood of warnings).
+  decoded (a decompression bomb is a row problem, not a crashed worker or a flood of warnings; Pillow's
+  bomb warning is turned into an error while a call runs, through Python's process-wide warning filters).
 
 One image is decoded at a time, into a preallocated output, so a batch needs the output plus one
 image's working memory. The same values give the same pixels and the same problems, in any batch.
@@ -153,7 +154,7 @@ def _open(data: bytes, size: int, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise Unreadable(f"image too large ({width}x{height} pixels, over {max_pixels / 1e6:g} megapixels)")
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "MPO"):  # MPO: a camera's JPEG with extra pictures
         image.draft(None, (size, size))
     return image
 
