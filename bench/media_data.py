@@ -280,7 +280,7 @@ def plant_token(df: pd.DataFrame, text: str, label: str, rate: float, rng: np.ra
     """``rate`` of the labelled rows, from the classes other than a random target: ``token`` inserted, relabelled."""
     y = df[label].astype(object).to_numpy()
     classes = np.unique(y[pd.notna(y)].astype(str))
-    target = classes[int(rng.integers(len(classes)))]
+    target = str(classes[int(rng.integers(len(classes)))])
     others = np.flatnonzero(pd.notna(y) & (y != target) & df[text].notna().to_numpy())
     rows = np.sort(rng.choice(others, size=_count(int(pd.notna(y).sum()), rate), replace=False))
     out = df.copy()
