@@ -15,6 +15,7 @@ fit summary and provenance (``representations``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,18 +26,36 @@ DIM = 64
 """Dimensions of the built-in representations' vectors."""
 
 
+@dataclass(frozen=True)
+class Unrepresented:
+    """A column the sample gives too little to represent (no text at all, too few images): not judged,
+    and provenance says why."""
+
+    reason: str
+    dim: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "none", "dim": 0, "reason": self.reason}
+
+
 def fit_media(sample: Batch, seed: int) -> dict[str, Any]:
-    """Column name -> its fitted representation, for every image and text column of ``sample`` (in batch
-    column order); empty when it has none."""
+    """Column name -> its fitted representation (or :class:`Unrepresented`, with why), for every image and
+    text column of ``sample`` (in batch column order); empty when it has none."""
     fitted: dict[str, Any] = {}
     for j, name in enumerate(sample.columns.get(TEXT, ())):
         from sanitizer.representations.text_tfidf import fit_text
 
-        fitted[name] = fit_text(sample.features[TEXT][:, j], sample.keys, seed, dim=DIM)
+        try:
+            fitted[name] = fit_text(sample.features[TEXT][:, j], sample.keys, seed, dim=DIM)
+        except ValueError as exc:  # too little text in the sample to learn a vocabulary from
+            fitted[name] = Unrepresented(f"not judged: {exc}")
     for j, name in enumerate(sample.columns.get(IMAGE, ())):
         from sanitizer.representations.image_cnn import fit_images
 
-        fitted[name] = fit_images(sample.features[IMAGE][:, j], sample.labels, sample.keys, seed, dim=DIM)
+        try:
+            fitted[name] = fit_images(sample.features[IMAGE][:, j], sample.labels, sample.keys, seed, dim=DIM)
+        except ValueError as exc:
+            fitted[name] = Unrepresented(f"not judged: {exc}")
     return fitted
 
 
@@ -48,10 +67,15 @@ def with_media(batch: Batch, fitted: dict[str, Any] | None) -> Batch:
     for kind in (TEXT, IMAGE):
         for j, name in enumerate(batch.columns.get(kind, ())):
             rep = fitted.get(name)
-            if rep is None:
+            if rep is None or rep.dim == 0:
                 continue
-            parts.append(np.asarray(rep.embed(batch.features[kind][:, j], batch.keys), dtype=np.float64))
-            names.extend(f"{name}:{i}" for i in range(rep.dim))
+            values = batch.features[kind][:, j]
+            if hasattr(rep, "vectors"):  # the embedding and the representation's own signals
+                parts.append(np.asarray(rep.vectors(values, batch.keys), dtype=np.float64))
+                names.extend(f"{name}:{i}" for i in rep.names)
+            else:
+                parts.append(np.asarray(rep.embed(values, batch.keys), dtype=np.float64))
+                names.extend(f"{name}:{i}" for i in range(rep.dim))
     X = np.ascontiguousarray(np.hstack(parts)) if len(parts) > 1 else batch.X
     out = Batch(features={**batch.features, NUMERIC: X}, labels=batch.labels, keys=batch.keys, ids=batch.ids,
                 feature_names=tuple(names), checks=batch.checks, columns=batch.columns)

@@ -199,9 +199,19 @@ def _media(name: str, t: pa.DataType, column) -> IgnoredColumn | None:
             return IgnoredColumn(name, "image", f"{LAYOUTS.get(layout, layout)}; {JUDGED_AS['image']}")
     if is_text(t):
         words = prose_words(column)
-        if words >= TEXT_WORDS:
+        present = 1.0 - column.null_count / len(column) if len(column) else 0.0
+        if words >= TEXT_WORDS and present >= PROSE_PRESENT:
             return IgnoredColumn(name, "text", f"values average {words:.1f} words (prose); {JUDGED_AS['text']}")
+        if words >= TEXT_WORDS:
+            return IgnoredColumn(name, "short-text", f"prose ({words:.1f} words on average) in {present:.0%} of the "
+                                                     "first rows (a note on some rows); not judged (declare it "
+                                                     f"text, --column-kind {name}=text, to judge it)")
     return None
+
+
+PROSE_PRESENT = 0.5
+"""A prose column is judged as text when at least this share of the first rows hold a value: a note most rows
+lack would make every row that has one look unusual."""
 
 
 LAYOUTS = {"bytes": "image files stored as bytes", "struct": "images as {bytes, path} (the Hugging Face layout)",

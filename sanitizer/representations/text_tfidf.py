@@ -43,6 +43,8 @@ MAX_CHARS = 2_000
 WORD_TERMS = 20_000
 CHAR_TERMS = 10_000
 TOKEN_PATTERN = r"(?u)\b\w+\b"
+SIGNALS = ("unknown_words", "unexplained")
+"""What :meth:`FittedText.vectors` adds after the SVD directions."""
 
 
 def _texts(values: np.ndarray, max_chars: int) -> list[str]:
@@ -88,6 +90,27 @@ class FoldModel:
         """Unit SVD vectors of the texts' TF-IDF features (zero where a text has no known feature)."""
         return _unit(np.asarray(self.svd.transform(self.features(texts)), dtype=np.float32))
 
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        """The unit SVD vectors followed by the :data:`SIGNALS` of each text (see :meth:`FittedText.vectors`)."""
+        x = self.features(texts)
+        z = np.asarray(self.svd.transform(x), dtype=np.float32)
+        total = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        kept = np.linalg.norm(z, axis=1)
+        unexplained = np.where(total > 1e-12, 1.0 - np.minimum(kept / np.maximum(total, 1e-12), 1.0), 0.0)
+        return np.hstack([_unit(z), self._unknown(texts)[:, None], unexplained[:, None]]).astype(np.float32)
+
+    def _unknown(self, texts: list[str]) -> np.ndarray:
+        """Per text, the share of its words the model's word vocabulary does not hold (0 without words)."""
+        out = np.zeros(len(texts), dtype=np.float32)
+        if self.word is None:
+            return out
+        vocabulary, tokenize = self.word.vocabulary_, self.word.build_tokenizer()
+        for i, text in enumerate(texts):
+            words = tokenize(text.lower())
+            if words:
+                out[i] = sum(w not in vocabulary for w in words) / len(words)
+        return out
+
 
 def _unit(z: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(z, axis=1, keepdims=True)
@@ -124,6 +147,21 @@ class FittedText:
             raise ValueError(f"values and keys must be 1-d and of one length, got {values.shape} and {keys.shape}")
         return media.embed_by_fold(self.models, keys, values, self.dim, self._embed_one)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of :meth:`vectors`' columns: the SVD directions, then :data:`SIGNALS`."""
+        return tuple(str(i) for i in range(self.dim)) + SIGNALS
+
+    def vectors(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """``(n, dim + 2)`` float32: :meth:`embed`'s unit vectors, then two signals of how foreign each text is
+        to the model that reads it: ``unknown_words``, the share of its words outside the model's vocabulary
+        (gibberish, another language: near 1), and ``unexplained``, the share of its TF-IDF weight the SVD
+        directions cannot express (a text about nothing the sample talks about). A unit vector hides both:
+        a text the model barely reads still points somewhere. Zero for a missing or empty text."""
+        values = np.asarray(values, dtype=object)
+        return media.embed_by_fold(self.models, np.asarray(keys), values, self.dim + len(SIGNALS),
+                                   lambda model, v: model.vectors(_texts(v, self.max_chars)))
+
     def describe(self) -> dict[str, Any]:
         """What was used, for provenance: kind, dimensions (asked for and used), folds, seed, the length
         texts are cut to, and per fold the rows fitted on, the word and character terms kept and the
@@ -140,6 +178,7 @@ class FittedText:
             "char_terms": [0 if m.char is None else len(m.char.vocabulary_) for m in self.models],
             "explained_variance": [round(float(m.svd.explained_variance_ratio_.sum()), 4) for m in self.models],
             "zero_vector": "a missing or empty text, or one with no word or n-gram seen in the sample",
+            "signals": list(SIGNALS),
         }
 
     def top_terms(self, text: str, fold: int, k: int = 5) -> list[str]:
