@@ -23,6 +23,7 @@ and a FAIL lineage event, raises, and so fails the job: no manifest.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -260,13 +261,22 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
     prov_sha, _ = prov.sha256_of(f"{out}/{prov.PROVENANCE}")
     manifest = prov.build_manifest(
         ctx.run_id, out, plan.output_schema, clean, quarantine, plan.id_output, plan.label_column,
-        [fc.name for fc in plan.features], prov_sha, config.compression, prov.manifest_columns(kinds),
+        [fc.name for fc in plan.features], prov_sha, config.compression,
+        prov.manifest_columns(kinds, plan.image_size, _absolute(plan.media_base)),
     )
     path = f"{out}/{MANIFEST}"
     prov.write_atomic(path, manifest)  # last: publishing
     release_marker(out)
     lineage_emit.send(completed, ctx.lineage)  # COMPLETE once the manifest is published
     return path
+
+
+def _absolute(folder: str | None) -> str | None:
+    """``folder`` as an absolute path (a URI as it is): where the training loader finds relative image paths,
+    whatever folder it runs in."""
+    if not folder or "://" in folder:
+        return folder
+    return os.path.abspath(folder)
 
 
 def _failure(config: Config, accounting: Accounting, failed_expectations: list, rows_in: int, out: str,

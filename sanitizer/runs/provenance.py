@@ -113,14 +113,26 @@ def write_atomic(path: str, obj: Any) -> None:
     fs_util.write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8"))
 
 
-def manifest_columns(kinds) -> list[dict[str, Any]]:
+def manifest_columns(kinds, image_size: int | None = None, media_base: str | None = None) -> list[dict[str, Any]]:
     """The manifest's ``columns``: every input column's name and kind (``sanitizer.data.column_kinds``), with
     the whole vocabulary of a categorical or boolean column (``codes``: every value -> its code, and the
     ``other``, ``unseen`` and ``missing`` codes, as provenance records them) and the range of a date column,
-    so a training job and a serving job encode values alike."""
+    so a training job and a serving job encode values alike. A judged image column adds its ``layout``
+    (bytes, struct, path, pixels), the ``size`` the run decoded it to (``image_size``), a pixel list's
+    ``shape`` and, for paths, the folder relative paths were read from (``media_base``): what the training
+    loader decodes it by."""
     out = []
     for k in kinds:
         entry: dict[str, Any] = {"name": k.name, "kind": k.kind}
+        if k.kind == "image" and k.extra.get("layout"):
+            layout = k.extra["layout"]
+            entry["layout"] = layout
+            if image_size is not None:
+                entry["size"] = int(image_size)
+            if k.extra.get("shape"):
+                entry["shape"] = [int(v) for v in k.extra["shape"]]
+            if media_base and layout in ("path", "struct"):
+                entry["base"] = media_base
         if k.vocabulary is not None:
             vocab = {key: value for key, value in k.vocabulary.items() if key != "levels"}
             vocab.setdefault("missing_code", vocab["unseen_code"] + 1)

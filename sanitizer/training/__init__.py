@@ -7,6 +7,7 @@
     frame = data.to_pandas()                  # every clean row, as a DataFrame
     ds = data.torch_dataset(batch_size=256)   # (features float32 [b, d], labels int64 [b]) batches
     ds = data.torch_dataset(categorical_columns="all", dates="days")  # (features, codes int64 [b, k], labels)
+    ds = data.torch_dataset(text_columns="all")  # an image table: (images float32 [b, 3, H, W], texts, labels)
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=4)
 
 :func:`load_manifest` is the only door: it reads ``manifest.json`` and verifies every
@@ -24,10 +25,13 @@ The package:
 - :mod:`sanitizer.training.torch`: :func:`make_torch_dataset` and :class:`TorchBatches`
   (a :class:`torch.utils.data.IterableDataset`; torch is imported on first use);
 - :mod:`sanitizer.training.columns`: the column kinds the manifest records, :class:`Vocabulary`
-  (categorical codes, the same for training and serving) and the date encodings.
+  (categorical codes, the same for training and serving) and the date encodings;
+- :mod:`sanitizer.training.media`: image columns decoded to tensors as the run decoded them
+  (:class:`ImageError` when a clean record's image cannot be read now) and text columns as strings.
 """
 
 from sanitizer.training.columns import Vocabulary
+from sanitizer.training.media import ImageError
 from sanitizer.training.manifest import CLEAN_DIR, MANIFEST, SUPPORTED_MANIFEST_VERSIONS, CleanData, load_manifest
 from sanitizer.training.shards import ManifestError, Shard
 from sanitizer.training.torch import make_torch_dataset
@@ -46,6 +50,7 @@ def __getattr__(name: str):
 __all__ = [
     "CLEAN_DIR",
     "FLOAT32_MAX",
+    "ImageError",
     "MANIFEST",
     "SUPPORTED_MANIFEST_VERSIONS",
     "CleanData",

@@ -104,10 +104,26 @@ def _check_columns(where: str, columns: Any) -> None:
             _check_vocabulary(where, f"{field}.vocabulary", entry["vocabulary"])
         elif entry["kind"] == "categorical":
             raise _damaged(where, f"{field}.vocabulary", None, "the vocabulary of categorical column " + repr(name))
+        if entry["kind"] == "image":
+            _check_image(where, field, entry)
         if "range" in entry:
             span = entry["range"]
             if not isinstance(span, dict) or not all(isinstance(span.get(k), str) for k in ("min", "max")):
                 raise _damaged(where, f"{field}.range", span, "an object with min and max (ISO 8601 text)")
+
+
+def _check_image(where: str, field: str, entry: dict) -> None:
+    """An image column's decoding: a known layout, a positive size, a pixel list's (H, W, C), a folder."""
+    if "layout" in entry and entry["layout"] not in ("bytes", "struct", "path", "pixels"):
+        raise _damaged(where, f"{field}.layout", entry["layout"], "one of bytes, struct, path, pixels")
+    if "size" in entry and not (_count(entry["size"]) and entry["size"] > 0):
+        raise _damaged(where, f"{field}.size", entry["size"], "a whole number >= 1")
+    shape = entry.get("shape")
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 3
+                                  and all(_count(v) and v > 0 for v in shape)):
+        raise _damaged(where, f"{field}.shape", shape, "[height, width, channels]")
+    if "base" in entry and not (isinstance(entry["base"], str) and entry["base"]):
+        raise _damaged(where, f"{field}.base", entry["base"], "a folder")
 
 
 def _check_vocabulary(where: str, field: str, vocab: Any) -> None:

@@ -123,6 +123,8 @@ def check_feature_kinds(features: list[str], kinds: dict[str, str]) -> None:
         if kinds.get(c) == "date":
             raise ValueError(f"column {c!r} is a date: ask for it with dates='days' or 'parts' "
                              f"(date_columns=[{c!r}]), not features=")
+        if kinds.get(c) in ("image", "text"):
+            raise ValueError(f"column {c!r} is {kinds[c]}: ask for it with {kinds[c]}_columns=[{c!r}], not features=")
 
 
 def _no_kinds(asked: str) -> ValueError:

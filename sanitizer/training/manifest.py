@@ -39,6 +39,7 @@ import pyarrow as pa
 from sanitizer.data.layout import CLEAN_DIR, MANIFEST
 from sanitizer.training.binding import check_fields, check_provenance
 from sanitizer.training.columns import Vocabulary, categorical_columns_of, date_columns_of, kinds_of, vocabularies_of
+from sanitizer.training.media import image_columns_of, text_columns_of
 from sanitizer.training.shards import (
     ManifestError,
     Shard,
@@ -244,6 +245,16 @@ class CleanData:
     def date_columns(self) -> list[str]:
         return date_columns_of(self.manifest)
 
+    @property
+    def image_columns(self) -> list[str]:
+        """The image columns the run judged: the torch stream gives each as a float32 ``[b, 3, H, W]`` tensor."""
+        return image_columns_of(self.manifest)
+
+    @property
+    def text_columns(self) -> list[str]:
+        """The text columns: the torch stream gives each, when asked for, as a list of strings per batch."""
+        return text_columns_of(self.manifest)
+
     def vocabulary(self, column: str) -> Vocabulary:
         """The manifest's :class:`~sanitizer.training.columns.Vocabulary` of a categorical or boolean column:
         ``encode`` values to codes and ``decode`` codes to values as the torch stream does."""
@@ -258,7 +269,10 @@ class CleanData:
                       batch_size: int = 1024, label_map: dict | None = None, ids: bool = False,
                       fill_missing: float | dict[str, float] | None = None,
                       categorical_columns: Sequence[str] | str | bool | None = None,
-                      dates: str | None = None, date_columns: Sequence[str] | str | None = None):
+                      dates: str | None = None, date_columns: Sequence[str] | str | None = None,
+                      image_columns: Sequence[str] | str | bool | None = None,
+                      text_columns: Sequence[str] | str | bool | None = None, image_size: int | None = None,
+                      image_root: str | os.PathLike | None = None):
         """A :class:`torch.utils.data.IterableDataset` of ``(features, labels)`` batches (see :class:`TorchBatches`).
 
         Clean data may hold missing feature values (a run keeps such rows clean by default, with a
@@ -267,6 +281,13 @@ class CleanData:
 
         ``categorical_columns="all"`` (or a list) adds the categorical columns as int64 codes by the
         manifest's vocabularies: batches become ``(features, codes, labels)``. ``dates="days"`` or
-        ``"parts"`` appends the date columns (all, or ``date_columns``) to the features."""
+        ``"parts"`` appends the date columns (all, or ``date_columns``) to the features.
+
+        Every image column the run judged (or those in ``image_columns``; ``False`` for none) adds a float32
+        ``[b, 3, image_size, image_size]`` tensor in [0, 1], decoded from the original value (``image_size``:
+        by default the size the run decoded to; relative paths inside ``image_root``, by default the folder
+        the run read them from); ``text_columns="all"`` (or a list) adds each text column as a list of
+        strings. ``ds.parts`` names the items of a batch in order."""
         return make_torch_dataset(self, features, label, batch_size, label_map, ids, fill_missing,
-                                  categorical_columns, dates, date_columns)
+                                  categorical_columns, dates, date_columns, image_columns, text_columns,
+                                  image_size, image_root)

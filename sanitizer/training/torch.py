@@ -3,7 +3,8 @@
 ``CleanData.torch_dataset(...)`` (or ``make_torch_dataset(data, ...)``) is a
 :class:`torch.utils.data.IterableDataset` of ``(features float32 [b, d], labels int64 [b])`` batches
 (``(features, codes int64 [b, k], labels)`` when categorical columns are asked for, with
-``categorical_columns=``; date columns join the features with ``dates=``: see :class:`TorchBatches`);
+``categorical_columns=``; date columns join the features with ``dates=``; each image column adds a
+float32 ``[b, 3, H, W]`` tensor and each text column asked for a list of strings: see :class:`TorchBatches`);
 every DataLoader worker reads, verifies and parses the shards it streams itself (see
 :mod:`sanitizer.training.manifest`). Importing this module does not import torch: the class is built
 on first use.
@@ -26,6 +27,7 @@ from sanitizer.training.columns import (
     kinds_of,
     vocabularies_of,
 )
+from sanitizer.training import media
 from sanitizer.training.shards import ManifestError, Shard, _manifest_schema, _verified_parquet
 from sanitizer.training.values import feature_width, fill_values, finite_float32, to_float_matrix
 
@@ -95,10 +97,12 @@ def _labels_to_int(column: pa.ChunkedArray | pa.Array, label: str, label_map: di
 
 
 def make_torch_dataset(data: CleanData, features=None, label=None, batch_size=1024, label_map=None, ids=False,
-                       fill_missing=None, categorical_columns=None, dates=None, date_columns=None):
+                       fill_missing=None, categorical_columns=None, dates=None, date_columns=None,
+                       image_columns=None, text_columns=None, image_size=None, image_root=None):
     """Same as :meth:`CleanData.torch_dataset`."""
     return _torch_batches_class()(data, features, label, batch_size, label_map, ids, fill_missing,
-                                  categorical_columns, dates, date_columns)
+                                  categorical_columns, dates, date_columns, image_columns, text_columns,
+                                  image_size, image_root)
 
 
 _TORCH_CLASS = None
@@ -160,25 +164,46 @@ class _TorchBatchesMixin:
       (``feature_names`` names every column of the matrix); a missing date is refused like a missing
       number unless ``fill_missing`` names the column (the value fills every part);
     * booleans stored as booleans (or 0/1) are numeric features (0.0 / 1.0), as the run judged them;
-    * text, id-like and unsupported columns are never in a tensor (read them with ``to_pandas``).
+    * image columns the run judged are in by default (``image_columns=`` names some, ``False`` none): each
+      adds a float32 ``[b, 3, image_size, image_size]`` tensor in [0, 1], channels first, decoded from the
+      original value as the run decoded it (:mod:`sanitizer.training.media`). ``image_size`` defaults to
+      the size the run decoded to (the manifest's ``size``; 32 for a manifest without one); relative
+      paths resolve inside ``image_root``, else the folder the run read them from (the manifest's
+      ``base``). A clean record whose image cannot be read now raises ``ImageError`` naming its id;
+    * text columns are left out unless asked for (``text_columns="all"`` or a list): each adds the batch's
+      strings as a Python list (None where missing), to tokenise in the training loop;
+    * id-like and unsupported columns are never in a batch (read them with ``to_pandas``).
 
-    Attributes: ``features``, ``feature_names``, ``feature_dim``, ``categorical_columns`` (None when
-    not asked for), ``vocabularies``, ``category_sizes``, ``date_columns``, ``dates``, ``label``,
-    ``label_map``, ``classes`` (values in index order, or None), ``rows``.
+    A batch is a tuple of the parts ``parts`` names, in this order: ``"features"`` (left out when the
+    manifest names no feature columns, ``features`` is not given and image or text columns are there: an
+    image-only table gives ``(images, labels)``), ``"codes"``, ``"image:COLUMN"`` per image column,
+    ``"text:COLUMN"`` per text column, ``"labels"``, ``"ids"``.
+
+    Attributes: ``parts``, ``features``, ``feature_names``, ``feature_dim``, ``categorical_columns`` (None
+    when not asked for), ``vocabularies``, ``category_sizes``, ``date_columns``, ``dates``,
+    ``image_columns``, ``image_size``, ``text_columns``, ``label``, ``label_map``, ``classes`` (values in
+    index order, or None), ``rows``.
     """
 
     def __init__(self, data: CleanData, features=None, label=None, batch_size=1024, label_map=None, ids=False,
-                 fill_missing=None, categorical_columns=None, dates=None, date_columns=None):
+                 fill_missing=None, categorical_columns=None, dates=None, date_columns=None, image_columns=None,
+                 text_columns=None, image_size=None, image_root=None):
         super().__init__()
         self.shards = data.shards
         kinds = kinds_of(data.manifest)
-        self.features = _feature_list(data, features)
+        self.image_columns = media.choose_images(data.manifest, image_columns)
+        self.images = media.image_columns(data, self.image_columns, image_size, image_root)
+        self.image_size = self.images[0].size if self.images else None
+        self.text_columns = media.choose_texts(data.manifest, text_columns)
+        self.dates, self.date_columns = choose_dates(data.manifest, dates, date_columns)
+        media_only = features is None and not data.feature_columns and bool(self.image_columns or self.text_columns)
+        self._with_features = not media_only or bool(self.date_columns)
+        self.features = [] if media_only else _feature_list(data, features)
         check_feature_kinds(self.features, kinds)
         self.categorical_columns = choose_categorical(data.manifest, data.feature_columns, categorical_columns)
         vocabularies = vocabularies_of(data.manifest)
         self.vocabularies = {c: vocabularies[c] for c in self.categorical_columns or []}
         self.category_sizes = [self.vocabularies[c].cardinality for c in self.categorical_columns or []]
-        self.dates, self.date_columns = choose_dates(data.manifest, dates, date_columns)
         self.label = label or data.label_column
         if not self.label:
             raise ValueError("no label column: the manifest names none, pass label=")
@@ -188,8 +213,10 @@ class _TorchBatchesMixin:
         self.id_column = data.id_column if ids else None
         if ids and not self.id_column:
             raise ValueError("ids=True but the manifest names no id column")
+        self._record_ids = data.id_column if (ids or self.images) else None  # an unreadable image names its id
         schema = self._schema(data.manifest)
-        wanted = [*self.features, *(self.categorical_columns or []), *self.date_columns, self.label]
+        wanted = [*self.features, *(self.categorical_columns or []), *self.date_columns, *self.image_columns,
+                  *self.text_columns, self.label]
         missing = [c for c in wanted if c not in schema.names]
         if missing:
             raise ValueError(f"column(s) {missing} are not in the clean data; columns are {schema.names}")
@@ -200,6 +227,10 @@ class _TorchBatchesMixin:
         self.feature_names = [f"{c}[{i}]" if w > 1 else c for c, w in zip(self.features, self.widths)
                               for i in range(w)] + [f"{c}.{p}" for c in self.date_columns for p in parts]
         self.feature_dim = len(self.feature_names)
+        self.parts = (["features"] if self._with_features else []) + (["codes"] if self.categorical_columns
+                                                                      is not None else []) \
+            + [f"image:{c}" for c in self.image_columns] + [f"text:{c}" for c in self.text_columns] + ["labels"] \
+            + (["ids"] if self.id_column else [])
         if label_map is not None:
             self.label_map = dict(label_map)
         elif _is_integer_labels(schema.field(self.label).type):
@@ -255,22 +286,27 @@ class _TorchBatchesMixin:
     def _tensors(self, batch):
         import torch
 
-        X, codes, y, idv = batch
+        X, codes, y, idv, *columns = batch
         X = X if X.flags.writeable else X.copy()  # arrays straight from Arrow are read-only
         y = y if y.flags.writeable else y.copy()
-        out = (torch.from_numpy(X),) + ((torch.from_numpy(codes),) if codes is not None else ()) \
-            + (torch.from_numpy(y),)
+        out = ((torch.from_numpy(X),) if self._with_features else ()) \
+            + ((torch.from_numpy(codes),) if codes is not None else ())
+        out += tuple(torch.from_numpy(image.tensor(values, idv)) for image, values in zip(self.images, columns))
+        out += tuple(media.texts(values) for values in columns[len(self.images):])
+        out += (torch.from_numpy(y),)
         return out + (idv,) if self.id_column else out
 
     def _segments(self, start: int, stop: int):
-        """(X, codes, y, ids) for the global rows [start, stop), one row group (or part of one) at a time.
+        """(X, codes, y, ids, *image and text values) for the global rows [start, stop), one row group (or part
+        of one) at a time; image and text values stay Arrow arrays, decoded a batch at a time (``_tensors``).
 
         Each shard the range touches is read once into memory and verified against the manifest
         (:func:`_read_verified`) before any of its row groups is parsed, in whichever process runs
         this (a DataLoader worker verifies what it reads itself); only one shard is held at a time.
         """
+        media_columns = [*self.image_columns, *self.text_columns]
         columns = list(dict.fromkeys([*self.features, *(self.categorical_columns or []), *self.date_columns,
-                                      self.label] + ([self.id_column] if self.id_column else [])))
+                                      *media_columns, self.label] + ([self._record_ids] if self._record_ids else [])))
         current = None  # (shard index, ParquetFile over its verified bytes)
         for si, gi, first, n in self._groups:
             if first + n <= start or first >= stop:
@@ -292,8 +328,9 @@ class _TorchBatchesMixin:
                 for j, c in enumerate(self.categorical_columns):
                     codes[:, j] = encode(table.column(c), self.vocabularies[c])
             y = _labels_to_int(table.column(self.label), self.label, self.label_map)
-            idv = table.column(self.id_column).to_pylist() if self.id_column else None
-            yield np.ascontiguousarray(X, dtype=np.float32), codes, y, idv
+            idv = table.column(self._record_ids).to_pylist() if self._record_ids else None
+            yield (np.ascontiguousarray(X, dtype=np.float32), codes, y, idv,
+                   *(table.column(c).combine_chunks() for c in media_columns))
 
     def _date_block(self, column, name: str) -> np.ndarray:
         values = date_matrix(column, name, self.dates)
@@ -320,8 +357,8 @@ def _feature_list(data: CleanData, features) -> list[str]:
 
 
 def _take(buffer: list[tuple], n: int) -> tuple[tuple, list[tuple], int]:
-    """The first ``n`` rows of the buffered (X, codes, y, ids) parts, and what is left (codes and ids may be
-    None)."""
+    """The first ``n`` rows of the buffered (X, codes, y, ids, *Arrow columns) parts, and what is left (codes
+    and ids may be None)."""
     def cut(part, lo, hi):
         return tuple(None if item is None else item[lo:hi] for item in part)
 
@@ -344,7 +381,9 @@ def _take(buffer: list[tuple], n: int) -> tuple[tuple, list[tuple], int]:
             return None
         if isinstance(items[0], list):
             return [v for item in items for v in item]
+        if isinstance(items[0], pa.Array):
+            return items[0] if len(items) == 1 else pa.concat_arrays(items)
         return np.ascontiguousarray(items[0] if len(items) == 1 else np.concatenate(items))
 
     left = sum(len(t[2]) for t in rest)
-    return tuple(join(i) for i in range(4)), rest, left
+    return tuple(join(i) for i in range(len(buffer[0]))), rest, left
