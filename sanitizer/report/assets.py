@@ -4,8 +4,8 @@ They are read once, with :mod:`importlib.resources` (so they are found in a whee
 source tree alike), and inlined into report.html: the page fetches nothing. Each file starts a
 new line of the page (its text follows a line break). The files:
 
-``report.css``, ``neighbours.css`` (:data:`CSS`)
-    the page's own styles, then those of the suspects' "compared with" blocks.
+``report.css``, ``neighbours.css``, ``media.css`` (:data:`CSS`)
+    the page's own styles, then those of the suspects' "compared with" blocks and of their images and texts.
 ``review.css`` (``review_assets.REVIEW_CSS``)
     the review bar and the decision cells; see :mod:`sanitizer.report.review_assets`.
 ``errors.js`` (:data:`ERROR_JS`)
@@ -24,6 +24,9 @@ new line of the page (its text follows a line break). The files:
     rows: a number's or date's 5th-95th percentile range, a categorical column's most frequent
     values; each neighbour's value; see :mod:`sanitizer.report.tabular`).
     Neighbours named in the evidence but not in the output (or past the lookup cap) say so.
+    ``media.js``, spliced in after it, draws an image column's thumbnails (``<img>`` of a data: URI) and a
+    text column's snippets, the suspect's in the table and its neighbours' in the same block
+    (:mod:`sanitizer.report.media`).
 
 Every value from the data reaches the page through ``textContent`` or a form field's value.
 """
@@ -31,6 +34,8 @@ Every value from the data reaches the page through ``textContent`` or a form fie
 from __future__ import annotations
 
 from importlib.resources import files
+
+from sanitizer.report.snippets import SNIPPET_CHARS
 
 MAX_SHOWN = 8  # neighbours drawn per suspect (deduplicated across detectors): __MAX_SHOWN__ in neighbours.js
 
@@ -40,7 +45,8 @@ def static_text(name: str) -> str:
     return "\n" + files("sanitizer.report").joinpath("static", name).read_text(encoding="utf-8")
 
 
-CSS = static_text("report.css") + static_text("neighbours.css")
+CSS = static_text("report.css") + static_text("neighbours.css") + static_text("media.css")
 ERROR_JS = static_text("errors.js")
 _NEIGHBOURS_JS = static_text("neighbours.js").replace("__MAX_SHOWN__", str(MAX_SHOWN))
-TABLE_JS = static_text("table.js").replace("/*NEIGHBOURS*/", _NEIGHBOURS_JS)
+_MEDIA_JS = static_text("media.js").replace("__SNIPPET__", str(SNIPPET_CHARS))
+TABLE_JS = static_text("table.js").replace("/*NEIGHBOURS*/", _NEIGHBOURS_JS).replace("/*MEDIA*/", _MEDIA_JS)

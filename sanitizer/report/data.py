@@ -38,7 +38,9 @@ from sanitizer.runs.record import RunRecord
 from sanitizer.report import neighbours as nb
 from sanitizer.report import written
 from sanitizer.report.tabular import tabular_view
-from sanitizer.report.evidence import detector_for, named_features, referenced, summarise_reasons
+from sanitizer.report.evidence import detector_for, named_features, referenced, summarise_reasons, trigger_words
+from sanitizer.report.media import show_media
+from sanitizer.report.representation_words import media_kinds
 from sanitizer.runs.decisions import ROW_CHECK_DETECTOR
 
 BATCH_ROWS = 8192
@@ -91,6 +93,7 @@ class QuarantineData:
     references_skipped: int = 0  # referenced ids past nb.MAX_REFERENCE_IDS, not looked up
     reference_shards_unreadable: int = 0  # output shards the lookup could not read (their rows: not found)
     flip_detectors: list[str] = field(default_factory=list)  # the detectors flip_pairs counts, sorted
+    media: dict[str, Any] | None = None  # image thumbnails and text snippets (sanitizer.report.media)
 
 
 # --------------------------------------------------------------------------- file access
@@ -202,6 +205,7 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
     layout: nb.FeatureLayout | None = None
     total = 0
     seq = 0
+    media = media_kinds(record.columns.kinds)
 
     for path in files:
         with nb.open_shard(path) as fh:
@@ -226,7 +230,7 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
             wanted = [c for c in dict.fromkeys(wanted) if c in schema.names]
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
                 seq = _consume(batch, seq, id_column, label_column, detectors, scores, code_counts, flip_pairs,
-                               flip_detectors, heap, thumbs, limit, layout)
+                               flip_detectors, heap, thumbs, limit, layout, media)
                 total += batch.num_rows
 
     ranked = [entry[-1] for entry in sorted(heap, reverse=True)]
@@ -241,6 +245,7 @@ def load_quarantine(out_dir: str, provenance: RunRecord | dict, limit: int) -> Q
             row.pop(key, None)
     if thumbs is not None:
         _finish_thumbnails(ranked, thumbs, list(data.references.values()))
+    show_media(out_dir, record, data)
     return data
 
 
@@ -285,7 +290,8 @@ def _references(out_dir: str, record: RunRecord, q: QuarantineData, layout: nb.F
 
 def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str, detectors: list[str],
              scores: dict[str, DetectorScores], code_counts: Counter, flip_pairs: Counter, flip_detectors: set[str],
-             heap: list, thumbs: Thumbs | None, limit: int, layout: nb.FeatureLayout | None = None) -> int:
+             heap: list, thumbs: Thumbs | None, limit: int, layout: nb.FeatureLayout | None = None,
+             media: dict[str, str] | None = None) -> int:
     names = batch.schema.names
     n = batch.num_rows
 
@@ -362,11 +368,13 @@ def _consume(batch: pa.RecordBatch, seq: int, id_column: str, label_column: str,
             "codes": codes_per_row[i],
             "scores": {d: _finite(score_arrays[d][i]) for d in detectors},
             "flagged_by": sorted({str(r.get("detector")) for r in parsed[i] if r.get("detector")}),
-            "evidence": summarise_reasons(parsed[i]),
+            "evidence": summarise_reasons(parsed[i], media),
             "sha": None if shas[i] is None else str(shas[i]),
             "row_check": any(r.get("detector") == ROW_CHECK_DETECTOR for r in parsed[i]),
             "refs": referenced(parsed[i]),
         }
+        if media and trigger_words(parsed[i]):
+            row["hw"] = trigger_words(parsed[i])
         if X is not None:
             row["_x"], row["_t"], row["_d"], row["_named"] = X[i], texts[i], days[i], named_features(parsed[i])
         if images is not None and present[i]:

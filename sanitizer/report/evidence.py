@@ -15,6 +15,7 @@ from typing import Any
 from sanitizer.detectors import REGISTRY
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.shared.evidence_text import MAX_NEIGHBOURS, number, reference_rows
+from sanitizer.report import representation_words
 
 MAX_LINE = 240
 MAX_GENERIC_ITEMS = 6
@@ -88,18 +89,24 @@ def _describe(hooks: Detector | None, ev: Any) -> list | None:
         return None
 
 
-def summarise_reasons(reasons: list[dict]) -> list[dict[str, Any]]:
-    """[{code, detector, score, threshold, lines}] for one row's parsed reasons."""
+def summarise_reasons(reasons: list[dict], media: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """[{code, detector, score, threshold, lines}] for one row's parsed reasons. ``media``: column -> "image" or
+    "text" (:func:`~sanitizer.report.representation_words.media_kinds`); evidence naming their representation's
+    dimensions reads in words (:mod:`sanitizer.report.representation_words`)."""
     out = []
     for r in reasons:
         detector = str(r.get("detector") or "")
         ev = r.get("evidence") or {}
         hooks = detector_for(detector)
+        worded: list[str] = []
+        if media and isinstance(ev, dict):
+            ev, worded = representation_words.split(ev, _keys(hooks, "feature_keys", ev, "feature"), media)
         lines = _describe(hooks, ev)
         if lines is not None and any(len(str(line)) > MAX_LINE for line in lines) and _long_value(ev):
             lines = _describe(hooks, _short_values(ev))  # a long value would push the rest of its line out
         if lines is None:
             lines = _generic(ev)
+        lines = worded + list(lines)
         score, threshold = r.get("score"), r.get("threshold")
         head = []
         if isinstance(score, (int, float)) and not isinstance(score, bool):
@@ -159,6 +166,23 @@ def referenced(reasons: list[dict]) -> list[dict[str, Any]]:
                 role = "suggested" if suggested is not None and label == suggested else "neighbour"
                 out.append({"id": str(item["id"]), "label": label, "detector": detector, "role": role})
     return out
+
+
+def trigger_words(reasons: list[dict]) -> list[str]:
+    """The words a row's evidence names as a text trigger (``trigger_token``, or ``tokens``: words or
+    {token} items), lowercased, in order; the report highlights them in the row's text and its neighbours'."""
+    words = []
+    for r in reasons:
+        ev = r.get("evidence")
+        if not isinstance(ev, dict):
+            continue
+        items = ev.get("tokens") if isinstance(ev.get("tokens"), list) else []
+        items = ([ev["trigger_token"]] if isinstance(ev.get("trigger_token"), str) else []) + items
+        for item in items:
+            word = item.get("token") if isinstance(item, dict) else item
+            if isinstance(word, str) and word.strip():
+                words.append(word.strip().lower())
+    return list(dict.fromkeys(words))
 
 
 def named_features(reasons: list[dict]) -> list[str]:

@@ -331,6 +331,7 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
         "review": {"run_id": provenance.run_id, "out": out_dir.rstrip("/")},
         "references": q.references,  # the rows the evidence names: label, thumbnail or feature values
         "features": q.features,  # tabular view: feature names and typical ranges (None with thumbnails)
+        "media": q.media,  # image thumbnails and text snippets, each stored once (sanitizer.report.media)
         "rows": [
             {
                 "id": r["id"],
@@ -342,7 +343,8 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
                 "sha": r.get("sha"),
                 "row_check": bool(r.get("row_check")),
                 "refs": r.get("refs") or [],
-                **{k: r[k] for k in ("px", "feat", "v", "more", "mv", "first", "odd") if k in r},
+                **{k: r[k] for k in ("px", "feat", "v", "more", "mv", "first", "odd", "im", "imx", "tx", "hl", "hw")
+                   if k in r},
             }
             for r in q.rows
         ],

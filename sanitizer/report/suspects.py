@@ -11,6 +11,7 @@ from sanitizer.report import charts
 from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
 from sanitizer.report.data import QuarantineData
+from sanitizer.report.snippets import SNIPPET_CHARS
 
 REVIEW_BAR = (
     '<div class="review-bar" id="review-bar" role="group" aria-label="Review decisions">'
@@ -58,6 +59,7 @@ def suspects_section(p: RunRecord, q: QuarantineData, out_dir: str) -> str:
         notes.append(f'<p class="note">Thumbnails: feature column <span class="mono">{esc(t.column)}</span> as a '
                      f"{esc(size)} grayscale image, one brightness scale for all rows "
                      f"({esc(charts.fmt(t.lo))} black to {esc(charts.fmt(t.hi))} white).</p>")
+    notes += media_notes(q.media)
     notes.append('<p class="note">Click a column header to sort; scores in bold are the ones past the detector\'s '
                  "threshold. The text box searches ids, labels, reason codes and evidence.</p>")
     codes = sorted(q.code_counts, key=lambda c: (-q.code_counts[c], c))
@@ -84,6 +86,8 @@ def suspects_section(p: RunRecord, q: QuarantineData, out_dir: str) -> str:
            f'<th class="sortable" data-key="label" tabindex="0">{esc(q.label_column)}<span class="arrow"></span></th>']
     if t is not None and t.rows_with_thumbnail:
         ths.append(f"<th>{esc(t.column)}</th>")
+    m = q.media or {}
+    ths += [f"<th>{esc(m[kind])}</th>" for kind in ("image", "text") if m.get(kind)]
     ths.append("<th>decision</th>")
     ths.append('<th class="sortable" data-key="codes" tabindex="0">reasons<span class="arrow"></span></th>')
     for d in q.detectors:
@@ -96,3 +100,19 @@ def suspects_section(p: RunRecord, q: QuarantineData, out_dir: str) -> str:
              "quarantine/*.parquet.</p></noscript></div>")
     notes.append(f'<p class="note">{REVIEW_NOTE.format(out=esc(out_dir.rstrip("/")))}</p>')
     return head + "".join(notes) + table + "</section>"
+
+
+def media_notes(media: dict | None) -> list[str]:
+    """What the image thumbnails and text snippets show (:mod:`sanitizer.report.media`)."""
+    notes = []
+    if media and media.get("image"):
+        notes.append(f'<p class="note" id="image-note">Images: column <span class="mono">{esc(media["image"])}</span>'
+                     f", each suspect's and each named neighbour's as stored, at most {int(media.get('side') or 0)} "
+                     "pixels a side with its proportions kept; an image that could not be read says why.</p>")
+    if media and media.get("text"):
+        notes.append(f'<p class="note" id="text-note">Texts: column <span class="mono">{esc(media["text"])}</span>, '
+                     f"the first {SNIPPET_CHARS} characters (or those around the first marked word; the whole text "
+                     'in its tooltip and under "full text"). Marked: <mark class="trig">a trigger</mark> the '
+                     'evidence names, and <mark class="rare">words rare among the texts on this page</mark> '
+                     "(the suspects' and their neighbours').</p>")
+    return notes

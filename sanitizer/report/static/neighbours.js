@@ -146,10 +146,11 @@
     var box = el('div', 'nb-box');
     box.appendChild(el('div', 'nb-head', 'compared with the neighbours named above' +
       (refs.some(function (x) { return x.role === 'suggested'; }) ? ' (green: carries the suggested label)' : '')));
-    var body = data.thumb ? thumbStrip(r, refs) : featureTables(r, refs);
-    if (!body) return null;
-    box.appendChild(body);
+    var body = data.thumb ? thumbStrip(r, refs) : featureTables(r, refs), shown = mediaStrip(r, refs);
+    if (!body && !shown) return null;
+    if (body) box.appendChild(body);
+    if (shown) box.appendChild(shown);
     var missing = refs.filter(function (x) { return !refsData[x.id]; }).length;
-    if (missing && !data.thumb) box.appendChild(el('div', 'nb-head', missing + ' named neighbour(s) not in the output (?)'));
+    if (missing && !data.thumb && !data.media) box.appendChild(el('div', 'nb-head', missing + ' named neighbour(s) not in the output (?)'));
     return box;
   }

@@ -20,6 +20,7 @@
     r.rank = i;
     var parts = [r.id, r.label, r.codes.join(' ')];
     r.evidence.forEach(function (e) { parts.push(e.code, e.head, e.lines.join(' ')); });
+    if (data.media && data.media.texts && r.tx !== undefined) parts.push(data.media.texts[r.tx]);
     r.hay = parts.join(' ').toLowerCase();
   });
 
@@ -78,6 +79,7 @@
     return canvas;
   }
 /*NEIGHBOURS*/
+/*MEDIA*/
 
   function fmtScore(v) {
     if (v === null || v === undefined) return '–';
@@ -96,6 +98,7 @@
       if (r.px) td.appendChild(drawThumb(r));
       tr.appendChild(td);
     }
+    mediaCells(tr, r);
     if (review) {
       tr.appendChild(review.cell(r));
       var cls = review.rowClass(r);
