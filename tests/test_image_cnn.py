@@ -141,9 +141,11 @@ def test_pixels_of_the_wrong_shape_or_type_are_refused(bad, match):
         fit_images(bad, np.array(["a", "b"], dtype=object), np.arange(2, dtype=np.uint64), seed=0)
 
 
-def test_embedding_images_of_another_size_is_refused(fitted):
+def test_embedding_images_of_another_size_or_without_a_key_each_is_refused(fitted):
     with pytest.raises(ValueError, match="must be 32x32"):
         fitted.embed(np.zeros((1, 16, 16, 3), dtype=np.uint8), np.zeros(1, dtype=np.uint64))
+    with pytest.raises(ValueError, match="one row each, got 2 and 3"):
+        fitted.embed(np.zeros((2, 32, 32, 3), dtype=np.uint8), np.zeros(3, dtype=np.uint64))
 
 
 class _Backbone(torch.nn.Module):
