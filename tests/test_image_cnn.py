@@ -91,9 +91,13 @@ def test_a_models_rows_are_capped_by_a_salted_hash_not_taken_first(digits32):
 def test_same_inputs_and_seed_give_bit_identical_vectors():
     pixels, labels, keys = (a[:400] for a in coloured_digits(16, seed=3))
     state = torch.random.get_rng_state()
-    first = fit_images(pixels, labels, keys, seed=4, epochs=2, max_rows=120)
-    assert torch.equal(torch.random.get_rng_state(), state) and torch.get_num_threads() == 1
-    assert not torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(2)
+    try:
+        first = fit_images(pixels, labels, keys, seed=4, epochs=2, max_rows=120)
+        assert torch.get_num_threads() == 2  # the caller's settings are restored
+    finally:
+        torch.set_num_threads(1)
+    assert torch.equal(torch.random.get_rng_state(), state) and not torch.are_deterministic_algorithms_enabled()
     again = fit_images(pixels, labels, keys, seed=4, epochs=2, max_rows=120)
     other = fit_images(pixels, labels, keys, seed=5, epochs=2, max_rows=120)
     assert first.describe()["rows_per_fold"] == [120, 120]
