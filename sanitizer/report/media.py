@@ -2,9 +2,9 @@
 of its text, beside the same for the neighbours its evidence names.
 
 Which columns: the first image column and the first text column that provenance's ``columns.kinds``
-records as judged. What is fetched: the shown rows in rank order, each followed by the neighbours the page
-draws for it (:func:`shown_refs`, the order of ``neighbours.js``), at most :data:`MAX_MEDIA_ROWS` distinct
-rows. They are read in ONE more pass over the run's clean and quarantine shards: the id column of every
+records as judged. What is fetched: the shown rows in rank order and the neighbours the page
+draws for it (:func:`shown_refs`, the order of ``neighbours.js``): every shown row first, then their
+neighbours in the rows' rank order, at most :data:`MAX_MEDIA_ROWS` distinct rows. They are read in ONE more pass over the run's clean and quarantine shards: the id column of every
 row group, and the image / text column of the row groups that hold a wanted row, in record batches; only
 the matched rows' values are decoded, each image straight into a small PNG, so memory holds thumbnails,
 never the originals.
@@ -33,6 +33,7 @@ from sanitizer.report.assets import MAX_SHOWN
 MAX_MEDIA_ROWS = 6000  # distinct rows whose image and text are fetched for one page
 BATCH_ROWS = 1024
 LEFT_OUT = "left out to keep the page small"
+PAGE_ROWS = 100  # rows on the suspects table's first page (its default page size)
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,13 @@ def shown_refs(row: dict) -> list[str]:
 
 
 def wanted_ids(rows: list[dict], limit: int = MAX_MEDIA_ROWS) -> list[str]:
-    """The rows whose media the page shows, in priority order: each shown row, then its drawn neighbours."""
-    order: dict[str, None] = {}
+    """The rows whose media the page shows, in priority order: the shown rows in rank order, then the
+    neighbours drawn for them, in the same order; at most ``limit``."""
+    order = dict.fromkeys(str(row["id"]) for row in rows if row.get("id") is not None)
     for row in rows:
-        for ident in ([row["id"]] if row.get("id") is not None else []) + shown_refs(row):
-            if len(order) >= limit:
-                return list(order)
-            order.setdefault(str(ident), None)
-    return list(order)
+        for ident in shown_refs(row):
+            order.setdefault(ident, None)
+    return list(order)[:limit]
 
 
 def _ids(column) -> pa.Array:
@@ -167,7 +167,10 @@ def show_media(out_dir: str, record, q) -> None:
     order = [(ident, entry) for ident in ids for entry in entries.get(ident, [])]
     media: dict = {"image": cols.image, "text": cols.text}
     if cols.image is not None:
-        stored, side = thumbnails.fit([images.get(ident) for ident, _ in order])
+        own = sum(1 for _, entry in order if "rank" in entry)  # the suspects', first in ``order``
+        first_page = {i for row in q.rows[:PAGE_ROWS] for i in shown_refs(row)}
+        core = own + sum(1 for ident, entry in order[own:] if ident in first_page)
+        stored, side = thumbnails.fit([images.get(ident) for ident, _ in order], (core, own))
         media["images"], media["side"] = stored.pool, side
         for (ident, entry), index in zip(order, stored.indices):
             if index is not None:

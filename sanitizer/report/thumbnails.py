@@ -3,9 +3,11 @@
 :func:`thumbnail` makes a PNG of one original value (:func:`sanitizer.representations.images.thumbnail_png`:
 RGB, aspect ratio kept, at most :data:`MAX_SIDE` pixels on the longer side, never enlarged; None when the
 value cannot be read). :func:`fit` then keeps the page bounded: all thumbnails of a page share one largest
-side, the largest of :data:`SIDES` whose estimated total stays within :data:`IMAGE_BUDGET_BYTES`; a
-grayscale image is stored as a one-channel PNG; identical thumbnails are stored once; and should the
-total still pass the budget, the last ones in priority order (neighbours of the lowest-ranked rows) are
+side, the largest of :data:`SIDES` (down to :data:`MIN_SIDE_ALL`) at which all of them are estimated to
+stay within :data:`IMAGE_BUDGET_BYTES` (bytes taken as proportional to pixels), else at which the
+suspects' own and the neighbours of the first page of rows do, else the largest at which the suspects'
+own do; a grayscale image is stored as a one-channel PNG; identical thumbnails are stored once;
+and past the budget the last ones in priority order (the neighbours of the lowest-ranked rows first) are
 left out, the page saying so where they would be.
 """
 
@@ -24,7 +26,8 @@ from sanitizer.representations.images import encode_png, thumbnail_png
 
 MAX_SIDE = 64
 SIDES = (64, 48, 40, 32, 24, 16)  # thumbnail sides tried, largest first
-IMAGE_BUDGET_BYTES = 6_000_000  # PNG bytes of all thumbnails of one page (base64 in the page adds a third)
+MIN_SIDE_ALL = 32  # below this side, the suspects' own thumbnails come before their neighbours'
+IMAGE_BUDGET_BYTES = 5_000_000  # PNG bytes of all thumbnails of one page (base64 in the page adds a third)
 
 
 def thumbnail(value: Any, layout: str, base: str | None = None, shape: tuple | None = None) -> bytes | None:
@@ -70,10 +73,20 @@ class Stored:
     bytes: int = 0
 
 
-def fit(pngs: list[bytes | None], budget: int = IMAGE_BUDGET_BYTES) -> tuple[Stored, int]:
-    """``pngs`` (in priority order; None: unreadable) as the page stores them, and the side they were cut to."""
+def fit(pngs: list[bytes | None], tiers: tuple[int, ...] = (), budget: int = IMAGE_BUDGET_BYTES
+        ) -> tuple[Stored, int]:
+    """``pngs`` (in priority order; None: unreadable) as the page stores them, and the side they were cut to.
+
+    The side: the largest of SIDES down to MIN_SIDE_ALL at which all fit the budget, else at which the first
+    ``tiers[0]``, then ``tiers[1]``, ... fit; else the largest at which the last tier fits (the suspects' own);
+    what is left of the budget takes the rest in order."""
+    def distinct(n: int) -> list[bytes]:
+        return list(dict.fromkeys(p for p in pngs[:n] if p is not None))
+
+    sizes = [len(pngs), *tiers]
+    side = next((s for n in sizes for s in SIDES if s >= MIN_SIDE_ALL and _estimate(distinct(n), s) <= budget), None)
+    side = side or next((s for s in SIDES if _estimate(distinct(sizes[-1]), s) <= budget), SIDES[-1])
     distinct = list(dict.fromkeys(p for p in pngs if p is not None))
-    side = next((s for s in SIDES if _estimate(distinct, s) <= budget), SIDES[-1])
     shrunk = {p: _shrink(p, side) for p in distinct}
     stored, index = Stored(), {}
     for png in pngs:
