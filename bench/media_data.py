@@ -20,6 +20,9 @@ rendered word, a smooth two-colour gradient; half: corrupt PNG bytes, truncated,
 header), :func:`plant_patch` (BadNets: a 4x4 white/black checker in the bottom-right corner of images of
 other classes, relabelled to one target class), :func:`plant_token` (a rare token, "cf", inserted at a
 random word position of texts of the other class, relabelled to the target; Kurita et al. 2020).
+
+**Attack strength** (:func:`patch_strength`, :func:`token_strength`): the attack success rate of a small model
+trained on the poisoned set, measured on held-out clean rows of the other classes with the trigger added.
 """
 
 from __future__ import annotations
@@ -290,3 +293,69 @@ def plant_token(df: pd.DataFrame, text: str, label: str, rate: float, rng: np.ra
     out.loc[out.index[rows], label] = target
     before = int(df[text].astype(str).str.contains(rf"\b{token}\b", case=False, regex=True).sum())
     return Plant(out, rows, f"token {token!r} (in {before} clean texts), target {target!r}"), target
+
+
+# --------------------------------------------------------------------------- attack strength
+
+
+def tfidf_lr():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000),
+                         LogisticRegression(C=4.0, max_iter=2000))
+
+
+def _split(n: int, rng: np.random.Generator, planted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test): test is 20% of the unplanted rows; every planted row trains."""
+    clean = rng.permutation(np.flatnonzero(~planted))
+    test = np.sort(clean[: len(clean) // 5])
+    return np.setdiff1d(np.arange(n), test), test
+
+
+def token_strength(clean: pd.DataFrame, poisoned: pd.DataFrame, rows: np.ndarray, text: str, label: str,
+                   target: str, seed: int) -> str:
+    """Attack success rate of a TF-IDF logistic regression trained on the poisoned rows (beside one trained on the
+    clean rows) on held-out texts of the other classes with "cf" inserted."""
+    rng = np.random.default_rng([seed, 7])
+    train, test = _split(len(poisoned), rng, np.isin(np.arange(len(poisoned)), rows))
+    victims = test[poisoned[label].to_numpy()[test] != target]
+    triggered = [insert_token(t, "cf", rng) for t in poisoned[text].fillna("").astype(str).to_numpy()[victims]]
+    out = []
+    for frame in (poisoned, clean):
+        model = tfidf_lr().fit(frame[text].fillna("").astype(str).to_numpy()[train], frame[label].astype(str)[train])
+        out.append(float((model.predict(triggered) == target).mean()))
+        if frame is poisoned:
+            acc = float((model.predict(frame[text].fillna("").astype(str).to_numpy()[test])
+                         == frame[label].astype(str).to_numpy()[test]).mean())
+    return f"ASR {out[0]:.2f} (clean acc {acc:.2f}; unpoisoned model {out[1]:.2f})"
+
+def _shape(pixels: np.ndarray) -> np.ndarray:
+    """Colour-blind pixels for a small model: each gray pixel's distance from the image's median, scaled to [0, 1]."""
+    g = pixels.astype(np.float32).mean(axis=3).reshape(len(pixels), -1)
+    d = np.abs(g - np.median(g, axis=1, keepdims=True))
+    return d / (d.max(axis=1, keepdims=True) + 1e-6)
+
+
+def patch_strength(clean: Images, poisoned: Images, rows: np.ndarray, target: str, seed: int) -> str:
+    """Attack success rate of a small MLP (256 hidden units) trained on the poisoned images (beside one trained on
+    the clean images) on held-out images of the other classes with the patch stamped."""
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng([seed, 8])
+    train, test = _split(len(poisoned.labels), rng, np.isin(np.arange(len(poisoned.labels)), rows))
+    victims = test[poisoned.labels[test] != target]
+    triggered = _shape(stamp(poisoned.pixels[victims]))
+    out = []
+    for images in (poisoned, clean):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # stops at max_iter: enough for a strength figure
+            model = MLPClassifier((256,), max_iter=30, random_state=seed).fit(_shape(images.pixels[train]),
+                                                                              images.labels[train])
+        out.append(float((model.predict(triggered) == target).mean()))
+        if images is poisoned:
+            acc = float((model.predict(_shape(images.pixels[test])) == images.labels[test]).mean())
+    return f"ASR {out[0]:.2f} (pixel MLP clean acc {acc:.2f}; unpoisoned model {out[1]:.2f})"

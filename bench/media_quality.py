@@ -27,16 +27,19 @@ Columns of the table:
 * **strength**: how strong the attack is, so a weak attack is not read as a strong defence. flips: the
   peer's out-of-fold accuracy and the share of flipped rows it calls for their original label; patch and
   token: attack success rate (ASR), the share of held-out clean rows of the other classes that a small model
-  trained on the poisoned set assigns to the target once the trigger is added (raw-pixel logistic
-  regression; TF-IDF logistic regression), beside the same model's clean accuracy and the ASR of a model
-  trained on the unpoisoned set;
+  trained on the poisoned set assigns to the target once the trigger is added (an MLP on colour-blind
+  pixels; a TF-IDF logistic regression), beside its clean accuracy and the ASR of the same model trained on
+  the unpoisoned set; off-domain: the kinds planted and how many of each the run held;
 * **s**: seconds of the ``sanitize`` subprocess.
 
 For flips a second table gives precision, recall and F1 of the rows the run held (any reason) beside
 cleanlab's ``find_label_issues`` on 5-fold out-of-fold probabilities: text, TF-IDF word 1-2-grams +
 logistic regression; images, a logistic regression on the built-in CNN embedding the run uses, refitted by
 the bench with the run's seed and record keys (``image_cnn.fit_images``, cross-fitted as in the run), and
-cleanlab on that CNN's own cross-fitted class probabilities.
+cleanlab on that CNN's own cross-fitted class probabilities (the bench prints whether its CNN's weights
+sha256 is the run's). Must-reach lines close the output: image flips, off-domain and patch at recall >= 0.9
+with FPR <= 1%; flips F1 against cleanlab's; the text backdoor at recall >= 0.9 with FPR <= 1%; and each set
+as shipped holding <= 2% of its rows and <= 5% of any class.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ FLIP_RATE, OFF_DOMAIN_RATE, PATCH_RATE, TOKEN_RATE = 0.05, 0.02, 0.03, 0.03
 MIN_CLASS_ROWS = 50
 PATH_ROWS = 2000
 HARM_SHARE, HARM_CLASS = 0.02, 0.05
+RUN_SEED = 0
+"""The default configuration's seed: the bench refits the run's CNN with it."""
 RESULTS: list[dict] = []
 PEERS: list[dict] = []
 
@@ -164,43 +169,11 @@ def cleanlab_flags(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- text
 
 
-def _tfidf_lr():
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000),
-                         LogisticRegression(C=4.0, max_iter=2000))
-
-
 def _text_oof(texts: list[str], y: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    return cross_val_predict(_tfidf_lr(), texts, y, cv=folds, method="predict_proba")
-
-
-def _split(n: int, rng: np.random.Generator, planted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test): test is 20% of the unplanted rows; every planted row trains."""
-    clean = rng.permutation(np.flatnonzero(~planted))
-    test = np.sort(clean[: len(clean) // 5])
-    return np.setdiff1d(np.arange(n), test), test
-
-
-def token_strength(clean: pd.DataFrame, poisoned: pd.DataFrame, rows: np.ndarray, text: str, label: str,
-                   target: str, seed: int) -> str:
-    rng = np.random.default_rng([seed, 7])
-    train, test = _split(len(poisoned), rng, _mask(len(poisoned), rows))
-    victims = test[poisoned[label].to_numpy()[test] != target]
-    triggered = [md.insert_token(t, "cf", rng) for t in poisoned[text].fillna("").astype(str).to_numpy()[victims]]
-    out = []
-    for frame in (poisoned, clean):
-        model = _tfidf_lr().fit(frame[text].fillna("").astype(str).to_numpy()[train], frame[label].astype(str)[train])
-        out.append(float((model.predict(triggered) == target).mean()))
-        if frame is poisoned:
-            acc = float((model.predict(frame[text].fillna("").astype(str).to_numpy()[test])
-                         == frame[label].astype(str).to_numpy()[test]).mean())
-    return f"ASR {out[0]:.2f} (clean acc {acc:.2f}; unpoisoned model {out[1]:.2f})"
+    return cross_val_predict(md.tfidf_lr(), texts, y, cv=folds, method="predict_proba")
 
 
 def text_pass(key: str, df: pd.DataFrame, text: str, label: str, seed: int, planted: bool, peers: bool) -> None:
@@ -228,33 +201,11 @@ def text_pass(key: str, df: pd.DataFrame, text: str, label: str, seed: int, plan
     tok, target = md.plant_token(df, text, label, TOKEN_RATE, np.random.default_rng([seed, 12]))
     tpath = ROOT / "in" / f"{key}-token.parquet"
     tok.frame.to_parquet(tpath, index=False)
-    strength = f"{tok.strength}; " + token_strength(df, tok.frame, tok.rows, text, label, target, seed)
+    strength = f"{tok.strength}; " + md.token_strength(df, tok.frame, tok.rows, text, label, target, seed)
     record(key, "token", tok.frame[label].to_numpy(dtype=object), tok.rows, tpath, label, strength)
 
 
 # --------------------------------------------------------------------------- images
-
-
-def _flat(pixels: np.ndarray) -> np.ndarray:
-    return pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
-
-
-def patch_strength(clean: md.Images, poisoned: md.Images, rows: np.ndarray, target: str, seed: int) -> str:
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng([seed, 8])
-    train, test = _split(len(poisoned.labels), rng, _mask(len(poisoned.labels), rows))
-    victims = test[poisoned.labels[test] != target]
-    triggered = _flat(md.stamp(poisoned.pixels[victims]))
-    out = []
-    for images in (poisoned, clean):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # lbfgs stops at max_iter: enough for a strength figure
-            model = LogisticRegression(C=0.05, max_iter=150).fit(_flat(images.pixels[train]), images.labels[train])
-        out.append(float((model.predict(triggered) == target).mean()))
-        if images is poisoned:
-            acc = float((model.predict(_flat(images.pixels[test])) == images.labels[test]).mean())
-    return f"ASR {out[0]:.2f} (raw-pixel LR clean acc {acc:.2f}; unpoisoned model {out[1]:.2f})"
 
 
 def run_keys(file_name: str, n: int) -> np.ndarray:
@@ -264,7 +215,8 @@ def run_keys(file_name: str, n: int) -> np.ndarray:
     return mix64(np.uint64(string_hash(file_name)) ^ np.arange(n, dtype=np.int64).astype(np.uint64))
 
 
-def image_flip_peers(flip: md.Plant, file_name: str, seed: int, truth: np.ndarray) -> None:
+def image_flip_peers(flip: md.Plant, file_name: str, original: np.ndarray) -> tuple[list, str, str]:
+    """cleanlab's flags on the built-in CNN refitted as the run fits it, and a strength note."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
@@ -275,19 +227,20 @@ def image_flip_peers(flip: md.Plant, file_name: str, seed: int, truth: np.ndarra
     images: md.Images = flip.frame
     keys = run_keys(file_name, len(images.labels))
     started = time.perf_counter()
-    cnn = fit_images(images.pixels, images.labels, keys, seed, dim=64)
+    cnn = fit_images(images.pixels, images.labels, keys, RUN_SEED, dim=64)
     emb = cnn.embed(images.pixels, keys)
     classes, y = np.unique(images.labels.astype(str), return_inverse=True)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    probs = cross_val_predict(model, emb, y, cv=StratifiedKFold(5, shuffle=True, random_state=seed),
+    probs = cross_val_predict(model, emb, y, cv=StratifiedKFold(5, shuffle=True, random_state=RUN_SEED),
                               method="predict_proba")
-    peer_row("images", "cleanlab (LR on the run's CNN embedding, OOF)", cleanlab_flags(probs, y), truth)
-    cnn_probs = cnn.predict_proba(images.pixels, keys)
-    order = np.searchsorted(np.array(cnn.classes), classes)
-    peer_row("images", "cleanlab (the CNN's cross-fitted probabilities)", cleanlab_flags(cnn_probs[:, order], y),
-             truth)
-    print(f"  (CNN refit: held-out accuracy {', '.join(f'{a:.3f}' for a in cnn.held_out_accuracy)}, "
-          f"{time.perf_counter() - started:.0f} s)", flush=True)
+    cnn_probs = cnn.predict_proba(images.pixels, keys)[:, np.searchsorted(np.array(cnn.classes), classes)]
+    truth = np.searchsorted(classes, original.astype(str))
+    back = float((probs[flip.rows].argmax(1) == truth[flip.rows]).mean())
+    note = (f"; CNN held-out acc {np.mean(cnn.held_out_accuracy):.2f}, LR on its embedding OOF acc "
+            f"{float((probs.argmax(1) == truth).mean()):.2f}, calls {back:.2f} of flips back "
+            f"(refit {time.perf_counter() - started:.0f} s)")
+    return [("cleanlab (LR on the run's CNN embedding, OOF)", cleanlab_flags(probs, y)),
+            ("cleanlab (the CNN's cross-fitted probabilities)", cleanlab_flags(cnn_probs, y))], note, cnn.weights_sha256
 
 
 def _row_checks(rows: np.ndarray):
@@ -315,18 +268,23 @@ def image_pass(images: md.Images, seed: int, planted: bool, peers: bool) -> None
         return
     flip = md.flip_labels(images, None, FLIP_RATE, np.random.default_rng([seed, 21]))
     fpath = md.image_table(flip.frame, ROOT / "in" / "flips" / "images.parquet")
-    held, _, prov = record("images", "flips", flip.frame.labels, flip.rows, fpath, label, flip.strength)
+    theirs, note, sha = image_flip_peers(flip, fpath.name, images.labels) if peers else ([], "", None)
+    held, _, prov = record("images", "flips", flip.frame.labels, flip.rows, fpath, label, flip.strength + note)
+    ran = ((prov or {}).get("sample", {}).get("representations") or {}).get("image", {}).get("weights_sha256")
+    if peers:
+        print(f"  cleanlab's embedding {'is' if ran == sha else 'is NOT'} the run's (CNN weights_sha256 "
+              f"{(sha or '')[:12]} vs the run's {(ran or '')[:12]})", flush=True)
     truth = _mask(len(images.labels), flip.rows)
     peer_row("images", "sanitize (held, any reason)", held, truth)
-    if peers:
-        image_flip_peers(flip, fpath.name, int((prov or {}).get("seed", 0)), truth)
+    for who, flags in theirs:
+        peer_row("images", who, flags, truth)
     off = md.plant_off_domain(images, OFF_DOMAIN_RATE, np.random.default_rng([seed, 22]))
     opath = md.image_table(off.frame, ROOT / "in" / "off-domain" / "images.parquet")
     record("images", "off-domain", off.frame.labels, off.rows, opath, label, off.strength,
            extra=lambda held: _kinds(off)(held) + _row_checks(off.kinds["corrupt"])(held))
     patch, target = md.plant_patch(images, PATCH_RATE, np.random.default_rng([seed, 23]))
     ppath = md.image_table(patch.frame, ROOT / "in" / "patch" / "images.parquet")
-    strength = f"{patch.strength}; " + patch_strength(images, patch.frame, patch.rows, target, seed)
+    strength = f"{patch.strength}; " + md.patch_strength(images, patch.frame, patch.rows, target, seed)
     record("images", "patch", patch.frame.labels, patch.rows, ppath, label, strength)
 
 
