@@ -71,13 +71,21 @@ def test_unknown_feature_column(tmp_path, good_parquet, capsys):
 
 
 def test_text_feature_column(tmp_path, capsys):
-    """Categories may be named in --feature-columns (judged by their codes); prose and keys may not."""
+    """Categories and prose may be named in --feature-columns (judged by their codes, and through the text
+    representation); short free text that grows with the rows (names, keys) may not."""
+    from sanitizer.beam.plan import make_plan
+    from sanitizer.settings.config import build_config
+
     path = tmp_path / "text.parquet"
     words = [f"a free text comment number {i} about this row" for i in range(60)]
-    pq.write_table(pa.table({"note": words, "a": np.arange(60.0), "label": [0, 1] * 30}), path)
+    names = [f"name-{i}" for i in range(60)]
+    pq.write_table(pa.table({"note": words, "who": names, "a": np.arange(60.0), "label": [0, 1] * 30}), path)
+    plan = make_plan(build_config({"input": str(path), "output": str(tmp_path / "o"), "label_column": "label",
+                                   "feature_columns": ["note"]}))
+    assert [(c.name, c.reason) for c in plan.carried] == [("note", "text")]
     out = tmp_path / "out"
-    expect_refusal(capsys, out, [path, out, "--feature-columns", "note"], "feature column 'note' is text",
-                   "--column-kind note=categorical")
+    expect_refusal(capsys, out, [path, out, "--feature-columns", "who"], "feature column 'who' is short free text",
+                   "--column-kind who=categorical")
 
 
 def test_empty_directory(tmp_path, capsys):

@@ -76,8 +76,20 @@ def test_no_record_is_embedded_by_a_model_that_trained_on_it(fitted, digits32):
     for f in range(2):
         own = np.flatnonzero(fold == f)
         assert len(own) and not set(fitted.trained_keys[f].tolist()) & set(keys[own].tolist())
-        assert np.array_equal(embedded[own], fitted.embed_with(f, pixels[own]))
-        assert not np.array_equal(embedded[own], fitted.embed_with(1 - f, pixels[own]))
+        rotation = fitted.rotations[f]  # onto model 0's features
+        assert np.array_equal(embedded[own], media.rotate(fitted.embed_with(f, pixels[own]), rotation))
+        assert not np.array_equal(embedded[own], media.rotate(fitted.embed_with(1 - f, pixels[own]), rotation))
+
+
+def test_the_folds_models_share_one_space(fitted, digits32):
+    """Model 1's vectors are rotated onto model 0's: one image lies closer to itself across the folds than to
+    its nearest other digit, so a detector comparing records does not see the folds."""
+    pixels, _, keys = digits32
+    a = fitted.embed_with(0, pixels)
+    b = media.rotate(fitted.embed_with(1, pixels), fitted.rotations[1])
+    raw = np.linalg.norm(a - fitted.embed_with(1, pixels), axis=1)
+    across = np.linalg.norm(a - b, axis=1)
+    assert np.median(across) < 0.5 * np.median(raw)
 
 
 def test_a_models_rows_are_capped_by_a_salted_hash_not_taken_first(digits32):

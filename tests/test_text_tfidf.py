@@ -170,3 +170,18 @@ def test_texts_are_cut_before_they_are_read(reviews):
     long = texts[600] + " " + "unrelated words about cameras and lenses " * 20
     vectors = model.embed(np.array([texts[600][:40], long], dtype=object), np.repeat(keys[600], 2))
     np.testing.assert_array_equal(vectors[0], vectors[1])
+
+
+def test_the_folds_models_share_one_space(fitted, reviews):
+    """Model 1's directions are rotated onto model 0's: a review embedded by both models lies closer to itself
+    than the two unrotated vectors do, so a detector comparing records does not see the folds; the signals
+    beside the vectors say how foreign each text is to its model."""
+    model, _ = fitted
+    texts = [t for t in reviews[0][SAMPLE:SAMPLE + 500]]
+    a, b = model.models[0].embed(texts), model.models[1].embed(texts)
+    unrotated = a - media.rotate(b, model.models[1].rotation.T)  # model 1 back in its own directions
+    assert np.median(np.linalg.norm(a - b, axis=1)) < 0.5 * np.median(np.linalg.norm(unrotated, axis=1))
+    signals = model.vectors(np.array(texts + ["xq zvv kkrp wlq"] * 3, dtype=object),
+                            _keys(503, offset=50_000))[:, model.dim:]
+    assert signals.shape == (503, 2) and np.all(signals[-3:, 0] == 1.0)  # every word unknown
+    assert np.median(signals[:500, 0]) < 0.2

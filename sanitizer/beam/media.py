@@ -23,7 +23,15 @@ import numpy as np
 from sanitizer.data.batch import IMAGE, NUMERIC, TEXT, Batch
 
 DIM = 64
-"""Dimensions of the built-in representations' vectors."""
+"""Dimensions of the built-in representations' vectors ..."""
+ROWS_PER_DIM = 20
+"""... at most one per this many sample rows: the detectors' models fitted on the vectors (a classifier, a
+neighbour vote) need many more rows than dimensions."""
+
+
+def dimensions(rows: int) -> int:
+    """The representation's dimensions for a sample of ``rows`` rows."""
+    return int(max(2, min(DIM, rows // ROWS_PER_DIM)))
 
 
 @dataclass(frozen=True)
@@ -46,14 +54,15 @@ def fit_media(sample: Batch, seed: int) -> dict[str, Any]:
         from sanitizer.representations.text_tfidf import fit_text
 
         try:
-            fitted[name] = fit_text(sample.features[TEXT][:, j], sample.keys, seed, dim=DIM)
+            fitted[name] = fit_text(sample.features[TEXT][:, j], sample.keys, seed, dim=dimensions(sample.n))
         except ValueError as exc:  # too little text in the sample to learn a vocabulary from
             fitted[name] = Unrepresented(f"not judged: {exc}")
     for j, name in enumerate(sample.columns.get(IMAGE, ())):
         from sanitizer.representations.image_cnn import fit_images
 
         try:
-            fitted[name] = fit_images(sample.features[IMAGE][:, j], sample.labels, sample.keys, seed, dim=DIM)
+            fitted[name] = fit_images(sample.features[IMAGE][:, j], sample.labels, sample.keys, seed,
+                                      dim=dimensions(sample.n))
         except ValueError as exc:
             fitted[name] = Unrepresented(f"not judged: {exc}")
     return fitted

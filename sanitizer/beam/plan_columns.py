@@ -125,10 +125,12 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
                     ignored.append(chosen)
                     continue
                 sample = [v for v in (column.to_pylist() if column is not None else []) if v is not None][:3]
+                what = "short free text" if chosen.reason == "short-text" else chosen.reason
                 raise ConfigError(
-                    f"feature column {name!r} is {chosen.reason} (type {t}, values like {sample}): "
-                    f"{chosen.detail}; the detectors judge numeric, boolean, categorical and date columns. "
-                    f"Declare it categorical (--column-kind {name}=categorical) or leave it out of --feature-columns"
+                    f"feature column {name!r} is {what} (type {t}, values like {sample}): "
+                    f"{chosen.detail}; the detectors judge numeric, boolean, categorical, date, image and text "
+                    f"columns. Declare it categorical (--column-kind {name}=categorical) or text "
+                    f"(--column-kind {name}=text), or leave it out of --feature-columns"
                 )
             if pa.types.is_dictionary(t) or pa.types.is_temporal(t):  # categories or dates
                 ignored.append(_not_judged(name, t, None, config.categorical_max_levels))

@@ -44,6 +44,7 @@ trained elsewhere, so it is not cross-fitted.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -240,12 +241,20 @@ def fit_images(pixels: np.ndarray, labels: np.ndarray, keys: np.ndarray, seed: i
     for mean, std, weights, _ in models:
         for array in (mean, std, *(value for _, value in weights)):
             digest.update(np.ascontiguousarray(array).tobytes())
-    return FittedCnn(
+    fitted = FittedCnn(
         dim=dim, size=side, classes=tuple(str(c) for c in classes), seed=seed, epochs=epochs,
         means=tuple(m[0] for m in models), stds=tuple(m[1] for m in models),
         weights=tuple(m[2] for m in models), train_accuracy=tuple(m[3] for m in models),
         held_out_accuracy=tuple(held_out), trained_keys=tuple(trained), weights_sha256=digest.hexdigest(),
     )
+    anchor = pixels[media.anchors(keys)]
+    try:  # building the modules draws torch's initial weights: never from the caller's generator
+        torch.set_num_threads(1)
+        with torch.random.fork_rng(devices=[]):
+            rotations = media.fold_rotations(fitted.embed_with, folds, anchor)
+    finally:
+        torch.set_num_threads(threads)
+    return dataclasses.replace(fitted, rotations=rotations)
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,6 +273,7 @@ class FittedCnn:
     held_out_accuracy: tuple[float, ...]  # per fold: its model's accuracy on this fold (never trained on)
     trained_keys: tuple[np.ndarray, ...]  # per fold: the keys of the rows its model trained on
     weights_sha256: str
+    rotations: tuple[np.ndarray, ...] = ()  # per fold: onto model 0's features (media.fold_rotations)
 
     @property
     def folds(self) -> int:
@@ -301,7 +311,13 @@ class FittedCnn:
 
     def embed(self, pixels: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """``(n, dim)`` float32: each image's pooled features from the model that did not train on its fold."""
-        return self._by_fold(pixels, keys, self.dim, lambda module, x: module.embed(x))
+        out = self._by_fold(pixels, keys, self.dim, lambda module, x: module.embed(x))
+        if self.rotations:
+            fold = media.fold_of(np.asarray(keys, dtype=np.uint64), self.folds)
+            for f, rotation in enumerate(self.rotations):
+                rows = fold == f
+                out[rows] = media.rotate(out[rows], rotation)
+        return out
 
     def embed_with(self, fold: int, pixels: np.ndarray) -> np.ndarray:
         """``(n, dim)`` float32 from fold ``fold``'s model, whatever the rows' own folds (for inspection)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 FENCE_WIDTHS = 50.0
@@ -12,7 +14,21 @@ Z_LIMIT = 1_000.0
 near enough that float32 neighbour searches and classifiers never see inf."""
 
 
-def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def blocks(names) -> list[np.ndarray]:
+    """The column positions of each representation's vector among feature ``names``: the columns named
+    ``COLUMN:0``, ``COLUMN:1``, ... of one image or text column (:mod:`sanitizer.beam.media`)."""
+    groups: dict[str, list[int]] = {}
+    for j, name in enumerate(names or ()):
+        match = _DIMENSION.fullmatch(str(name))
+        if match:
+            groups.setdefault(match.group(1), []).append(j)
+    return [np.array(cols) for cols in groups.values() if len(cols) > 1]
+
+
+_DIMENSION = re.compile(r"(.+):(\d+)")
+
+
+def standardiser(X: np.ndarray, names=None) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature (mean, scale) for :func:`standardise`, robust to a few huge values.
 
     The mean and standard deviation are computed on values winsorised to a wide fence: the
@@ -21,6 +37,10 @@ def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     there, so the result is the plain mean and std. A handful of planted 1e30s would otherwise own
     the std and squeeze every other row to ~0, blinding the detector; and a mean or std of values
     near float64's limit would overflow to inf and NaN every standardised value.
+
+    With the feature ``names``, the dimensions of an image or text column's vector (:func:`blocks`) share
+    one scale, the root mean square of their own: scaling each alone would give a direction that barely
+    varies (noise) the weight of the main ones.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or len(X) == 0:
@@ -40,6 +60,8 @@ def standardiser(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean = fenced.mean(axis=0)
         scale = fenced.std(axis=0)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    for cols in blocks(names):  # one scale for a representation's vector: its geometry is the point
+        scale[cols] = np.sqrt(np.mean(scale[cols] ** 2))
     return np.nan_to_num(mean), scale
 
 

@@ -31,6 +31,7 @@ at the defaults.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,8 @@ class FoldModel:
     svd: Any
     rows: int
     """Sample rows it was fitted on (all from the other folds)."""
+    rotation: np.ndarray | None = None
+    """Onto model 0's directions (:func:`sanitizer.representations.media.fold_rotations`)."""
 
     def features(self, texts: list[str]):
         import scipy.sparse as sp
@@ -88,7 +91,10 @@ class FoldModel:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit SVD vectors of the texts' TF-IDF features (zero where a text has no known feature)."""
-        return _unit(np.asarray(self.svd.transform(self.features(texts)), dtype=np.float32))
+        return self._rotated(_unit(np.asarray(self.svd.transform(self.features(texts)), dtype=np.float32)))
+
+    def _rotated(self, z: np.ndarray) -> np.ndarray:
+        return media.rotate(z, self.rotation)
 
     def vectors(self, texts: list[str]) -> np.ndarray:
         """The unit SVD vectors followed by the :data:`SIGNALS` of each text (see :meth:`FittedText.vectors`)."""
@@ -97,7 +103,8 @@ class FoldModel:
         total = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         kept = np.linalg.norm(z, axis=1)
         unexplained = np.where(total > 1e-12, 1.0 - np.minimum(kept / np.maximum(total, 1e-12), 1.0), 0.0)
-        return np.hstack([_unit(z), self._unknown(texts)[:, None], unexplained[:, None]]).astype(np.float32)
+        return np.hstack([self._rotated(_unit(z)), self._unknown(texts)[:, None],
+                          unexplained[:, None]]).astype(np.float32)
 
     def _unknown(self, texts: list[str]) -> np.ndarray:
         """Per text, the share of its words the model's word vocabulary does not hold (0 without words)."""
@@ -176,7 +183,8 @@ class FittedText:
             "rows": [m.rows for m in self.models],
             "word_terms": [0 if m.word is None else len(m.word.vocabulary_) for m in self.models],
             "char_terms": [0 if m.char is None else len(m.char.vocabulary_) for m in self.models],
-            "explained_variance": [round(float(m.svd.explained_variance_ratio_.sum()), 4) for m in self.models],
+            "explained_variance": [round(float(np.nan_to_num(m.svd.explained_variance_ratio_.sum())), 4)
+                                   for m in self.models],
             "zero_vector": "a missing or empty text, or one with no word or n-gram seen in the sample",
             "signals": list(SIGNALS),
         }
@@ -240,6 +248,11 @@ def fit_text(values: np.ndarray, keys: np.ndarray, seed: int, dim: int = 64, fol
     models = []
     for f, (word, char, matrix, rows, _) in enumerate(fitted):
         svd = TruncatedSVD(n_components=directions, algorithm="randomized", random_state=_svd_seed(seed, f))
-        models.append(FoldModel(word, char, svd.fit(matrix), rows))
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # a variance ratio of texts that barely vary
+            models.append(FoldModel(word, char, svd.fit(matrix), rows))
+    anchor = [texts[i] for i in media.anchors(keys)]
+    for model, rotation in zip(models, media.fold_rotations(lambda f, v: models[f].embed(v), folds, anchor)):
+        model.rotation = rotation
     return FittedText(dim=directions, requested_dim=int(dim), folds=int(folds), seed=int(seed),
                       max_chars=int(max_chars), models=models)

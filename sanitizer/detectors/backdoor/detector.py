@@ -65,10 +65,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.detectors.backdoor import report
-from sanitizer.detectors.backdoor import categorical
+from sanitizer.detectors.backdoor import categorical, report, tokens
 from sanitizer.detectors.backdoor.candidates import _candidates, _distinct, _test
 from sanitizer.detectors.backdoor.trigger import Trigger, _carries, _vote
+from sanitizer.data.batch import CATEGORICAL, TEXT
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
 from sanitizer.detectors.contract import Detector
 from sanitizer.param_checks import check_int, check_number
@@ -154,6 +154,8 @@ class BackdoorState:
     categorical: tuple[categorical.CategoricalTrigger, ...] = ()
     content: categorical.ContentEncoder | None = None  # how the categorical triggers' vote encodes a row
     ref_codes: np.ndarray | None = None  # categorical codes of the reference rows the categorical triggers use
+    words: tokens.TokenColumns = tokens.TokenColumns((), ())  # text words offered as trigger columns (first)
+    text_columns: tuple[str, ...] = ()
 
 
 class BackdoorDetector(Detector):
@@ -178,10 +180,14 @@ class BackdoorDetector(Detector):
         C = len(classes)
         if C < 2:
             return Skipped(f"needs at least two classes in the sample, found {C}")
+        texts = sample.features.get(TEXT)
+        words = tokens.choose_words(texts, sample.columns.get(TEXT, ()), y, C, params) \
+            if texts is not None else tokens.TokenColumns((), ())
         K = sample.categorical if sample.categorical is not None and sample.categorical.shape[1] else None
+        K = tokens.with_words(K, texts, words)
         if sample.X.shape[1] == 0 and K is None:
             return Skipped("no feature columns")
-        mean, scale = standardiser(sample.X)
+        mean, scale = standardiser(sample.X, sample.feature_names)
         Z = standardise(sample.X, mean, scale)
         R = min(params.reference_size, sample.n)
         ref = np.arange(R)  # the sample is in random-priority order: its head is a uniform subsample
@@ -213,7 +219,7 @@ class BackdoorDetector(Detector):
         found_categorical, content, cat_tested = [], None, 0
         if K is not None:
             found_categorical, content, cat_tested = categorical.find_triggers(
-                Z, K, y, C, ref, params, sample.columns["categorical"])
+                Z, K, y, C, ref, params, words.names + tuple(sample.columns.get(CATEGORICAL, ())))
         state = BackdoorState(
             params=params,
             classes=tuple(str(c) for c in classes),
@@ -227,6 +233,8 @@ class BackdoorDetector(Detector):
             categorical=tuple(found_categorical),
             content=content,
             ref_codes=None if K is None else np.ascontiguousarray(K[ref[: categorical.REFERENCE_ROWS]]),
+            words=words,
+            text_columns=tuple(sample.columns.get(TEXT, ())),
         )
         names = sample.feature_names
         summary = {
@@ -278,9 +286,10 @@ class BackdoorDetector(Detector):
                 if m > score[r]:
                     score[r] = m
                     best[int(r)] = (t, int(s), neigh)
-        for t in state.categorical if batch.categorical is not None else ():
+        K = tokens.with_words(batch.categorical, batch.features.get(TEXT), state.words) if state.categorical else None
+        for t in state.categorical if K is not None else ():
             rows, margin, suggested, nb = categorical.score_carriers(
-                t, state.content, state.ref_X, state.ref_codes, state.ref_labels, Z, batch.categorical, y,
+                t, state.content, state.ref_X, state.ref_codes, state.ref_labels, Z, K, y,
                 len(state.classes), state.params.neighbours)
             for r, m, s, neigh in zip(rows, margin, suggested, nb):
                 if m > score[r]:
@@ -327,6 +336,7 @@ def _evidence(state, batch, Z, r, t: Trigger, suggested, neigh, margin) -> dict:
     }
     if t.kind == "categorical":
         evidence.update(categorical.evidence_of(t))
+        evidence.update(tokens.evidence_of(state.words, t.names, t.codes, state.text_columns) or {})
         return evidence
     if t.kind == "group":
         evidence["group"] = GROUP_EXPLANATION

@@ -11,7 +11,7 @@ FEATURE_KEYS = ("pattern",)  # [{feature, value, typical}]: the trigger
 
 def describe(ev: dict) -> list[str]:
     """The vote that contradicts the label, the trigger pattern, the group, the neighbours outside the trigger."""
-    if ev.get("trigger") == "categorical":
+    if ev.get("trigger") in ("categorical", "token"):
         return _categorical(ev)
     lines = [f"labelled {ev.get('given_label')}, but rows that match it outside the trigger say "
              f"{ev.get('suggested_label')} (vote margin {number(ev.get('vote_margin'))}, "
@@ -32,7 +32,7 @@ def _categorical(ev: dict) -> list[str]:
     """A categorical trigger: the values, the group in the sample, what the row's content says."""
     given = ev.get("given_label")
     pattern = ev.get("pattern") if isinstance(ev.get("pattern"), list) else []
-    values = " and ".join(f"{p.get('feature')} = {_quoted(p.get('value'))}" for p in pattern if isinstance(p, dict))
+    values = " and ".join(_part(p) for p in pattern if isinstance(p, dict))
     lines = [f"trigger {values}: held by {number(ev.get('group_in_sample'))} sample rows, "
              f"{_percent(ev.get('group_label_purity'))} of them labelled {given}"]
     shares = ev.get("content_says_label_share")
@@ -54,3 +54,10 @@ def _quoted(value) -> str:
 
 def _percent(share) -> str:
     return f"{100 * share:.0f}%" if isinstance(share, (int, float)) else "?"
+
+
+def _part(p: dict) -> str:
+    """One part of a categorical or word trigger in words."""
+    if "token" in p:
+        return f"{'the word' if p.get('present', True) else 'no word'} {_quoted(p.get('token'))} in {p.get('feature')}"
+    return f"{p.get('feature')} = {_quoted(p.get('value'))}"

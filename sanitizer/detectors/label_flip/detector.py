@@ -201,7 +201,7 @@ class LabelFlipDetector(Detector):
             return Skipped("no numeric feature columns (categorical and date columns are read beside numeric ones, "
                            "never alone)")
         if params.standardize:
-            mean, scale = standardiser(X)  # robust to a few huge values; never inf/NaN
+            mean, scale = standardiser(X, sample.feature_names)  # robust to a few huge values; never inf/NaN
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         Z = standardise(X, mean, scale)

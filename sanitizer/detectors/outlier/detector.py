@@ -247,7 +247,8 @@ class OutlierDetector(Detector):
             X = sample.X[rows]
             global_tail = TailReference.build(T[rows], params.grid_size, params.tail_fraction)
             floor = params.class_tail_floor * global_tail.sd
-            mean, scale = standardiser(X if len(rows) <= STANDARDISER_ROWS else sample.X[capped(rows, STANDARDISER_ROWS)])
+            mean, scale = standardiser(X if len(rows) <= STANDARDISER_ROWS else sample.X[capped(rows, STANDARDISER_ROWS)],
+                                       sample.feature_names)
 
             def neighbours(members: np.ndarray, salt: int) -> NeighbourReference:
                 members = capped(members)
