@@ -190,7 +190,8 @@ def test_neighbours_texts_are_shown_beside_the_suspect(text_run, tmp_path):
 # --------------------------------------------------------------------------- hand-made outputs
 
 
-def write_output(out: Path, held: list[dict], clean: list[dict], kinds: list[dict]) -> tuple[Path, dict]:
+def write_output(out: Path, held: list[dict], clean: list[dict], kinds: list[dict], inputs: list[dict] = ()
+                 ) -> tuple[Path, dict]:
     """A run's output with quarantine rows ``held`` ({id, label, reasons, ...columns}) and ``clean`` rows; its
     report and provenance."""
     (out / "quarantine").mkdir(parents=True)
@@ -209,7 +210,7 @@ def write_output(out: Path, held: list[dict], clean: list[dict], kinds: list[dic
         "sanitizer_reason_codes": pa.array([[x["code"] for x in r["reasons"]] for r in held], pa.list_(pa.string())),
         "sanitizer_score_outlier": [2.0] * len(held),
     }), out / "quarantine" / "part-0.parquet")
-    provenance = {"run_id": "hand-made", "status": "succeeded",
+    provenance = {"run_id": "hand-made", "status": "succeeded", "inputs": list(inputs),
                   "columns": {"label": "label", "id": "sanitizer_id", "features": [], "kinds": kinds},
                   "counts": {"rows_in": len(held) + len(clean), "clean": len(clean), "quarantined": len(held)}}
     return Path(write_report(str(out), provenance)), provenance
@@ -240,6 +241,26 @@ def test_trigger_words_are_marked_in_the_suspect_and_its_neighbours(tmp_path):
     assert len(refs) == 2 and all("<b>bold</b>" in r.text() for r in refs)
     assert all([m.text() for m in r.walk() if m.tag == "mark"] == ["cf"] for r in refs)
     assert "no text" in cells(rows[1], "textcell")[0].text()
+
+
+def test_image_paths_are_read_under_the_input_folder(tmp_path):
+    (tmp_path / "data" / "pics").mkdir(parents=True)
+    for i, side in enumerate((30, 50)):
+        (tmp_path / "data" / "pics" / f"{i}.png").write_bytes(png(np.full((side, 20, 3), 40 * i, np.uint8)))
+    near = {"nearest": [{"id": "c0", "distance": 1.0}, {"id": "c1", "distance": 1.0}]}
+    held = [{"id": "q0", "label": "a", "file": "pics/missing.png",
+             "reasons": [{"detector": "outlier", "code": "outlier", "score": 2.0, "threshold": 1.0, "evidence": near}]}]
+    clean = [{"id": f"c{i}", "label": "b", "file": f"pics/{i}.png"} for i in range(2)]
+    kinds = [{"name": "file", "kind": "image", "layout": "path", "judged": True}]
+    report, _ = write_output(tmp_path / "out", held, clean, kinds, [{"uri": str(tmp_path / "data" / "in.parquet")}])
+    data = report_data(report.read_text(encoding="utf-8"))
+    sizes = [Image.open(io.BytesIO(base64.b64decode(data["media"]["images"][data["references"][f"c{i}"]["im"]]))).size
+             for i in range(2)]
+    assert sizes == [(20, 30), (20, 50)]
+    assert data["rows"][0]["imx"] == "unreadable image"  # no row check named it: the page says only that
+    page = open_page(report, tmp_path)
+    page.assert_healthy()
+    assert len(page.elements("img")) == 2 and "unreadable image" in cells(page.root, "mediacell")[0].text()
 
 
 def noisy_images(n: int, seed: int) -> list[bytes]:

@@ -24,7 +24,7 @@ new line of the page (its text follows a line break). The files:
     rows: a number's or date's 5th-95th percentile range, a categorical column's most frequent
     values; each neighbour's value; see :mod:`sanitizer.report.tabular`).
     Neighbours named in the evidence but not in the output (or past the lookup cap) say so.
-    ``media.js``, spliced in after it, draws an image column's thumbnails (``<img>`` of a data: URI) and a
+    ``media.js``, spliced in right after it, draws an image column's thumbnails (``<img>`` of a data: URI) and a
     text column's snippets, the suspect's in the table and its neighbours' in the same block
     (:mod:`sanitizer.report.media`).
 
@@ -34,8 +34,6 @@ Every value from the data reaches the page through ``textContent`` or a form fie
 from __future__ import annotations
 
 from importlib.resources import files
-
-from sanitizer.report.snippets import SNIPPET_CHARS
 
 MAX_SHOWN = 8  # neighbours drawn per suspect (deduplicated across detectors): __MAX_SHOWN__ in neighbours.js
 
@@ -48,5 +46,4 @@ def static_text(name: str) -> str:
 CSS = static_text("report.css") + static_text("neighbours.css") + static_text("media.css")
 ERROR_JS = static_text("errors.js")
 _NEIGHBOURS_JS = static_text("neighbours.js").replace("__MAX_SHOWN__", str(MAX_SHOWN))
-_MEDIA_JS = static_text("media.js").replace("__SNIPPET__", str(SNIPPET_CHARS))
-TABLE_JS = static_text("table.js").replace("/*NEIGHBOURS*/", _NEIGHBOURS_JS).replace("/*MEDIA*/", _MEDIA_JS)
+TABLE_JS = static_text("table.js").replace("/*NEIGHBOURS*/", _NEIGHBOURS_JS + static_text("media.js"))

@@ -165,7 +165,7 @@ def show_media(out_dir: str, record, q) -> None:
         if ident in q.references and q.references[ident] not in entries.get(ident, []):
             entries.setdefault(ident, []).append(q.references[ident])
     order = [(ident, entry) for ident in ids for entry in entries.get(ident, [])]
-    media: dict = {"image": cols.image, "text": cols.text}
+    media: dict = {"image": cols.image, "text": cols.text, "snippet": snippets.SNIPPET_CHARS}
     if cols.image is not None:
         own = sum(1 for _, entry in order if "rank" in entry)  # the suspects', first in ``order``
         first_page = {i for row in q.rows[:PAGE_ROWS] for i in shown_refs(row)}

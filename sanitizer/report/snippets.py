@@ -24,7 +24,7 @@ from collections import Counter
 from typing import Any
 
 MAX_TEXT_CHARS = 2000
-SNIPPET_CHARS = 280  # characters shown before "…" (the page's script cuts the snippet: SNIPPET in media.js)
+SNIPPET_CHARS = 280  # characters shown before "…" (the page's script cuts the snippet: media.snippet)
 TEXT_BUDGET_CHARS = 3_000_000  # characters of all stored texts of one page
 MARKED_WORDS = 5
 RARE_SHARE = 0.02

@@ -1,7 +1,7 @@
   // Image thumbnails and text snippets (sanitizer.report.media): each distinct image and text is stored
   // once in data.media and named by index (im, tx); why one is absent: imx, txx. Everything reaches the
-  // page through textContent, a title, or an <img>'s src set to a data: URI of a PNG.
-  var media = data.media || null, SNIPPET = __SNIPPET__;
+  // page through textContent, a title, or an image element's src set to a data: URI of a PNG.
+  var media = data.media || null, SNIPPET = (media && media.snippet) || 280;
   var WORD = /[\p{L}\p{N}_]+/gu;
 
   function imageNode(entry, title, missing) {

@@ -79,7 +79,6 @@
     return canvas;
   }
 /*NEIGHBOURS*/
-/*MEDIA*/
 
   function fmtScore(v) {
     if (v === null || v === undefined) return '–';
