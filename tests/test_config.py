@@ -210,6 +210,9 @@ def test_bad_type_names_key_and_given_value(raw, pattern):
          r"detectors\.outlier\.threshold_tail must be <= 10000, got 50000"),
         (base(detectors={"outlier": {"min_class_rows": 1}}), r"detectors\.outlier\.min_class_rows must be >= 5, got 1"),
         (base(detectors={"outlier": {"folds": 1}}), r"detectors\.outlier\.folds must be >= 2, got 1"),
+        (base(media={"image_size": 8}), r"media\.image_size must be >= 16, got 8"),
+        (base(media={"image_shapes": {"px": [28, 28, 2]}}), r"media\.image_shapes\.px must be \[height, width"),
+        (base(media={"size": 3}), r"unknown key 'media\.size'"),
     ],
 )
 def test_out_of_range_names_key_bound_and_given_value(raw, pattern):
@@ -325,3 +328,16 @@ def test_config_file_is_read_through_beams_filesystems(tmp_path, monkeypatch):
     assert opened == [str(path)]
     with pytest.raises(ConfigError, match="nosuch://b/c.yaml"):
         load_config_file("nosuch://b/c.yaml")
+
+
+def test_image_flags_reach_the_media_section():
+    import argparse
+
+    from sanitizer.settings.options import add_run_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    args = parser.parse_args(["--input", "in", "--output", "out", "--label-column", "y",
+                              "--image-size", "48", "--image-model", "b.pt", "--image-model-sha256", "ab"])
+    media = config_from_args(args).media
+    assert (media.image_size, media.image_model, media.image_model_sha256, media.text_chars) == (48, "b.pt", "ab", 2000)

@@ -138,7 +138,7 @@ def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any]
     finish_warm_imports()
     one_thread_per_library_call()
     t0 = time.perf_counter()
-    media = fit_media(batch, config.seed)
+    media = fit_media(batch, config.seed, config.media)
     batch = with_media(batch, media)
     media_seconds = time.perf_counter() - t0
     names = config.enabled_detectors()

@@ -46,9 +46,10 @@ class Unrepresented:
         return {"kind": "none", "dim": 0, "reason": self.reason}
 
 
-def fit_media(sample: Batch, seed: int) -> dict[str, Any]:
+def fit_media(sample: Batch, seed: int, settings=None) -> dict[str, Any]:
     """Column name -> its fitted representation (or :class:`Unrepresented`, with why), for every image and
-    text column of ``sample`` (in batch column order); empty when it has none."""
+    text column of ``sample`` (in batch column order); empty when it has none. ``settings``: the config's
+    ``media`` section (a user's image backbone, pinned by its sha256, replaces the built-in CNN)."""
     fitted: dict[str, Any] = {}
     for j, name in enumerate(sample.columns.get(TEXT, ())):
         from sanitizer.representations.text_tfidf import fit_text
@@ -58,8 +59,12 @@ def fit_media(sample: Batch, seed: int) -> dict[str, Any]:
         except ValueError as exc:  # too little text in the sample to learn a vocabulary from
             fitted[name] = Unrepresented(f"not judged: {exc}")
     for j, name in enumerate(sample.columns.get(IMAGE, ())):
-        from sanitizer.representations.image_cnn import fit_images
+        from sanitizer.representations.image_cnn import fit_images, load_backbone
 
+        if settings is not None and settings.image_model:
+            fitted[name] = load_backbone(settings.image_model, settings.image_model_sha256,
+                                         int(sample.features[IMAGE].shape[2]))
+            continue
         try:
             fitted[name] = fit_images(sample.features[IMAGE][:, j], sample.labels, sample.keys, seed,
                                       dim=dimensions(sample.n))

@@ -97,8 +97,9 @@ class Plan:
             if reason == "date":
                 out.append(DateDays(k.name))
             elif reason == "image":
+                shape = k.extra.get("shape")
                 out.append(ImageValues(k.name, k.extra.get("layout") or "bytes", self.image_size, self.media_base,
-                                       k.extra.get("shape")))
+                                       tuple(shape) if shape else None))
             elif reason == "text":
                 out.append(TextValues(k.name, self.text_chars))
             elif reason is not None and k.codes is not None:
@@ -187,6 +188,7 @@ def make_plan(config: Config) -> Plan:
     schema = conformed_schema(schema, features, files[0].format, {label, id_column}, warnings)
     _check_roles(files, schema, label, id_column)
     _check_embedding_model(config, sum(fc.width for fc in features))
+    _check_image_model(config, [c.name for c in ignored if c.reason == "image"])
     suite = None
     if config.validation.expectations:
         suite = load_suite(config.validation.expectations, list(schema.names))
@@ -215,7 +217,22 @@ def make_plan(config: Config) -> Plan:
         skipped_inputs=tuple(found.skipped),
         kinds=kinds,
         media_base=_folder_of(files[0].path),
+        image_size=config.media.image_size,
+        text_chars=config.media.text_chars,
     )
+
+
+def _check_image_model(config: Config, images: list[str]) -> None:
+    """Refuse, before anything runs, an image backbone without an image column to use it on, or one that is
+    not pinned, cannot be read or fails on a batch of zeros (sanitizer.representations.image_cnn.load_backbone)."""
+    if not config.media.image_model:
+        return
+    if not images:
+        raise ConfigError(f"media.image_model is {config.media.image_model!r}, but the input has no image column; "
+                          "leave it out, or declare the image column (--column-kind NAME=image)")
+    from sanitizer.representations.image_cnn import load_backbone
+
+    load_backbone(config.media.image_model, config.media.image_model_sha256, config.media.image_size)
 
 
 def _folder_of(path: str) -> str:

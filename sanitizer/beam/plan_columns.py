@@ -378,5 +378,7 @@ def column_kinds(config: Config, schema: pa.Schema, first_batch, id_column: str 
             from sanitizer.representations.images import image_layout
 
             extra["layout"] = image_layout(column, declared=f.name in declared)
+            if f.name in config.media.image_shapes:
+                extra["shape"] = list(config.media.image_shapes[f.name])
         out.append(ColumnKind(f.name, kind, judged, f.name in declared, detail, vocab, span, extra, codes=codes))
     return tuple(out)

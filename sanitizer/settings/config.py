@@ -25,6 +25,11 @@ Example (YAML)::
     policy:
       outlier: quarantine        # or "report": flag in provenance, keep the row clean
     missing_features: report     # or "quarantine": a null / NaN feature value holds its row
+    media:                       # image and text columns (optional)
+      image_size: 32             # images are resized to this square for their representation
+      image_model: backbone.pt   # optional TorchScript image backbone instead of the built-in CNN ...
+      image_model_sha256: ...    # ... which runs only when pinned
+      image_shapes: {pixels: [28, 28, 1]}   # an image column stored as a list of pixel values
     guard:                       # publish nothing when the run would hold more than ...
       max_quarantine_share: 0.10         # ... this share of all rows
       max_class_quarantine_share: 0.30   # ... or of any one class
@@ -106,6 +111,40 @@ class GuardConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    """How image and text columns become the vectors the detectors judge (sanitizer.beam.media)."""
+
+    image_size: int = 32
+    """The square, in pixels, every image is resized to for its representation."""
+    text_chars: int = 2_000
+    """The characters of a text its representation reads."""
+    image_model: str | None = None
+    """A TorchScript image backbone (float32 (batch, 3, S, S) in [0, 1] -> (batch, dim)) instead of the built-in
+    CNN; code that runs with your rights, so it needs image_model_sha256."""
+    image_model_sha256: str | None = None
+    image_shapes: dict[str, list[int]] = field(default_factory=dict)
+    """Column -> [height, width, channels] of an image column stored as a list of pixel values."""
+
+    def validate(self) -> None:
+        _check_int("media.image_size", self.image_size, low=16, high=128)
+        _check_int("media.text_chars", self.text_chars, low=20, high=100_000)
+        for key in ("image_model", "image_model_sha256"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"media.{key} must be a path or URI, got {value!r}" if key == "image_model"
+                                  else f"media.{key} must be a sha256 (64 hex digits), got {value!r}")
+        if not isinstance(self.image_shapes, dict):
+            raise ConfigError(f"media.image_shapes must map a column to [height, width, channels], "
+                              f"got {self.image_shapes!r}")
+        for name, shape in self.image_shapes.items():
+            if (not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(isinstance(v, int) and v > 0
+                                                                                  for v in shape)
+                    or shape[2] not in (1, 3, 4)):
+                raise ConfigError(f"media.image_shapes.{name} must be [height, width, channels] with 1, 3 or 4 "
+                                  f"channels, got {shape!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     input: str | None = None
     output: str | None = None
@@ -131,6 +170,7 @@ class Config:
     policy: dict[str, str] = field(default_factory=dict)
     """Detector name -> "quarantine" or "report"."""
     missing_features: str = "report"
+    media: MediaConfig = field(default_factory=MediaConfig)
     """A missing (null / NaN) value in a scalar feature: "report" keeps the row clean with a ``missing:COL``
     reason (the detectors judge it with the sample's median), "quarantine" holds it as ``invalid:null``."""
     guard: "GuardConfig" = field(default_factory=lambda: GuardConfig())
@@ -309,6 +349,7 @@ def build_config(raw: dict[str, Any]) -> Config:
         validation=_build_section(ValidationConfig, "validation", raw.get("validation")),
         missing_features=missing,
         guard=_build_section(GuardConfig, "guard", raw.get("guard")),
+        media=_build_section(MediaConfig, "media", raw.get("media")),
         detectors=detectors,
         policy=policy,
         decisions=raw.get("decisions"),

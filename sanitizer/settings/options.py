@@ -41,7 +41,7 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
     "feature_columns": {"help": "comma-separated feature columns (default: every numeric column but label and id)"},
     "column_kind": {"action": "append", "metavar": "NAME=KIND",
                     "help": "a column's kind instead of the inferred one: numeric, boolean, categorical, date, text, "
-                            "id-like or embedding (e.g. zip=categorical); repeatable, or comma-separated"},
+                            "image, id-like or embedding (e.g. zip=categorical); repeatable, or comma-separated"},
     "format": {"choices": FORMAT_CHOICES, "help": "input format (default: by extension)"},
     "ignore": {"action": "append", "metavar": "PATTERN",
                "help": "leave out the input files matching this glob (their name, path under the input or a "
@@ -54,6 +54,12 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
                                 "code, run with your rights, so it needs --embedding-model-sha256"},
     "embedding_model_sha256": {"help": "the sha256 the embedding model's file must have (pins the code you "
                                        "trust; a model without it is refused and its sha256 printed)"},
+    "image_size": {"type": int, "help": "the square (pixels) images are resized to for their representation "
+                                        "(default 32)"},
+    "image_model": {"help": "TorchScript image backbone for image columns instead of the built-in CNN (path or URI): "
+                            "float32 (batch, 3, S, S) in [0, 1] -> (batch, dim); code, so it needs "
+                            "--image-model-sha256"},
+    "image_model_sha256": {"help": "the sha256 the image model's file must have"},
     "missing_features": {"choices": ["report", "quarantine"],
                          "help": "a missing (null / NaN) feature value: report keeps the row clean and judges it with "
                                  "the sample's median (default); quarantine holds the row"},
@@ -114,6 +120,9 @@ def config_from_args(args: Any):
         raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
     if getattr(args, "expectations", None):
         raw["validation"] = dict(raw.get("validation") or {}, expectations=args.expectations)
+    for key in ("image_size", "image_model", "image_model_sha256"):
+        if getattr(args, key, None) is not None:
+            raw["media"] = dict(raw.get("media") or {}, **{key: getattr(args, key)})
     for key in ("embedding_model", "embedding_model_sha256"):
         if getattr(args, key, None):
             detectors = dict(raw.get("detectors") or {})
