@@ -226,7 +226,8 @@ def test_trigger_words_are_marked_in_the_suspect_and_its_neighbours(tmp_path):
              "reasons": [{"detector": "outlier", "code": "outlier", "score": 2.0, "threshold": 1.0,
                           "evidence": {"nearest": [{"id": "c2", "distance": 1.0}]}}]}]
     clean = [{"id": f"c{i}", "label": "b", "review": f"cf tasty <b>bold</b> {i}"} for i in range(3)]
-    report, provenance = write_output(tmp_path / "out", held, clean, [{"name": "review", "kind": "text", "judged": True}])
+    kinds = [{"name": "review", "kind": "text", "judged": True}]
+    report, provenance = write_output(tmp_path / "out", held, clean, kinds)
     data = report_data(report.read_text(encoding="utf-8"))
     assert report_data(render_report(str(tmp_path / "out"), provenance)) == data  # the same page every time
     page = open_page(report, tmp_path)

@@ -8,7 +8,9 @@ the provenance dict it is written as) and its rows from
 ``OUT/quarantine/*.parquet``: a summary, per-detector / per-reason / per-class
 tables, score histograms with the thresholds marked, the label-flip matrix,
 the quarantine share per class and a sortable, filterable table of the suspects
-(with thumbnails when a feature column is a square image). It opens from disk
+(with thumbnails when a feature column is a square image; an image column's thumbnails and a text
+column's snippets, made from the values as stored, beside each suspect's neighbours:
+:mod:`sanitizer.report.media`). It opens from disk
 and fetches nothing: its stylesheets and scripts are files in ``static/`` (package data, see
 :mod:`sanitizer.report.assets`), inlined into the page. Regenerate it for an existing run with
 ``python -m sanitizer.report OUT``.

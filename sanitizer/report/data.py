@@ -16,7 +16,8 @@ the shown rows' evidence names (one more pass, over the clean and quarantine
 shards), for the page to show each suspect beside them: as thumbnails (same
 size, same brightness scale) or, for tabular data, as the values of its columns
 (numbers, and categorical, boolean and date values as written) beside their typical values
-(:mod:`sanitizer.report.tabular`).
+(:mod:`sanitizer.report.tabular`). Image and text columns are shown from their stored values, fetched in
+one more pass (:mod:`sanitizer.report.media`).
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 of its text, beside the same for the neighbours its evidence names.
 
 Which columns: the first image column and the first text column that provenance's ``columns.kinds``
-records as judged. What is fetched: the shown rows in rank order and the neighbours the page
-draws for it (:func:`shown_refs`, the order of ``neighbours.js``): every shown row first, then their
-neighbours in the rows' rank order, at most :data:`MAX_MEDIA_ROWS` distinct rows. They are read in ONE more pass over the run's clean and quarantine shards: the id column of every
-row group, and the image / text column of the row groups that hold a wanted row, in record batches; only
-the matched rows' values are decoded, each image straight into a small PNG, so memory holds thumbnails,
-never the originals.
+records as judged. What is fetched: every shown row, in rank order, then the neighbours the page draws
+for them (:func:`shown_refs`, the order of ``neighbours.js``), in the rows' rank order; at most
+:data:`MAX_MEDIA_ROWS` distinct rows. They are read in ONE more pass over the run's clean and quarantine
+shards: the id column of every row group, and the image / text column of the row groups that hold a
+wanted row, in record batches; only the matched rows' values are decoded, each image straight into a
+small PNG, so memory holds thumbnails, never the originals.
 
 Images (:mod:`sanitizer.report.thumbnails`): a PNG made from the ORIGINAL value in the shards (bytes,
 Hugging Face struct, a path under the input's folder, or declared pixels), RGB or grayscale, aspect ratio
@@ -175,8 +175,10 @@ def show_media(out_dir: str, record, q) -> None:
         for (ident, entry), index in zip(order, stored.indices):
             if index is not None:
                 entry["im"] = index
+            elif ident in images and images[ident] is None:
+                entry["imx"] = _problem(entry, cols.image) or "unreadable image"
             elif ident in images:
-                entry["imx"] = (_problem(entry, cols.image) or "unreadable image") if images[ident] is None else LEFT_OUT
+                entry["imx"] = LEFT_OUT
     if cols.text is not None:
         shown = [(ident, entry) for ident, entry in order if ident in texts]
         media["texts"] = snippets.attach([e for _, e in shown], [texts[i] for i, _ in shown], q.rows)

@@ -94,7 +94,8 @@
       refs.forEach(function (ref) {
         var found = refsData[ref.id], fig = el('figure', 'nb' + (ref.role === 'suggested' ? ' suggested' : '') +
                                                    (found && found.quarantined ? ' held' : ''));
-        var title = ref.detector + ' neighbour ' + ref.id + (ref.role === 'suggested' ? ' (has the suggested label)' : '');
+        var title = ref.detector + ' neighbour ' + ref.id +
+                    (ref.role === 'suggested' ? ' (has the suggested label)' : '');
         fig.appendChild(imageNode(found, title, ref.skipped ? 'not looked up' : 'not in the output'));
         fig.appendChild(el('figcaption', 'nb-label', refLabel(ref)));
         var id = el('figcaption', 'nb-id mono', ref.id);
@@ -110,7 +111,8 @@
         var head = el('span', 'm-ref-head', refLabel(ref) + ' · ' + ref.id);
         head.title = ref.detector + ' neighbour ' + ref.id;
         line.appendChild(head);
-        line.appendChild(textNode(found, r.hw || [], [], ref.skipped ? 'not looked up' : 'not in the output', SNIPPET / 2));
+        var missing = ref.skipped ? 'not looked up' : 'not in the output';
+        line.appendChild(textNode(found, r.hw || [], [], missing, SNIPPET / 2));
         wrap.appendChild(line);
       });
     }
