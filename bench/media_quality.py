@@ -34,8 +34,9 @@ Columns of the table:
 
 For flips a second table gives precision, recall and F1 of the rows the run held (any reason) beside
 cleanlab's ``find_label_issues`` on 5-fold out-of-fold probabilities: text, TF-IDF word 1-2-grams +
-logistic regression; images, a logistic regression on the built-in CNN embedding the run uses, refitted by
-the bench with the run's seed and record keys (``image_cnn.fit_images``, cross-fitted as in the run), and
+logistic regression (and its first 2% of rows ranked by self-confidence: cleanlab held to the harm budget);
+images, a logistic regression on the built-in CNN embedding the run uses, refitted by
+the bench with the run's seed, record keys and sample order (``image_cnn.fit_images``, cross-fitted as in the run), and
 cleanlab on that CNN's own cross-fitted class probabilities (the bench prints whether its CNN's weights
 sha256 is the run's). Must-reach lines close the output: image flips, off-domain and patch at recall >= 0.9
 with FPR <= 1%; flips F1 against cleanlab's; the text backdoor at recall >= 0.9 with FPR <= 1%; and each set
@@ -158,12 +159,18 @@ def peer_row(data: str, who: str, flagged: np.ndarray, truth: np.ndarray) -> Non
           flush=True)
 
 
-def cleanlab_flags(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+def cleanlab_flags(probs: np.ndarray, y: np.ndarray, share: float | None = None) -> np.ndarray:
+    """cleanlab's label issues; with ``share``, only its first ``share`` of the rows (ranked by self-confidence)."""
     from cleanlab.filter import find_label_issues
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return find_label_issues(labels=y, pred_probs=probs)
+        if share is None:
+            return find_label_issues(labels=y, pred_probs=probs)
+        ranked = find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence")
+    flags = np.zeros(len(y), dtype=bool)
+    flags[ranked[: int(share * len(y))]] = True
+    return flags
 
 
 # --------------------------------------------------------------------------- text
@@ -198,6 +205,7 @@ def text_pass(key: str, df: pd.DataFrame, text: str, label: str, seed: int, plan
     peer_row(key, "sanitize (held, any reason)", held, truth)
     if peers:
         peer_row(key, "cleanlab (TF-IDF + logistic regression OOF)", cleanlab_flags(probs, y), truth)
+        peer_row(key, f"  the same, its first {HARM_SHARE:.0%} of rows", cleanlab_flags(probs, y, HARM_SHARE), truth)
     tok, target = md.plant_token(df, text, label, TOKEN_RATE, np.random.default_rng([seed, 12]))
     tpath = ROOT / "in" / f"{key}-token.parquet"
     tok.frame.to_parquet(tpath, index=False)
@@ -222,13 +230,16 @@ def image_flip_peers(flip: md.Plant, file_name: str, original: np.ndarray) -> tu
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from sanitizer.beam.media import dimensions
+    from sanitizer.data.batch import uniform01
     from sanitizer.representations.image_cnn import fit_images
 
     images: md.Images = flip.frame
     keys = run_keys(file_name, len(images.labels))
     started = time.perf_counter()
-    cnn = fit_images(images.pixels, images.labels, keys, RUN_SEED, dim=64)
-    emb = cnn.embed(images.pixels, keys)
+    order = np.lexsort((keys, uniform01(keys, RUN_SEED)))  # the sample's order: (priority, key), beam.sample
+    cnn = fit_images(images.pixels[order], images.labels[order], keys[order], RUN_SEED, dim=dimensions(len(keys)))
+    emb = (cnn.vectors if hasattr(cnn, "vectors") else cnn.embed)(images.pixels, keys)  # what the detectors read
     classes, y = np.unique(images.labels.astype(str), return_inverse=True)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     probs = cross_val_predict(model, emb, y, cv=StratifiedKFold(5, shuffle=True, random_state=RUN_SEED),
@@ -311,7 +322,7 @@ def summary() -> None:
             ok = r["recall"] >= 0.9 and r["fpr"] <= 0.01
             print(f"  images {plant:<10} recall {r['recall']:.3f} >= 0.9 at FPR {r['fpr']:.2%} <= 1%: "
                   f"{'yes' if ok else 'NO'}")
-    for data in ("reviews", "images"):
+    for data in ("reviews", "images"):  # cleanlab at full strength, not cut to the harm budget
         ours = next((p for p in PEERS if p["data"] == data and p["who"].startswith("sanitize")), None)
         theirs = [p for p in PEERS if p["data"] == data and p["who"].startswith("cleanlab")]
         if ours and theirs:
