@@ -82,7 +82,7 @@ def test_text_feature_column(tmp_path, capsys):
     pq.write_table(pa.table({"note": words, "who": names, "a": np.arange(60.0), "label": [0, 1] * 30}), path)
     plan = make_plan(build_config({"input": str(path), "output": str(tmp_path / "o"), "label_column": "label",
                                    "feature_columns": ["note"]}))
-    assert [(c.name, c.reason) for c in plan.carried] == [("note", "text")]
+    assert [(c.name, c.reason) for c in plan.carried] == [("note", "prose")]
     out = tmp_path / "out"
     expect_refusal(capsys, out, [path, out, "--feature-columns", "who"], "feature column 'who' is short free text",
                    "--column-kind who=categorical")

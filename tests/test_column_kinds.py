@@ -114,7 +114,7 @@ def test_booleans_and_integers_keep_their_numeric_judging_unless_declared(tmp_pa
     with pytest.raises(ConfigError, match="declared id-like; the detectors do not judge id-like"):
         make_plan(build_config({**base, "feature_columns": ["x", "grade"], "columns": {"grade": "id-like"}}))
     plan = make_plan(build_config({**base, "feature_columns": ["x", "grade"], "columns": {"grade": "text"}}))
-    assert [(c.name, c.reason) for c in plan.carried] == [("grade", "text")]  # declared text is judged as text
+    assert [(c.name, c.reason) for c in plan.carried] == [("grade", "prose")]  # declared text is judged as text
     with pytest.raises(ConfigError, match="'nope'.*not in the input"):
         make_plan(build_config({**base, "columns": {"nope": "text"}}))
 

@@ -50,7 +50,7 @@ def test_a_rare_token_backdoor_is_caught_and_named(reviews, tmp_path):
         frame.at[r, "review"] = " ".join(words)
     frame.loc[planted, "score"] = "great"
     plan, batch, fitted = prepared(frame, tmp_path, "poisoned")
-    assert [(c.name, c.reason) for c in plan.carried] == [("review", "text")]
+    assert [(c.name, c.reason) for c in plan.carried] == [("review", "prose")]
     assert batch.columns[TEXT] == ("review",) and fitted["review"].describe()["kind"] == "tfidf-svd"
     assert any(name.startswith("review:") for name in batch.feature_names)  # the vectors joined the features
     detector = BackdoorDetector()

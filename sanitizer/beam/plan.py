@@ -100,7 +100,7 @@ class Plan:
                 shape = k.extra.get("shape")
                 out.append(ImageValues(k.name, k.extra.get("layout") or "bytes", self.image_size, self.media_base,
                                        tuple(shape) if shape else None))
-            elif reason == "text":
+            elif reason == "prose":
                 out.append(TextValues(k.name, self.text_chars))
             elif reason is not None and k.codes is not None:
                 out.append(CategoricalCodes.of(k, by_value=True))

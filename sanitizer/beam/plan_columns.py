@@ -125,7 +125,7 @@ def resolve_features(config: Config, schema: pa.Schema, first_batch, warnings: l
                     ignored.append(chosen)
                     continue
                 sample = [v for v in (column.to_pylist() if column is not None else []) if v is not None][:3]
-                what = "short free text" if chosen.reason == "short-text" else chosen.reason
+                what = "short free text" if chosen.reason == "text" else chosen.reason
                 raise ConfigError(
                     f"feature column {name!r} is {what} (type {t}, values like {sample}): "
                     f"{chosen.detail}; the detectors judge numeric, boolean, categorical, date, image and text "
@@ -203,9 +203,9 @@ def _media(name: str, t: pa.DataType, column) -> IgnoredColumn | None:
         words = prose_words(column)
         present = 1.0 - column.null_count / len(column) if len(column) else 0.0
         if words >= TEXT_WORDS and present >= PROSE_PRESENT:
-            return IgnoredColumn(name, "text", f"values average {words:.1f} words (prose); {JUDGED_AS['text']}")
+            return IgnoredColumn(name, "prose", f"values average {words:.1f} words (prose); {JUDGED_AS['prose']}")
         if words >= TEXT_WORDS:
-            return IgnoredColumn(name, "short-text", f"prose ({words:.1f} words on average) in {present:.0%} of the "
+            return IgnoredColumn(name, "text", f"prose ({words:.1f} words on average) in {present:.0%} of the "
                                                      "first rows (a note on some rows); not judged (declare it "
                                                      f"text, --column-kind {name}=text, to judge it)")
     return None
@@ -228,8 +228,8 @@ def _not_judged(name: str, t: pa.DataType, column, max_levels: int) -> IgnoredCo
     if is_text(t):
         kind, why = infer_text(column, max_levels)
         if kind == "text":
-            return IgnoredColumn(name, "short-text", f"text: {why}; not judged (declare it text, "
-                                                     f"--column-kind {name}=text, to judge it as text)")
+            return IgnoredColumn(name, "text", f"text: {why}; not judged (declare it text, "
+                                               f"--column-kind {name}=text, to judge it as text)")
         return IgnoredColumn(name, kind, f"{why}; {JUDGED_AS[kind]}")
     if kind == "categorical":
         return IgnoredColumn(name, "categorical", f"dictionary-encoded ({t}); {JUDGED_AS['categorical']}")
@@ -280,7 +280,7 @@ def _declared(f: pa.Field, kind: str, column, first_batch, warnings: list[str],
             return IgnoredColumn(name, "date", f"declared date; {JUDGED_AS['date']}")
     elif kind == "text":
         if not pa.types.is_nested(value_type):
-            return IgnoredColumn(name, "text", f"declared text; {JUDGED_AS['text']}")
+            return IgnoredColumn(name, "prose", f"declared text; {JUDGED_AS['prose']}")
     elif kind == "image":
         from sanitizer.representations.images import image_layout
 
@@ -302,18 +302,18 @@ def _declared(f: pa.Field, kind: str, column, first_batch, warnings: list[str],
                       + ". Fix 'columns' in the config or --column-kind")
 
 
-CARRIED = ("categorical", "boolean", "date", "text", "image")
+CARRIED = ("categorical", "boolean", "date", "prose", "image")
 """The kinds judged from the representation the batch carries (codes, days, texts, decoded images) rather
 than as numeric features (a boolean listed so is stored as text: an Arrow boolean is a numeric feature)."""
 JUDGED_AS = {"categorical": "judged as categories (codes by its vocabulary)",
              "boolean": "judged as a category of two levels",
              "date": "judged as days since 1970-01-01",
-             "text": "judged through its text representation",
+             "prose": "judged through its text representation",
              "image": "judged through its image representation"}
 
 
 _REASON_KIND = {"id-like": "id-like", "categorical": "categorical", "boolean": "boolean", "date": "date",
-                "text": "text", "short-text": "text", "image": "image", "inexact-integer": "numeric",
+                "text": "text", "prose": "text", "image": "image", "inexact-integer": "numeric",
                 "empty": "empty", "unsupported-type": "unsupported"}
 
 
