@@ -5,8 +5,10 @@ sample (:mod:`sanitizer.representations.media`): by default, for text, TF-IDF wo
 reduced by truncated SVD (:mod:`sanitizer.representations.text_tfidf`); for images, a small CNN trained on
 the sample's images and labels (:mod:`sanitizer.representations.image_cnn`). Both are cross-fitted: a
 record is embedded by a model that never saw it. The vectors join the numeric features, named
-``COLUMN:0``, ``COLUMN:1``, ..., so every detector judges them as it judges numbers; the shards keep the
-user's columns untouched.
+``COLUMN:0``, ``COLUMN:1``, ..., so every detector judges them as it judges numbers (the dimensions of one
+vector share one scale: :func:`sanitizer.representations.scaling.blocks`), with a few signals of what the
+value is beside them: a text's share of unknown words and of weight its representation cannot express, an
+image's contrast, edges and colour. The shards keep the user's columns untouched.
 
 Every batch is embedded the same way inside the workers (:func:`with_media`), from the decoded pixels and
 cut texts the batch carries. What each representation used (kind, dimensions, folds, seed) is in the
@@ -90,10 +92,30 @@ def with_media(batch: Batch, fitted: dict[str, Any] | None) -> Batch:
             else:
                 parts.append(np.asarray(rep.embed(values, batch.keys), dtype=np.float64))
                 names.extend(f"{name}:{i}" for i in range(rep.dim))
+            if kind == IMAGE:
+                parts.append(image_statistics(values))
+                names.extend(f"{name}:{stat}" for stat in IMAGE_STATISTICS)
     X = np.ascontiguousarray(np.hstack(parts)) if len(parts) > 1 else batch.X
     out = Batch(features={**batch.features, NUMERIC: X}, labels=batch.labels, keys=batch.keys, ids=batch.ids,
                 feature_names=tuple(names), checks=batch.checks, columns=batch.columns)
     return out
+
+
+IMAGE_STATISTICS = ("contrast", "edges", "colour")
+"""What every image column adds beside its representation's vector, from its decoded pixels."""
+
+
+def image_statistics(pixels: np.ndarray) -> np.ndarray:
+    """(n, 3) float64 per image (uint8 (n, S, S, 3)): ``contrast``, the standard deviation of its grey
+    levels; ``edges``, the mean absolute difference between neighbouring pixels (noise is all edges, a blank
+    or a smooth gradient none); ``colour``, the mean spread between a pixel's channels. All on a 0-1 scale:
+    a representation's vector is unit length whatever the image, so a blank or a noise image can point
+    anywhere; these say what it is."""
+    x = pixels.astype(np.float32) / 255.0
+    grey = x.mean(axis=3)
+    edges = (np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2))) / 2
+    colour = (x.max(axis=3) - x.min(axis=3)).mean(axis=(1, 2))
+    return np.stack([grey.std(axis=(1, 2)), edges, colour], axis=1).astype(np.float64)
 
 
 def describe(fitted: dict[str, Any]) -> dict[str, Any]:

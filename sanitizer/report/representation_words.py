@@ -10,6 +10,8 @@ number means nothing to a reviewer, so the report says what it stands for instea
   (typically 0-19%)";
 - ``review:unexplained`` reads "89% of its wording lies outside the sample's common themes (typically
   44-73%)";
+- ``image:contrast``, ``image:edges`` and ``image:colour`` (statistics of the decoded pixels) read as a
+  percentage of the full scale, e.g. "0% contrast (grey-level spread) (typically 12-31%)";
 - any number of ``image:N`` dimensions read "unusual in its image representation" (a trigger pattern
   there: "a trigger pattern in its image representation").
 
@@ -25,6 +27,9 @@ KINDS = ("image", "text")
 SIGNALS = {
     "unknown_words": "of its words are unknown to the sample",
     "unexplained": "of its wording lies outside the sample's common themes",
+    "contrast": "contrast (grey-level spread)",
+    "edges": "edges (difference between neighbouring pixels)",
+    "colour": "colour (spread between channels)",
 }
 TRIGGER_KEYS = ("pattern",)  # feature lists that describe a trigger rather than an unusual value
 
