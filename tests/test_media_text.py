@@ -73,3 +73,15 @@ def test_reviews_as_shipped_mostly_pass_the_backdoor_search(reviews, tmp_path):
     detector = BackdoorDetector()
     scores = detector.score(batch, detector.fit(batch, detector.Params(), 0))
     assert scores.flagged.mean() <= 0.01
+
+
+def test_wide_rows_come_in_smaller_batches():
+    """A batch is cut so that it weighs at most BATCH_BYTES as read: 64x64 PNG images (about 10 KB each) come
+    a few thousand to a batch; narrow rows keep the configured count."""
+    from sanitizer.beam.plan import BATCH_BYTES, batch_rows_for
+
+    images = pa.table({"image": [b"\x89PNG" + bytes(10_000)] * 50, "label": ["a"] * 50})
+    rows = batch_rows_for(65_536, images)
+    assert 64 <= rows < 65_536 and rows * images.nbytes / 50 <= BATCH_BYTES
+    assert batch_rows_for(65_536, pa.table({"x": [1.0] * 50})) == 65_536
+    assert batch_rows_for(65_536, None) == 65_536

@@ -205,7 +205,7 @@ def make_plan(config: Config) -> Plan:
         label_column=label,
         id_column=id_column,
         features=tuple(features),
-        batch_rows=config.scoring.batch_rows,
+        batch_rows=batch_rows_for(config.scoring.batch_rows, first_batch),
         warnings=tuple(warnings),
         embedding=embedding,
         suite=suite,
@@ -233,6 +233,20 @@ def _check_image_model(config: Config, images: list[str]) -> None:
     from sanitizer.representations.image_cnn import load_backbone
 
     load_backbone(config.media.image_model, config.media.image_model_sha256, config.media.image_size)
+
+
+BATCH_BYTES = 64 * 2**20
+"""The most a batch of wide rows (images, long texts, long vectors) should weigh as read: rows are read,
+scored and written batch by batch, and a runner's data channel complains past 512 MiB an element."""
+
+
+def batch_rows_for(configured: int, first_batch: pa.Table | None) -> int:
+    """``scoring.batch_rows``, or fewer when the first rows say a batch of that many would weigh more than
+    :data:`BATCH_BYTES` (100,000 64x64 PNG images come in batches of a few thousand, not 65,536)."""
+    if first_batch is None or first_batch.num_rows == 0:
+        return configured
+    per_row = max(first_batch.nbytes / first_batch.num_rows, 1.0)
+    return int(min(configured, max(64, BATCH_BYTES // per_row)))
 
 
 def _folder_of(path: str) -> str:
