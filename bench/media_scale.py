@@ -1,0 +1,209 @@
+"""Memory and speed of the default ``sanitize run`` on 25,000 and 100,000 64x64 images, and on 100,000 texts.
+
+    python bench/media_scale.py [--images 25000,100000] [--texts 100000] [--seed 0]
+
+Makes, offline from ``--seed`` and kept under bench/_data/media_scale/ (a rerun reuses them):
+
+* images: 64x64 RGB PNG in the Hugging Face layout (``image: struct<bytes: binary, path: string>``,
+  ``label: string``, 10 classes "0" ... "9"), four row groups a file. Each row is one of
+  ``bench/media_data.py``'s 32x32 images (scikit-learn's digits scans and DejaVu glyphs, painted), upscaled
+  to a random side in [64, 72], cropped to 64x64 at a random offset and given a random order of its colour
+  channels. The smaller sets are the first rows of the largest.
+* texts: modeldata's product reviews (training + testing, 5,000), repeated with a per-row number appended
+  so every text is distinct (``review: string``, ``score: string``), four row groups.
+
+For each file, each in a fresh subprocess on the DirectRunner:
+
+* passthrough: ReadFromParquetBatched -> WriteToParquetBatched (``bench/throughput.py``'s);
+* sanitize: ``sanitize run --input FILE --output DIR --label-column LABEL``, the default configuration.
+
+Prints rows, wall and CPU seconds (the whole subprocess tree, interpreter start included), rows/s, the ratio
+of sanitize's rows/s to the passthrough's, the peak memory (RSS summed over the process tree, sampled every
+50 ms from outside), how many times stderr says Beam's "Data output stream buffer size ... exceeds 536870912
+bytes", and the peak ratio of the largest image set to the smallest. The machines are shared and noisy:
+read the ratios and the CPU seconds beside the wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "media_scale"
+SIDE = 64
+CLI = "import sys; from sanitizer.cli.main import main; sys.exit(main(sys.argv[1:]))"
+WARNING = "exceeds 536870912"
+CHUNK = 5_000
+
+
+def _row_image(base, rng):
+    """One 64x64 RGB image from a 32x32 one: upscaled to [64, 72], cropped at random, channels reordered."""
+    import numpy as np
+    from PIL import Image
+
+    side = int(rng.integers(SIDE, SIDE + 9))
+    big = np.asarray(Image.fromarray(base, "RGB").resize((side, side), Image.BICUBIC))
+    y, x = rng.integers(0, side - SIDE + 1, size=2)
+    return np.ascontiguousarray(big[y:y + SIDE, x:x + SIDE][:, :, rng.permutation(3)])
+
+
+def make_images_file(rows: int, path: Path, seed: int) -> None:
+    """The image table of ``rows`` rows (see the module docstring); kept when a file with that many rows is there."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from media_data import make_images, png
+
+    if path.exists() and pq.read_metadata(path).num_rows == rows:
+        return
+    base = make_images(seed)
+    rng = np.random.default_rng([seed, 64])
+    schema = pa.schema([("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                        ("label", pa.string())])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        pending = []
+        for start in range(0, rows, CHUNK):
+            picks = rng.integers(len(base.labels), size=min(CHUNK, rows - start))
+            data = [png(_row_image(base.pixels[j], rng)) for j in picks]
+            names = [None if base.source[j] == "digits" else f"{start + i:06d}.png" for i, j in enumerate(picks)]
+            image = pa.StructArray.from_arrays([pa.array(data, pa.binary()), pa.array(names, pa.string())],
+                                               names=["bytes", "path"])
+            pending.append(pa.table({"image": image, "label": pa.array(list(base.labels[picks]), pa.string())},
+                                    schema=schema))
+            if sum(t.num_rows for t in pending) >= rows // 4 or start + CHUNK >= rows:
+                writer.write_table(pa.concat_tables(pending), row_group_size=max(1, rows // 4))
+                pending = []
+    tmp.rename(path)
+
+
+def first_rows(full: Path, rows: int, path: Path) -> None:
+    """The first ``rows`` rows of ``full`` in four row groups; kept when there."""
+    import pyarrow.parquet as pq
+
+    if path.exists() and pq.read_metadata(path).num_rows == rows:
+        return
+    pq.write_table(pq.read_table(full).slice(0, rows), path, row_group_size=max(1, rows // 4))
+
+
+def make_texts_file(rows: int, path: Path) -> None:
+    """The review texts, repeated to ``rows`` distinct rows (see the module docstring); kept when there."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from media_data import reviews
+
+    if path.exists() and pq.read_metadata(path).num_rows == rows:
+        return
+    df, text, label = reviews()
+    at = np.arange(rows) % len(df)
+    texts = [f"{df[text].iat[j]} {i}" for i, j in enumerate(at)]
+    table = pa.table({"review": pa.array(texts, pa.string()),
+                      "score": pa.array(df[label].astype(str).to_numpy()[at].tolist(), pa.string())})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=max(1, rows // 4))
+
+
+def measured(cmd: list[str]) -> dict:
+    """``mixed_scale.run_measured`` (wall seconds, peak tree RSS, rc, stderr) plus the tree's CPU seconds and
+    the count of Beam's buffer-size warning in its stderr."""
+    from mixed_scale import run_measured
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = run_measured(cmd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    r["warnings"] = r["stderr"].count(WARNING)
+    r["buffer_lines"] = sum("buffer size" in line for line in r["stderr"].splitlines())
+    return r
+
+
+def passthrough(path: Path) -> dict:
+    out = DATA / "out-passthrough"
+    shutil.rmtree(out, ignore_errors=True)
+    r = measured([sys.executable, str(HERE / "throughput.py"), "--child", "passthrough", "--path", str(path),
+                  "--out", str(out), "--"])
+    shutil.rmtree(out, ignore_errors=True)
+    return r
+
+
+def sanitize(path: Path, label: str) -> dict:
+    out = DATA / "out-sanitize"
+    shutil.rmtree(out, ignore_errors=True)
+    r = measured([sys.executable, "-c", CLI, "run", "--input", str(path), "--output", str(out),
+                  "--label-column", label])
+    prov = out / "provenance.json"
+    if prov.exists():
+        p = json.loads(prov.read_text())
+        r["counts"], r["timings"] = p.get("counts", {}), p.get("timings", {})
+    shutil.rmtree(out, ignore_errors=True)
+    return r
+
+
+HEADER = (f"{'set':<7} {'rows':>8} | {'pass wall':>9} {'cpu':>6} {'MiB':>6} {'warn':>4} | {'sanitize wall':>13} "
+          f"{'cpu':>6} {'MiB':>6} {'warn':>4} | {'rows/s':>7} {'ratio':>5}  rc, held")
+
+
+def compare(kind: str, path: Path, rows: int, label: str) -> dict:
+    from throughput import print_breakdown
+
+    p, s = passthrough(path), sanitize(path, label)
+    held = (s.get("counts") or {}).get("quarantined")
+    print(f"{kind:<7} {rows:>8,} | {p['wall_s']:>9.1f} {p['cpu_s']:>6.1f} {p['peak_mib']:>6.0f} {p['warnings']:>4} | "
+          f"{s['wall_s']:>13.1f} {s['cpu_s']:>6.1f} {s['peak_mib']:>6.0f} {s['warnings']:>4} | "
+          f"{rows / s['wall_s']:>7.0f} {p['wall_s'] / s['wall_s']:>5.2f}  rc {s['rc']}, "
+          f"{'?' if held is None else f'{held:,}'} held", flush=True)
+    for name, r in (("passthrough", p), ("sanitize", s)):
+        if r["rc"] != 0:
+            print(f"  {name} failed:\n    " + "\n    ".join(r["stderr"].strip().splitlines()[-8:]))
+        if r["buffer_lines"] > r["warnings"]:
+            print(f"  {name}: {r['buffer_lines']} stderr lines say 'buffer size'")
+    print_breakdown(s.get("timings") or {})
+    return {"passthrough": p, "sanitize": s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", default="25000,100000", help="comma-separated image counts ('' for none)")
+    ap.add_argument("--texts", type=int, default=100_000, help="text rows (0 for none)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    sys.path.insert(0, str(HERE))
+    sizes = sorted(int(r) for r in args.images.split(",") if r)
+    files = []
+    if sizes:
+        full = DATA / f"images-{SIDE}px-{sizes[-1]}-seed{args.seed}.parquet"
+        make_images_file(sizes[-1], full, args.seed)
+        for rows in sizes:
+            path = full if rows == sizes[-1] else DATA / f"images-{SIDE}px-{sizes[-1]}-seed{args.seed}-first-{rows}.parquet"
+            first_rows(full, rows, path)
+            files.append(("images", rows, path, "label"))
+    if args.texts:
+        path = DATA / f"reviews-{args.texts}.parquet"
+        make_texts_file(args.texts, path)
+        files.append(("texts", args.texts, path, "score"))
+    print(f"{os.cpu_count()} cores; DirectRunner; default configuration; wall and CPU seconds of the whole process "
+          f"tree; ratio = sanitize rows/s / passthrough rows/s; warn = stderr lines with {WARNING!r}")
+    for _, rows, path, _ in files:
+        print(f"  {path.name}: {rows:,} rows, {path.stat().st_size / 2**20:.0f} MiB")
+    print(HEADER)
+    peaks = {}
+    for kind, rows, path, label in files:
+        r = compare(kind, path, rows, label)
+        if kind == "images":
+            peaks[rows] = r["sanitize"]["peak_mib"]
+    if len(peaks) > 1:
+        small, big = min(peaks), max(peaks)
+        print(f"sanitize peak memory, {big:,} / {small:,} images: {peaks[big]:.0f} / {peaks[small]:.0f} MiB = "
+              f"{peaks[big] / peaks[small]:.2f} (bar 1.3)")
+
+
+if __name__ == "__main__":
+    main()
