@@ -8,7 +8,8 @@ Makes, offline from ``--seed`` and kept under bench/_data/media_scale/ (a rerun 
   ``label: string``, 10 classes "0" ... "9"), four row groups a file. Each row is one of
   ``bench/media_data.py``'s 32x32 images (scikit-learn's digits scans and DejaVu glyphs, painted), upscaled
   to a random side in [64, 72], cropped to 64x64 at a random offset and given a random order of its colour
-  channels. The smaller sets are the first rows of the largest.
+  channels. Rows are drawn in chunks of 5,000 from one generator, so a smaller set is the first rows of a
+  larger one.
 * texts: modeldata's product reviews (training + testing, 5,000), repeated with a per-row number appended
   so every text is distinct (``review: string``, ``score: string``), four row groups.
 
@@ -82,15 +83,6 @@ def make_images_file(rows: int, path: Path, seed: int) -> None:
                 writer.write_table(pa.concat_tables(pending), row_group_size=max(1, rows // 4))
                 pending = []
     tmp.rename(path)
-
-
-def first_rows(full: Path, rows: int, path: Path) -> None:
-    """The first ``rows`` rows of ``full`` in four row groups; kept when there."""
-    import pyarrow.parquet as pq
-
-    if path.exists() and pq.read_metadata(path).num_rows == rows:
-        return
-    pq.write_table(pq.read_table(full).slice(0, rows), path, row_group_size=max(1, rows // 4))
 
 
 def make_texts_file(rows: int, path: Path) -> None:
@@ -179,11 +171,9 @@ def main() -> None:
     sizes = sorted(int(r) for r in args.images.split(",") if r)
     files = []
     if sizes:
-        full = DATA / f"images-{SIDE}px-{sizes[-1]}-seed{args.seed}.parquet"
-        make_images_file(sizes[-1], full, args.seed)
         for rows in sizes:
-            path = full if rows == sizes[-1] else DATA / f"images-{SIDE}px-{sizes[-1]}-seed{args.seed}-first-{rows}.parquet"
-            first_rows(full, rows, path)
+            path = DATA / f"images-{SIDE}px-seed{args.seed}-{rows}.parquet"
+            make_images_file(rows, path, args.seed)
             files.append(("images", rows, path, "label"))
     if args.texts:
         path = DATA / f"reviews-{args.texts}.parquet"
