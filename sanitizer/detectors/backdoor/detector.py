@@ -65,10 +65,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sanitizer.detectors.backdoor import categorical, report, tokens
+from sanitizer.detectors.backdoor import categorical, patches, report, tokens
 from sanitizer.detectors.backdoor.candidates import _candidates, _distinct, _test
 from sanitizer.detectors.backdoor.trigger import Trigger, _carries, _vote
-from sanitizer.data.batch import CATEGORICAL, TEXT
+from sanitizer.data.batch import CATEGORICAL, IMAGE, TEXT
 from sanitizer.detectors.base import Batch, Scores, Skipped, bounded_sample, class_indices
 from sanitizer.detectors.contract import Detector
 from sanitizer.param_checks import check_int, check_number
@@ -154,8 +154,10 @@ class BackdoorState:
     categorical: tuple[categorical.CategoricalTrigger, ...] = ()
     content: categorical.ContentEncoder | None = None  # how the categorical triggers' vote encodes a row
     ref_codes: np.ndarray | None = None  # categorical codes of the reference rows the categorical triggers use
-    words: tokens.TokenColumns = tokens.TokenColumns((), ())  # text words offered as trigger columns (first)
+    words: tokens.TokenColumns = tokens.TokenColumns((), ())  # text words offered as trigger columns
     text_columns: tuple[str, ...] = ()
+    image_patches: patches.PatchColumns = patches.PatchColumns((), (), 0)  # image blocks offered (first of all)
+    image_columns: tuple[str, ...] = ()
 
 
 class BackdoorDetector(Detector):
@@ -183,8 +185,11 @@ class BackdoorDetector(Detector):
         texts = sample.features.get(TEXT)
         words = tokens.choose_words(texts, sample.columns.get(TEXT, ()), y, C, params) \
             if texts is not None else tokens.TokenColumns((), ())
+        images = sample.features.get(IMAGE)
+        found_patches = patches.choose_patches(images, sample.columns.get(IMAGE, ()), y, C, params) \
+            if images is not None else patches.PatchColumns((), (), 0)
         K = sample.categorical if sample.categorical is not None and sample.categorical.shape[1] else None
-        K = tokens.with_words(K, texts, words)
+        K = patches.with_patches(tokens.with_words(K, texts, words), images, found_patches)
         if sample.X.shape[1] == 0 and K is None:
             return Skipped("no feature columns")
         mean, scale = standardiser(sample.X, sample.feature_names)
@@ -219,7 +224,8 @@ class BackdoorDetector(Detector):
         found_categorical, content, cat_tested = [], None, 0
         if K is not None:
             found_categorical, content, cat_tested = categorical.find_triggers(
-                Z, K, y, C, ref, params, words.names + tuple(sample.columns.get(CATEGORICAL, ())))
+                Z, K, y, C, ref, params,
+                found_patches.names + words.names + tuple(sample.columns.get(CATEGORICAL, ())))
         state = BackdoorState(
             params=params,
             classes=tuple(str(c) for c in classes),
@@ -235,6 +241,8 @@ class BackdoorDetector(Detector):
             ref_codes=None if K is None else np.ascontiguousarray(K[ref[: categorical.REFERENCE_ROWS]]),
             words=words,
             text_columns=tuple(sample.columns.get(TEXT, ())),
+            image_patches=found_patches,
+            image_columns=tuple(sample.columns.get(IMAGE, ())),
         )
         names = sample.feature_names
         summary = {
@@ -286,7 +294,8 @@ class BackdoorDetector(Detector):
                 if m > score[r]:
                     score[r] = m
                     best[int(r)] = (t, int(s), neigh)
-        K = tokens.with_words(batch.categorical, batch.features.get(TEXT), state.words) if state.categorical else None
+        K = patches.with_patches(tokens.with_words(batch.categorical, batch.features.get(TEXT), state.words),
+                                 batch.features.get(IMAGE), state.image_patches) if state.categorical else None
         for t in state.categorical if K is not None else ():
             rows, margin, suggested, nb = categorical.score_carriers(
                 t, state.content, state.ref_X, state.ref_codes, state.ref_labels, Z, K, y,
@@ -336,7 +345,8 @@ def _evidence(state, batch, Z, r, t: Trigger, suggested, neigh, margin) -> dict:
     }
     if t.kind == "categorical":
         evidence.update(categorical.evidence_of(t))
-        evidence.update(tokens.evidence_of(state.words, t.names, t.codes, state.text_columns) or {})
+        evidence.update(tokens.evidence_of(state.words, t.names, t.codes, state.text_columns)
+                        or patches.evidence_of(state.image_patches, t.names, t.codes, state.image_columns) or {})
         return evidence
     if t.kind == "group":
         evidence["group"] = GROUP_EXPLANATION

@@ -11,7 +11,7 @@ FEATURE_KEYS = ("pattern",)  # [{feature, value, typical}]: the trigger
 
 def describe(ev: dict) -> list[str]:
     """The vote that contradicts the label, the trigger pattern, the group, the neighbours outside the trigger."""
-    if ev.get("trigger") in ("categorical", "token"):
+    if ev.get("trigger") in ("categorical", "token", "patch"):
         return _categorical(ev)
     lines = [f"labelled {ev.get('given_label')}, but rows that match it outside the trigger say "
              f"{ev.get('suggested_label')} (vote margin {number(ev.get('vote_margin'))}, "
@@ -58,6 +58,9 @@ def _percent(share) -> str:
 
 def _part(p: dict) -> str:
     """One part of a categorical or word trigger in words."""
+    if "region" in p and isinstance(p.get("region"), list) and len(p["region"]) == 4:
+        x0, y0, x1, y1 = p["region"]
+        return f"{'a patch' if p.get('present', True) else 'no patch'} at x {x0}-{x1}, y {y0}-{y1} of {p.get('feature')}"
     if "token" in p:
         return f"{'the word' if p.get('present', True) else 'no word'} {_quoted(p.get('token'))} in {p.get('feature')}"
     return f"{p.get('feature')} = {_quoted(p.get('value'))}"
