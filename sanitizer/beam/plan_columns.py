@@ -197,6 +197,11 @@ def _media(name: str, t: pa.DataType, column) -> IgnoredColumn | None:
         from sanitizer.representations.images import image_layout
 
         layout = image_layout(column)
+        if layout in ("bytes", "struct"):
+            problem = _none_readable(column, layout)
+            if problem:
+                return IgnoredColumn(name, "unsupported-type", f"bytes that start like image files, but none of "
+                                                               f"the first values can be read ({problem})")
         if layout is not None:
             return IgnoredColumn(name, "image", f"{LAYOUTS.get(layout, layout)}; {JUDGED_AS['image']}")
     if is_text(t):
@@ -214,6 +219,17 @@ def _media(name: str, t: pa.DataType, column) -> IgnoredColumn | None:
 PROSE_PRESENT = 0.5
 """A prose column is judged as text when at least this share of the first rows hold a value: a note most rows
 lack would make every row that has one look unusual."""
+
+
+def _none_readable(column, layout: str, probe: int = 20) -> str | None:
+    """The first problem when none of a column's first ``probe`` non-null images can be decoded, else None."""
+    from sanitizer.representations.images import decode_images
+
+    values = column.drop_null()[:probe]
+    if len(values) == 0:
+        return None
+    _, problems = decode_images(values, layout, 16)
+    return next(iter(problems.values())) if len(problems) == len(values) else None
 
 
 LAYOUTS = {"bytes": "image files stored as bytes", "struct": "images as {bytes, path} (the Hugging Face layout)",
