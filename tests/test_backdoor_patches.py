@@ -54,3 +54,20 @@ def test_digits_as_shipped_confirm_no_patch():
     state = detector.fit(batch, detector.Params(), 0)
     assert not any(patches.evidence_of(state.image_patches, t.names, t.codes, ("image",)) for t in state.categorical)
     assert detector.score(batch, state).flagged.mean() <= 0.01
+
+
+def test_the_image_representation_is_blind_to_a_stamped_patch():
+    """The blocks the search would offer are masked before an image is embedded: the carriers lose the
+    checker, every other image is embedded as it is."""
+    from sanitizer.beam.trigger_blind import blind_blocks, masked
+
+    batch, rows = digits_batch(stamp=True)
+    pixels = batch.features[IMAGE][:, 0]
+    blocks = blind_blocks(pixels, batch.labels)
+    assert [28, 28, 31, 31] in [list(blocks.region(b)) for _, b, _ in blocks.patches]
+    out, changed = masked(pixels, blocks)
+    # the checker's 53 carriers, and the digits whose dark centre block is nearly one digit's (about 230)
+    assert set(rows.tolist()) <= set(changed.tolist()) and len(changed) <= 0.2 * len(pixels)
+    assert not (out[rows, 28:32, 28:32] == CHECKER).all(axis=(1, 2, 3)).any()  # no carrier keeps the checker
+    untouched = np.setdiff1d(np.arange(len(pixels)), changed)
+    assert np.array_equal(out[untouched], pixels[untouched])

@@ -68,10 +68,15 @@ def fit_media(sample: Batch, seed: int, settings=None) -> dict[str, Any]:
                                          int(sample.features[IMAGE].shape[2]))
             continue
         try:
-            fitted[name] = fit_images(sample.features[IMAGE][:, j], sample.labels, sample.keys, seed,
-                                      dim=dimensions(sample.n))
+            cnn = fit_images(sample.features[IMAGE][:, j], sample.labels, sample.keys, seed,
+                             dim=dimensions(sample.n))
         except ValueError as exc:
             fitted[name] = Unrepresented(f"not judged: {exc}")
+            continue
+        from sanitizer.beam.trigger_blind import TriggerBlind, blind_blocks
+
+        # trained on the labels, the CNN learns a stamped trigger too: it embeds images without such blocks
+        fitted[name] = TriggerBlind(cnn, blind_blocks(sample.features[IMAGE][:, j], sample.labels))
     return fitted
 
 
