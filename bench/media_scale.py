@@ -5,10 +5,11 @@
 Makes, offline from ``--seed`` and kept under bench/_data/media_scale/ (a rerun reuses them):
 
 * images: 64x64 RGB PNG in the Hugging Face layout (``image: struct<bytes: binary, path: string>``,
-  ``label: string``, 10 classes "0" ... "9"), four row groups a file. Each row is one of
+  ``label: string``, 10 classes "0" ... "9"), row groups of 12,500 rows (the run's batches are at
+  most a row group long, so every set is read in batches of the same rows). Each row is one of
   ``bench/media_data.py``'s 32x32 images (scikit-learn's digits scans and DejaVu glyphs, painted), upscaled
   to a random side in [64, 72], cropped to 64x64 at a random offset and given a random order of its colour
-  channels. Rows are drawn in chunks of 5,000 from one generator, so a smaller set is the first rows of a
+  channels. Rows are drawn in chunks of 2,500 from one generator, so a smaller set is the first rows of a
   larger one.
 * texts: modeldata's product reviews (training + testing, 5,000), repeated with a per-row number appended
   so every text is distinct (``review: string``, ``score: string``), four row groups.
@@ -40,7 +41,10 @@ DATA = HERE / "_data" / "media_scale"
 SIDE = 64
 CLI = "import sys; from sanitizer.cli.main import main; sys.exit(main(sys.argv[1:]))"
 WARNING = "exceeds 536870912"
-CHUNK = 5_000
+CHUNK = 2_500
+ROW_GROUP = 12_500
+"""Rows per row group of every image file: the run reads a batch at most a row group long, so sets of
+different sizes are compared at the same batch rows."""
 
 
 def _row_image(base, rng):
@@ -79,8 +83,8 @@ def make_images_file(rows: int, path: Path, seed: int) -> None:
                                                names=["bytes", "path"])
             pending.append(pa.table({"image": image, "label": pa.array(list(base.labels[picks]), pa.string())},
                                     schema=schema))
-            if sum(t.num_rows for t in pending) >= rows // 4 or start + CHUNK >= rows:
-                writer.write_table(pa.concat_tables(pending), row_group_size=max(1, rows // 4))
+            if sum(t.num_rows for t in pending) >= ROW_GROUP or start + CHUNK >= rows:
+                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
                 pending = []
     tmp.rename(path)
 
@@ -172,7 +176,7 @@ def main() -> None:
     files = []
     if sizes:
         for rows in sizes:
-            path = DATA / f"images-{SIDE}px-seed{args.seed}-{rows}.parquet"
+            path = DATA / f"images-{SIDE}px-seed{args.seed}-{rows}-rg{ROW_GROUP}.parquet"
             make_images_file(rows, path, args.seed)
             files.append(("images", rows, path, "label"))
     if args.texts:
