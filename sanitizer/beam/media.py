@@ -116,11 +116,14 @@ def image_statistics(pixels: np.ndarray) -> np.ndarray:
     or a smooth gradient none); ``colour``, the mean spread between a pixel's channels. All on a 0-1 scale:
     a representation's vector is unit length whatever the image, so a blank or a noise image can point
     anywhere; these say what it is."""
-    x = pixels.astype(np.float32) / 255.0
-    grey = x.mean(axis=3)
-    edges = (np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2))) / 2
-    colour = (x.max(axis=3) - x.min(axis=3)).mean(axis=(1, 2))
-    return np.stack([grey.std(axis=(1, 2)), edges, colour], axis=1).astype(np.float64)
+    out = np.zeros((len(pixels), len(IMAGE_STATISTICS)))
+    for start in range(0, len(pixels), 4096):  # float working copies of a few thousand images at a time
+        x = pixels[start:start + 4096].astype(np.float32) / 255.0
+        grey = x.mean(axis=3)
+        edges = (np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2))) / 2
+        colour = (x.max(axis=3) - x.min(axis=3)).mean(axis=(1, 2))
+        out[start:start + len(x)] = np.stack([grey.std(axis=(1, 2)), edges, colour], axis=1)
+    return out
 
 
 def describe(fitted: dict[str, Any]) -> dict[str, Any]:

@@ -28,13 +28,22 @@ MAX_PATCHES = 8
 _MIX = np.random.default_rng(20170822).integers(1, 2**62, size=BLOCK * BLOCK * 3, dtype=np.int64) | 1
 
 
+CHUNK_ROWS = 2048
+"""Images hashed at a time (the working arrays are int64: a batch of tens of thousands at once would weigh
+gigabytes)."""
+
+
 def block_codes(pixels: np.ndarray) -> np.ndarray:
     """(n, blocks) int64: every block's code, blocks in row-major order, from uint8 (n, S, S, 3)."""
     n, side = len(pixels), pixels.shape[1]
     per = side // BLOCK
-    q = (pixels[:, : per * BLOCK, : per * BLOCK].astype(np.int64) * LEVELS) // 256
-    q = q.reshape(n, per, BLOCK, per, BLOCK, 3).transpose(0, 1, 3, 2, 4, 5).reshape(n, per * per, -1)
-    return (q * _MIX).sum(axis=2)  # wraps around: a hash, not a sum
+    out = np.empty((n, per * per), dtype=np.int64)
+    for start in range(0, n, CHUNK_ROWS):
+        part = pixels[start:start + CHUNK_ROWS, : per * BLOCK, : per * BLOCK]
+        q = (part // (256 // LEVELS)).reshape(len(part), per, BLOCK, per, BLOCK, 3)
+        q = q.transpose(0, 1, 3, 2, 4, 5).reshape(len(part), per * per, -1).astype(np.int64)
+        out[start:start + len(part)] = (q * _MIX).sum(axis=2)  # wraps around: a hash, not a sum
+    return out
 
 
 @dataclass(frozen=True)
