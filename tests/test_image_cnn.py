@@ -181,7 +181,7 @@ def _saved(module: torch.nn.Module, path) -> tuple[str, str]:
 
 def test_a_backbone_runs_only_when_its_sha256_is_pinned(tmp_path, digits32):
     path, sha = _saved(_Backbone(), tmp_path / "backbone.pt")
-    with pytest.raises(ConfigError, match=f"not pinned; its sha256 is {sha}"):
+    with pytest.raises(ConfigError, match=f"image model .* not pinned; its sha256 is {sha}: .* --image-model-sha256 {sha}"):
         load_backbone(path, None, 32)
     with pytest.raises(ConfigError, match="not the pinned"):
         load_backbone(path, "0" * 64, 32)

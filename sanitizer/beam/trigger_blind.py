@@ -42,12 +42,12 @@ def masked(pixels: np.ndarray, blocks: PatchColumns) -> tuple[np.ndarray, np.nda
     if not len(rows):
         return pixels, rows
     out = pixels.copy()
-    mean = pixels[rows].reshape(len(rows), -1, 3).mean(axis=1).astype(np.uint8)  # (m, 3)
+    mean = np.zeros((len(pixels), 3), dtype=np.uint8)
+    mean[rows] = pixels[rows].reshape(len(rows), -1, 3).mean(axis=1).astype(np.uint8)
     for i, (_, block, _) in enumerate(blocks.patches):
         x0, y0, _, _ = blocks.region(block)
-        for k, r in enumerate(rows):
-            if holds[r, i]:
-                out[r, y0:y0 + BLOCK, x0:x0 + BLOCK] = mean[k]
+        on = np.flatnonzero(holds[:, i])
+        out[on, y0:y0 + BLOCK, x0:x0 + BLOCK] = mean[on, None, None, :]
     return out, rows
 
 

@@ -79,26 +79,57 @@ def _load_module(data: bytes, path: str):
 SHA256_KEY = "detectors.feature_collision.embedding_model_sha256"
 
 
-def check_pin(path: str, data: bytes, pinned: str | None) -> str:
-    """The sha256 of a model's bytes, when it is the one the user pinned; ConfigError otherwise.
+def check_pin(path: str, data: bytes, pinned: str | None, what: str = "embedding model",
+              flag: str = "--embedding-model-sha256", key: str = SHA256_KEY) -> str:
+    """The sha256 of a model's bytes, when it is the one the user pinned; ConfigError otherwise, naming
+    the ``flag`` and config ``key`` that pin it.
 
-    Called before the bytes are loaded: an embedding model is code that runs with the user's rights,
-    so only a file the user has vouched for, byte for byte, is ever executed.
+    Called before the bytes are loaded: a model is code that runs with the user's rights, so only a file
+    the user has vouched for, byte for byte, is ever executed.
     """
     sha = hashlib.sha256(data).hexdigest()
     if not pinned:
         raise ConfigError(
-            f"embedding model {path!r} is code that runs with your rights, and its sha256 is not pinned; "
-            f"its sha256 is {sha}: once you trust this file, pass --embedding-model-sha256 {sha} "
-            f"(or set {SHA256_KEY})"
+            f"{what} {path!r} is code that runs with your rights, and its sha256 is not pinned; "
+            f"its sha256 is {sha}: once you trust this file, pass {flag} {sha} (or set {key})"
         )
     if sha != pinned.strip().lower():
         raise ConfigError(
-            f"embedding model {path!r} has sha256 {sha}, not the pinned {pinned}; it was not loaded. "
-            f"Check the file, then pin the sha256 of the one you trust with --embedding-model-sha256 "
-            f"(or {SHA256_KEY})"
+            f"{what} {path!r} has sha256 {sha}, not the pinned {pinned}; it was not loaded. "
+            f"Check the file, then pin the sha256 of the one you trust with {flag} (or {key})"
         )
     return sha
+
+
+def open_pinned(path: str, pinned: str | None, trial_shape: tuple[int, ...], inputs: str,
+                what: str = "embedding model", flag: str = "--embedding-model-sha256",
+                key: str = SHA256_KEY) -> tuple[str, int]:
+    """(sha256, output width) of the TorchScript model at ``path``: read, refused unless pinned (:func:`check_pin`),
+    loaded, tried on float32 zeros of ``trial_shape`` (``inputs`` says what it must map, for the error) and
+    cached for this process; ConfigError with the fix if anything fails.
+
+    The trial runs in this process, with its rights: a pinned model is the user's trusted code (see the
+    module docstring), and the fit runs it on the sample right after anyway."""
+    import torch
+
+    data = _read_bytes(path)
+    sha = check_pin(path, data, pinned, what, flag, key)
+    module = _load_module(data, path)
+    shape = ", ".join(str(d) for d in trial_shape)
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(trial_shape, dtype=torch.float32))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{what} {path!r} failed on a batch of shape ({shape}) ({first}); it must map {inputs} "
+                          "to (batch, dim) embeddings") from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != trial_shape[0] or out.shape[1] == 0:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"{what} {path!r} returned {got} for {trial_shape[0]} rows; it must return a (batch, dim) "
+                          "tensor")
+    with _CACHE_LOCK:
+        _CACHE[(path, sha)] = module
+    return sha, int(out.shape[1])
 
 
 @dataclass(frozen=True)
@@ -116,28 +147,8 @@ class TorchScriptEmbedder:
 
         The trial runs in this process, with its rights: a pinned model is the user's trusted code (see
         the module docstring), and the fit runs it on the sample right after anyway."""
-        data = _read_bytes(path)
-        sha = check_pin(path, data, sha256)
-        module = _load_module(data, path)
-        import torch
-
-        try:
-            with torch.no_grad():
-                out = module(torch.zeros((2, n_features), dtype=torch.float32))
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(
-                f"embedding model {path!r} failed on a batch of shape (2, {n_features}) ({first}); "
-                f"it must map float32 (batch, {n_features}) feature vectors to (batch, dim) embeddings"
-            ) from None
-        if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ConfigError(
-                f"embedding model {path!r} returned {shape} for 2 rows; it must return a (batch, dim) tensor"
-            )
-        with _CACHE_LOCK:
-            _CACHE[(path, sha)] = module
-        return TorchScriptEmbedder(path, sha, int(out.shape[1]))
+        sha, dim = open_pinned(path, sha256, (2, n_features), f"float32 (batch, {n_features}) feature vectors")
+        return TorchScriptEmbedder(path, sha, dim)
 
     def module(self):
         key = (self.path, self.sha256)

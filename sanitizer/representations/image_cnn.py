@@ -54,7 +54,7 @@ import numpy as np
 
 from sanitizer.data.batch import salted
 from sanitizer.representations import media
-from sanitizer.representations.embeddings import TorchScriptEmbedder, _Adam, _load_module, _read_bytes, check_pin
+from sanitizer.representations.embeddings import TorchScriptEmbedder, _Adam, open_pinned
 
 EPOCHS = 6
 """Training epochs of each fold's model."""
@@ -374,29 +374,8 @@ class FittedBackbone:
 def load_backbone(path: str, sha256: str | None, size: int) -> FittedBackbone:
     """The user's backbone at ``path`` (any Beam filesystem), refused unless its bytes have the pinned
     ``sha256``, then tried on a batch of zeros ``(2, 3, size, size)``; ConfigError with the fix otherwise."""
-    import torch
-
-    from sanitizer.errors import ConfigError
-
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"image size must be in [{MIN_SIZE}, {MAX_SIZE}], got {size}")
-    data = _read_bytes(path)
-    sha = check_pin(path, data, sha256)
-    module = _load_module(data, path)
-    try:
-        with torch.no_grad():
-            out = module(torch.zeros((2, 3, size, size), dtype=torch.float32))
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"image model {path!r} failed on a batch of shape (2, 3, {size}, {size}) ({first}); it must map "
-            f"float32 (batch, 3, {size}, {size}) images in [0, 1] to (batch, dim) embeddings"
-        ) from None
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2 or out.shape[1] == 0:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(f"image model {path!r} returned {shape} for 2 images; it must return a (batch, dim) tensor")
-    from sanitizer.representations import embeddings
-
-    with embeddings._CACHE_LOCK:
-        embeddings._CACHE[(path, sha)] = module
-    return FittedBackbone(path, sha, int(out.shape[1]), size)
+    sha, dim = open_pinned(path, sha256, (2, 3, size, size), f"float32 (batch, 3, {size}, {size}) images in [0, 1]",
+                           what="image model", flag="--image-model-sha256", key="media.image_model_sha256")
+    return FittedBackbone(path, sha, dim, size)

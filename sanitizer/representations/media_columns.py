@@ -10,7 +10,8 @@ vectors (:mod:`sanitizer.beam.media`).
   a missing text is ``None``, which a representation embeds as no words.
 
 Both follow the encoder contract of :func:`sanitizer.data.extract.extract` (``name``, ``kind``, ``encode``),
-and add ``encode_checked`` (values and ``{row: problem}``) and ``row_shape`` (a row's value shape).
+and ``row_shape`` (a row's value shape); :class:`ImageValues` is ``checked``: its ``encode_checked`` gives the
+values and ``{row: problem}``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,3 @@ class TextValues:
             column = pc.cast(column, pa.string())
         cut = pc.utf8_slice_codeunits(column, 0, self.max_chars)
         return np.asarray(cut.to_numpy(zero_copy_only=False), dtype=object)
-
-    def encode_checked(self, column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, dict[int, str]]:
-        return self.encode(column), {}

@@ -189,7 +189,7 @@ class BackdoorDetector(Detector):
         found_patches = patches.choose_patches(images, sample.columns.get(IMAGE, ()), y, C, params) \
             if images is not None else patches.PatchColumns((), (), 0)
         K = sample.categorical if sample.categorical is not None and sample.categorical.shape[1] else None
-        K = patches.with_patches(tokens.with_words(K, texts, words), images, found_patches)
+        K = tokens.with_columns(tokens.with_columns(K, texts, words), images, found_patches)
         if sample.X.shape[1] == 0 and K is None:
             return Skipped("no feature columns")
         mean, scale = standardiser(sample.X, sample.feature_names)
@@ -294,8 +294,8 @@ class BackdoorDetector(Detector):
                 if m > score[r]:
                     score[r] = m
                     best[int(r)] = (t, int(s), neigh)
-        K = patches.with_patches(tokens.with_words(batch.categorical, batch.features.get(TEXT), state.words),
-                                 batch.features.get(IMAGE), state.image_patches) if state.categorical else None
+        K = tokens.with_columns(tokens.with_columns(batch.categorical, batch.features.get(TEXT), state.words),
+                                batch.features.get(IMAGE), state.image_patches) if state.categorical else None
         for t in state.categorical if K is not None else ():
             rows, margin, suggested, nb = categorical.score_carriers(
                 t, state.content, state.ref_X, state.ref_codes, state.ref_labels, Z, K, y,

@@ -86,27 +86,19 @@ def choose_patches(pixels: np.ndarray, columns: tuple[str, ...], y: np.ndarray, 
         codes = block_codes(pixels[:, j])
         for block in range(codes.shape[1]):
             values, inverse, counts = np.unique(codes[:, block], return_inverse=True, return_counts=True)
-            for v in np.flatnonzero((counts >= lo) & (counts <= hi)):
-                label_counts = np.bincount(y[inverse == v], minlength=C)
-                t = int(label_counts.argmax())
-                purity = label_counts[t] / counts[v]
-                if purity >= params.min_pattern_purity and purity >= 0.5 * (1.0 + base[t]):
-                    scored.append((_log_tail(int(label_counts[t]), int(counts[v]), float(base[t])), j, block,
-                                   int(values[v])))
+            table = np.bincount(inverse.ravel() * C + y, minlength=len(values) * C).reshape(len(values), C)
+            t = table.argmax(axis=1)
+            purity = table[np.arange(len(values)), t] / counts
+            keep = ((counts >= lo) & (counts <= hi) & (purity >= params.min_pattern_purity)
+                    & (purity >= 0.5 * (1.0 + base[t])))
+            scored.extend((_log_tail(int(table[v, t[v]]), int(counts[v]), float(base[t[v]])), j, block,
+                           int(values[v])) for v in np.flatnonzero(keep))
     scored.sort()
     chosen = tuple((j, block, code) for _, j, block, code in scored[:MAX_PATCHES])
     found = PatchColumns(chosen, (), side)
     names = tuple(f"{columns[j]} has the patch at x {r[0]}-{r[2]}, y {r[1]}-{r[3]}"
                   for (j, block, _), r in ((p, found.region(p[1])) for p in chosen))
     return PatchColumns(chosen, names, side)
-
-
-def with_patches(K: np.ndarray | None, pixels: np.ndarray | None, found: PatchColumns) -> np.ndarray | None:
-    """The codes ``K`` with the offered patches' columns first (None when there is neither)."""
-    if not found.patches:
-        return K
-    patches = found.codes(pixels)
-    return patches if K is None else np.ascontiguousarray(np.hstack([patches, K]))
 
 
 def evidence_of(found: PatchColumns, names: tuple[str, ...], codes, columns: tuple[str, ...]) -> dict | None:

@@ -97,12 +97,14 @@ def _log_tail(k: int, m: int, p: float) -> float:
     return -m * (q * math.log(q / p) + (1 - q) * math.log((1 - q) / (1 - p)))
 
 
-def with_words(K: np.ndarray | None, texts: np.ndarray | None, tokens: TokenColumns) -> np.ndarray | None:
-    """The categorical codes ``K`` with the offered words' columns first (None when there is neither)."""
-    if not tokens.words:
+def with_columns(K: np.ndarray | None, values: np.ndarray | None, offered) -> np.ndarray | None:
+    """The categorical codes ``K`` with the columns of ``offered`` (:class:`TokenColumns`, or the image
+    blocks of :mod:`sanitizer.detectors.backdoor.patches`) first, coded from ``values`` (None when there is
+    neither)."""
+    if not offered.names:
         return K
-    words = tokens.codes(texts)
-    return words if K is None else np.ascontiguousarray(np.hstack([words, K]))
+    codes = offered.codes(values)
+    return codes if K is None else np.ascontiguousarray(np.hstack([codes, K]))
 
 
 def evidence_of(tokens: TokenColumns, names: tuple[str, ...], codes, columns: tuple[str, ...]) -> dict | None:
