@@ -10,7 +10,9 @@ Three sources, in order of preference:
    space to look in. The module must map a float32 tensor of shape
    ``(batch, n_features)`` - the record's feature vector, flattened in column
    order - to ``(batch, embedding_dim)``. It is read through Beam's
-   filesystems (``gs://`` works) and loaded once per worker process.
+   filesystems (``gs://`` works) and loaded once per worker process. A model
+   exported to ONNX (``backbone.onnx``) runs the same way, through onnxruntime
+   (:mod:`sanitizer.representations.onnx_models`).
 
    **The model is code.** A TorchScript graph may call any operator torch
    has, file-writing ones included (``torch.from_file(path, shared=True)``
@@ -44,6 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sanitizer.errors import ConfigError
+from sanitizer.representations.onnx_models import OnnxModel, is_onnx
 from sanitizer.representations.scaling import standardise, standardiser
 
 _CACHE: dict[tuple[str, str], Any] = {}
@@ -61,7 +64,9 @@ def _read_bytes(path: str) -> bytes:
         raise ConfigError(f"embedding model {path!r} cannot be read ({exc}); check the path") from None
 
 
-def _load_module(data: bytes, path: str):
+def _load_module(data: bytes, path: str, what: str = "embedding model"):
+    if is_onnx(path, data):  # sanitizer.representations.onnx_models: called like a TorchScript module
+        return OnnxModel.load(data, path, what)
     import torch
 
     try:
@@ -114,7 +119,9 @@ def open_pinned(path: str, pinned: str | None, trial_shape: tuple[int, ...], inp
 
     data = _read_bytes(path)
     sha = check_pin(path, data, pinned, what, flag, key)
-    module = _load_module(data, path)
+    module = _load_module(data, path, what)
+    if isinstance(module, OnnxModel):
+        module.check_input("float32", trial_shape, inputs)
     shape = ", ".join(str(d) for d in trial_shape)
     try:
         with torch.no_grad():
@@ -132,13 +139,23 @@ def open_pinned(path: str, pinned: str | None, trial_shape: tuple[int, ...], inp
     return sha, int(out.shape[1])
 
 
+def model_format(path: str, sha256: str) -> tuple[tuple[str, Any], ...]:
+    """What provenance says of the model :func:`open_pinned` opened: ONNX's format, input and output
+    (:meth:`OnnxModel.details`); () for TorchScript."""
+    with _CACHE_LOCK:
+        module = _CACHE.get((path, sha256))
+    return module.details() if isinstance(module, OnnxModel) else ()
+
+
 @dataclass(frozen=True)
 class TorchScriptEmbedder:
-    """A user's TorchScript backbone, identified by path and its pinned sha256 (so workers load the same bytes)."""
+    """A user's TorchScript (or ONNX) backbone, identified by path and its pinned sha256 (so workers load the same
+    bytes)."""
 
     path: str
     sha256: str
     dim: int
+    model: tuple[tuple[str, Any], ...] = ()  # an ONNX model's format, input and output (model_format)
 
     @staticmethod
     def open(path: str, n_features: int, sha256: str | None = None) -> "TorchScriptEmbedder":
@@ -148,7 +165,7 @@ class TorchScriptEmbedder:
         The trial runs in this process, with its rights: a pinned model is the user's trusted code (see
         the module docstring), and the fit runs it on the sample right after anyway."""
         sha, dim = open_pinned(path, sha256, (2, n_features), f"float32 (batch, {n_features}) feature vectors")
-        return TorchScriptEmbedder(path, sha, dim)
+        return TorchScriptEmbedder(path, sha, dim, model_format(path, sha))
 
     def module(self):
         key = (self.path, self.sha256)
@@ -171,8 +188,10 @@ class TorchScriptEmbedder:
         return _run(self.module(), X)
 
     def describe(self) -> dict[str, Any]:
-        """Provenance's record of the model: its path, its sha256 (the one the user pinned) and width."""
-        return {"source": "torchscript", "path": self.path, "sha256": self.sha256, "dim": self.dim}
+        """Provenance's record of the model: its path, its sha256 (the one the user pinned) and width (and an ONNX
+        model's input and output)."""
+        described = {"source": "torchscript", "path": self.path, "sha256": self.sha256, "dim": self.dim}
+        return {**described, "source": "onnx", **dict(self.model)} if self.model else described
 
 
 class _Adam:
