@@ -37,9 +37,9 @@ input); each worker process rebuilds the torch modules once and caches them.
 
 Its limits: it knows only the sample's labels (poison included) and a few epochs of it, so it is a
 fallback for a real backbone, not a substitute. **The user's backbone** (:func:`load_backbone`) is a
-TorchScript module mapping float32 ``(batch, 3, size, size)`` in [0, 1] to ``(batch, d)``; it is code, so
-it runs only when its sha256 is pinned (as :mod:`sanitizer.representations.embeddings` explains). It was
-trained elsewhere, so it is not cross-fitted.
+TorchScript (or ONNX) module mapping float32 ``(batch, 3, size, size)`` in [0, 1] to ``(batch, d)``; it is
+code, so it runs only when its sha256 is pinned (as :mod:`sanitizer.representations.embeddings` explains).
+It was trained elsewhere, so it is not cross-fitted.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ import numpy as np
 
 from sanitizer.data.batch import salted
 from sanitizer.representations import media
-from sanitizer.representations.embeddings import TorchScriptEmbedder, _Adam, open_pinned
+from sanitizer.representations.embeddings import TorchScriptEmbedder, _Adam, model_format, open_pinned
 
 EPOCHS = 6
 """Training epochs of each fold's model."""
@@ -348,12 +348,13 @@ class FittedCnn:
 
 @dataclass(frozen=True)
 class FittedBackbone:
-    """The user's TorchScript image backbone, identified by path and pinned sha256; not cross-fitted."""
+    """The user's TorchScript (or ONNX) image backbone, identified by path and pinned sha256; not cross-fitted."""
 
     path: str
     sha256: str
     dim: int
     size: int
+    model: tuple[tuple[str, Any], ...] = ()  # an ONNX model's format, input and output (embeddings.model_format)
 
     def embed(self, pixels: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """``(n, dim)`` float32 from the backbone, the images given as float32 in [0, 1], channels first."""
@@ -367,8 +368,8 @@ class FittedBackbone:
         return _batched(module, x).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "torchscript", "path": self.path, "sha256": self.sha256, "dim": self.dim,
-                "size": self.size, "cross_fitted": False}
+        return {"kind": "onnx" if self.model else "torchscript", "path": self.path, "sha256": self.sha256,
+                "dim": self.dim, "size": self.size, "cross_fitted": False, **dict(self.model)}
 
 
 def load_backbone(path: str, sha256: str | None, size: int) -> FittedBackbone:
@@ -378,4 +379,4 @@ def load_backbone(path: str, sha256: str | None, size: int) -> FittedBackbone:
         raise ValueError(f"image size must be in [{MIN_SIZE}, {MAX_SIZE}], got {size}")
     sha, dim = open_pinned(path, sha256, (2, 3, size, size), f"float32 (batch, 3, {size}, {size}) images in [0, 1]",
                            what="image model", flag="--image-model-sha256", key="media.image_model_sha256")
-    return FittedBackbone(path, sha, dim, size)
+    return FittedBackbone(path, sha, dim, size, model_format(path, sha))
