@@ -44,7 +44,8 @@ which would learn each poison into its labelled class. Two are
 trained, each on one half of the sample (halves by record key); a record is
 embedded by the network that never saw its half and compared with that half's
 reference rows, which that network never saw either. A given backbone or
-embedding column is the victim's own space and is used as is.
+embedding column is the victim's own space and is used as is. When the data has an image column, the
+backbone embeds the images, not the numbers (:mod:`~sanitizer.detectors.feature_collision.inputs`).
 
 The score is the largest of each calibrated signal over ``threshold`` and the
 vote ratio over ``vote_ratio``, so 1 is the threshold. Evidence names the
@@ -68,6 +69,8 @@ from sanitizer.detectors.base import Batch, DistanceCalibration, Scores, Skipped
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.feature_collision import report
 from sanitizer.detectors.feature_collision.categorical_input import OneHot
+from sanitizer.detectors.feature_collision.evidence import evidence_of
+from sanitizer.detectors.feature_collision.inputs import ImageInput, check_backbone, image_input, open_image_backbone
 from sanitizer.detectors.feature_collision.signals import Reference, _group_margin, _nats, _neighbourhood, search_width
 from sanitizer.errors import ConfigError
 from sanitizer.param_checks import check_int, check_number
@@ -89,6 +92,8 @@ class FeatureCollisionParams:
     """The sha256 (64 hex digits) the embedding model's bytes must have; a model without it is refused."""
     embedding_column: str | None = None
     """A precomputed embedding column (fixed-size list of floats)."""
+    embedding_image_column: str | None = None
+    """The image column the backbone embeds when the data has several (default: the first)."""
     max_cluster: int = 25
     """Largest cluster of poisons aimed at one target to defend against; sets k = 2 * max_cluster + 1."""
     k: int = 0
@@ -126,7 +131,7 @@ class FeatureCollisionParams:
         check_number("detectors.feature_collision.search_recall", self.search_recall, low=0.5, high=1.0)
         check_int("detectors.feature_collision.builtin_epochs", self.builtin_epochs, low=1, high=1000)
         check_int("detectors.feature_collision.top_neighbours", self.top_neighbours, low=0, high=50)
-        for key in ("embedding_model", "embedding_column"):
+        for key in ("embedding_model", "embedding_column", "embedding_image_column"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"detectors.feature_collision.{key} must be a non-empty string, got {value!r}")
@@ -141,6 +146,9 @@ class FeatureCollisionParams:
                 "detectors.feature_collision.embedding_model_sha256 is set but no embedding_model is; "
                 "pass --embedding-model with it, or drop the pin"
             )
+        if self.embedding_image_column and not self.embedding_model:
+            raise ConfigError("detectors.feature_collision.embedding_image_column names the image column the "
+                              "embedding_model embeds; set embedding_model (--embedding-model) with it, or drop it")
         if self.embedding_model and self.embedding_column:
             raise ConfigError(
                 "detectors.feature_collision: set embedding_model or embedding_column, not both"
@@ -157,6 +165,7 @@ class Space:
     margins: np.ndarray  # (R,) each reference row's own (leave-self-out) class margin
     typical_own: np.ndarray  # (C,) median own-class embedding distance per class, for the evidence
     inputs: OneHot | None = None  # built-in embedding: the categorical indicators beside the numeric features
+    image: ImageInput | None = None  # a backbone that embeds an image column's pixels, not the numeric features
 
 
 @dataclass(frozen=True)
@@ -195,11 +204,14 @@ class FeatureCollisionDetector(Detector):
         """An embedding column, when ``embedding_column`` names one, besides the features and labels."""
         return self.needs | {"embedding"} if params.embedding_column else self.needs
 
-    def preflight(self, params: FeatureCollisionParams, n_features: int) -> None:
-        """Check the TorchScript backbone's pinned sha256, then load and try it, so a missing, unpinned or
-        broken file fails before anything runs."""
+    def preflight(self, params: FeatureCollisionParams, n_features: int, image_columns=None,
+                  image_size: int | None = None) -> None:
+        """Check the TorchScript backbone's pinned sha256, then load and try it on what it will embed (the
+        first or named of ``image_columns`` at ``image_size``, else ``n_features`` numbers), so a missing,
+        unpinned or broken file fails before anything runs."""
         if params.embedding_model:
-            TorchScriptEmbedder.open(params.embedding_model, n_features, params.embedding_model_sha256)
+            check_backbone(params.embedding_model, params.embedding_model_sha256, n_features, image_columns,
+                           image_size, params.embedding_image_column)
 
     def fit(self, sample: Batch, params: FeatureCollisionParams, seed: int):
         classes, y = np.unique(sample.labels.astype(str), return_inverse=True)
@@ -213,16 +225,21 @@ class FeatureCollisionDetector(Detector):
         keys = np.asarray(sample.keys[:R])
         ids = np.asarray(sample.ids[:R], dtype=object)
         C = len(classes)
-        inputs = None
+        inputs = image = None
         if params.embedding_column:
             if sample.embedding is None:
                 return Skipped(f"embedding column {params.embedding_column!r} was not provided to the detector")
             parts = [(None, np.arange(R), sample.embedding[:R])]
             describe = {"source": "column", "column": params.embedding_column, "dim": int(sample.embedding.shape[1])}
         elif params.embedding_model:
-            embedder = TorchScriptEmbedder.open(params.embedding_model, X.shape[1], params.embedding_model_sha256)
-            parts = [(embedder, np.arange(R), embedder.embed(X))]
-            describe = embedder.describe()
+            image = image_input(sample, params.embedding_image_column)
+            if image is None:  # a table of numbers: the backbone maps each record's feature vector
+                embedder = TorchScriptEmbedder.open(params.embedding_model, X.shape[1], params.embedding_model_sha256)
+                parts, describe = [(embedder, np.arange(R), embedder.embed(X))], embedder.describe()
+            else:  # the victim's backbone takes images: it maps the image column's pixels
+                embedder = open_image_backbone(params.embedding_model, params.embedding_model_sha256, image)
+                parts = [(embedder, np.arange(R), image.embed(embedder, sample, np.arange(R)))]
+                describe = dict(embedder.describe(), **image.describe())
         else:
             fold = self.fold_of(keys)
             if min(np.bincount(fold, minlength=CROSS_FIT_FOLDS)) < 10:
@@ -252,8 +269,7 @@ class FeatureCollisionDetector(Detector):
         for embedder, rows, E in parts:
             space, margin, group, cluster = _build_space(embedder, E, y[rows], keys[rows], ids[rows], C, params, k,
                                                          seed)
-            if inputs is not None:
-                space = dataclasses.replace(space, inputs=inputs)
+            space = dataclasses.replace(space, inputs=inputs, image=image)
             spaces.append(space)
             margins.append(margin)
             groups.append(group)
@@ -344,7 +360,7 @@ class FeatureCollisionDetector(Detector):
             score[rows] = np.where(judged, best, np.nan)  # NaN: a class too small here to be judged
             flagged[rows] = fired.any(axis=1)
             for j in np.flatnonzero(fired.any(axis=1)):
-                evidence[int(rows[j])] = _evidence(state, space, hood, j, int(yy[j]), fired[j], nats[j],
+                evidence[int(rows[j])] = evidence_of(state, space, hood, j, int(yy[j]), fired[j], nats[j],
                                                    float(vote_ratio[j]), int(outvoting[j]))
         return Scores(score, flagged, 1.0, evidence)
 
@@ -360,6 +376,8 @@ def _embed(space: Space, batch: Batch, rows: np.ndarray, params: FeatureCollisio
         if batch.embedding is None:
             raise ConfigError(f"embedding column {params.embedding_column!r} is missing from the batch")
         return np.asarray(batch.embedding)[rows]
+    if space.image is not None:
+        return space.image.embed(space.embedder, batch, rows)
     if space.inputs is not None:
         K = None if batch.categorical is None else batch.categorical[rows]
         return space.embedder.embed(space.inputs.encode(batch.X[rows], K))
@@ -376,36 +394,3 @@ def _build_space(embedder, E, y, keys, ids, C, params, k, seed):
     space = Space(embedder, reference, ids, hood.margin, typical)
     group = _group_margin(hood.margin, hood.margin, hood.group_rows)
     return space, hood.margin, group, hood.cluster_margin
-
-
-def _evidence(state, space, hood, j, label, fired, nats, vote_ratio, outvoting) -> dict:
-    """Why a record was flagged: which signals fired, the class it is drawn toward, the distances behind
-    the margins beside what is typical for its class, the vote among its k nearest and the nearest rows."""
-    classes = state.classes
-    # The other class with most votes (per reference row it holds) among the k nearest; failing any, the
-    # class whose rows the margin was measured against.
-    toward = outvoting if hood.votes[j][outvoting] > 0 else int(hood.other_class[j])
-    top = state.params.top_neighbours
-    return {
-        "signals": [s for s, on in zip(("margin", "group", "cluster", "deep_knn"), fired) if on],
-        "given_label": classes[label],
-        "toward_label": classes[toward] if toward >= 0 else None,
-        "own_distance": round(float(hood.own_distance[j]), 4),
-        "other_distance": round(float(hood.other_distance[j]), 4),
-        "other_label": classes[int(hood.other_class[j])] if hood.other_class[j] >= 0 else None,
-        "typical_own_distance": round(float(space.typical_own[label]), 4),
-        "margin": round(float(hood.margin[j]), 3),
-        "group_margin": round(float(hood.group[j]), 3),
-        "cluster_margin": round(float(hood.cluster_margin[j]), 3),
-        "nats": {"margin": round(float(nats[0]), 2), "group": round(float(nats[1]), 2),
-                 "cluster": round(float(nats[2]), 2)},
-        "threshold_nats": state.params.threshold,
-        "k": state.k,
-        "votes": {classes[c]: int(v) for c, v in enumerate(hood.votes[j]) if v},
-        "vote_ratio": round(vote_ratio, 3),
-        "vote_ratio_threshold": state.params.vote_ratio,
-        "nearest": [
-            {"id": str(space.ids[p]), "label": classes[int(space.embedded.labels[p])], "distance": round(float(d), 4)}
-            for p, d in zip(hood.nearest[j][:top], hood.nearest_distance[j][:top])
-        ],
-    }

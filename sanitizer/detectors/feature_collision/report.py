@@ -18,7 +18,8 @@ SIGNALS = {
 
 
 def describe(ev: dict) -> list[str]:
-    """Which class the row is drawn toward and why, the distances and margins, the nats, the votes, the nearest rows."""
+    """Which class the row is drawn toward and why, the distances and margins, the nats, the votes, the nearest rows
+    and, for a backbone on images, the image column it embedded."""
     lines = []
     if "toward_label" in ev:
         why = [SIGNALS.get(str(s), str(s)) for s in ev.get("signals") or []]
@@ -39,4 +40,6 @@ def describe(ev: dict) -> list[str]:
                      + (f" (ratio {number(ev.get('vote_ratio'), 3)})" if "vote_ratio" in ev else ""))
     if ev.get("nearest"):
         lines.append(f"nearest: {reference_rows(ev['nearest'])}")
+    if ev.get("image_column"):
+        lines.append(f"judged in the backbone's embedding of image column {ev['image_column']}")
     return lines
