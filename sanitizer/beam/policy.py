@@ -91,7 +91,7 @@ def decide(n_rows: int, checks: RowChecks, results: dict[str, Scores], actions: 
             reasons.setdefault(row, []).append(
                 {
                     "detector": name,
-                    "code": name,
+                    "code": (result.codes or {}).get(int(local), name),
                     "action": actions.get(name, "quarantine"),
                     "score": _clean_number(result.score[local]),
                     "threshold": _clean_number(

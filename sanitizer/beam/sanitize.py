@@ -49,6 +49,8 @@ import apache_beam as beam
 
 from sanitizer.beam.publish import Publish, RunContext
 from sanitizer.beam.fit import SampleFn, fit_summary, fit_timed, missing_fill, validate_sample
+from sanitizer.beam.duplicates import add_stage as add_duplicates
+from sanitizer.beam.holdout import holdout_plan
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
@@ -189,9 +191,10 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
     sample = sample_tables | "Sample" >> beam.CombineGlobally(SampleFn(plan, config))
     fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
     states = fitted | "States" >> beam.Map(lambda f: f[0])
+    states = add_duplicates(p, plan, config, states, holdout_plan(config, plan))  # verdicts from every record's content
     parts: dict[str, Any] = {
-        "fit": sample | "SummariseFit" >> beam.Map(lambda s, f: fit_summary(f[0], s, f[1], f[2]),
-                                                   beam.pvalue.AsSingleton(fitted)),
+        "fit": sample | "SummariseFit" >> beam.Map(lambda s, f, st: fit_summary(st, s, f[1], f[2]),
+                                                   beam.pvalue.AsSingleton(fitted), beam.pvalue.AsSingleton(states)),
     }
     if plan.suite is not None:
         parts["sample_validation"] = sample | "ValidateSample" >> beam.Map(validate_sample, plan)

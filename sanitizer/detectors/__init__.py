@@ -20,6 +20,7 @@ BUILT_IN = (
     "sanitizer.detectors.label_flip:LabelFlipDetector",
     "sanitizer.detectors.feature_collision:FeatureCollisionDetector",
     "sanitizer.detectors.backdoor:BackdoorDetector",
+    "sanitizer.detectors.duplicates:DuplicatesDetector",
 )
 """The built-in detectors as ``package:Class``, in the order runs list them (config, outputs, report)."""
 

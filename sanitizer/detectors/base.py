@@ -29,6 +29,9 @@ class Scores:
     """Row index -> JSON-serialisable evidence, for flagged rows only."""
     thresholds: np.ndarray | None = None
     """Per-row thresholds, for detectors whose threshold depends on the row (e.g. its class)."""
+    codes: dict[int, str] | None = None
+    """Row index -> the reason code of a flagged row, for a detector whose flags are of several kinds
+    (``duplicates``: duplicate, label_conflict, leak); by default the detector's name."""
 
 
 @dataclass(frozen=True)

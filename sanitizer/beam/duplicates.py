@@ -1,0 +1,173 @@
+"""The duplicates stage: every record's content hashed, grouped by hash, decided per group.
+
+::
+
+    ReadForChance ─► bottom-k sample of column hashes ─► ChanceModel ──────────────┐ side input
+    ReadForDuplicates ─► HashRows (content hash, bits, key, label, id) ─► GroupByKey(hash mod BUCKETS)
+        ─► decide per bucket ─► CombineGlobally ─► Verdicts ─► the duplicates detector's state
+
+Both reads take only the content columns, the label and the id. A bucket holds about 1/BUCKETS of the
+records' compact hashes, so no worker holds an index of the whole data; the verdicts (the held records
+only) reach every scoring worker beside the other detectors' states. A holdout set (``holdout``) is read
+and hashed the same way and joins the same buckets, marked, so a training record equal to a holdout record
+is found in linear time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sanitizer.beam.plan import Plan
+from sanitizer.beam.read import ReadBatches
+from sanitizer.data.batch import KEY_COLUMN
+from sanitizer.detectors.duplicates.chance import ChanceModel, ChanceSample, priorities
+from sanitizer.detectors.duplicates.content import content_columns, row_hashes
+from sanitizer.detectors.duplicates.groups import Part, Verdicts, decide
+
+BUCKETS = 64
+NAME = "duplicates"
+
+
+def columns_of(plan: Plan) -> list[str]:
+    """The content columns of the run's records (:func:`content_columns`)."""
+    return content_columns(plan.schema, plan.id_column, plan.label_column)
+
+
+def _strings(table: pa.Table, name: str | None) -> pa.Array | None:
+    if name is None or name not in table.column_names:
+        return None
+    column = table.column(name).combine_chunks()
+    return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
+
+
+class ChanceSampleFn(beam.CombineFn):
+    """The bottom ``rows`` records by :func:`chance.priorities`, with their column hashes."""
+
+    def __init__(self, columns: list[str], rows: int, seed: int):
+        self.columns, self.rows, self.seed = columns, rows, seed
+
+    def create_accumulator(self):
+        return ChanceSample.empty(len(self.columns))
+
+    def add_input(self, acc, table: pa.Table):
+        keys = table.column(KEY_COLUMN).to_numpy()
+        prio = priorities(keys, self.seed)
+        take = np.argsort(prio, kind="stable")[: self.rows]
+        if len(acc.priority) >= self.rows:  # only rows below the current cutoff can enter
+            take = take[prio[take] < acc.priority.max()]
+        if len(take) == 0:
+            return acc
+        _, _, values = row_hashes(table.take(pa.array(take)), self.columns)
+        part = ChanceSample(prio[take], keys[take], values)
+        return ChanceSample.merge([acc, part], self.rows)
+
+    def merge_accumulators(self, accumulators):
+        return ChanceSample.merge(list(accumulators), self.rows)
+
+    def extract_output(self, acc):
+        return ChanceModel.fit(acc)
+
+
+class HashRowsFn(beam.DoFn):
+    """A batch's records as compact hash parts, one per bucket; tagged output 'records': the batch's rows."""
+
+    def __init__(self, columns: list[str], label: str | None, ids: str, holdout: bool = False,
+                 files: list[str] | None = None):
+        self.columns, self.label, self.ids, self.holdout = columns, label, ids, holdout
+        self.files = {rel: i for i, rel in enumerate(files)} if files is not None else None
+
+    def order(self, keys: np.ndarray, ids: pa.Array) -> np.ndarray:
+        """The order copies are kept in: generated ids (``file:row``) by file and row, so the first copy
+        read is kept; the user's ids by record key."""
+        if self.files is None or len(ids) == 0:
+            return keys
+        prefix = ids[0].as_py().rpartition(":")[0]
+        rows = pc.cast(pc.utf8_slice_codeunits(ids, len(prefix) + 1), pa.int64()).to_numpy()
+        return (np.uint64(self.files[prefix]) << np.uint64(40)) | rows.astype(np.uint64)
+
+    def process(self, table: pa.Table, chance: ChanceModel):
+        n = table.num_rows
+        if n == 0:
+            return
+        keys = table.column(KEY_COLUMN).to_numpy()
+        h1, h2, values = row_hashes(table, self.columns)
+        bits = chance.bits(values, keys).astype(np.float32)
+        labels = None if self.holdout else _strings(table, self.label)
+        ids = _strings(table, self.ids)
+        rank = self.order(keys, ids)
+        bucket = (h1 % np.uint64(BUCKETS)).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        edges = np.flatnonzero(np.diff(bucket[order])) + 1
+        for rows in np.split(order, edges):
+            take = pa.array(rows)
+            yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], bits[rows],
+                                             None if labels is None else labels.take(take), ids.take(take),
+                                             self.holdout)
+        if not self.holdout:
+            yield beam.pvalue.TaggedOutput("records", n)
+
+
+def decide_bucket(item, records: int, chance_max: float) -> Verdicts:
+    _, parts = item
+    return decide(list(parts), records, chance_max)
+
+
+def summarise(verdicts: Verdicts, records: int, chance: ChanceModel, chance_max: float) -> dict[str, Any]:
+    """What the stage found, for provenance and the report."""
+    return {
+        "records_hashed": int(records),
+        "chance_sample_rows": int(chance.rows),
+        "chance_rule": (f"a group is held when fewer than {chance_max:g} copies of its content are expected by "
+                        f"chance among {records:,} records (column values independent, frequencies from "
+                        f"{chance.rows:,} sampled records)"),
+        **{k: int(v) for k, v in sorted(verdicts.stats.items())},
+    }
+
+
+def attach(states: dict[str, Any], verdicts: Verdicts, records: int, chance: ChanceModel) -> dict[str, Any]:
+    """The fitted states with the duplicates detector's verdicts attached."""
+    from sanitizer.detectors.duplicates.detector import DuplicatesDetector, DuplicatesState
+
+    state = states.get(NAME)
+    if not isinstance(state, DuplicatesState):
+        return states
+    summary = summarise(verdicts, records, chance, state.params.chance_max)
+    return {**states, NAME: DuplicatesDetector.with_verdicts(state, verdicts, summary)}
+
+
+def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
+    """``states`` (a PCollection of one dict) with the duplicates verdicts attached; unchanged when the
+    detector is off."""
+    if NAME not in config.enabled_detectors():
+        return states
+    params = config.detectors[NAME]
+    columns = columns_of(plan)
+    wanted = list(dict.fromkeys(columns + [plan.label_column] + ([plan.id_column] if plan.id_column else [])))
+    chance = (p | "ReadForChance" >> ReadBatches(plan, columns=wanted)
+              | "ChanceSample" >> beam.CombineGlobally(ChanceSampleFn(columns, params.chance_sample, config.seed)))
+    chance_in = beam.pvalue.AsSingleton(chance)
+    hashed = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
+              | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan.label_column, plan.id_output,
+                                                    files=None if plan.id_column else [f.relpath for f in plan.files]),
+                                         chance_in)
+              .with_outputs("records", main="parts"))
+    parts = hashed.parts
+    if holdout_plan is not None:
+        held = (p | "ReadHoldout" >> ReadBatches(holdout_plan, columns=list(dict.fromkeys(
+                    columns + ([holdout_plan.id_column] if holdout_plan.id_column else []))))
+                | "HashHoldout" >> beam.ParDo(HashRowsFn(columns, None, holdout_plan.id_output, holdout=True),
+                                              chance_in))
+        parts = (parts, held) | "WithHoldout" >> beam.Flatten()
+    records = hashed.records | "CountRecords" >> beam.CombineGlobally(sum)
+    records_in = beam.pvalue.AsSingleton(records)
+    verdicts = (parts
+                | "GroupByContent" >> beam.GroupByKey()
+                | "DecideGroups" >> beam.Map(decide_bucket, records_in, params.chance_max)
+                | "MergeVerdicts" >> beam.CombineGlobally(Verdicts.merge))
+    return states | "AttachDuplicates" >> beam.Map(attach, beam.pvalue.AsSingleton(verdicts), records_in,
+                                                    chance_in)

@@ -1,0 +1,127 @@
+"""Row content hashes: what makes two records "the same" for the ``duplicates`` detector.
+
+A record's content is every original column but its id and its label: two rows that agree there are copies
+(with the same label) or a label conflict (with different ones). Each column is hashed on its own, value by
+value and vectorised (numbers by their value, so ``1.0`` in two shards is one value; ``-0.0`` is ``0.0``;
+every null and NaN is one value; text and bytes by their bytes; lists by their elements and positions;
+structs, such as the Hugging Face ``{bytes, path}`` image layout, by their fields), and the column hashes are
+combined in column-name order into two independent 64-bit hashes: a 128-bit content hash, so at a billion
+rows the chance of two different rows colliding is about 10^-21.
+
+The per-column hashes also feed the chance model (:mod:`sanitizer.detectors.duplicates.chance`): how likely
+a row's values are to repeat by chance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sanitizer.data.batch import ID_COLUMN, INTERNAL_PREFIX, mix64, string_hash
+
+KEYS = ("sanitizer-dup-a1", "sanitizer-dup-b2")
+"""pandas ``hash_array`` keys (16 characters) of the two independent hash families."""
+_NULL = np.uint64(0x9E3779B97F4A7C15)
+_POSITION = np.uint64(0xD1B54A32D192ED03)
+
+
+def content_columns(schema: pa.Schema, id_column: str | None, label_column: str | None) -> list[str]:
+    """The columns that make a record's content, in name order: every input column but the id and the
+    label (and the sanitizer's own)."""
+    skip = {id_column, label_column, ID_COLUMN}
+    return sorted(n for n in schema.names if n not in skip and not n.startswith((INTERNAL_PREFIX, "sanitizer_")))
+
+
+def _flat_values(array: pa.Array, key: str) -> np.ndarray:
+    """(n,) uint64 hashes of a flat (non-nested) column's values; every null one value."""
+    t = array.type
+    if pa.types.is_dictionary(t):
+        array = array.cast(t.value_type)
+        t = array.type
+    if pa.types.is_temporal(t):
+        array = array.cast(pa.int64()) if not pa.types.is_date32(t) else array.cast(pa.int32())
+        t = array.type
+    nulls = array.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(t):
+        values = array.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        nulls = nulls | np.isnan(values)
+        values = np.where(values == 0.0, 0.0, values)  # -0.0 is 0.0
+        integral = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0 ** 53)
+        # an integral float hashes as the integer it holds: 1.0 in one shard, 1 in another are one value
+        as_int = np.where(integral, values, 0.0).astype(np.int64)
+        hashed = np.where(integral, pd.util.hash_array(as_int, hash_key=key),
+                          pd.util.hash_array(values, hash_key=key))
+    elif pa.types.is_integer(t) or pa.types.is_boolean(t):
+        values = array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        hashed = pd.util.hash_array(values, hash_key=key)
+    else:  # text, bytes, decimals and anything else: by its text or bytes
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+                or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)):
+            array = pc.cast(array, pa.string())
+        values = array.to_numpy(zero_copy_only=False).astype(object)
+        values[nulls] = ""
+        hashed = pd.util.hash_array(values, hash_key=key, categorize=False)
+    return np.where(nulls, _NULL, np.asarray(hashed, dtype=np.uint64))
+
+
+def _list_values(array: pa.Array, key: str) -> np.ndarray:
+    """(n,) uint64: a list's elements hashed with their positions and combined by XOR (order matters,
+    length matters); a null list one value."""
+    n = len(array)
+    nulls = array.is_null().to_numpy(zero_copy_only=False)
+    if isinstance(array, pa.FixedSizeListArray):
+        size = array.type.list_size
+        offsets = np.arange(n + 1, dtype=np.int64) * size
+        flat = array.flatten()
+        if array.offset or array.null_count:  # flatten() drops null slots: take the child's slice instead
+            flat = array.values.slice(array.offset * size, n * size)
+    else:
+        offsets = np.asarray(array.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+        flat = array.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+        offsets = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    element = column_hash(flat, key) if len(flat) else np.zeros(0, dtype=np.uint64)
+    position = np.arange(len(flat), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    mixed = mix64(element ^ (position.astype(np.uint64) * _POSITION))
+    out = mix64(lengths.astype(np.uint64))
+    nonempty = lengths > 0
+    if nonempty.any() and len(mixed):
+        starts = offsets[:-1][nonempty]
+        out[nonempty] ^= np.bitwise_xor.reduceat(mixed, starts)
+    return np.where(nulls, _NULL, out)
+
+
+def column_hash(array: pa.Array | pa.ChunkedArray, key: str = KEYS[0]) -> np.ndarray:
+    """(n,) uint64: each value of one column hashed (``key``: the hash family)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    t = array.type
+    if pa.types.is_struct(t):
+        nulls = array.is_null().to_numpy(zero_copy_only=False)
+        out = np.zeros(len(array), dtype=np.uint64)
+        for i in sorted(range(t.num_fields), key=lambda i: t.field(i).name):
+            out = mix64(out ^ column_hash(array.field(i), key) ^ np.uint64(string_hash(t.field(i).name)))
+        return np.where(nulls, _NULL, out)
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _list_values(array, key)
+    return _flat_values(array, key)
+
+
+def row_hashes(table: pa.Table, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(h1, h2, per_column): the two 64-bit content hashes of every row over ``columns`` (in the order
+    given: :func:`content_columns`'s), and (n, len(columns)) uint64 of the first family's column hashes."""
+    n = table.num_rows
+    h = [np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)]
+    per_column = np.zeros((n, len(columns)), dtype=np.uint64)
+    for j, name in enumerate(columns):
+        salt = np.uint64(string_hash(name))
+        for f, key in enumerate(KEYS):
+            values = column_hash(table.column(name), key)
+            if f == 0:
+                per_column[:, j] = values
+            h[f] = mix64(h[f] * np.uint64(0x100000001B3) ^ values ^ salt)
+    return h[0], h[1], per_column
