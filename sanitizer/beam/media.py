@@ -51,11 +51,17 @@ class Unrepresented:
 def fit_media(sample: Batch, seed: int, settings=None) -> dict[str, Any]:
     """Column name -> its fitted representation (or :class:`Unrepresented`, with why), for every image and
     text column of ``sample`` (in batch column order); empty when it has none. ``settings``: the config's
-    ``media`` section (a user's image backbone, pinned by its sha256, replaces the built-in CNN)."""
+    ``media`` section (a user's image backbone or text encoder, pinned by its sha256, replaces the built-in
+    CNN or TF-IDF)."""
     fitted: dict[str, Any] = {}
     for j, name in enumerate(sample.columns.get(TEXT, ())):
         from sanitizer.representations.text_tfidf import fit_text
 
+        if settings is not None and settings.text_model:
+            from sanitizer.representations.text_model import load_text_model
+
+            fitted[name] = load_text_model(settings.text_model, settings.text_model_sha256)
+            continue
         try:
             fitted[name] = fit_text(sample.features[TEXT][:, j], sample.keys, seed, dim=dimensions(sample.n))
         except ValueError as exc:  # too little text in the sample to learn a vocabulary from

@@ -189,6 +189,7 @@ def make_plan(config: Config) -> Plan:
     _check_roles(files, schema, label, id_column)
     _check_embedding_model(config, sum(fc.width for fc in features))
     _check_image_model(config, [c.name for c in ignored if c.reason == "image"])
+    _check_text_model(config, [c.name for c in ignored if c.reason == "prose"])
     suite = None
     if config.validation.expectations:
         suite = load_suite(config.validation.expectations, list(schema.names))
@@ -233,6 +234,19 @@ def _check_image_model(config: Config, images: list[str]) -> None:
     from sanitizer.representations.image_cnn import load_backbone
 
     load_backbone(config.media.image_model, config.media.image_model_sha256, config.media.image_size)
+
+
+def _check_text_model(config: Config, texts: list[str]) -> None:
+    """Refuse, before anything runs, a text encoder without a judged text column, or one that is not pinned,
+    not ONNX, or fails on two texts (sanitizer.representations.text_model.load_text_model)."""
+    if not config.media.text_model:
+        return
+    if not texts:
+        raise ConfigError(f"media.text_model is {config.media.text_model!r}, but the input has no text column to "
+                          "judge; leave it out, or declare the text column (--column-kind NAME=text)")
+    from sanitizer.representations.text_model import load_text_model
+
+    load_text_model(config.media.text_model, config.media.text_model_sha256)
 
 
 BATCH_BYTES = 64 * 2**20

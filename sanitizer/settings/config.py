@@ -27,8 +27,10 @@ Example (YAML)::
     missing_features: report     # or "quarantine": a null / NaN feature value holds its row
     media:                       # image and text columns (optional)
       image_size: 32             # images are resized to this square for their representation
-      image_model: backbone.pt   # optional TorchScript image backbone instead of the built-in CNN ...
+      image_model: backbone.pt   # optional TorchScript or ONNX image backbone instead of the built-in CNN ...
       image_model_sha256: ...    # ... which runs only when pinned
+      text_model: encoder.onnx   # optional ONNX text encoder (strings in) instead of TF-IDF, pinned likewise
+      text_model_sha256: ...
       image_shapes: {pixels: [28, 28, 1]}   # an image column stored as a list of pixel values
     guard:                       # publish nothing when the run would hold more than ...
       max_quarantine_share: 0.10         # ... this share of all rows
@@ -119,19 +121,23 @@ class MediaConfig:
     text_chars: int = 2_000
     """The characters of a text its representation reads."""
     image_model: str | None = None
-    """A TorchScript image backbone (float32 (batch, 3, S, S) in [0, 1] -> (batch, dim)) instead of the built-in
-    CNN; code that runs with your rights, so it needs image_model_sha256."""
+    """A TorchScript or ONNX image backbone (float32 (batch, 3, S, S) in [0, 1] -> (batch, dim)) instead of the
+    built-in CNN; code that runs with your rights, so it needs image_model_sha256."""
     image_model_sha256: str | None = None
+    text_model: str | None = None
+    """An ONNX text encoder (a string tensor (batch,) -> (batch, dim)) instead of the built-in TF-IDF; pinned by
+    text_model_sha256 (sanitizer.representations.text_model)."""
+    text_model_sha256: str | None = None
     image_shapes: dict[str, list[int]] = field(default_factory=dict)
     """Column -> [height, width, channels] of an image column stored as a list of pixel values."""
 
     def validate(self) -> None:
         _check_int("media.image_size", self.image_size, low=16, high=128)
         _check_int("media.text_chars", self.text_chars, low=20, high=100_000)
-        for key in ("image_model", "image_model_sha256"):
+        for key in ("image_model", "image_model_sha256", "text_model", "text_model_sha256"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value):
-                raise ConfigError(f"media.{key} must be a path or URI, got {value!r}" if key == "image_model"
+                raise ConfigError(f"media.{key} must be a path or URI, got {value!r}" if key.endswith("_model")
                                   else f"media.{key} must be a sha256 (64 hex digits), got {value!r}")
         if not isinstance(self.image_shapes, dict):
             raise ConfigError(f"media.image_shapes must map a column to [height, width, channels], "

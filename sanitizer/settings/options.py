@@ -56,10 +56,13 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
                                        "trust; a model without it is refused and its sha256 printed)"},
     "image_size": {"type": int, "help": "the square (pixels) images are resized to for their representation "
                                         "(default 32)"},
-    "image_model": {"help": "TorchScript image backbone for image columns instead of the built-in CNN (path or URI): "
-                            "float32 (batch, 3, S, S) in [0, 1] -> (batch, dim); code, so it needs "
+    "image_model": {"help": "TorchScript or ONNX image backbone for image columns instead of the built-in CNN (path "
+                            "or URI): float32 (batch, 3, S, S) in [0, 1] -> (batch, dim); code, so it needs "
                             "--image-model-sha256"},
     "image_model_sha256": {"help": "the sha256 the image model's file must have"},
+    "text_model": {"help": "ONNX text encoder for text columns instead of the built-in TF-IDF (path or URI): a string "
+                           "tensor (batch,) -> float (batch, dim); it needs --text-model-sha256"},
+    "text_model_sha256": {"help": "the sha256 the text model's file must have"},
     "missing_features": {"choices": ["report", "quarantine"],
                          "help": "a missing (null / NaN) feature value: report keeps the row clean and judges it with "
                                  "the sample's median (default); quarantine holds the row"},
@@ -120,7 +123,7 @@ def config_from_args(args: Any):
         raw["sample"] = dict(raw.get("sample") or {}, size=args.sample_size)
     if getattr(args, "expectations", None):
         raw["validation"] = dict(raw.get("validation") or {}, expectations=args.expectations)
-    for key in ("image_size", "image_model", "image_model_sha256"):
+    for key in ("image_size", "image_model", "image_model_sha256", "text_model", "text_model_sha256"):
         if getattr(args, key, None) is not None:
             raw["media"] = dict(raw.get("media") or {}, **{key: getattr(args, key)})
     for key in ("embedding_model", "embedding_model_sha256"):
