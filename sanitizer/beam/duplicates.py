@@ -74,7 +74,7 @@ class ChanceSampleFn(beam.CombineFn):
 
 
 class HashRowsFn(beam.DoFn):
-    """A batch's records as compact hash parts, one per bucket; tagged output 'records': the batch's rows."""
+    """A batch's records as compact hash parts, one per bucket."""
 
     def __init__(self, columns: list[str], label: str | None, ids: str, holdout: bool = False,
                  files: list[str] | None = None):
@@ -90,13 +90,13 @@ class HashRowsFn(beam.DoFn):
         rows = pc.cast(pc.utf8_slice_codeunits(ids, len(prefix) + 1), pa.int64()).to_numpy()
         return (np.uint64(self.files[prefix]) << np.uint64(40)) | rows.astype(np.uint64)
 
-    def process(self, table: pa.Table, chance: ChanceModel):
+    def process(self, table: pa.Table, chance: ChanceModel, records: int):
         n = table.num_rows
         if n == 0:
             return
         keys = table.column(KEY_COLUMN).to_numpy()
         h1, h2, values = row_hashes(table, self.columns)
-        bits = chance.bits(values, keys).astype(np.float32)
+        expected = chance.expected_copies(values, keys, records).astype(np.float32)
         labels = None if self.holdout else _strings(table, self.label)
         ids = _strings(table, self.ids)
         rank = self.order(keys, ids)
@@ -105,16 +105,14 @@ class HashRowsFn(beam.DoFn):
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for rows in np.split(order, edges):
             take = pa.array(rows)
-            yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], bits[rows],
+            yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], expected[rows],
                                              None if labels is None else labels.take(take), ids.take(take),
                                              self.holdout)
-        if not self.holdout:
-            yield beam.pvalue.TaggedOutput("records", n)
 
 
-def decide_bucket(item, records: int, chance_max: float) -> Verdicts:
+def decide_bucket(item, chance_max: float) -> Verdicts:
     _, parts = item
-    return decide(list(parts), records, chance_max)
+    return decide(list(parts), chance_max)
 
 
 def summarise(verdicts: Verdicts, records: int, chance: ChanceModel, chance_max: float) -> dict[str, Any]:
@@ -123,8 +121,8 @@ def summarise(verdicts: Verdicts, records: int, chance: ChanceModel, chance_max:
         "records_hashed": int(records),
         "chance_sample_rows": int(chance.rows),
         "chance_rule": (f"a group is held when fewer than {chance_max:g} copies of its content are expected by "
-                        f"chance among {records:,} records (column values independent, frequencies from "
-                        f"{chance.rows:,} sampled records)"),
+                        f"chance among {records:,} records (the larger of: column values independent; records one "
+                        f"column apart; from {chance.rows:,} sampled records)"),
         **{k: int(v) for k, v in sorted(verdicts.stats.items())},
     }
 
@@ -148,26 +146,24 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
     params = config.detectors[NAME]
     columns = columns_of(plan)
     wanted = list(dict.fromkeys(columns + [plan.label_column] + ([plan.id_column] if plan.id_column else [])))
-    chance = (p | "ReadForChance" >> ReadBatches(plan, columns=wanted)
-              | "ChanceSample" >> beam.CombineGlobally(ChanceSampleFn(columns, params.chance_sample, config.seed)))
-    chance_in = beam.pvalue.AsSingleton(chance)
-    hashed = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
-              | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan.label_column, plan.id_output,
-                                                    files=None if plan.id_column else [f.relpath for f in plan.files]),
-                                         chance_in)
-              .with_outputs("records", main="parts"))
-    parts = hashed.parts
+    sampled = p | "ReadForChance" >> ReadBatches(plan, columns=wanted)
+    chance = sampled | "ChanceSample" >> beam.CombineGlobally(ChanceSampleFn(columns, params.chance_sample, config.seed))
+    records = (sampled | "RowsOf" >> beam.Map(lambda t: t.num_rows)
+               | "CountRecords" >> beam.CombineGlobally(sum))
+    chance_in, records_in = beam.pvalue.AsSingleton(chance), beam.pvalue.AsSingleton(records)
+    parts = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
+             | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan.label_column, plan.id_output,
+                                                   files=None if plan.id_column else [f.relpath for f in plan.files]),
+                                        chance_in, records_in))
     if holdout_plan is not None:
         held = (p | "ReadHoldout" >> ReadBatches(holdout_plan, columns=list(dict.fromkeys(
                     columns + ([holdout_plan.id_column] if holdout_plan.id_column else []))))
                 | "HashHoldout" >> beam.ParDo(HashRowsFn(columns, None, holdout_plan.id_output, holdout=True),
-                                              chance_in))
+                                              chance_in, records_in))
         parts = (parts, held) | "WithHoldout" >> beam.Flatten()
-    records = hashed.records | "CountRecords" >> beam.CombineGlobally(sum)
-    records_in = beam.pvalue.AsSingleton(records)
     verdicts = (parts
                 | "GroupByContent" >> beam.GroupByKey()
-                | "DecideGroups" >> beam.Map(decide_bucket, records_in, params.chance_max)
+                | "DecideGroups" >> beam.Map(decide_bucket, params.chance_max)
                 | "MergeVerdicts" >> beam.CombineGlobally(Verdicts.merge))
     return states | "AttachDuplicates" >> beam.Map(attach, beam.pvalue.AsSingleton(verdicts), records_in,
                                                     chance_in)

@@ -4,14 +4,16 @@ In a table of a few low-cardinality columns, identical rows are expected (thousa
 age group, sex and education), and holding them would remove real data. So a group of identical records
 is held only when its content is unlikely to occur twice by chance. The estimate comes from the data: the
 share ``p_c(v)`` of a bounded, seeded sample of records holding value ``v`` in column ``c`` (a value the
-sample does not hold elsewhere counts as half a row), and
+sample does not hold elsewhere counts as half a row), and the expected number of chance copies of a
+record's content among the run's N records is the larger of
 
-    bits(row) = - sum_c log2 p_c(v_c)        expected chance copies = (N - 1) * 2 ** -bits(row)
+* ``(N - 1) * prod_c p_c(v_c)``, the columns taken as independent: a row of three yes/no answers is
+  always expected again; a row with a couple of measured values never is;
+* what the data's own near-equal records say (:meth:`ChanceModel.expected_copies`): columns are rarely
+  independent (neighbourhood statistics repeat for every customer of a neighbourhood), and where many
+  records differ from this one in a single column, an exact match is expected too.
 
-for N records in the run. Columns are treated as independent; correlated columns make real collisions more
-likely than this, so the bar (``chance_max``, the expected chance copies a held group may have) is set far
-below one. Continuous columns carry about log2(sample rows) bits each, so a row with a couple of measured
-values is never a chance copy; a row of three yes/no answers always might be.
+A group is held only when fewer than ``chance_max`` chance copies are expected.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sanitizer.data.batch import uniform01
+from sanitizer.data.batch import mix64, uniform01
 
 SAMPLE_SALT = "duplicates-chance"
 
@@ -59,42 +61,127 @@ class ChanceSample:
         return ChanceSample(out.priority[order], out.keys[order], out.values[order])
 
 
+def _additive(values: np.ndarray) -> np.ndarray:
+    """(k, m) uint64: each column's value mixed with its position; their wrapping sum is an order-free row
+    hash from which one column's term can be taken out (the row's content without that column)."""
+    m = values.shape[1]
+    salts = mix64(np.arange(1, m + 1, dtype=np.uint64) * np.uint64(0x632BE59BD9B4E019))
+    return mix64(values ^ salts[None, :])
+
+
+def _counts(sorted_values: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
+    if len(sorted_values) == 0:
+        return np.zeros(len(query), dtype=np.int64)
+    at = np.minimum(np.searchsorted(sorted_values, query), len(sorted_values) - 1)
+    return np.where(sorted_values[at] == query, counts[at], 0)
+
+
+BLOCK_COLUMNS = 128
+"""Columns (the fewest-valued ones) whose pairwise dependence is measured to form blocks."""
+BLOCK_VALUES = 1000
+"""A column with more distinct values in the sample than this is a block of its own."""
+DETERMINED = 0.1
+"""Two columns form one block when either leaves at most this share of the other's entropy unexplained."""
+
+
+def _entropy(codes: np.ndarray) -> float:
+    _, c = np.unique(codes, return_counts=True)
+    p = c / c.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def blocks(values: np.ndarray) -> list[np.ndarray]:
+    """Groups of columns that move together in the sample (one nearly determines the other, such as a
+    product's premium and its count of policies): a record one block apart from another differs in one
+    fact, however many columns record it. Columns join by union over such pairs."""
+    m = values.shape[1]
+    parent = list(range(m))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if len(values) > 1:
+        distinct = np.array([len(np.unique(values[:, j])) for j in range(m)])
+        candidates = [j for j in np.argsort(distinct, kind="stable") if 1 < distinct[j] <= BLOCK_VALUES][:BLOCK_COLUMNS]
+        h = {j: _entropy(values[:, j]) for j in candidates}
+        for a, i in enumerate(candidates):
+            for j in candidates[a + 1:]:
+                joint = _entropy(mix64(values[:, i]) ^ values[:, j])
+                if min(joint - h[i], joint - h[j]) <= DETERMINED * min(h[i], h[j]) + 1e-12:
+                    parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for j in range(m):
+        groups.setdefault(find(j), []).append(j)
+    return [np.array(g) for g in sorted(groups.values())]
+
+
 @dataclass(frozen=True)
 class ChanceModel:
-    """Per-column value frequencies of the sample; :meth:`bits` of any record's content."""
+    """Per-column value frequencies of the sample, and how many sample records differ from a given content
+    in exactly one column; :meth:`expected_copies` of any record's content."""
 
     rows: int
     values: tuple[np.ndarray, ...]  # per column: sorted distinct value hashes
     counts: tuple[np.ndarray, ...]  # per column: how many sample rows hold each
     sample_keys: np.ndarray  # sorted keys of the sample's records (a record does not count itself)
+    without: tuple[tuple[np.ndarray, np.ndarray], ...] = ()  # per block: content-without-it hashes, counts
+    blocks: tuple[np.ndarray, ...] = ()  # column groups that move together (:func:`blocks`)
+    whole: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))
 
     @staticmethod
     def fit(sample: ChanceSample) -> "ChanceModel":
-        values, counts = [], []
+        values, counts, without = [], [], []
+        terms = _additive(sample.values)
+        total = terms.sum(axis=1, dtype=np.uint64)
         for j in range(sample.values.shape[1]):
             v, c = np.unique(sample.values[:, j], return_counts=True)
             values.append(v)
             counts.append(c)
-        return ChanceModel(len(sample.keys), tuple(values), tuple(counts), np.sort(sample.keys))
+        groups = blocks(sample.values)
+        for g in groups:
+            without.append(np.unique(total - terms[:, g].sum(axis=1, dtype=np.uint64), return_counts=True))
+        return ChanceModel(len(sample.keys), tuple(values), tuple(counts), np.sort(sample.keys), without=tuple(without),
+                           blocks=tuple(groups), whole=np.unique(total, return_counts=True))
 
-    def bits(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        """(k,) float64: the information in each record's content (``values``: (k, m) column hashes), in bits;
-        its own appearance in the sample is left out."""
-        k = len(keys)
-        if self.rows == 0:
-            return np.full(k, np.inf)
-        pos = np.searchsorted(self.sample_keys, keys)
-        own = (pos < len(self.sample_keys)) & (self.sample_keys[np.minimum(pos, len(self.sample_keys) - 1)] == keys)
-        total = np.zeros(k)
+    def _shares(self, values: np.ndarray, own: np.ndarray) -> np.ndarray:
+        """(k, m): the share of the sample holding each record's value in each column (itself left out; a
+        value held by no other sampled record counts as half a record)."""
+        shares = np.zeros(values.shape, dtype=np.float64)
         for j, (v, c) in enumerate(zip(self.values, self.counts)):
-            at = np.searchsorted(v, values[:, j])
-            hit = (at < len(v)) & (v[np.minimum(at, len(v) - 1)] == values[:, j])
-            count = np.where(hit, c[np.minimum(at, len(v) - 1)], 0) - own
-            share = np.maximum(count, 0.5) / self.rows
-            total -= np.log2(np.minimum(share, 1.0))
-        return total
+            count = _counts(v, c, values[:, j]) - own
+            shares[:, j] = np.maximum(count, 0.5) / self.rows
+        return np.minimum(shares, 1.0)
 
-    @staticmethod
-    def expected_copies(bits: np.ndarray, records: int) -> np.ndarray:
-        """Expected number of other records among ``records`` with the same content by chance."""
-        return max(records - 1, 0) * np.exp2(-np.asarray(bits, dtype=np.float64))
+    def expected_copies(self, values: np.ndarray, keys: np.ndarray, records: int) -> np.ndarray:
+        """(k,) float64: how many other records among ``records`` are expected to hold each record's content
+        (``values``: (k, m) column hashes) by chance. The larger of two estimates:
+
+        * **independent columns**: ``(records - 1) * prod_c p_c(v_c)``;
+        * **one fact apart**: for each block b of columns that move together (:func:`blocks`; most columns
+          are a block of their own), the sample's records that equal this one outside b but not inside,
+          scaled to the run's size, times the odds that such a record would hold this record's values in b:
+          ``n_b * records / sample * p_b / (1 - p_b)``. Where the data is
+          made of a few common patterns (customers of one neighbourhood, survey answers) such near-equal
+          records abound and an exact match is expected; a copy of a record made of measured values has
+          none.
+        """
+        k = len(keys)
+        if self.rows == 0 or k == 0:
+            return np.full(k, np.inf if self.rows == 0 else 0.0)[:k]
+        pos = np.minimum(np.searchsorted(self.sample_keys, keys), len(self.sample_keys) - 1)
+        own = (self.sample_keys[pos] == keys).astype(np.int64)
+        p = self._shares(values, own)
+        independent = max(records - 1, 0) * np.exp2(np.log2(p).sum(axis=1))
+        terms = _additive(values)
+        total = terms.sum(axis=1, dtype=np.uint64)
+        same = _counts(*self.whole, total)  # the record itself and its exact copies in the sample
+        scale = max(records - 1, 0) / self.rows
+        apart = np.zeros(k)
+        for g, (v, c) in zip(self.blocks, self.without):
+            near = np.maximum(_counts(v, c, total - terms[:, g].sum(axis=1, dtype=np.uint64)) - same, 0)
+            share = np.minimum(p[:, g].min(axis=1), 0.99)  # the block's value, at most as common as its rarest part
+            apart = np.maximum(apart, near * scale * share / (1.0 - share))
+        return np.maximum(independent, apart)

@@ -36,7 +36,7 @@ class Part:
     h2: np.ndarray  # uint64
     keys: np.ndarray  # uint64
     order: np.ndarray  # uint64: the copy with the smallest is kept (the first read, or the smallest key)
-    bits: np.ndarray  # float32: content information (chance.ChanceModel.bits)
+    expected: np.ndarray  # float32: chance copies expected of the record's content (chance.ChanceModel)
     labels: Any  # pyarrow string array (nulls kept), or None without labels
     ids: Any  # pyarrow string array
     holdout: bool = False
@@ -83,14 +83,14 @@ def _concat(parts: list[Part]):
     h2 = np.concatenate([p.h2 for p in parts])
     keys = np.concatenate([p.keys for p in parts])
     order = np.concatenate([p.order for p in parts])
-    bits = np.concatenate([p.bits for p in parts])
+    expected = np.concatenate([p.expected for p in parts])
     n = len(keys)
     labels = (np.full(n, None, dtype=object) if all(p.labels is None for p in parts) else
               pa.concat_arrays([p.labels if p.labels is not None else pa.nulls(len(p.h1), pa.string())
                                 for p in parts]))
     ids = pa.concat_arrays([p.ids for p in parts])
     holdout = np.concatenate([np.full(len(p.h1), p.holdout) for p in parts])
-    return h1, h2, keys, order, bits, labels, ids, holdout
+    return h1, h2, keys, order, expected, labels, ids, holdout
 
 
 def _at(values, row: int):
@@ -101,14 +101,14 @@ def _at(values, row: int):
     return None if value is None else str(value)
 
 
-def decide(parts: Iterable[Part], records: int, chance_max: float) -> Verdicts:
-    """The held records among ``parts`` (one bucket's), for a run of ``records`` training records."""
+def decide(parts: Iterable[Part], chance_max: float) -> Verdicts:
+    """The held records among ``parts`` (one bucket's)."""
     parts = [p for p in parts if len(p.h1)]
     stats = {"groups": 0, "chance_groups": 0, "chance_rows": 0, "duplicate": 0, "label_conflict": 0, "leak": 0,
              "conflict_groups": 0, "tied_groups": 0}
     if not parts:
         return Verdicts(stats=stats)
-    h1, h2, keys, rank, bits, labels, ids, holdout = _concat(parts)
+    h1, h2, keys, rank, chance, labels, ids, holdout = _concat(parts)
     order = np.lexsort((rank, h2, h1))
     h1, h2 = h1[order], h2[order]
     same = (h1[1:] == h1[:-1]) & (h2[1:] == h2[:-1])
@@ -147,7 +147,7 @@ def decide(parts: Iterable[Part], records: int, chance_max: float) -> Verdicts:
             continue
         if len(train) < 2:
             continue
-        expected = float(max(records - 1, 0) * np.exp2(-float(bits[train[0]])))
+        expected = float(chance[train[0]])
         if expected > chance_max:
             stats["chance_groups"] += 1
             stats["chance_rows"] += len(train)
