@@ -26,6 +26,13 @@ shingles but 5 word shingles out of far fewer); unrelated reviews stay far apart
 one shingle per word instead of one per character (about 5x cheaper) and stricter. The unit is a choice for a
 column, never per text: a copy on the other side of a length cut would share no shingle with its original.
 
+**Thresholds.** Replacing 5 words of a review is a large change for a set measure (Jaccard 0.44 at the 5th
+percentile over characters), so the LSH threshold must sit below the usual 0.8 to see such copies: over
+characters, :func:`lsh_params` at 0.8 (9 bands of 13 rows) makes 27 % of them candidates, at 0.4 (32 bands
+of 4 rows) 95 % at 0.22 candidates a row, at 0.3 (37 x 3) 98.5 % at 4 a row, on the 4,180 reviews of
+``bench/near_duplicate_signatures.py``. The estimate :func:`jaccard` (128 permutations) is within 0.03 of the
+exact value on average, 0.15 at worst.
+
 **Hashing.** Units (Unicode code points, or tokens hashed with pandas' stable SipHash) are folded into a
 64-bit shingle hash by ``n`` rounds of the splitmix64 finaliser, all in numpy over the batch; its top 32 bits
 ``x`` enter the permutations ``(a * x + b) mod (2**61 - 1)`` (universal hashing, as datasketch does), with
@@ -104,7 +111,7 @@ def _distinct(texts: Sequence[object], unit: str, n: int) -> tuple[np.ndarray, n
         raise ValueError(f"n must be >= 1, got {n}")
     h, owner = _shingle_hashes(*_units(texts, unit), n)
     keys = np.sort((owner.astype(np.uint64) << np.uint64(32)) | (h >> np.uint64(32)))
-    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    keys = keys[np.concatenate([keys[:1] == keys[:1], keys[1:] != keys[:-1]])]
     return keys & np.uint64(0xFFFFFFFF), (keys >> np.uint64(32)).astype(np.int64)
 
 

@@ -8,12 +8,17 @@ layout of light and dark, so it survives what copies go through:
 
 - a brightness change scales every coefficient and an offset moves only the DC term: the bits do not move;
 - a slight recolour (hue turned a few percent) changes the grey levels a little, and JPEG re-encoding
-  (quality 75) or a one-pixel shift disturbs mostly the coefficients near the median.
+  (quality 75) disturbs mostly the coefficients near the median;
+- a shift moves every coefficient's phase: on a 32x32 image one pixel is 3 % of the width and moves about 12
+  bits, as far as two different scans of the same digit. :func:`shifted_hashes` gives the hashes of the
+  image moved by one pixel each way; the smallest distance over them brings a shifted copy back to 0.
 
-On scikit-learn's digits drawn at 32x32 in colour (``tests/test_duplicate_signatures.py``,
-``bench/near_duplicate_signatures.py``) such copies stay within Hamming distance :data:`NEAR` of their
-original (most within 3), while two different scans of the same digit are usually much further apart.
-A blank image has all coefficients zero and hashes to 0.
+31 of the 63 bits are set (the median coefficient is not above itself; fewer when coefficients tie), so
+distances are mostly even. On scikit-learn's digits drawn at 32x32 in colour
+(``bench/near_duplicate_signatures.py``), the median distance of a JPEG copy is 0 and of a recoloured one
+2; within :data:`NEAR` fall all JPEG copies, 99 % of recoloured ones, 47 % of copies moved by a pixel
+(100 % over the shifted hashes), 1.1 % of pairs of different scans of the same digit and 0.003 % of pairs
+of different digits. A blank image has all coefficients zero and hashes to 0.
 
 **Band keys** (:func:`band_keys`): the 64 bits cut into ``bands`` chunks (16 bits each for 4 bands), each
 tagged with its band index. By the pigeonhole principle two hashes within Hamming distance ``bands - 1``
@@ -21,6 +26,9 @@ agree on at least one whole chunk, so grouping by band key finds every such pair
 found when their differing bits happen to fall in fewer chunks. The cost is the chunks' own collisions:
 with uniform hashes, a record meets about ``bands * N / 2**(64 / bands)`` others among ``N``; real images
 are less uniform (many dark backgrounds), so buckets are larger and :func:`hamming` confirms the pairs.
+To find shifted copies, look each record's nine shifted hashes' keys up among the other records' plain
+keys (on the digits: 100 % of shifted copies found, 97.5 % of copies shifted, recoloured and re-encoded,
+at 32 candidates a row against 4.5 for plain keys alone).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ SIDE = 32
 LOW = 8
 """The top-left ``LOW x LOW`` block of coefficients the bits come from (less the DC term)."""
 NEAR = 10
-"""The Hamming distance (of 63 bits) under which two images are taken for near copies."""
+"""The largest Hamming distance (of 63 bits) at which two images are taken for near copies."""
 LUMA = np.array([0.299, 0.587, 0.114])
 _BAND_TAG = 56
 _MASK56 = np.uint64((1 << _BAND_TAG) - 1)
@@ -112,7 +120,7 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def band_keys(hashes: np.ndarray, bands: int = 4) -> np.ndarray:
-    """``(n, bands)`` uint64 keys: band ``i`` is the ``i``-th of ``bands`` near-equal bit chunks, as ``i << 56 | chunk``.
+    """``(n, bands)`` uint64 keys: the ``i``-th of ``bands`` near-equal bit chunks, as ``i << 56 | chunk``.
 
     Chunks wider than 56 bits (``bands < 2``) are hashed to 56 bits first. Keys of different bands never
     collide; two hashes within Hamming distance ``bands - 1`` share at least one key.

