@@ -89,8 +89,9 @@ def test_edited_reviews_keep_their_jaccard_and_meet_in_a_band_at_threshold_08():
 
 
 def test_unrelated_reviews_rarely_share_a_band():
+    """At threshold 0.5 (25 bands of 5 rows) a pair at Jaccard 0.05 collides with chance 8e-6."""
     texts = list(dict.fromkeys(reviews()))[:1000]  # the data holds a few exact repeats
-    keys = minhash.band_keys(minhash.signatures(texts), *minhash.lsh_params(0.8))
+    keys = minhash.band_keys(minhash.signatures(texts), *minhash.lsh_params(0.5))
     flat = keys.ravel()
     _, counts = np.unique(flat, return_counts=True)
     colliding_pairs = int((counts * (counts - 1) // 2).sum())
@@ -108,6 +109,14 @@ def test_missing_empty_and_short_texts():
     assert np.isnan(minhash.jaccard(sig[0], sig[3])) and minhash.jaccard(sig[3], sig[4]) == 1.0
     assert len(minhash.shingles("a b c", unit="word")) == 1  # shorter than 5 words: one shingle
     assert np.isnan(minhash.shingle_jaccard(None, "good value"))
+
+
+def test_a_permutation_is_a_x_plus_b_mod_the_mersenne_prime():
+    x = int(minhash.shingles("ok")[0])
+    a, b = minhash.permutations(64, seed=7)
+    want = [(int(ai) * x + int(bi)) % ((1 << 61) - 1) for ai, bi in zip(a, b)]
+    assert minhash.signatures(["ok"], num_perm=64, seed=7)[0].tolist() == want
+    assert int(a.max()) > 1 << 58, "a spans the field, so a * x wraps the modulus"
 
 
 def test_signatures_are_deterministic_from_the_seed():

@@ -65,6 +65,7 @@ _LOW29 = np.uint64((1 << 29) - 1)
 _BAND_TAG = 56
 _MASK56 = np.uint64((1 << _BAND_TAG) - 1)
 _BAND_SALT = np.uint64(0x6D696E6861736862)
+_CHARS = 1 << 20
 _CHUNK = 1 << 16  # permuted values (uint64) held at once: 512 KiB, so the passes stay in cache
 _TOKEN = re.compile(r"[^\W_]+")
 
@@ -143,22 +144,37 @@ def signatures(texts: Sequence[str | None], num_perm: int = 128, seed: int = 0,
                unit: str = "char", n: int = 5) -> np.ndarray:
     """MinHash signatures ``(len(texts), num_perm)`` uint64; a text without shingles gets a row of :data:`EMPTY`.
 
-    Vectorised over the batch: the distinct shingles of all texts are permuted together, 65,536 values at
-    a time (small enough to stay in cache), and each text's minima are taken with ``np.minimum.reduceat``.
+    Vectorised over the batch, about a million characters of text at a time: their distinct shingles are
+    permuted together, 65,536 values at a time (small enough to stay in cache), and each text's minima are
+    taken with ``np.minimum.reduceat``. Working memory stays at tens of MiB whatever the batch size.
     The cost grows with ``num_perm`` times the number of distinct shingles: see
     ``bench/near_duplicate_signatures.py`` for texts a second.
     """
     a, b = permutations(num_perm, seed)
-    x, owner = _distinct(texts, unit, n)
-    out = np.full((num_perm, len(texts)), EMPTY, dtype=np.uint64)  # permutation-major: contiguous minima
+    texts = list(texts)
+    sizes = np.fromiter((len(t) if isinstance(t, str) else 0 for t in texts), dtype=np.int64, count=len(texts))
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    out = np.empty((len(texts), num_perm), dtype=np.uint64)
+    lo = 0
+    while lo < len(texts):  # a million characters at a time: the shingle arrays stay tens of MiB
+        hi = int(np.searchsorted(bounds, bounds[lo] + _CHARS, side="right")) - 1
+        hi = min(len(texts), max(lo + 1, hi))
+        out[lo:hi] = _minima(*_distinct(texts[lo:hi], unit, n), hi - lo, a, b)
+        lo = hi
+    return out
+
+
+def _minima(x: np.ndarray, owner: np.ndarray, count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(count, num_perm)``: each text's smallest permuted shingle value (:data:`EMPTY` without shingles)."""
+    out = np.full((len(a), count), EMPTY, dtype=np.uint64)  # permutation-major: contiguous minima
     a_low, a_high, b = (a & _LOW32)[:, None], (a >> np.uint64(32))[:, None], b[:, None]
-    step = max(1, _CHUNK // num_perm)
+    step = max(1, _CHUNK // len(a))
     for lo in range(0, len(x), step):
         xs, own = x[lo:lo + step], owner[lo:lo + step]
         starts = np.flatnonzero(np.concatenate([[True], own[1:] != own[:-1]]))
         rows = own[starts]
         out[:, rows] = np.minimum(out[:, rows], np.minimum.reduceat(_permute(xs, a_low, a_high, b), starts, axis=1))
-    return np.ascontiguousarray(out.T)
+    return out.T
 
 
 def _permute(x: np.ndarray, a_low: np.ndarray, a_high: np.ndarray, b: np.ndarray) -> np.ndarray:
