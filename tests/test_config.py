@@ -159,13 +159,13 @@ def test_a_retired_outlier_setting_says_what_replaced_it(key):
 
 
 def test_unknown_detector_names_the_available_ones():
-    with pytest.raises(ConfigError, match=r"unknown detector 'label_noise' under 'detectors'; available: backdoor, feature_collision, label_flip, outlier"):
+    with pytest.raises(ConfigError, match=r"unknown detector 'label_noise' under 'detectors'; available: backdoor, duplicates, feature_collision, label_flip, outlier"):
         build_config(base(detectors={"label_noise": {}}))
 
 
 def test_unknown_detector_in_policy():
-    with pytest.raises(ConfigError, match=r"unknown detector 'duplicates' under 'policy'; available: backdoor, feature_collision, label_flip, outlier"):
-        build_config(base(policy={"duplicates": "report"}))
+    with pytest.raises(ConfigError, match=r"unknown detector 'copies' under 'policy'; available: backdoor, duplicates, feature_collision, label_flip, outlier"):
+        build_config(base(policy={"copies": "report"}))
 
 
 @pytest.mark.parametrize(

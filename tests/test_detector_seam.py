@@ -102,7 +102,7 @@ def test_registering_takes_one_line_and_unregistering_restores_the_registry(regi
 
 
 def test_each_built_in_detector_is_its_own_package_in_order():
-    assert list(REGISTRY) == ["outlier", "label_flip", "feature_collision", "backdoor"]
+    assert list(REGISTRY) == ["outlier", "label_flip", "feature_collision", "backdoor", "duplicates"]
     for entry, (name, cls) in zip(BUILT_IN, REGISTRY.items(), strict=True):
         assert entry.partition(":")[0] == f"sanitizer.detectors.{name}" == cls.__module__.rpartition(".")[0]
 

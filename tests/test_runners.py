@@ -12,6 +12,7 @@ graph) would fail or differ there.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import column_values, load_json, write_digits_parquet
+from conftest import column_values, load_json, read_dir, write_digits_parquet
 
 from sanitizer.settings.config import build_config
 from sanitizer.beam.job import run
@@ -76,10 +77,19 @@ def data(tmp_path_factory, digits):
     Xp[7, 0] = np.nan  # one invalid row as well
     ids = np.array([f"img-{i:04d}" for i in range(N)], dtype=object)
     root = tmp_path_factory.mktemp("runners")
+    # Copies in the other shard: which copy is kept must not depend on the runner.
+    copies = np.array([10, 10, 250])
+    copy_ids = np.array([f"copy-{i}" for i in range(len(copies))], dtype=object)
     # Two shards (two splits), several row groups each, read in 64-row batches: many bundles to spread.
-    write_digits_parquet(root / "in" / "part-0.parquet", Xp[:200], y[:200], ids[:200], row_group_size=50)
-    write_digits_parquet(root / "in" / "part-1.parquet", Xp[200:], y[200:N], ids[200:], row_group_size=50)
-    return {"root": root, "ids": set(ids.tolist()), "planted": set(ids[idx].tolist())}
+    write_digits_parquet(root / "in" / "part-0.parquet", np.vstack([Xp[:200], Xp[copies[2:]]]),
+                         np.concatenate([y[:200], y[copies[2:]]]), np.concatenate([ids[:200], copy_ids[2:]]),
+                         row_group_size=50)
+    write_digits_parquet(root / "in" / "part-1.parquet", np.vstack([Xp[200:], Xp[copies[:2]]]),
+                         np.concatenate([y[200:N], y[copies[:2]]]), np.concatenate([ids[200:], copy_ids[:2]]),
+                         row_group_size=50)
+    every = set(ids.tolist()) | set(copy_ids.tolist())
+    groups = [{"img-0010", "copy-0", "copy-1"}, {"img-0250", "copy-2"}]
+    return {"root": root, "ids": every, "planted": set(ids[idx].tolist()), "copy_groups": groups}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +116,15 @@ def outcomes(data, request):
                 port = request.getfixturevalue("worker_pool")
                 args = [a.format(port=port) for a in args]
             provenance = run(config, args)
+            quarantine = read_dir(out / "quarantine")
+            kept = {}
+            for rid, reasons in zip(quarantine.column("image_id").to_pylist(),
+                                    quarantine.column("sanitizer_reasons").to_pylist()):
+                for r in reasons:
+                    if r["code"] == "duplicate":
+                        kept[rid] = json.loads(r["evidence_json"])["kept_id"]
             cache[name] = {
+                "kept": kept,
                 "provenance": provenance,
                 "clean": frozenset(column_values(out / "clean", "image_id")),
                 "quarantine": frozenset(column_values(out / "quarantine", "image_id")),
@@ -131,21 +149,26 @@ def test_runner_result_is_complete_and_non_trivial(outcomes, data, name):
     assert len(clean) > 0.9 * N
     prov = outcome["provenance"]
     assert prov["status"] == "succeeded"
-    assert prov["counts"]["rows_in"] == N
+    assert prov["counts"]["rows_in"] == len(data["ids"])
     assert prov["counts"]["quarantined"] == len(quarantine)
     assert outcome["manifest"]["clean"]["rows"] == len(clean)
     expected_runner = "PortableRunner" if name.startswith("portable") else "DirectRunner"
     assert prov["runner"] == expected_runner
 
 
-def test_all_runners_agree(outcomes):
+def test_all_runners_agree(outcomes, data):
     reference = outcomes("direct-in-memory")
+    for group in data["copy_groups"]:  # one copy of each group kept, the others held naming it
+        held = {rid: kept for rid, kept in reference["kept"].items() if rid in group}
+        assert len(held) == len(group) - 1 and len(set(held.values())) == 1
+        assert set(held.values()) < group and not set(held.values()) & set(held)
     for name in RUNNERS:
         other = outcomes(name)
         assert other["clean"] == reference["clean"], f"{name}: clean ids differ"
         assert other["quarantine"] == reference["quarantine"], f"{name}: quarantine ids differ"
         assert other["provenance"]["sample"] == reference["provenance"]["sample"], f"{name}: sample differs"
         assert other["provenance"]["counts"]["by_reason"] == reference["provenance"]["counts"]["by_reason"]
+        assert other["kept"] == reference["kept"], f"{name}: another copy kept"
 
 
 def test_the_direct_runner_never_tries_prism(data, tmp_path):

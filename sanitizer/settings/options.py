@@ -63,6 +63,8 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
     "text_model": {"help": "ONNX text encoder for text columns instead of the built-in TF-IDF (path or URI): a string "
                            "tensor (batch,) -> float (batch, dim); it needs --text-model-sha256"},
     "text_model_sha256": {"help": "the sha256 the text model's file must have"},
+    "holdout": {"help": "an evaluation set (file, folder or glob; any supported format): training records equal to "
+                        "one of its records are quarantined as leak, with its id"},
     "missing_features": {"choices": ["report", "quarantine"],
                          "help": "a missing (null / NaN) feature value: report keeps the row clean and judges it with "
                                  "the sample's median (default); quarantine holds the row"},
@@ -132,4 +134,8 @@ def config_from_args(args: Any):
             detectors["feature_collision"] = dict(detectors.get("feature_collision") or {},
                                                   **{key: getattr(args, key)})
             raw["detectors"] = detectors
+    if getattr(args, "holdout", None):
+        detectors = dict(raw.get("detectors") or {})
+        detectors["duplicates"] = dict(detectors.get("duplicates") or {}, holdout=args.holdout)
+        raw["detectors"] = detectors
     return build_config(raw)

@@ -3,8 +3,9 @@
 In a table of a few low-cardinality columns, identical rows are expected (thousands of survey rows share
 age group, sex and education), and holding them would remove real data. So a group of identical records
 is held only when its content is unlikely to occur twice by chance. The estimate comes from the data: the
-share ``p_c(v)`` of a bounded, seeded sample of records holding value ``v`` in column ``c`` (a value the
-sample does not hold elsewhere counts as half a row), and the expected number of chance copies of a
+share ``p_c(v)`` of a bounded, seeded sample of records holding value ``v`` in column ``c`` (the record's
+own copies left out; a value the sample holds nowhere else gets one over the column's estimated number of
+distinct values), and the expected number of chance copies of a
 record's content among the run's N records is the larger of
 
 * ``(N - 1) * prod_c p_c(v_c)``, the columns taken as independent: a row of three yes/no answers is
@@ -69,6 +70,16 @@ def _additive(values: np.ndarray) -> np.ndarray:
     return mix64(values ^ salts[None, :])
 
 
+def _distinct(counts: np.ndarray) -> float:
+    """The number of distinct values the column holds beyond the sample (Chao1: the values seen, plus
+    f1^2 / 2 f2 more, from how many values the sample saw once (f1) and twice (f2)): a column whose
+    sampled values are all different (free text, image bytes, measurements) holds far more values than the
+    sample, so an unseen value's share is tiny; a yes/no column holds two."""
+    f1 = int((counts == 1).sum())
+    f2 = int((counts == 2).sum())
+    return float(len(counts) + f1 * (f1 - 1) / (2.0 * (f2 + 1)))
+
+
 def _counts(sorted_values: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
     if len(sorted_values) == 0:
         return np.zeros(len(query), dtype=np.int64)
@@ -127,32 +138,36 @@ class ChanceModel:
     values: tuple[np.ndarray, ...]  # per column: sorted distinct value hashes
     counts: tuple[np.ndarray, ...]  # per column: how many sample rows hold each
     sample_keys: np.ndarray  # sorted keys of the sample's records (a record does not count itself)
+    unseen: tuple[float, ...] = ()  # per column: the share of one value the sample holds no other copy of
     without: tuple[tuple[np.ndarray, np.ndarray], ...] = ()  # per block: content-without-it hashes, counts
     blocks: tuple[np.ndarray, ...] = ()  # column groups that move together (:func:`blocks`)
     whole: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))
 
     @staticmethod
     def fit(sample: ChanceSample) -> "ChanceModel":
-        values, counts, without = [], [], []
+        values, counts, without, unseen = [], [], [], []
         terms = _additive(sample.values)
         total = terms.sum(axis=1, dtype=np.uint64)
         for j in range(sample.values.shape[1]):
             v, c = np.unique(sample.values[:, j], return_counts=True)
             values.append(v)
             counts.append(c)
+            unseen.append(1.0 / _distinct(c))
         groups = blocks(sample.values)
         for g in groups:
             without.append(np.unique(total - terms[:, g].sum(axis=1, dtype=np.uint64), return_counts=True))
-        return ChanceModel(len(sample.keys), tuple(values), tuple(counts), np.sort(sample.keys), without=tuple(without),
+        return ChanceModel(len(sample.keys), tuple(values), tuple(counts), np.sort(sample.keys), unseen=tuple(unseen),
+                           without=tuple(without),
                            blocks=tuple(groups), whole=np.unique(total, return_counts=True))
 
-    def _shares(self, values: np.ndarray, own: np.ndarray) -> np.ndarray:
-        """(k, m): the share of the sample holding each record's value in each column (itself left out; a
-        value held by no other sampled record counts as half a record)."""
+    def _shares(self, values: np.ndarray, same: np.ndarray) -> np.ndarray:
+        """(k, m): the share of the sample holding each record's value in each column, the record and its
+        exact copies left out (``same``: how many of them the sample holds); a value no other sampled
+        record holds gets one over the column's estimated number of distinct values (:func:`_distinct`)."""
         shares = np.zeros(values.shape, dtype=np.float64)
         for j, (v, c) in enumerate(zip(self.values, self.counts)):
-            count = _counts(v, c, values[:, j]) - own
-            shares[:, j] = np.maximum(count, 0.5) / self.rows
+            count = _counts(v, c, values[:, j]) - same
+            shares[:, j] = np.where(count >= 1, count / self.rows, self.unseen[j])
         return np.minimum(shares, 1.0)
 
     def expected_copies(self, values: np.ndarray, keys: np.ndarray, records: int) -> np.ndarray:
@@ -171,13 +186,11 @@ class ChanceModel:
         k = len(keys)
         if self.rows == 0 or k == 0:
             return np.full(k, np.inf if self.rows == 0 else 0.0)[:k]
-        pos = np.minimum(np.searchsorted(self.sample_keys, keys), len(self.sample_keys) - 1)
-        own = (self.sample_keys[pos] == keys).astype(np.int64)
-        p = self._shares(values, own)
-        independent = max(records - 1, 0) * np.exp2(np.log2(p).sum(axis=1))
         terms = _additive(values)
         total = terms.sum(axis=1, dtype=np.uint64)
         same = _counts(*self.whole, total)  # the record itself and its exact copies in the sample
+        p = self._shares(values, same)
+        independent = max(records - 1, 0) * np.exp2(np.log2(p).sum(axis=1))
         scale = max(records - 1, 0) / self.rows
         apart = np.zeros(k)
         for g, (v, c) in zip(self.blocks, self.without):
