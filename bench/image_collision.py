@@ -8,9 +8,11 @@ Nothing downloads. The images are ``bench/media_data.py``'s: 32x32 RGB digits ov
 transforms), stored as PNG in the Hugging Face layout (``image: struct<bytes, path>``, ``label: string``).
 
 1. **Victim.** A small CNN (four 3x3 convolutions 3->16->32->64->64 with batch normalisation, ReLU and
-   max pooling, then a global max pool: the 64-d ``features`` layer, then a linear ``head``) trained for ``--epochs`` on a stratified 80% of the clean images (the
-   seed fixes the split, the initial weights and the batch order). Its ``features`` are saved as TorchScript,
-   taking float32 ``(b, 3, 32, 32)`` in [0, 1] (the training loader's tensors), and pinned by sha256.
+   max pooling, then a global max pool: the 64-d ``features`` layer, then a linear ``head``) trained for
+   ``--epochs`` on a stratified 80% of the clean images (the seed fixes the split, the initial weights and
+   the batch order). Its ``features`` are saved as TorchScript, taking float32 ``(b, 3, 32, 32)`` in [0, 1]
+   (the training loader's tensors), and pinned by sha256. Torch runs on one thread: on shared cores more
+   only slow the small batches down.
 2. **Poisons.** ART 1.20's ``FeatureCollisionAttack`` (Poison Frogs: forward-backward splitting on the
    ``features`` layer) against ``--targets`` held-out images the victim classifies correctly, each with a
    random other base class and ``--per-target`` base images of that class drawn from the training split;
@@ -27,7 +29,8 @@ transforms), stored as PNG in the Hugging Face layout (``image: struct<bytes, pa
    ``sanitize run`` in a subprocess, with only ``--label-column``, ``--embedding-model`` and
    ``--embedding-model-sha256`` given. Printed: recall on the poisons (held for any reason, and by
    ``feature_collision``), FPR over the clean rows overall, on the rows the victim trained on and on those
-   it never saw, and for the worst class (>= 50 clean rows); the harm on the table without poisons (every
+   it never saw, and for the worst class (>= 50 clean rows); ``fc (unseen)``: clean rows held by
+   ``feature_collision`` (of them, rows the victim never saw); the harm on the table without poisons (every
    held row, overall and worst class). Must reach: recall >= 0.95 at FPR <= 1%.
 
 Inputs and outputs go under ``bench/_data/image_collision/run-PID/``.
@@ -284,10 +287,12 @@ def run_line(what: str, labels, poison, seen, held_codes: dict[int, list[str]], 
          "recall_feature_collision": float(by_fc[poison].mean()) if poison.any() else float("nan"),
          "fpr": float(held[clean].mean()), "fpr_seen": float(held[clean & seen].mean()),
          "fpr_unseen": float(held[clean & ~seen].mean()), "worst": worst, "worst_class": name,
-         "clean_held_by_feature_collision": int((by_fc & clean).sum())}
+         "clean_held_by_feature_collision": int((by_fc & clean).sum()),
+         "unseen_held_by_feature_collision": int((by_fc & clean & ~seen).sum())}
     recall = "-" if np.isnan(r["recall"]) else f"{r['recall']:.3f} ({r['recall_feature_collision']:.3f} by fc)"
+    fc = f"{r['clean_held_by_feature_collision']} ({r['unseen_held_by_feature_collision']})"
     print(f"{what:<10} {n:>6} {r['poisons']:>7} {recall:>20} {r['fpr']:>7.2%} {r['fpr_seen']:>7.2%} "
-          f"{r['fpr_unseen']:>8.2%} {f'{worst:.2%} ({name})':>14} {r['clean_held_by_feature_collision']:>6} "
+          f"{r['fpr_unseen']:>8.2%} {f'{worst:.2%} ({name})':>14} {fc:>11} "
           f"{seconds:>5.0f}" + (f"  exit {rc}: {err.splitlines()[-1] if err else ''}" if rc else ""), flush=True)
     return r
 
@@ -308,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="ART similarity_coeff (its pull back to the base: beta = coeff * (64 / 3072)^2)")
     ap.add_argument("--keep", action="store_true", help="keep the inputs and outputs under bench/_data")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)  # small batches: more threads on shared cores only slow them down
+    torch.set_num_threads(1)
     started = time.perf_counter()
 
     images = md.make_images(args.seed, n_glyphs=args.glyphs)
@@ -342,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     base_rows = np.concatenate([b for _, _, b in targets])
     is_train = np.isin(rows, train)
     header = (f"{'table':<10} {'rows':>6} {'poisons':>7} {'recall':>20} {'FPR':>7} {'seen':>7} {'unseen':>8} "
-              f"{'worst class':>14} {'fc FP':>6} {'s':>5}")
+              f"{'worst class':>14} {'fc (unseen)':>11} {'s':>5}")
     print(header)
     results = []
     for what, poisoned in (("poisoned", True), ("clean", False)):

@@ -20,7 +20,7 @@ import numpy as np
 
 from sanitizer.data.batch import IMAGE, Batch
 from sanitizer.errors import ConfigError
-from sanitizer.representations.embeddings import TorchScriptEmbedder, open_pinned
+from sanitizer.representations.embeddings import TorchScriptEmbedder, model_format, open_pinned
 from sanitizer.representations.media_columns import IMAGE_SIZE
 
 CHUNK = 1024
@@ -80,14 +80,14 @@ def image_input(batch: Batch, column: str | None) -> ImageInput | None:
 
 
 def open_image_backbone(path: str, sha256: str | None, image: ImageInput) -> TorchScriptEmbedder:
-    """The pinned backbone at ``path``, tried on a ``(2, 3, S, S)`` batch of zeros: ConfigError, naming the
-    column and the input it gets, unless it returns ``(2, dim)``."""
+    """The pinned backbone (TorchScript or ONNX) at ``path``, tried on a ``(2, 3, S, S)`` batch of zeros:
+    ConfigError, naming the column and the input it gets, unless it returns ``(2, dim)``."""
     try:
         sha, dim = open_pinned(path, sha256, (2, *image.shape), f"float32 (batch, 3, {image.size}, {image.size}) "
                                                                  "images in [0, 1]")
     except ConfigError as exc:
         raise ConfigError(f"{exc} (feature_collision embeds {image.words()})") from None
-    return TorchScriptEmbedder(path, sha, dim)
+    return TorchScriptEmbedder(path, sha, dim, model_format(path, sha))
 
 
 def check_backbone(path: str, sha256: str | None, n_features: int, image_columns: Sequence[str] | None,
