@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sanitizer.beam import near as near_stage
 from sanitizer.beam.plan import Plan
 from sanitizer.beam.read import ReadBatches
 from sanitizer.data.batch import KEY_COLUMN
@@ -73,24 +74,29 @@ class ChanceSampleFn(beam.CombineFn):
         return ChanceModel.fit(acc)
 
 
+def ranks(keys: np.ndarray, ids: pa.Array, files: dict[str, int] | None) -> np.ndarray:
+    """The order copies are kept in: generated ids (``file:row``) by file and row, so the first copy read is
+    kept; the user's ids by record key."""
+    if files is None or len(ids) == 0:
+        return keys
+    prefix = ids[0].as_py().rpartition(":")[0]
+    rows = pc.cast(pc.utf8_slice_codeunits(ids, len(prefix) + 1), pa.int64()).to_numpy()
+    return (np.uint64(files[prefix]) << np.uint64(40)) | rows.astype(np.uint64)
+
+
 class HashRowsFn(beam.DoFn):
-    """A batch's records as compact hash parts, one per bucket."""
+    """A batch's records as compact hash parts, one per bucket; tagged output 'bands': the near-copy band
+    keys of each source (:func:`sanitizer.beam.near.band_parts`)."""
 
-    def __init__(self, columns: list[str], label: str | None, ids: str, holdout: bool = False,
-                 files: list[str] | None = None):
-        self.columns, self.label, self.ids, self.holdout = columns, label, ids, holdout
-        self.files = {rel: i for i, rel in enumerate(files)} if files is not None else None
+    def __init__(self, columns: list[str], plan: Plan, seed: int, holdout: bool = False):
+        self.columns, self.plan, self.seed, self.holdout = columns, plan, seed, holdout
+        self.label = None if holdout else plan.label_column
+        self.ids = plan.id_output
+        self.files = None if plan.id_column or holdout else {f.relpath: i for i, f in enumerate(plan.files)}
+        self.sources = near_stage.sources_of(plan)
+        self.rest = near_stage.rest_columns(plan, columns)
 
-    def order(self, keys: np.ndarray, ids: pa.Array) -> np.ndarray:
-        """The order copies are kept in: generated ids (``file:row``) by file and row, so the first copy
-        read is kept; the user's ids by record key."""
-        if self.files is None or len(ids) == 0:
-            return keys
-        prefix = ids[0].as_py().rpartition(":")[0]
-        rows = pc.cast(pc.utf8_slice_codeunits(ids, len(prefix) + 1), pa.int64()).to_numpy()
-        return (np.uint64(self.files[prefix]) << np.uint64(40)) | rows.astype(np.uint64)
-
-    def process(self, table: pa.Table, chance: ChanceModel, records: int):
+    def process(self, table: pa.Table, chance: ChanceModel, records: int, space):
         n = table.num_rows
         if n == 0:
             return
@@ -99,7 +105,7 @@ class HashRowsFn(beam.DoFn):
         expected = chance.expected_copies(values, keys, records).astype(np.float32)
         labels = None if self.holdout else _strings(table, self.label)
         ids = _strings(table, self.ids)
-        rank = self.order(keys, ids)
+        rank = ranks(keys, ids, self.files)
         bucket = (h1 % np.uint64(BUCKETS)).astype(np.int64)
         order = np.argsort(bucket, kind="stable")
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
@@ -108,6 +114,32 @@ class HashRowsFn(beam.DoFn):
             yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], expected[rows],
                                              None if labels is None else labels.take(take), ids.take(take),
                                              self.holdout)
+        rest = row_hashes(table, self.rest)[0] if self.rest else None
+        for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest):
+            yield beam.pvalue.TaggedOutput("bands", item)
+
+
+class NearPayloadFn(beam.DoFn):
+    """The candidate records of a batch with what confirms their pairs (:func:`near_stage.payload_rows`)."""
+
+    def __init__(self, plan: Plan, seed: int, holdout: bool = False):
+        self.plan, self.seed, self.holdout = plan, seed, holdout
+        self.files = None if plan.id_column or holdout else {f.relpath: i for i, f in enumerate(plan.files)}
+        self.sources = near_stage.sources_of(plan)
+
+    def process(self, table: pa.Table, candidates, space, held: Verdicts):
+        if table.num_rows == 0 or not candidates:
+            return
+        plan = self.plan
+        rows = near_stage.payload_rows(
+            table, plan, self.sources, space, self.seed, candidates, held,
+            rank_of=lambda k, t: ranks(k, _strings(t, plan.id_output), self.files),
+            labels_of=lambda t: (np.full(t.num_rows, None, dtype=object) if self.holdout else
+                                 np.asarray(_strings(t, plan.label_column).to_pylist(), dtype=object)),
+            ids_of=lambda t: np.asarray(_strings(t, plan.id_output).to_pylist(), dtype=object),
+            holdout=self.holdout)
+        if rows.keys:
+            yield rows
 
 
 def decide_bucket(item, chance_max: float) -> Verdicts:
@@ -127,7 +159,8 @@ def summarise(verdicts: Verdicts, records: int, chance: ChanceModel, chance_max:
     }
 
 
-def attach(states: dict[str, Any], verdicts: Verdicts, records: int, chance: ChanceModel) -> dict[str, Any]:
+def attach(states: dict[str, Any], verdicts: Verdicts, records: int, chance: ChanceModel,
+           space=None) -> dict[str, Any]:
     """The fitted states with the duplicates detector's verdicts attached."""
     from sanitizer.detectors.duplicates.detector import DuplicatesDetector, DuplicatesState
 
@@ -135,6 +168,8 @@ def attach(states: dict[str, Any], verdicts: Verdicts, records: int, chance: Cha
     if not isinstance(state, DuplicatesState):
         return states
     summary = summarise(verdicts, records, chance, state.params.chance_max)
+    if space is not None:
+        summary["near_vectors"] = space.describe()
     return {**states, NAME: DuplicatesDetector.with_verdicts(state, verdicts, summary)}
 
 
@@ -145,25 +180,49 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
         return states
     params = config.detectors[NAME]
     columns = columns_of(plan)
+    seed = config.seed
     wanted = list(dict.fromkeys(columns + [plan.label_column] + ([plan.id_column] if plan.id_column else [])))
+    held_columns = None if holdout_plan is None else list(dict.fromkeys(
+        columns + ([holdout_plan.id_column] if holdout_plan.id_column else [])))
     sampled = p | "ReadForChance" >> ReadBatches(plan, columns=wanted)
-    chance = sampled | "ChanceSample" >> beam.CombineGlobally(ChanceSampleFn(columns, params.chance_sample, config.seed))
+    chance = sampled | "ChanceSample" >> beam.CombineGlobally(ChanceSampleFn(columns, params.chance_sample, seed))
     records = (sampled | "RowsOf" >> beam.Map(lambda t: t.num_rows)
                | "CountRecords" >> beam.CombineGlobally(sum))
     chance_in, records_in = beam.pvalue.AsSingleton(chance), beam.pvalue.AsSingleton(records)
-    parts = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
-             | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan.label_column, plan.id_output,
-                                                   files=None if plan.id_column else [f.relpath for f in plan.files]),
-                                        chance_in, records_in))
+    space = (sampled | "VectorSample" >> beam.CombineGlobally(
+                 near_stage.VectorSampleFn(plan, params.chance_sample, seed))
+             | "VectorSpace" >> beam.Map(near_stage.fit_space, records_in, params))
+    space_in = beam.pvalue.AsSingleton(space)
+    hashed = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
+              | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan, seed), chance_in, records_in, space_in)
+              .with_outputs("bands", main="parts"))
+    parts, bands = hashed.parts, hashed.bands
     if holdout_plan is not None:
-        held = (p | "ReadHoldout" >> ReadBatches(holdout_plan, columns=list(dict.fromkeys(
-                    columns + ([holdout_plan.id_column] if holdout_plan.id_column else []))))
-                | "HashHoldout" >> beam.ParDo(HashRowsFn(columns, None, holdout_plan.id_output, holdout=True),
-                                              chance_in, records_in))
-        parts = (parts, held) | "WithHoldout" >> beam.Flatten()
-    verdicts = (parts
-                | "GroupByContent" >> beam.GroupByKey()
-                | "DecideGroups" >> beam.Map(decide_bucket, params.chance_max)
-                | "MergeVerdicts" >> beam.CombineGlobally(Verdicts.merge))
+        held = (p | "ReadHoldout" >> ReadBatches(holdout_plan, columns=held_columns)
+                | "HashHoldout" >> beam.ParDo(HashRowsFn(columns, holdout_plan, seed, holdout=True),
+                                              chance_in, records_in, space_in).with_outputs("bands", main="parts"))
+        parts = (parts, held.parts) | "WithHoldout" >> beam.Flatten()
+        bands = (bands, held.bands) | "WithHoldoutBands" >> beam.Flatten()
+    exact = (parts
+             | "GroupByContent" >> beam.GroupByKey()
+             | "DecideGroups" >> beam.Map(decide_bucket, params.chance_max)
+             | "MergeVerdicts" >> beam.CombineGlobally(Verdicts.merge))
+    candidates = (bands
+                  | "GroupByBand" >> beam.GroupByKey()
+                  | "CandidatePairs" >> beam.FlatMap(near_stage.pairs_of)
+                  | "MergePairs" >> beam.CombineGlobally(near_stage.merge_pairs))
+    near_in = [beam.pvalue.AsSingleton(candidates), space_in, beam.pvalue.AsSingleton(exact)]
+    rows = (p | "ReadForNear" >> ReadBatches(plan, columns=wanted)
+            | "NearPayload" >> beam.ParDo(NearPayloadFn(plan, seed), *near_in))
+    if holdout_plan is not None:
+        held_rows = (p | "ReadHoldoutForNear" >> ReadBatches(holdout_plan, columns=held_columns)
+                     | "HoldoutPayload" >> beam.ParDo(NearPayloadFn(holdout_plan, seed, holdout=True), *near_in))
+        rows = (rows, held_rows) | "WithHoldoutRows" >> beam.Flatten()
+    sources = near_stage.sources_of(plan)
+    near_verdicts = (rows
+                     | "MergeNearRows" >> beam.CombineGlobally(near_stage.NearRows.merge)
+                     | "DecideNear" >> beam.Map(near_stage.decide_near, near_in[0], sources, space_in, params))
+    verdicts = (exact, near_verdicts) | "BothKinds" >> beam.Flatten() | "AllVerdicts" >> beam.CombineGlobally(
+        Verdicts.merge)
     return states | "AttachDuplicates" >> beam.Map(attach, beam.pvalue.AsSingleton(verdicts), records_in,
-                                                    chance_in)
+                                                    chance_in, space_in)

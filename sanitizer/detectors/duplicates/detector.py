@@ -41,6 +41,15 @@ class DuplicatesParams:
     expected by chance in a run of its size (columns taken as independent: kept far below one)."""
     chance_sample: int = 20_000
     """Records in the seeded sample the value frequencies of the chance estimate come from."""
+    text_jaccard: float = 0.7
+    """Two texts (of 40 characters or more) are near copies from this estimated Jaccard similarity of their
+    character 5-grams up."""
+    image_bits: int = 6
+    """Two images are near copies when their perceptual hashes (63 bits; either moved by a pixel) differ in
+    at most this many bits."""
+    vector_ratio: float = 0.13
+    """Two records' numeric vectors are near copies within this share of the data's median distance
+    between nearest neighbours (cleanlab's near-duplicate rule), where that is not expected by chance."""
     holdout: str | None = None
     """An evaluation set (file, folder or glob; any supported format): training records equal to one of its
     records are held as ``leak``. Its columns must include the training data's content columns."""
@@ -48,6 +57,9 @@ class DuplicatesParams:
     def validate(self) -> None:
         check_number("detectors.duplicates.chance_max", self.chance_max, low=0.0, high=1.0)
         check_int("detectors.duplicates.chance_sample", self.chance_sample, low=100, high=1_000_000)
+        check_number("detectors.duplicates.text_jaccard", self.text_jaccard, low=0.3, high=1.0)
+        check_int("detectors.duplicates.image_bits", self.image_bits, low=0, high=20)
+        check_number("detectors.duplicates.vector_ratio", self.vector_ratio, low=0.0, high=1.0)
         if self.holdout is not None and (not isinstance(self.holdout, str) or not self.holdout.strip()):
             from sanitizer.errors import ConfigError
 

@@ -101,87 +101,101 @@ def _at(values, row: int):
     return None if value is None else str(value)
 
 
-def decide(parts: Iterable[Part], chance_max: float) -> Verdicts:
-    """The held records among ``parts`` (one bucket's)."""
-    parts = [p for p in parts if len(p.h1)]
-    stats = {"groups": 0, "chance_groups": 0, "chance_rows": 0, "duplicate": 0, "label_conflict": 0, "leak": 0,
-             "conflict_groups": 0, "tied_groups": 0}
-    if not parts:
-        return Verdicts(stats=stats)
-    h1, h2, keys, rank, chance, labels, ids, holdout = _concat(parts)
-    order = np.lexsort((rank, h2, h1))
-    h1, h2 = h1[order], h2[order]
-    same = (h1[1:] == h1[:-1]) & (h2[1:] == h2[:-1])
-    if not same.any():
-        return Verdicts(stats=stats)
-    starts = np.flatnonzero(np.concatenate([[True], ~same]))
-    ends = np.append(starts[1:], len(h1))
-    out: dict[str, list] = {k: [] for k in ("keys", "code", "group", "size", "other", "consensus", "votes",
-                                            "expected")}
+STATS = ("groups", "chance_groups", "chance_rows", "duplicate", "label_conflict", "leak", "near_duplicate",
+         "conflict_groups", "tied_groups")
 
-    def hold(rows, code, group, size, other, consensus=None, votes=None, expected=0.0):
+
+class Judge:
+    """Decides groups of records (indices into the arrays given) by the rules of the module docstring and
+    collects the held records as :class:`Verdicts`."""
+
+    def __init__(self, keys, rank, labels, ids, holdout, chance_max: float, copy_code: int = DUPLICATE):
+        self.keys, self.rank, self.labels, self.ids, self.holdout = keys, rank, labels, ids, holdout
+        self.chance_max, self.copy_code = chance_max, copy_code
+        self.stats = dict.fromkeys(STATS, 0)
+        self.out: dict[str, list] = {k: [] for k in ("keys", "code", "group", "size", "other", "consensus",
+                                                     "votes", "expected")}
+
+    def hold(self, rows, code, group, size, other, consensus=None, votes=None, expected=0.0):
         for r in rows:
-            out["keys"].append(keys[r])
-            out["code"].append(code)
-            out["group"].append(group)
-            out["size"].append(size)
-            out["other"].append(other)
-            out["consensus"].append(consensus)
-            out["votes"].append(votes)
-            out["expected"].append(expected)
-            stats[CODES[code]] += 1
+            for name, value in (("keys", self.keys[r]), ("code", code), ("group", group), ("size", size),
+                                ("other", other), ("consensus", consensus), ("votes", votes),
+                                ("expected", expected)):
+                self.out[name].append(value)
+            self.stats[CODES[code]] += 1
 
-    for a, b in zip(starts, ends):
-        if b - a < 2:
-            continue
-        members = order[a:b]
-        train = members[~holdout[members]]
+    def group(self, members: np.ndarray, group: int, expected: float = 0.0, similarity=None) -> None:
+        """One group: ``members`` in any order; ``expected``: its content's chance copies; ``similarity``:
+        record index -> how close it is to the group (near copies), shown as evidence."""
+        members = members[np.argsort(self.rank[members], kind="stable")]
+        train = members[~self.holdout[members]]
         if len(train) == 0:
-            continue
-        stats["groups"] += 1
-        group = h1[a]
-        held_out = members[holdout[members]]
+            return
+        self.stats["groups"] += 1
+        held_out = members[self.holdout[members]]
         if len(held_out):
-            first = held_out[np.argmin(rank[held_out])]
-            hold(train, LEAK, group, len(members), _at(ids, first))
-            continue
+            self.hold(train, LEAK, group, len(members), _at(self.ids, held_out[0]))
+            return
         if len(train) < 2:
-            continue
-        expected = float(chance[train[0]])
-        if expected > chance_max:
-            stats["chance_groups"] += 1
-            stats["chance_rows"] += len(train)
-            continue
-        given = [_at(labels, r) for r in train]
+            return
+        if expected > self.chance_max:
+            self.stats["chance_groups"] += 1
+            self.stats["chance_rows"] += len(train)
+            return
+        given = [_at(self.labels, r) for r in train]
         names, counts = np.unique(np.array([str(x) if x is not None else "\0" for x in given]), return_counts=True)
         names = [None if n == "\0" else n for n in names]
         keep_rows = train
         if len(names) > 1:
-            stats["conflict_groups"] += 1
+            self.stats["conflict_groups"] += 1
             votes = ", ".join(f"{'(null)' if n is None else n}: {c}" for n, c in
                               sorted(zip(names, counts), key=lambda t: (-t[1], str(t[0]))))
             top = counts.max()
             winners = [n for n, c in zip(names, counts) if c == top]
             consensus = winners[0] if len(winners) == 1 else None
             if consensus is None:
-                stats["tied_groups"] += 1
-                hold(train, LABEL_CONFLICT, group, len(train), None, None, votes, expected)
-                continue
+                self.stats["tied_groups"] += 1
+                self.hold(train, LABEL_CONFLICT, group, len(train), None, None, votes, expected)
+                return
             agree = np.array([(None if x is None else str(x)) == consensus for x in given])
-            hold(train[~agree], LABEL_CONFLICT, group, len(train), None, consensus, votes, expected)
+            self.hold(train[~agree], LABEL_CONFLICT, group, len(train), None, consensus, votes, expected)
             keep_rows = train[agree]
         if len(keep_rows) < 2:
-            continue
-        kept = keep_rows[np.argmin(rank[keep_rows])]
-        hold(keep_rows[keep_rows != kept], DUPLICATE, group, len(train), _at(ids, kept), expected=expected)
+            return
+        kept = keep_rows[0]
+        for r in keep_rows[1:]:
+            sim = None if similarity is None else similarity.get(int(r))
+            self.hold([r], self.copy_code, group, len(train), _at(self.ids, kept), votes=sim, expected=expected)
 
-    if not out["keys"]:
-        return Verdicts(stats=stats)
-    v = Verdicts(
-        keys=np.array(out["keys"], dtype=np.uint64), code=np.array(out["code"], dtype=np.int8),
-        group=np.array(out["group"], dtype=np.uint64), size=np.array(out["size"], dtype=np.int32),
-        other=np.array(out["other"], dtype=object), consensus=np.array(out["consensus"], dtype=object),
-        votes=np.array(out["votes"], dtype=object), expected=np.array(out["expected"], dtype=np.float64),
-        stats=stats,
-    )
-    return Verdicts.merge([v])
+    def verdicts(self) -> Verdicts:
+        out = self.out
+        if not out["keys"]:
+            return Verdicts(stats=self.stats)
+        v = Verdicts(
+            keys=np.array(out["keys"], dtype=np.uint64), code=np.array(out["code"], dtype=np.int8),
+            group=np.array(out["group"], dtype=np.uint64), size=np.array(out["size"], dtype=np.int32),
+            other=np.array(out["other"], dtype=object), consensus=np.array(out["consensus"], dtype=object),
+            votes=np.array(out["votes"], dtype=object), expected=np.array(out["expected"], dtype=np.float64),
+            stats=self.stats,
+        )
+        return Verdicts.merge([v])
+
+
+def decide(parts: Iterable[Part], chance_max: float) -> Verdicts:
+    """The held records among ``parts`` (one bucket's): groups of equal content hashes."""
+    parts = [p for p in parts if len(p.h1)]
+    if not parts:
+        return Verdicts(stats=dict.fromkeys(STATS, 0))
+    h1, h2, keys, rank, chance, labels, ids, holdout = _concat(parts)
+    judge = Judge(keys, rank, labels, ids, holdout, chance_max)
+    order = np.lexsort((rank, h2, h1))
+    h1, h2 = h1[order], h2[order]
+    same = (h1[1:] == h1[:-1]) & (h2[1:] == h2[:-1])
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    ends = np.append(starts[1:], len(h1))
+    for a, b in zip(starts, ends):
+        if b - a >= 2:
+            members = order[a:b]
+            judge.group(members, int(h1[a]), float(chance[members[~holdout[members]][0]])
+                        if (~holdout[members]).any() else 0.0)
+    return judge.verdicts()

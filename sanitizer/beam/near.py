@@ -1,0 +1,296 @@
+"""Near copies in the duplicates stage: band keys per record, candidate pairs per key bucket, confirmation
+of the candidates only.
+
+::
+
+    HashRows ─bands─► GroupByKey((source, key mod BUCKETS)) ─► pairs ─► CombineGlobally ─► Candidates ──┐
+    ReadForNear ─► NearPayload (candidate records only: signature, shifted hashes, vector) ─► Combine ──┤
+                                                     confirm, union-find, decide ─► near Verdicts ◄─────┘
+
+A record's band keys are a few 64-bit numbers per source (text: LSH bands of its MinHash; image: the bands of
+its nine shifted pHashes; vector: SimHash bands), so the shuffle carries those and the record keys, never
+the texts, images or vectors. Only the records that share a band key with another are read a second time
+for what confirms a pair; a data set without near copies sends almost nothing there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from sanitizer.data.batch import KEY_COLUMN
+from sanitizer.detectors.duplicates import near, phash
+from sanitizer.detectors.duplicates.groups import NEAR_DUPLICATE, Judge, Verdicts
+from sanitizer.representations.media_columns import ImageValues, TextValues
+
+BUCKETS = 64
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # near.TEXT, near.IMAGE or near.VECTOR
+    column: str | None  # the text or image column; None for the numeric vector
+    encoder: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.column is None else f"{self.kind}:{self.column}"
+
+
+def sources_of(plan) -> list[Source]:
+    """What near copies are looked for in: every judged text and image column, and the numeric features."""
+    out = [Source(near.TEXT, e.name, e) for e in plan.encoders if isinstance(e, TextValues)]
+    out += [Source(near.IMAGE, e.name, e) for e in plan.encoders if isinstance(e, ImageValues)]
+    if plan.features:
+        out.append(Source(near.VECTOR, None))
+    return out
+
+
+def _numbers(column: pa.Array, coerce: bool) -> np.ndarray:
+    if coerce or not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+                      or pa.types.is_boolean(column.type) or pa.types.is_decimal(column.type)):
+        import pandas as pd
+
+        return pd.to_numeric(pd.Series(column.to_pylist(), dtype=object), errors="coerce").to_numpy(np.float64)
+    return column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+
+
+def vectors_of(table: pa.Table, plan) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, X): every record's numeric features (and embedding) as float64, NaN where missing or unreadable."""
+    keys = table.column(KEY_COLUMN).to_numpy()
+    n = len(keys)
+    parts = []
+    for fc in list(plan.features) + ([plan.embedding] if plan.embedding is not None else []):
+        column = table.column(fc.name).combine_chunks()
+        if not fc.is_list:
+            parts.append(_numbers(column, fc.coerce)[:, None])
+            continue
+        nulls = column.is_null().to_numpy(zero_copy_only=False)
+        if isinstance(column, pa.FixedSizeListArray):
+            values = column.values.slice(column.offset * fc.width, n * fc.width)
+            block = _numbers(values, False).reshape(n, fc.width)
+        else:  # a variable-length list read as a vector: rows of another length are missing
+            block = np.full((n, fc.width), np.nan)
+            for i, row in enumerate(column.to_pylist()):
+                if row is not None and len(row) == fc.width:
+                    block[i] = np.asarray(row, dtype=np.float64)
+        block[nulls] = np.nan
+        parts.append(block)
+    X = np.hstack(parts) if parts else np.zeros((n, 0))
+    return keys, X
+
+
+def signatures(source: Source, table: pa.Table, plan, space, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, payload) of every record that has one: text signatures, nine shifted image hashes,
+    standardised vectors."""
+    keys = table.column(KEY_COLUMN).to_numpy()
+    if source.kind == near.TEXT:
+        sig = near.text_signatures(source.encoder.encode(table.column(source.column)), seed)
+        has = sig[:, 0] != near.minhash.EMPTY
+        return keys[has], sig[has]
+    if source.kind == near.IMAGE:
+        pixels, problems = source.encoder.encode_checked(table.column(source.column))
+        ok = np.ones(len(keys), dtype=bool)
+        ok[list(problems)] = False
+        return keys[ok], phash.shifted_hashes(pixels[ok])
+    if space is None or not space.judged:
+        return keys[:0], np.zeros((0, 0))
+    vkeys, X = vectors_of(table, plan)
+    return vkeys, space.standardise(X)
+
+
+def rest_columns(plan, columns: list[str]) -> list[str]:
+    """The content columns besides the numeric features: records are near copies by their vectors only
+    when they are equal in these."""
+    vector = {fc.name for fc in plan.features} | ({plan.embedding.name} if plan.embedding is not None else set())
+    return [c for c in columns if c not in vector]
+
+
+def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, rest: np.ndarray | None = None):
+    """((source index, bucket), (band keys, record keys)) for every source of one batch; ``rest``: the hash
+    of each record's content besides its vector (:func:`rest_columns`)."""
+    for s, source in enumerate(sources):
+        keys, payload = signatures(source, table, plan, space, seed)
+        if len(keys) == 0:
+            continue
+        if source.kind == near.TEXT:
+            bands = near.text_keys(payload)
+        elif source.kind == near.IMAGE:
+            bands = near.image_keys(payload)
+        else:
+            bands = near.vector_keys(payload, seed, rest)
+        flat = bands.reshape(-1)
+        owners = np.repeat(keys, bands.shape[1])
+        valid = flat != near.minhash.NO_KEY
+        flat, owners = flat[valid], owners[valid]
+        bucket = (flat % np.uint64(BUCKETS)).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        edges = np.flatnonzero(np.diff(bucket[order])) + 1
+        for rows in np.split(order, edges):
+            if len(rows):
+                yield (s, int(bucket[rows[0]])), (flat[rows], owners[rows])
+
+
+def pairs_of(item) -> list[tuple[int, np.ndarray]]:
+    (s, _), parts = item
+    parts = list(parts)
+    pairs = near.pairs_from_keys(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return [(s, pairs)] if len(pairs) else []
+
+
+def merge_pairs(items) -> dict[int, np.ndarray]:
+    out: dict[int, list] = {}
+    for item in items:
+        for s, pairs in (item.items() if isinstance(item, dict) else [item]):
+            out.setdefault(s, []).append(pairs)
+    return {s: np.unique(np.concatenate(p), axis=0) for s, p in out.items()}
+
+
+class VectorSampleFn(beam.CombineFn):
+    """The bottom ``rows`` records by the chance sample's priorities, with their numeric vectors."""
+
+    def __init__(self, plan, rows: int, seed: int):
+        self.plan, self.rows, self.seed = plan, rows, seed
+
+    def create_accumulator(self):
+        return (np.zeros(0), np.zeros((0, 0)))
+
+    def add_input(self, acc, table: pa.Table):
+        from sanitizer.detectors.duplicates.chance import priorities
+
+        keys = table.column(KEY_COLUMN).to_numpy()
+        prio = priorities(keys, self.seed)
+        take = np.argsort(prio, kind="stable")[: self.rows]
+        _, X = vectors_of(table.take(pa.array(take)), self.plan)
+        return self.merge_accumulators([acc, (prio[take], X)])
+
+    def merge_accumulators(self, accumulators):
+        parts = [a for a in accumulators if len(a[0])]
+        if not parts:
+            return (np.zeros(0), np.zeros((0, 0)))
+        prio = np.concatenate([a[0] for a in parts])
+        X = np.concatenate([a[1] for a in parts])
+        keep = np.lexsort((np.arange(len(prio)), prio))[: self.rows]  # ties: merge order is irrelevant
+        order = np.argsort(prio[keep], kind="stable")
+        return prio[keep][order], X[keep][order]
+
+    def extract_output(self, acc):
+        return acc[1]
+
+
+def fit_space(X: np.ndarray, records: int, params):
+    if X.ndim != 2 or X.shape[1] == 0:
+        return near.VectorSpace(np.zeros(0), np.ones(0), 0.0, 0.0, 0.0, 0.0, "no numeric features")
+    return near.fit_vectors(X, records, params.vector_ratio, params.chance_max)
+
+
+@dataclass
+class NearRows:
+    """The candidate records of one or more batches: per source, their keys and payloads; per record, its
+    rank, label, id and whether it is a holdout record."""
+
+    keys: list = field(default_factory=list)
+    rank: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    ids: list = field(default_factory=list)
+    holdout: list = field(default_factory=list)
+    payload: dict = field(default_factory=dict)  # source index -> list of (keys, payload)
+
+    @staticmethod
+    def merge(parts) -> "NearRows":
+        out = NearRows()
+        for p in parts:
+            for name in ("keys", "rank", "labels", "ids", "holdout"):
+                getattr(out, name).extend(getattr(p, name))
+            for s, values in p.payload.items():
+                out.payload.setdefault(s, []).extend(values)
+        return out
+
+
+def payload_rows(table: pa.Table, plan, sources, space, seed: int, candidates: dict[int, np.ndarray],
+                 held: Verdicts, rank_of, labels_of, ids_of, holdout: bool) -> NearRows:
+    """The records of ``table`` that are in a candidate pair (and not already held as exact copies)."""
+    out = NearRows()
+    keys = table.column(KEY_COLUMN).to_numpy()
+    wanted = np.unique(np.concatenate([p.reshape(-1) for p in candidates.values()])) if candidates else \
+        np.zeros(0, dtype=np.uint64)
+    take = np.isin(keys, wanted) & (held.lookup(keys) < 0)
+    if not take.any():
+        return out
+    rows = np.flatnonzero(take)
+    sub = table.take(pa.array(rows))
+    sub_keys = keys[rows]
+    out.keys.append(sub_keys)
+    out.rank.append(rank_of(sub_keys, sub))
+    out.labels.append(labels_of(sub))
+    out.ids.append(ids_of(sub))
+    out.holdout.append(np.full(len(rows), holdout))
+    for s, source in enumerate(sources):
+        if s not in candidates:
+            continue
+        k, payload = signatures(source, sub, plan, space, seed)
+        if len(k):
+            out.payload.setdefault(s, []).append((k, payload))
+    return out
+
+
+THRESHOLDS = {near.TEXT: "text_jaccard", near.IMAGE: "image_bits"}
+
+
+def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, space, params) -> Verdicts:
+    """Confirm the candidate pairs, join them into groups and decide each group."""
+    if not rows.keys:
+        return Verdicts()
+    keys = np.concatenate(rows.keys)
+    keys, first = np.unique(keys, return_index=True)  # a holdout and a training record never share a key
+    rank = np.concatenate(rows.rank)[first]
+    labels = np.concatenate([np.asarray(x, dtype=object) for x in rows.labels])[first]
+    ids = np.concatenate([np.asarray(x, dtype=object) for x in rows.ids])[first]
+    holdout = np.concatenate(rows.holdout)[first]
+    confirmed, similarity = [], {}
+    for s, pairs in candidates.items():
+        parts = rows.payload.get(s)
+        if not parts:
+            continue
+        pk = np.concatenate([p[0] for p in parts])
+        pk, at = np.unique(pk, return_index=True)
+        payload = np.concatenate([p[1] for p in parts])[at]
+        ia, ib = np.searchsorted(pk, pairs[:, 0]), np.searchsorted(pk, pairs[:, 1])
+        ia, ib = np.minimum(ia, len(pk) - 1), np.minimum(ib, len(pk) - 1)
+        present = (pk[ia] == pairs[:, 0]) & (pk[ib] == pairs[:, 1])
+        pairs, ia, ib = pairs[present], ia[present], ib[present]
+        kind = sources[s].kind
+        threshold = space.radius if kind == near.VECTOR else getattr(params, THRESHOLDS[kind])
+        ok, value = near.confirm(kind, payload[ia], payload[ib], threshold)
+        for (a, b), v in zip(pairs[ok].tolist(), value[ok].tolist()):
+            text = _similarity(kind, v, space)
+            for k in (a, b):
+                similarity.setdefault(k, text)
+        confirmed.append(pairs[ok])
+    pairs = np.concatenate(confirmed) if confirmed else np.zeros((0, 2), dtype=np.uint64)
+    judge = Judge(keys, rank, labels, ids, holdout, params.chance_max, copy_code=NEAR_DUPLICATE)
+    groups: dict[int, list[int]] = {}
+    for k, root in near.components(pairs).items():
+        groups.setdefault(root, []).append(int(np.searchsorted(keys, np.uint64(k))))
+    index_similarity = {int(np.searchsorted(keys, np.uint64(k))): v for k, v in similarity.items()}
+    for root, members in sorted(groups.items()):
+        judge.group(np.array(members), root, similarity=index_similarity)
+    verdicts = judge.verdicts()
+    renamed = {("near_" + k if k in ("groups", "conflict_groups", "tied_groups", "chance_groups", "chance_rows")
+                else k): v for k, v in verdicts.stats.items()}
+    renamed["near_candidate_pairs"] = int(sum(len(p) for p in candidates.values()))
+    renamed["near_confirmed_pairs"] = int(len(pairs))
+    return Verdicts(**{f: getattr(verdicts, f) for f in ("keys", "code", "group", "size", "other", "consensus",
+                                                          "votes", "expected")}, stats=renamed)
+
+
+def _similarity(kind: str, value: float, space) -> str:
+    if kind == near.TEXT:
+        return f"text Jaccard {value:.2f}"
+    if kind == near.IMAGE:
+        return f"image hashes {int(value)} of 63 bits apart"
+    return f"distance {value:.3g} (near below {space.radius:.3g})"

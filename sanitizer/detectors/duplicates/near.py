@@ -1,0 +1,212 @@
+"""Near copies: texts with a few words changed, images re-encoded, moved by a pixel or recoloured, vectors with a
+little noise; found in linear time by band keys, confirmed pair by pair, grouped by union-find.
+
+Three sources, each a signature per record and band keys that bring likely pairs into one bucket:
+
+* **text** (each judged text column): MinHash of character 5-grams (:mod:`~.minhash`), LSH bands tuned to
+  catch pairs from Jaccard ``TEXT_LSH`` up, a pair confirmed at an estimated Jaccard of ``text_jaccard`` or
+  more. A text of fewer than ``TEXT_MIN_CHARS`` characters is not judged: short texts ("Great product!")
+  repeat by chance;
+* **image** (each image column): the DCT pHash and its eight one-pixel shifts (:mod:`~.phash`); a pair is
+  confirmed when the smallest distance between one's shifts and the other's hash is ``image_bits`` or less;
+* **vector** (the numeric features, standardised on the sample, of records equal in every other content
+  column): SimHash bands (:mod:`~.simhash`), a pair confirmed when its distance is under ``vector_ratio`` times the data's median nearest-neighbour distance
+  (cleanlab's near-duplicate rule), scaled from the sample to the run's size. Where that radius holds
+  neighbours by chance (few intrinsic dimensions), or the vectors lie on a grid (integer codes), vectors
+  are not judged and provenance says why.
+
+Confirmed pairs join records into groups; a group is decided as exact copies are
+(:func:`~sanitizer.detectors.duplicates.groups.decide_groups`): one kept, the others held as near copies of
+it, labels that disagree with the group's held as conflicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sanitizer.detectors.duplicates import minhash, phash, simhash
+
+_MASK56 = np.uint64((1 << 56) - 1)
+TEXT, IMAGE, VECTOR = "text", "image", "vector"
+TEXT_LSH = 0.5
+"""The Jaccard similarity from which text pairs become candidates (bands chosen as datasketch chooses)."""
+TEXT_MIN_CHARS = 40
+NUM_PERM = 128
+IMAGE_BANDS = 4
+VECTOR_BANDS = 4
+GRID = 0.5
+"""Vectors whose sampled records have fewer distinct nearest-neighbour distances than this share of them lie
+on a grid (integer codes, coarse measurements): near neighbours there are not near copies."""
+NATURAL = 0.05
+"""Where more than this share of the records (estimated from the sample) have a near copy by their vectors,
+near-equal records are part of the data, not an attack on it: vectors are not judged. Replicated poison
+and copied records are a small share of a data set."""
+MAX_RUN = 64
+"""Records sharing one band key beyond this many are linked to the first of them only (a star, not every
+pair): a template text or a blank image would otherwise make a number of pairs that grows as its square."""
+
+
+@dataclass(frozen=True)
+class VectorSpace:
+    """How vectors are standardised and which distance makes two of them near copies."""
+
+    centre: np.ndarray
+    scale: np.ndarray
+    radius: float  # in standardised units; 0 when vectors are not judged
+    median_nn: float  # median distance to the nearest other sampled record
+    intrinsic_dim: float
+    chance_neighbours: float  # neighbours within the radius expected of any record by chance
+    reason: str = ""
+
+    @property
+    def judged(self) -> bool:
+        return self.radius > 0
+
+    def standardise(self, X: np.ndarray) -> np.ndarray:
+        Z = (np.asarray(X, dtype=np.float64) - self.centre) / self.scale
+        return np.where(np.isfinite(Z), Z, 0.0)
+
+    def describe(self) -> dict:
+        out = {"radius": round(self.radius, 6), "median_nearest_neighbour": round(self.median_nn, 6),
+               "intrinsic_dimension": round(self.intrinsic_dim, 2),
+               "chance_neighbours_per_record": float(f"{self.chance_neighbours:.3g}")}
+        if self.reason:
+            out["not_judged"] = self.reason
+        return out
+
+
+def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) -> VectorSpace:
+    """The space vectors are judged in, from a sample ``X`` (rows: records; NaN: missing) of a run of
+    ``records`` records. The intrinsic dimension comes from the ratio of each record's second to first
+    nearest-neighbour distance (TwoNN, Facco et al. 2017, from the ratios' median, so near copies in the
+    sample do not pull it down); the median neighbour distance shrinks with the
+    data's size as ``(sample / records) ** (1 / dim)``."""
+    from sklearn.neighbors import NearestNeighbors
+
+    X = np.asarray(X, dtype=np.float64)
+    centre = np.nanmedian(X, axis=0) if len(X) else np.zeros(X.shape[1])
+    q75, q25 = (np.nanpercentile(X, [75, 25], axis=0) if len(X) else (np.ones(X.shape[1]), np.zeros(X.shape[1])))
+    scale = (q75 - q25) / 1.349
+    spread = np.nanstd(X, axis=0) if len(X) else np.ones(X.shape[1])
+    scale = np.where(scale > 0, scale, np.where(spread > 0, spread, 1.0))
+    centre = np.where(np.isfinite(centre), centre, 0.0)
+    space = VectorSpace(centre, scale, 0.0, 0.0, 0.0, 0.0)
+    Z = np.unique(space.standardise(X), axis=0)  # exact copies are the other stage's; distances > 0 only
+    if len(Z) < 20:
+        return VectorSpace(centre, scale, 0.0, 0.0, 0.0, 0.0, "fewer than 20 distinct sampled vectors")
+    dist, _ = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z)
+    r1, r2 = dist[:, 1], dist[:, 2]
+    distinct = len(np.unique(np.round(r1, 9)))
+    if distinct < GRID * len(r1):
+        return VectorSpace(centre, scale, 0.0, float(np.median(r1)), 0.0, 0.0,
+                           f"the vectors lie on a grid ({distinct:,} distinct nearest-neighbour distances among "
+                           f"{len(r1):,} sampled records): close neighbours there are the grid's, not copies")
+    ok = (r1 > 0) & (r2 > 0)
+    mu = np.log(r2[ok] / r1[ok])  # Pareto with index dim: its median is log(2) / dim
+    dim = float(np.log(2.0) / max(np.median(mu), 1e-12)) if len(mu) else 0.0
+    median_nn = float(np.median(r1[ok])) if ok.any() else 0.0
+    if dim <= 0 or median_nn <= 0:
+        return VectorSpace(centre, scale, 0.0, median_nn, dim, 0.0, "no neighbour distances to calibrate on")
+    median_run = median_nn * (len(Z) / max(records, len(Z))) ** (1.0 / dim)
+    natural = float(np.mean(r1 <= ratio * median_nn)) * max(1.0, records / len(Z))
+    if natural > NATURAL:
+        return VectorSpace(centre, scale, 0.0, median_run, dim, natural,
+                           f"{natural:.1%} of the records have a near copy by their vectors (from the sample): "
+                           "near-equal records are how this data is (repeated measurements, group bookings), "
+                           "not copies")
+    chance = float(np.log(2.0) * ratio ** dim)  # neighbours within ratio x the median distance, locally uniform
+    if chance > chance_max:
+        return VectorSpace(centre, scale, 0.0, median_run, dim, chance,
+                           f"with {dim:.1f} intrinsic dimensions, {chance:.2g} records per record are expected "
+                           f"within {ratio:g} x the median neighbour distance by chance")
+    return VectorSpace(centre, scale, ratio * median_run, median_run, dim, chance)
+
+
+def text_signatures(texts, seed: int) -> np.ndarray:
+    """MinHash signatures; texts shorter than TEXT_MIN_CHARS get none."""
+    texts = [t if isinstance(t, str) and len(t.strip()) >= TEXT_MIN_CHARS else None for t in texts]
+    return minhash.signatures(texts, NUM_PERM, seed, unit="char", n=5)
+
+
+def text_keys(signatures: np.ndarray) -> np.ndarray:
+    bands, rows = minhash.lsh_params(TEXT_LSH, NUM_PERM)
+    return minhash.band_keys(signatures, bands, rows)
+
+
+def image_keys(shifted: np.ndarray) -> np.ndarray:
+    """(n, 9 * IMAGE_BANDS): band keys of every shift of each image (``phash.shifted_hashes``)."""
+    return np.concatenate([phash.band_keys(shifted[:, k], IMAGE_BANDS) for k in range(shifted.shape[1])], axis=1)
+
+
+def vector_keys(Z: np.ndarray, seed: int, rest: np.ndarray | None = None) -> np.ndarray:
+    """SimHash band keys of standardised vectors; ``rest``: a hash of each record's other content (text,
+    categories), mixed in so that only records equal there meet."""
+    keys = phash.band_keys(simhash.simhash(Z, seed=seed), VECTOR_BANDS)
+    if rest is not None:
+        keys ^= (np.asarray(rest, dtype=np.uint64) & _MASK56)[:, None]
+    return keys
+
+
+def pairs_from_keys(band_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(m, 2) uint64 record-key pairs sharing a band key (rows of ``band_keys`` flattened beside ``keys``).
+    Within a run of one band key every record is paired with the run's first (its smallest key) and, for
+    runs up to MAX_RUN, with every other."""
+    valid = band_keys != minhash.NO_KEY
+    band_keys, keys = band_keys[valid], keys[valid]
+    if len(band_keys) < 2:
+        return np.zeros((0, 2), dtype=np.uint64)
+    order = np.lexsort((keys, band_keys))
+    band_keys, keys = band_keys[order], keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], band_keys[1:] != band_keys[:-1]]))
+    ends = np.append(starts[1:], len(band_keys))
+    out = []
+    for a, b in zip(starts, ends):
+        members = np.unique(keys[a:b])
+        if len(members) < 2:
+            continue
+        if len(members) <= MAX_RUN:
+            i, j = np.triu_indices(len(members), 1)
+            out.append(np.stack([members[i], members[j]], axis=1))
+        else:
+            out.append(np.stack([np.full(len(members) - 1, members[0]), members[1:]], axis=1))
+    if not out:
+        return np.zeros((0, 2), dtype=np.uint64)
+    return np.unique(np.concatenate(out), axis=0)
+
+
+def confirm(kind: str, a: np.ndarray, b: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(confirmed, similarity) for pairs of payloads ``a[i]``, ``b[i]``: text signatures (Jaccard estimate
+    >= threshold), images' nine shifted hashes (smallest distance <= threshold bits, column 4 the image
+    itself), standardised vectors (distance <= threshold)."""
+    if kind == TEXT:
+        sim = minhash.jaccard(a, b)
+        sim = np.atleast_1d(np.nan_to_num(sim, nan=0.0))
+        return sim >= threshold, sim
+    if kind == IMAGE:
+        d1 = phash.hamming(a, b[:, 4:5]).min(axis=1)
+        d2 = phash.hamming(a[:, 4:5], b).min(axis=1)
+        d = np.minimum(d1, d2)
+        return d <= threshold, d.astype(np.float64)
+    d = np.sqrt(((a - b) ** 2).sum(axis=1))
+    return d <= threshold, d
+
+
+def components(pairs: np.ndarray) -> dict[int, int]:
+    """Union-find over confirmed pairs: record key -> its group's smallest key."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    for a, b in pairs.tolist():
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x) for x in {k for pair in pairs.tolist() for k in pair}}
