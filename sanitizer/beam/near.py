@@ -56,7 +56,7 @@ def _numbers(column: pa.Array, coerce: bool) -> np.ndarray:
         import pandas as pd
 
         return pd.to_numeric(pd.Series(column.to_pylist(), dtype=object), errors="coerce").to_numpy(np.float64)
-    return column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+    return np.array(column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), copy=True)
 
 
 def vectors_of(table: pa.Table, plan) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ age group, sex and education), and holding them would remove real data. So a gro
 is held only when its content is unlikely to occur twice by chance. The estimate comes from the data: the
 share ``p_c(v)`` of a bounded, seeded sample of records holding value ``v`` in column ``c`` (the record's
 own copies left out; a value the sample holds nowhere else gets one over the column's estimated number of
-distinct values), and the expected number of chance copies of a
+distinct values, nothing in a free-form column), and the expected number of chance copies of a
 record's content among the run's N records is the larger of
 
 * ``(N - 1) * prod_c p_c(v_c)``, the columns taken as independent: a row of three yes/no answers is
@@ -70,13 +70,19 @@ def _additive(values: np.ndarray) -> np.ndarray:
     return mix64(values ^ salts[None, :])
 
 
+FREE_FORM = 0.95
+"""A column whose sampled values are this share or more seen once (free text, image bytes, pixel lists,
+precise measurements) is free-form: a value no other sampled record holds is taken for unique."""
+
+
 def _distinct(counts: np.ndarray) -> float:
     """The number of distinct values the column holds beyond the sample (Chao1: the values seen, plus
-    f1^2 / 2 f2 more, from how many values the sample saw once (f1) and twice (f2)): a column whose
-    sampled values are all different (free text, image bytes, measurements) holds far more values than the
-    sample, so an unseen value's share is tiny; a yes/no column holds two."""
+    f1^2 / 2 f2 more, from how many values the sample saw once (f1) and twice (f2)); infinite for a
+    free-form column (:data:`FREE_FORM`); two for a yes/no column."""
     f1 = int((counts == 1).sum())
     f2 = int((counts == 2).sum())
+    if len(counts) and f1 >= FREE_FORM * len(counts):
+        return float("inf")
     return float(len(counts) + f1 * (f1 - 1) / (2.0 * (f2 + 1)))
 
 
@@ -190,7 +196,7 @@ class ChanceModel:
         total = terms.sum(axis=1, dtype=np.uint64)
         same = _counts(*self.whole, total)  # the record itself and its exact copies in the sample
         p = self._shares(values, same)
-        independent = max(records - 1, 0) * np.exp2(np.log2(p).sum(axis=1))
+        independent = max(records - 1, 0) * np.exp2(np.log2(np.maximum(p, 1e-300)).sum(axis=1))
         scale = max(records - 1, 0) / self.rows
         apart = np.zeros(k)
         for g, (v, c) in zip(self.blocks, self.without):

@@ -44,7 +44,7 @@ class DuplicatesParams:
     text_jaccard: float = 0.7
     """Two texts (of 40 characters or more) are near copies from this estimated Jaccard similarity of their
     character 5-grams up."""
-    image_bits: int = 6
+    image_bits: int = 3
     """Two images are near copies when their perceptual hashes (63 bits; either moved by a pixel) differ in
     at most this many bits."""
     vector_ratio: float = 0.13
