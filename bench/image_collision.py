@@ -21,9 +21,11 @@ transforms), stored as PNG in the Hugging Face layout (``image: struct<bytes, pa
 3. **Attack strength**, in the victim's feature space ``f``, after quantisation: per poison the ratio
    ``|f(p) - f(t)| / |f(b) - f(t)|`` (1 = not moved, 0 = on the target; before quantisation beside it), the
    share of poisons whose nearest clean image in ``f`` is of the target's class, the pixel change (L-inf
-   and mean absolute, 0-255), and the attack success rate of the transfer-learning victim: a linear head
-   (logistic regression on ``f``) retrained on the clean training images plus the poisons, the share of
-   targets it now assigns to their poisons' base class (beside the same head trained without poisons).
+   and mean absolute, 0-255), whether they still look like their label (a 5-NN on the training images'
+   colour-blind pixels, ``media_data._shape``, beside its accuracy on held-out clean images), and the attack
+   success rate of the transfer-learning victim: a linear head (logistic regression on ``f``) retrained on
+   the clean training images plus the poisons, the share of targets it now assigns to their poisons' base
+   class (beside the same head trained without poisons).
 4. **The run.** The poisoned table (every clean image but the targets, the victim's training split and the
    held-out rest, plus the poisons, shuffled) and the same table without poisons go through the default
    ``sanitize run`` in a subprocess, with only ``--label-column``, ``--embedding-model`` and
@@ -50,7 +52,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -175,6 +176,7 @@ def quantise(poisons: np.ndarray) -> np.ndarray:
 def strength(features, pixels, y, train, test, targets, floats, poisons) -> list[str]:
     """Lines on how far the poisons went in ``f`` and what they do to a retrained head (see the docstring)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -190,8 +192,6 @@ def strength(features, pixels, y, train, test, targets, floats, poisons) -> list
     nearest = np.argmin(((f_p[:, None, :] - f_train[None, :, :]) ** 2).sum(axis=2), axis=1)
     reached = y[train][nearest] == y[t_rows]
     change = np.abs(poisons.astype(np.int16) - pixels[b_rows].astype(np.int16))
-    from sklearn.neighbors import KNeighborsClassifier
-
     knn = KNeighborsClassifier(5).fit(md._shape(pixels[train]), y[train])
     looks = knn.predict(md._shape(poisons)) == base_class
     knn_accuracy = float((knn.predict(md._shape(pixels[test])) == y[test]).mean())

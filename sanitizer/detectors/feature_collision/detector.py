@@ -361,7 +361,7 @@ class FeatureCollisionDetector(Detector):
             flagged[rows] = fired.any(axis=1)
             for j in np.flatnonzero(fired.any(axis=1)):
                 evidence[int(rows[j])] = evidence_of(state, space, hood, j, int(yy[j]), fired[j], nats[j],
-                                                   float(vote_ratio[j]), int(outvoting[j]))
+                                                     float(vote_ratio[j]), int(outvoting[j]))
         return Scores(score, flagged, 1.0, evidence)
 
     def summary(self, state: FeatureCollisionState) -> dict[str, Any]:
