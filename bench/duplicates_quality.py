@@ -256,6 +256,11 @@ def report_planted(part: str, data: str, run: Run, planted: dd.Planted,
     print(f"{data}: {n:,} rows ({n - sum(planted.sizes.values()):,} base, {int(planted.neutral.sum())} of them "
           f"natural duplicates, neutral); run {run.seconds:.0f} s{'' if not run.rc else f', exit {run.rc}'}; "
           "flags outside the planted groups: " + ", ".join(f"{k} {v}" for k, v in outside.items()))
+    stray = Counter(c for r in np.flatnonzero(ours & (planted.role == 0) & ~planted.neutral)
+                    for c in set(run.codes_of(r)) if c in COPY_CODES)
+    if stray:
+        print("  the run's flags outside the planted groups by code: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(stray.items())))
     head = f"  {'kind':<9} {'copies':>6}  " + "  ".join(f"{who + ' P/R/F1':>33}" for who in rows)
     print(head + "   (copies convention; [strict])")
     for name in [*planted.kinds, "all"]:
