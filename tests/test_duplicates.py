@@ -74,7 +74,7 @@ def test_label_conflicts_go_by_majority_and_a_tie_holds_every_copy():
     part = _part(["a", "a", "a", "b", "b"], ["x", "x", "y", "p", "q"])
     held = _held(decide([part], 0.001))
     keys = [int(k) for k in part.keys]
-    assert held[keys[2]] == (1, None, "x")  # the minority label
+    assert held[keys[2]] == (1, "r0", "x")  # the minority label, shown beside the copy kept
     assert held[keys[1]][0] == 0  # the majority's second copy is a duplicate of the first
     assert keys[0] not in held
     assert held[keys[3]] == (1, None, None) and held[keys[4]] == (1, None, None)  # a tie: both held

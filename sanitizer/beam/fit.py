@@ -93,6 +93,8 @@ class SampleFn(beam.CombineFn):
         return self.sampler.create()
 
     def add_input(self, acc, table):
+        if table is None:  # the one element every run adds, so the sample exists when no row is read
+            return acc
         keys = table.column(KEY_COLUMN).to_numpy()
         labels = label_strings(table.column(self.plan.label_column))
         mask = self.sampler.candidates(acc, labels, keys)
@@ -217,21 +219,40 @@ def fit_failure(name: str, exc: BaseException, rows: int) -> str:
     )
 
 
-def fit_summary(states: dict[str, Any], sample: Batch, seconds: dict[str, float] | None = None,
-                media: dict[str, Any] | None = None) -> dict[str, Any]:
+def describe_sample(sample: Batch) -> dict[str, Any]:
+    """The sample's rows and rows per class, for the fit summary (a few numbers: the summary is assembled
+    after scoring, and the sample itself is not kept that long)."""
     classes = pd.Series(sample.labels).value_counts().sort_index()
-    out: dict[str, Any] = {
-        "sample": {"rows": int(sample.n), "per_class": {str(k): int(v) for k, v in classes.items()}},
-        "detectors": {},
-        "seconds": dict(seconds or {}),
-    }
-    if media:  # what made each image or text column's vectors: provenance's sample.representations
-        out["sample"]["representations"] = describe_media(media)
+    return {"rows": int(sample.n), "per_class": {str(k): int(v) for k, v in classes.items()}}
+
+
+def describe_fit(fit: tuple[dict[str, Any], dict[str, float], dict[str, Any]]) -> dict[str, Any]:
+    """What :func:`fit_timed`'s output says beside the states: seconds and the representations used."""
+    _, seconds, media = fit
+    return {"seconds": dict(seconds or {}), "representations": describe_media(media) if media else None}
+
+
+def describe_states(states: dict[str, Any]) -> dict[str, Any]:
+    """Detector name -> its status and summary (fitted) or the reason it was skipped."""
+    out: dict[str, Any] = {}
     for name, state in states.items():
         if isinstance(state, Skipped):
-            out["detectors"][name] = {"status": "skipped", "reason": state.reason}
+            out[name] = {"status": "skipped", "reason": state.reason}
         else:
-            out["detectors"][name] = {"status": "fitted", **REGISTRY[name]().summary(state)}
+            out[name] = {"status": "fitted", **REGISTRY[name]().summary(state)}
+    return out
+
+
+def fit_summary(sample: dict[str, Any], detectors: dict[str, Any], fit: dict[str, Any]) -> dict[str, Any]:
+    """The fit summary provenance and the report read, from :func:`describe_sample`, :func:`describe_states`
+    and :func:`describe_fit` (each computed where its data is, so only these few numbers travel)."""
+    out: dict[str, Any] = {
+        "sample": {"rows": sample["rows"], "per_class": dict(sample["per_class"])},
+        "detectors": dict(detectors),
+        "seconds": dict(fit["seconds"]),
+    }
+    if fit.get("representations"):  # what made each image or text column's vectors: sample.representations
+        out["sample"]["representations"] = fit["representations"]
     return out
 
 

@@ -97,11 +97,12 @@ def with_media(batch: Batch, fitted: dict[str, Any] | None) -> Batch:
             if rep is None or rep.dim == 0:
                 continue
             values = batch.features[kind][:, j]
+            rows = IMAGE_ROWS if kind == IMAGE else max(len(values), 1)
             if hasattr(rep, "vectors"):  # the embedding and the representation's own signals
-                parts.append(np.asarray(rep.vectors(values, batch.keys), dtype=np.float64))
+                parts.append(_by_rows(rep.vectors, values, batch.keys, rows))
                 names.extend(f"{name}:{i}" for i in rep.names)
             else:
-                parts.append(np.asarray(rep.embed(values, batch.keys), dtype=np.float64))
+                parts.append(_by_rows(rep.embed, values, batch.keys, rows))
                 names.extend(f"{name}:{i}" for i in range(rep.dim))
             if kind == IMAGE:
                 parts.append(image_statistics(values))
@@ -110,6 +111,20 @@ def with_media(batch: Batch, fitted: dict[str, Any] | None) -> Batch:
     out = Batch(features={**batch.features, NUMERIC: X}, labels=batch.labels, keys=batch.keys, ids=batch.ids,
                 feature_names=tuple(names), checks=batch.checks, columns=batch.columns)
     return out
+
+
+IMAGE_ROWS = 4096
+"""Images a representation embeds at a time (:func:`with_media`): its working copies (the float pixels a
+CNN reads, the masked images) weigh the same for a batch of scoring and for a sample of 100,000 rows."""
+
+
+def _by_rows(embed, values: np.ndarray, keys: np.ndarray, rows: int) -> np.ndarray:
+    """``embed(values, keys)`` as float64, ``rows`` rows at a time (every row is embedded on its own)."""
+    if len(values) <= rows:
+        return np.asarray(embed(values, keys), dtype=np.float64)
+    parts = [np.asarray(embed(values[a:a + rows], keys[a:a + rows]), dtype=np.float64)
+             for a in range(0, len(values), rows)]
+    return np.concatenate(parts)
 
 
 IMAGE_STATISTICS = ("contrast", "edges", "colour")

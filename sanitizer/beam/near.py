@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from sanitizer.data.batch import KEY_COLUMN
-from sanitizer.detectors.duplicates import near, phash
+from sanitizer.detectors.duplicates import near
 from sanitizer.detectors.duplicates.groups import NEAR_DUPLICATE, Judge, Verdicts
 from sanitizer.representations.media_columns import ImageValues, TextValues
 
@@ -96,7 +96,7 @@ def signatures(source: Source, table: pa.Table, plan, space, seed: int) -> tuple
         pixels, problems = source.encoder.encode_checked(table.column(source.column))
         ok = np.ones(len(keys), dtype=bool)
         ok[list(problems)] = False
-        return keys[ok], phash.shifted_hashes(pixels[ok])
+        return keys[ok], near.image_payload(pixels[ok])
     if space is None or not space.judged:
         return keys[:0], np.zeros((0, 0))
     vkeys, X = vectors_of(table, plan)
@@ -274,7 +274,8 @@ def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, spac
     pairs = np.concatenate(confirmed) if confirmed else np.zeros((0, 2), dtype=np.uint64)
     judge = Judge(keys, rank, labels, ids, holdout, params.chance_max, copy_code=NEAR_DUPLICATE)
     groups: dict[int, list[int]] = {}
-    for k, root in near.components(pairs).items():
+    rank_of = {int(k): int(r) for k, r in zip(keys.tolist(), rank.tolist())}
+    for k, root in near.leaders(pairs, rank_of).items():
         groups.setdefault(root, []).append(int(np.searchsorted(keys, np.uint64(k))))
     index_similarity = {int(np.searchsorted(keys, np.uint64(k))): v for k, v in similarity.items()}
     for root, members in sorted(groups.items()):

@@ -206,7 +206,8 @@ def make_plan(config: Config) -> Plan:
         label_column=label,
         id_column=id_column,
         features=tuple(features),
-        batch_rows=batch_rows_for(config.scoring.batch_rows, first_batch),
+        batch_rows=batch_rows_for(config.scoring.batch_rows, first_batch, decoded_row_bytes(
+            sum(c.reason == "image" for c in ignored), config.media.image_size)),
         warnings=tuple(warnings),
         embedding=embedding,
         suite=suite,
@@ -250,16 +251,28 @@ def _check_text_model(config: Config, texts: list[str]) -> None:
 
 
 BATCH_BYTES = 64 * 2**20
-"""The most a batch of wide rows (images, long texts, long vectors) should weigh as read: rows are read,
-scored and written batch by batch, and a runner's data channel complains past 512 MiB an element."""
+"""The most a batch of wide rows (images, long texts, long vectors) should weigh, as read plus as decoded:
+rows are read, scored and written batch by batch, a few batches at a time, and a runner's data channel
+complains past 512 MiB an element."""
+DECODED_BYTES_PER_CHANNEL = 1 + 4
+"""What one channel of one pixel of an image column weighs while its batch is scored: a byte decoded
+(uint8) and four as the representation reads it (float32)."""
 
 
-def batch_rows_for(configured: int, first_batch: pa.Table | None) -> int:
+def decoded_row_bytes(image_columns: int, image_size: int) -> int:
+    """What the decoded images of one row weigh while its batch is scored (``image_columns`` columns, each
+    resized to ``image_size`` square, RGB): nothing for a table without images."""
+    return int(image_columns) * int(image_size) ** 2 * 3 * DECODED_BYTES_PER_CHANNEL
+
+
+def batch_rows_for(configured: int, first_batch: pa.Table | None, decoded: int = 0) -> int:
     """``scoring.batch_rows``, or fewer when the first rows say a batch of that many would weigh more than
-    :data:`BATCH_BYTES` (100,000 64x64 PNG images come in batches of a few thousand, not 65,536)."""
+    :data:`BATCH_BYTES`, counting each row as read plus ``decoded`` bytes (:func:`decoded_row_bytes`):
+    100,000 64x64 PNG images come in batches of a few thousand, not 65,536, and the pixels a batch decodes
+    weigh as much as its files, so a run holds a few such batches whatever its size."""
     if first_batch is None or first_batch.num_rows == 0:
         return configured
-    per_row = max(first_batch.nbytes / first_batch.num_rows, 1.0)
+    per_row = max(first_batch.nbytes / first_batch.num_rows + decoded, 1.0)
     return int(min(configured, max(64, BATCH_BYTES // per_row)))
 
 

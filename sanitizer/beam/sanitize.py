@@ -48,7 +48,9 @@ from typing import Any
 import apache_beam as beam
 
 from sanitizer.beam.publish import Publish, RunContext
-from sanitizer.beam.fit import SampleFn, fit_summary, fit_timed, missing_fill, validate_sample
+from sanitizer.beam.fit import (
+    SampleFn, describe_fit, describe_sample, describe_states, fit_summary, fit_timed, missing_fill, validate_sample,
+)
 from sanitizer.beam.duplicates import add_stage as add_duplicates
 from sanitizer.beam.holdout import holdout_plan
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
@@ -188,13 +190,22 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
     from apache_beam.io.parquetio import WriteToParquetBatched
 
     sample_tables = p | "ReadForSample" >> ReadBatches(plan, columns=plan.read_columns())
-    sample = sample_tables | "Sample" >> beam.CombineGlobally(SampleFn(plan, config))
+    # The sample is handed to the fitting stage as a main input, once: a combine's default value travels
+    # as a side input, which a runner keeps for the whole run (the None element gives the combine an
+    # input when no row is read), and the reshuffle lets the stage that merged the sample end before the
+    # detectors fit. Only a few numbers about the sample go further (DescribeSample), so no stage holds
+    # it while the data is scored.
+    sample = ((sample_tables, p | "NoRows" >> beam.Create([None])) | "SampleInputs" >> beam.Flatten()
+              | "Sample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults()
+              | "HandOverSample" >> beam.Reshuffle())
     fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
     states = fitted | "States" >> beam.Map(lambda f: f[0])
     states = add_duplicates(p, plan, config, states, holdout_plan(config, plan))  # verdicts from every record's content
+    described = sample | "DescribeSample" >> beam.Map(describe_sample)
     parts: dict[str, Any] = {
-        "fit": sample | "SummariseFit" >> beam.Map(lambda s, f, st: fit_summary(st, s, f[1], f[2]),
-                                                   beam.pvalue.AsSingleton(fitted), beam.pvalue.AsSingleton(states)),
+        "fit": described | "SummariseFit" >> beam.Map(
+            fit_summary, beam.pvalue.AsSingleton(states | "DescribeStates" >> beam.Map(describe_states)),
+            beam.pvalue.AsSingleton(fitted | "DescribeFit" >> beam.Map(describe_fit))),
     }
     if plan.suite is not None:
         parts["sample_validation"] = sample | "ValidateSample" >> beam.Map(validate_sample, plan)

@@ -176,7 +176,7 @@ def _detector_section(p: RunRecord, q: QuarantineData) -> str:
             esc(action),
             _n(stats.scored) if stats else "–",
             _n(stats.flagged) if stats else "–",
-            _n(q.code_counts.get(name, 0)),
+            _n(sum(q.code_counts.get(code, 0) for code in _codes_of(name))),
             esc(thr_text),
             f'<span class="wrap">{esc(notes)}</span>',
         ])
@@ -188,6 +188,14 @@ def _detector_section(p: RunRecord, q: QuarantineData) -> str:
         rows,
     )
     return f'<section id="detectors"><h2>Detectors</h2><div class="panel">{table}</div></section>'
+
+
+def _codes_of(detector: str) -> tuple[str, ...]:
+    """The reason codes a detector's flags carry: its name, or the kinds it declares (``reason_codes``)."""
+    from sanitizer.report.evidence import detector_for
+
+    hooks = detector_for(detector)
+    return tuple(getattr(hooks, "reason_codes", ()) or ()) or (detector,)
 
 
 def _reason_section(p: RunRecord, q: QuarantineData) -> str:
@@ -208,7 +216,8 @@ def _reason_section(p: RunRecord, q: QuarantineData) -> str:
         elif code.startswith("review:"):
             action = "quarantine (review decision)"
         else:
-            action = by_det[code].action if code in by_det else "quarantine"
+            owner = next((name for name in by_det if code in _codes_of(name)), None)
+            action = by_det[owner].action if owner is not None else "quarantine"
         inq = q.code_counts.get(code, 0)
         rows.append([f'<span class="mono wrap">{esc(code)}</span>', esc(action), _n(n), _n(inq),
                      _pct(inq, quarantined)])

@@ -96,9 +96,14 @@ def _counts(sorted_values: np.ndarray, counts: np.ndarray, query: np.ndarray) ->
 BLOCK_COLUMNS = 128
 """Columns (the fewest-valued ones) whose pairwise dependence is measured to form blocks."""
 BLOCK_VALUES = 1000
-"""A column with more distinct values in the sample than this is a block of its own."""
+"""A column with more distinct values in the sample than this (or than a tenth of the sample's records: its
+values must repeat for a dependence to show) is a block of its own."""
 DETERMINED = 0.1
-"""Two columns form one block when either leaves at most this share of the other's entropy unexplained."""
+"""Two columns form one block when each leaves at most this share of the other's entropy unexplained (one
+fact written twice, such as a product's premium class and its count of policies)."""
+MIN_BITS = 0.5
+"""Columns with less entropy than this in the sample (nearly constant) join no block: almost anything
+predicts them, and they would chain unrelated columns together."""
 
 
 def _entropy(codes: np.ndarray) -> float:
@@ -108,9 +113,9 @@ def _entropy(codes: np.ndarray) -> float:
 
 
 def blocks(values: np.ndarray) -> list[np.ndarray]:
-    """Groups of columns that move together in the sample (one nearly determines the other, such as a
-    product's premium and its count of policies): a record one block apart from another differs in one
-    fact, however many columns record it. Columns join by union over such pairs."""
+    """Groups of columns that move together in the sample (each nearly determines the other, such as a
+    product's premium class and its count of policies): a record one block apart from another differs in
+    one fact, however many columns record it. Columns join by union over such pairs."""
     m = values.shape[1]
     parent = list(range(m))
 
@@ -122,12 +127,15 @@ def blocks(values: np.ndarray) -> list[np.ndarray]:
 
     if len(values) > 1:
         distinct = np.array([len(np.unique(values[:, j])) for j in range(m)])
-        candidates = [j for j in np.argsort(distinct, kind="stable") if 1 < distinct[j] <= BLOCK_VALUES][:BLOCK_COLUMNS]
+        most = min(BLOCK_VALUES, len(values) // 10)  # a value must repeat for dependence to be measurable
+        candidates = [j for j in np.argsort(distinct, kind="stable") if 1 < distinct[j] <= most][:BLOCK_COLUMNS]
         h = {j: _entropy(values[:, j]) for j in candidates}
         for a, i in enumerate(candidates):
             for j in candidates[a + 1:]:
+                if min(h[i], h[j]) < MIN_BITS:
+                    continue
                 joint = _entropy(mix64(values[:, i]) ^ values[:, j])
-                if min(joint - h[i], joint - h[j]) <= DETERMINED * min(h[i], h[j]) + 1e-12:
+                if min(joint - h[i], joint - h[j]) <= DETERMINED * min(h[i], h[j]):
                     parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
     for j in range(m):

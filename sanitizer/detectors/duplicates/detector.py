@@ -44,9 +44,9 @@ class DuplicatesParams:
     text_jaccard: float = 0.7
     """Two texts (of 40 characters or more) are near copies from this estimated Jaccard similarity of their
     character 5-grams up."""
-    image_bits: int = 3
+    image_bits: int = 6
     """Two images are near copies when their perceptual hashes (63 bits; either moved by a pixel) differ in
-    at most this many bits."""
+    at most this many bits and their pixels agree (mean absolute RGB difference at most 16 of 255)."""
     vector_ratio: float = 0.13
     """Two records' numeric vectors are near copies within this share of the data's median distance
     between nearest neighbours (cleanlab's near-duplicate rule), where that is not expected by chance."""
@@ -80,7 +80,9 @@ class DuplicatesDetector(Detector):
     row_independent: ClassVar[bool] = False  # per-row reason codes: a batch is scored whole
     score_range: ClassVar[tuple[float, float]] = (0.0, 2.0)
     colour = report.COLOUR
-    neighbour_keys: ClassVar[tuple[str, ...]] = ()
+    neighbour_keys: ClassVar[tuple[str, ...]] = ("copy_of",)
+    reason_codes: ClassVar[tuple[str, ...]] = CODES
+    """The reason codes its flags carry (``Scores.codes``), one per kind of copy."""
     feature_keys: ClassVar[tuple[str, ...]] = ()
 
     def describe(self, evidence: dict[str, Any]) -> list[str]:
@@ -117,6 +119,8 @@ class DuplicatesDetector(Detector):
                 ev["kept_id"] = verdicts.other[v]
                 if code == NEAR_DUPLICATE:
                     ev["similarity"] = verdicts.votes[v]
+            if code != LEAK and verdicts.other[v] is not None:  # the copy that stays, shown beside this one
+                ev["copy_of"] = [{"id": verdicts.other[v], "label": verdicts.consensus[v]}]
             if code != LEAK and code != NEAR_DUPLICATE:
                 ev["chance_copies_expected"] = float(f"{verdicts.expected[v]:.3g}")
             evidence[int(i)] = ev

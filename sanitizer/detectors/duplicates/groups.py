@@ -158,7 +158,8 @@ class Judge:
                 self.hold(train, LABEL_CONFLICT, group, len(train), None, None, votes, expected)
                 return
             agree = np.array([(None if x is None else str(x)) == consensus for x in given])
-            self.hold(train[~agree], LABEL_CONFLICT, group, len(train), None, consensus, votes, expected)
+            self.hold(train[~agree], LABEL_CONFLICT, group, len(train), _at(self.ids, train[agree][0]), consensus,
+                      votes, expected)
             keep_rows = train[agree]
         if len(keep_rows) < 2:
             return

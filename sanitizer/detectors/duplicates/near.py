@@ -8,14 +8,16 @@ Three sources, each a signature per record and band keys that bring likely pairs
   more. A text of fewer than ``TEXT_MIN_CHARS`` characters is not judged: short texts ("Great product!")
   repeat by chance;
 * **image** (each image column): the DCT pHash and its eight one-pixel shifts (:mod:`~.phash`); a pair is
-  confirmed when the smallest distance between one's shifts and the other's hash is ``image_bits`` or less;
+  confirmed when the smallest distance between one's shifts and the other's hash is ``image_bits`` or less
+  and their pixels agree (:data:`IMAGE_MAD`);
 * **vector** (the numeric features, standardised on the sample, of records equal in every other content
   column): SimHash bands (:mod:`~.simhash`), a pair confirmed when its distance is under ``vector_ratio`` times the data's median nearest-neighbour distance
   (cleanlab's near-duplicate rule), scaled from the sample to the run's size. Where that radius holds
   neighbours by chance (few intrinsic dimensions), or the vectors lie on a grid (integer codes), vectors
   are not judged and provenance says why.
 
-Confirmed pairs join records into groups; a group is decided as exact copies are
+Confirmed pairs make groups around their first record (:func:`leaders`, no chains); a group is decided as
+exact copies are
 (:func:`~sanitizer.detectors.duplicates.groups.decide_groups`): one kept, the others held as near copies of
 it, labels that disagree with the group's held as conflicts.
 """
@@ -39,10 +41,15 @@ VECTOR_BANDS = 4
 GRID = 0.5
 """Vectors whose sampled records have fewer distinct nearest-neighbour distances than this share of them lie
 on a grid (integer codes, coarse measurements): near neighbours there are not near copies."""
-NATURAL = 0.05
+NATURAL = 0.2
 """Where more than this share of the records (estimated from the sample) have a near copy by their vectors,
 near-equal records are part of the data, not an attack on it: vectors are not judged. Replicated poison
 and copied records are a small share of a data set."""
+SPREAD = 0.25
+"""A copy with noise differs from its original in nearly every value; two records equal in all but a few
+columns (a second room of one booking, a follow-up visit) are one fact apart, which the data's own process
+makes often. A vector pair counts only when it differs in at least this share of the columns (and in 3,
+or all of them when there are fewer)."""
 MAX_RUN = 64
 """Records sharing one band key beyond this many are linked to the first of them only (a star, not every
 pair): a template text or a blank image would otherwise make a number of pairs that grows as its square."""
@@ -96,7 +103,7 @@ def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) ->
     Z = np.unique(space.standardise(X), axis=0)  # exact copies are the other stage's; distances > 0 only
     if len(Z) < 20:
         return VectorSpace(centre, scale, 0.0, 0.0, 0.0, 0.0, "fewer than 20 distinct sampled vectors")
-    dist, _ = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z)
+    dist, nearest = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z)
     r1, r2 = dist[:, 1], dist[:, 2]
     distinct = len(np.unique(np.round(r1, 9)))
     if distinct < GRID * len(r1):
@@ -110,7 +117,8 @@ def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) ->
     if dim <= 0 or median_nn <= 0:
         return VectorSpace(centre, scale, 0.0, median_nn, dim, 0.0, "no neighbour distances to calibrate on")
     median_run = median_nn * (len(Z) / max(records, len(Z))) ** (1.0 / dim)
-    natural = float(np.mean(r1 <= ratio * median_nn)) * max(1.0, records / len(Z))
+    close = (r1 <= ratio * median_nn) & spread_apart(Z, Z[nearest[:, 1]])
+    natural = float(np.mean(close)) * max(1.0, records / len(Z))
     if natural > NATURAL:
         return VectorSpace(centre, scale, 0.0, median_run, dim, natural,
                            f"{natural:.1%} of the records have a near copy by their vectors (from the sample): "
@@ -135,8 +143,9 @@ def text_keys(signatures: np.ndarray) -> np.ndarray:
     return minhash.band_keys(signatures, bands, rows)
 
 
-def image_keys(shifted: np.ndarray) -> np.ndarray:
-    """(n, 9 * IMAGE_BANDS): band keys of every shift of each image (``phash.shifted_hashes``)."""
+def image_keys(payload: np.ndarray) -> np.ndarray:
+    """(n, 9 * IMAGE_BANDS): band keys of every shift of each image (:func:`image_payload`)."""
+    shifted, _ = _image_parts(payload)
     return np.concatenate([phash.band_keys(shifted[:, k], IMAGE_BANDS) for k in range(shifted.shape[1])], axis=1)
 
 
@@ -176,6 +185,62 @@ def pairs_from_keys(band_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(out), axis=0)
 
 
+def spread_apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) bool: pairs of rows that differ in enough of their columns (:data:`SPREAD`) to be a copy with
+    noise rather than records one fact apart."""
+    d = a.shape[1]
+    need = min(d, max(3, int(np.ceil(SPREAD * d))))
+    differ = (np.abs(a - b) > 1e-9 * (1.0 + np.abs(a))).sum(axis=1)
+    return differ >= need
+
+
+def leaders(pairs: np.ndarray, rank: dict[int, int]) -> dict[int, int]:
+    """Groups from confirmed pairs without chaining: records in ``rank`` order (the first read first) each
+    join the earliest group head they are confirmed near to, or head a group of their own. Every member is
+    near its group's head (and the head is the copy kept), so a chain of similar records never becomes one
+    group. Returns record key -> its group head's key."""
+    neighbours: dict[int, set[int]] = {}
+    for a, b in pairs.tolist():
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    head: dict[int, int] = {}
+    for k in sorted(neighbours, key=lambda k: (rank[k], k)):
+        heads = [h for h in neighbours[k] if head.get(h) == h]
+        head[k] = min(heads, key=lambda h: (rank[h], h)) if heads else k
+    return head
+
+
+IMAGE_MAD = 16.0
+"""Two images whose hashes are close are near copies only when their pixels are too: the mean absolute
+difference of their RGB values (0-255), the better of the nine one-pixel moves, at most this. JPEG at
+quality 75 and a slight recolour stay under it; different scans of one digit, or one glyph drawn in
+another colour, do not."""
+
+
+def image_payload(pixels: np.ndarray) -> np.ndarray:
+    """(n, 9 + S*S*3) float64: the nine shifted pHashes (their bits, as float64) and the RGB pixels."""
+    hashes = np.ascontiguousarray(phash.shifted_hashes(pixels)).view(np.float64)
+    return np.hstack([hashes, pixels.reshape(len(pixels), -1).astype(np.float64)])
+
+
+def _image_parts(payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hashes = np.ascontiguousarray(payload[:, :9]).view(np.uint64)
+    side = int(round(np.sqrt((payload.shape[1] - 9) / 3)))
+    return hashes, payload[:, 9:].reshape(len(payload), side, side, 3)
+
+
+def _moved_mad(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) the smallest mean absolute RGB difference between ``b`` and ``a`` moved by up to one pixel."""
+    side = a.shape[1]
+    idx = np.arange(side)
+    best = np.full(len(a), np.inf)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            moved = a[:, np.clip(idx - dy, 0, side - 1)][:, :, np.clip(idx - dx, 0, side - 1)]
+            best = np.minimum(best, np.abs(moved - b).mean(axis=(1, 2, 3)))
+    return best
+
+
 def confirm(kind: str, a: np.ndarray, b: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(confirmed, similarity) for pairs of payloads ``a[i]``, ``b[i]``: text signatures (Jaccard estimate
     >= threshold), images' nine shifted hashes (smallest distance <= threshold bits, column 4 the image
@@ -185,28 +250,12 @@ def confirm(kind: str, a: np.ndarray, b: np.ndarray, threshold: float) -> tuple[
         sim = np.atleast_1d(np.nan_to_num(sim, nan=0.0))
         return sim >= threshold, sim
     if kind == IMAGE:
-        d1 = phash.hamming(a, b[:, 4:5]).min(axis=1)
-        d2 = phash.hamming(a[:, 4:5], b).min(axis=1)
-        d = np.minimum(d1, d2)
-        return d <= threshold, d.astype(np.float64)
+        (ha, pa_), (hb, pb) = _image_parts(a), _image_parts(b)
+        d = np.minimum(phash.hamming(ha, hb[:, 4:5]).min(axis=1), phash.hamming(ha[:, 4:5], hb).min(axis=1))
+        ok = d <= threshold
+        mad = np.full(len(a), np.inf)
+        if ok.any():
+            mad[ok] = _moved_mad(pa_[ok], pb[ok])
+        return ok & (mad <= IMAGE_MAD), d.astype(np.float64)
     d = np.sqrt(((a - b) ** 2).sum(axis=1))
-    return d <= threshold, d
-
-
-def components(pairs: np.ndarray) -> dict[int, int]:
-    """Union-find over confirmed pairs: record key -> its group's smallest key."""
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        root = x
-        while parent.get(root, root) != root:
-            root = parent[root]
-        while parent.get(x, x) != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for a, b in pairs.tolist():
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {x: find(x) for x in {k for pair in pairs.tolist() for k in pair}}
+    return (d <= threshold) & spread_apart(a, b), d

@@ -11,6 +11,8 @@ def _chance(ev: dict) -> str:
     expected = ev.get("chance_copies_expected")
     if not isinstance(expected, (int, float)):
         return ""
+    if expected < 0.001:
+        return " (a chance copy of this content is not expected: fewer than 0.001 in a run of this size)"
     return f" (by chance, {number(expected)} copies of this content would be expected)"
 
 

