@@ -41,7 +41,7 @@ class DuplicatesParams:
     expected by chance in a run of its size (columns taken as independent: kept far below one)."""
     chance_sample: int = 20_000
     """Records in the seeded sample the value frequencies of the chance estimate come from."""
-    text_jaccard: float = 0.7
+    text_jaccard: float = 0.5
     """Two texts (of 40 characters or more) are near copies from this estimated Jaccard similarity of their
     character 5-grams up."""
     image_bits: int = 6

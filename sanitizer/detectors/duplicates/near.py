@@ -32,7 +32,7 @@ from sanitizer.detectors.duplicates import minhash, phash, simhash
 
 _MASK56 = np.uint64((1 << 56) - 1)
 TEXT, IMAGE, VECTOR = "text", "image", "vector"
-TEXT_LSH = 0.5
+TEXT_LSH = 0.4
 """The Jaccard similarity from which text pairs become candidates (bands chosen as datasketch chooses)."""
 TEXT_MIN_CHARS = 40
 NUM_PERM = 128
