@@ -51,7 +51,7 @@ def setup(tmp_path_factory, digits):
             "scoring": {"batch_rows": BATCH_ROWS, "threads": 2},
             # These tests pin the Beam plumbing against direct calls of one detector.
             "detectors": {"label_flip": {"enabled": False}, "feature_collision": {"enabled": False},
-                          "backdoor": {"enabled": False}},
+                          "backdoor": {"enabled": False}, "duplicates": {"enabled": False}},
         }
     )
     plan = make_plan(config)

@@ -79,8 +79,14 @@ def _feature_collision(X, y, rng):
     return X, y, E, rows, {"embedding_column": "emb"}
 
 
+def _duplicates(X, y, rng):
+    """One crafted digit replicated: 20 exact copies of rows (the originals, read first, stay)."""
+    rows = rng.choice(len(y), 20, replace=False)
+    return np.vstack([X, X[rows]]), np.concatenate([y, y[rows]]), None, np.arange(len(y), len(y) + 20), {}
+
+
 POISON = {"outlier": _outlier, "label_flip": _label_flip, "backdoor": _backdoor,
-          "feature_collision": _feature_collision}
+          "feature_collision": _feature_collision, "duplicates": _duplicates}
 """Detector name -> planting of the poison it is meant for: (X, y, rng) -> (X, y, embedding, poisoned rows, params)."""
 
 _CACHE: dict[str, SimpleNamespace] = {}

@@ -150,12 +150,16 @@ def decide_bucket(item, chance_max: float) -> Verdicts:
 def summarise(verdicts: Verdicts, records: int, chance: ChanceModel, chance_max: float) -> dict[str, Any]:
     """What the stage found, for provenance and the report."""
     return {
+        "scope": "every record",
         "records_hashed": int(records),
         "chance_sample_rows": int(chance.rows),
         "chance_rule": (f"a group is held when fewer than {chance_max:g} copies of its content are expected by "
                         f"chance among {records:,} records (the larger of: column values independent; records one "
                         f"column apart; from {chance.rows:,} sampled records)"),
-        **{k: int(v) for k, v in sorted(verdicts.stats.items())},
+        **{k: int(v) for k, v in sorted(verdicts.stats.items()) if not k.startswith("near_not_judged:")},
+        "near_not_judged": {k.split(":", 1)[1]: (f"{int(v):,} records ({v / max(records, 1):.0%}) have a near copy: "
+                                                 "near-equal records are how this column is written, not copies")
+                            for k, v in sorted(verdicts.stats.items()) if k.startswith("near_not_judged:")},
     }
 
 
@@ -221,7 +225,8 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
     sources = near_stage.sources_of(plan)
     near_verdicts = (rows
                      | "MergeNearRows" >> beam.CombineGlobally(near_stage.NearRows.merge)
-                     | "DecideNear" >> beam.Map(near_stage.decide_near, near_in[0], sources, space_in, params))
+                     | "DecideNear" >> beam.Map(near_stage.decide_near, near_in[0], sources, space_in, params,
+                                                 records_in))
     verdicts = (exact, near_verdicts) | "BothKinds" >> beam.Flatten() | "AllVerdicts" >> beam.CombineGlobally(
         Verdicts.merge)
     return states | "AttachDuplicates" >> beam.Map(attach, beam.pvalue.AsSingleton(verdicts), records_in,

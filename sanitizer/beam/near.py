@@ -56,7 +56,8 @@ def _numbers(column: pa.Array, coerce: bool) -> np.ndarray:
         import pandas as pd
 
         return pd.to_numeric(pd.Series(column.to_pylist(), dtype=object), errors="coerce").to_numpy(np.float64)
-    return np.array(column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), copy=True)
+    return np.array(column.cast(pa.float64(), safe=False).fill_null(np.nan).to_numpy(zero_copy_only=False),
+                    copy=True)
 
 
 def vectors_of(table: pa.Table, plan) -> tuple[np.ndarray, np.ndarray]:
@@ -241,8 +242,11 @@ def payload_rows(table: pa.Table, plan, sources, space, seed: int, candidates: d
 THRESHOLDS = {near.TEXT: "text_jaccard", near.IMAGE: "image_bits"}
 
 
-def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, space, params) -> Verdicts:
-    """Confirm the candidate pairs, join them into groups and decide each group."""
+def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, space, params,
+                records: int = 0) -> Verdicts:
+    """Confirm the candidate pairs, join them into groups and decide each group. A source where more than
+    :data:`~sanitizer.detectors.duplicates.near.NATURAL` of the ``records`` have a near copy (templated
+    captions, a photo series) is not judged: near-equal records are how that data is written."""
     if not rows.keys:
         return Verdicts()
     keys = np.concatenate(rows.keys)
@@ -251,7 +255,7 @@ def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, spac
     labels = np.concatenate([np.asarray(x, dtype=object) for x in rows.labels])[first]
     ids = np.concatenate([np.asarray(x, dtype=object) for x in rows.ids])[first]
     holdout = np.concatenate(rows.holdout)[first]
-    confirmed, similarity = [], {}
+    confirmed, similarity, unjudged = [], {}, {}
     for s, pairs in candidates.items():
         parts = rows.payload.get(s)
         if not parts:
@@ -266,6 +270,10 @@ def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, spac
         kind = sources[s].kind
         threshold = space.radius if kind == near.VECTOR else getattr(params, THRESHOLDS[kind])
         ok, value = near.confirm(kind, payload[ia], payload[ib], threshold)
+        involved = len(np.unique(pairs[ok]))
+        if records and involved > near.NATURAL * records:
+            unjudged[sources[s].name] = involved
+            continue
         for (a, b), v in zip(pairs[ok].tolist(), value[ok].tolist()):
             text = _similarity(kind, v, space)
             for k in (a, b):
@@ -285,6 +293,8 @@ def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, spac
                 else k): v for k, v in verdicts.stats.items()}
     renamed["near_candidate_pairs"] = int(sum(len(p) for p in candidates.values()))
     renamed["near_confirmed_pairs"] = int(len(pairs))
+    for name, count in unjudged.items():  # summed like every count when verdicts merge
+        renamed[f"near_not_judged:{name}"] = int(count)
     return Verdicts(**{f: getattr(verdicts, f) for f in ("keys", "code", "group", "size", "other", "consensus",
                                                           "votes", "expected")}, stats=renamed)
 

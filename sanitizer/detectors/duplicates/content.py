@@ -55,6 +55,9 @@ def _flat_values(array: pa.Array, key: str) -> np.ndarray:
         as_int = np.where(integral, values, 0.0).astype(np.int64)
         hashed = np.where(integral, pd.util.hash_array(as_int, hash_key=key),
                           pd.util.hash_array(values, hash_key=key))
+    elif pa.types.is_unsigned_integer(t):  # by its bits: an unsigned value below 2**63 as the signed one
+        values = array.cast(pa.uint64()).fill_null(0).to_numpy(zero_copy_only=False).view(np.int64)
+        hashed = pd.util.hash_array(values, hash_key=key)
     elif pa.types.is_integer(t) or pa.types.is_boolean(t):
         values = array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
         hashed = pd.util.hash_array(values, hash_key=key)

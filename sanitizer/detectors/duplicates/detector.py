@@ -16,7 +16,7 @@ place), and decides per group (:mod:`sanitizer.detectors.duplicates.groups`):
 
 and a group is left alone when its content would repeat by chance in data of this size
 (:mod:`sanitizer.detectors.duplicates.chance`): identical survey answers are not copies. ``fit`` only sets
-the detector up; the verdicts reach ``score`` inside its state.
+the detector up; the verdicts reach ``score`` inside its state (fitted alone, on one batch, it finds the copies within it).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sanitizer.detectors.base import Batch, Scores
 from sanitizer.detectors.contract import Detector
 from sanitizer.detectors.duplicates import report
 from sanitizer.detectors.duplicates.groups import CODES, LABEL_CONFLICT, LEAK, NEAR_DUPLICATE, Verdicts
+from sanitizer.detectors.duplicates.in_sample import verdicts_in
 from sanitizer.param_checks import check_int, check_number
 
 
@@ -89,7 +90,10 @@ class DuplicatesDetector(Detector):
         return report.describe(evidence)
 
     def fit(self, sample: Batch, params: DuplicatesParams, seed: int) -> DuplicatesState:
-        return DuplicatesState(params)
+        """Copies within ``sample`` (:mod:`~.in_sample`); a pipeline replaces them with its verdicts over
+        every record (:meth:`with_verdicts`)."""
+        verdicts = verdicts_in(sample, params.chance_max, seed)
+        return DuplicatesState(params, verdicts, {"scope": "the sample", **verdicts.stats})
 
     @staticmethod
     def with_verdicts(state: DuplicatesState, verdicts: Verdicts, summary: dict) -> DuplicatesState:
@@ -131,6 +135,4 @@ class DuplicatesDetector(Detector):
     def summary(self, state: DuplicatesState) -> dict[str, Any]:
         out = {"chance_max": state.params.chance_max, "holdout": state.params.holdout}
         out.update(state.summary)
-        if state.verdicts is None:
-            out["status"] = "no verdicts: the duplicates stage did not run"
         return out

@@ -42,8 +42,9 @@ GRID = 0.5
 """Vectors whose sampled records have fewer distinct nearest-neighbour distances than this share of them lie
 on a grid (integer codes, coarse measurements): near neighbours there are not near copies."""
 NATURAL = 0.2
-"""Where more than this share of the records (estimated from the sample) have a near copy by their vectors,
-near-equal records are part of the data, not an attack on it: vectors are not judged. Replicated poison
+"""Where more than this share of the records have a near copy (vectors: estimated from the sample; texts and
+images: counted over the run), near-equal records are part of the data, not an attack on it: that source
+is not judged. Replicated poison
 and copied records are a small share of a data set."""
 SPREAD = 0.25
 """A copy with noise differs from its original in nearly every value; two records equal in all but a few
