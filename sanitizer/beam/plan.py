@@ -187,8 +187,9 @@ def make_plan(config: Config) -> Plan:
     kinds = column_kinds(config, schema, first_batch, id_column, id_inferred, embedding, features, ignored)
     schema = conformed_schema(schema, features, files[0].format, {label, id_column}, warnings)
     _check_roles(files, schema, label, id_column)
-    _check_embedding_model(config, sum(fc.width for fc in features))
-    _check_image_model(config, [c.name for c in ignored if c.reason == "image"])
+    images = [c.name for c in ignored if c.reason == "image"]
+    _check_embedding_model(config, sum(fc.width for fc in features), images)
+    _check_image_model(config, images)
     _check_text_model(config, [c.name for c in ignored if c.reason == "prose"])
     suite = None
     if config.validation.expectations:
@@ -403,9 +404,16 @@ def _resolve_embedding(config: Config, schema: pa.Schema, first_batch) -> Featur
     return FeatureColumn(name, width, is_list=True)
 
 
-def _check_embedding_model(config: Config, n_features: int) -> None:
+def _check_embedding_model(config: Config, n_features: int, images: list[str]) -> None:
     """Run every enabled detector's planning-time check (``Detector.preflight``: e.g. load and try a
-    TorchScript backbone), so a missing or broken file fails before anything runs."""
+    TorchScript backbone on the numbers or the images it will embed), so a missing or broken file fails
+    before anything runs."""
+    import inspect
+
     for name in config.enabled_detectors():
-        REGISTRY[name]().preflight(config.detectors[name], n_features)
+        detector = REGISTRY[name]()
+        if "image_columns" in inspect.signature(detector.preflight).parameters:  # a model that may take images
+            detector.preflight(config.detectors[name], n_features, images, config.media.image_size)
+        else:
+            detector.preflight(config.detectors[name], n_features)
 
