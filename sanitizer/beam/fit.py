@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sanitizer.runs import progress
+from sanitizer.beam.allocator import release_freed_memory
 from sanitizer.beam.threads import finish_warm_imports, one_thread_per_library_call, start_warm_imports
 from sanitizer.settings.config import Config
 from sanitizer.detectors import REGISTRY, Skipped
@@ -159,6 +160,8 @@ def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any]
     check_state_size({**states, **{f"representation of {c}": m for c, m in media.items()}}, batch.X.shape[1])
     if media:
         seconds["representations"] = media_seconds
+    del batch, outcomes
+    release_freed_memory()  # the fits' working copies: scoring starts from what the states weigh
     return states, seconds, media
 
 

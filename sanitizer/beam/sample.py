@@ -46,11 +46,6 @@ class Sample:
     def take(self, index: np.ndarray) -> "Sample":
         return Sample(self.batch.take(index), self.priority[index])
 
-    @staticmethod
-    def concat(parts: list["Sample"]) -> "Sample":
-        parts = [p for p in parts if p.n] or parts[:1]
-        return Sample(Batch.concat([p.batch for p in parts]), np.concatenate([p.priority for p in parts]))
-
 
 class Accumulator:
     """Sample parts plus the priority cutoffs that let later rows be skipped cheaply."""
@@ -117,7 +112,7 @@ class ClassAwareSampler:
         out = Accumulator()
         for acc in accs:
             out.parts.extend(acc.parts)
-        if out.parts:
+        if out.parts and out.rows >= self.size:  # below that, compacting would only copy every row
             self._compact_into(out)
         return out
 
@@ -125,10 +120,11 @@ class ClassAwareSampler:
         """The sample's rows, ordered by priority (so its first rows are a uniform subsample)."""
         if not acc.parts:
             return Batch.empty(self.widths, columns=self.columns)
-        s = self.compact(acc.parts)
+        priority, keys = _joined(acc.parts, "priority"), _joined(acc.parts, "keys")
+        kept = self._kept(priority, _joined(acc.parts, "labels"))
         # Sort by (priority, key) so the fitted state never depends on merge order.
-        order = np.lexsort((s.keys, s.priority))
-        return s.batch.take(order)
+        order = kept[np.lexsort((keys[kept], priority[kept]))]
+        return Batch.take_from([p.batch for p in acc.parts], order)
 
     def _compact_into(self, acc: Accumulator) -> None:
         s = self.compact(acc.parts)
@@ -148,17 +144,31 @@ class ClassAwareSampler:
         acc.class_cutoffs = cuts if np.isfinite(acc.cutoff) else {}
 
     def compact(self, parts: list[Sample]) -> Sample:
-        s = Sample.concat(parts) if len(parts) > 1 else parts[0]
-        n = s.n
+        """The rows of ``parts`` the sample keeps, in their order, as one part (one copy of those rows)."""
+        if len(parts) == 1 and parts[0].n <= self.size:
+            return parts[0]
+        priority = _joined(parts, "priority")
+        kept = self._kept(priority, _joined(parts, "labels"))
+        return Sample(Batch.take_from([p.batch for p in parts], kept), priority[kept])
+
+    def _kept(self, priority: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Positions of the rows the sample keeps: the ``size`` of smallest priority and each class's
+        ``min_per_class`` of smallest priority (every row while there are at most ``size``)."""
+        n = len(priority)
         if n <= self.size:
-            return s
+            return np.arange(n)
         keep = np.zeros(n, dtype=bool)
-        keep[np.argpartition(s.priority, self.size - 1)[: self.size]] = True
+        keep[np.argpartition(priority, self.size - 1)[: self.size]] = True
         if self.min_per_class > 0:
-            codes, _ = pd.factorize(s.labels, sort=False)
-            order = np.lexsort((s.priority, codes))
+            codes, _ = pd.factorize(labels, sort=False)
+            order = np.lexsort((priority, codes))
             sorted_codes = codes[order]
             starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
             rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
             keep[order[rank < self.min_per_class]] = True
-        return s.take(np.flatnonzero(keep))
+        return np.flatnonzero(keep)
+
+
+def _joined(parts: list[Sample], field: str) -> np.ndarray:
+    """One per-row field (priority, keys, labels) of ``parts``, one after another."""
+    return np.concatenate([getattr(p, field) for p in parts])

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from apache_beam.pvalue import TaggedOutput
 
 from sanitizer.runs import progress
+from sanitizer.beam.allocator import release_freed_memory
 from sanitizer.beam.fit import row_validator, to_detector_batch
 from sanitizer.beam.evidence_values import fill_values
 from sanitizer.beam.media import with_media
@@ -119,7 +120,7 @@ class ScoreFn(beam.DoFn):
                 timestamp=beam.DoFn.TimestampParam):
         """``states``: the fitted detectors; ``fill``: the sample's per-feature medians; ``media``: the image and
         text columns' fitted representations (side inputs)."""
-        self.pending.append((self.runner_pool.submit(self.score_table, table, states, fill, media), window,
+        self.pending.append((self.runner_pool.submit(self.score_released, table, states, fill, media), window,
                              timestamp))
         while len(self.pending) > self.MAX_IN_FLIGHT or (self.pending and self.pending[0][0].done()):
             future, _, _ = self.pending.pop(0)
@@ -141,6 +142,14 @@ class ScoreFn(beam.DoFn):
                     yield TaggedOutput(out.tag, WindowedValue(out.value, timestamp, [window]))
                 else:
                     yield WindowedValue(out, timestamp, [window])
+
+    def score_released(self, table: pa.Table, states: dict[str, Any], fill=None, media=None) -> list:
+        """:meth:`score_table`, then the memory its working copies took handed back to the system
+        (:mod:`sanitizer.beam.allocator`): a worker holds what the batches in flight need, however many
+        it has scored."""
+        outputs = self.score_table(table, states, fill, media)
+        release_freed_memory()
+        return outputs
 
     def score_table(self, table: pa.Table, states: dict[str, Any], fill=None, media=None) -> list:
         """``fill``: the sample's per-feature medians, what missing values are judged as; ``media``: the fitted
