@@ -269,7 +269,7 @@ def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, spac
         pairs, ia, ib = pairs[present], ia[present], ib[present]
         kind = sources[s].kind
         threshold = space.radius if kind == near.VECTOR else getattr(params, THRESHOLDS[kind])
-        ok, value = near.confirm(kind, payload[ia], payload[ib], threshold)
+        ok, value = near.confirm(kind, payload, ia, ib, threshold)
         involved = len(np.unique(pairs[ok]))
         if records and involved > near.NATURAL * records:
             unjudged[sources[s].name] = involved

@@ -9,7 +9,7 @@ Three sources, each a signature per record and band keys that bring likely pairs
   repeat by chance;
 * **image** (each image column): the DCT pHash and its eight one-pixel shifts (:mod:`~.phash`); a pair is
   confirmed when the smallest distance between one's shifts and the other's hash is ``image_bits`` or less
-  and their pixels agree (:data:`IMAGE_MAD`);
+  and their pixels agree in colour (:data:`IMAGE_MAD`) and shape (:data:`IMAGE_SHAPE`);
 * **vector** (the numeric features, standardised on the sample, of records equal in every other content
   column): SimHash bands (:mod:`~.simhash`), a pair confirmed when its distance is under ``vector_ratio`` times the data's median nearest-neighbour distance
   (cleanlab's near-duplicate rule), scaled from the sample to the run's size. Where that radius holds
@@ -230,33 +230,73 @@ def _image_parts(payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hashes, payload[:, 9:].reshape(len(payload), side, side, 3)
 
 
-def _moved_mad(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n,) the smallest mean absolute RGB difference between ``b`` and ``a`` moved by up to one pixel."""
+IMAGE_SHAPE = 0.93
+"""... and their shapes agree: the correlation of each colour channel (its absolute value, weighted by the
+channel's contrast), the better of the nine moves, at least this. A recolour scales and shifts each channel
+and keeps it; a glyph of another font on a background of the same colour does not."""
+
+
+def _channel_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) per-channel |correlation| of (n, S, S, 3) images, weighted by the smaller channel variance."""
+    x = a.reshape(len(a), -1, 3)
+    y = b.reshape(len(b), -1, 3)
+    x = x - x.mean(axis=1, keepdims=True)
+    y = y - y.mean(axis=1, keepdims=True)
+    vx, vy = (x * x).sum(axis=1), (y * y).sum(axis=1)
+    c = np.abs((x * y).sum(axis=1)) / np.sqrt(vx * vy + 1e-9)
+    w = np.minimum(vx, vy)
+    return (c * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
+
+
+def _moved_agreement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mad, shape): the smallest mean absolute RGB difference and the largest channel correlation between
+    ``b`` and ``a`` moved by up to one pixel."""
     side = a.shape[1]
     idx = np.arange(side)
-    best = np.full(len(a), np.inf)
+    mad = np.full(len(a), np.inf)
+    shape = np.zeros(len(a))
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             moved = a[:, np.clip(idx - dy, 0, side - 1)][:, :, np.clip(idx - dx, 0, side - 1)]
-            best = np.minimum(best, np.abs(moved - b).mean(axis=(1, 2, 3)))
-    return best
+            mad = np.minimum(mad, np.abs(moved - b).mean(axis=(1, 2, 3)))
+            shape = np.maximum(shape, _channel_correlation(moved, b))
+    return mad, shape
 
 
-def confirm(kind: str, a: np.ndarray, b: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(confirmed, similarity) for pairs of payloads ``a[i]``, ``b[i]``: text signatures (Jaccard estimate
-    >= threshold), images' nine shifted hashes (smallest distance <= threshold bits, column 4 the image
-    itself), standardised vectors (distance <= threshold)."""
+CHUNK = 8192
+"""Candidate pairs confirmed at a time: a chunk's payloads (an image's pixels are 24 KiB) stay small."""
+
+
+def confirm(kind: str, payload: np.ndarray, ia: np.ndarray, ib: np.ndarray,
+            threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(confirmed, similarity) for the pairs of rows ``ia[i]``, ``ib[i]`` of ``payload``: text signatures
+    (Jaccard estimate >= threshold), images (:func:`image_payload`: smallest hash distance over the shifts
+    <= threshold bits, then the pixels), standardised vectors (distance <= threshold, spread over the
+    columns). Pairs are taken :data:`CHUNK` at a time."""
+    ok = np.zeros(len(ia), dtype=bool)
+    value = np.zeros(len(ia))
+    for lo in range(0, len(ia), CHUNK):
+        a, b = ia[lo:lo + CHUNK], ib[lo:lo + CHUNK]
+        ok[lo:lo + CHUNK], value[lo:lo + CHUNK] = _confirm_chunk(kind, payload, a, b, threshold)
+    return ok, value
+
+
+def _confirm_chunk(kind: str, payload: np.ndarray, ia: np.ndarray, ib: np.ndarray, threshold: float):
     if kind == TEXT:
-        sim = minhash.jaccard(a, b)
-        sim = np.atleast_1d(np.nan_to_num(sim, nan=0.0))
+        sim = np.atleast_1d(np.nan_to_num(minhash.jaccard(payload[ia], payload[ib]), nan=0.0))
         return sim >= threshold, sim
     if kind == IMAGE:
-        (ha, pa_), (hb, pb) = _image_parts(a), _image_parts(b)
+        hashes = np.ascontiguousarray(payload[:, :9]).view(np.uint64)
+        ha, hb = hashes[ia], hashes[ib]
         d = np.minimum(phash.hamming(ha, hb[:, 4:5]).min(axis=1), phash.hamming(ha[:, 4:5], hb).min(axis=1))
         ok = d <= threshold
-        mad = np.full(len(a), np.inf)
         if ok.any():
-            mad[ok] = _moved_mad(pa_[ok], pb[ok])
-        return ok & (mad <= IMAGE_MAD), d.astype(np.float64)
+            close = np.flatnonzero(ok)
+            _, pa_ = _image_parts(payload[ia[close]])
+            _, pb = _image_parts(payload[ib[close]])
+            mad, shape = _moved_agreement(pa_, pb)
+            ok[close] = (mad <= IMAGE_MAD) & (shape >= IMAGE_SHAPE)
+        return ok, d.astype(np.float64)
+    a, b = payload[ia], payload[ib]
     d = np.sqrt(((a - b) ** 2).sum(axis=1))
     return (d <= threshold) & spread_apart(a, b), d
