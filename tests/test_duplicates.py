@@ -76,7 +76,7 @@ def test_label_conflicts_go_by_majority_and_a_tie_holds_every_copy():
     keys = [int(k) for k in part.keys]
     assert held[keys[2]] == (1, "r0", "x")  # the minority label, shown beside the copy kept
     assert held[keys[1]][0] == 0  # the majority's second copy is a duplicate of the first
-    assert keys[0] not in held
+    assert held[keys[0]] == (1, None, "x")  # ... and the first is held with its group: decided once
     assert held[keys[3]] == (1, None, None) and held[keys[4]] == (1, None, None)  # a tie: both held
 
 
@@ -175,12 +175,13 @@ def test_conflicts_leaks_and_clean_rows(run):
     n = run["n_second"]
     codes = {i: r[0]["code"] for i, r in run["reasons"].items()}
     assert codes["a.parquet:60"] == "label_conflict"  # outvoted by its two relabelled copies
+    assert codes[f"b.parquet:{n + 3}"] == "label_conflict"  # the majority's first copy, held with the group
     assert codes[f"b.parquet:{n + 4}"] == "duplicate"  # the second relabelled copy
     assert codes["b.parquet:30"] == codes[f"b.parquet:{n + 5}"] == "label_conflict"  # wine 120 and its tie
     assert codes["a.parquet:10"] == "leak" and codes["b.parquet:60"] == "leak"
     leak = json.loads(run["reasons"]["a.parquet:10"][0]["evidence_json"])
     assert leak["holdout_id"] == "holdout.csv:0"
-    assert len(codes) == 9  # nothing else of wine's 178 rows is a copy
+    assert len(codes) == 10  # nothing else of wine's 178 rows is a copy
     prov = json.loads((run["out"] / "provenance.json").read_text())
     summary = prov["detectors"]["duplicates"]
     assert summary["records_hashed"] == 178 + 6 and summary["leak"] == 2 and summary["tied_groups"] == 1

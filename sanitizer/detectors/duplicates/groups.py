@@ -7,9 +7,11 @@ records with the same 128-bit content hash form a group. Per group:
   with the holdout record's id);
 * otherwise a group whose content is a likely chance collision (:mod:`sanitizer.detectors.duplicates.chance`)
   is left alone, and counted;
-* otherwise, when the copies' labels differ, the labels held by most copies are the group's consensus and
-  every copy with another label is a ``label_conflict``; when two or more labels tie for most copies, there
-  is no consensus and every copy is held for review;
+* otherwise, when the copies' labels differ, the label held by most copies is the group's consensus and
+  every copy with another label is a ``label_conflict``; so is the majority's first copy (the others are its
+  copies), since a replicated poison is a majority: no copy of a group whose labels disagree is published
+  before a reviewer has decided the group. When two or more labels tie for most copies, there is no
+  consensus and every copy is held;
 * of the copies left, one is **kept** and the others are ``duplicate`` copies of it. With generated ids
   (``file:row``) the kept copy is the first one in file and row order; with the user's ids, the one with
   the smallest record key (a hash of its id). Either way every runner and every rerun keeps the same one.
@@ -160,6 +162,9 @@ class Judge:
             agree = np.array([(None if x is None else str(x)) == consensus for x in given])
             self.hold(train[~agree], LABEL_CONFLICT, group, len(train), _at(self.ids, train[agree][0]), consensus,
                       votes, expected)
+            # the majority's first copy is held too: a replicated poison is a majority, so no copy of a group
+            # whose labels disagree is published before the reviewer has decided the group
+            self.hold(train[agree][:1], LABEL_CONFLICT, group, len(train), None, consensus, votes, expected)
             keep_rows = train[agree]
         if len(keep_rows) < 2:
             return

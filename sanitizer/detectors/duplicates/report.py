@@ -24,7 +24,10 @@ def describe(ev: dict) -> list[str]:
         return [f"a copy of holdout record {ev.get('holdout_id')}: training on it leaks the evaluation set",
                 f"group {group}"]
     if kind == "label_conflict":
-        if ev.get("consensus_label") is None:
+        if ev.get("consensus_label") is not None and ev.get("consensus_label") == ev.get("given_label"):
+            lines = [f"one of {ev.get('copies')} identical records whose labels disagree ({ev.get('votes')}); it "
+                     "carries the majority's label, and is held with its group so the group is decided once"]
+        elif ev.get("consensus_label") is None:
             lines = [f"{ev.get('copies')} identical records disagree on the label with no majority "
                      f"({ev.get('votes')}): every copy is held for review"]
         else:
