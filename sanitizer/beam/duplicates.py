@@ -115,7 +115,7 @@ class HashRowsFn(beam.DoFn):
                                              None if labels is None else labels.take(take), ids.take(take),
                                              self.holdout)
         rest = row_hashes(table, self.rest)[0] if self.rest else None
-        for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest):
+        for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest, records):
             yield beam.pvalue.TaggedOutput("bands", item)
 
 

@@ -111,7 +111,8 @@ def rest_columns(plan, columns: list[str]) -> list[str]:
     return [c for c in columns if c not in vector]
 
 
-def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, rest: np.ndarray | None = None):
+def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, rest: np.ndarray | None = None,
+               records: int = 0):
     """((source index, bucket), (band keys, record keys)) for every source of one batch; ``rest``: the hash
     of each record's content besides its vector (:func:`rest_columns`)."""
     for s, source in enumerate(sources):
@@ -119,7 +120,7 @@ def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, r
         if len(keys) == 0:
             continue
         if source.kind == near.TEXT:
-            bands = near.text_keys(payload)
+            bands = near.text_keys(payload, records)
         elif source.kind == near.IMAGE:
             bands = near.image_keys(payload)
         else:

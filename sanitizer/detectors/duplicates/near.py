@@ -4,7 +4,7 @@ little noise; found in linear time by band keys, confirmed pair by pair, grouped
 Three sources, each a signature per record and band keys that bring likely pairs into one bucket:
 
 * **text** (each judged text column): MinHash of character 5-grams (:mod:`~.minhash`), LSH bands tuned to
-  catch pairs from Jaccard ``TEXT_LSH`` up, a pair confirmed at an estimated Jaccard of ``text_jaccard`` or
+  catch pairs from Jaccard 0.4 up (stricter as the data grows: :func:`text_bands`), a pair confirmed at an estimated Jaccard of ``text_jaccard`` or
   more. A text of fewer than ``TEXT_MIN_CHARS`` characters is not judged: short texts ("Great product!")
   repeat by chance;
 * **image** (each image column): the DCT pHash and its eight one-pixel shifts (:mod:`~.phash`); a pair is
@@ -32,12 +32,11 @@ from sanitizer.detectors.duplicates import minhash, phash, simhash
 
 _MASK56 = np.uint64((1 << 56) - 1)
 TEXT, IMAGE, VECTOR = "text", "image", "vector"
-TEXT_LSH = 0.4
-"""The Jaccard similarity from which text pairs become candidates (bands chosen as datasketch chooses)."""
 TEXT_MIN_CHARS = 40
 NUM_PERM = 128
 IMAGE_BANDS = 4
-VECTOR_BANDS = 4
+VECTOR_BANDS = 8
+VECTOR_BAND_BITS = 24
 GRID = 0.5
 """Vectors whose sampled records have fewer distinct nearest-neighbour distances than this share of them lie
 on a grid (integer codes, coarse measurements): near neighbours there are not near copies."""
@@ -139,8 +138,24 @@ def text_signatures(texts, seed: int) -> np.ndarray:
     return minhash.signatures(texts, NUM_PERM, seed, unit="char", n=5)
 
 
-def text_keys(signatures: np.ndarray) -> np.ndarray:
-    bands, rows = minhash.lsh_params(TEXT_LSH, NUM_PERM)
+UNRELATED = 0.05
+"""Jaccard similarity of two unrelated texts' character 5-grams (English reviews: 0.02 to 0.05)."""
+TEXT_THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def text_bands(records: int) -> tuple[int, int]:
+    """(bands, rows) of the text LSH: the lowest threshold of :data:`TEXT_THRESHOLDS` (bands as datasketch
+    picks them) at which unrelated texts make at most one candidate per record among ``records``: 0.4 for a
+    few thousand texts, stricter as the data grows, so candidates grow linearly with the data."""
+    for threshold in TEXT_THRESHOLDS:
+        bands, rows = minhash.lsh_params(threshold, NUM_PERM)
+        if records * float(minhash.collision_probability(UNRELATED, bands, rows)) <= 1.0:
+            return bands, rows
+    return minhash.lsh_params(TEXT_THRESHOLDS[-1], NUM_PERM)
+
+
+def text_keys(signatures: np.ndarray, records: int = 0) -> np.ndarray:
+    bands, rows = text_bands(records)
     return minhash.band_keys(signatures, bands, rows)
 
 
@@ -151,9 +166,19 @@ def image_keys(payload: np.ndarray) -> np.ndarray:
 
 
 def vector_keys(Z: np.ndarray, seed: int, rest: np.ndarray | None = None) -> np.ndarray:
-    """SimHash band keys of standardised vectors; ``rest``: a hash of each record's other content (text,
-    categories), mixed in so that only records equal there meet."""
-    keys = phash.band_keys(simhash.simhash(Z, seed=seed), VECTOR_BANDS)
+    """SimHash band keys of standardised vectors: :data:`VECTOR_BANDS` bands of :data:`VECTOR_BAND_BITS` bits
+    from 64-bit SimHashes (two bands each), so unrelated records rarely share one (a million records: about 30 random
+    pairs a band) while near copies, a few hundredths of a radian apart, share one almost surely; ``rest``:
+    a hash of each record's other content (text, categories), mixed in so that only records equal there meet."""
+    per_word = 64 // VECTOR_BAND_BITS
+    words = -(-VECTOR_BANDS // per_word)
+    bits = np.concatenate([simhash.simhash(Z, seed=seed + k)[:, None] for k in range(words)], axis=1)
+    keys = np.empty((len(Z), VECTOR_BANDS), dtype=np.uint64)
+    mask = np.uint64((1 << VECTOR_BAND_BITS) - 1)
+    for b in range(VECTOR_BANDS):
+        word, slot = divmod(b, per_word)
+        chunk = (bits[:, word] >> np.uint64(slot * VECTOR_BAND_BITS)) & mask
+        keys[:, b] = (np.uint64(b) << np.uint64(56)) | (chunk ^ np.uint64(0x5EC7 + b))
     if rest is not None:
         keys ^= (np.asarray(rest, dtype=np.uint64) & _MASK56)[:, None]
     return keys
