@@ -85,9 +85,10 @@ def vectors_of(table: pa.Table, plan) -> tuple[np.ndarray, np.ndarray]:
     return keys, X
 
 
-def signatures(source: Source, table: pa.Table, plan, space, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, payload) of every record that has one: text signatures, nine shifted image hashes,
-    standardised vectors."""
+def signatures(source: Source, table: pa.Table, plan, space, seed: int,
+               confirming: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, payload) of every record that has one: text signatures, nine shifted image hashes (and the
+    pixels, when ``confirming``), standardised vectors."""
     keys = table.column(KEY_COLUMN).to_numpy()
     if source.kind == near.TEXT:
         sig = near.text_signatures(source.encoder.encode(table.column(source.column)), seed)
@@ -97,7 +98,7 @@ def signatures(source: Source, table: pa.Table, plan, space, seed: int) -> tuple
         pixels, problems = source.encoder.encode_checked(table.column(source.column))
         ok = np.ones(len(keys), dtype=bool)
         ok[list(problems)] = False
-        return keys[ok], near.image_payload(pixels[ok])
+        return keys[ok], near.image_payload(pixels[ok], with_pixels=confirming)
     if space is None or not space.judged:
         return keys[:0], np.zeros((0, 0))
     vkeys, X = vectors_of(table, plan)
@@ -116,7 +117,7 @@ def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, r
     """((source index, bucket), (band keys, record keys)) for every source of one batch; ``rest``: the hash
     of each record's content besides its vector (:func:`rest_columns`)."""
     for s, source in enumerate(sources):
-        keys, payload = signatures(source, table, plan, space, seed)
+        keys, payload = signatures(source, table, plan, space, seed, confirming=False)
         if len(keys) == 0:
             continue
         if source.kind == near.TEXT:

@@ -161,7 +161,7 @@ def text_keys(signatures: np.ndarray, records: int = 0) -> np.ndarray:
 
 def image_keys(payload: np.ndarray) -> np.ndarray:
     """(n, 9 * IMAGE_BANDS): band keys of every shift of each image (:func:`image_payload`)."""
-    shifted, _ = _image_parts(payload)
+    shifted = _image_hashes(payload)
     return np.concatenate([phash.band_keys(shifted[:, k], IMAGE_BANDS) for k in range(shifted.shape[1])], axis=1)
 
 
@@ -243,16 +243,22 @@ quality 75 and a slight recolour stay under it; different scans of one digit, or
 another colour, do not."""
 
 
-def image_payload(pixels: np.ndarray) -> np.ndarray:
-    """(n, 9 + S*S*3) float64: the nine shifted pHashes (their bits, as float64) and the RGB pixels."""
-    hashes = np.ascontiguousarray(phash.shifted_hashes(pixels)).view(np.float64)
-    return np.hstack([hashes, pixels.reshape(len(pixels), -1).astype(np.float64)])
+def image_payload(pixels: np.ndarray, with_pixels: bool = True) -> np.ndarray:
+    """(n, 72 + S*S*3) uint8: the nine shifted pHashes (their bytes) and the RGB pixels; the hashes alone
+    (n, 72) without ``with_pixels`` (what band keys need)."""
+    hashes = np.ascontiguousarray(phash.shifted_hashes(pixels)).view(np.uint8).reshape(len(pixels), 72)
+    if not with_pixels:
+        return hashes
+    return np.hstack([hashes, np.asarray(pixels, dtype=np.uint8).reshape(len(pixels), -1)])
+
+
+def _image_hashes(payload: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(payload[:, :72]).view(np.uint64).reshape(len(payload), 9)
 
 
 def _image_parts(payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    hashes = np.ascontiguousarray(payload[:, :9]).view(np.uint64)
-    side = int(round(np.sqrt((payload.shape[1] - 9) / 3)))
-    return hashes, payload[:, 9:].reshape(len(payload), side, side, 3)
+    side = int(round(np.sqrt((payload.shape[1] - 72) / 3)))
+    return _image_hashes(payload), payload[:, 72:].reshape(len(payload), side, side, 3).astype(np.float64)
 
 
 IMAGE_SHAPE = 0.93
@@ -289,7 +295,7 @@ def _moved_agreement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 CHUNK = 8192
-"""Candidate pairs confirmed at a time: a chunk's payloads (an image's pixels are 24 KiB) stay small."""
+"""Candidate pairs confirmed at a time: a chunk's payloads (an image's pixels are 3 KiB) stay small."""
 
 
 def confirm(kind: str, payload: np.ndarray, ia: np.ndarray, ib: np.ndarray,
@@ -311,8 +317,7 @@ def _confirm_chunk(kind: str, payload: np.ndarray, ia: np.ndarray, ib: np.ndarra
         sim = np.atleast_1d(np.nan_to_num(minhash.jaccard(payload[ia], payload[ib]), nan=0.0))
         return sim >= threshold, sim
     if kind == IMAGE:
-        hashes = np.ascontiguousarray(payload[:, :9]).view(np.uint64)
-        ha, hb = hashes[ia], hashes[ib]
+        ha, hb = _image_hashes(payload[ia]), _image_hashes(payload[ib])
         d = np.minimum(phash.hamming(ha, hb[:, 4:5]).min(axis=1), phash.hamming(ha[:, 4:5], hb).min(axis=1))
         ok = d <= threshold
         if ok.any():
