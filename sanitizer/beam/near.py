@@ -125,7 +125,7 @@ def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, r
         elif source.kind == near.IMAGE:
             bands = near.image_keys(payload)
         else:
-            bands = near.vector_keys(payload, seed, rest)
+            bands = near.vector_keys(payload, seed, space.radius, rest)
         flat = bands.reshape(-1)
         owners = np.repeat(keys, bands.shape[1])
         valid = flat != near.minhash.NO_KEY

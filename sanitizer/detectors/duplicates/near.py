@@ -11,7 +11,7 @@ Three sources, each a signature per record and band keys that bring likely pairs
   confirmed when the smallest distance between one's shifts and the other's hash is ``image_bits`` or less
   and their pixels agree in colour (:data:`IMAGE_MAD`) and shape (:data:`IMAGE_SHAPE`);
 * **vector** (the numeric features, standardised on the sample, of records equal in every other content
-  column): SimHash bands (:mod:`~.simhash`), a pair confirmed when its distance is under ``vector_ratio`` times the data's median nearest-neighbour distance
+  column): Euclidean LSH bands (:func:`vector_keys`), a pair confirmed when its distance is under ``vector_ratio`` times the data's median nearest-neighbour distance
   (cleanlab's near-duplicate rule), scaled from the sample to the run's size. Where that radius holds
   neighbours by chance (few intrinsic dimensions), or the vectors lie on a grid (integer codes), vectors
   are not judged and provenance says why.
@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sanitizer.detectors.duplicates import minhash, phash, simhash
+from sanitizer.data.batch import mix64
+from sanitizer.detectors.duplicates import minhash, phash
 
 _MASK56 = np.uint64((1 << 56) - 1)
 TEXT, IMAGE, VECTOR = "text", "image", "vector"
@@ -36,7 +37,8 @@ TEXT_MIN_CHARS = 40
 NUM_PERM = 128
 IMAGE_BANDS = 4
 VECTOR_BANDS = 8
-VECTOR_BAND_BITS = 24
+VECTOR_PROJECTIONS = 8
+VECTOR_WIDTH = 4.0
 GRID = 0.5
 """Vectors whose sampled records have fewer distinct nearest-neighbour distances than this share of them lie
 on a grid (integer codes, coarse measurements): near neighbours there are not near copies."""
@@ -165,20 +167,26 @@ def image_keys(payload: np.ndarray) -> np.ndarray:
     return np.concatenate([phash.band_keys(shifted[:, k], IMAGE_BANDS) for k in range(shifted.shape[1])], axis=1)
 
 
-def vector_keys(Z: np.ndarray, seed: int, rest: np.ndarray | None = None) -> np.ndarray:
-    """SimHash band keys of standardised vectors: :data:`VECTOR_BANDS` bands of :data:`VECTOR_BAND_BITS` bits
-    from 64-bit SimHashes (two bands each), so unrelated records rarely share one (a million records: about 30 random
-    pairs a band) while near copies, a few hundredths of a radian apart, share one almost surely; ``rest``:
-    a hash of each record's other content (text, categories), mixed in so that only records equal there meet."""
-    per_word = 64 // VECTOR_BAND_BITS
-    words = -(-VECTOR_BANDS // per_word)
-    bits = np.concatenate([simhash.simhash(Z, seed=seed + k)[:, None] for k in range(words)], axis=1)
+def vector_keys(Z: np.ndarray, seed: int, radius: float, rest: np.ndarray | None = None) -> np.ndarray:
+    """Band keys of standardised vectors for Euclidean near copies (p-stable LSH, Datar et al. 2004): each
+    of :data:`VECTOR_BANDS` bands hashes :data:`VECTOR_PROJECTIONS` random projections, each cut into slots
+    ``VECTOR_WIDTH * radius`` wide. Two records within ``radius`` share a band almost surely (0.99 over the
+    bands); two at a typical neighbour distance (about eight radii) rarely do, however the data clusters
+    (angle hashes collide throughout a cluster far from the origin). ``rest``: a hash of each record's other
+    content (text, categories), mixed in so that only records equal there meet."""
+    rng = np.random.default_rng([seed, 0x5EC7])
+    k = VECTOR_BANDS * VECTOR_PROJECTIONS
+    width = VECTOR_WIDTH * max(float(radius), 1e-12)
+    A = rng.normal(size=(Z.shape[1], k))
+    offset = rng.uniform(0.0, width, size=k)
     keys = np.empty((len(Z), VECTOR_BANDS), dtype=np.uint64)
-    mask = np.uint64((1 << VECTOR_BAND_BITS) - 1)
-    for b in range(VECTOR_BANDS):
-        word, slot = divmod(b, per_word)
-        chunk = (bits[:, word] >> np.uint64(slot * VECTOR_BAND_BITS)) & mask
-        keys[:, b] = (np.uint64(b) << np.uint64(56)) | (chunk ^ np.uint64(0x5EC7 + b))
+    for lo in range(0, len(Z), 65536):  # (rows, k) float working copies a slice at a time
+        slots = np.floor((Z[lo:lo + 65536] @ A + offset) / width).astype(np.int64).view(np.uint64)
+        for b in range(VECTOR_BANDS):
+            h = np.full(len(slots), np.uint64(0x9E3779B97F4A7C15 + b), dtype=np.uint64)
+            for j in range(b * VECTOR_PROJECTIONS, (b + 1) * VECTOR_PROJECTIONS):
+                h = mix64(h ^ slots[:, j])
+            keys[lo:lo + len(slots), b] = (np.uint64(b) << np.uint64(56)) | (h & _MASK56)
     if rest is not None:
         keys ^= (np.asarray(rest, dtype=np.uint64) & _MASK56)[:, None]
     return keys
@@ -196,8 +204,9 @@ def pairs_from_keys(band_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     band_keys, keys = band_keys[order], keys[order]
     starts = np.flatnonzero(np.concatenate([[True], band_keys[1:] != band_keys[:-1]]))
     ends = np.append(starts[1:], len(band_keys))
+    shared = ends - starts >= 2  # most keys are held by one record: only shared ones are looked at
     out = []
-    for a, b in zip(starts, ends):
+    for a, b in zip(starts[shared], ends[shared]):
         members = np.unique(keys[a:b])
         if len(members) < 2:
             continue
