@@ -8,7 +8,7 @@ of the candidates only.
                                                      confirm, union-find, decide ─► near Verdicts ◄─────┘
 
 A record's band keys are a few 64-bit numbers per source (text: LSH bands of its MinHash; image: the bands of
-its nine shifted pHashes; vector: SimHash bands), so the shuffle carries those and the record keys, never
+its nine shifted pHashes; vector: Euclidean LSH bands), so the shuffle carries those and the record keys, never
 the texts, images or vectors. Only the records that share a band key with another are read a second time
 for what confirms a pair; a data set without near copies sends almost nothing there.
 """
