@@ -1,29 +1,34 @@
 """Memory and speed of the default ``sanitize run`` on 25,000 and 100,000 64x64 images, and on 100,000 texts.
 
-    python bench/media_scale.py [--images 25000,100000] [--texts 100000] [--seed 0]
+    python bench/media_scale.py [--images 25000,100000] [--texts 100000] [--seed 0] [--config FILE]
+                                [--no-passthrough] [--max-mib 12000]
 
 Makes, offline from ``--seed`` and kept under bench/_data/media_scale/ (a rerun reuses them):
 
 * images: 64x64 RGB PNG in the Hugging Face layout (``image: struct<bytes: binary, path: string>``,
-  ``label: string``, 10 classes "0" ... "9"), row groups of 12,500 rows (the run's batches are at
-  most a row group long, so every set is read in batches of the same rows). Each row is one of
-  ``bench/media_data.py``'s 32x32 images (scikit-learn's digits scans and DejaVu glyphs, painted), upscaled
-  to a random side in [64, 72], cropped to 64x64 at a random offset and given a random order of its colour
-  channels. Rows are drawn in chunks of 2,500 from one generator, so a smaller set is the first rows of a
-  larger one.
+  ``label: string``, 10 classes "0" ... "9"), row groups of 12,500 rows. The run cuts its batches by
+  weight (the rows as read plus their decoded pixels), so every set is scored in batches of the same rows
+  (3,781 at the default 32-pixel image size). Each row is one of ``bench/media_data.py``'s 32x32 images
+  (scikit-learn's digits scans and DejaVu glyphs, painted), upscaled to a random side in [64, 72], cropped
+  to 64x64 at a random offset and given a random order of its colour channels. Rows are drawn in chunks of
+  2,500 from one generator, so a smaller set is the first rows of a larger one.
 * texts: modeldata's product reviews (training + testing, 5,000), repeated with a per-row number appended
   so every text is distinct (``review: string``, ``score: string``), four row groups.
 
 For each file, each in a fresh subprocess on the DirectRunner:
 
-* passthrough: ReadFromParquetBatched -> WriteToParquetBatched (``bench/throughput.py``'s);
-* sanitize: ``sanitize run --input FILE --output DIR --label-column LABEL``, the default configuration.
+* passthrough: ReadFromParquetBatched -> WriteToParquetBatched (``bench/throughput.py``'s; left out with
+  ``--no-passthrough``);
+* sanitize: ``sanitize run --input FILE --output DIR --label-column LABEL``, the default configuration
+  (``--config FILE`` adds a config file, e.g. to switch a detector off).
 
 Prints rows, wall and CPU seconds (the whole subprocess tree, interpreter start included), rows/s, the ratio
 of sanitize's rows/s to the passthrough's, the peak memory (RSS summed over the process tree, sampled every
 50 ms from outside), how many times stderr says Beam's "Data output stream buffer size ... exceeds 536870912
-bytes", and the peak ratio of the largest image set to the smallest. The machines are shared and noisy:
-read the ratios and the CPU seconds beside the wall seconds.
+bytes", and the peak ratio of the largest image set to the smallest. A run whose tree passes ``--max-mib``
+is stopped (the machines are shared) and its row says so. The machines are shared and noisy: read the
+ratios and the CPU seconds beside the wall seconds. ``bench/media_profile.py`` shows where one run's memory
+goes, stage by stage.
 """
 
 from __future__ import annotations
@@ -107,13 +112,41 @@ def make_texts_file(rows: int, path: Path) -> None:
     pq.write_table(table, path, row_group_size=max(1, rows // 4))
 
 
-def measured(cmd: list[str]) -> dict:
-    """``mixed_scale.run_measured`` (wall seconds, peak tree RSS, rc, stderr) plus the tree's CPU seconds and
-    the count of Beam's buffer-size warning in its stderr."""
-    from mixed_scale import run_measured
+MAX_MIB = 12_000
+"""A run whose process tree passes this many MiB is stopped (``--max-mib``)."""
 
+
+def run_capped(cmd: list[str], max_mib: float) -> dict:
+    """Wall seconds, peak tree RSS (MiB), rc and stderr of a subprocess; stopped (``stopped``: True) once its
+    tree passes ``max_mib``."""
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    from throughput import tree_rss_bytes
+
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:  # a pipe could fill while the run is watched
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True)
+        peak, stopped = 0, False
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_bytes(proc.pid))
+            if peak > max_mib * 2**20 and not stopped:
+                stopped = True
+                os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.05)
+        err.seek(0)
+        stderr = err.read()
+    return {"wall_s": time.perf_counter() - started, "peak_mib": peak / 2**20, "rc": proc.returncode,
+            "stderr": stderr, "stopped": stopped}
+
+
+def measured(cmd: list[str], max_mib: float = MAX_MIB) -> dict:
+    """:func:`run_capped` (wall seconds, peak tree RSS, rc, stderr) plus the tree's CPU seconds and the count of
+    Beam's buffer-size warning in its stderr."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    r = run_measured(cmd)
+    r = run_capped(cmd, max_mib)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     r["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     r["warnings"] = r["stderr"].count(WARNING)
@@ -121,20 +154,20 @@ def measured(cmd: list[str]) -> dict:
     return r
 
 
-def passthrough(path: Path) -> dict:
+def passthrough(path: Path, max_mib: float = MAX_MIB) -> dict:
     out = DATA / "out-passthrough"
     shutil.rmtree(out, ignore_errors=True)
     r = measured([sys.executable, str(HERE / "throughput.py"), "--child", "passthrough", "--path", str(path),
-                  "--out", str(out), "--"])
+                  "--out", str(out), "--"], max_mib)
     shutil.rmtree(out, ignore_errors=True)
     return r
 
 
-def sanitize(path: Path, label: str) -> dict:
+def sanitize(path: Path, label: str, config: str | None = None, max_mib: float = MAX_MIB) -> dict:
     out = DATA / "out-sanitize"
     shutil.rmtree(out, ignore_errors=True)
     r = measured([sys.executable, "-c", CLI, "run", "--input", str(path), "--output", str(out),
-                  "--label-column", label])
+                  "--label-column", label, *(["--config", config] if config else [])], max_mib)
     prov = out / "provenance.json"
     if prov.exists():
         p = json.loads(prov.read_text())
@@ -147,17 +180,25 @@ HEADER = (f"{'set':<7} {'rows':>8} | {'pass wall':>9} {'cpu':>6} {'MiB':>6} {'wa
           f"{'cpu':>6} {'MiB':>6} {'warn':>4} | {'rows/s':>7} {'ratio':>5}  rc, held")
 
 
-def compare(kind: str, path: Path, rows: int, label: str) -> dict:
+NOT_RUN = {"wall_s": float("nan"), "cpu_s": float("nan"), "peak_mib": float("nan"), "warnings": 0, "rc": 0,
+           "buffer_lines": 0, "stopped": False}
+
+
+def compare(kind: str, path: Path, rows: int, label: str, config: str | None = None, with_passthrough: bool = True,
+            max_mib: float = MAX_MIB) -> dict:
     from throughput import print_breakdown
 
-    p, s = passthrough(path), sanitize(path, label)
+    p = passthrough(path, max_mib) if with_passthrough else NOT_RUN
+    s = sanitize(path, label, config, max_mib)
     held = (s.get("counts") or {}).get("quarantined")
     print(f"{kind:<7} {rows:>8,} | {p['wall_s']:>9.1f} {p['cpu_s']:>6.1f} {p['peak_mib']:>6.0f} {p['warnings']:>4} | "
           f"{s['wall_s']:>13.1f} {s['cpu_s']:>6.1f} {s['peak_mib']:>6.0f} {s['warnings']:>4} | "
           f"{rows / s['wall_s']:>7.0f} {p['wall_s'] / s['wall_s']:>5.2f}  rc {s['rc']}, "
           f"{'?' if held is None else f'{held:,}'} held", flush=True)
     for name, r in (("passthrough", p), ("sanitize", s)):
-        if r["rc"] != 0:
+        if r["stopped"]:
+            print(f"  {name} stopped: its processes passed {max_mib:,.0f} MiB")
+        elif r["rc"] != 0:
             print(f"  {name} failed:\n    " + "\n    ".join(r["stderr"].strip().splitlines()[-8:]))
         if r["buffer_lines"] > r["warnings"]:
             print(f"  {name}: {r['buffer_lines']} stderr lines say 'buffer size'")
@@ -170,6 +211,9 @@ def main() -> None:
     ap.add_argument("--images", default="25000,100000", help="comma-separated image counts ('' for none)")
     ap.add_argument("--texts", type=int, default=100_000, help="text rows (0 for none)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", help="a config file every sanitize run reads (e.g. a detector switched off)")
+    ap.add_argument("--no-passthrough", action="store_true", help="run sanitize only")
+    ap.add_argument("--max-mib", type=float, default=MAX_MIB, help="stop a run whose processes pass this")
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     sizes = sorted(int(r) for r in args.images.split(",") if r)
@@ -183,14 +227,15 @@ def main() -> None:
         path = DATA / f"reviews-{args.texts}.parquet"
         make_texts_file(args.texts, path)
         files.append(("texts", args.texts, path, "score"))
-    print(f"{os.cpu_count()} cores; DirectRunner; default configuration; wall and CPU seconds of the whole process "
+    configured = f"config {args.config}" if args.config else "default configuration"
+    print(f"{os.cpu_count()} cores; DirectRunner; {configured}; wall and CPU seconds of the whole process "
           f"tree; ratio = sanitize rows/s / passthrough rows/s; warn = stderr lines with {WARNING!r}")
     for _, rows, path, _ in files:
         print(f"  {path.name}: {rows:,} rows, {path.stat().st_size / 2**20:.0f} MiB")
     print(HEADER)
     peaks = {}
     for kind, rows, path, label in files:
-        r = compare(kind, path, rows, label)
+        r = compare(kind, path, rows, label, args.config, not args.no_passthrough, args.max_mib)
         if kind == "images":
             peaks[rows] = r["sanitize"]["peak_mib"]
     if len(peaks) > 1:

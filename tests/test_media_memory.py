@@ -114,6 +114,25 @@ def test_the_sample_keeps_the_rows_and_order_it_defines_from_many_parts():
         assert np.array_equal(got.features[IMAGE], want.features[IMAGE])
 
 
+def test_a_settled_accumulator_hands_its_rows_to_the_fit_without_a_copy():
+    """What a worker sends (``compact``: one part in the sample's order) is what the last merge extracts, the
+    same arrays; the rows and order are those of the unsettled accumulator."""
+    rng = np.random.default_rng(4)
+    fn_sampler = ClassAwareSampler(size=10_000, min_per_class=5, seed=1, widths={NUMERIC: 2, IMAGE: (1, 4, 4, 3)},
+                                   columns={IMAGE: ("image",)})
+    acc = fn_sampler.create()
+    for a, n in ((0, 300), (300, 250)):
+        acc = fn_sampler.add(acc, _batch(a, n, rng))
+    want = fn_sampler.extract(acc)
+    assert len(acc.parts) == 2
+    settled = fn_sampler.settle(acc)
+    assert len(settled.parts) == 1
+    got = fn_sampler.extract(fn_sampler.merge([fn_sampler.create(), settled]))
+    assert list(got.ids) == list(want.ids) and np.array_equal(got.features[IMAGE], want.features[IMAGE])
+    assert got.features[IMAGE] is settled.parts[0].batch.features[IMAGE]
+    assert not np.shares_memory(want.features[IMAGE], got.features[IMAGE])  # an unsettled one is gathered
+
+
 class MeanColour:
     """A representation: each image's mean colour (0-1), recording how many images each call embedded."""
 
@@ -165,7 +184,7 @@ def test_the_sample_is_a_main_input_once_and_only_its_description_reaches_the_su
     assert not any("Sanitize/Sample/" in n and "InjectDefault" in n for n in names)  # no default: no side input
     sides = _side_inputs(proto)
     assert sides, "the graph has side inputs (the states reach the scoring stage as one)"
-    assert not [s for s in sides if "/Sample/" in s[1] or "HandOverSample" in s[1] or "FitDetectors" in s[1]]
+    assert not [s for s in sides if "/Sample/" in s[1] or "FitDetectors" in s[1]]
     summarise = next(t for t in proto.components.transforms.values() if t.unique_name == "Sanitize/SummariseFit")
     payload = beam_runner_api_pb2.ParDoPayload.FromString(summarise.spec.payload)
     main = [pc for tag, pc in summarise.inputs.items() if tag not in payload.side_inputs]

@@ -108,6 +108,9 @@ class SampleFn(beam.CombineFn):
     def merge_accumulators(self, accs):
         return self.sampler.merge(list(accs))
 
+    def compact(self, acc):
+        return self.sampler.settle(acc)
+
     def extract_output(self, acc):
         return self.sampler.extract(acc)
 
@@ -137,6 +140,7 @@ def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any]
     Only feature_collision uses torch's global generator.
     """
     progress.stage(f"fitting detectors on {sample.n:,} sample rows")
+    release_freed_memory()  # what drawing and handing over the sample took
     batch = sample.filled(missing_fill(sample, plan))
     finish_warm_imports()
     one_thread_per_library_call()

@@ -117,14 +117,19 @@ class ClassAwareSampler:
         return out
 
     def extract(self, acc: Accumulator) -> Batch:
-        """The sample's rows, ordered by priority (so its first rows are a uniform subsample)."""
+        """The sample's rows, ordered by priority (so its first rows are a uniform subsample); an
+        accumulator already in that order (:meth:`settle`) gives its rows without a copy."""
         if not acc.parts:
             return Batch.empty(self.widths, columns=self.columns)
-        priority, keys = _joined(acc.parts, "priority"), _joined(acc.parts, "keys")
-        kept = self._kept(priority, _joined(acc.parts, "labels"))
-        # Sort by (priority, key) so the fitted state never depends on merge order.
-        order = kept[np.lexsort((keys[kept], priority[kept]))]
-        return Batch.take_from([p.batch for p in acc.parts], order)
+        parts = [p for p in acc.parts if p.n] or acc.parts[:1]
+        return self.compact(parts).batch
+
+    def settle(self, acc: Accumulator) -> Accumulator:
+        """``acc`` with its rows in one part, in the sample's order: what is sent between workers, so the
+        last merge, given one such accumulator, hands its rows to the fit as they are."""
+        if acc.parts and not (len(acc.parts) == 1 and _ordered(acc.parts[0])):
+            self._compact_into(acc)
+        return acc
 
     def _compact_into(self, acc: Accumulator) -> None:
         s = self.compact(acc.parts)
@@ -144,12 +149,14 @@ class ClassAwareSampler:
         acc.class_cutoffs = cuts if np.isfinite(acc.cutoff) else {}
 
     def compact(self, parts: list[Sample]) -> Sample:
-        """The rows of ``parts`` the sample keeps, in their order, as one part (one copy of those rows)."""
-        if len(parts) == 1 and parts[0].n <= self.size:
+        """The rows of ``parts`` the sample keeps as one part, ordered by (priority, key) so the fitted state
+        never depends on merge order: one copy of those rows, none when ``parts`` is one such part."""
+        if len(parts) == 1 and parts[0].n <= self.size and _ordered(parts[0]):
             return parts[0]
-        priority = _joined(parts, "priority")
+        priority, keys = _joined(parts, "priority"), _joined(parts, "keys")
         kept = self._kept(priority, _joined(parts, "labels"))
-        return Sample(Batch.take_from([p.batch for p in parts], kept), priority[kept])
+        order = kept[np.lexsort((keys[kept], priority[kept]))]
+        return Sample(Batch.take_from([p.batch for p in parts], order), priority[order])
 
     def _kept(self, priority: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Positions of the rows the sample keeps: the ``size`` of smallest priority and each class's
@@ -167,6 +174,12 @@ class ClassAwareSampler:
             rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
             keep[order[rank < self.min_per_class]] = True
         return np.flatnonzero(keep)
+
+
+def _ordered(part: Sample) -> bool:
+    """Whether ``part``'s rows are in the sample's order: by priority, then key."""
+    p, k = part.priority, part.keys
+    return bool(np.all((p[1:] > p[:-1]) | ((p[1:] == p[:-1]) & (k[1:] >= k[:-1]))))
 
 
 def _joined(parts: list[Sample], field: str) -> np.ndarray:

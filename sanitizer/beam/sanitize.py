@@ -190,14 +190,12 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
     from apache_beam.io.parquetio import WriteToParquetBatched
 
     sample_tables = p | "ReadForSample" >> ReadBatches(plan, columns=plan.read_columns())
-    # The sample is handed to the fitting stage as a main input, once: a combine's default value travels
-    # as a side input, which a runner keeps for the whole run (the None element gives the combine an
-    # input when no row is read), and the reshuffle lets the stage that merged the sample end before the
-    # detectors fit. Only a few numbers about the sample go further (DescribeSample), so no stage holds
-    # it while the data is scored.
+    # The sample is the combine's main output, fitted on where it is merged: a combine's default value
+    # travels as a side input, which a runner keeps for the whole run (the None element gives the combine
+    # an input when no row is read). Only a few numbers about the sample go further (DescribeSample), so
+    # no stage holds it while the data is scored.
     sample = ((sample_tables, p | "NoRows" >> beam.Create([None])) | "SampleInputs" >> beam.Flatten()
-              | "Sample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults()
-              | "HandOverSample" >> beam.Reshuffle())
+              | "Sample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
     fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
     states = fitted | "States" >> beam.Map(lambda f: f[0])
     states = add_duplicates(p, plan, config, states, holdout_plan(config, plan))  # verdicts from every record's content
