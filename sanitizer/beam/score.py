@@ -51,15 +51,17 @@ def _score_threaded(detector, batch: Batch, state, pool: ThreadPoolExecutor | No
     bounds = np.linspace(0, batch.n, threads + 1).astype(int)
     chunks = [batch.take(slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
     parts = list(pool.map(lambda c: detector.score(c, state), chunks))
-    evidence = {}
+    evidence, codes = {}, {}
     for offset, part in zip(bounds[:-1], parts):
         evidence.update({int(offset) + i: e for i, e in part.evidence.items()})
+        codes.update({int(offset) + i: c for i, c in (part.codes or {}).items()})
     return Scores(
         np.concatenate([p.score for p in parts]),
         np.concatenate([p.flagged for p in parts]),
         parts[0].threshold,
         evidence,
         None if parts[0].thresholds is None else np.concatenate([p.thresholds for p in parts]),
+        codes or None,
     )
 
 

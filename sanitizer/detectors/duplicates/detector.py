@@ -78,7 +78,7 @@ class DuplicatesDetector(Detector):
     name: ClassVar[str] = "duplicates"
     needs: ClassVar[frozenset[str]] = frozenset({"features"})
     Params = DuplicatesParams
-    row_independent: ClassVar[bool] = False  # per-row reason codes: a batch is scored whole
+    row_independent: ClassVar[bool] = True  # a row's verdict is looked up by its key alone
     score_range: ClassVar[tuple[float, float]] = (0.0, 2.0)
     colour = report.COLOUR
     neighbour_keys: ClassVar[tuple[str, ...]] = ("copy_of",)
