@@ -38,6 +38,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -119,7 +120,6 @@ MAX_MIB = 12_000
 def run_capped(cmd: list[str], max_mib: float) -> dict:
     """Wall seconds, peak tree RSS (MiB), rc and stderr of a subprocess; stopped (``stopped``: True) once its
     tree passes ``max_mib``."""
-    import signal
     import subprocess
     import tempfile
     import time
@@ -130,12 +130,17 @@ def run_capped(cmd: list[str], max_mib: float) -> dict:
     with tempfile.TemporaryFile("w+") as err:  # a pipe could fill while the run is watched
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, start_new_session=True)
         peak, stopped = 0, False
-        while proc.poll() is None:
-            peak = max(peak, tree_rss_bytes(proc.pid))
-            if peak > max_mib * 2**20 and not stopped:
-                stopped = True
+        try:
+            while proc.poll() is None:
+                peak = max(peak, tree_rss_bytes(proc.pid))
+                if peak > max_mib * 2**20 and not stopped:
+                    stopped = True
+                    os.killpg(proc.pid, signal.SIGKILL)
+                time.sleep(0.05)
+        finally:  # the bench stopped (Ctrl-C, a timeout's SIGTERM): its run goes with it
+            if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-            time.sleep(0.05)
+                proc.wait()
         err.seek(0)
         stderr = err.read()
     return {"wall_s": time.perf_counter() - started, "peak_mib": peak / 2**20, "rc": proc.returncode,
@@ -215,6 +220,7 @@ def main() -> None:
     ap.add_argument("--no-passthrough", action="store_true", help="run sanitize only")
     ap.add_argument("--max-mib", type=float, default=MAX_MIB, help="stop a run whose processes pass this")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a run in progress is stopped too
     sys.path.insert(0, str(HERE))
     sizes = sorted(int(r) for r in args.images.split(",") if r)
     files = []
