@@ -151,7 +151,6 @@ class ChanceModel:
     rows: int
     values: tuple[np.ndarray, ...]  # per column: sorted distinct value hashes
     counts: tuple[np.ndarray, ...]  # per column: how many sample rows hold each
-    sample_keys: np.ndarray  # sorted keys of the sample's records (a record does not count itself)
     unseen: tuple[float, ...] = ()  # per column: the share of one value the sample holds no other copy of
     without: tuple[tuple[np.ndarray, np.ndarray], ...] = ()  # per block: content-without-it hashes, counts
     blocks: tuple[np.ndarray, ...] = ()  # column groups that move together (:func:`blocks`)
@@ -170,7 +169,7 @@ class ChanceModel:
         groups = blocks(sample.values)
         for g in groups:
             without.append(np.unique(total - terms[:, g].sum(axis=1, dtype=np.uint64), return_counts=True))
-        return ChanceModel(len(sample.keys), tuple(values), tuple(counts), np.sort(sample.keys), unseen=tuple(unseen),
+        return ChanceModel(len(sample.keys), tuple(values), tuple(counts), unseen=tuple(unseen),
                            without=tuple(without),
                            blocks=tuple(groups), whole=np.unique(total, return_counts=True))
 

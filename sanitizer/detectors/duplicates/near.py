@@ -181,7 +181,9 @@ def vector_keys(Z: np.ndarray, seed: int, radius: float, rest: np.ndarray | None
     offset = rng.uniform(0.0, width, size=k)
     keys = np.empty((len(Z), VECTOR_BANDS), dtype=np.uint64)
     for lo in range(0, len(Z), 65536):  # (rows, k) float working copies a slice at a time
-        slots = np.floor((Z[lo:lo + 65536] @ A + offset) / width).astype(np.int64).view(np.uint64)
+        with np.errstate(over="ignore", invalid="ignore"):  # a far-off value's slot is clipped, not wrapped
+            slots = np.floor((Z[lo:lo + 65536] @ A + offset) / width)
+        slots = np.nan_to_num(np.clip(slots, -2.0 ** 62, 2.0 ** 62)).astype(np.int64).view(np.uint64)
         for b in range(VECTOR_BANDS):
             h = np.full(len(slots), np.uint64(0x9E3779B97F4A7C15 + b), dtype=np.uint64)
             for j in range(b * VECTOR_PROJECTIONS, (b + 1) * VECTOR_PROJECTIONS):
