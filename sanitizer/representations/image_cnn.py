@@ -155,6 +155,14 @@ def _batched(module_fn, x) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _predicted(model, pixels: np.ndarray, rows: np.ndarray, mean, std) -> np.ndarray:
+    """The classes ``model`` gives ``pixels[rows]``, a few batches at a time, so a large fold never turns to
+    float32 all at once."""
+    step = 4 * BATCH_ROWS
+    return np.concatenate([_batched(model, _inputs(pixels[rows[a : a + step]], mean, std)).argmax(axis=1)
+                           for a in range(0, len(rows), step)])
+
+
 def training_rows(keys: np.ndarray, fold: int, folds: int, max_rows: int, seed: int,
                   labelled: np.ndarray | None = None) -> np.ndarray:
     """Indices of the rows that train fold ``fold``'s model: labelled rows of the other folds, at most
@@ -232,7 +240,7 @@ def fit_images(pixels: np.ndarray, labels: np.ndarray, keys: np.ndarray, seed: i
                 trained.append(keys[rows])
                 test = np.flatnonzero((fold == f) & labelled)
                 mean, std = state[0], state[1]
-                predicted = _batched(model, _inputs(pixels[test], mean, std)).argmax(axis=1) if len(test) else []
+                predicted = _predicted(model, pixels, test, mean, std) if len(test) else []
                 held_out.append(float(np.mean(predicted == all_codes[test])) if len(test) else float("nan"))
     finally:
         torch.set_num_threads(threads)
