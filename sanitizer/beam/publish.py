@@ -63,6 +63,7 @@ class RunContext:
     warnings: list[str] = field(default_factory=list)
     lineage: Any = None  # sanitizer.runs.lineage.emit.LineageContext: the run's OpenLineage naming and transport
     lock_token: str | None = None  # the output lock publication releases when it ends (None: the launcher does)
+    baseline: dict | None = None  # the verified baseline the detectors fitted on (sanitizer.beam.baseline)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -245,6 +246,7 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
         accounting=accounting,
         clean=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in clean],
         quarantine=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in quarantine],
+        extra={} if ctx.baseline is None else {"baseline": ctx.baseline},
         timings=Timings(plan_s=ctx.plan_s, pipeline_s=round(t_publish - ctx.started_wall - ctx.plan_s, 3),
                         fit_s=dict(fit.get("seconds") or {}), scoring_s=dict(stats.seconds)),
     )
@@ -264,6 +266,8 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
         [fc.name for fc in plan.features], prov_sha, config.compression,
         prov.manifest_columns(kinds, plan.image_size, _absolute(plan.media_base)),
     )
+    if ctx.baseline is not None:  # what this run's reference was: a training job can follow the chain of runs
+        manifest["baseline"] = {k: ctx.baseline.get(k) for k in ("kind", "path", "run_id", "manifest_sha256")}
     path = f"{out}/{MANIFEST}"
     prov.write_atomic(path, manifest)  # last: publishing
     release_marker(out)

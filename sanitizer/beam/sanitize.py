@@ -51,6 +51,7 @@ from sanitizer.beam.publish import Publish, RunContext
 from sanitizer.beam.fit import (
     SampleFn, describe_fit, describe_sample, describe_states, fit_summary, fit_timed, missing_fill, validate_sample,
 )
+from sanitizer.beam.baseline import Baseline, baseline_plan
 from sanitizer.beam.duplicates import add_stage as add_duplicates
 from sanitizer.beam.holdout import holdout_plan
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
@@ -156,6 +157,7 @@ class Sanitize(beam.PTransform):
         for warning in warnings:
             claim.log.warning(warning)
         claim.check_identical_files(plan.files)
+        baseline = baseline_plan(config, plan)  # verified before anything is deleted
         claim.prepare_output(out, config.overwrite)  # nothing is deleted for a run that cannot start
         options = pbegin.pipeline.options
         self.run_id = run_id_for(started, config, plan)
@@ -171,9 +173,10 @@ class Sanitize(beam.PTransform):
             warnings=warnings,
             lineage=self.lineage_context,
             lock_token=lock_token,
+            baseline=None if baseline is None else baseline.record,
         )
         progress.stage("pipeline: sampling, fitting, scoring, publishing")
-        parts = _stages(pbegin, plan, config, out)
+        parts = _stages(pbegin, plan, config, out, baseline)
         published = pbegin | "Publish" >> Publish(ctx, plan, config, parts)
         lineage_emit.start(self.lineage_context, ctx.started_at, config.to_dict(), plan, out, ctx.runner)
         return published
@@ -185,17 +188,19 @@ def _runner_name(runner) -> str:
     return runner if isinstance(runner, str) else type(runner).__name__
 
 
-def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
-    """Add the reading, fitting, scoring and writing stages; the PCollections publication needs."""
+def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None = None) -> dict[str, Any]:
+    """Add the reading, fitting, scoring and writing stages; the PCollections publication needs. With a
+    ``baseline``, the detectors' sample is drawn from it (``sanitizer.beam.baseline``)."""
     from apache_beam.io.parquetio import WriteToParquetBatched
 
-    sample_tables = p | "ReadForSample" >> ReadBatches(plan, columns=plan.read_columns())
+    source = plan if baseline is None else baseline.plan
+    sample_tables = p | "ReadForSample" >> ReadBatches(source, columns=source.read_columns())
     # The sample is the combine's main output, fitted on where it is merged: a combine's default value
     # travels as a side input, which a runner keeps for the whole run (the None element gives the combine
     # an input when no row is read). Only a few numbers about the sample go further (DescribeSample), so
     # no stage holds it while the data is scored.
     sample = ((sample_tables, p | "NoRows" >> beam.Create([None])) | "SampleInputs" >> beam.Flatten()
-              | "Sample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
+              | "Sample" >> beam.CombineGlobally(SampleFn(source, config)).without_defaults())
     fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
     states = fitted | "States" >> beam.Map(lambda f: f[0])
     states = add_duplicates(p, plan, config, states, holdout_plan(config, plan))  # verdicts from every record's content
@@ -206,7 +211,11 @@ def _stages(p, plan: Plan, config: Config, out: str) -> dict[str, Any]:
             beam.pvalue.AsSingleton(fitted | "DescribeFit" >> beam.Map(describe_fit))),
     }
     if plan.suite is not None:
-        parts["sample_validation"] = sample | "ValidateSample" >> beam.Map(validate_sample, plan)
+        own = sample if baseline is None else (  # the data-set checks judge the new data, not the baseline
+            (p | "ReadForValidation" >> ReadBatches(plan, columns=plan.read_columns()),
+             p | "NoNewRows" >> beam.Create([None])) | "ValidationInputs" >> beam.Flatten()
+            | "NewSample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
+        parts["sample_validation"] = own | "ValidateSample" >> beam.Map(validate_sample, plan)
 
     fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
     read = p | "Read" >> ReadBatches(plan, count_rows=True)

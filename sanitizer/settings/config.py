@@ -36,6 +36,7 @@ Example (YAML)::
       max_quarantine_share: 0.10         # ... this share of all rows
       max_class_quarantine_share: 0.30   # ... or of any one class
     decisions: out/   # optional; review decisions to honour: a reviewed run's OUT, its review/decisions/ or a file
+    baseline: {run: runs/2026-11/}   # optional; vetted data to fit on and compare with (sanitizer.settings.baseline)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from typing import Any
 from sanitizer.data.batch import MISSING_ACTIONS
 from sanitizer.data.column_kinds import MAX_LEVELS, parse_declared
 from sanitizer.errors import ConfigError
+from sanitizer.settings.baseline import BaselineConfig
 from sanitizer.io.readers import FORMAT_CHOICES
 from sanitizer.param_checks import check_int, check_size
 
@@ -180,6 +182,8 @@ class Config:
     """A missing (null / NaN) value in a scalar feature: "report" keeps the row clean with a ``missing:COL``
     reason (the detectors judge it with the sample's median), "quarantine" holds it as ``invalid:null``."""
     guard: "GuardConfig" = field(default_factory=lambda: GuardConfig())
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    """Vetted data the detectors fit on and the new data's drift is measured against (see its module)."""
     decisions: str | None = None
     """Review decisions (a file, a review/decisions/ folder or a reviewed run's OUT; see sanitizer.review):
     released ids stay clean, confirmed stay held, while the record's content is the one reviewed."""
@@ -359,6 +363,7 @@ def build_config(raw: dict[str, Any]) -> Config:
         detectors=detectors,
         policy=policy,
         decisions=raw.get("decisions"),
+        baseline=_build_section(BaselineConfig, "baseline", raw.get("baseline")),
     )
 
 

@@ -65,6 +65,11 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
     "text_model_sha256": {"help": "the sha256 the text model's file must have"},
     "holdout": {"help": "an evaluation set (file, folder or glob; any supported format): training records equal to "
                         "one of its records are quarantined as leak, with its id"},
+    "baseline": {"help": "a published run (its OUT folder or manifest.json) whose verified clean rows the detectors "
+                         "fit on; the new data is scored against them and its drift from them measured"},
+    "baseline_sha256": {"help": "the sha256 the baseline run's manifest.json must have (the one that was reviewed)"},
+    "baseline_data": {"help": "data you trust (file, folder or glob; any supported format) to fit on and compare "
+                              "with, instead of --baseline"},
     "missing_features": {"choices": ["report", "quarantine"],
                          "help": "a missing (null / NaN) feature value: report keeps the row clean and judges it with "
                                  "the sample's median (default); quarantine holds the row"},
@@ -134,6 +139,9 @@ def config_from_args(args: Any):
             detectors["feature_collision"] = dict(detectors.get("feature_collision") or {},
                                                   **{key: getattr(args, key)})
             raw["detectors"] = detectors
+    for key, name in (("baseline", "run"), ("baseline_sha256", "run_sha256"), ("baseline_data", "data")):
+        if getattr(args, key, None):
+            raw["baseline"] = dict(raw.get("baseline") or {}, **{name: getattr(args, key)})
     if getattr(args, "holdout", None):
         detectors = dict(raw.get("detectors") or {})
         detectors["duplicates"] = dict(detectors.get("duplicates") or {}, holdout=args.holdout)
