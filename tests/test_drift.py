@@ -216,3 +216,20 @@ def test_a_bad_config_says_what_to_change(build, message):
 def test_a_config_survives_json():
     config = DriftConfig(alpha=0.05, columns={"x": ColumnDrift(severity="critical", min_effect={"linf": 0.2})})
     assert DriftConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_a_column_with_more_levels_than_kept_compares_its_tail_fairly():
+    """Halves of a column of 3,000 levels (a few frequent, a long flat tail) profiled with 100 kept
+    levels stay quiet; a new value on 2% of the rows still alarms."""
+    rng = np.random.default_rng(6)
+    values = np.array([f"tail-{i}" for i in np.minimum(rng.zipf(1.5, size=12000), 50) * 100 + rng.integers(0, 60, 12000)])
+    half = rng.permutation(12000) < 6000
+    kinds, keys = {"code": "categorical"}, keys_of(12000)
+    a = build_profile(pa.table({"code": values[half]}), keys[half], kinds, max_levels=100)
+    b_values = values[~half].copy()
+    b = build_profile(pa.table({"code": b_values}), keys[~half], kinds, max_levels=100)
+    assert a.columns["code"].other > 0 and drift_report(a, b)["verdict"] == "ok"
+    b_values[:120] = "brand-new"
+    planted = build_profile(pa.table({"code": b_values}), keys[~half], kinds, max_levels=100)
+    entry = drift_report(a, planted)["columns"]["code"]["statistics"]["new_categories"]
+    assert entry["alarm"] and entry["new_levels"] == ["brand-new"]

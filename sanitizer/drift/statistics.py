@@ -10,7 +10,7 @@ All are 0 for identical distributions and grow with the change:
   reads 0.5);
 * :func:`aligned_levels` and :func:`linf_distance`: level or class counts side by side on the baseline's
   levels, and the largest change of one share;
-* :func:`unseen_rows`: how many new rows hold a level outside the baseline's levels.
+* :func:`unseen_levels`: how many new rows hold a level the baseline never had.
 """
 
 from __future__ import annotations
@@ -78,13 +78,20 @@ def normalised_wasserstein(baseline: np.ndarray, new: np.ndarray) -> float:
 
 
 def aligned_levels(baseline: LevelCounts, new: LevelCounts) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Counts of non-missing rows on the baseline's levels, plus one last bucket ``(other)`` for every
-    other value: (level names, baseline counts, new counts)."""
-    names = list(baseline.levels)
-    base = np.array([baseline.levels[k] for k in names] + [baseline.other], dtype=np.float64)
-    present = np.array([new.levels.get(k, 0) for k in names], dtype=np.float64)
-    fresh = float(new.rows - new.missing) - present.sum()
-    return names + ["(other)"], base, np.append(present, fresh)
+    """Counts of non-missing rows side by side, plus one last bucket ``(other)`` for the rest: (level
+    names, baseline counts, new counts).
+
+    The levels are those whose count is known on both sides: a level one profile did not keep is known
+    to be absent only when that profile kept all its levels; otherwise it goes to ``(other)`` on both
+    sides, so ``(other)`` means the same values in both.
+    """
+    names = [k for k in baseline.levels if new.other == 0 or k in new.levels]
+    if baseline.other == 0:
+        names += [k for k in new.levels if k not in baseline.levels]
+    base = np.array([baseline.levels.get(k, 0) for k in names], dtype=np.float64)
+    fresh = np.array([new.levels.get(k, 0) for k in names], dtype=np.float64)
+    rest = (baseline.rows - baseline.missing - base.sum(), new.rows - new.missing - fresh.sum())
+    return names + ["(other)"], np.append(base, rest[0]), np.append(fresh, rest[1])
 
 
 def linf_distance(base: np.ndarray, new: np.ndarray) -> float:
@@ -94,10 +101,19 @@ def linf_distance(base: np.ndarray, new: np.ndarray) -> float:
     return float(np.abs(base / base.sum() - new / new.sum()).max())
 
 
-def unseen_rows(baseline: LevelCounts, new: LevelCounts) -> int:
-    """New non-missing rows whose value is not among the baseline's kept levels."""
-    seen = sum(n for level, n in new.levels.items() if level in baseline.levels)
-    return int(new.rows - new.missing - seen)
+def unseen_levels(baseline: LevelCounts, new: LevelCounts, tail_bound: float) -> tuple[int, list[str]]:
+    """New non-missing rows holding a level the baseline never had, and those levels (most frequent first).
+
+    When the baseline kept all its levels, every other level is new (and so are the new profile's own
+    ``other`` rows). When it summed its tail as ``other``, a level it did not keep may be in that tail,
+    so only levels more frequent than any tail level could be in the new data (``tail_bound`` rows)
+    count.
+    """
+    if baseline.other == 0:
+        levels = [k for k in new.levels if k not in baseline.levels]
+        return sum(new.levels[k] for k in levels) + new.other, levels
+    levels = [k for k, n in new.levels.items() if k not in baseline.levels and n > tail_bound]
+    return sum(new.levels[k] for k in levels), levels
 
 
 def singletons(counts: LevelCounts) -> int:

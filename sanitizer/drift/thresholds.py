@@ -11,8 +11,9 @@ thresholds (1,000 rows against 10 never alarm on noise) and large ones narrow th
   threshold errs high);
 * shares (levels, classes, missing values): the normal approximation of a difference of proportions,
   for L-infinity at the largest variance among the levels and shared over the levels (Bonferroni);
-* new categories: the share of fresh rows expected to hold a value outside the baseline's levels
-  (Good-Turing: the baseline's singletons, plus its rows beyond the kept levels) plus its noise.
+* new categories: the share of fresh rows expected to hold a value the baseline never had
+  (Good-Turing: the baseline's singletons) plus its noise; where the baseline summed its tail, the
+  most rows a tail level reaches by chance (:func:`tail_bound`).
 """
 
 from __future__ import annotations
@@ -98,9 +99,12 @@ def linf_threshold(base: np.ndarray, new: np.ndarray, alpha: float) -> float:
 
 
 def expected_unseen(baseline: LevelCounts) -> float:
-    """The share of fresh rows expected to hold a value outside the baseline's kept levels."""
-    n = baseline.rows - baseline.missing
-    return (baseline.other + singletons(baseline) + 1) / (n + 1)
+    """The share of fresh rows expected to hold a value the baseline never had (Good-Turing: the share
+    of its singletons, one added); 0 when the baseline summed its tail, as then only levels too frequent
+    for that tail count (:func:`tail_bound`)."""
+    if baseline.other:
+        return 0.0
+    return (singletons(baseline) + 1) / (baseline.rows - baseline.missing + 1)
 
 
 def unseen_margin(expected: float, n_baseline: int, n_new: int, alpha: float) -> float:
@@ -108,3 +112,16 @@ def unseen_margin(expected: float, n_baseline: int, n_new: int, alpha: float) ->
     if n_baseline <= 0 or n_new <= 0:
         return math.inf
     return float(stats.norm.isf(alpha) * math.sqrt(expected * (1 - expected) * (1 / n_new + 1 / n_baseline)))
+
+
+def tail_bound(baseline: LevelCounts, n_new: int, candidates: int, alpha: float) -> float:
+    """The most rows one level of the baseline's summed tail (each at most as frequent as its rarest
+    kept level) reaches among n_new rows by chance, shared over ``candidates`` levels (Poisson, normal
+    approximation)."""
+    n_baseline = baseline.rows - baseline.missing
+    if not baseline.levels or n_baseline <= 0:
+        return 0.0
+    ratio = n_new / n_baseline
+    expected = min(baseline.levels.values()) * ratio
+    z = stats.norm.isf(alpha / max(1, candidates))
+    return float(expected + z * math.sqrt(expected * (1 + ratio)) + 1)

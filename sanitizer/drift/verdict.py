@@ -90,12 +90,13 @@ def _levels(name: str, base: LevelCounts, new: LevelCounts, alpha: float, config
                              None, level=moved)}
     if base.kind == "categorical":
         n_base, n_new = base.rows - base.missing, new.rows - new.missing
-        share = st.unseen_rows(base, new) / n_new if n_new else math.nan
+        candidates = sum(1 for k in new.levels if k not in base.levels)
+        rows, levels = st.unseen_levels(base, new, th.tail_bound(base, n_new, candidates, alpha))
         expected = th.expected_unseen(base)
         margin = th.unseen_margin(expected, n_base, n_new, alpha)
-        out["new_categories"] = _entry(share, margin, config.min_effect_of(name, "new_categories"), None,
-                                       expected,
-                                       new_levels=sorted(set(new.levels) - set(base.levels))[:10])
+        out["new_categories"] = _entry(rows / n_new if n_new else math.nan, margin,
+                                       config.min_effect_of(name, "new_categories"), None, expected,
+                                       new_levels=levels[:10])
     return out
 
 
