@@ -2,15 +2,21 @@
 
 ::
 
-    ReadForChance ─► bottom-k sample of column hashes ─► ChanceModel ──────────────┐ side input
-    ReadForDuplicates ─► HashRows (content hash, bits, key, label, id) ─► GroupByKey(hash mod BUCKETS)
-        ─► decide per bucket ─► CombineGlobally ─► Verdicts ─► the duplicates detector's state
+    ReadForChance ─► bottom-k sample of column hashes ─► ChanceModel ─────────────────────────┐ side input
+    ReadForDuplicates ─► HashRows (content hash, key, order, label) ─► GroupByKey(hash mod BUCKETS)
+        ├─► FindCopies: one record of each content held more than once ─► Wanted ──────┐      │
+        │   ReadForNear ─► NearPayload: chance copies expected of those contents only ◄┴──────┘
+        └─► DecideGroups (the expectations a side input) ─► CombineGlobally ─► Verdicts ─► detector's state
 
 Both reads take only the content columns, the label and the id. A bucket holds about 1/BUCKETS of the
 records' compact hashes, so no worker holds an index of the whole data; the verdicts (the held records
-only) reach every scoring worker beside the other detectors' states. A holdout set (``holdout``) is read
-and hashed the same way and joins the same buckets, marked, so a training record equal to a holdout record
-is found in linear time.
+only) reach every scoring worker beside the other detectors' states. How many copies of a content chance
+would make (:mod:`~sanitizer.detectors.duplicates.chance`) is worked out only for the contents that are
+held more than once, in the read that fetches the near copies' candidates (:mod:`sanitizer.beam.near`):
+most records have no copy, and the estimate is the costliest part of a record's hashing. Generated ids
+(``file:row``) travel as the record's order and are written out again for the records of a group only. A
+holdout set (``holdout``) is read and hashed the same way and joins the same buckets, marked, so a
+training record equal to a holdout record is found in linear time.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from sanitizer.data.batch import KEY_COLUMN
 from sanitizer.detectors.duplicates.chance import ChanceModel, ChanceSample, priorities
 from sanitizer.detectors.duplicates.content import content_columns, row_hashes
 from sanitizer.detectors.duplicates.groups import Part, Verdicts, decide
+
+ORDER_BITS = 40
+"""A generated id's order: its file's index above this many bits, its row below (:func:`ranks`)."""
 
 BUCKETS = 64
 NAME = "duplicates"
@@ -81,12 +90,21 @@ def ranks(keys: np.ndarray, ids: pa.Array, files: dict[str, int] | None) -> np.n
         return keys
     prefix = ids[0].as_py().rpartition(":")[0]
     rows = pc.cast(pc.utf8_slice_codeunits(ids, len(prefix) + 1), pa.int64()).to_numpy()
-    return (np.uint64(files[prefix]) << np.uint64(40)) | rows.astype(np.uint64)
+    return (np.uint64(files[prefix]) << np.uint64(ORDER_BITS)) | rows.astype(np.uint64)
+
+
+def generated_ids(order: np.ndarray, relpaths: list[str]) -> pa.Array:
+    """The generated ids (``file:row``, as :func:`sanitizer.beam.read.add_ids` writes them) of records by
+    their order (:func:`ranks`)."""
+    files = (order >> np.uint64(ORDER_BITS)).astype(np.int64)
+    rows = (order & np.uint64((1 << ORDER_BITS) - 1)).astype(np.int64)
+    return pa.array([f"{relpaths[f]}:{r}" for f, r in zip(files.tolist(), rows.tolist())], pa.string())
 
 
 class HashRowsFn(beam.DoFn):
-    """A batch's records as compact hash parts, one per bucket; tagged output 'bands': the near-copy band
-    keys of each source (:func:`sanitizer.beam.near.band_parts`)."""
+    """A batch's records as compact hash parts, one per bucket (no chance estimate yet, and generated ids
+    only as their order); tagged output 'bands': the near-copy band keys of each source
+    (:func:`sanitizer.beam.near.band_parts`)."""
 
     def __init__(self, columns: list[str], plan: Plan, seed: int, holdout: bool = False):
         self.columns, self.plan, self.seed, self.holdout = columns, plan, seed, holdout
@@ -96,43 +114,128 @@ class HashRowsFn(beam.DoFn):
         self.sources = near_stage.sources_of(plan)
         self.rest = near_stage.rest_columns(plan, columns)
 
-    def process(self, table: pa.Table, chance: ChanceModel, records: int, space):
+    def process(self, table: pa.Table, records: int, space):
         n = table.num_rows
         if n == 0:
             return
         keys = table.column(KEY_COLUMN).to_numpy()
-        h1, h2, values = row_hashes(table, self.columns)
-        expected = chance.expected_copies(values, keys, records).astype(np.float32)
+        h1, h2, _ = row_hashes(table, self.columns)
         labels = None if self.holdout else _strings(table, self.label)
         ids = _strings(table, self.ids)
         rank = ranks(keys, ids, self.files)
+        if self.files is not None:
+            ids = None  # written out again from the order, for the records of a group only
         bucket = (h1 % np.uint64(BUCKETS)).astype(np.int64)
         order = np.argsort(bucket, kind="stable")
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for rows in np.split(order, edges):
             take = pa.array(rows)
-            yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], expected[rows],
-                                             None if labels is None else labels.take(take), ids.take(take),
-                                             self.holdout)
+            yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], None,
+                                             None if labels is None else labels.take(take),
+                                             None if ids is None else ids.take(take), self.holdout)
         rest = row_hashes(table, self.rest)[0] if self.rest else None
         for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest, records):
             yield beam.pvalue.TaggedOutput("bands", item)
 
 
+def _repeated(parts: list[Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(h1, h2, holdout, repeated) of a bucket's records, ``repeated`` marking those whose content another
+    record of the bucket holds too."""
+    h1 = np.concatenate([p.h1 for p in parts]) if parts else np.zeros(0, dtype=np.uint64)
+    h2 = np.concatenate([p.h2 for p in parts]) if parts else np.zeros(0, dtype=np.uint64)
+    holdout = np.concatenate([np.full(len(p.h1), p.holdout) for p in parts]) if parts else np.zeros(0, dtype=bool)
+    order = np.lexsort((h2, h1))
+    same = (h1[order][1:] == h1[order][:-1]) & (h2[order][1:] == h2[order][:-1])
+    repeated = np.zeros(len(h1), dtype=bool)
+    repeated[order[1:][same]] = True
+    repeated[order[:-1][same]] = True
+    return h1, h2, holdout, repeated
+
+
+def wanted_keys(item) -> np.ndarray:
+    """The key of one training record of each content held more than once in a bucket: the records whose
+    chance copies :class:`NearPayloadFn` estimates."""
+    _, parts = item
+    parts = [p for p in parts if len(p.h1)]
+    h1, h2, holdout, repeated = _repeated(parts)
+    keys = np.concatenate([p.keys for p in parts]) if parts else np.zeros(0, dtype=np.uint64)
+    rows = np.flatnonzero(repeated & ~holdout)
+    _, first = np.unique(np.stack([h1[rows], h2[rows]], axis=1), axis=0, return_index=True)
+    return keys[rows[first]]
+
+
+def merge_keys(parts) -> np.ndarray:
+    parts = [np.asarray(p, dtype=np.uint64) for p in parts]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+
+
+class Expectations:
+    """Chance copies expected (float32, as the groups are decided with them) of contents by their two
+    content hashes, sorted."""
+
+    def __init__(self, h1=None, h2=None, expected=None):
+        self.h1 = np.zeros(0, dtype=np.uint64) if h1 is None else h1
+        self.h2 = np.zeros(0, dtype=np.uint64) if h2 is None else h2
+        self.expected = np.zeros(0, dtype=np.float32) if expected is None else expected
+
+    @staticmethod
+    def merge(parts) -> "Expectations":
+        parts = [p for p in parts if len(p.h1)]
+        if not parts:
+            return Expectations()
+        h1, h2 = np.concatenate([p.h1 for p in parts]), np.concatenate([p.h2 for p in parts])
+        _, at = np.unique(np.stack([h1, h2], axis=1), axis=0, return_index=True)  # sorted by h1, then h2
+        return Expectations(h1[at], h2[at], np.concatenate([p.expected for p in parts])[at])
+
+    def lookup(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
+        """(n,) float32: each content's expected chance copies; 0 for a content not held here."""
+        out = np.zeros(len(h1), dtype=np.float32)
+        if len(self.h1) == 0:
+            return out
+        at = np.minimum(np.searchsorted(self.h1, h1), len(self.h1) - 1)
+        hit = (self.h1[at] == h1) & (self.h2[at] == h2)
+        out[hit] = self.expected[at[hit]]
+        for i in np.flatnonzero(~hit & (self.h1[at] == h1)):  # contents sharing h1: told apart by h2
+            j = np.flatnonzero((self.h1 == h1[i]) & (self.h2 == h2[i]))
+            if len(j):
+                out[i] = self.expected[j[0]]
+        return out
+
+
+def expectations_of(table: pa.Table, columns: list[str], wanted: np.ndarray, chance: ChanceModel,
+                    records: int) -> Expectations:
+    """The chance copies expected of the contents of the records of ``table`` whose keys are ``wanted``."""
+    keys = table.column(KEY_COLUMN).to_numpy()
+    rows = np.flatnonzero(np.isin(keys, wanted))
+    if len(rows) == 0:
+        return Expectations()
+    h1, h2, values = row_hashes(table.take(pa.array(rows)), columns)
+    return Expectations(h1, h2, chance.expected_copies(values, keys[rows], records).astype(np.float32))
+
+
 class NearPayloadFn(beam.DoFn):
-    """The candidate records of a batch with what confirms their pairs (:func:`near_stage.payload_rows`)."""
+    """The candidate records of a batch with what confirms their pairs (:func:`near_stage.payload_rows`);
+    tagged output 'expected': the chance copies expected of the contents held more than once
+    (:func:`expectations_of`, training records only)."""
 
     def __init__(self, plan: Plan, seed: int, holdout: bool = False):
         self.plan, self.seed, self.holdout = plan, seed, holdout
         self.files = None if plan.id_column or holdout else {f.relpath: i for i, f in enumerate(plan.files)}
         self.sources = near_stage.sources_of(plan)
+        self.columns = columns_of(plan)
 
-    def process(self, table: pa.Table, candidates, space, held: Verdicts):
-        if table.num_rows == 0 or not candidates:
+    def process(self, table: pa.Table, candidates, space, wanted=None, chance=None, records: int = 0):
+        if table.num_rows == 0:
+            return
+        if wanted is not None and len(wanted):
+            found = expectations_of(table, self.columns, wanted, chance, records)
+            if len(found.h1):
+                yield beam.pvalue.TaggedOutput("expected", found)
+        if not candidates:
             return
         plan = self.plan
         rows = near_stage.payload_rows(
-            table, plan, self.sources, space, self.seed, candidates, held,
+            table, plan, self.sources, space, self.seed, candidates,
             rank_of=lambda k, t: ranks(k, _strings(t, plan.id_output), self.files),
             labels_of=lambda t: (np.full(t.num_rows, None, dtype=object) if self.holdout else
                                  np.asarray(_strings(t, plan.label_column).to_pylist(), dtype=object)),
@@ -142,9 +245,26 @@ class NearPayloadFn(beam.DoFn):
             yield rows
 
 
-def decide_bucket(item, chance_max: float) -> Verdicts:
+def decide_bucket(item, chance_max: float, expectations: Expectations, relpaths: list[str] | None) -> Verdicts:
+    """The verdicts of one bucket: its records whose content another record holds too, with their content's
+    expected chance copies (``expectations``) and their ids (generated ones written out from the order, by
+    the input files' ``relpaths``), decided as groups (:func:`~sanitizer.detectors.duplicates.groups.decide`)."""
     _, parts = item
-    return decide(list(parts), chance_max)
+    parts = [p for p in parts if len(p.h1)]
+    h1, h2, _, repeated = _repeated(parts)
+    expected = expectations.lookup(h1[repeated], h2[repeated])
+    kept, lo, done = [], 0, 0
+    for p in parts:
+        rows = np.flatnonzero(repeated[lo:lo + len(p.h1)])
+        lo += len(p.h1)
+        if len(rows) == 0:
+            continue
+        take = pa.array(rows)
+        ids = generated_ids(p.order[rows], relpaths) if p.ids is None else p.ids.take(take)
+        kept.append(Part(p.h1[rows], p.h2[rows], p.keys[rows], p.order[rows], expected[done:done + len(rows)],
+                         None if p.labels is None else p.labels.take(take), ids, p.holdout))
+        done += len(rows)
+    return decide(kept, chance_max)
 
 
 def summarise(verdicts: Verdicts, records: int, chance: ChanceModel, chance_max: float) -> dict[str, Any]:
@@ -198,35 +318,45 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
              | "VectorSpace" >> beam.Map(near_stage.fit_space, records_in, params))
     space_in = beam.pvalue.AsSingleton(space)
     hashed = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
-              | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan, seed), chance_in, records_in, space_in)
+              | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan, seed), records_in, space_in)
               .with_outputs("bands", main="parts"))
     parts, bands = hashed.parts, hashed.bands
     if holdout_plan is not None:
         held = (p | "ReadHoldout" >> ReadBatches(holdout_plan, columns=held_columns)
                 | "HashHoldout" >> beam.ParDo(HashRowsFn(columns, holdout_plan, seed, holdout=True),
-                                              chance_in, records_in, space_in).with_outputs("bands", main="parts"))
+                                              records_in, space_in).with_outputs("bands", main="parts"))
         parts = (parts, held.parts) | "WithHoldout" >> beam.Flatten()
         bands = (bands, held.bands) | "WithHoldoutBands" >> beam.Flatten()
-    exact = (parts
-             | "GroupByContent" >> beam.GroupByKey()
-             | "DecideGroups" >> beam.Map(decide_bucket, params.chance_max)
-             | "MergeVerdicts" >> beam.CombineGlobally(Verdicts.merge))
+    buckets = parts | "GroupByContent" >> beam.GroupByKey()
+    repeated = (buckets
+                | "FindCopies" >> beam.Map(wanted_keys)
+                | "MergeWanted" >> beam.CombineGlobally(merge_keys))
     candidates = (bands
                   | "GroupByBand" >> beam.GroupByKey()
                   | "CandidatePairs" >> beam.FlatMap(near_stage.pairs_of)
                   | "MergePairs" >> beam.CombineGlobally(near_stage.merge_pairs))
-    near_in = [beam.pvalue.AsSingleton(candidates), space_in, beam.pvalue.AsSingleton(exact)]
-    rows = (p | "ReadForNear" >> ReadBatches(plan, columns=wanted)
-            | "NearPayload" >> beam.ParDo(NearPayloadFn(plan, seed), *near_in))
+    candidates_in = beam.pvalue.AsSingleton(candidates)
+    fetched = (p | "ReadForNear" >> ReadBatches(plan, columns=wanted)
+               | "NearPayload" >> beam.ParDo(NearPayloadFn(plan, seed), candidates_in, space_in,
+                                             beam.pvalue.AsSingleton(repeated), chance_in, records_in)
+               .with_outputs("expected", main="rows"))
+    expectations = fetched.expected | "MergeExpected" >> beam.CombineGlobally(Expectations.merge)
+    relpaths = None if plan.id_column else [f.relpath for f in plan.files]
+    exact = (buckets
+             | "DecideGroups" >> beam.Map(decide_bucket, params.chance_max, beam.pvalue.AsSingleton(expectations),
+                                          relpaths)
+             | "MergeVerdicts" >> beam.CombineGlobally(Verdicts.merge))
+    rows = fetched.rows
     if holdout_plan is not None:
         held_rows = (p | "ReadHoldoutForNear" >> ReadBatches(holdout_plan, columns=held_columns)
-                     | "HoldoutPayload" >> beam.ParDo(NearPayloadFn(holdout_plan, seed, holdout=True), *near_in))
+                     | "HoldoutPayload" >> beam.ParDo(NearPayloadFn(holdout_plan, seed, holdout=True),
+                                                      candidates_in, space_in))
         rows = (rows, held_rows) | "WithHoldoutRows" >> beam.Flatten()
     sources = near_stage.sources_of(plan)
     near_verdicts = (rows
                      | "MergeNearRows" >> beam.CombineGlobally(near_stage.NearRows.merge)
-                     | "DecideNear" >> beam.Map(near_stage.decide_near, near_in[0], sources, space_in, params,
-                                                 records_in))
+                     | "DecideNear" >> beam.Map(near_stage.decide_near, candidates_in, sources, space_in, params,
+                                                 records_in, beam.pvalue.AsSingleton(exact)))
     verdicts = (exact, near_verdicts) | "BothKinds" >> beam.Flatten() | "AllVerdicts" >> beam.CombineGlobally(
         Verdicts.merge)
     return states | "AttachDuplicates" >> beam.Map(attach, beam.pvalue.AsSingleton(verdicts), records_in,

@@ -5,7 +5,7 @@ of the candidates only.
 
     HashRows ─bands─► GroupByKey((source, key mod BUCKETS)) ─► pairs ─► CombineGlobally ─► Candidates ──┐
     ReadForNear ─► NearPayload (candidate records only: signature, shifted hashes, vector) ─► Combine ──┤
-                                                     confirm, union-find, decide ─► near Verdicts ◄─────┘
+                         confirm, group, decide (records held as exact copies left out) ─► near Verdicts ◄┘
 
 A record's band keys are a few 64-bit numbers per source (text: LSH bands of its MinHash; image: the bands of
 its nine shifted pHashes; vector: Euclidean LSH bands), so the shuffle carries those and the record keys, never
@@ -203,6 +203,23 @@ class NearRows:
     holdout: list = field(default_factory=list)
     payload: dict = field(default_factory=dict)  # source index -> list of (keys, payload)
 
+    def without(self, held: Verdicts) -> "NearRows":
+        """These records but those ``held`` (as exact copies: an exact copy is no near copy of another)."""
+        if not len(held.keys):
+            return self
+        out = NearRows()
+        for i, keys in enumerate(self.keys):
+            keep = held.lookup(keys) < 0
+            if keep.any():
+                for name in ("keys", "rank", "labels", "ids", "holdout"):
+                    getattr(out, name).append(np.asarray(getattr(self, name)[i])[keep])
+        for s, values in self.payload.items():
+            for keys, payload in values:
+                keep = held.lookup(keys) < 0
+                if keep.any():
+                    out.payload.setdefault(s, []).append((keys[keep], payload[keep]))
+        return out
+
     @staticmethod
     def merge(parts) -> "NearRows":
         out = NearRows()
@@ -215,13 +232,13 @@ class NearRows:
 
 
 def payload_rows(table: pa.Table, plan, sources, space, seed: int, candidates: dict[int, np.ndarray],
-                 held: Verdicts, rank_of, labels_of, ids_of, holdout: bool) -> NearRows:
-    """The records of ``table`` that are in a candidate pair (and not already held as exact copies)."""
+                 rank_of, labels_of, ids_of, holdout: bool) -> NearRows:
+    """The records of ``table`` that are in a candidate pair."""
     out = NearRows()
     keys = table.column(KEY_COLUMN).to_numpy()
     wanted = np.unique(np.concatenate([p.reshape(-1) for p in candidates.values()])) if candidates else \
         np.zeros(0, dtype=np.uint64)
-    take = np.isin(keys, wanted) & (held.lookup(keys) < 0)
+    take = np.isin(keys, wanted)
     if not take.any():
         return out
     rows = np.flatnonzero(take)
@@ -245,10 +262,13 @@ THRESHOLDS = {near.TEXT: "text_jaccard", near.IMAGE: "image_bits"}
 
 
 def decide_near(rows: NearRows, candidates: dict[int, np.ndarray], sources, space, params,
-                records: int = 0) -> Verdicts:
-    """Confirm the candidate pairs, join them into groups and decide each group. A source where more than
+                records: int = 0, held: Verdicts | None = None) -> Verdicts:
+    """Confirm the candidate pairs, join them into groups and decide each group; the records ``held`` as
+    exact copies take no part. A source where more than
     :data:`~sanitizer.detectors.duplicates.near.NATURAL` of the ``records`` have a near copy (templated
     captions, a photo series) is not judged: near-equal records are how that data is written."""
+    if held is not None:
+        rows = rows.without(held)
     if not rows.keys:
         return Verdicts()
     keys = np.concatenate(rows.keys)
