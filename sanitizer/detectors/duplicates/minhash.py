@@ -141,8 +141,9 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def signatures(texts: Sequence[str | None], num_perm: int = 128, seed: int = 0,
-               unit: str = "char", n: int = 5) -> np.ndarray:
+               unit: str = "char", n: int = 5, with_sizes: bool = False):
     """MinHash signatures ``(len(texts), num_perm)`` uint64; a text without shingles gets a row of :data:`EMPTY`.
+    With ``with_sizes``, also each text's number of distinct shingles (``int64``), from the same pass.
 
     Vectorised over the batch, about a million characters of text at a time: their distinct shingles are
     permuted together, 65,536 values at a time (small enough to stay in cache), and each text's minima are
@@ -155,13 +156,16 @@ def signatures(texts: Sequence[str | None], num_perm: int = 128, seed: int = 0,
     sizes = np.fromiter((len(t) if isinstance(t, str) else 0 for t in texts), dtype=np.int64, count=len(texts))
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     out = np.empty((len(texts), num_perm), dtype=np.uint64)
+    counts = np.zeros(len(texts), dtype=np.int64)
     lo = 0
     while lo < len(texts):  # a million characters at a time: the shingle arrays stay tens of MiB
         hi = int(np.searchsorted(bounds, bounds[lo] + _CHARS, side="right")) - 1
         hi = min(len(texts), max(lo + 1, hi))
-        out[lo:hi] = _minima(*_distinct(texts[lo:hi], unit, n), hi - lo, a, b)
+        x, owner = _distinct(texts[lo:hi], unit, n)
+        out[lo:hi] = _minima(x, owner, hi - lo, a, b)
+        counts[lo:hi] = np.bincount(owner, minlength=hi - lo)
         lo = hi
-    return out
+    return (out, counts) if with_sizes else out
 
 
 def _minima(x: np.ndarray, owner: np.ndarray, count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -200,7 +204,6 @@ def _permute(x: np.ndarray, a_low: np.ndarray, a_high: np.ndarray, b: np.ndarray
     s += v  # <= 2**61 + 2, congruent mod p
     np.subtract(s, MERSENNE, out=s, where=s >= MERSENNE)
     return s
-    return np.ascontiguousarray(out.T)
 
 
 def has_signature(sig: np.ndarray) -> np.ndarray:

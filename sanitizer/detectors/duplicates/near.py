@@ -4,12 +4,15 @@ little noise; found in linear time by band keys, confirmed pair by pair, grouped
 Three sources, each a signature per record and band keys that bring likely pairs into one bucket:
 
 * **text** (each judged text column): MinHash of character 5-grams (:mod:`~.minhash`), LSH bands tuned to
-  catch pairs from Jaccard 0.4 up (stricter as the data grows: :func:`text_bands`), a pair confirmed at an estimated Jaccard of ``text_jaccard`` or
-  more. A text of fewer than ``TEXT_MIN_CHARS`` characters is not judged: short texts ("Great product!")
-  repeat by chance;
+  catch pairs from Jaccard 0.4 up (stricter as the data grows: :func:`text_bands`), a pair confirmed at an
+  estimated Jaccard of ``text_jaccard`` or more, or when the two are a few words apart (:func:`text_confirmed`:
+  in a short text a few edits weigh more). A text of fewer than ``TEXT_MIN_CHARS`` characters is not
+  judged: short texts ("Great product!") repeat by chance;
 * **image** (each image column): the DCT pHash and its eight one-pixel shifts (:mod:`~.phash`); a pair is
   confirmed when the smallest distance between one's shifts and the other's hash is ``image_bits`` or less
-  and their pixels agree in colour (:data:`IMAGE_MAD`) and shape (:data:`IMAGE_SHAPE`);
+  and their pixels agree in shape and colour (:mod:`~.pixel_match`: luma correlation at half resolution,
+  colour of 4x4-pixel blocks; JPEG re-encoding and a slight recolour pass, another scan or another font's
+  glyph does not);
 * **vector** (the numeric features, standardised on the sample, of records equal in every other content
   column): Euclidean LSH bands (:func:`vector_keys`), a pair confirmed when its distance is under ``vector_ratio`` times the data's median nearest-neighbour distance
   (cleanlab's near-duplicate rule), scaled from the sample to the run's size. Where that radius holds
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sanitizer.data.batch import mix64
-from sanitizer.detectors.duplicates import minhash, phash
+from sanitizer.detectors.duplicates import minhash, phash, pixel_match
 
 _MASK56 = np.uint64((1 << 56) - 1)
 TEXT, IMAGE, VECTOR = "text", "image", "vector"
@@ -135,30 +138,54 @@ def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) ->
 
 
 def text_signatures(texts, seed: int) -> np.ndarray:
-    """MinHash signatures; texts shorter than TEXT_MIN_CHARS get none."""
+    """(n, NUM_PERM + 1) uint64: each text's MinHash signature and, last, its number of distinct shingles
+    (what :func:`confirm` weighs an edit against); texts shorter than TEXT_MIN_CHARS get none (a row of
+    :data:`~.minhash.EMPTY`)."""
     texts = [t if isinstance(t, str) and len(t.strip()) >= TEXT_MIN_CHARS else None for t in texts]
-    return minhash.signatures(texts, NUM_PERM, seed, unit="char", n=5)
+    sig, sizes = minhash.signatures(texts, NUM_PERM, seed, unit="char", n=5, with_sizes=True)
+    return np.hstack([sig, np.where(sig[:, :1] == minhash.EMPTY, minhash.EMPTY, sizes[:, None].astype(np.uint64))])
 
 
 UNRELATED = 0.05
 """Jaccard similarity of two unrelated texts' character 5-grams (English reviews: 0.02 to 0.05)."""
 TEXT_THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
+TEXT_CANDIDATES = 2.0
+"""Candidate pairs per record that unrelated texts may make at the chosen LSH threshold."""
+TEXT_EDIT = 100
+"""A few words edited: a pair below ``text_jaccard`` is still confirmed when its estimated number of
+differing shingles, ``(|A| + |B|) (1 - J) / (1 + J)``, is at most this (five words of average length
+replaced: each takes its length plus four 5-grams from each side) and its Jaccard is at least
+:data:`TEXT_FLOOR`. In a short text a few edits weigh more: a 110-character review with five words
+replaced keeps a Jaccard of 0.4, a 1,000-character one of 0.9."""
+TEXT_FLOOR = 0.3
+"""... never below this Jaccard: unrelated reviews of modeldata's 5,000 reach 0.28 at most (their
+templated closings: "arrived in a timely manner ... from this vendor")."""
 
 
 def text_bands(records: int) -> tuple[int, int]:
     """(bands, rows) of the text LSH: the lowest threshold of :data:`TEXT_THRESHOLDS` (bands as datasketch
-    picks them) at which unrelated texts make at most one candidate per record among ``records``: 0.4 for a
-    few thousand texts, stricter as the data grows, so candidates grow linearly with the data."""
+    picks them) at which unrelated texts make at most :data:`TEXT_CANDIDATES` candidates per record among
+    ``records``: 0.4 for up to about 9,000 texts, stricter as the data grows, so candidates grow linearly
+    with the data."""
     for threshold in TEXT_THRESHOLDS:
         bands, rows = minhash.lsh_params(threshold, NUM_PERM)
-        if records * float(minhash.collision_probability(UNRELATED, bands, rows)) <= 1.0:
+        if records * float(minhash.collision_probability(UNRELATED, bands, rows)) <= TEXT_CANDIDATES:
             return bands, rows
     return minhash.lsh_params(TEXT_THRESHOLDS[-1], NUM_PERM)
 
 
 def text_keys(signatures: np.ndarray, records: int = 0) -> np.ndarray:
     bands, rows = text_bands(records)
-    return minhash.band_keys(signatures, bands, rows)
+    return minhash.band_keys(signatures[:, :NUM_PERM], bands, rows)
+
+
+def text_confirmed(similarity: np.ndarray, sizes_a: np.ndarray, sizes_b: np.ndarray,
+                   threshold: float) -> np.ndarray:
+    """(n,) bool: pairs of texts that are near copies, from their estimated Jaccard and shingle counts: at
+    ``threshold`` or above, or a few words apart (:data:`TEXT_EDIT`, :data:`TEXT_FLOOR`)."""
+    j = np.asarray(similarity, dtype=np.float64)
+    differ = (np.asarray(sizes_a, dtype=np.float64) + sizes_b) * (1.0 - j) / (1.0 + j)
+    return (j >= threshold) | ((j >= min(TEXT_FLOOR, threshold)) & (differ <= TEXT_EDIT))
 
 
 def image_keys(payload: np.ndarray) -> np.ndarray:
@@ -247,13 +274,6 @@ def leaders(pairs: np.ndarray, rank: dict[int, int]) -> dict[int, int]:
     return head
 
 
-IMAGE_MAD = 16.0
-"""Two images whose hashes are close are near copies only when their pixels are too: the mean absolute
-difference of their RGB values (0-255), the better of the nine one-pixel moves, at most this. JPEG at
-quality 75 and a slight recolour stay under it; different scans of one digit, or one glyph drawn in
-another colour, do not."""
-
-
 def image_payload(pixels: np.ndarray, with_pixels: bool = True) -> np.ndarray:
     """(n, 72 + S*S*3) uint8: the nine shifted pHashes (their bytes) and the RGB pixels; the hashes alone
     (n, 72) without ``with_pixels`` (what band keys need)."""
@@ -269,40 +289,7 @@ def _image_hashes(payload: np.ndarray) -> np.ndarray:
 
 def _image_parts(payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     side = int(round(np.sqrt((payload.shape[1] - 72) / 3)))
-    return _image_hashes(payload), payload[:, 72:].reshape(len(payload), side, side, 3).astype(np.float64)
-
-
-IMAGE_SHAPE = 0.93
-"""... and their shapes agree: the correlation of each colour channel (its absolute value, weighted by the
-channel's contrast), the better of the nine moves, at least this. A recolour scales and shifts each channel
-and keeps it; a glyph of another font on a background of the same colour does not."""
-
-
-def _channel_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n,) per-channel |correlation| of (n, S, S, 3) images, weighted by the smaller channel variance."""
-    x = a.reshape(len(a), -1, 3)
-    y = b.reshape(len(b), -1, 3)
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
-    vx, vy = (x * x).sum(axis=1), (y * y).sum(axis=1)
-    c = np.abs((x * y).sum(axis=1)) / np.sqrt(vx * vy + 1e-9)
-    w = np.minimum(vx, vy)
-    return (c * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-9)
-
-
-def _moved_agreement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mad, shape): the smallest mean absolute RGB difference and the largest channel correlation between
-    ``b`` and ``a`` moved by up to one pixel."""
-    side = a.shape[1]
-    idx = np.arange(side)
-    mad = np.full(len(a), np.inf)
-    shape = np.zeros(len(a))
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            moved = a[:, np.clip(idx - dy, 0, side - 1)][:, :, np.clip(idx - dx, 0, side - 1)]
-            mad = np.minimum(mad, np.abs(moved - b).mean(axis=(1, 2, 3)))
-            shape = np.maximum(shape, _channel_correlation(moved, b))
-    return mad, shape
+    return _image_hashes(payload), payload[:, 72:].reshape(len(payload), side, side, 3)
 
 
 CHUNK = 8192
@@ -325,8 +312,11 @@ def confirm(kind: str, payload: np.ndarray, ia: np.ndarray, ib: np.ndarray,
 
 def _confirm_chunk(kind: str, payload: np.ndarray, ia: np.ndarray, ib: np.ndarray, threshold: float):
     if kind == TEXT:
-        sim = np.atleast_1d(np.nan_to_num(minhash.jaccard(payload[ia], payload[ib]), nan=0.0))
-        return sim >= threshold, sim
+        a, b = payload[ia], payload[ib]
+        sim = np.atleast_1d(np.nan_to_num(minhash.jaccard(a[:, :NUM_PERM], b[:, :NUM_PERM]), nan=0.0))
+        sized = a.shape[1] > NUM_PERM  # signatures alone: the threshold alone
+        size_a, size_b = (a[:, NUM_PERM], b[:, NUM_PERM]) if sized else (np.full(len(a), np.inf),) * 2
+        return text_confirmed(sim, size_a, size_b, threshold), sim
     if kind == IMAGE:
         ha, hb = _image_hashes(payload[ia]), _image_hashes(payload[ib])
         d = np.minimum(phash.hamming(ha, hb[:, 4:5]).min(axis=1), phash.hamming(ha[:, 4:5], hb).min(axis=1))
@@ -335,8 +325,7 @@ def _confirm_chunk(kind: str, payload: np.ndarray, ia: np.ndarray, ib: np.ndarra
             close = np.flatnonzero(ok)
             _, pa_ = _image_parts(payload[ia[close]])
             _, pb = _image_parts(payload[ib[close]])
-            mad, shape = _moved_agreement(pa_, pb)
-            ok[close] = (mad <= IMAGE_MAD) & (shape >= IMAGE_SHAPE)
+            ok[close] = pixel_match.copies(pa_, pb)
         return ok, d.astype(np.float64)
     a, b = payload[ia], payload[ib]
     d = np.sqrt(((a - b) ** 2).sum(axis=1))
