@@ -102,3 +102,26 @@ def test_baseline_data_lacking_a_feature_column_is_refused_naming_it(batches, ca
     assert _run(root / "new.parquet", tmp_path / "out2", "--baseline", root / "run1",
                 "--baseline-data", root / "earlier.parquet") == 2
     assert "give one" in capsys.readouterr().err
+
+
+def test_drift_is_recorded_and_a_critical_drift_stops_publication(batches, tmp_path, capsys):
+    root, _, _ = batches
+    new = pd.read_parquet(root / "new.parquet")
+    new["pixel_2_2"] = new["pixel_2_2"] + 0.8 * new["pixel_2_2"].std()
+    new.to_parquet(tmp_path / "shifted.parquet", index=False)
+    assert _run(root / "new.parquet", tmp_path / "same", "--baseline-data", root / "earlier.parquet") == 0
+    same = json.loads((tmp_path / "same" / "provenance.json").read_text())["drift"]
+    assert same["verdict"] == "ok" and "pixel_2_2" in same["columns"] and "target" in same["columns"]
+
+    assert _run(tmp_path / "shifted.parquet", tmp_path / "warned", "--baseline-data", root / "earlier.parquet") == 0
+    warned = json.loads((tmp_path / "warned" / "provenance.json").read_text())["drift"]
+    assert warned["verdict"] == "warning" and {a["column"] for a in warned["alarms"]} == {"pixel_2_2"}
+
+    config = tmp_path / "critical.json"
+    config.write_text(json.dumps({"baseline": {"drift": {"columns": {"pixel_2_2": {"severity": "critical"}}}}}))
+    capsys.readouterr()
+    rc = _run(tmp_path / "shifted.parquet", tmp_path / "stopped", "--baseline-data", root / "earlier.parquet",
+              "--config", config)
+    assert rc != 0 and not (tmp_path / "stopped" / "manifest.json").exists()
+    err = capsys.readouterr().err
+    assert "drifted from the baseline" in err and "pixel_2_2" in err

@@ -189,7 +189,7 @@ def publish(_, ctx: RunContext, plan: Plan, config: Config, **parts) -> str:
 
 
 def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quarantine, stats: Counts, fit,
-             file_rows, duplicates=None, sample_validation=None) -> str:
+             file_rows, duplicates=None, sample_validation=None, drift=None) -> str:
     t_publish = time.time()
     out = ctx.out
     inputs = [{k: v for k, v in item.items() if k != "index"} for item in inputs]
@@ -216,13 +216,15 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
         if failed_expectations:
             validation["blocked_publication"] = config.validation.dataset_failure == "stop"
     blocked = bool(failed_expectations) and config.validation.dataset_failure == "stop"
+    drifted = drift is not None and drift.get("verdict") == "critical"  # a critical drift withholds publication
     guard_reading = guard.verdict(config.guard, stats)
     kinds = tuple(counted_vocabulary(k, stats.levels[k.name], config.categorical_max_levels)
                   if k.vocabulary is not None and sum(stats.levels.get(k.name, {}).values()) else k for k in plan.kinds)
 
     record = RunRecord(
         run_id=ctx.run_id,
-        status="succeeded" if accounting.holds and not blocked and not guard_reading["tripped"] else "failed",
+        status=("succeeded" if accounting.holds and not blocked and not drifted and not guard_reading["tripped"]
+                else "failed"),
         started_at=ctx.started_at,
         finished_at=datetime.now(timezone.utc).isoformat(),
         seed=config.seed,
@@ -246,7 +248,7 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
         accounting=accounting,
         clean=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in clean],
         quarantine=[Shard(prov.relative(s["path"], out), s["rows"], s["bytes"], s["sha256"]) for s in quarantine],
-        extra={} if ctx.baseline is None else {"baseline": ctx.baseline},
+        extra={} if ctx.baseline is None else {"baseline": ctx.baseline, "drift": drift},
         timings=Timings(plan_s=ctx.plan_s, pipeline_s=round(t_publish - ctx.started_wall - ctx.plan_s, 3),
                         fit_s=dict(fit.get("seconds") or {}), scoring_s=dict(stats.seconds)),
     )
@@ -255,6 +257,13 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
     prov.write_atomic(f"{out}/{prov.PROVENANCE}", record.to_dict())
     _write_report(out, record)
     failure = _failure(config, accounting, failed_expectations, stats.rows_in, out, guard_reading)
+    if failure is None and drifted:
+        named = "; ".join(f"{a['column']} ({a['statistic']} {a['value']:.3g} > {a['threshold']:.3g})"
+                          for a in drift["alarms"] if a.get("severity") == "critical")
+        failure = SanitizerError(
+            f"the new data drifted from the baseline on a column marked critical, so nothing was published (no "
+            f"manifest): {named}. Every column's scores are in {out}/provenance.json under drift; set "
+            "baseline.drift.columns.COLUMN.severity: warning to publish anyway")
     if failure is not None:
         lineage_emit.record_run(record, out, "FAIL", str(failure), ctx.lineage)  # written and sent
         raise failure

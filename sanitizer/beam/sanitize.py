@@ -52,6 +52,7 @@ from sanitizer.beam.fit import (
     SampleFn, describe_fit, describe_sample, describe_states, fit_summary, fit_timed, missing_fill, validate_sample,
 )
 from sanitizer.beam.baseline import Baseline, baseline_plan
+from sanitizer.beam.drift import add_stage as add_drift
 from sanitizer.beam.duplicates import add_stage as add_duplicates
 from sanitizer.beam.holdout import holdout_plan
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
@@ -239,6 +240,8 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
         codec=config.compression,
     )
     parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
+    if baseline is not None:
+        parts["drift"] = add_drift(sample_tables, read.batches, plan, baseline.plan, config)
     if plan.id_column:
         parts["duplicates"] = (
             read.batches

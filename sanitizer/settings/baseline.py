@@ -7,11 +7,11 @@ Example (YAML)::
       run: runs/2026-11/             # a published run (its folder or manifest.json): its clean rows ...
       run_sha256: 3f1c...            # ... optionally pinned to the manifest that was reviewed
       # data: vetted/*.parquet       # or data you trust, in any supported format (instead of run)
-      drift:                         # optional: per-column drift thresholds and severities
-        default_severity: warning    # a drifted column without its own setting: warning or critical
-        columns:
+      drift:                         # optional (sanitizer.drift.DriftConfig)
+        severity: warning            # what a drifted column means: warning (recorded, shown) or critical
+        columns:                     # (nothing is published); off records the scores, never alarms
           amount: {severity: critical}
-          region: {threshold: 0.2}
+          region: {min_effect: {linf: 0.2}}
 
 With a baseline, the detectors fit on the baseline's rows (a bounded sample, as without one) and score the
 new data against that reference, and every column's drift between the two is measured and recorded.
@@ -25,7 +25,6 @@ from typing import Any
 
 from sanitizer.errors import ConfigError
 
-SEVERITIES = ("warning", "critical")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -38,7 +37,7 @@ class BaselineConfig:
     data: str | None = None
     """Data the user trusts (file, folder or glob; any supported format), instead of ``run``."""
     drift: dict[str, Any] = field(default_factory=dict)
-    """``default_severity`` (warning or critical) and ``columns``: column -> {threshold, severity}."""
+    """The drift thresholds and severities (:class:`sanitizer.drift.DriftConfig`'s keys)."""
 
     @property
     def source(self) -> str | None:
@@ -61,25 +60,14 @@ class BaselineConfig:
 
 
 def check_drift(drift: Any) -> None:
-    """ConfigError naming the key when ``baseline.drift`` is malformed."""
+    """ConfigError naming the problem when ``baseline.drift`` is not a valid drift configuration
+    (:class:`sanitizer.drift.DriftConfig`: alpha, bins, severity, min_effect, columns, ...)."""
+    from sanitizer.drift import DriftConfig
+
     if not isinstance(drift, dict):
         raise ConfigError(f"baseline.drift must be a mapping, got {drift!r}")
-    unknown = sorted(set(drift) - {"default_severity", "columns"})
-    if unknown:
-        raise ConfigError(f"unknown key 'baseline.drift.{unknown[0]}'; allowed keys: columns, default_severity")
-    severity = drift.get("default_severity", "warning")
-    if severity not in SEVERITIES:
-        raise ConfigError(f"baseline.drift.default_severity must be warning or critical, got {severity!r}")
-    columns = drift.get("columns", {})
-    if not isinstance(columns, dict):
-        raise ConfigError(f"baseline.drift.columns must map a column to its settings, got {columns!r}")
-    for name, spec in columns.items():
-        where = f"baseline.drift.columns.{name}"
-        if not isinstance(spec, dict) or set(spec) - {"threshold", "severity"}:
-            raise ConfigError(f"{where} must be a mapping with threshold and/or severity, got {spec!r}")
-        if "severity" in spec and spec["severity"] not in SEVERITIES + ("off",):
-            raise ConfigError(f"{where}.severity must be warning, critical or off, got {spec['severity']!r}")
-        threshold = spec.get("threshold")
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                      or not 0 < threshold <= 1):
-            raise ConfigError(f"{where}.threshold must be a number in (0, 1], got {threshold!r}")
+    try:
+        DriftConfig.from_dict(drift)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"baseline.drift: {exc} (keys: alpha, bins, components, permutations, seed, severity, "
+                          "min_effect, columns: {COLUMN: {severity, min_effect}})") from None
