@@ -125,8 +125,8 @@ class HashRowsFn(beam.DoFn):
         rank = ranks(keys, ids, self.files)
         if self.files is not None:
             ids = None  # written out again from the order, for the records of a group only
-        bucket = (h1 % np.uint64(BUCKETS)).astype(np.int64)
-        order = np.argsort(bucket, kind="stable")
+        bucket = (h1 % np.uint64(BUCKETS)).astype(np.uint8)
+        order = np.argsort(bucket, kind="stable")  # a radix sort on one byte (BUCKETS <= 256)
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for rows in np.split(order, edges):
             take = pa.array(rows)

@@ -130,8 +130,8 @@ def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, r
         owners = np.repeat(keys, bands.shape[1])
         valid = flat != near.minhash.NO_KEY
         flat, owners = flat[valid], owners[valid]
-        bucket = (flat % np.uint64(BUCKETS)).astype(np.int64)
-        order = np.argsort(bucket, kind="stable")
+        bucket = (flat % np.uint64(BUCKETS)).astype(np.uint8)
+        order = np.argsort(bucket, kind="stable")  # a radix sort on one byte (BUCKETS <= 256)
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for rows in np.split(order, edges):
             if len(rows):
@@ -139,9 +139,14 @@ def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, r
 
 
 def pairs_of(item) -> list[tuple[int, np.ndarray]]:
+    """The candidate pairs of one bucket of band keys (:func:`near.pairs_from_keys`), from the entries whose
+    band key another entry holds too: most band keys are one record's, and only shared ones make pairs."""
     (s, _), parts = item
     parts = list(parts)
-    pairs = near.pairs_from_keys(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    bands, owners = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    ordered = np.sort(bands)
+    shared = np.isin(bands, ordered[1:][ordered[1:] == ordered[:-1]])
+    pairs = near.pairs_from_keys(bands[shared], owners[shared])
     return [(s, pairs)] if len(pairs) else []
 
 
