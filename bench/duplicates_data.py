@@ -17,7 +17,10 @@ each original is copied by one plant only, and is no natural duplicate of anothe
   other label).
 
 **Scoring** (:func:`score`). A planted copy is caught when flagged. Rows outside every planted group that are
-flagged are false positives, except rows the base data already duplicates (``neutral``). Two conventions:
+flagged are false positives, except rows the base data already duplicates (``neutral``) and, for texts,
+rows with a near copy in the base data as shipped (``natural``, :func:`natural_near_texts`: two original
+reviews whose exact character 5-gram Jaccard is :data:`NATURAL_JACCARD` or more; they are counted and
+listed apart). Two conventions:
 
 * ``copies``: a flag on an original is neither right nor wrong (cleanlab and datasketch flag both members of
   a pair; the run holds a conflict's original by its majority rule);
@@ -57,6 +60,12 @@ class Planted:
     source: np.ndarray  # (n,) int64: a copy's original row, -1 elsewhere
     neutral: np.ndarray  # (n,) bool: rows the base data already duplicates (pandas, every member)
     sizes: dict[str, int]
+    natural: np.ndarray | None = None  # (n,) bool: untouched rows with a near copy in the base data as shipped
+
+    @property
+    def excused(self) -> np.ndarray:
+        """Rows whose flags are neither right nor wrong: copies the base data already holds."""
+        return self.neutral if self.natural is None else self.neutral | self.natural
 
     @property
     def kinds(self) -> list[str]:
@@ -323,13 +332,40 @@ def datasketch_near(texts, threshold: float = 0.8, num_perm: int = 128,
     return flags, pairs
 
 
+NATURAL_JACCARD = 0.5
+"""Two original texts this similar (exact Jaccard of their character 5-grams, the lowest threshold the text
+part runs datasketch at) are a near copy the data already holds, not a false find."""
+
+
+def exact_jaccard(a, b) -> float:
+    sa, sb = shingles(a), shingles(b)
+    return len(sa & sb) / len(sa | sb) if sa or sb else 0.0
+
+
+def natural_near_texts(texts, base: np.ndarray, bar: float = NATURAL_JACCARD) -> list[tuple[int, int, float]]:
+    """(row, row, exact Jaccard) of the pairs of ``base`` rows whose texts are near copies as shipped (Jaccard
+    >= ``bar``, not identical strings): candidates from datasketch's MinHashLSH at a threshold well below
+    ``bar`` (0.3), each verified on the exact shingle sets."""
+    rows = np.flatnonzero(base)
+    _, pairs = datasketch_near([texts[r] for r in rows], 0.3)
+    out = set()
+    for i, j in pairs:
+        a, b = sorted((int(rows[i]), int(rows[j])))
+        if texts[a] == texts[b]:
+            continue
+        sim = exact_jaccard(texts[a], texts[b])
+        if sim >= bar:
+            out.add((a, b, round(sim, 3)))
+    return sorted(out)
+
+
 # --------------------------------------------------------------------------- scoring
 
 
 def score(flagged: np.ndarray, planted: Planted, strict: bool) -> dict[str, tuple[float, float, float]]:
     """Per kind and ``"all"``: (precision, recall, F1) under the ``copies`` or ``strict`` convention."""
     copy, original = planted.role == 1, planted.role == 2
-    outside = flagged & (planted.role == 0) & ~planted.neutral
+    outside = flagged & (planted.role == 0) & ~planted.excused
     out = {}
     for name in [*planted.kinds, "all"]:
         mine = planted.kind == name if name != "all" else planted.role > 0

@@ -1,7 +1,7 @@
 """Copies, judged: the default ``sanitize run`` against planted and shipped duplicates, label conflicts and leaks.
 
     python bench/duplicates_quality.py [--only shipped,planted,text,images,leak] [--seed 0]
-                                       [--tables KEY,...] [--glyphs 1200] [--no-peers]
+                                       [--tables KEY,...] [--glyphs 1200] [--shipped-glyphs 4200] [--no-peers]
 
 Every run is ``sanitize run`` with the default configuration: only ``--input``, ``--output``,
 ``--label-column`` (and ``--holdout`` in the leak part) are given. Nothing downloads; inputs and outputs go
@@ -25,11 +25,16 @@ quarantine reasons has detector ``duplicates`` and code ``duplicate``, ``near_du
 3. **text**: modeldata's 5,000 product reviews (the review text and its ``score``): exact, edited (3 to 5 words
    replaced), label-conflicting and a 20-copy replicated poison (1 or 2 words replaced each), beside
    datasketch's ``MinHashLSH`` (128 permutations, character 5-grams of the lowercased tokens; thresholds 0.8 and
-   0.5).
+   0.5). The reviews hold near copies of their own (one review posted twice with a few words changed): the
+   pairs of original reviews with an exact Jaccard of 0.5 or more are listed with the run's codes, and flags on
+   them count for no one (``duplicates_data.natural_near_texts``); every other flag outside the planted
+   groups is listed with the Jaccard to the row it is held beside.
 4. **images**: about 3,000 32x32 RGB PNGs (``bench/media_data.py``, ``--glyphs`` rendered digits beside the
    1,797 scans; Hugging Face ``struct<bytes, path>`` layout): exact, JPEG at quality 75, shifted one pixel,
    recoloured, label-conflicting, a 20-copy replicated poison (JPEG at quality 70 to 89), beside cleanlab's
-   ``near_duplicate`` on the decoded pixels (flattened, scaled to [0, 1]).
+   ``near_duplicate`` on the decoded pixels (flattened, scaled to [0, 1]). Then the harm on images as shipped:
+   ``bench/media_quality.py``'s 6,000 images (``--shipped-glyphs`` rendered digits beside the scans), nothing
+   planted: the rows held as copies, each listed beside the image it is held with.
 5. **leak**: a real table (exact repeats dropped, so its two parts share no content) split 80/20 into train
    and holdout; 20 train rows appended as exact copies of holdout rows. One run with the holdout as Parquet,
    one with it as CSV: planted leaks found (and the holdout id they name), and leaks held among the other
@@ -251,12 +256,16 @@ def report_planted(part: str, data: str, run: Run, planted: dd.Planted,
     rows = {"sanitize": (dd.score(ours, planted, False), dd.score(ours, planted, True))}
     for who, flags, pairs in peers:
         rows[who] = (dd.score(flags, planted, False), dd.score(dd.keep_first(n, pairs), planted, True))
-    outside = {who: int((f & (planted.role == 0) & ~planted.neutral).sum())
+    outside = {who: int((f & (planted.role == 0) & ~planted.excused).sum())
                for who, f in [("sanitize", ours)] + [(w, f) for w, f, _ in peers]}
+    natural = "" if planted.natural is None else (
+        f", {int((planted.natural & ~planted.neutral).sum())} with a near copy as shipped, listed above; flags on "
+        "them: " + ", ".join(f"{who} {int((f & planted.natural & ~planted.neutral).sum())}"
+                             for who, f in [("sanitize", ours)] + [(w, f) for w, f, _ in peers]))
     print(f"{data}: {n:,} rows ({n - sum(planted.sizes.values()):,} base, {int(planted.neutral.sum())} of them "
-          f"natural duplicates, neutral); run {run.seconds:.0f} s{'' if not run.rc else f', exit {run.rc}'}; "
-          "flags outside the planted groups: " + ", ".join(f"{k} {v}" for k, v in outside.items()))
-    stray = Counter(c for r in np.flatnonzero(ours & (planted.role == 0) & ~planted.neutral)
+          f"natural duplicates{natural}; neutral); run {run.seconds:.0f} s{'' if not run.rc else f', exit {run.rc}'}; "
+          "flags outside the planted groups (false): " + ", ".join(f"{k} {v}" for k, v in outside.items()))
+    stray = Counter(c for r in np.flatnonzero(ours & (planted.role == 0) & ~planted.excused)
                     for c in set(run.codes_of(r)) if c in COPY_CODES)
     if stray:
         print("  the run's flags outside the planted groups by code: "
@@ -313,6 +322,7 @@ def text_part(seed: int, peers: bool) -> None:
     path = ROOT / "in" / "text" / "reviews.parquet"
     rd.write_parquet(frame, path)
     run = sanitize(path, ROOT / "out" / "text", label)
+    natural_texts(frame[text].tolist(), planted, run)
     found = []
     if peers:
         texts = frame[text].tolist()
@@ -322,6 +332,29 @@ def text_part(seed: int, peers: bool) -> None:
             found.append((f"datasketch {threshold}", flags, pairs))
             print(f"  datasketch threshold {threshold}: {len(pairs) // 2} pairs, {time.perf_counter() - started:.0f} s")
     report_planted("text", "reviews", run, planted, found)
+
+
+def natural_texts(texts: list, planted: dd.Planted, run: Run) -> None:
+    """Mark and list the untouched reviews that have a near copy among the reviews as shipped: flags on them
+    are neither right nor wrong (as for exact duplicates), and are counted apart."""
+    pairs = dd.natural_near_texts(texts, planted.role != 1)
+    natural = np.zeros(len(texts), dtype=bool)
+    for a, b, _ in pairs:
+        natural[[a, b]] = True
+    planted.natural = natural & (planted.role == 0)
+    print(f"  near copies in the reviews as shipped (two original reviews, exact character 5-gram Jaccard >= "
+          f"{dd.NATURAL_JACCARD}): {len(pairs)} pairs; the run's codes on each row:")
+    for a, b, sim in pairs:
+        codes = [",".join(run.codes_of(r)) or "-" for r in (a, b)]
+        print(f"    rows {a} ({codes[0]}) and {b} ({codes[1]}): Jaccard {sim:.3f}  {texts[a][:60]!r} / "
+              f"{texts[b][:60]!r}")
+    false = np.flatnonzero(run.mask(len(texts)) & (planted.role == 0) & ~planted.excused)
+    for r in false:
+        kept = next((e.get("kept_id") for d, c, e in run.held.get(int(r), []) if d == "duplicates"), None)
+        k = int(str(kept).rsplit(":", 1)[1]) if kept else None
+        sim = f"Jaccard {dd.exact_jaccard(texts[r], texts[k]):.3f} to row {k}" if k is not None else "no kept copy"
+        print(f"    held outside the planted groups and not a near copy as shipped: row {r} "
+              f"({','.join(run.codes_of(r))}), {sim}: {texts[r][:60]!r}")
 
 
 def images_part(seed: int, glyphs: int, peers: bool) -> None:
@@ -347,6 +380,32 @@ def images_part(seed: int, glyphs: int, peers: bool) -> None:
     held = run.mask(len(planted.kind))
     print(f"  exact copies with a file name in `path` held {int(held[named].sum())}/{len(named)}; without "
           f"{int(held[np.setdiff1d(exact, named)].sum())}/{len(exact) - len(named)}")
+
+
+def shipped_images_part(seed: int, glyphs: int) -> None:
+    """The harm on images as shipped: ``bench/media_quality.py``'s images, nothing planted; every row the
+    duplicates detector holds is a false find unless the two images are near copies by eye (listed)."""
+    if glyphs <= 0:
+        return
+    images = md.make_images(seed, glyphs)
+    n = len(images.labels)
+    path = md.image_table(images, ROOT / "in" / "images-shipped" / "images.parquet")
+    run = sanitize(path, ROOT / "out" / "images-shipped", "label")
+    held = run.mask(n)
+    share = float(held.mean())
+    worst, cls = _worst_class(held, pd.Series(images.labels))
+    print(f"\n4b. images as shipped: bench/media_quality.py's {n:,} images (seed {seed}, {glyphs:,} glyphs), nothing "
+          f"planted; run {run.seconds:.0f} s{'' if not run.rc else f', exit {run.rc}'}: {int(held.sum())} rows held "
+          f"as copies ({share:.2%}), worst class {worst:.2%} ({cls}); each with the image it is held beside:")
+    for r in np.flatnonzero(held):
+        ev = next((e for d, _, e in run.held.get(int(r), []) if d == "duplicates"), {})
+        k = int(str(ev["kept_id"]).rsplit(":", 1)[1]) if ev.get("kept_id") else None
+        beside = "" if k is None else (
+            f" beside row {k} ({images.source[k]}, label {images.labels[k]}): {ev.get('similarity', '')}; mean "
+            f"absolute RGB difference {np.abs(images.pixels[r].astype(float) - images.pixels[k]).mean():.1f}")
+        print(f"    row {r} ({images.source[r]}, label {images.labels[r]}; {','.join(run.codes_of(r))}){beside}")
+    check(f"images as shipped: {share:.2%} of rows held as copies <= 2%, worst class {worst:.2%} <= 5%",
+          share <= HARM_SHARE and worst <= HARM_CLASS)
 
 
 # --------------------------------------------------------------------------- 5. leak
@@ -404,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", default="", help="shipped: corpus keys (default all); planted: default "
                                                  "breast_cancer,digits")
     ap.add_argument("--glyphs", type=int, default=1200, help="rendered glyphs beside the 1,797 digit scans")
+    ap.add_argument("--shipped-glyphs", type=int, default=4200,
+                    help="images part: also run on bench/media_quality.py's images as shipped (the scans and this "
+                         "many glyphs; 0: skip)")
     ap.add_argument("--no-peers", action="store_true")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -425,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         text_part(args.seed, not args.no_peers)
     if "images" in only:
         images_part(args.seed, args.glyphs, not args.no_peers)
+        shipped_images_part(args.seed, args.shipped_glyphs)
     if "leak" in only:
         leak_part(args.seed)
     print("\nmust reach")

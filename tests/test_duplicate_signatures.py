@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sanitizer.detectors.duplicates import minhash, phash, simhash
+from sanitizer.detectors.duplicates import minhash, near, phash, pixel_match, simhash
 
 
 @lru_cache(maxsize=1)
@@ -111,6 +111,25 @@ def test_missing_empty_and_short_texts():
     assert np.isnan(minhash.shingle_jaccard(None, "good value"))
 
 
+def test_a_short_review_a_few_words_apart_is_confirmed_and_unrelated_short_reviews_are_not():
+    """An 80-130 character review with 4 words replaced falls under Jaccard 0.5 two times in five; its
+    shingle counts show the difference is a few words."""
+    short = [t for t in dict.fromkeys(reviews()) if 80 <= len(t) <= 130][:300]
+    rng = np.random.default_rng(2)
+    vocabulary = sorted({w for t in reviews()[:300] for w in t.split()})
+    edited = [edit_words(t, 4, rng, vocabulary) for t in short[:60]]
+    payload = near.text_signatures(short + edited, seed=0)
+    counts = [len(minhash.shingles(t)) for t in short[:5]]
+    assert payload.shape[1] == near.NUM_PERM + 1 and payload[:5, -1].tolist() == counts
+    copies = np.arange(60)
+    ok, similarity = near.confirm(near.TEXT, payload, copies, len(short) + copies, 0.5)
+    assert (similarity < 0.5).mean() > 0.3 and ok.mean() >= 0.95
+    i, j = np.triu_indices(len(short), 1)
+    ok, similarity = near.confirm(near.TEXT, payload, i, j, 0.5)
+    assert not ok.any() and similarity.max() > 0.15  # some unrelated pairs share phrases; none is confirmed
+    assert near.text_keys(payload).shape == (len(payload), near.text_bands(0)[0])
+
+
 def test_a_permutation_is_a_x_plus_b_mod_the_mersenne_prime():
     x = int(minhash.shingles("ok")[0])
     a, b = minhash.permutations(64, seed=7)
@@ -123,6 +142,8 @@ def test_signatures_are_deterministic_from_the_seed():
     texts = list(reviews()[:50])
     first = minhash.signatures(texts, seed=3)
     assert np.array_equal(first, minhash.signatures(texts, seed=3))
+    sig, sizes = minhash.signatures(texts, seed=3, with_sizes=True)
+    assert np.array_equal(sig, first) and sizes.tolist() == [len(minhash.shingles(t)) for t in texts]
     assert (first != minhash.signatures(texts, seed=4)).mean() > 0.9
     assert np.array_equal(minhash.signatures(texts[10:20], seed=3), first[10:20]), "a row does not depend on its batch"
 
@@ -197,6 +218,67 @@ def test_hash_basics():
     assert keys.tolist() == [[1, (1 << 56) | 0, (2 << 56) | 0, (3 << 56) | 0xFFFF]]
     near = np.uint64(0xFFFF_0000_0000_0001) ^ np.uint64(0b111 << 17)  # 3 bits, in one chunk
     assert (phash.band_keys(np.array([near]))[0] == keys[0]).sum() == 3
+
+
+THIN = [[(9, 7), (23, 7), (13, 26)], [(16, 5), (16, 27)], [(10, 8), (22, 8), (22, 16), (10, 16), (10, 26), (22, 26)],
+        [(20, 26), (20, 6), (9, 19), (24, 19)], [(22, 7), (10, 7), (10, 15), (21, 16), (21, 25), (9, 26)],
+        [(11, 7), (21, 7), (21, 26), (11, 26), (11, 7)], [(9, 10), (16, 6), (22, 10), (10, 26), (23, 26)],
+        [(10, 7), (22, 7), (15, 15), (22, 21), (16, 27), (9, 24)]]
+"""Digit-like strokes a pixel and a half wide, as a small font draws them (7, 1, 2, 4, 5, 0, 2, 3)."""
+
+
+def thin_glyph(points, fg, bg) -> np.ndarray:
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(canvas).line([(2 * x, 2 * y) for x, y in points], fill=255, width=3)
+    ink = np.asarray(canvas.resize((32, 32), Image.LANCZOS), dtype=np.float64)[..., None] / 255
+    return np.clip(bg * (1 - ink) + fg * ink + 0.5, 0, 255).astype(np.uint8)
+
+
+def thin_glyphs() -> tuple[np.ndarray, list]:
+    rng = np.random.default_rng(1)
+    colours = []
+    while len(colours) < len(THIN):
+        fg, bg = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        if abs((fg - bg) @ phash.LUMA) >= 90:
+            colours.append((fg, bg))
+    return np.stack([thin_glyph(p, *c) for p, c in zip(THIN, colours)]), colours
+
+
+def test_a_thin_glyph_re_encoded_recoloured_or_moved_is_a_copy_by_its_pixels():
+    glyphs, _ = thin_glyphs()
+    for change in (jpeg, recolour, shift, lambda x: jpeg(recolour(x), 80)):
+        colour, shape = pixel_match.agreement(glyphs, np.stack([change(x) for x in glyphs]))
+        assert (colour <= pixel_match.COLOUR).all() and (shape >= pixel_match.SHAPE).all(), (colour, shape)
+    # JPEG halves colour resolution: a thin stroke's colour channels no longer correlate one by one
+    copy = np.stack([jpeg(x) for x in glyphs]).astype(float)
+    x, y = glyphs.reshape(len(glyphs), -1, 3).astype(float), copy.reshape(len(glyphs), -1, 3)
+    x, y = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+    per_channel = np.abs((x * y).sum(axis=1)) / np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+    assert per_channel.min() < 0.8
+
+
+def test_another_glyph_in_the_same_colours_or_the_same_glyph_in_others_is_not_a_copy():
+    glyphs, colours = thin_glyphs()
+    k = len(THIN)
+    other_shape = np.stack([thin_glyph(THIN[(i + 1) % k], *colours[i]) for i in range(k)])
+    other_colour = np.stack([thin_glyph(THIN[i], fg, np.where(bg < 128, bg + 48, bg - 48))
+                             for i, (fg, bg) in enumerate(colours)])  # the background 48 levels off
+    assert not pixel_match.copies(glyphs, other_shape).any()
+    assert not pixel_match.copies(glyphs, other_colour).any()
+    colour, _ = pixel_match.agreement(glyphs, other_shape)
+    assert (colour <= pixel_match.COLOUR).any()  # the colours alone would not have told them apart
+    blank = np.full((2, 32, 32, 3), 120, dtype=np.uint8)
+    assert not pixel_match.copies(blank, blank).any()  # a blank image has no shape to agree on
+
+
+def test_images_payload_confirms_through_the_pixels():
+    glyphs, colours = thin_glyphs()
+    pairs = np.stack([glyphs[0], jpeg(glyphs[0]), glyphs[6], thin_glyph(THIN[2], *colours[6])])
+    payload = near.image_payload(pairs)
+    ok, bits = near.confirm(near.IMAGE, payload, np.array([0, 2]), np.array([1, 3]), 6)
+    assert ok.tolist() == [True, False] and bits[0] <= 6
 
 
 # ---- vectors ----------------------------------------------------------------------------------------------
