@@ -54,7 +54,7 @@ def test_flips_of_most_of_a_class_are_caught_only_with_the_baseline(batches):
     self_fitted, trusted, against = _held(root / "self"), _held(root / "trusted"), _held(root / "against")
     assert len(self_fitted & flipped) < 0.3 * len(flipped)  # the new batch's own reference learned the flips
     assert len(trusted & flipped) >= 0.8 * len(flipped)
-    assert len(against & flipped) >= 0.4 * len(flipped)
+    assert len(against & flipped) >= 0.8 * len(flipped)
     for held in (trusted, against):
         assert len(held - flipped) <= 0.03 * (n - len(flipped))  # clean rows of the new batch mostly pass
 

@@ -55,6 +55,7 @@ from sanitizer.beam.baseline import Baseline, baseline_plan
 from sanitizer.beam.drift import add_stage as add_drift
 from sanitizer.beam.duplicates import add_stage as add_duplicates
 from sanitizer.beam.holdout import holdout_plan
+from sanitizer.beam.recalibrate import recalibrate_states
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
@@ -203,7 +204,16 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     sample = ((sample_tables, p | "NoRows" >> beam.Create([None])) | "SampleInputs" >> beam.Flatten()
               | "Sample" >> beam.CombineGlobally(SampleFn(source, config)).without_defaults())
     fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
-    states = fitted | "States" >> beam.Map(lambda f: f[0])
+    fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
+    own = sample if baseline is None else (  # the new data's own sample: data-set checks, recalibration
+        (p | "ReadNewSample" >> ReadBatches(plan, columns=plan.read_columns()),
+         p | "NoNewRows" >> beam.Create([None])) | "NewSampleInputs" >> beam.Flatten()
+        | "NewSample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
+    if baseline is None:
+        states = fitted | "States" >> beam.Map(lambda f: f[0])
+    else:
+        states = fitted | "Recalibrate" >> beam.Map(recalibrate_states, beam.pvalue.AsSingleton(own),
+                                                    beam.pvalue.AsSingleton(fill))
     states = add_duplicates(p, plan, config, states, holdout_plan(config, plan))  # verdicts from every record's content
     described = sample | "DescribeSample" >> beam.Map(describe_sample)
     parts: dict[str, Any] = {
@@ -211,14 +221,9 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
             fit_summary, beam.pvalue.AsSingleton(states | "DescribeStates" >> beam.Map(describe_states)),
             beam.pvalue.AsSingleton(fitted | "DescribeFit" >> beam.Map(describe_fit))),
     }
-    if plan.suite is not None:
-        own = sample if baseline is None else (  # the data-set checks judge the new data, not the baseline
-            (p | "ReadForValidation" >> ReadBatches(plan, columns=plan.read_columns()),
-             p | "NoNewRows" >> beam.Create([None])) | "ValidationInputs" >> beam.Flatten()
-            | "NewSample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
+    if plan.suite is not None:  # the data-set checks judge the new data, not the baseline
         parts["sample_validation"] = own | "ValidateSample" >> beam.Map(validate_sample, plan)
 
-    fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
     read = p | "Read" >> ReadBatches(plan, count_rows=True)
     media = fitted | "Representations" >> beam.Map(lambda f: f[2])
     scored = read.batches | "Score" >> beam.ParDo(

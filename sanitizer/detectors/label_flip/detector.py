@@ -273,6 +273,13 @@ class LabelFlipDetector(Detector):
             summary["mixed_columns"] = encoding.summary(params.classifier, params.classifier_params)
         return _replace(state, summary=summary)
 
+    def recalibrate(self, state: LabelFlipState, new: Batch) -> LabelFlipState:
+        """Fitted on a baseline: thresholds and noise model fitted again on the new data's sample
+        (:mod:`sanitizer.detectors.label_flip.recalibrate`)."""
+        from sanitizer.detectors.label_flip.recalibrate import recalibrate
+
+        return recalibrate(state, new, self.fold_of)
+
     # ------------------------------------------------------------------ score
 
     MAX_CELLS: ClassVar[int] = 4_000_000  # rows x classes held at once while scoring

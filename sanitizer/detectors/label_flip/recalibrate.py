@@ -1,0 +1,62 @@
+"""``label_flip`` against a trusted baseline: the baseline's models judge the new data's own noise.
+
+Fitted on a vetted baseline, the fold models and the neighbour reference know what each class looks like,
+but the thresholds and the noise model (steps 3-6 of :mod:`sanitizer.detectors.label_flip.detector`) were
+calibrated on the baseline's noise - a few wrong labels at most, so its flip rates say a flip is nearly
+impossible, and a new batch with a quarter of a class flipped would be judged by that belief. So the new
+data's own sample is scored by the baseline's models (none of them trained on a new record, so nothing is
+cross-fitted) and the confident joint, the class thresholds and the noise model are fitted again on it.
+The blend weight and which classes the models recognise stay the baseline's: they are about the models,
+which the baseline judges best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from sanitizer.detectors.base import Batch, bounded_sample, class_indices
+from sanitizer.detectors.label_flip.calibration import _class_thresholds, _confident_joint, _margin, _opinions
+from sanitizer.detectors.label_flip.fitting import LabelFlipState
+from sanitizer.detectors.label_flip.noise import _noise_model, _posterior_wrong
+from sanitizer.representations.scaling import standardise
+
+MIN_ROWS = 50
+"""A new sample smaller than this keeps the baseline's calibration (too few rows to estimate noise from)."""
+
+
+def recalibrate(state: LabelFlipState, new: Batch, fold_of) -> LabelFlipState:
+    """``state`` with thresholds and noise model fitted on ``new`` (the new data's sample), its models and
+    reference unchanged; ``state`` itself when the new sample holds fewer than MIN_ROWS known labels."""
+    params = state.params
+    new = bounded_sample(new, params.fit_rows)
+    y = class_indices(new.labels, state.classes)
+    known = np.flatnonzero(y >= 0)
+    if len(known) < MIN_ROWS:
+        return state
+    new, y = new.take(known), y[known]
+    C = len(state.classes)
+    Z = standardise(new.X, state.mean, state.scale)
+    if state.encoding is not None:
+        Z = state.encoding.design(Z, new)
+    p_model, p_knn, _ = _opinions(state, Z, fold_of(new.keys, params.folds))
+    p = state.weight * p_model + (1.0 - state.weight) * p_knn
+    joint, _ = _confident_joint(p, y, C)
+    noisy = joint.sum(axis=1) - np.diag(joint)
+    counts = np.bincount(y, minlength=C)
+    margin = _margin(p, y)
+    temperature, transitions = _noise_model(p, y, np.flatnonzero(state.judged[y]))
+    wrong = _posterior_wrong(p, y, temperature, transitions)
+    thresholds = _class_thresholds(margin, y, noisy, state.judged, params, noisy / np.maximum(counts, 1))
+    recognised = state.recognised if state.recognised is not None else np.ones(C, dtype=bool)
+    thresholds = np.where(state.judged & recognised, thresholds, np.inf)
+    summary = dict(state.summary)
+    summary["calibrated_on_new_data"] = {
+        "rows": int(len(y)),
+        "estimated_noise_rate": round(float(noisy.sum() / max(len(y), 1)), 4),
+        "noise_per_class": {c: int(round(v)) for c, v in zip(state.classes, noisy)},
+        "baseline_estimated_noise_rate": state.summary.get("estimated_noise_rate"),
+    }
+    return replace(state, class_thresholds=thresholds, temperature=temperature, transitions=transitions,
+                   summary=summary)
