@@ -165,7 +165,7 @@ templated closings: "arrived in a timely manner ... from this vendor")."""
 def text_bands(records: int) -> tuple[int, int]:
     """(bands, rows) of the text LSH: the lowest threshold of :data:`TEXT_THRESHOLDS` (bands as datasketch
     picks them) at which unrelated texts make at most :data:`TEXT_CANDIDATES` candidates per record among
-    ``records``: 0.4 for up to about 9,000 texts, stricter as the data grows, so candidates grow linearly
+    ``records``: 0.4 for up to 10,000 texts, stricter as the data grows, so candidates grow linearly
     with the data."""
     for threshold in TEXT_THRESHOLDS:
         bands, rows = minhash.lsh_params(threshold, NUM_PERM)
