@@ -7,7 +7,10 @@
 
 Both profiles come from reads the run makes anyway (the baseline's for the detectors' sample, the new data's
 for scoring), one bounded, mergeable profile per worker. Every score is recorded, alarming or not; a
-``critical`` alarm withholds publication.
+``critical`` alarm withholds publication. Each alarmed column also carries what the report draws: a numeric
+or date column's sampled values counted on the baseline's quantile bins (``histogram``), a categorical,
+boolean or label column's level counts side by side (``shares``). The comparison's counts go to the run's
+Beam metrics (``sanitizer.beam.metrics.record_drift``).
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from sanitizer.beam.metrics import record_drift
 from sanitizer.beam.plan import Plan
 from sanitizer.data.batch import KEY_COLUMN
 from sanitizer.drift import DriftConfig, Profile, build_profile, drift_report, merge_profiles
+from sanitizer.drift.profile import ValueSample
+from sanitizer.drift.statistics import aligned_levels, bin_counts, quantile_edges
 
 PROFILED = ("numeric", "date", "categorical", "boolean")
+DRAWN_LEVELS = 12  # the levels of an alarmed column whose shares the report draws; the rest are summed
 
 
 def kinds_of(plan: Plan, columns: list[str]) -> dict[str, str]:
@@ -54,8 +61,41 @@ class ProfileFn(beam.CombineFn):
 
 def compare(baseline: Profile, new: Profile, drift: dict, source: str) -> dict[str, Any]:
     """The drift report (every score, threshold and alarm, and the verdict) with where the baseline came from."""
-    report = drift_report(baseline, new, DriftConfig.from_dict(drift))
+    config = DriftConfig.from_dict(drift)
+    report = drift_report(baseline, new, config)
+    for name, column in report["columns"].items():
+        b, n = baseline.columns.get(name), new.columns.get(name)
+        if column["alarm"] and b is not None and n is not None:
+            column.update(_drawn(b, n, config.bins))
     return {"baseline": source, "baseline_rows": baseline.rows, "new_rows": new.rows, **report}
+
+
+def _drawn(base, new, bins: int) -> dict[str, Any]:
+    """What the report draws for one alarmed column: sampled values on the baseline's quantile bins (the
+    outer edges are the smallest and largest value of either side), or the most moved levels' counts."""
+    if isinstance(base, ValueSample):
+        edges = quantile_edges(base.values, bins)
+        lows = [x for x in (base.low, new.low) if x is not None]
+        highs = [x for x in (base.high, new.high) if x is not None]
+        if not lows:
+            return {}
+        outer = [min(lows), *edges.tolist(), max(highs)]
+        return {"histogram": {"edges": outer, "baseline": bin_counts(base.values, edges).tolist(),
+                              "new": bin_counts(new.values, edges).tolist()}}
+    names, b, n = aligned_levels(base, new)
+    moved = np.abs(b / max(b.sum(), 1) - n / max(n.sum(), 1))[:-1]
+    keep = sorted(np.argsort(-moved, kind="stable")[:DRAWN_LEVELS].tolist())
+    rest = [i for i in range(len(names)) if i not in set(keep)]  # "(other)", the last, among them
+    summed = [] if b[rest].sum() + n[rest].sum() == 0 else [(int(b[rest].sum()), int(n[rest].sum()))]
+    return {"shares": {"levels": [names[i] for i in keep] + ["(other)"] * len(summed),
+                       "baseline": [int(b[i]) for i in keep] + [s[0] for s in summed],
+                       "new": [int(n[i]) for i in keep] + [s[1] for s in summed]}}
+
+
+def _compare_counted(baseline: Profile, new: Profile, drift: dict, source: str) -> dict[str, Any]:
+    report = compare(baseline, new, drift, source)
+    record_drift(report)
+    return report
 
 
 def add_stage(sample_tables, new_tables, plan: Plan, baseline_plan: Plan, config):
@@ -67,5 +107,5 @@ def add_stage(sample_tables, new_tables, plan: Plan, baseline_plan: Plan, config
     new = ((new_tables, new_tables.pipeline | "NoNewTables" >> beam.Create([None]))
            | "NewTables" >> beam.Flatten()
            | "ProfileNew" >> beam.CombineGlobally(ProfileFn(kinds, config.seed)).without_defaults())
-    return base | "CompareProfiles" >> beam.Map(compare, beam.pvalue.AsSingleton(new), dict(config.baseline.drift),
-                                                 config.baseline.source)
+    return base | "CompareProfiles" >> beam.Map(_compare_counted, beam.pvalue.AsSingleton(new),
+                                                 dict(config.baseline.drift), config.baseline.source)

@@ -14,6 +14,11 @@ name                       kind         what
 ``flagged_<detector>``     counter      rows the detector flagged (quarantined or reported)
 ``score_milli_<detector>`` distribution every scored row's score times 1000, rounded (Beam
                                         distributions hold integers): count, sum, min, max
+``drift_columns_compared`` counter      columns compared with the baseline (runs with a
+                                        baseline only, as are the three below)
+``drift_columns_alarmed``  counter      columns with at least one drift alarm
+``drift_alarms``           counter      drift statistics over their threshold, any severity
+``drift_verdict``          gauge        the drift verdict: 0 ok, 1 warning, 2 critical
 ========================== ============ ===============================================
 
 Scoring runs on background threads (``sanitizer.beam.score``), where Beam has no
@@ -29,6 +34,7 @@ import numpy as np
 
 NAMESPACE = "sanitizer"
 SCORE_SCALE = 1000
+DRIFT_VERDICTS = ("ok", "warning", "critical")  # drift_verdict's gauge value is the index
 
 
 @dataclass
@@ -75,3 +81,14 @@ class MetricUpdates:
             update = container.get_distribution(metric).update  # the cell itself: ~20x faster per value
             for v in values.tolist():
                 update(v)
+
+
+def record_drift(report: dict) -> None:
+    """The drift metrics of a drift report (``sanitizer.beam.drift.compare``); call inside a transform."""
+    from apache_beam.metrics import Metrics
+
+    columns = report.get("columns") or {}
+    Metrics.counter(NAMESPACE, "drift_columns_compared").inc(len(columns))
+    Metrics.counter(NAMESPACE, "drift_columns_alarmed").inc(sum(1 for c in columns.values() if c.get("alarm")))
+    Metrics.counter(NAMESPACE, "drift_alarms").inc(len(report.get("alarms") or []))
+    Metrics.gauge(NAMESPACE, "drift_verdict").set(DRIFT_VERDICTS.index(report.get("verdict", "ok")))

@@ -25,6 +25,8 @@ from sanitizer.report.review_assets import REVIEW_CSS, REVIEW_JS
 from sanitizer.report.charts import count as _n
 from sanitizer.report.charts import esc
 from sanitizer.report.checks import failed_check_notes
+from sanitizer.report.drift_section import NAV_LINK as DRIFT_LINK
+from sanitizer.report.drift_section import drift_section
 from sanitizer.report.run_facts import columns_section, guard_callout, inputs_section
 from sanitizer.runs.record import Accounting, Counts, RunRecord
 from sanitizer.report.data import QuarantineData, _finite
@@ -361,13 +363,15 @@ def build_html(out_dir: str, provenance: RunRecord | dict, q: QuarantineData, li
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; "
            "base-uri 'none'; form-action 'none'")
     title = f"Quarantine report · {provenance.run_id}"
+    drift_html = drift_section(provenance)  # empty without a baseline
     body = [
         _header(provenance, out_dir),
-        NAV,
+        NAV.replace('<a href="#columns">', DRIFT_LINK + '<a href="#columns">', 1) if drift_html else NAV,
         '<div id="js-errors" hidden></div>',
         f'<script nonce="{nonce}">{ERROR_JS}</script>',
         "<main>",
         _summary(provenance, q),
+        drift_html,
         inputs_section(provenance),
         columns_section(provenance),
         _detector_section(provenance, q),
