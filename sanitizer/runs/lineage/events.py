@@ -7,7 +7,9 @@ reads:
 
 - run: ``processing_engine`` (Apache Beam and its version), ``parent`` when an orchestrator
   passed its run (``sanitizer.lineage_send``), ``errorMessage`` when the run failed, and
-  ``sanitizer`` (this project's own facet: run id, status, runner, seed, counts);
+  ``sanitizer`` (this project's own facet: run id, status, runner, seed, counts), plus
+  ``sanitizer_drift`` and the baseline as one more input when the run had a baseline
+  (``sanitizer.runs.lineage.drift``);
 - job: ``jobType`` (BATCH) and ``documentation``;
 - inputs: ``schema``, ``version`` (the file's sha256), and as input facets
   ``inputStatistics`` / ``dataQualityMetrics`` (rows, bytes) and ``dataQualityAssertions``
@@ -34,6 +36,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sanitizer.data.layout import LINEAGE
+from sanitizer.runs.lineage import drift as lineage_drift
 from sanitizer.runs.lineage.parts import FACETS, RUN_EVENT_SCHEMA, Parts, to_json
 from sanitizer.runs.record import RunRecord
 from sanitizer.runs.provenance import write_atomic
@@ -79,6 +82,11 @@ def producer() -> str:
 def custom_facet_schema() -> str:
     """The schema URL of this project's own run facet (custom facets point at their producer)."""
     return f"{_repository()}/blob/main/sanitizer/runs/lineage/parts.py#SanitizerRunFacet"
+
+
+def drift_facet_schema() -> str:
+    """The schema URL of the drift run facet (``sanitizer.runs.lineage.drift``)."""
+    return f"{_repository()}/blob/main/sanitizer/runs/lineage/drift.py#SanitizerDriftRunFacet"
 
 
 def run_uuid(run_id: str | None) -> str:
@@ -257,6 +265,7 @@ def make_event(parts: Parts, provenance: RunRecord | dict, out_dir: str, state: 
         if input_assertions:
             input_facets["dataQualityAssertions"] = parts.facet("dataQualityAssertions", assertions=input_assertions)
         inputs.append(parts.dataset("input", ns, name, facets, input_facets))
+    inputs += lineage_drift.baseline_inputs(parts, record, dataset_id)
 
     # ---- outputs: the clean and quarantine folders (none on failure: nothing was published)
     out_datasets = []
@@ -284,6 +293,7 @@ def make_event(parts: Parts, provenance: RunRecord | dict, out_dir: str, state: 
             version=str(record.versions.get("apache-beam") or _beam_version())),
         "sanitizer": parts.custom_run_facet(**_sanitizer_facet(record, out_dir, manifest, state)),
     }
+    run_facets.update(lineage_drift.run_facets(parts, record, drift_facet_schema()))
     if parent:
         run_facets["parent"] = _parent_facet(parts, parent)
     if state == "FAIL":

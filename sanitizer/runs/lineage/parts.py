@@ -94,12 +94,14 @@ class Parts:
             return _class(*_NESTED[kind])(**_plain(fields))
         return _plain(fields)
 
-    def custom_run_facet(self, **fields: Any):
-        """This project's own run facet; its schema URL points at its producer, as custom facets do."""
+    def custom_run_facet(self, schema: str | None = None, **fields: Any):
+        """This project's own run facet; its schema URL (``schema``, default the run facet's) points at its
+        producer, as custom facets do."""
         body = _plain(fields)
+        schema = schema or self.custom_schema
         if not self.typed:
-            return {"_producer": self.producer, "_schemaURL": self.custom_schema, **body}
-        return _custom_class(self.custom_schema)(producer=self.producer).with_additional_properties(**body)
+            return {"_producer": self.producer, "_schemaURL": schema, **body}
+        return _custom_class(schema)(producer=self.producer).with_additional_properties(**body)
 
     def dataset(self, side: str, namespace: str, name: str, facets: dict, side_facets: dict):
         key = "inputFacets" if side == "input" else "outputFacets"
