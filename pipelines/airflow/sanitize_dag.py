@@ -17,10 +17,15 @@
   setting names the connection) and fails the run (no retries) unless the guard reading the run
   recorded there passed (the same setting, read back from the run). It also checks that the
   manifest is the one of the provenance it judged (the manifest records the provenance file's
-  sha256). Only when all of that holds does the task succeed, and its outlet, the Asset
+  sha256). A run given a baseline (``baseline``, ``baseline_data``) recorded the drift between the
+  baseline and the new data: the breaker fails on a ``critical`` drift verdict (or none recorded) and
+  goes ahead on ``warning``, logging each drifted column as a warning. Only when all of that holds does
+  the task succeed, and its outlet, the Asset
   ``sanitized_training_manifest`` (``x-sanitizer://sanitize_training_data/manifest.json``), gets an
   asset event whose ``extra`` holds ``manifest`` (the URI), ``manifest_sha256``, ``run_id`` (the
-  sanitizer's), ``rows_in``, ``quarantined``, ``rate`` (the guard's share) and ``bound``. A tripped breaker emits no event.
+  sanitizer's), ``rows_in``, ``quarantined``, ``rate`` (the guard's share), ``bound``, ``drift``
+  (``none``, ``ok`` or ``warning``) and ``drift_alarms`` (the drifted columns and statistics). A
+  tripped breaker emits no event.
 - Training is its own DAG, ``train_dag.py`` (``train_on_sanitized_data``), scheduled on that Asset:
   it trains from the manifest named by the event and refuses one whose sha256 differs from the
   one approved here.
@@ -53,7 +58,8 @@ label_column                  label column (default ``label``)
 id_column, feature_columns, format, config, seed, sample_size, expectations, embedding_model,
 embedding_model_sha256,       the ``sanitize run`` options of the same names (params); ``column_kind``
 decisions, missing_features,  takes comma-separated ``NAME=KIND`` pairs
-column_kind
+column_kind, baseline,
+baseline_sha256, baseline_data
 max_quarantine_share,         the run-level guard (``sanitize run --max-quarantine-share``,
 max_class_quarantine_share    ``--max-class-quarantine-share``; defaults 0.10 and 0.30, or the config's)
 runner                        ``DirectRunner`` (default) or ``DataflowRunner`` (or any Beam runner)
@@ -75,6 +81,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -85,7 +92,9 @@ from airflow.sdk import DAG, Param, task
 if str(Path(__file__).resolve().parent) not in sys.path:  # the helper module beside this file, wherever
     sys.path.append(str(Path(__file__).resolve().parent))  # in the DAG bundle this folder sits
 from sanitizer_dag_common import (
+    DRIFT_STOPS,
     MANIFEST_ASSET,
+    drift_verdict,
     interpreter,
     json_object,
     manifest_of_provenance,
@@ -98,6 +107,7 @@ from sanitizer_dag_common import (
 )
 
 DAG_ID = "sanitize_training_data"
+log = logging.getLogger(__name__)
 
 # sanitize run option -> (JSON-schema type of the param, how a Variable / environment value is read)
 RUN_OPTIONS: dict[str, tuple[list[str], type]] = {
@@ -119,6 +129,9 @@ RUN_OPTIONS: dict[str, tuple[list[str], type]] = {
     "missing_features": (["null", "string"], str),
     "max_quarantine_share": (["null", "number"], float),
     "max_class_quarantine_share": (["null", "number"], float),
+    "baseline": (["null", "string"], str),  # a published run to fit on and measure drift against
+    "baseline_sha256": (["null", "string"], str),
+    "baseline_data": (["null", "string"], str),
 }
 
 
@@ -213,7 +226,8 @@ with DAG(
 
     @task(outlets=[MANIFEST_ASSET])
     def quarantine_circuit_breaker(out: str, conn_id: str | None, **context) -> dict:
-        """Fail the run (no retries) on a quarantine spike or a missing/foreign manifest; else emit the asset event."""
+        """Fail the run (no retries) on a quarantine spike, a critical drift or a missing/foreign manifest; else
+        emit the asset event (a drift marked warning is logged and named in it)."""
         from airflow.sdk.exceptions import AirflowFailException
 
         folder = storage_path(out, conn_id)
@@ -225,6 +239,13 @@ with DAG(
         if not ok:
             raise AirflowFailException(f"quarantine circuit breaker tripped: {explanation}. "
                                        f"Review {out}/quarantine/ before training on this data")
+        drift, drift_text = drift_verdict(provenance)
+        if drift in DRIFT_STOPS:
+            raise AirflowFailException(f"drift circuit breaker tripped: {drift_text}. Every column's scores are in "
+                                       f"{out}/provenance.json (drift) and {out}/report.html")
+        if drift == "warning":
+            log.warning("training goes ahead on drifted data: %s. See the Drift section of %s/report.html",
+                        drift_text, out)
         manifest_raw = read_bytes(folder / "manifest.json")
         if manifest_raw is None:
             raise AirflowFailException(f"no manifest at {out}/manifest.json: the run published nothing")
@@ -232,10 +253,12 @@ with DAG(
         if mismatch:
             raise AirflowFailException(f"{out}/manifest.json is not the manifest of the run just checked: {mismatch}")
         manifest_sha256 = hashlib.sha256(manifest_raw).hexdigest()
-        print(f"quarantine circuit breaker passed: {explanation}; manifest sha256 {manifest_sha256}")
+        print(f"quarantine circuit breaker passed: {explanation}; {drift_text}; manifest sha256 {manifest_sha256}")
         approved = {"manifest": f"{out}/manifest.json", "manifest_sha256": manifest_sha256,
                     "run_id": provenance.get("run_id"), "rows_in": provenance["counts"]["rows_in"],
-                    "quarantined": provenance["counts"]["quarantined"], "rate": rate, "bound": bound}
+                    "quarantined": provenance["counts"]["quarantined"], "rate": rate, "bound": bound,
+                    "drift": drift, "drift_alarms": [f"{a.get('column')}: {a.get('statistic')}"
+                                                     for a in (provenance.get("drift") or {}).get("alarms") or []]}
         # The asset event: what the training DAG trains from (and the only sha256 it accepts).
         context["outlet_events"][MANIFEST_ASSET].extra = approved
         return approved

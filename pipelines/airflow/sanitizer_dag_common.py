@@ -1,4 +1,4 @@
-"""What the sanitizer's two DAGs share: the manifest Asset, run-time settings, object storage, the verdict.
+"""What the sanitizer's two DAGs share: the manifest Asset, run-time settings, object storage, the verdicts.
 
 Not a DAG. ``sanitize_dag.py`` (the producer) and ``train_dag.py`` (the consumer) import it from
 their own folder (each puts that folder on the import path: Airflow adds only the DAG bundle's root,
@@ -160,3 +160,30 @@ def quarantine_verdict(provenance: dict) -> tuple[bool, float, float, str]:
             + (f"; classes over it: {classes}" if classes else "")
             + (f"; top reasons: {by_reason}" if by_reason else ""))
     return not guard.get("tripped") and share <= bound, share, bound, text
+
+
+DRIFT_STOPS = ("critical", "missing")  # drift verdicts that stop training
+
+
+def drift_verdict(provenance: dict) -> tuple[str, str]:
+    """(verdict, explanation): the drift between the run's baseline and its new data, as the run recorded it.
+
+    ``none`` when the run had no baseline; else the recorded verdict, ``ok``, ``warning`` (published: the
+    drifted columns are marked warning) or ``critical`` (a column marked critical drifted; the run itself
+    publishes nothing then), or ``missing`` when a run with a baseline recorded no verdict. Training goes
+    ahead on ``none``, ``ok`` and ``warning``; the explanation names each alarm.
+    """
+    baseline = provenance.get("baseline")
+    drift = provenance.get("drift")
+    if not isinstance(baseline, dict):
+        return "none", "the run had no baseline, so no drift was measured"
+    source = baseline.get("run_id") or baseline.get("path") or "?"
+    if not isinstance(drift, dict) or drift.get("verdict") not in ("ok", "warning", "critical"):
+        return "missing", f"the run had baseline {source} but its provenance records no drift verdict"
+    alarms = [a for a in drift.get("alarms") or [] if isinstance(a, dict)]
+    named = "; ".join(f"{a.get('column')} {a.get('statistic')} {float(a.get('value') or 0):.3g} > "
+                      f"{float(a.get('threshold') or 0):.3g} ({a.get('severity')})" for a in alarms[:10])
+    more = f" and {len(alarms) - 10} more" if len(alarms) > 10 else ""
+    text = (f"drift against baseline {source}: {drift['verdict']}, {len(alarms)} alarm(s)"
+            + (f": {named}{more}" if alarms else ""))
+    return str(drift["verdict"]), text
