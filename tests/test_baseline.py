@@ -43,6 +43,7 @@ def batches(tmp_path_factory):
     earlier.to_parquet(root / "earlier.parquet", index=False)
     new.to_parquet(root / "new.parquet", index=False)
     assert _run(root / "earlier.parquet", root / "run1") == 0
+    assert _run(root / "new.parquet", root / "against", "--baseline", root / "run1") == 0
     return root, set(flipped.tolist()), len(new)
 
 
@@ -50,7 +51,6 @@ def test_flips_of_most_of_a_class_are_caught_only_with_the_baseline(batches):
     root, flipped, n = batches
     assert _run(root / "new.parquet", root / "self") == 0
     assert _run(root / "new.parquet", root / "trusted", "--baseline-data", root / "earlier.parquet") == 0
-    assert _run(root / "new.parquet", root / "against", "--baseline", root / "run1") == 0
     self_fitted, trusted, against = _held(root / "self"), _held(root / "trusted"), _held(root / "against")
     assert len(self_fitted & flipped) < 0.3 * len(flipped)  # the new batch's own reference learned the flips
     assert len(trusted & flipped) >= 0.8 * len(flipped)
@@ -125,3 +125,18 @@ def test_drift_is_recorded_and_a_critical_drift_stops_publication(batches, tmp_p
     assert rc != 0 and not (tmp_path / "stopped" / "manifest.json").exists()
     err = capsys.readouterr().err
     assert "drifted from the baseline" in err and "pixel_2_2" in err
+
+
+def test_training_reads_the_vetted_run_and_the_run_against_it_as_one(batches):
+    from sanitizer.training import ManifestError, load_manifest, load_manifests
+
+    root, _, _ = batches
+    both = load_manifests([root / "run1", root / "against"])
+    first, second = load_manifest(root / "run1"), load_manifest(root / "against")
+    assert both.rows == first.rows + second.rows == len(both.to_pandas())
+    assert [p.run_id for p in both.parts] == [first.run_id, second.run_id]
+    assert sum(len(y) for _, y in both.torch_dataset(batch_size=256)) == both.rows
+    with pytest.raises(ManifestError, match="given twice"):
+        load_manifests([root / "run1", root / "run1" / "manifest.json"])
+    with pytest.raises(ManifestError, match="one per run"):
+        load_manifests([root / "run1", root / "against"], expected_sha256=[None])

@@ -4,6 +4,7 @@
 
     data = load_manifest("out/")              # or out/manifest.json, gs://bucket/out, ...
     data = load_manifest("out/", expected_sha256=checked)   # only the manifest whose bytes were checked
+    data = load_manifests(["run1/", "run2/"])   # a vetted run and one sanitized against it (--baseline run1/)
     frame = data.to_pandas()                  # every clean row, as a DataFrame
     ds = data.torch_dataset(batch_size=256)   # (features float32 [b, d], labels int64 [b]) batches
     ds = data.torch_dataset(categorical_columns="all", dates="days")  # (features, codes int64 [b, k], labels)
@@ -33,6 +34,7 @@ The package:
 from sanitizer.training.columns import Vocabulary
 from sanitizer.training.media import ImageError
 from sanitizer.training.manifest import CLEAN_DIR, MANIFEST, SUPPORTED_MANIFEST_VERSIONS, CleanData, load_manifest
+from sanitizer.training.several import load_manifests
 from sanitizer.training.shards import ManifestError, Shard
 from sanitizer.training.torch import make_torch_dataset
 from sanitizer.training.values import FLOAT32_MAX
@@ -59,5 +61,6 @@ __all__ = [
     "TorchBatches",
     "Vocabulary",
     "load_manifest",
+    "load_manifests",
     "make_torch_dataset",
 ]

@@ -183,6 +183,7 @@ class CleanData:
     manifest_path: str
     shards: tuple[Shard, ...]
     manifest_sha256: str | None = None  # of the manifest's bytes, as read and parsed
+    parts: tuple["CleanData", ...] = ()  # the runs read as one (sanitizer.training.several); empty for one run
 
     @property
     def run_id(self) -> str | None:
