@@ -205,6 +205,21 @@ def test_conflicts_leaks_and_clean_rows(run):
     assert prov["counts"]["by_reason"]["leak"] == 2
 
 
+def test_a_copy_group_is_decided_once(run, tmp_path, capsys):
+    """`sanitize review OUT confirm ID --group`: every quarantined member of the record's copy group."""
+    import shutil
+
+    n = run["n_second"]
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out)
+    assert run_cli("review", out, "confirm", f"b.parquet:{n}", "--group", "--reason", "one row three times") == 0
+    said = capsys.readouterr().out
+    assert f"b.parquet:{n}" in said and f"b.parquet:{n + 1}" in said and "confirmed 2 record(s)" in said
+    assert run_cli("review", out, "release", "a.parquet:10", "--group", "--reason", "x") == 0  # a leak: its own group
+    assert "released 1 record(s)" in capsys.readouterr().out
+    assert run_cli("review", out, "release", "a.parquet:0", "--group", "--reason", "x") != 0  # not quarantined
+
+
 def test_a_holdout_without_the_content_columns_is_refused(tmp_path):
     from sklearn.datasets import load_wine
 

@@ -58,6 +58,9 @@ def add_parsers(sub) -> None:
         a.add_argument("ids", nargs="+", metavar="ID")
         a.add_argument("--reason", required=True, help="why (recorded with the decision)")
         a.add_argument("--reviewer", help="who decided (default: $USER)")
+        a.add_argument("--group", action="store_true",
+                       help="decide every quarantined member of each ID's copy group (the duplicates detector's "
+                            "group: exact copies, near copies, label conflicts, a replicated poison) at once")
 
     imp = actions.add_parser(
         "import", help="take a decisions file (report.html's 'Download decisions') into OUT's decisions",
@@ -113,13 +116,36 @@ def _review(args: argparse.Namespace) -> int:
         for line in result.summary():
             say(line)
         return 2 if result.refused else 0
-    written = rv.record_decisions(args.output, args.ids, rv.RELEASE if args.action == "release" else rv.CONFIRM,
+    ids = group_members(args.output, args.ids) if args.group else args.ids
+    written = rv.record_decisions(args.output, ids, rv.RELEASE if args.action == "release" else rv.CONFIRM,
                                   args.reason, args.reviewer)
     verb = "released" if args.action == "release" else "confirmed"
     say(f"{verb} {len(written)} record(s) as {written[0]['reviewer']}: {', '.join(w['id'] for w in written)}")
     say(f"  recorded in {rv.decisions_dir(args.output.rstrip('/'))}/ (bound to each record's current content); "
         f"'sanitize publish {args.output}' publishes a manifest with the decisions applied")
     return 0
+
+
+def _groups_of(record) -> set[str]:
+    return {str(r["evidence"]["group"]) for r in record.reasons
+            if r.get("detector") == "duplicates" and isinstance(r.get("evidence"), dict) and r["evidence"].get("group")}
+
+
+def group_members(out: str, ids: list[str]) -> list[str]:
+    """``ids`` and every quarantined record sharing a copy group with one of them, in the quarantine's order;
+    a ReviewError naming the id when one is held by no copy group."""
+    records = rv.quarantined_records(rv.open_output(out), None)
+    by_id = {r.id: r for r in records}
+    groups: set[str] = set()
+    for i in ids:
+        found = _groups_of(by_id[i]) if i in by_id else None
+        if found is None:
+            return list(ids)  # record_decisions names the unknown id
+        if not found:
+            raise rv.ReviewError(f"record {i!r} is not held as a copy (no duplicates group in its reasons); "
+                                 "decide it without --group")
+        groups |= found
+    return list(dict.fromkeys(list(ids) + [r.id for r in records if _groups_of(r) & groups]))
 
 
 def run_publish(args: argparse.Namespace) -> int:
