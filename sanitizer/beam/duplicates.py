@@ -2,13 +2,13 @@
 
 ::
 
-    ReadForChance ─► bottom-k sample of column hashes ─► ChanceModel ─────────────────────────┐ side input
+    ReadForChance ─► bottom-k sample of column hashes ─► ChanceModel (a side input of NearPayload)
     ReadForDuplicates ─► HashRows (content hash, key, order, label) ─► GroupByKey(hash mod BUCKETS)
-        ├─► FindCopies: one record of each content held more than once ─► Wanted ──────┐      │
-        │   ReadForNear ─► NearPayload: chance copies expected of those contents only ◄┴──────┘
-        └─► DecideGroups (the expectations a side input) ─► CombineGlobally ─► Verdicts ─► detector's state
+        ─► FindCopies: the records whose content is held more than once ─► Wanted (one key a content) ─┐
+             ReadForNear ─► NearPayload: chance copies expected of those contents only ◄───────────────┘
+        ─► DecideGroups (those records; the expectations a side input) ─► CombineGlobally ─► Verdicts
 
-Both reads take only the content columns, the label and the id. A bucket holds about 1/BUCKETS of the
+The reads take only the content columns, the label and the id. A bucket holds about 1/BUCKETS of the
 records' compact hashes, so no worker holds an index of the whole data; the verdicts (the held records
 only) reach every scoring worker beside the other detectors' states. How many copies of a content chance
 would make (:mod:`~sanitizer.detectors.duplicates.chance`) is worked out only for the contents that are
@@ -152,16 +152,27 @@ def _repeated(parts: list[Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return h1, h2, holdout, repeated
 
 
-def wanted_keys(item) -> np.ndarray:
-    """The key of one training record of each content held more than once in a bucket: the records whose
-    chance copies :class:`NearPayloadFn` estimates."""
+def find_copies(item):
+    """A bucket's records whose content another record holds too, as its parts cut down to them (tagged
+    output 'groups', one element per bucket, perhaps empty); main output: the key of one training record of
+    each such content, whose chance copies :class:`NearPayloadFn` estimates."""
     _, parts = item
     parts = [p for p in parts if len(p.h1)]
     h1, h2, holdout, repeated = _repeated(parts)
     keys = np.concatenate([p.keys for p in parts]) if parts else np.zeros(0, dtype=np.uint64)
     rows = np.flatnonzero(repeated & ~holdout)
     _, first = np.unique(np.stack([h1[rows], h2[rows]], axis=1), axis=0, return_index=True)
-    return keys[rows[first]]
+    yield keys[rows[first]]
+    kept, lo = [], 0
+    for p in parts:
+        rows = np.flatnonzero(repeated[lo:lo + len(p.h1)])
+        lo += len(p.h1)
+        if len(rows):
+            take = pa.array(rows)
+            kept.append(Part(p.h1[rows], p.h2[rows], p.keys[rows], p.order[rows], None,
+                             None if p.labels is None else p.labels.take(take),
+                             None if p.ids is None else p.ids.take(take), p.holdout))
+    yield beam.pvalue.TaggedOutput("groups", kept)
 
 
 def merge_keys(parts) -> np.ndarray:
@@ -245,26 +256,18 @@ class NearPayloadFn(beam.DoFn):
             yield rows
 
 
-def decide_bucket(item, chance_max: float, expectations: Expectations, relpaths: list[str] | None) -> Verdicts:
-    """The verdicts of one bucket: its records whose content another record holds too, with their content's
-    expected chance copies (``expectations``) and their ids (generated ones written out from the order, by
-    the input files' ``relpaths``), decided as groups (:func:`~sanitizer.detectors.duplicates.groups.decide`)."""
-    _, parts = item
-    parts = [p for p in parts if len(p.h1)]
-    h1, h2, _, repeated = _repeated(parts)
-    expected = expectations.lookup(h1[repeated], h2[repeated])
-    kept, lo, done = [], 0, 0
+def decide_bucket(parts: list[Part], chance_max: float, expectations: Expectations,
+                  relpaths: list[str] | None) -> Verdicts:
+    """The verdicts of one bucket's records whose content another record holds too (:func:`find_copies`),
+    with their content's expected chance copies (``expectations``) and their ids (generated ones written out
+    from the order, by the input files' ``relpaths``), decided as groups
+    (:func:`~sanitizer.detectors.duplicates.groups.decide`)."""
+    filled = []
     for p in parts:
-        rows = np.flatnonzero(repeated[lo:lo + len(p.h1)])
-        lo += len(p.h1)
-        if len(rows) == 0:
-            continue
-        take = pa.array(rows)
-        ids = generated_ids(p.order[rows], relpaths) if p.ids is None else p.ids.take(take)
-        kept.append(Part(p.h1[rows], p.h2[rows], p.keys[rows], p.order[rows], expected[done:done + len(rows)],
-                         None if p.labels is None else p.labels.take(take), ids, p.holdout))
-        done += len(rows)
-    return decide(kept, chance_max)
+        ids = generated_ids(p.order, relpaths) if p.ids is None else p.ids
+        filled.append(Part(p.h1, p.h2, p.keys, p.order, expectations.lookup(p.h1, p.h2), p.labels, ids,
+                           p.holdout))
+    return decide(filled, chance_max)
 
 
 def summarise(verdicts: Verdicts, records: int, chance: ChanceModel, chance_max: float) -> dict[str, Any]:
@@ -327,10 +330,10 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
                                               records_in, space_in).with_outputs("bands", main="parts"))
         parts = (parts, held.parts) | "WithHoldout" >> beam.Flatten()
         bands = (bands, held.bands) | "WithHoldoutBands" >> beam.Flatten()
-    buckets = parts | "GroupByContent" >> beam.GroupByKey()
-    repeated = (buckets
-                | "FindCopies" >> beam.Map(wanted_keys)
-                | "MergeWanted" >> beam.CombineGlobally(merge_keys))
+    copies = (parts
+              | "GroupByContent" >> beam.GroupByKey()
+              | "FindCopies" >> beam.FlatMap(find_copies).with_outputs("groups", main="wanted"))
+    repeated = copies.wanted | "MergeWanted" >> beam.CombineGlobally(merge_keys)
     candidates = (bands
                   | "GroupByBand" >> beam.GroupByKey()
                   | "CandidatePairs" >> beam.FlatMap(near_stage.pairs_of)
@@ -342,7 +345,7 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
                .with_outputs("expected", main="rows"))
     expectations = fetched.expected | "MergeExpected" >> beam.CombineGlobally(Expectations.merge)
     relpaths = None if plan.id_column else [f.relpath for f in plan.files]
-    exact = (buckets
+    exact = (copies.groups
              | "DecideGroups" >> beam.Map(decide_bucket, params.chance_max, beam.pvalue.AsSingleton(expectations),
                                           relpaths)
              | "MergeVerdicts" >> beam.CombineGlobally(Verdicts.merge))
