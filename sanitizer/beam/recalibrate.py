@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from sanitizer.beam.media import with_media
 from sanitizer.detectors import REGISTRY
 from sanitizer.detectors.base import Batch, Skipped
@@ -25,4 +27,21 @@ def recalibrate_states(fitted: tuple, new_sample: Batch, fill) -> dict[str, Any]
         detector = REGISTRY[name]()
         again = getattr(detector, "recalibrate", None)
         out[name] = state if again is None or isinstance(state, Skipped) or batch.n == 0 else again(state, batch)
+    return out
+
+
+def media_vectors(baseline_sample: Batch, new_sample: Batch, fitted: tuple, fill) -> dict[str, tuple]:
+    """Each image and text column's representation vectors on the baseline's sample and on the new data's,
+    ``{column: (baseline (n, d), new (m, d))}``, for their drift (:func:`sanitizer.drift.vector_drift`); empty
+    when the data has no such column."""
+    media = fitted[2]
+    if not media:
+        return {}
+    base = with_media(baseline_sample.filled(fill), media)
+    new = with_media(new_sample.filled(fill), media)
+    out = {}
+    for name in media:
+        cols = [j for j, f in enumerate(base.feature_names) if f.startswith(f"{name}:")]
+        if cols and base.n and new.n:
+            out[name] = (np.asarray(base.X[:, cols], dtype=np.float64), np.asarray(new.X[:, cols], dtype=np.float64))
     return out

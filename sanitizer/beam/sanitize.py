@@ -55,7 +55,7 @@ from sanitizer.beam.baseline import Baseline, baseline_plan
 from sanitizer.beam.drift import add_stage as add_drift
 from sanitizer.beam.duplicates import add_stage as add_duplicates
 from sanitizer.beam.holdout import holdout_plan
-from sanitizer.beam.recalibrate import recalibrate_states
+from sanitizer.beam.recalibrate import media_vectors, recalibrate_states
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
@@ -246,7 +246,9 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     )
     parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
     if baseline is not None:
-        parts["drift"] = add_drift(sample_tables, read.batches, plan, baseline.plan, config)
+        vectors = sample | "MediaVectors" >> beam.Map(media_vectors, beam.pvalue.AsSingleton(own),
+                                                      beam.pvalue.AsSingleton(fitted), beam.pvalue.AsSingleton(fill))
+        parts["drift"] = add_drift(sample_tables, read.batches, plan, baseline.plan, config, vectors)
     if plan.id_column:
         parts["duplicates"] = (
             read.batches
