@@ -201,7 +201,11 @@ def _fit_one(name: str, batch: Batch, config: Config):
     """(state, None, seconds) or (None, the error to raise, seconds) for one detector."""
     t0 = time.perf_counter()
     try:
-        state = REGISTRY[name]().fit(batch, config.detectors[name], config.seed)
+        detector = REGISTRY[name]()
+        if getattr(detector, "whole_data", False):  # judged over every record by a stage of its own
+            state = detector.prepare(config.detectors[name], config.seed)
+        else:
+            state = detector.fit(batch, config.detectors[name], config.seed)
     except SanitizerError as exc:  # already says what to fix; make sure it says which detector
         error = exc if name in str(exc) else type(exc)(f"detector {name!r}: {exc}")
         error.__cause__ = exc

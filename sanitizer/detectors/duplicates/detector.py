@@ -79,6 +79,7 @@ class DuplicatesDetector(Detector):
     needs: ClassVar[frozenset[str]] = frozenset({"features"})
     Params = DuplicatesParams
     row_independent: ClassVar[bool] = True  # a row's verdict is looked up by its key alone
+    whole_data: ClassVar[bool] = True  # a pipeline judges every record in a stage of its own (prepare, not fit)
     score_range: ClassVar[tuple[float, float]] = (0.0, 2.0)
     colour = report.COLOUR
     neighbour_keys: ClassVar[tuple[str, ...]] = ("copy_of",)
@@ -94,6 +95,11 @@ class DuplicatesDetector(Detector):
         every record (:meth:`with_verdicts`)."""
         verdicts = verdicts_in(sample, params.chance_max, seed)
         return DuplicatesState(params, verdicts, {"scope": "the sample", **verdicts.stats})
+
+    def prepare(self, params: DuplicatesParams, seed: int) -> DuplicatesState:
+        """The state a pipeline attaches its verdicts over every record to (:meth:`with_verdicts`): the
+        sample is not searched, as the pipeline's own stage judges every record, the sample's included."""
+        return DuplicatesState(params, None, {"scope": "every record"})
 
     @staticmethod
     def with_verdicts(state: DuplicatesState, verdicts: Verdicts, summary: dict) -> DuplicatesState:
