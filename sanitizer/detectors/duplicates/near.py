@@ -328,5 +328,6 @@ def _confirm_chunk(kind: str, payload: np.ndarray, ia: np.ndarray, ib: np.ndarra
             ok[close] = pixel_match.copies(pa_, pb)
         return ok, d.astype(np.float64)
     a, b = payload[ia], payload[ib]
-    d = np.sqrt(((a - b) ** 2).sum(axis=1))
+    with np.errstate(over="ignore", invalid="ignore"):  # values far out of range: an infinite distance, no copy
+        d = np.sqrt(((a - b) ** 2).sum(axis=1))
     return (d <= threshold) & spread_apart(a, b), d
