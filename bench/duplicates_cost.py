@@ -97,11 +97,7 @@ def numeric(args, beam_args: list[str]) -> None:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    beam_args: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, beam_args = argv[:i], argv[i + 1:]
+    argv, beam_args = throughput.split_beam_args(sys.argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--big", type=int, default=4_000_000, help="rows of the second memory run (0: skip)")

@@ -161,12 +161,16 @@ def print_breakdown(timings: dict) -> None:
               + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(scoring.items(), key=lambda kv: -kv[1])))
 
 
+def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the bench's own arguments, the Beam pipeline options after a ``--``)."""
+    if "--" not in argv:
+        return argv, []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1 :]
+
+
 def main() -> None:
-    argv = sys.argv[1:]
-    beam_args: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, beam_args = argv[:i], argv[i + 1 :]
+    argv, beam_args = split_beam_args(sys.argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--cols", type=int, default=32)

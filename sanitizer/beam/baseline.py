@@ -13,12 +13,13 @@ record shares a key with a new one.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
 
-from sanitizer.beam.plan import Plan
+from sanitizer.beam.plan import Plan, folder_of
 from sanitizer.errors import ConfigError, InputError
 from sanitizer.io.discover import survey
 from sanitizer.io.input_schema import unified_schema
@@ -34,9 +35,10 @@ class Baseline:
     plan: Plan
     record: dict[str, Any]  # provenance's ``baseline``: kind, path, run_id, manifest_sha256, files, rows
 
-    @property
-    def run_id(self) -> str | None:
-        return self.record.get("run_id")
+
+def _absolute(path: str) -> str:
+    """A local path made absolute (a later run, in another folder, finds the same baseline); a URI as it is."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def _verified_run(config) -> tuple[list[str], dict[str, Any]]:
@@ -54,8 +56,8 @@ def _verified_run(config) -> tuple[list[str], dict[str, Any]]:
                           f"{clean.label_column} or another baseline")
     if not clean.uris:
         raise InputError(f"baseline run {clean.run_id} at {clean.out_dir} published no clean rows to fit on")
-    return clean.uris, {"kind": "run", "path": clean.out_dir, "run_id": clean.run_id,
-                        "manifest": clean.manifest_path, "manifest_sha256": clean.manifest_sha256,
+    return clean.uris, {"kind": "run", "path": _absolute(clean.out_dir), "run_id": clean.run_id,
+                        "manifest": _absolute(clean.manifest_path), "manifest_sha256": clean.manifest_sha256,
                         "rows": clean.rows}
 
 
@@ -72,14 +74,13 @@ def baseline_plan(config, plan: Plan) -> Baseline | None:
     else:
         found = survey(config.baseline.data, "auto", config.ignore)
         files = list(found.files)
-        record = {"kind": "data", "path": config.baseline.data, "run_id": None, "manifest_sha256": None}
+        record = {"kind": "data", "path": _absolute(config.baseline.data), "run_id": None, "manifest_sha256": None}
         if not files:
             raise InputError(f"baseline data {config.baseline.data!r} matched no readable files")
     schema = unified_schema(files)
     names = set(schema.names) if schema is not None else set()
     id_column = plan.id_column if plan.id_column and plan.id_column in names else None
-    wanted = [c for c in replace(plan, id_column=id_column).read_columns()]
-    missing = [c for c in wanted if c not in names]
+    missing = [c for c in replace(plan, id_column=id_column).read_columns() if c not in names]
     if missing:
         raise ConfigError(
             f"baseline {config.baseline.source!r} lacks the column(s) {missing} that this run's detectors read; "
@@ -87,7 +88,7 @@ def baseline_plan(config, plan: Plan) -> Baseline | None:
     fields = [plan.schema.field(c) for c in plan.schema.names if c in names]
     files = [replace(f, relpath=PREFIX + f.relpath) for f in files]  # keys of their own, never a new record's
     splits, file_rows = reader_for(files[0].format).splits(files, target_rows=max(plan.batch_rows * 4, 262_144))
-    media_base = files[0].path.replace("\\", "/").rsplit("/", 1)[0] if plan.media_base else None
+    media_base = folder_of(files[0].path) if plan.media_base else None
     record["files"] = len(files)
     record.setdefault("rows", sum(file_rows.values()) if file_rows else None)
     return Baseline(

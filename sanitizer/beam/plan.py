@@ -219,7 +219,7 @@ def make_plan(config: Config) -> Plan:
         missing_features=config.missing_features,
         skipped_inputs=tuple(found.skipped),
         kinds=kinds,
-        media_base=_folder_of(files[0].path),
+        media_base=folder_of(files[0].path),
         image_size=config.media.image_size,
         text_chars=config.media.text_chars,
     )
@@ -277,7 +277,7 @@ def batch_rows_for(configured: int, first_batch: pa.Table | None, decoded: int =
     return int(min(configured, max(64, BATCH_BYTES // per_row)))
 
 
-def _folder_of(path: str) -> str:
+def folder_of(path: str) -> str:
     """The folder holding ``path`` (a local path or a Beam filesystem URI)."""
     from apache_beam.io.filesystems import FileSystems
 

@@ -256,14 +256,7 @@ def _publish(ctx: RunContext, plan: Plan, config: Config, *, inputs, clean, quar
     record.timings.total_s = round(time.time() - ctx.started_wall, 3)
     prov.write_atomic(f"{out}/{prov.PROVENANCE}", record.to_dict())
     _write_report(out, record)
-    failure = _failure(config, accounting, failed_expectations, stats.rows_in, out, guard_reading)
-    if failure is None and drifted:
-        named = "; ".join(f"{a['column']} ({a['statistic']} {a['value']:.3g} > {a['threshold']:.3g})"
-                          for a in drift["alarms"] if a.get("severity") == "critical")
-        failure = SanitizerError(
-            f"the new data drifted from the baseline on a column marked critical, so nothing was published (no "
-            f"manifest): {named}. Every column's scores are in {out}/provenance.json under drift; set "
-            "baseline.drift.columns.COLUMN.severity: warning to publish anyway")
+    failure = _failure(config, accounting, failed_expectations, stats.rows_in, out, guard_reading, drift)
     if failure is not None:
         lineage_emit.record_run(record, out, "FAIL", str(failure), ctx.lineage)  # written and sent
         raise failure
@@ -293,7 +286,7 @@ def _absolute(folder: str | None) -> str | None:
 
 
 def _failure(config: Config, accounting: Accounting, failed_expectations: list, rows_in: int, out: str,
-             guard_reading: dict | None = None):
+             guard_reading: dict | None = None, drift: dict | None = None):
     """The error that withholds publication, or None."""
     if accounting.holds and rows_in and guard_reading and guard_reading["tripped"]:
         return guard.error(guard_reading, out)
@@ -306,6 +299,13 @@ def _failure(config: Config, accounting: Accounting, failed_expectations: list, 
             f"data-set-level expectations failed, so nothing was published (no manifest): {named}. "
             f"Details in {out}/validation/; set validation.dataset_failure: warn to publish anyway"
         )
+    if accounting.holds and drift is not None and drift.get("verdict") == "critical":
+        named = "; ".join(f"{a['column']} ({a['statistic']} {a['value']:.3g} > {a['threshold']:.3g})"
+                          for a in drift["alarms"] if a.get("severity") == "critical")
+        return SanitizerError(
+            f"the new data drifted from the baseline on a column marked critical, so nothing was published (no "
+            f"manifest): {named}. Every column's scores are in {out}/provenance.json under drift; set "
+            "baseline.drift.columns.COLUMN.severity: warning to publish anyway")
     if accounting.holds:
         return None
     if rows_in == 0:

@@ -1,9 +1,9 @@
 """With a baseline, detectors that calibrate on their sample's own noise calibrate again on the new data.
 
 The detectors fit on the baseline's sample; a detector with a ``recalibrate(state, new_sample)`` method
-(``label_flip``: thresholds and noise model) is then handed the new data's sample, prepared as scoring
-prepares a batch (missing values filled with the baseline's medians, image and text vectors from the
-baseline's representations), and returns its state calibrated for the new data.
+(``label_flip``: thresholds and noise model) is then handed the new data's sample, prepared once as scoring
+prepares a batch (:func:`prepared`), and returns its state calibrated for the new data. The same prepared
+sample gives the image and text columns' vectors for their drift (:func:`media_vectors`).
 """
 
 from __future__ import annotations
@@ -17,31 +17,33 @@ from sanitizer.detectors import REGISTRY
 from sanitizer.detectors.base import Batch, Skipped
 
 
-def recalibrate_states(fitted: tuple, new_sample: Batch, fill) -> dict[str, Any]:
-    """The fitted states (``fitted``: fit_timed's (states, seconds, media)), each recalibrated on
-    ``new_sample`` where its detector can."""
-    states, _, media = fitted
-    batch = with_media(new_sample.filled(fill), media)
+def prepared(sample: Batch, fitted: tuple, fill) -> Batch:
+    """``sample`` as scoring prepares a batch: missing values filled with the baseline's medians, each image
+    and text column's vectors from the representations fitted on the baseline (``fitted``: fit_timed's
+    (states, seconds, media)) appended to its features."""
+    return with_media(sample.filled(fill), fitted[2])
+
+
+def recalibrate_states(fitted: tuple, new: Batch) -> dict[str, Any]:
+    """The fitted states, each recalibrated on the new data's :func:`prepared` sample where its detector can."""
     out = {}
-    for name, state in states.items():
-        detector = REGISTRY[name]()
-        again = getattr(detector, "recalibrate", None)
-        out[name] = state if again is None or isinstance(state, Skipped) or batch.n == 0 else again(state, batch)
+    for name, state in fitted[0].items():
+        again = getattr(REGISTRY[name](), "recalibrate", None)
+        out[name] = state if again is None or isinstance(state, Skipped) or new.n == 0 else again(state, new)
     return out
 
 
-def media_vectors(baseline_sample: Batch, new_sample: Batch, fitted: tuple, fill) -> dict[str, tuple]:
-    """Each image and text column's representation vectors on the baseline's sample and on the new data's,
-    ``{column: (baseline (n, d), new (m, d))}``, for their drift (:func:`sanitizer.drift.vector_drift`); empty
-    when the data has no such column."""
+def media_vectors(baseline_sample: Batch, new: Batch, fitted: tuple, fill) -> dict[str, tuple]:
+    """Each image and text column's representation vectors on the baseline's sample and on the new data's
+    :func:`prepared` sample, ``{column: (baseline (n, d), new (m, d))}``, for their drift
+    (:func:`sanitizer.drift.vector_drift`); empty when the data has no such column."""
     media = fitted[2]
-    if not media:
+    if not media or not new.n or not baseline_sample.n:
         return {}
-    base = with_media(baseline_sample.filled(fill), media)
-    new = with_media(new_sample.filled(fill), media)
+    base = prepared(baseline_sample, fitted, fill)
     out = {}
     for name in media:
         cols = [j for j, f in enumerate(base.feature_names) if f.startswith(f"{name}:")]
-        if cols and base.n and new.n:
+        if cols:
             out[name] = (np.asarray(base.X[:, cols], dtype=np.float64), np.asarray(new.X[:, cols], dtype=np.float64))
     return out

@@ -55,7 +55,7 @@ from sanitizer.beam.baseline import Baseline, baseline_plan
 from sanitizer.beam.drift import add_stage as add_drift
 from sanitizer.beam.duplicates import add_stage as add_duplicates
 from sanitizer.beam.holdout import holdout_plan
-from sanitizer.beam.recalibrate import media_vectors, recalibrate_states
+from sanitizer.beam.recalibrate import media_vectors, prepared, recalibrate_states
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
@@ -212,8 +212,9 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     if baseline is None:
         states = fitted | "States" >> beam.Map(lambda f: f[0])
     else:
-        states = fitted | "Recalibrate" >> beam.Map(recalibrate_states, beam.pvalue.AsSingleton(own),
-                                                    beam.pvalue.AsSingleton(fill))
+        new_sample = own | "PrepareNewSample" >> beam.Map(prepared, beam.pvalue.AsSingleton(fitted),
+                                                          beam.pvalue.AsSingleton(fill))
+        states = fitted | "Recalibrate" >> beam.Map(recalibrate_states, beam.pvalue.AsSingleton(new_sample))
     states = add_duplicates(p, plan, config, states, holdout_plan(config, plan))  # verdicts from every record's content
     described = sample | "DescribeSample" >> beam.Map(describe_sample)
     parts: dict[str, Any] = {
@@ -246,7 +247,7 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     )
     parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
     if baseline is not None:
-        vectors = sample | "MediaVectors" >> beam.Map(media_vectors, beam.pvalue.AsSingleton(own),
+        vectors = sample | "MediaVectors" >> beam.Map(media_vectors, beam.pvalue.AsSingleton(new_sample),
                                                       beam.pvalue.AsSingleton(fitted), beam.pvalue.AsSingleton(fill))
         parts["drift"] = add_drift(sample_tables, read.batches, plan, baseline.plan, config, vectors)
     if plan.id_column:

@@ -23,10 +23,7 @@ SAME = ("label_column", "id_column", "feature_columns", "format")
 
 
 def _schema_types(manifest: dict) -> dict[str, str]:
-    fields = manifest.get("schema") or []
-    if isinstance(fields, dict):
-        fields = fields.get("fields") or []
-    return {str(f.get("name")): str(f.get("type")) for f in fields if isinstance(f, dict)}
+    return {str(f.get("name")): str(f.get("type")) for f in manifest.get("schema") or [] if isinstance(f, dict)}
 
 
 def _differences(first: dict, other: dict) -> list[str]:
