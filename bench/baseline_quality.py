@@ -1,6 +1,6 @@
 """A trusted baseline against a poisoned new batch: the default run with and without ``--baseline-data``.
 
-    python bench/baseline_quality.py [--only digits,breast_cancer] [--seed 0] [--attacks flips,backdoor]
+    python bench/baseline_quality.py [--only digits,breast_cancer] [--seed 0] [--attacks flips,backdoor] [--config F]
 
 Each real table (``bench/real_data.py``'s corpus, as shipped) is split at random into an earlier batch, taken
 as vetted, and a new batch, poisoned one way at a time:
@@ -41,6 +41,7 @@ TABLES = ("digits", "breast_cancer", "penguins_raw", "loans_full_schema", "diamo
 FLIP_SHARE = 0.25
 BACKDOOR_SHARE = 0.10
 MIN_CLASS_ROWS = 50
+CONFIG = ""  # --config: a sanitize config for every run instead of the default configuration
 
 
 def _split(df: pd.DataFrame, label: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -99,7 +100,8 @@ def rates(flagged: np.ndarray, truth: np.ndarray, y: np.ndarray) -> tuple[float,
 
 def run_ours(poisoned: pd.DataFrame, earlier_path: Path | None, name: str, label: str) -> tuple[np.ndarray, float]:
     path = rd.write_parquet(poisoned, ROOT / "in" / f"{name}.parquet")
-    rd.CONFIG[:] = [] if earlier_path is None else ["--baseline-data", str(earlier_path)]
+    rd.CONFIG[:] = (["--config", CONFIG] if CONFIG else []) + ([] if earlier_path is None else
+                                                               ["--baseline-data", str(earlier_path)])
     rc, prov, held, seconds = rd.sanitize(path, ROOT / "out" / name, label)
     flagged = np.zeros(len(poisoned), dtype=bool)
     flagged[rd.row_positions(held, poisoned, prov)] = True
@@ -157,11 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(TABLES))
     ap.add_argument("--attacks", default="flips,backdoor")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", default="", help="a sanitize config for every run instead of the default one")
     args = ap.parse_args(argv)
+    global CONFIG
+    CONFIG = args.config
     wanted = [k.strip() for k in args.only.split(",") if k.strip()]
     tables = [t for t in rd.CORPUS if t.key in wanted]
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
-    print(f"default sanitize run, seed {args.seed}; outputs under {ROOT}")
+    print(f"{'sanitize run with ' + CONFIG if CONFIG else 'default sanitize run'}, seed {args.seed}; outputs under {ROOT}")
     started = time.time()
     rows = [r for t in tables for r in table_pass(t, attacks, args.seed)]
     frame = pd.DataFrame(rows)

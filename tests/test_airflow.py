@@ -297,6 +297,7 @@ def test_training_dag_trains_from_the_manifest_the_breaker_approved(airflow, tra
     assert out.parent == passing_run["root"]
     logs = proc.stdout + proc.stderr
     assert f"training from {manifest_uri}" in logs and "newest asset event" in logs
+    assert "drift from the baseline: none" in logs  # the breaker's drift verdict, passed on in the event
 
     manifest = load_json(out / "manifest.json")
     metrics = load_json(out / "model-metrics.json")

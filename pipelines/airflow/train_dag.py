@@ -13,6 +13,8 @@ after one that tripped (a tripped breaker emits no asset event).
   ``--manifest-sha256``: it loads the clean shards through ``sanitizer.training.load_manifest``
   (every shard sha256-verified on the bytes that are parsed), refuses a manifest whose bytes are not
   the ones the breaker approved, and writes ``model-metrics.json`` beside the manifest.
+  ``locate_manifest`` prints the drift verdict the breaker passed (``none``, ``ok``, or ``warning``
+  with the drifted columns) so the training log says what the model was trained on.
 
 Several events queued before a run starts are trained as one: the newest manifest wins (each
 sanitize run writes its own folder, so an older one stays readable by hand).
@@ -66,6 +68,11 @@ with DAG(
         manifest = str(extra["manifest"])
         print(f"training from {manifest} (manifest sha256 {extra['manifest_sha256']}): {how} of "
               f"{event.source_dag_id}.{event.source_task_id} run {event.source_run_id} at {event.timestamp}")
+        drift, alarms = extra.get("drift"), extra.get("drift_alarms") or []
+        if drift == "warning":
+            print(f"the data drifted from its baseline (warning, passed by the breaker): {'; '.join(map(str, alarms))}")
+        elif drift:
+            print(f"drift from the baseline: {drift}")
         try:
             train_script = script(context["params"], "train_script", "train_example.py")
         except FileNotFoundError as exc:

@@ -166,6 +166,7 @@ class TailReference:
         upper_beta, lower_beta = np.maximum(upper_beta, least), np.maximum(lower_beta, least)
         tail_nats = float(np.log(n / m) - np.log(2.0))
         upper_nats, lower_nats = np.full(d, tail_nats), np.full(d, tail_nats)
+        _spiked_tails(full, m, upper_start, upper_beta, upper_nats, lower_start, lower_beta, lower_nats, least)
         # A discrete column (counts, codes, booleans: few distinct whole numbers) has no tail to extrapolate inside
         # its observed run of values: a value the reference holds within that run is as probable as its share
         # says (a 10% minority value is not an outlier, nor a count of 2 where most rows hold 0). The
@@ -266,6 +267,35 @@ def _extend_run(gaps: np.ndarray, top: int, bottom: int) -> tuple[int, int]:
             return top, bottom
 
 
+def _spiked_tails(full, m, upper_start, upper_beta, upper_nats, lower_start, lower_beta, lower_nats, least) -> None:
+    """Refit, in place, each tail whose start is a spike: a value repeated so often (the zeros of a zero-inflated
+    fee) that at most a SPIKE_SHARE-th of the m tail values lie past it. The mean excess of the m most extreme values,
+    most of them copies of the spike, would make every value past it look impossible; the tail instead starts
+    at the spike with the share of values past it, and its scale comes from those values alone (the smaller of
+    their trimmed mean and median excess, so copies of one planted value among them do not stretch it)."""
+    n = full.shape[0]
+    with np.errstate(invalid="ignore"):
+        above, below = (full > upper_start).sum(axis=0), (full < lower_start).sum(axis=0)
+    for j in np.flatnonzero((above >= SPIKE_MIN_PAST) & (SPIKE_SHARE * above <= m)):
+        excess = full[n - above[j]:, j] - upper_start[j]
+        if len(np.unique(excess)) < SPIKE_MIN_PAST:
+            continue
+        upper_beta[j] = max(min(float(_trimmed_scale(excess)), float(np.median(excess)) / np.log(2.0)), least[j])
+        upper_nats[j] = -np.log(min(2.0 * (above[j] + 1.0) / (n + 1.0), 1.0))
+    for j in np.flatnonzero((below >= SPIKE_MIN_PAST) & (SPIKE_SHARE * below <= m)):
+        excess = lower_start[j] - full[: below[j], j]
+        if len(np.unique(excess)) < SPIKE_MIN_PAST:
+            continue
+        lower_beta[j] = max(min(float(_trimmed_scale(excess)), float(np.median(excess)) / np.log(2.0)), least[j])
+        lower_nats[j] = -np.log(min(2.0 * (below[j] + 1.0) / (n + 1.0), 1.0))
+
+
+SPIKE_SHARE = 4
+"""A tail whose m values are mostly copies of its start (all but a SPIKE_SHARE-th of them) is refitted past the
+spike (see _spiked_tails); a few ties at a discrete column's tail start are not a spike."""
+SPIKE_MIN_PAST = 5
+"""... when at least this many distinct values lie past the spike: fewer, or copies of one value (a planted
+value replicated), say nothing about a scale and would set it to their own distance."""
 TRIM = 0.05
 """Share of each fitted tail's most extreme values left out of its scale (none below 20 values)."""
 
