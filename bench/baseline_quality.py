@@ -17,7 +17,8 @@ out-of-fold probabilities of a HistGradientBoostingClassifier). Recall is over t
 false-positive rate over the new batch's other rows, overall and for the worst class (classes with at least
 50 rows). Attack strength: the share of the new batch poisoned, and how many poisoned rows the peer model,
 trained on the earlier batch, calls for their original label (a flip nothing could tell from the data would
-show as a low number here).
+show as a low number here), and the recall that model reaches at FPR 1% flagging the new batch's rows in order of
+how improbable it finds each given label: a peer judge fitted on the same baseline.
 """
 
 from __future__ import annotations
@@ -98,6 +99,20 @@ def rates(flagged: np.ndarray, truth: np.ndarray, y: np.ndarray) -> tuple[float,
     return recall, fpr, worst
 
 
+def ranked_recall(model, X: np.ndarray, y: np.ndarray, truth: np.ndarray, fpr: float = 0.01) -> float:
+    """Recall of ``model`` (trained on the earlier batch) flagging the new batch's rows in order of
+    ``1 - P(given label)``, as many as FPR allows among the clean rows: a baseline-fitted peer judge at the
+    bar's false-positive rate (where it is low, many clean rows look as wrong to it as the poisoned ones)."""
+    P = model.predict_proba(X)
+    column = {c: i for i, c in enumerate(model.classes_)}
+    given = np.array([P[r, column[c]] if c in column else 0.0 for r, c in enumerate(y)])
+    doubt = 1.0 - given
+    allowed = int(fpr * (~truth).sum())
+    clean = np.sort(doubt[~truth])[::-1]
+    cut = clean[allowed] if allowed < len(clean) else -np.inf
+    return float((doubt[truth] > cut).mean()) if truth.any() else float("nan")
+
+
 def run_ours(poisoned: pd.DataFrame, earlier_path: Path | None, name: str, label: str) -> tuple[np.ndarray, float]:
     path = rd.write_parquet(poisoned, ROOT / "in" / f"{name}.parquet")
     rd.CONFIG[:] = (["--config", CONFIG] if CONFIG else []) + ([] if earlier_path is None else
@@ -136,8 +151,10 @@ def table_pass(t: rd.Table, attacks: list[str], seed: int) -> list[dict]:
         y = poisoned[t.label].astype(str).to_numpy()
         full_p, _ = rd.peer_features(pd.concat([earlier, poisoned], ignore_index=True), t.label)
         called_back = float((model.predict(full_p[len(earlier):])[truth] == y_orig[truth]).mean())
+        ceiling = ranked_recall(model, full_p[len(earlier):], y, truth)
         print(f"\n{t.key} / {attack}: earlier {len(earlier):,}, new {len(new):,}; {how}; the peer model trained on the "
-              f"earlier batch calls {called_back:.0%} of them for their original label")
+              f"earlier batch calls {called_back:.0%} of them for their original label, and ranking the new batch by "
+              f"how improbable it finds each given label reaches recall {ceiling:.2f} at FPR 1%")
         judged = {}
         for mode, base in (("self-fitted", None), ("--baseline-data", earlier_path)):
             flagged, seconds = run_ours(poisoned, base, f"{t.key}-{attack}-{'base' if base else 'self'}", t.label)

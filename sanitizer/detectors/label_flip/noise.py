@@ -70,7 +70,7 @@ then the identity (no row is judged by it; confident learning alone decides, as 
 has)."""
 
 
-def _noise_model(p: np.ndarray, y: np.ndarray, rows: np.ndarray):
+def _noise_model(p: np.ndarray, y: np.ndarray, rows: np.ndarray, temperatures=TEMPERATURES):
     """(temperature, Q) maximising the likelihood of the given labels of ``rows`` under
 
         P(given = i | x) = sum_t pi_t(x) Q[t, i],   pi = the blend tempered,
@@ -78,12 +78,13 @@ def _noise_model(p: np.ndarray, y: np.ndarray, rows: np.ndarray):
     labels that follow the data up to class-to-class flips at the rates in Q (estimated, not assumed:
     random, pairwise and many-to-one flips alike). The temperature calibrates the out-of-fold
     probabilities; a wrong label the data makes improbable is absorbed by Q, not by softening every
-    probability. Where the features barely predict the label, Q stays near the identity."""
+    probability. Where the features barely predict the label, Q stays near the identity. ``temperatures``
+    are the ones tried (one, to fit Q alone at a known temperature)."""
     C = p.shape[1]
     if len(rows) < MIN_ROWS or C < 2:
         return 1.0, None
     best = (1.0, np.eye(C), -np.inf)
-    for t in TEMPERATURES:
+    for t in temperatures:
         Q, ll = _transitions(_tempered(p[rows], t), y[rows], C)
         if ll > best[2] + 1e-9:
             best = (float(t), Q, ll)

@@ -5,9 +5,12 @@ but the thresholds and the noise model (steps 3-6 of :mod:`sanitizer.detectors.l
 calibrated on the baseline's noise - a few wrong labels at most, so its flip rates say a flip is nearly
 impossible, and a new batch with a quarter of a class flipped would be judged by that belief. So the new
 data's own sample is scored by the baseline's models (none of them trained on a new record, so nothing is
-cross-fitted) and the confident joint, the class thresholds and the noise model are fitted again on it.
-The blend weight and which classes the models recognise stay the baseline's: they are about the models,
-which the baseline judges best.
+cross-fitted) and the confident joint, the class thresholds and the noise model's flip rates are fitted
+again on it. The blend weight, the temperature that calibrates the blend, and which classes the models
+recognise stay the baseline's: they are about the models, which the baseline's out-of-fold probabilities
+judge best. Fitted on a poisoned batch, the temperature moves to explain the poison's labels, and ambiguous
+clean rows then look wrong (a 10% backdoor into diamonds' ``Fair``: 2.2% of the clean rows held with the new
+batch's temperature, 1.4% with the baseline's).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def recalibrate(state: LabelFlipState, new: Batch, fold_of) -> LabelFlipState:
     noisy = joint.sum(axis=1) - np.diag(joint)
     counts = np.bincount(y, minlength=C)
     margin = _margin(p, y)
-    temperature, transitions = _noise_model(p, y, np.flatnonzero(state.judged[y]))
+    temperature, transitions = _noise_model(p, y, np.flatnonzero(state.judged[y]), (state.temperature,))
     wrong = _posterior_wrong(p, y, temperature, transitions)
     thresholds = _class_thresholds(margin, y, noisy, state.judged, params, noisy / np.maximum(counts, 1))
     recognised = state.recognised if state.recognised is not None else np.ones(C, dtype=bool)
