@@ -8,9 +8,8 @@ run in a fresh process with its peak memory sampled from outside (RSS summed ove
 CPU seconds (user + system, of the run's process tree) counted:
 
 * **with / without**: the default run, and the same run with every default detector but ``duplicates``;
-  the ratio of their wall times is what the duplicates stage (four more reads of the input: the chance
-  and vector samples with the content-hash sketch; the content hashes and band keys; the vector band keys
-  the sketch passes; the near copies' candidates; two GroupByKeys) adds;
+  the ratio of their wall times is what the duplicates stage (three more reads of the input: the chance
+  and vector samples; the content hashes and band keys; the near copies' candidates; two GroupByKeys) adds;
 * **memory as rows grow**: the default run at ``--rows`` and at ``--big`` rows; the ratio of their peaks;
 * **texts** (``--texts N``, off by default): N product reviews (modeldata's, each with a random number
   appended so that few are exact copies) through the default run, with its wall time and texts/s

@@ -230,21 +230,3 @@ def test_a_holdout_without_the_content_columns_is_refused(tmp_path):
                  "target", "-q", "--holdout", tmp_path / "h.csv")
     assert rc == 2
     assert not (tmp_path / "out" / "manifest.json").exists()
-
-
-def test_the_sketch_passes_every_shared_key_and_few_others():
-    """What lets only possibly-repeated contents and band keys reach the grouping: a key held twice - in one
-    batch, or in two batches merged from different workers - always passes; a key held once rarely does."""
-    from sanitizer.beam.sketch import SharedKeysFn
-
-    rng = np.random.default_rng(0)
-    single = rng.integers(0, 2**63, size=200_000, dtype=np.uint64)
-    across, within = single[:500], single[500:1000]
-    fn = SharedKeysFn(22)
-    first = fn.add_input(fn.create_accumulator(), np.concatenate([single[:100_000], within]))
-    second = fn.add_input(fn.create_accumulator(), np.concatenate([single[100_000:], across]))
-    sketch = fn.extract_output(fn.merge_accumulators([first, second]))
-    passed = sketch.shared(single)
-    assert passed[:1000].all()
-    assert passed[1000:].mean() < 0.01  # about (2 * 200k / 2**22) ** 2 = 0.9%
-    assert sketch.seen.size == 0 and sketch.twice.size == 2**22 // 8  # only what readers need is sent

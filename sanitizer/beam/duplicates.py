@@ -3,18 +3,13 @@
 ::
 
     ReadForChance ─► bottom-k sample of column hashes ─► ChanceModel (a side input of NearPayload)
-                  └► content hashes ─► sketch: which may be held more than once (a side input of HashRows)
-    ReadForDuplicates ─► HashRows (content hash, key, order, label; those the sketch passes)
-        ─► GroupByKey(hash mod BUCKETS)
+    ReadForDuplicates ─► HashRows (content hash, key, order, label) ─► GroupByKey(hash mod BUCKETS)
         ─► FindCopies: the records whose content is held more than once ─► Wanted (one key a content) ─┐
              ReadForNear ─► NearPayload: chance copies expected of those contents only ◄───────────────┘
         ─► DecideGroups (those records; the expectations a side input) ─► CombineGlobally ─► Verdicts
 
-The reads take only the content columns, the label and the id. A fixed-size sketch of the content hashes
-(:mod:`sanitizer.beam.sketch`), built in the first read, lets only the records whose content another
-record may hold reach the grouping, so the grouping's memory does not grow with the records (on the
-DirectRunner a GroupByKey holds all it groups). A bucket holds about 1/BUCKETS of those records' compact
-hashes, so no worker holds an index of the whole data; the verdicts (the held records
+The reads take only the content columns, the label and the id. A bucket holds about 1/BUCKETS of the
+records' compact hashes, so no worker holds an index of the whole data; the verdicts (the held records
 only) reach every scoring worker beside the other detectors' states. How many copies of a content chance
 would make (:mod:`~sanitizer.detectors.duplicates.chance`) is worked out only for the contents that are
 held more than once, in the read that fetches the near copies' candidates (:mod:`sanitizer.beam.near`):
@@ -36,7 +31,6 @@ import pyarrow.compute as pc
 from sanitizer.beam import near as near_stage
 from sanitizer.beam.plan import Plan
 from sanitizer.beam.read import ReadBatches
-from sanitizer.beam.sketch import SharedKeysFn
 from sanitizer.data.batch import KEY_COLUMN
 from sanitizer.detectors.duplicates.chance import ChanceModel, ChanceSample, priorities
 from sanitizer.detectors.duplicates.content import content_columns, row_hashes
@@ -47,15 +41,6 @@ ORDER_BITS = 40
 
 BUCKETS = 64
 NAME = "duplicates"
-CONTENT_BITS = 26
-"""Cells of the sketch of content hashes (:mod:`sanitizer.beam.sketch`): 16 MiB, 0.4% of single records sent
-on at 4M records."""
-BAND_BITS = 28
-"""Cells of the sketch of vector band keys: 64 MiB while built, 32 MiB sent to the readers; 1.4% of the
-unshared keys sent on at 4M records (8 bands each)."""
-ONE_PASS = frozenset({near_stage.near.TEXT, near_stage.near.IMAGE})
-"""Sources whose band keys are sent in the hashing read itself: computing a MinHash or nine pHashes a second
-time would cost more than their grouping's memory."""
 
 
 def columns_of(plan: Plan) -> list[str]:
@@ -117,10 +102,9 @@ def generated_ids(order: np.ndarray, relpaths: list[str]) -> pa.Array:
 
 
 class HashRowsFn(beam.DoFn):
-    """A batch's records whose content hash the content sketch says another record may share, as compact
-    hash parts, one per bucket (no chance estimate yet, and generated ids only as their order); tagged output
-    'bands': the text and image band keys of each source (:func:`sanitizer.beam.near.band_parts`; a
-    holdout's vector band keys too); 'vector_keys': the vector band keys, for their sketch."""
+    """A batch's records as compact hash parts, one per bucket (no chance estimate yet, and generated ids
+    only as their order); tagged output 'bands': the near-copy band keys of each source
+    (:func:`sanitizer.beam.near.band_parts`)."""
 
     def __init__(self, columns: list[str], plan: Plan, seed: int, holdout: bool = False):
         self.columns, self.plan, self.seed, self.holdout = columns, plan, seed, holdout
@@ -130,29 +114,14 @@ class HashRowsFn(beam.DoFn):
         self.sources = near_stage.sources_of(plan)
         self.rest = near_stage.rest_columns(plan, columns)
 
-    def process(self, table: pa.Table, records: int, space, shared=None):
+    def process(self, table: pa.Table, records: int, space):
         n = table.num_rows
         if n == 0:
             return
         keys = table.column(KEY_COLUMN).to_numpy()
         h1, h2, _ = row_hashes(table, self.columns)
-        rest = row_hashes(table, self.rest)[0] if self.rest else None
-        for s, source in enumerate(self.sources):
-            if source.kind == near_stage.near.VECTOR and space is not None and space.judged:
-                yield beam.pvalue.TaggedOutput("vector_keys", near_stage.band_keys(
-                    source, table, self.plan, space, self.seed, rest, records)[0])
-        kinds = None if self.holdout else ONE_PASS
-        for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest, records, kinds):
-            yield beam.pvalue.TaggedOutput("bands", item)
-        chosen = np.flatnonzero(shared.shared(h1)) if shared is not None else np.arange(n)
-        if len(chosen) == 0:
-            return
-        picked = pa.array(chosen)
-        keys, h1, h2 = keys[chosen], h1[chosen], h2[chosen]
         labels = None if self.holdout else _strings(table, self.label)
-        labels = None if labels is None else labels.take(picked)
         ids = _strings(table, self.ids)
-        ids = None if ids is None else ids.take(picked)
         rank = ranks(keys, ids, self.files)
         if self.files is not None:
             ids = None  # written out again from the order, for the records of a group only
@@ -164,28 +133,9 @@ class HashRowsFn(beam.DoFn):
             yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], None,
                                              None if labels is None else labels.take(take),
                                              None if ids is None else ids.take(take), self.holdout)
-
-
-def content_keys(table: pa.Table, columns: list[str]) -> np.ndarray:
-    """The content hash (h1) of every record of a batch: what the content sketch counts."""
-    return row_hashes(table, columns)[0] if table.num_rows else np.zeros(0, dtype=np.uint64)
-
-
-class VectorBandsFn(beam.DoFn):
-    """A batch's vector band keys that the sketch says another record may share, as band parts
-    (:func:`sanitizer.beam.near.band_parts`): a read of its own, after the sketch of every key is complete."""
-
-    def __init__(self, columns: list[str], plan: Plan, seed: int):
-        self.plan, self.seed = plan, seed
-        self.sources = near_stage.sources_of(plan)
-        self.rest = near_stage.rest_columns(plan, columns)
-
-    def process(self, table: pa.Table, records: int, space, shared):
-        if table.num_rows == 0 or space is None or not space.judged:
-            return
         rest = row_hashes(table, self.rest)[0] if self.rest else None
-        yield from near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest, records,
-                                         kinds=frozenset({near_stage.near.VECTOR}), shared=shared)
+        for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest, records):
+            yield beam.pvalue.TaggedOutput("bands", item)
 
 
 def _repeated(parts: list[Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -370,30 +320,16 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
                  near_stage.VectorSampleFn(plan, params.chance_sample, seed))
              | "VectorSpace" >> beam.Map(near_stage.fit_space, records_in, params))
     space_in = beam.pvalue.AsSingleton(space)
-    keyed = sampled | "ContentKeys" >> beam.Map(content_keys, columns)
-    if holdout_plan is not None:
-        keyed = (keyed, p | "ReadHoldoutForSketch" >> ReadBatches(holdout_plan, columns=held_columns)
-                 | "HoldoutContentKeys" >> beam.Map(content_keys, columns)) | "AllContentKeys" >> beam.Flatten()
-    content_in = beam.pvalue.AsSingleton(keyed | "ContentSketch" >> beam.CombineGlobally(SharedKeysFn(CONTENT_BITS)))
     hashed = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
-              | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan, seed), records_in, space_in, content_in)
-              .with_outputs("bands", "vector_keys", main="parts"))
-    parts, bands, vector_keys = hashed.parts, hashed.bands, hashed.vector_keys
+              | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan, seed), records_in, space_in)
+              .with_outputs("bands", main="parts"))
+    parts, bands = hashed.parts, hashed.bands
     if holdout_plan is not None:
         held = (p | "ReadHoldout" >> ReadBatches(holdout_plan, columns=held_columns)
                 | "HashHoldout" >> beam.ParDo(HashRowsFn(columns, holdout_plan, seed, holdout=True),
-                                              records_in, space_in, content_in)
-                .with_outputs("bands", "vector_keys", main="parts"))
+                                              records_in, space_in).with_outputs("bands", main="parts"))
         parts = (parts, held.parts) | "WithHoldout" >> beam.Flatten()
         bands = (bands, held.bands) | "WithHoldoutBands" >> beam.Flatten()
-        vector_keys = (vector_keys, held.vector_keys) | "WithHoldoutVectorKeys" >> beam.Flatten()
-    if any(s.kind == near_stage.near.VECTOR for s in near_stage.sources_of(plan)):
-        vector_in = beam.pvalue.AsSingleton(vector_keys | "VectorKeySketch" >> beam.CombineGlobally(
-            SharedKeysFn(BAND_BITS)))
-        shared_bands = (p | "ReadForBands" >> ReadBatches(plan, columns=wanted)
-                        | "VectorBands" >> beam.ParDo(VectorBandsFn(columns, plan, seed), records_in, space_in,
-                                                      vector_in))
-        bands = (bands, shared_bands) | "AllBands" >> beam.Flatten()
     copies = (parts
               | "GroupByContent" >> beam.GroupByKey()
               | "FindCopies" >> beam.FlatMap(find_copies).with_outputs("groups", main="wanted"))

@@ -3,19 +3,14 @@ of the candidates only.
 
 ::
 
-    HashRows ─vector band keys─► sketch: which may be shared ─► ReadForBands: only those ─┐
-    HashRows ─text and image bands─────────────────────────────────────────────────────────┴► GroupByKey(
-        (source, key mod BUCKETS)) ─► pairs ─► CombineGlobally ─► Candidates ─────────────────────────────┐
+    HashRows ─bands─► GroupByKey((source, key mod BUCKETS)) ─► pairs ─► CombineGlobally ─► Candidates ──┐
     ReadForNear ─► NearPayload (candidate records only: signature, shifted hashes, vector) ─► Combine ──┤
                          confirm, group, decide (records held as exact copies left out) ─► near Verdicts ◄┘
 
 A record's band keys are a few 64-bit numbers per source (text: LSH bands of its MinHash; image: the bands of
 its nine shifted pHashes; vector: Euclidean LSH bands), so the shuffle carries those and the record keys, never
-the texts, images or vectors. Vector band keys are cheap to compute, so they are computed twice: once for a
-fixed-size sketch of which keys another record may share (:mod:`sanitizer.beam.sketch`), once more to send
-only those, so the grouping's memory does not grow with the records. Text and image band keys (a MinHash, nine
-pHashes) are sent in the hashing read. Only the records that share a band key with another are read a second
-time for what confirms a pair; a data set without near copies sends almost nothing there.
+the texts, images or vectors. Only the records that share a band key with another are read a second time
+for what confirms a pair; a data set without near copies sends almost nothing there.
 """
 
 from __future__ import annotations
@@ -117,39 +112,24 @@ def rest_columns(plan, columns: list[str]) -> list[str]:
     return [c for c in columns if c not in vector]
 
 
-def band_keys(source: Source, table: pa.Table, plan, space, seed: int, rest: np.ndarray | None = None,
-              records: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(band keys, record keys) of one batch for one source, flat (a record's keys beside its key, repeated)."""
-    keys, payload = signatures(source, table, plan, space, seed, confirming=False)
-    if len(keys) == 0:
-        return np.zeros(0, dtype=np.uint64), keys
-    if source.kind == near.TEXT:
-        bands = near.text_keys(payload, records)
-    elif source.kind == near.IMAGE:
-        bands = near.image_keys(payload)
-    else:
-        bands = near.vector_keys(payload, seed, space.radius, rest)
-    flat = bands.reshape(-1)
-    owners = np.repeat(keys, bands.shape[1])
-    valid = flat != near.minhash.NO_KEY
-    return flat[valid], owners[valid]
-
-
 def band_parts(table: pa.Table, plan, sources: list[Source], space, seed: int, rest: np.ndarray | None = None,
-               records: int = 0, kinds: frozenset[str] | None = None, shared=None):
-    """((source index, bucket), (band keys, record keys)) for every source of one batch (of ``kinds`` only,
-    when given); ``rest``: the hash of each record's content besides its vector (:func:`rest_columns`);
-    ``shared``: a :class:`~sanitizer.beam.sketch.SharedSketch` of the vector band keys, and only the keys
-    it says another record may share are sent."""
+               records: int = 0):
+    """((source index, bucket), (band keys, record keys)) for every source of one batch; ``rest``: the hash
+    of each record's content besides its vector (:func:`rest_columns`)."""
     for s, source in enumerate(sources):
-        if kinds is not None and source.kind not in kinds:
+        keys, payload = signatures(source, table, plan, space, seed, confirming=False)
+        if len(keys) == 0:
             continue
-        flat, owners = band_keys(source, table, plan, space, seed, rest, records)
-        if shared is not None and source.kind == near.VECTOR:
-            keep = shared.shared(flat)
-            flat, owners = flat[keep], owners[keep]
-        if len(flat) == 0:
-            continue
+        if source.kind == near.TEXT:
+            bands = near.text_keys(payload, records)
+        elif source.kind == near.IMAGE:
+            bands = near.image_keys(payload)
+        else:
+            bands = near.vector_keys(payload, seed, space.radius, rest)
+        flat = bands.reshape(-1)
+        owners = np.repeat(keys, bands.shape[1])
+        valid = flat != near.minhash.NO_KEY
+        flat, owners = flat[valid], owners[valid]
         bucket = (flat % np.uint64(BUCKETS)).astype(np.uint8)
         order = np.argsort(bucket, kind="stable")  # a radix sort on one byte (BUCKETS <= 256)
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
