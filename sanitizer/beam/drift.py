@@ -104,12 +104,10 @@ def add_stage(sample_tables, new_tables, plan: Plan, baseline_plan: Plan, config
     """The drift report's PCollection (one dict); ``vectors``: a PCollection of one dict, each image and text
     column's (baseline, new) representation vectors."""
     kinds = kinds_of(plan, baseline_plan.read_columns())
-    base = ((sample_tables, sample_tables.pipeline | "NoBaselineRows" >> beam.Create([None]))
-            | "BaselineTables" >> beam.Flatten()
-            | "ProfileBaseline" >> beam.CombineGlobally(ProfileFn(kinds, config.seed)).without_defaults())
-    new = ((new_tables, new_tables.pipeline | "NoNewTables" >> beam.Create([None]))
-           | "NewTables" >> beam.Flatten()
-           | "ProfileNew" >> beam.CombineGlobally(ProfileFn(kinds, config.seed)).without_defaults())
+    # A profile is small, so an empty one as the combine's default is cheap; no Flatten beside another source,
+    # which the FnApiRunner would materialise whole (every table the run scores, held at once).
+    base = sample_tables | "ProfileBaseline" >> beam.CombineGlobally(ProfileFn(kinds, config.seed))
+    new = new_tables | "ProfileNew" >> beam.CombineGlobally(ProfileFn(kinds, config.seed))
     return base | "CompareProfiles" >> beam.Map(_compare_counted, beam.pvalue.AsSingleton(new),
                                                  dict(config.baseline.drift), config.baseline.source,
                                                  None if vectors is None else beam.pvalue.AsSingleton(vectors))

@@ -37,6 +37,9 @@ class ReadSplitFn(beam.DoFn):
         self.count_rows = count_rows
 
     def process(self, split):
+        if split is None:  # ReadBatches(none=True)'s marker
+            yield None
+            return
         f = self.plan.files[split.file_index]
         schema = self.plan.schema
         if self.columns is not None:
@@ -53,12 +56,16 @@ class ReadSplitFn(beam.DoFn):
 
 
 class ReadBatches(beam.PTransform):
-    def __init__(self, plan: Plan, columns: list[str] | None = None, count_rows: bool = False):
+    """The input as Arrow tables. ``none``: one ``None`` besides them, emitted by the read itself, so a
+    combine that must give a result when no row is read has an input without a Flatten beside another
+    source (the FnApiRunner materialises such a Flatten's inputs whole: every table read, held at once)."""
+
+    def __init__(self, plan: Plan, columns: list[str] | None = None, count_rows: bool = False, none: bool = False):
         super().__init__()
-        self.plan, self.columns, self.count_rows = plan, columns, count_rows
+        self.plan, self.columns, self.count_rows, self.none = plan, columns, count_rows, none
 
     def expand(self, pbegin):
-        splits = pbegin | "ListSplits" >> beam.Create(list(self.plan.splits))
+        splits = pbegin | "ListSplits" >> beam.Create(list(self.plan.splits) + ([None] if self.none else []))
         fn = ReadSplitFn(self.plan, self.columns, self.count_rows)
         if self.count_rows:
             return splits | "ReadSplits" >> beam.ParDo(fn).with_outputs("file_rows", main="batches")

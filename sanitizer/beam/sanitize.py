@@ -196,18 +196,16 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     from apache_beam.io.parquetio import WriteToParquetBatched
 
     source = plan if baseline is None else baseline.plan
-    sample_tables = p | "ReadForSample" >> ReadBatches(source, columns=source.read_columns())
+    sample_tables = p | "ReadForSample" >> ReadBatches(source, columns=source.read_columns(), none=True)
     # The sample is the combine's main output, fitted on where it is merged: a combine's default value
-    # travels as a side input, which a runner keeps for the whole run (the None element gives the combine
-    # an input when no row is read). Only a few numbers about the sample go further (DescribeSample), so
-    # no stage holds it while the data is scored.
-    sample = ((sample_tables, p | "NoRows" >> beam.Create([None])) | "SampleInputs" >> beam.Flatten()
-              | "Sample" >> beam.CombineGlobally(SampleFn(source, config)).without_defaults())
+    # travels as a side input, which a runner keeps for the whole run (the read's None element gives the
+    # combine an input when no row is read). Only a few numbers about the sample go further
+    # (DescribeSample), so no stage holds it while the data is scored.
+    sample = sample_tables | "Sample" >> beam.CombineGlobally(SampleFn(source, config)).without_defaults()
     fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
     fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
     own = sample if baseline is None else (  # the new data's own sample: data-set checks, recalibration
-        (p | "ReadNewSample" >> ReadBatches(plan, columns=plan.read_columns()),
-         p | "NoNewRows" >> beam.Create([None])) | "NewSampleInputs" >> beam.Flatten()
+        p | "ReadNewSample" >> ReadBatches(plan, columns=plan.read_columns(), none=True)
         | "NewSample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
     if baseline is None:
         states = fitted | "States" >> beam.Map(lambda f: f[0])
