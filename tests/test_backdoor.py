@@ -165,3 +165,20 @@ def test_the_report_renders_backdoor_evidence_as_text(corner_attack):
                                      "evidence": ev}])
     text = "\n".join(summary["lines"])
     assert "trigger (" in text and "f63 = 16" in text and "<script>x</script> (3)" in text
+
+
+def test_against_a_trusted_baseline_the_trigger_is_searched_for_in_the_new_data(digits):
+    """A vetted baseline holds no trigger to find; the corner patch planted in the new half is found when the
+    baseline's state is recalibrated on the new half's sample, and its carriers are caught there."""
+    X, y = digits
+    earlier, new = np.arange(0, len(y), 2), np.arange(1, len(y), 2)
+    detector = BackdoorDetector()
+    state = detector.fit(make_batch(X[earlier], y[earlier]), BackdoorParams(), 3)
+    assert state.triggers == () and state.seed == 3
+    Xn, yn, truth = stamp(X[new], y[new], 0.08, CORNER, 16.0, seed=1)
+    batch = make_batch(Xn, yn, seed=1)
+    assert not detector.score(batch, state).flagged.any()
+    again = detector.recalibrate(state, batch)
+    scores = detector.score(batch, again)
+    assert scores.flagged[truth].mean() >= 0.9
+    assert scores.flagged[~truth].mean() <= 0.01

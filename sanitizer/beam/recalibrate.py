@@ -1,18 +1,21 @@
 """With a baseline, detectors that calibrate on their sample's own noise calibrate again on the new data.
 
 The detectors fit on the baseline's sample; a detector with a ``recalibrate(state, new_sample)`` method
-(``label_flip``: thresholds and noise model) is then handed the new data's sample, prepared once as scoring
-prepares a batch (:func:`prepared`), and returns its state calibrated for the new data. The same prepared
+(``label_flip``: thresholds and noise model; ``backdoor``: its trigger search) is then handed the new data's
+sample, prepared once as scoring prepares a batch (:func:`prepared`), and returns its state calibrated for
+the new data. The same prepared
 sample gives the image and text columns' vectors for their drift (:func:`media_vectors`).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from sanitizer.beam.media import with_media
+from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.detectors import REGISTRY
 from sanitizer.detectors.base import Batch, Skipped
 
@@ -25,11 +28,22 @@ def prepared(sample: Batch, fitted: tuple, fill) -> Batch:
 
 
 def recalibrate_states(fitted: tuple, new: Batch) -> dict[str, Any]:
-    """The fitted states, each recalibrated on the new data's :func:`prepared` sample where its detector can."""
-    out = {}
+    """The fitted states, each recalibrated on the new data's :func:`prepared` sample where its detector can
+    (side by side, as the fits ran: ``backdoor`` searches the new sample for triggers while ``label_flip``
+    refits its thresholds)."""
+    out = dict(fitted[0])
+    todo = []
     for name, state in fitted[0].items():
         again = getattr(REGISTRY[name](), "recalibrate", None)
-        out[name] = state if again is None or isinstance(state, Skipped) or new.n == 0 else again(state, new)
+        if again is not None and not isinstance(state, Skipped) and new.n:
+            todo.append((name, again, state))
+    if len(todo) > 1:
+        one_thread_per_library_call()
+        with ThreadPoolExecutor(len(todo)) as pool:
+            done = list(pool.map(lambda item: item[1](item[2], new), todo))
+    else:
+        done = [again(state, new) for _, again, state in todo]
+    out.update({name: state for (name, _, _), state in zip(todo, done)})
     return out
 
 

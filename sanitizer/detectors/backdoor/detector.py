@@ -158,6 +158,7 @@ class BackdoorState:
     text_columns: tuple[str, ...] = ()
     image_patches: patches.PatchColumns = patches.PatchColumns((), (), 0)  # image blocks offered (first of all)
     image_columns: tuple[str, ...] = ()
+    seed: int = 0  # the fit's, for a search again on a new data's sample (recalibrate)
 
 
 class BackdoorDetector(Detector):
@@ -243,6 +244,7 @@ class BackdoorDetector(Detector):
             text_columns=tuple(sample.columns.get(TEXT, ())),
             image_patches=found_patches,
             image_columns=tuple(sample.columns.get(IMAGE, ())),
+            seed=seed,
         )
         names = sample.feature_names
         summary = {
@@ -264,6 +266,15 @@ class BackdoorDetector(Detector):
         if K is not None:
             summary["categorical_patterns_tested"] = cat_tested
         return dataclasses.replace(state, summary=summary)
+
+    def recalibrate(self, state: BackdoorState, new: Batch):
+        """Fitted on a trusted baseline: the trigger search runs again on the new data's sample. A trigger is
+        planted in the data being vetted, and a baseline that was vetted holds none to find; what the search
+        asks of a trigger (rare outside its carriers, a small group of its class, carriers whose labels a model
+        of the other evidence contradicts) is the same. The baseline's state stays where the new sample is too
+        small to search (fewer than two classes)."""
+        again = self.fit(new, state.params, state.seed)
+        return state if isinstance(again, Skipped) else again
 
     # ------------------------------------------------------------------ score
 
