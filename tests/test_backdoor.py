@@ -168,17 +168,23 @@ def test_the_report_renders_backdoor_evidence_as_text(corner_attack):
 
 
 def test_against_a_trusted_baseline_the_trigger_is_searched_for_in_the_new_data(digits):
-    """A vetted baseline holds no trigger to find; the corner patch planted in the new half is found when the
-    baseline's state is recalibrated on the new half's sample, and its carriers are caught there."""
+    """A vetted baseline holds no trigger to find; with a baseline the detector is fitted on the new half's
+    sample instead (``fits_on_new_data``), beside the other detectors' recalibrations, and the corner patch
+    planted there is found and its carriers caught."""
+    from sanitizer.beam.fit import FitOnNewData
+    from sanitizer.beam.recalibrate import recalibrate_states
+
     X, y = digits
     earlier, new = np.arange(0, len(y), 2), np.arange(1, len(y), 2)
     detector = BackdoorDetector()
-    state = detector.fit(make_batch(X[earlier], y[earlier]), BackdoorParams(), 3)
-    assert state.triggers == () and state.seed == 3
+    assert detector.fits_on_new_data
+    baseline_state = detector.fit(make_batch(X[earlier], y[earlier]), BackdoorParams(), 3)
+    assert baseline_state.triggers == ()  # what fitting on the baseline would have found
     Xn, yn, truth = stamp(X[new], y[new], 0.08, CORNER, 16.0, seed=1)
     batch = make_batch(Xn, yn, seed=1)
-    assert not detector.score(batch, state).flagged.any()
-    again = detector.recalibrate(state, batch)
-    scores = detector.score(batch, again)
+    states = recalibrate_states(({"backdoor": FitOnNewData(BackdoorParams(), 3)}, {}, {}), batch)
+    scores = detector.score(batch, states["backdoor"])
     assert scores.flagged[truth].mean() >= 0.9
     assert scores.flagged[~truth].mean() <= 0.01
+    empty = recalibrate_states(({"backdoor": FitOnNewData(BackdoorParams(), 3)}, {}, {}), batch.take(np.arange(0)))
+    assert isinstance(empty["backdoor"], Skipped)

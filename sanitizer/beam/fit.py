@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -120,7 +121,18 @@ def fit_detectors(sample: Batch, plan: Plan, config: Config) -> dict[str, Any]:
     return fit_timed(sample, plan, config)[0]
 
 
-def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+@dataclass(frozen=True)
+class FitOnNewData:
+    """The state, with a baseline, of a detector that learns from the new data's sample rather than the baseline's
+    (``fits_on_new_data``, e.g. ``backdoor``: a vetted baseline holds no trigger to find): fitted in the
+    recalibration (:func:`sanitizer.beam.recalibrate.recalibrate_states`), beside the others' recalibrations."""
+
+    params: Any
+    seed: int
+
+
+def fit_timed(sample: Batch, plan: Plan, config: Config,
+              baseline: bool = False) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
     """Fit every enabled detector on the sample: (name -> fitted state, name -> seconds, image or text column ->
     its fitted representation).
 
@@ -138,6 +150,9 @@ def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any]
     libraries (sanitizer.beam.threads); each is deterministic on its own (its
     seed, its sample), so the result does not depend on which finishes first.
     Only feature_collision uses torch's global generator.
+
+    With a ``baseline`` (``sample`` is the baseline's), a detector that learns from the new data
+    (``fits_on_new_data``) is not fitted here: its state is a :class:`FitOnNewData`.
     """
     progress.stage(f"fitting detectors on {sample.n:,} sample rows")
     release_freed_memory()  # what drawing and handing over the sample took
@@ -148,7 +163,8 @@ def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any]
     media = fit_media(batch, config.seed, config.media)
     batch = with_media(batch, media)
     media_seconds = time.perf_counter() - t0
-    names = config.enabled_detectors()
+    deferred = [n for n in config.enabled_detectors() if baseline and getattr(REGISTRY[n], "fits_on_new_data", False)]
+    names = [n for n in config.enabled_detectors() if n not in deferred]
     workers = min(len(names), config.scoring.threads or os.cpu_count() or 1)
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
@@ -161,6 +177,8 @@ def fit_timed(sample: Batch, plan: Plan, config: Config) -> tuple[dict[str, Any]
         if error is not None:  # the first failure in the config's detector order, whichever failed first in time
             raise error
         states[name], seconds[name] = state, took
+    for name in deferred:
+        states[name], seconds[name] = FitOnNewData(config.detectors[name], config.seed), 0.0
     check_state_size({**states, **{f"representation of {c}": m for c, m in media.items()}}, batch.X.shape[1])
     if media:
         seconds["representations"] = media_seconds
@@ -199,13 +217,18 @@ def check_state_size(states: dict[str, Any], n_features: int, limit: int | None 
 
 def _fit_one(name: str, batch: Batch, config: Config):
     """(state, None, seconds) or (None, the error to raise, seconds) for one detector."""
+    return fit_one(name, batch, config.detectors[name], config.seed)
+
+
+def fit_one(name: str, batch: Batch, params: Any, seed: int):
+    """(state, None, seconds) or (None, the error to raise, seconds): detector ``name`` fitted on ``batch``."""
     t0 = time.perf_counter()
     try:
         detector = REGISTRY[name]()
         if getattr(detector, "whole_data", False):  # judged over every record by a stage of its own
-            state = detector.prepare(config.detectors[name], config.seed)
+            state = detector.prepare(params, seed)
         else:
-            state = detector.fit(batch, config.detectors[name], config.seed)
+            state = detector.fit(batch, params, seed)
     except SanitizerError as exc:  # already says what to fix; make sure it says which detector
         error = exc if name in str(exc) else type(exc)(f"detector {name!r}: {exc}")
         error.__cause__ = exc

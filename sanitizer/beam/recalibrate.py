@@ -1,9 +1,9 @@
 """With a baseline, detectors that calibrate on their sample's own noise calibrate again on the new data.
 
 The detectors fit on the baseline's sample; a detector with a ``recalibrate(state, new_sample)`` method
-(``label_flip``: thresholds and noise model; ``backdoor``: its trigger search) is then handed the new data's
-sample, prepared once as scoring prepares a batch (:func:`prepared`), and returns its state calibrated for
-the new data. The same prepared
+(``label_flip``: thresholds and noise model) is then handed the new data's sample, prepared once as scoring
+prepares a batch (:func:`prepared`), and returns its state calibrated for the new data; a detector that
+learns from the new data alone (``backdoor``: its trigger search) is fitted on that sample instead. The same prepared
 sample gives the image and text columns' vectors for their drift (:func:`media_vectors`).
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sanitizer.beam.fit import FitOnNewData, fit_one
 from sanitizer.beam.media import with_media
 from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.detectors import REGISTRY
@@ -28,21 +29,37 @@ def prepared(sample: Batch, fitted: tuple, fill) -> Batch:
 
 
 def recalibrate_states(fitted: tuple, new: Batch) -> dict[str, Any]:
-    """The fitted states, each recalibrated on the new data's :func:`prepared` sample where its detector can
-    (side by side, as the fits ran: ``backdoor`` searches the new sample for triggers while ``label_flip``
+    """The fitted states, each recalibrated on the new data's :func:`prepared` sample where its detector can,
+    and the detectors that learn from the new data (:class:`~sanitizer.beam.fit.FitOnNewData`) fitted on it;
+    side by side, as the fits ran (``backdoor`` searches the new sample for triggers while ``label_flip``
     refits its thresholds)."""
     out = dict(fitted[0])
     todo = []
     for name, state in fitted[0].items():
+        if isinstance(state, FitOnNewData):
+            todo.append((name, state, None))
+            continue
         again = getattr(REGISTRY[name](), "recalibrate", None)
         if again is not None and not isinstance(state, Skipped) and new.n:
-            todo.append((name, again, state))
+            todo.append((name, state, again))
+
+    def one(item):
+        name, state, again = item
+        if again is not None:
+            return again(state, new)
+        if not new.n:
+            return Skipped("the new data's sample is empty")
+        state, error, _ = fit_one(name, new, state.params, state.seed)
+        if error is not None:
+            raise error
+        return state
+
     if len(todo) > 1:
         one_thread_per_library_call()
         with ThreadPoolExecutor(len(todo)) as pool:
-            done = list(pool.map(lambda item: item[1](item[2], new), todo))
+            done = list(pool.map(one, todo))
     else:
-        done = [again(state, new) for _, again, state in todo]
+        done = [one(item) for item in todo]
     out.update({name: state for (name, _, _), state in zip(todo, done)})
     return out
 

@@ -202,7 +202,7 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     # combine an input when no row is read). Only a few numbers about the sample go further
     # (DescribeSample), so no stage holds it while the data is scored.
     sample = sample_tables | "Sample" >> beam.CombineGlobally(SampleFn(source, config)).without_defaults()
-    fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config)
+    fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config, baseline is not None)
     fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
     own = sample if baseline is None else (  # the new data's own sample: data-set checks, recalibration
         p | "ReadNewSample" >> ReadBatches(plan, columns=plan.read_columns(), none=True)

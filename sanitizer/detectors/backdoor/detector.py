@@ -158,13 +158,17 @@ class BackdoorState:
     text_columns: tuple[str, ...] = ()
     image_patches: patches.PatchColumns = patches.PatchColumns((), (), 0)  # image blocks offered (first of all)
     image_columns: tuple[str, ...] = ()
-    seed: int = 0  # the fit's, for a search again on a new data's sample (recalibrate)
 
 
 class BackdoorDetector(Detector):
     name: ClassVar[str] = "backdoor"
     needs: ClassVar[frozenset[str]] = frozenset({"features", "label"})
     row_independent: ClassVar[bool] = True  # a row's score depends on the row and the state alone
+    fits_on_new_data: ClassVar[bool] = True
+    """With a trusted baseline, the trigger search runs on the new data's sample: a trigger is planted in the
+    data being vetted, and a vetted baseline holds none to find. What it asks of a trigger (rare outside its
+    carriers, a small group of its class, carriers whose labels a model of the other evidence contradicts)
+    is the same."""
     internal_threads: ClassVar[bool] = True  # the neighbour search is multi-threaded itself
     score_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
     Params = BackdoorParams
@@ -244,7 +248,6 @@ class BackdoorDetector(Detector):
             text_columns=tuple(sample.columns.get(TEXT, ())),
             image_patches=found_patches,
             image_columns=tuple(sample.columns.get(IMAGE, ())),
-            seed=seed,
         )
         names = sample.feature_names
         summary = {
@@ -266,15 +269,6 @@ class BackdoorDetector(Detector):
         if K is not None:
             summary["categorical_patterns_tested"] = cat_tested
         return dataclasses.replace(state, summary=summary)
-
-    def recalibrate(self, state: BackdoorState, new: Batch):
-        """Fitted on a trusted baseline: the trigger search runs again on the new data's sample. A trigger is
-        planted in the data being vetted, and a baseline that was vetted holds none to find; what the search
-        asks of a trigger (rare outside its carriers, a small group of its class, carriers whose labels a model
-        of the other evidence contradicts) is the same. The baseline's state stays where the new sample is too
-        small to search (fewer than two classes)."""
-        again = self.fit(new, state.params, state.seed)
-        return state if isinstance(again, Skipped) else again
 
     # ------------------------------------------------------------------ score
 
