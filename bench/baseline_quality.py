@@ -103,10 +103,11 @@ def ranked_recall(model, X: np.ndarray, y: np.ndarray, truth: np.ndarray, fpr: f
     """Recall of ``model`` (trained on the earlier batch) flagging the new batch's rows in order of
     ``1 - P(given label)``, as many as FPR allows among the clean rows: a baseline-fitted peer judge at the
     bar's false-positive rate (where it is low, many clean rows look as wrong to it as the poisoned ones)."""
-    P = model.predict_proba(X)
-    column = {c: i for i, c in enumerate(model.classes_)}
-    given = np.array([P[r, column[c]] if c in column else 0.0 for r, c in enumerate(y)])
-    doubt = 1.0 - given
+    P = np.hstack([model.predict_proba(X), np.zeros((len(y), 1))])  # last column: a class the model never saw
+    classes = list(model.classes_)
+    column = np.array([classes.index(c) if c in classes else len(classes) for c in np.unique(y)])
+    codes = np.unique(y, return_inverse=True)[1]
+    doubt = 1.0 - P[np.arange(len(y)), column[codes]]
     allowed = int(fpr * (~truth).sum())
     clean = np.sort(doubt[~truth])[::-1]
     cut = clean[allowed] if allowed < len(clean) else -np.inf

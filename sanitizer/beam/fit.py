@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -163,8 +163,9 @@ def fit_timed(sample: Batch, plan: Plan, config: Config,
     media = fit_media(batch, config.seed, config.media)
     batch = with_media(batch, media)
     media_seconds = time.perf_counter() - t0
-    deferred = [n for n in config.enabled_detectors() if baseline and getattr(REGISTRY[n], "fits_on_new_data", False)]
-    names = [n for n in config.enabled_detectors() if n not in deferred]
+    enabled = config.enabled_detectors()
+    deferred = [n for n in enabled if baseline and getattr(REGISTRY[n], "fits_on_new_data", False)]
+    names = [n for n in enabled if n not in deferred]
     workers = min(len(names), config.scoring.threads or os.cpu_count() or 1)
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:

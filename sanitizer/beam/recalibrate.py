@@ -3,8 +3,8 @@
 The detectors fit on the baseline's sample; a detector with a ``recalibrate(state, new_sample)`` method
 (``label_flip``: thresholds and noise model) is then handed the new data's sample, prepared once as scoring
 prepares a batch (:func:`prepared`), and returns its state calibrated for the new data; a detector that
-learns from the new data alone (``backdoor``: its trigger search) is fitted on that sample instead. The same prepared
-sample gives the image and text columns' vectors for their drift (:func:`media_vectors`).
+learns from the new data alone (``backdoor``: its trigger search) is fitted on that sample instead. The
+same prepared sample gives the image and text columns' vectors for their drift (:func:`media_vectors`).
 """
 
 from __future__ import annotations

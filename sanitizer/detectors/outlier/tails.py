@@ -268,26 +268,25 @@ def _extend_run(gaps: np.ndarray, top: int, bottom: int) -> tuple[int, int]:
 
 
 def _spiked_tails(full, m, upper_start, upper_beta, upper_nats, lower_start, lower_beta, lower_nats, least) -> None:
-    """Refit, in place, each tail whose start is a spike: a value repeated so often (the zeros of a zero-inflated
-    fee) that at most a SPIKE_SHARE-th of the m tail values lie past it. The mean excess of the m most extreme values,
-    most of them copies of the spike, would make every value past it look impossible; the tail instead starts
-    at the spike with the share of values past it, and its scale comes from those values alone (the smaller of
-    their trimmed mean and median excess, so copies of one planted value among them do not stretch it)."""
+    """Refit, in place, each tail whose start is a spike: a value repeated so often (the zeros of a
+    zero-inflated fee) that at most a SPIKE_SHARE-th of the m tail values lie past it. The mean excess of the
+    m most extreme values, most of them copies of the spike, would make every value past it look impossible;
+    the tail instead starts at the spike with the share of values past it, and its scale comes from those
+    values alone (the smaller of their trimmed mean and median excess, so copies of one planted value among
+    them do not stretch it)."""
     n = full.shape[0]
     with np.errstate(invalid="ignore"):
         above, below = (full > upper_start).sum(axis=0), (full < lower_start).sum(axis=0)
-    for j in np.flatnonzero((above >= SPIKE_MIN_PAST) & (SPIKE_SHARE * above <= m)):
-        excess = full[n - above[j]:, j] - upper_start[j]
-        if len(np.unique(excess)) < SPIKE_MIN_PAST:
-            continue
-        upper_beta[j] = max(min(float(_trimmed_scale(excess)), float(np.median(excess)) / np.log(2.0)), least[j])
-        upper_nats[j] = -np.log(min(2.0 * (above[j] + 1.0) / (n + 1.0), 1.0))
-    for j in np.flatnonzero((below >= SPIKE_MIN_PAST) & (SPIKE_SHARE * below <= m)):
-        excess = lower_start[j] - full[: below[j], j]
-        if len(np.unique(excess)) < SPIKE_MIN_PAST:
-            continue
-        lower_beta[j] = max(min(float(_trimmed_scale(excess)), float(np.median(excess)) / np.log(2.0)), least[j])
-        lower_nats[j] = -np.log(min(2.0 * (below[j] + 1.0) / (n + 1.0), 1.0))
+    for past, excess_of, beta, nats in (
+        (above, lambda j: full[n - above[j]:, j] - upper_start[j], upper_beta, upper_nats),
+        (below, lambda j: lower_start[j] - full[: below[j], j], lower_beta, lower_nats),
+    ):
+        for j in np.flatnonzero((past >= SPIKE_MIN_PAST) & (SPIKE_SHARE * past <= m)):
+            excess = excess_of(j)
+            if len(np.unique(excess)) < SPIKE_MIN_PAST:
+                continue
+            beta[j] = max(min(float(_trimmed_scale(excess)), float(np.median(excess)) / np.log(2.0)), least[j])
+            nats[j] = -np.log(min(2.0 * (past[j] + 1.0) / (n + 1.0), 1.0))
 
 
 SPIKE_SHARE = 4
