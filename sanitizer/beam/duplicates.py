@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sanitizer.beam import near as near_stage
+from sanitizer.beam.overlap import OverlappedDoFn
 from sanitizer.beam.plan import Plan
 from sanitizer.beam.read import ReadBatches
 from sanitizer.data.batch import KEY_COLUMN
@@ -101,10 +102,11 @@ def generated_ids(order: np.ndarray, relpaths: list[str]) -> pa.Array:
     return pa.array([f"{relpaths[f]}:{r}" for f, r in zip(files.tolist(), rows.tolist())], pa.string())
 
 
-class HashRowsFn(beam.DoFn):
+class HashRowsFn(OverlappedDoFn):
     """A batch's records as compact hash parts, one per bucket (no chance estimate yet, and generated ids
     only as their order); tagged output 'bands': the near-copy band keys of each source
-    (:func:`sanitizer.beam.near.band_parts`)."""
+    (:func:`sanitizer.beam.near.band_parts`). Two batches are hashed at once while the next is read
+    (:class:`~sanitizer.beam.overlap.OverlappedDoFn`)."""
 
     def __init__(self, columns: list[str], plan: Plan, seed: int, holdout: bool = False):
         self.columns, self.plan, self.seed, self.holdout = columns, plan, seed, holdout
@@ -114,12 +116,19 @@ class HashRowsFn(beam.DoFn):
         self.sources = near_stage.sources_of(plan)
         self.rest = near_stage.rest_columns(plan, columns)
 
-    def process(self, table: pa.Table, records: int, space):
+    def process(self, table: pa.Table, records: int, space, window=beam.DoFn.WindowParam,
+                timestamp=beam.DoFn.TimestampParam):
+        yield from self.overlapped(window, timestamp, table, records, space)
+
+    def work(self, table: pa.Table, records: int, space) -> list:
+        return list(self._hashed(table, records, space))
+
+    def _hashed(self, table: pa.Table, records: int, space):
         n = table.num_rows
         if n == 0:
             return
         keys = table.column(KEY_COLUMN).to_numpy()
-        h1, h2, _ = row_hashes(table, self.columns)
+        h1, h2, _ = row_hashes(table, self.columns, per_column=False)
         labels = None if self.holdout else _strings(table, self.label)
         ids = _strings(table, self.ids)
         rank = ranks(keys, ids, self.files)
@@ -133,7 +142,7 @@ class HashRowsFn(beam.DoFn):
             yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], None,
                                              None if labels is None else labels.take(take),
                                              None if ids is None else ids.take(take), self.holdout)
-        rest = row_hashes(table, self.rest)[0] if self.rest else None
+        rest = row_hashes(table, self.rest, per_column=False)[0] if self.rest else None
         for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest, records):
             yield beam.pvalue.TaggedOutput("bands", item)
 

@@ -64,11 +64,14 @@ def vectors_of(table: pa.Table, plan) -> tuple[np.ndarray, np.ndarray]:
     """(keys, X): every record's numeric features (and embedding) as float64, NaN where missing or unreadable."""
     keys = table.column(KEY_COLUMN).to_numpy()
     n = len(keys)
-    parts = []
-    for fc in list(plan.features) + ([plan.embedding] if plan.embedding is not None else []):
+    columns = list(plan.features) + ([plan.embedding] if plan.embedding is not None else [])
+    X = np.empty((n, sum(fc.width if fc.is_list else 1 for fc in columns)), order="F")  # filled column by column
+    at = 0
+    for fc in columns:
         column = table.column(fc.name).combine_chunks()
         if not fc.is_list:
-            parts.append(_numbers(column, fc.coerce)[:, None])
+            X[:, at] = _numbers(column, fc.coerce)
+            at += 1
             continue
         nulls = column.is_null().to_numpy(zero_copy_only=False)
         if isinstance(column, pa.FixedSizeListArray):
@@ -80,8 +83,8 @@ def vectors_of(table: pa.Table, plan) -> tuple[np.ndarray, np.ndarray]:
                 if row is not None and len(row) == fc.width:
                     block[i] = np.asarray(row, dtype=np.float64)
         block[nulls] = np.nan
-        parts.append(block)
-    X = np.hstack(parts) if parts else np.zeros((n, 0))
+        X[:, at:at + fc.width] = block
+        at += fc.width
     return keys, X
 
 

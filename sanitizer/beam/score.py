@@ -24,6 +24,7 @@ from sanitizer.beam.fit import row_validator, to_detector_batch
 from sanitizer.beam.evidence_values import fill_values
 from sanitizer.beam.media import with_media
 from sanitizer.beam.metrics import MetricUpdates
+from sanitizer.beam.overlap import OverlappedDoFn
 from sanitizer.beam.threads import one_thread_per_library_call
 from sanitizer.settings.config import Config
 from sanitizer.detectors import REGISTRY, Scores, Skipped
@@ -81,7 +82,7 @@ def _content_of(table: pa.Table, rows: np.ndarray, known: np.ndarray | None) -> 
     return list(out)
 
 
-class ScoreFn(beam.DoFn):
+class ScoreFn(OverlappedDoFn):
     """Score a batch with every fitted detector, apply the policy and split it.
 
     Main output: clean tables. Tagged outputs: 'quarantine' tables and 'stats' dicts.
@@ -93,57 +94,36 @@ class ScoreFn(beam.DoFn):
     ``finish_bundle``, so no output outlives its bundle.
     """
 
-    MAX_IN_FLIGHT = 3
-
     def __init__(self, plan: Plan, config: Config):
         self.plan = plan
         self.config = config
         self.pool = None
-        self.runner_pool = None
 
     def setup(self):
+        super().setup()
         self.threads = self.config.scoring.threads or os.cpu_count() or 1
         one_thread_per_library_call()  # batches already run side by side (sanitizer.beam.threads)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
-        self.runner_pool = ThreadPoolExecutor(2)
         self.detectors = {name: REGISTRY[name]() for name in self.config.enabled_detectors()}
         self.validator = row_validator(self.plan)
 
     def start_bundle(self):
-        self.pending = []
+        super().start_bundle()
         progress.stage("scoring")
 
     def teardown(self):
-        for pool in (self.pool, self.runner_pool):
-            if pool is not None:
-                pool.shutdown(wait=False)
+        super().teardown()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
 
     def process(self, table: pa.Table, states: dict[str, Any], fill, media, window=beam.DoFn.WindowParam,
                 timestamp=beam.DoFn.TimestampParam):
         """``states``: the fitted detectors; ``fill``: the sample's per-feature medians; ``media``: the image and
         text columns' fitted representations (side inputs)."""
-        self.pending.append((self.runner_pool.submit(self.score_released, table, states, fill, media), window,
-                             timestamp))
-        while len(self.pending) > self.MAX_IN_FLIGHT or (self.pending and self.pending[0][0].done()):
-            future, _, _ = self.pending.pop(0)
-            for out in future.result():
-                if isinstance(out, MetricUpdates):
-                    out.apply()  # on this thread: Beam's metrics context is the DoFn's
-                else:
-                    yield out
+        yield from self.overlapped(window, timestamp, table, states, fill, media)
 
-    def finish_bundle(self):
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        pending, self.pending = self.pending, []
-        for future, window, timestamp in pending:
-            for out in future.result():
-                if isinstance(out, MetricUpdates):
-                    out.apply()
-                elif isinstance(out, TaggedOutput):
-                    yield TaggedOutput(out.tag, WindowedValue(out.value, timestamp, [window]))
-                else:
-                    yield WindowedValue(out, timestamp, [window])
+    def work(self, table: pa.Table, states: dict[str, Any], fill=None, media=None) -> list:
+        return self.score_released(table, states, fill, media)
 
     def score_released(self, table: pa.Table, states: dict[str, Any], fill=None, media=None) -> list:
         """:meth:`score_table`, then the memory its working copies took handed back to the system

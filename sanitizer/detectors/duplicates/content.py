@@ -37,12 +37,18 @@ def content_columns(schema: pa.Schema, id_column: str | None, label_column: str 
     return [n for n in schema.names if n not in skip and not n.startswith((INTERNAL_PREFIX, "sanitizer_"))]
 
 
-def _flat_values(array: pa.Array, key: str) -> np.ndarray:
-    """(n,) uint64 hashes of a flat (non-nested) column's values; every null one value."""
+_FAMILY = {key: np.uint64(string_hash(key)) for key in KEYS}
+_NONINTEGRAL = np.uint64(0xC2B2AE3D27D4EB4F)
+_ROW_STEP = np.uint64(0x100000001B3)
+
+
+def _numeric_words(array: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(words, nulls) of a numeric, boolean or temporal column: each value as one uint64 word, equal words
+    for equal values (``1.0`` in one shard and ``1`` in another; ``-0.0`` and ``0.0``), a non-integral float's
+    bits mixed apart from every integer's; None for any other type."""
     t = array.type
     if pa.types.is_dictionary(t):
-        array = array.cast(t.value_type)
-        t = array.type
+        return _numeric_words(array.cast(t.value_type))
     if pa.types.is_temporal(t):
         array = array.cast(pa.int64()) if not pa.types.is_date32(t) else array.cast(pa.int32())
         t = array.type
@@ -52,23 +58,40 @@ def _flat_values(array: pa.Array, key: str) -> np.ndarray:
         nulls = nulls | np.isnan(values)
         values = np.where(values == 0.0, 0.0, values)  # -0.0 is 0.0
         integral = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0 ** 53)
-        # an integral float hashes as the integer it holds: 1.0 in one shard, 1 in another are one value
-        as_int = np.where(integral, values, 0.0).astype(np.int64)
-        hashed = np.where(integral, pd.util.hash_array(as_int, hash_key=key),
-                          pd.util.hash_array(values, hash_key=key))
-    elif pa.types.is_unsigned_integer(t):  # by its bits: an unsigned value below 2**63 as the signed one
-        values = array.cast(pa.uint64()).fill_null(0).to_numpy(zero_copy_only=False).view(np.int64)
-        hashed = pd.util.hash_array(values, hash_key=key)
-    elif pa.types.is_integer(t) or pa.types.is_boolean(t):
-        values = array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-        hashed = pd.util.hash_array(values, hash_key=key)
-    else:  # text, bytes, decimals and anything else: by its text or bytes
-        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
-                or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)):
-            array = pc.cast(array, pa.string())
-        values = array.to_numpy(zero_copy_only=False).astype(object)
-        values[nulls] = ""
-        hashed = pd.util.hash_array(values, hash_key=key, categorize=False)
+        # an integral float is the integer it holds: 1.0 in one shard, 1 in another are one value
+        as_int = np.where(integral, values, 0.0).astype(np.int64).view(np.uint64)
+        words = np.where(integral, as_int, mix64(values.view(np.uint64) ^ _NONINTEGRAL))
+        return words, nulls
+    if pa.types.is_unsigned_integer(t):  # by its bits: an unsigned value below 2**63 as the signed one
+        return array.cast(pa.uint64()).fill_null(0).to_numpy(zero_copy_only=False), nulls
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64), nulls
+    return None
+
+
+def _keyed(words: np.ndarray, nulls: np.ndarray, key: str, salt: np.uint64 = np.uint64(0)) -> np.ndarray:
+    """Numeric words hashed in family ``key`` (a splitmix64 keyed by the family and ``salt``); every null
+    one value."""
+    return np.where(nulls, _NULL, mix64(words ^ (_FAMILY[key] ^ salt)))
+
+
+def _flat_values(array: pa.Array, key: str) -> np.ndarray:
+    """(n,) uint64 hashes of a flat (non-nested) column's values; every null one value."""
+    numeric = _numeric_words(array)
+    if numeric is not None:
+        return _keyed(*numeric, key)
+    t = array.type
+    if pa.types.is_dictionary(t):
+        array = array.cast(t.value_type)
+        t = array.type
+    nulls = array.is_null().to_numpy(zero_copy_only=False)
+    # text, bytes, decimals and anything else: by its text or bytes
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)):
+        array = pc.cast(array, pa.string())
+    values = array.to_numpy(zero_copy_only=False).astype(object)
+    values[nulls] = ""
+    hashed = pd.util.hash_array(values, hash_key=key, categorize=False)
     return np.where(nulls, _NULL, np.asarray(hashed, dtype=np.uint64))
 
 
@@ -115,17 +138,28 @@ def column_hash(array: pa.Array | pa.ChunkedArray, key: str = KEYS[0]) -> np.nda
     return _flat_values(array, key)
 
 
-def row_hashes(table: pa.Table, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def row_hashes(table: pa.Table, columns: Sequence[str],
+               per_column: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(h1, h2, per_column): the two 64-bit content hashes of every row over ``columns`` (in the order
-    given: :func:`content_columns`'s), and (n, len(columns)) uint64 of the first family's column hashes."""
+    given: :func:`content_columns`'s), and (n, len(columns)) uint64 of the first family's column hashes
+    (None unless ``per_column``).
+
+    Each column's hashes are keyed by its name, then summed, each sum multiplied by an odd constant before
+    the next column joins (so order matters), and the sums mixed once more at the end."""
     n = table.num_rows
     h = [np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)]
-    per_column = np.zeros((n, len(columns)), dtype=np.uint64)
+    values_of = np.zeros((len(columns), n), dtype=np.uint64) if per_column else None
     for j, name in enumerate(columns):
         salt = np.uint64(string_hash(name))
-        for f, key in enumerate(KEYS):
-            values = column_hash(table.column(name), key)
-            if f == 0:
-                per_column[:, j] = values
-            h[f] = mix64(h[f] * np.uint64(0x100000001B3) ^ values ^ salt)
-    return h[0], h[1], per_column
+        column = table.column(name).combine_chunks()
+        numeric = None if pa.types.is_nested(column.type) else _numeric_words(column)
+        for f, key in enumerate(KEYS):  # a numeric column's words are read once for both families
+            if numeric is not None:
+                values = _keyed(*numeric, key, salt)
+            else:
+                values = mix64(column_hash(column, key) ^ salt)
+            if f == 0 and per_column:
+                values_of[j] = values
+            h[f] *= _ROW_STEP
+            h[f] += values
+    return mix64(h[0]), mix64(h[1]), values_of.T if per_column else None

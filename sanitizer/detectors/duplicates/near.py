@@ -77,8 +77,9 @@ class VectorSpace:
         return self.radius > 0
 
     def standardise(self, X: np.ndarray) -> np.ndarray:
-        Z = (np.asarray(X, dtype=np.float64) - self.centre) / self.scale
-        return np.where(np.isfinite(Z), Z, 0.0)
+        Z = np.asarray(X, dtype=np.float64) - self.centre
+        Z /= self.scale
+        return np.nan_to_num(Z, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     def describe(self) -> dict:
         out = {"radius": round(self.radius, 6), "median_nearest_neighbour": round(self.median_nn, 6),
@@ -206,16 +207,26 @@ def vector_keys(Z: np.ndarray, seed: int, radius: float, rest: np.ndarray | None
     width = VECTOR_WIDTH * max(float(radius), 1e-12)
     A = rng.normal(size=(Z.shape[1], k))
     offset = rng.uniform(0.0, width, size=k)
+    A, offset = A / width, offset / width  # slots one unit wide
+    # a band's slots hashed as one multilinear sum with random odd multipliers (wrapping at 2**64), then mixed:
+    # equal slots give equal keys, and two slot vectors that differ collide with odds of about 2**-56
+    weights = rng.integers(0, 2**63, size=k, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     keys = np.empty((len(Z), VECTOR_BANDS), dtype=np.uint64)
     for lo in range(0, len(Z), 65536):  # (rows, k) float working copies a slice at a time
         with np.errstate(over="ignore", invalid="ignore"):  # a far-off value's slot is clipped, not wrapped
-            slots = np.floor((Z[lo:lo + 65536] @ A + offset) / width)
-        slots = np.nan_to_num(np.clip(slots, -2.0 ** 62, 2.0 ** 62)).astype(np.int64).view(np.uint64)
-        for b in range(VECTOR_BANDS):
-            h = np.full(len(slots), np.uint64(0x9E3779B97F4A7C15 + b), dtype=np.uint64)
-            for j in range(b * VECTOR_PROJECTIONS, (b + 1) * VECTOR_PROJECTIONS):
-                h = mix64(h ^ slots[:, j])
-            keys[lo:lo + len(slots), b] = (np.uint64(b) << np.uint64(56)) | (h & _MASK56)
+            slots = Z[lo:lo + 65536] @ A
+            slots += offset
+            np.floor(slots, out=slots)
+            if len(slots) and not (slots.min() >= -2.0 ** 62 and slots.max() <= 2.0 ** 62):  # NaN or far off
+                slots = np.nan_to_num(np.clip(slots, -2.0 ** 62, 2.0 ** 62))
+        slots = slots.astype(np.int64).view(np.uint64)
+        slots *= weights
+        sums = slots[:, :VECTOR_BANDS].copy()  # band b hashes projections b, b + BANDS, b + 2 BANDS, ...
+        for j in range(VECTOR_BANDS, k, VECTOR_BANDS):
+            sums += slots[:, j:j + VECTOR_BANDS]
+        bands = np.arange(VECTOR_BANDS, dtype=np.uint64)
+        keys[lo:lo + len(slots)] = (bands << np.uint64(56)) | (mix64(sums ^ (bands + np.uint64(0x9E3779B97F4A7C15)))
+                                                               & _MASK56)
     if rest is not None:
         keys ^= (np.asarray(rest, dtype=np.uint64) & _MASK56)[:, None]
     return keys
