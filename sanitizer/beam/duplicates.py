@@ -2,13 +2,15 @@
 
 ::
 
-    ReadForChance ─► bottom-k sample of column hashes ─► ChanceModel (a side input of NearPayload)
+    the sample's read ─► bottom-k sample of column hashes ─► ChanceModel (a side input of NearPayload)
     ReadForDuplicates ─► HashRows (content hash, key, order, label) ─► GroupByKey(hash mod BUCKETS)
         ─► FindCopies: the records whose content is held more than once ─► Wanted (one key a content) ─┐
              ReadForNear ─► NearPayload: chance copies expected of those contents only ◄───────────────┘
         ─► DecideGroups (those records; the expectations a side input) ─► CombineGlobally ─► Verdicts
 
-The reads take only the content columns, the label and the id. A bucket holds about 1/BUCKETS of the
+The reads take only the content columns, the label and the id; the chance and vector samples share the
+read that draws the detectors' sample of the new data (:func:`read_columns` are added to it), so the stage
+reads the input twice more, not three times. A bucket holds about 1/BUCKETS of the
 records' compact hashes, so no worker holds an index of the whole data; the verdicts (the held records
 only) reach every scoring worker beside the other detectors' states. How many copies of a content chance
 would make (:mod:`~sanitizer.detectors.duplicates.chance`) is worked out only for the contents that are
@@ -49,6 +51,11 @@ def columns_of(plan: Plan) -> list[str]:
     return content_columns(plan.schema, plan.id_column, plan.label_column)
 
 
+def read_columns(plan: Plan) -> list[str]:
+    """The columns the stage reads: the content columns, the label and the user's id column."""
+    return list(dict.fromkeys(columns_of(plan) + [plan.label_column] + ([plan.id_column] if plan.id_column else [])))
+
+
 def _strings(table: pa.Table, name: str | None) -> pa.Array | None:
     if name is None or name not in table.column_names:
         return None
@@ -65,7 +72,9 @@ class ChanceSampleFn(beam.CombineFn):
     def create_accumulator(self):
         return ChanceSample.empty(len(self.columns))
 
-    def add_input(self, acc, table: pa.Table):
+    def add_input(self, acc, table: pa.Table | None):
+        if table is None:  # the read's marker (ReadBatches(none=True))
+            return acc
         keys = table.column(KEY_COLUMN).to_numpy()
         prio = priorities(keys, self.seed)
         take = np.argsort(prio, kind="stable")[: self.rows]
@@ -309,20 +318,21 @@ def attach(states: dict[str, Any], verdicts: Verdicts, records: int, chance: Cha
     return {**states, NAME: DuplicatesDetector.with_verdicts(state, verdicts, summary)}
 
 
-def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None):
+def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None, tables=None):
     """``states`` (a PCollection of one dict) with the duplicates verdicts attached; unchanged when the
-    detector is off."""
+    detector is off. ``tables``: a read of the new data holding :func:`read_columns` (perhaps with the
+    read's ``None`` marker), which the chance and vector samples share instead of reading the data again."""
     if NAME not in config.enabled_detectors():
         return states
     params = config.detectors[NAME]
     columns = columns_of(plan)
     seed = config.seed
-    wanted = list(dict.fromkeys(columns + [plan.label_column] + ([plan.id_column] if plan.id_column else [])))
+    wanted = read_columns(plan)
     held_columns = None if holdout_plan is None else list(dict.fromkeys(
         columns + ([holdout_plan.id_column] if holdout_plan.id_column else [])))
-    sampled = p | "ReadForChance" >> ReadBatches(plan, columns=wanted)
+    sampled = tables if tables is not None else p | "ReadForChance" >> ReadBatches(plan, columns=wanted)
     chance = sampled | "ChanceSample" >> beam.CombineGlobally(ChanceSampleFn(columns, params.chance_sample, seed))
-    records = (sampled | "RowsOf" >> beam.Map(lambda t: t.num_rows)
+    records = (sampled | "RowsOf" >> beam.Map(lambda t: 0 if t is None else t.num_rows)
                | "CountRecords" >> beam.CombineGlobally(sum))
     chance_in, records_in = beam.pvalue.AsSingleton(chance), beam.pvalue.AsSingleton(records)
     space = (sampled | "VectorSample" >> beam.CombineGlobally(

@@ -170,8 +170,11 @@ class VectorSampleFn(beam.CombineFn):
     def create_accumulator(self):
         return (np.zeros(0), np.zeros((0, 0)))
 
-    def add_input(self, acc, table: pa.Table):
+    def add_input(self, acc, table: pa.Table | None):
         from sanitizer.detectors.duplicates.chance import priorities
+
+        if table is None:  # the read's marker (ReadBatches(none=True))
+            return acc
 
         keys = table.column(KEY_COLUMN).to_numpy()
         prio = priorities(keys, self.seed)

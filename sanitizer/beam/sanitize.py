@@ -53,7 +53,7 @@ from sanitizer.beam.fit import (
 )
 from sanitizer.beam.baseline import Baseline, baseline_plan
 from sanitizer.beam.drift import add_stage as add_drift
-from sanitizer.beam.duplicates import add_stage as add_duplicates
+from sanitizer.beam.duplicates import NAME as DUPLICATES, add_stage as add_duplicates, read_columns as duplicate_columns
 from sanitizer.beam.holdout import holdout_plan
 from sanitizer.beam.recalibrate import media_vectors, prepared, recalibrate_states
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
@@ -196,7 +196,12 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     from apache_beam.io.parquetio import WriteToParquetBatched
 
     source = plan if baseline is None else baseline.plan
-    sample_tables = p | "ReadForSample" >> ReadBatches(source, columns=source.read_columns(), none=True)
+    # the duplicates stage's chance and vector samples share the read of the new data's sample
+    content = duplicate_columns(plan) if DUPLICATES in config.enabled_detectors() else []
+    sample_tables = p | "ReadForSample" >> ReadBatches(
+        source, columns=_union(source.read_columns(), content if baseline is None else []), none=True)
+    own_tables = sample_tables if baseline is None else (
+        p | "ReadNewSample" >> ReadBatches(plan, columns=_union(plan.read_columns(), content), none=True))
     # The sample is the combine's main output, fitted on where it is merged: a combine's default value
     # travels as a side input, which a runner keeps for the whole run (the read's None element gives the
     # combine an input when no row is read). Only a few numbers about the sample go further
@@ -205,15 +210,15 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config, baseline is not None)
     fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
     own = sample if baseline is None else (  # the new data's own sample: data-set checks, recalibration
-        p | "ReadNewSample" >> ReadBatches(plan, columns=plan.read_columns(), none=True)
-        | "NewSample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
+        own_tables | "NewSample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
     if baseline is None:
         states = fitted | "States" >> beam.Map(lambda f: f[0])
     else:
         new_sample = own | "PrepareNewSample" >> beam.Map(prepared, beam.pvalue.AsSingleton(fitted),
                                                           beam.pvalue.AsSingleton(fill))
         states = fitted | "Recalibrate" >> beam.Map(recalibrate_states, beam.pvalue.AsSingleton(new_sample))
-    states = add_duplicates(p, plan, config, states, holdout_plan(config, plan))  # verdicts from every record's content
+    states = add_duplicates(p, plan, config, states, holdout_plan(config, plan),  # verdicts from every record's content
+                            own_tables if content else None)
     described = sample | "DescribeSample" >> beam.Map(describe_sample)
     parts: dict[str, Any] = {
         "fit": described | "SummariseFit" >> beam.Map(
@@ -258,6 +263,10 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
         )
     parts["file_rows"] = read.file_rows | "CombineFileRows" >> beam.CombineGlobally(_merge_file_rows)
     return parts
+
+
+def _union(*lists: list[str]) -> list[str]:
+    return list(dict.fromkeys(c for names in lists for c in names))
 
 
 def _merge_file_rows(parts) -> dict[str, int]:
