@@ -3,7 +3,7 @@
 ::
 
     the sample's read ─► bottom-k sample of column hashes ─► ChanceModel (a side input of NearPayload)
-    ReadForDuplicates ─► HashRows (content hash, key, order, label) ─► GroupByKey(hash mod BUCKETS)
+    ReadForDuplicates ─► HashRows (content hash, key, order, label) ─► GroupByKey(hash mod BUCKETS) x GROUPINGS
         ─► FindCopies: the records whose content is held more than once ─► Wanted (one key a content) ─┐
              ReadForNear ─► NearPayload: chance copies expected of those contents only ◄───────────────┘
         ─► DecideGroups (those records; the expectations a side input) ─► CombineGlobally ─► Verdicts
@@ -34,7 +34,7 @@ from sanitizer.beam import near as near_stage
 from sanitizer.beam.overlap import OverlappedDoFn
 from sanitizer.beam.plan import Plan
 from sanitizer.beam.read import ReadBatches
-from sanitizer.data.batch import KEY_COLUMN
+from sanitizer.data.batch import KEY_COLUMN, in_sorted
 from sanitizer.detectors.duplicates.chance import ChanceModel, ChanceSample, priorities
 from sanitizer.detectors.duplicates.content import content_columns, row_hashes
 from sanitizer.detectors.duplicates.groups import Part, Verdicts, decide
@@ -43,6 +43,10 @@ ORDER_BITS = 40
 """A generated id's order: its file's index above this many bits, its row below (:func:`ranks`)."""
 
 BUCKETS = 64
+GROUPINGS = 8
+"""The content hashes and the band keys each go through this many GroupByKeys (buckets split by their number
+mod GROUPINGS). A runner that keeps a grouping in memory (the DirectRunner) copies it once more when its
+consumer reads it: with one grouping that copy is the whole data's hashes, with eight it is an eighth."""
 NAME = "duplicates"
 
 
@@ -111,11 +115,16 @@ def generated_ids(order: np.ndarray, relpaths: list[str]) -> pa.Array:
     return pa.array([f"{relpaths[f]}:{r}" for f, r in zip(files.tolist(), rows.tolist())], pa.string())
 
 
+def tags(kind: str) -> list[str]:
+    """The tagged outputs of :class:`HashRowsFn` of one kind ('parts' or 'bands'), one per grouping."""
+    return [f"{kind}{g}" for g in range(GROUPINGS)]
+
+
 class HashRowsFn(OverlappedDoFn):
     """A batch's records as compact hash parts, one per bucket (no chance estimate yet, and generated ids
-    only as their order); tagged output 'bands': the near-copy band keys of each source
-    (:func:`sanitizer.beam.near.band_parts`). Two batches are hashed at once while the next is read
-    (:class:`~sanitizer.beam.overlap.OverlappedDoFn`)."""
+    only as their order), tagged 'parts<g>' by the bucket's grouping (:data:`GROUPINGS`); tagged 'bands<g>':
+    the near-copy band keys of each source (:func:`sanitizer.beam.near.band_parts`). Two batches are hashed
+    at once while the next is read (:class:`~sanitizer.beam.overlap.OverlappedDoFn`)."""
 
     def __init__(self, columns: list[str], plan: Plan, seed: int, holdout: bool = False):
         self.columns, self.plan, self.seed, self.holdout = columns, plan, seed, holdout
@@ -147,13 +156,13 @@ class HashRowsFn(OverlappedDoFn):
         order = np.argsort(bucket, kind="stable")  # a radix sort on one byte (BUCKETS <= 256)
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for rows in np.split(order, edges):
-            take = pa.array(rows)
-            yield int(bucket[rows[0]]), Part(h1[rows], h2[rows], keys[rows], rank[rows], None,
-                                             None if labels is None else labels.take(take),
-                                             None if ids is None else ids.take(take), self.holdout)
+            take, b = pa.array(rows), int(bucket[rows[0]])
+            yield beam.pvalue.TaggedOutput(f"parts{b % GROUPINGS}", (b, Part(
+                h1[rows], h2[rows], keys[rows], rank[rows], None, None if labels is None else labels.take(take),
+                None if ids is None else ids.take(take), self.holdout)))
         rest = row_hashes(table, self.rest, per_column=False)[0] if self.rest else None
         for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest, records):
-            yield beam.pvalue.TaggedOutput("bands", item)
+            yield beam.pvalue.TaggedOutput(f"bands{item[0][1] % GROUPINGS}", item)
 
 
 def _repeated(parts: list[Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -233,9 +242,10 @@ class Expectations:
 
 def expectations_of(table: pa.Table, columns: list[str], wanted: np.ndarray, chance: ChanceModel,
                     records: int) -> Expectations:
-    """The chance copies expected of the contents of the records of ``table`` whose keys are ``wanted``."""
+    """The chance copies expected of the contents of the records of ``table`` whose keys are ``wanted``
+    (sorted, as :func:`merge_keys` gives them)."""
     keys = table.column(KEY_COLUMN).to_numpy()
-    rows = np.flatnonzero(np.isin(keys, wanted))
+    rows = np.flatnonzero(in_sorted(keys, wanted))
     if len(rows) == 0:
         return Expectations()
     h1, h2, values = row_hashes(table.take(pa.array(rows)), columns)
@@ -262,6 +272,8 @@ class NearPayloadFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("expected", found)
         if not candidates:
             return
+        if getattr(self, "_candidates", None) is not candidates:  # a side input: one object for every batch
+            self._candidates, self._wanted = candidates, near_stage.candidate_keys(candidates)
         plan = self.plan
         rows = near_stage.payload_rows(
             table, plan, self.sources, space, self.seed, candidates,
@@ -269,7 +281,7 @@ class NearPayloadFn(beam.DoFn):
             labels_of=lambda t: (np.full(t.num_rows, None, dtype=object) if self.holdout else
                                  np.asarray(_strings(t, plan.label_column).to_pylist(), dtype=object)),
             ids_of=lambda t: np.asarray(_strings(t, plan.id_output).to_pylist(), dtype=object),
-            holdout=self.holdout)
+            holdout=self.holdout, wanted=self._wanted)
         if rows.keys:
             yield rows
 
@@ -341,21 +353,25 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None, t
     space_in = beam.pvalue.AsSingleton(space)
     hashed = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
               | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan, seed), records_in, space_in)
-              .with_outputs("bands", main="parts"))
-    parts, bands = hashed.parts, hashed.bands
+              .with_outputs(*tags("parts"), *tags("bands")))
     if holdout_plan is not None:
         held = (p | "ReadHoldout" >> ReadBatches(holdout_plan, columns=held_columns)
                 | "HashHoldout" >> beam.ParDo(HashRowsFn(columns, holdout_plan, seed, holdout=True),
-                                              records_in, space_in).with_outputs("bands", main="parts"))
-        parts = (parts, held.parts) | "WithHoldout" >> beam.Flatten()
-        bands = (bands, held.bands) | "WithHoldoutBands" >> beam.Flatten()
-    copies = (parts
-              | "GroupByContent" >> beam.GroupByKey()
-              | "FindCopies" >> beam.FlatMap(find_copies).with_outputs("groups", main="wanted"))
-    repeated = copies.wanted | "MergeWanted" >> beam.CombineGlobally(merge_keys)
-    candidates = (bands
-                  | "GroupByBand" >> beam.GroupByKey()
-                  | "CandidatePairs" >> beam.FlatMap(near_stage.pairs_of)
+                                              records_in, space_in).with_outputs(*tags("parts"), *tags("bands")))
+
+    def grouped(tag: str):
+        ours = hashed[tag]
+        if holdout_plan is not None:
+            ours = (ours, held[tag]) | f"WithHoldout_{tag}" >> beam.Flatten()
+        return ours | f"Group_{tag}" >> beam.GroupByKey()
+
+    found = [grouped(tag) | f"FindCopies_{tag}" >> beam.FlatMap(find_copies).with_outputs("groups", main="wanted")
+             for tag in tags("parts")]
+    repeated = ([f.wanted for f in found] | "AllWanted" >> beam.Flatten()
+                | "MergeWanted" >> beam.CombineGlobally(merge_keys))
+    groups = [f.groups for f in found] | "AllGroups" >> beam.Flatten()
+    candidates = ([grouped(tag) | f"CandidatePairs_{tag}" >> beam.FlatMap(near_stage.pairs_of) for tag in tags("bands")]
+                  | "AllPairs" >> beam.Flatten()
                   | "MergePairs" >> beam.CombineGlobally(near_stage.merge_pairs))
     candidates_in = beam.pvalue.AsSingleton(candidates)
     fetched = (p | "ReadForNear" >> ReadBatches(plan, columns=wanted)
@@ -364,7 +380,7 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None, t
                .with_outputs("expected", main="rows"))
     expectations = fetched.expected | "MergeExpected" >> beam.CombineGlobally(Expectations.merge)
     relpaths = None if plan.id_column else [f.relpath for f in plan.files]
-    exact = (copies.groups
+    exact = (groups
              | "DecideGroups" >> beam.Map(decide_bucket, params.chance_max, beam.pvalue.AsSingleton(expectations),
                                           relpaths)
              | "MergeVerdicts" >> beam.CombineGlobally(Verdicts.merge))

@@ -22,7 +22,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from sanitizer.data.batch import KEY_COLUMN
+from sanitizer.data.batch import KEY_COLUMN, in_sorted
 from sanitizer.detectors.duplicates import near
 from sanitizer.detectors.duplicates.groups import NEAR_DUPLICATE, Judge, Verdicts
 from sanitizer.representations.media_columns import ImageValues, TextValues
@@ -242,14 +242,20 @@ class NearRows:
         return out
 
 
+def candidate_keys(candidates: dict[int, np.ndarray]) -> np.ndarray:
+    """The sorted keys of the records in any candidate pair."""
+    if not candidates:
+        return np.zeros(0, dtype=np.uint64)
+    return np.unique(np.concatenate([p.reshape(-1) for p in candidates.values()]))
+
+
 def payload_rows(table: pa.Table, plan, sources, space, seed: int, candidates: dict[int, np.ndarray],
-                 rank_of, labels_of, ids_of, holdout: bool) -> NearRows:
-    """The records of ``table`` that are in a candidate pair."""
+                 rank_of, labels_of, ids_of, holdout: bool, wanted: np.ndarray | None = None) -> NearRows:
+    """The records of ``table`` that are in a candidate pair (``wanted``: their :func:`candidate_keys`, when
+    already worked out)."""
     out = NearRows()
     keys = table.column(KEY_COLUMN).to_numpy()
-    wanted = np.unique(np.concatenate([p.reshape(-1) for p in candidates.values()])) if candidates else \
-        np.zeros(0, dtype=np.uint64)
-    take = np.isin(keys, wanted)
+    take = in_sorted(keys, candidate_keys(candidates) if wanted is None else wanted)
     if not take.any():
         return out
     rows = np.flatnonzero(take)

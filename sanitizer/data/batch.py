@@ -47,6 +47,15 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+def in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """(n,) bool: which ``values`` are in ``sorted_unique`` (sorted, no repeats), by binary search: unlike
+    ``np.isin``, nothing of the size of ``sorted_unique`` is sorted again at each call."""
+    if len(sorted_unique) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_unique, values), len(sorted_unique) - 1)
+    return sorted_unique[at] == values
+
+
 def salted(keys: np.ndarray, salt: int | str) -> np.ndarray:
     """Keys re-hashed with a salt (a seed, or a purpose such as "fold")."""
     if isinstance(salt, str):
