@@ -391,8 +391,10 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None, t
                                                       candidates_in, space_in))
         rows = (rows, held_rows) | "WithHoldoutRows" >> beam.Flatten()
     sources = near_stage.sources_of(plan)
+    # without a default: a combine's default travels as a side input that the runner keeps for the whole run,
+    # and the candidates' payloads grow with the data (79 MiB at 4M rows); no candidate, no near verdicts
     near_verdicts = (rows
-                     | "MergeNearRows" >> beam.CombineGlobally(near_stage.NearRows.merge)
+                     | "MergeNearRows" >> beam.CombineGlobally(near_stage.NearRows.merge).without_defaults()
                      | "DecideNear" >> beam.Map(near_stage.decide_near, candidates_in, sources, space_in, params,
                                                  records_in, beam.pvalue.AsSingleton(exact)))
     verdicts = (exact, near_verdicts) | "BothKinds" >> beam.Flatten() | "AllVerdicts" >> beam.CombineGlobally(
