@@ -169,22 +169,23 @@ def test_the_report_renders_backdoor_evidence_as_text(corner_attack):
 
 def test_against_a_trusted_baseline_the_trigger_is_searched_for_in_the_new_data(digits):
     """A vetted baseline holds no trigger to find; with a baseline the detector is fitted on the new half's
-    sample instead (``fits_on_new_data``), beside the other detectors' recalibrations, and the corner patch
-    planted there is found and its carriers caught."""
-    from sanitizer.beam.fit import FitOnNewData
-    from sanitizer.beam.recalibrate import recalibrate_states
+    sample instead (``fits_on_new_data``), and the corner patch planted there is found and its carriers
+    caught."""
+    from sanitizer.beam.fit import fit_against_baseline
 
     X, y = digits
     earlier, new = np.arange(0, len(y), 2), np.arange(1, len(y), 2)
     detector = BackdoorDetector()
     assert detector.fits_on_new_data
-    baseline_state = detector.fit(make_batch(X[earlier], y[earlier]), BackdoorParams(), 3)
+    baseline = make_batch(X[earlier], y[earlier])
+    baseline_state = detector.fit(baseline, BackdoorParams(), 3)
     assert baseline_state.triggers == ()  # what fitting on the baseline would have found
     Xn, yn, truth = stamp(X[new], y[new], 0.08, CORNER, 16.0, seed=1)
     batch = make_batch(Xn, yn, seed=1)
-    states = recalibrate_states(({"backdoor": FitOnNewData(BackdoorParams(), 3)}, {}, {}), batch)
-    scores = detector.score(batch, states["backdoor"])
+    state, error, _ = fit_against_baseline("backdoor", baseline, batch, BackdoorParams(), 3)
+    assert error is None
+    scores = detector.score(batch, state)
     assert scores.flagged[truth].mean() >= 0.9
     assert scores.flagged[~truth].mean() <= 0.01
-    empty = recalibrate_states(({"backdoor": FitOnNewData(BackdoorParams(), 3)}, {}, {}), batch.take(np.arange(0)))
-    assert isinstance(empty["backdoor"], Skipped)
+    empty, error, _ = fit_against_baseline("backdoor", baseline, batch.take(np.arange(0)), BackdoorParams(), 3)
+    assert error is None and isinstance(empty, Skipped)

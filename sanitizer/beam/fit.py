@@ -6,7 +6,6 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -121,18 +120,14 @@ def fit_detectors(sample: Batch, plan: Plan, config: Config) -> dict[str, Any]:
     return fit_timed(sample, plan, config)[0]
 
 
-@dataclass(frozen=True)
-class FitOnNewData:
-    """The state, with a baseline, of a detector that learns from the new data's sample rather than the baseline's
-    (``fits_on_new_data``, e.g. ``backdoor``: a vetted baseline holds no trigger to find): fitted in the
-    recalibration (:func:`sanitizer.beam.recalibrate.recalibrate_states`), beside the others' recalibrations."""
-
-    params: Any
-    seed: int
+def prepared(sample: Batch, media: dict[str, Any], fill) -> Batch:
+    """``sample`` as scoring prepares a batch: missing values filled with ``fill`` (the sample's medians),
+    each image and text column's vectors from its fitted representation (``media``) appended."""
+    return with_media(sample.filled(fill), media)
 
 
 def fit_timed(sample: Batch, plan: Plan, config: Config,
-              baseline: bool = False) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+              new: Batch | None = None) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
     """Fit every enabled detector on the sample: (name -> fitted state, name -> seconds, image or text column ->
     its fitted representation).
 
@@ -151,41 +146,75 @@ def fit_timed(sample: Batch, plan: Plan, config: Config,
     seed, its sample), so the result does not depend on which finishes first.
     Only feature_collision uses torch's global generator.
 
-    With a ``baseline`` (``sample`` is the baseline's), a detector that learns from the new data
-    (``fits_on_new_data``) is not fitted here: its state is a :class:`FitOnNewData`.
+    With ``new`` (``sample`` is a trusted baseline's; ``new`` the new data's sample), each detector is fitted
+    as :func:`fit_against_baseline` says, all side by side: its recalibration on the new sample follows its
+    fit on the same thread, while the other detectors fit.
     """
     progress.stage(f"fitting detectors on {sample.n:,} sample rows")
     release_freed_memory()  # what drawing and handing over the sample took
-    batch = sample.filled(missing_fill(sample, plan))
+    fill = missing_fill(sample, plan)
+    batch = sample.filled(fill)
     finish_warm_imports()
     one_thread_per_library_call()
     t0 = time.perf_counter()
     media = fit_media(batch, config.seed, config.media)
     batch = with_media(batch, media)
+    fresh = None if new is None else prepared(new, media, fill)
     media_seconds = time.perf_counter() - t0
-    enabled = config.enabled_detectors()
-    deferred = [n for n in enabled if baseline and getattr(REGISTRY[n], "fits_on_new_data", False)]
-    names = [n for n in enabled if n not in deferred]
+    names = config.enabled_detectors()
+
+    def one(name: str):
+        if fresh is None:
+            return _fit_one(name, batch, config)
+        return fit_against_baseline(name, batch, fresh, config.detectors[name], config.seed)
+
     workers = min(len(names), config.scoring.threads or os.cpu_count() or 1)
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
-            outcomes = list(pool.map(lambda name: _fit_one(name, batch, config), names))
+            outcomes = list(pool.map(one, names))
     else:
-        outcomes = [_fit_one(name, batch, config) for name in names]
+        outcomes = [one(name) for name in names]
     states: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for name, (state, error, took) in zip(names, outcomes):
         if error is not None:  # the first failure in the config's detector order, whichever failed first in time
             raise error
         states[name], seconds[name] = state, took
-    for name in deferred:
-        states[name], seconds[name] = FitOnNewData(config.detectors[name], config.seed), 0.0
     check_state_size({**states, **{f"representation of {c}": m for c, m in media.items()}}, batch.X.shape[1])
     if media:
         seconds["representations"] = media_seconds
-    del batch, outcomes
+    del batch, fresh, outcomes
     release_freed_memory()  # the fits' working copies: scoring starts from what the states weigh
     return states, seconds, media
+
+
+def fit_against_baseline(name: str, baseline: Batch, new: Batch, params: Any, seed: int):
+    """(state, None, seconds) or (None, the error to raise, seconds): detector ``name`` for scoring new data
+    against a trusted baseline, from the baseline's and the new data's prepared samples.
+
+    A detector that learns from the new data alone (``fits_on_new_data``: ``backdoor``, since a vetted
+    baseline holds no trigger to find) is fitted on ``new``; Skipped when it is empty. Every other detector
+    is fitted on ``baseline``, then, if it can (``recalibrate(state, new)``: ``label_flip``'s thresholds and
+    noise model), recalibrated on ``new``."""
+    detector = REGISTRY[name]
+    if getattr(detector, "fits_on_new_data", False):
+        if not new.n:
+            return Skipped("the new data's sample is empty"), None, 0.0
+        return fit_one(name, new, params, seed)
+    state, error, took = fit_one(name, baseline, params, seed)
+    again = getattr(detector(), "recalibrate", None)
+    if error is not None or again is None or isinstance(state, Skipped) or not new.n:
+        return state, error, took
+    t0 = time.perf_counter()
+    try:
+        state = fitted(name, again(state, new))
+    except SanitizerError as exc:
+        return None, exc, took + time.perf_counter() - t0
+    except Exception as exc:
+        error = SanitizerError(fit_failure(name, exc, new.n))
+        error.__cause__ = exc
+        return None, error, took + time.perf_counter() - t0
+    return state, None, took + time.perf_counter() - t0
 
 
 MAX_STATE_BYTES = 2**30

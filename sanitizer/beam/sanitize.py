@@ -52,10 +52,9 @@ from sanitizer.beam.fit import (
     SampleFn, describe_fit, describe_sample, describe_states, fit_summary, fit_timed, missing_fill, validate_sample,
 )
 from sanitizer.beam.baseline import Baseline, baseline_plan
-from sanitizer.beam.drift import add_stage as add_drift
+from sanitizer.beam.drift import add_stage as add_drift, media_vectors
 from sanitizer.beam.duplicates import NAME as DUPLICATES, add_stage as add_duplicates, read_columns as duplicate_columns
 from sanitizer.beam.holdout import holdout_plan
-from sanitizer.beam.recalibrate import media_vectors, prepared, recalibrate_states
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
 from sanitizer.beam.read import ReadBatches
 from sanitizer.beam.score import ScoreFn
@@ -207,16 +206,13 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     # combine an input when no row is read). Only a few numbers about the sample go further
     # (DescribeSample), so no stage holds it while the data is scored.
     sample = sample_tables | "Sample" >> beam.CombineGlobally(SampleFn(source, config)).without_defaults()
-    fitted = sample | "FitDetectors" >> beam.Map(fit_timed, plan, config, baseline is not None)
     fill = sample | "MissingFill" >> beam.Map(missing_fill, plan)
     own = sample if baseline is None else (  # the new data's own sample: data-set checks, recalibration
         own_tables | "NewSample" >> beam.CombineGlobally(SampleFn(plan, config)).without_defaults())
-    if baseline is None:
-        states = fitted | "States" >> beam.Map(lambda f: f[0])
-    else:
-        new_sample = own | "PrepareNewSample" >> beam.Map(prepared, beam.pvalue.AsSingleton(fitted),
-                                                          beam.pvalue.AsSingleton(fill))
-        states = fitted | "Recalibrate" >> beam.Map(recalibrate_states, beam.pvalue.AsSingleton(new_sample))
+    # with a baseline the detectors fit on its sample and recalibrate on the new data's, in one stage
+    fitted = sample | "FitDetectors" >> beam.Map(
+        fit_timed, plan, config, *([] if baseline is None else [beam.pvalue.AsSingleton(own)]))
+    states = fitted | "States" >> beam.Map(lambda f: f[0])
     states = add_duplicates(p, plan, config, states, holdout_plan(config, plan),  # verdicts from every record's content
                             own_tables if content else None)
     described = sample | "DescribeSample" >> beam.Map(describe_sample)
@@ -250,7 +246,7 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     )
     parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
     if baseline is not None:
-        vectors = sample | "MediaVectors" >> beam.Map(media_vectors, beam.pvalue.AsSingleton(new_sample),
+        vectors = sample | "MediaVectors" >> beam.Map(media_vectors, beam.pvalue.AsSingleton(own),
                                                       beam.pvalue.AsSingleton(fitted), beam.pvalue.AsSingleton(fill))
         parts["drift"] = add_drift(sample_tables, read.batches, plan, baseline.plan, config, vectors)
     if plan.id_column:
