@@ -56,8 +56,8 @@ def wasserstein_null(baseline: np.ndarray, new: np.ndarray, permutations: int,
     order = np.argsort(pooled, kind="stable")
     sorted_values = pooled[order]
     scale = scale_of(baseline)
-    labels = np.zeros((permutations, len(pooled)))
-    labels[:, : len(baseline)] = 1.0
+    labels = np.zeros((permutations, len(pooled)), dtype=np.int8)
+    labels[:, : len(baseline)] = 1
     labels = rng.permuted(labels, axis=1)
     null = wasserstein_labelled(sorted_values, labels, len(baseline), len(new)) / scale
     return float(null.mean()), float(null.var())
