@@ -77,8 +77,10 @@ class VectorSpace:
         return self.radius > 0
 
     def standardise(self, X: np.ndarray) -> np.ndarray:
-        Z = np.asarray(X, dtype=np.float64) - self.centre
-        Z /= self.scale
+        """Centred and scaled; a value missing, or too far off to hold as a float, at the centre."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = np.asarray(X, dtype=np.float64) - self.centre
+            Z /= self.scale
         return np.nan_to_num(Z, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     def describe(self) -> dict:
@@ -99,10 +101,13 @@ def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) ->
     from sklearn.neighbors import NearestNeighbors
 
     X = np.asarray(X, dtype=np.float64)
-    centre = np.nanmedian(X, axis=0) if len(X) else np.zeros(X.shape[1])
-    q75, q25 = (np.nanpercentile(X, [75, 25], axis=0) if len(X) else (np.ones(X.shape[1]), np.zeros(X.shape[1])))
-    scale = (q75 - q25) / 1.349
-    spread = np.nanstd(X, axis=0) if len(X) else np.ones(X.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):  # values near the float limits: their spread is inf
+        centre = np.nanmedian(X, axis=0) if len(X) else np.zeros(X.shape[1])
+        q75, q25 = (np.nanpercentile(X, [75, 25], axis=0) if len(X) else (np.ones(X.shape[1]), np.zeros(X.shape[1])))
+        scale = (q75 - q25) / 1.349
+        spread = np.nanstd(X, axis=0) if len(X) else np.ones(X.shape[1])
+    scale = np.where(np.isfinite(scale), scale, 0.0)
+    spread = np.where(np.isfinite(spread), spread, 0.0)
     scale = np.where(scale > 0, scale, np.where(spread > 0, spread, 1.0))
     centre = np.where(np.isfinite(centre), centre, 0.0)
     space = VectorSpace(centre, scale, 0.0, 0.0, 0.0, 0.0)
@@ -116,7 +121,7 @@ def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) ->
         return VectorSpace(centre, scale, 0.0, float(np.median(r1)), 0.0, 0.0,
                            f"the vectors lie on a grid ({distinct:,} distinct nearest-neighbour distances among "
                            f"{len(r1):,} sampled records): close neighbours there are the grid's, not copies")
-    ok = (r1 > 0) & (r2 > 0)
+    ok = (r1 > 0) & (r2 > 0) & np.isfinite(r2)  # a distance beyond the floats' range says nothing of dimension
     mu = np.log(r2[ok] / r1[ok])  # Pareto with index dim: its median is log(2) / dim
     dim = float(np.log(2.0) / max(np.median(mu), 1e-12)) if len(mu) else 0.0
     median_nn = float(np.median(r1[ok])) if ok.any() else 0.0
@@ -207,14 +212,16 @@ def vector_keys(Z: np.ndarray, seed: int, radius: float, rest: np.ndarray | None
     width = VECTOR_WIDTH * max(float(radius), 1e-12)
     A = rng.normal(size=(Z.shape[1], k))
     offset = rng.uniform(0.0, width, size=k)
-    A, offset = A / width, offset / width  # slots one unit wide
+    # slots one unit wide, projected in single precision: a slot is about a radius wide, far coarser than
+    # float32's rounding, and the projections are the stage's largest working arrays
+    A, offset = (A / width).astype(np.float32), (offset / width).astype(np.float32)
     # a band's slots hashed as one multilinear sum with random odd multipliers (wrapping at 2**64), then mixed:
     # equal slots give equal keys, and two slot vectors that differ collide with odds of about 2**-56
     weights = rng.integers(0, 2**63, size=k, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     keys = np.empty((len(Z), VECTOR_BANDS), dtype=np.uint64)
     for lo in range(0, len(Z), 65536):  # (rows, k) float working copies a slice at a time
         with np.errstate(over="ignore", invalid="ignore"):  # a far-off value's slot is clipped, not wrapped
-            slots = Z[lo:lo + 65536] @ A
+            slots = Z[lo:lo + 65536].astype(np.float32) @ A
             slots += offset
             np.floor(slots, out=slots)
             if len(slots) and not (slots.min() >= -2.0 ** 62 and slots.max() <= 2.0 ** 62):  # NaN or far off
