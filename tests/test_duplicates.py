@@ -31,6 +31,28 @@ def test_content_hash_is_by_value_across_types_and_batches():
     assert h[0] == h[1]
 
 
+def test_the_two_content_hash_families_are_independent_on_numeric_columns():
+    """The content hash is two 64-bit families; pandas' numeric hash ignores its key, so hashing numbers
+    with it made both families one function and the 128-bit hash a 64-bit one."""
+    t = pa.table({"x": pa.array([1.5, 2.0, 3.25]), "n": pa.array([1, 2, 3]), "b": [True, False, True]})
+    h1, h2, per_column = row_hashes(t, ["x", "n", "b"])
+    assert (h1 != h2).all()
+    assert per_column.shape == (3, 3) and row_hashes(t, ["x", "n", "b"], per_column=False)[2] is None
+    assert (row_hashes(t, ["x", "n", "b"], per_column=False)[0] == h1).all()
+    assert (row_hashes(t, ["n", "x", "b"])[0] != h1).all()  # column order is part of the content
+
+
+def test_membership_by_binary_search_matches_isin():
+    from sanitizer.data.batch import in_sorted
+
+    rng = np.random.default_rng(0)
+    members = np.unique(rng.integers(0, 2**63, 500, dtype=np.uint64))
+    values = np.concatenate([members[::3], rng.integers(0, 2**63, 500, dtype=np.uint64),
+                             np.array([0, 2**64 - 1], dtype=np.uint64)])
+    assert (in_sorted(values, members) == np.isin(values, members)).all()
+    assert not in_sorted(values, members[:0]).any()
+
+
 def test_lists_and_structs_hash_by_content_and_order():
     t = pa.table({
         "v": pa.array([[1.0, 2.0], [2.0, 1.0], [1.0, 2.0], [1.0, 2.0, 0.0]]),

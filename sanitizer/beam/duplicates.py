@@ -262,6 +262,7 @@ class NearPayloadFn(beam.DoFn):
         self.files = None if plan.id_column or holdout else {f.relpath: i for i, f in enumerate(plan.files)}
         self.sources = near_stage.sources_of(plan)
         self.columns = columns_of(plan)
+        self._candidates, self._wanted = None, None  # the candidates' keys, worked out once per side input
 
     def process(self, table: pa.Table, candidates, space, wanted=None, chance=None, records: int = 0):
         if table.num_rows == 0:
@@ -272,7 +273,7 @@ class NearPayloadFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("expected", found)
         if not candidates:
             return
-        if getattr(self, "_candidates", None) is not candidates:  # a side input: one object for every batch
+        if self._candidates is not candidates:  # a side input: one object for every batch of a bundle
             self._candidates, self._wanted = candidates, near_stage.candidate_keys(candidates)
         plan = self.plan
         rows = near_stage.payload_rows(

@@ -205,16 +205,8 @@ def fit_against_baseline(name: str, baseline: Batch, new: Batch, params: Any, se
     again = getattr(detector(), "recalibrate", None)
     if error is not None or again is None or isinstance(state, Skipped) or not new.n:
         return state, error, took
-    t0 = time.perf_counter()
-    try:
-        state = fitted(name, again(state, new))
-    except SanitizerError as exc:
-        return None, exc, took + time.perf_counter() - t0
-    except Exception as exc:
-        error = SanitizerError(fit_failure(name, exc, new.n))
-        error.__cause__ = exc
-        return None, error, took + time.perf_counter() - t0
-    return state, None, took + time.perf_counter() - t0
+    state, error, again_took = _guarded(name, new.n, lambda: again(state, new))
+    return state, error, took + again_took
 
 
 MAX_STATE_BYTES = 2**30
@@ -252,19 +244,28 @@ def _fit_one(name: str, batch: Batch, config: Config):
 
 def fit_one(name: str, batch: Batch, params: Any, seed: int):
     """(state, None, seconds) or (None, the error to raise, seconds): detector ``name`` fitted on ``batch``."""
-    t0 = time.perf_counter()
-    try:
+    def fit():
         detector = REGISTRY[name]()
         if getattr(detector, "whole_data", False):  # judged over every record by a stage of its own
-            state = detector.prepare(params, seed)
-        else:
-            state = detector.fit(batch, params, seed)
+            return detector.prepare(params, seed)
+        return detector.fit(batch, params, seed)
+
+    return _guarded(name, batch.n, fit)
+
+
+def _guarded(name: str, rows: int, make):
+    """(state, None, seconds) or (None, the error to raise, seconds) of ``make()``, a fit of detector ``name``
+    on ``rows`` sample rows: what it raised named as that detector's failure; a state that breaks the
+    contract named as the detector's own bug (TypeError)."""
+    t0 = time.perf_counter()
+    try:
+        state = make()
     except SanitizerError as exc:  # already says what to fix; make sure it says which detector
         error = exc if name in str(exc) else type(exc)(f"detector {name!r}: {exc}")
         error.__cause__ = exc
         return None, error, time.perf_counter() - t0
     except Exception as exc:
-        error = SanitizerError(fit_failure(name, exc, batch.n))
+        error = SanitizerError(fit_failure(name, exc, rows))
         error.__cause__ = exc
         return None, error, time.perf_counter() - t0
     took = time.perf_counter() - t0
