@@ -2,7 +2,8 @@
 
 ::
 
-    the sample's read ─► bottom-k sample of column hashes ─► ChanceModel (a side input of NearPayload)
+    the sample's read ─► Samples: one bottom-k sample (column hashes, vectors), records counted
+        ─► ChanceModel (a side input of NearPayload), VectorSpace (of HashRows), records
     ReadForDuplicates ─► HashRows (content hash, key, order, label) ─► GroupByKey(hash mod BUCKETS) x GROUPINGS
         ─► FindCopies: the records whose content is held more than once ─► Wanted (one key a content) ─┐
              ReadForNear ─► NearPayload: chance copies expected of those contents only ◄───────────────┘
@@ -23,6 +24,8 @@ training record equal to a holdout record is found in linear time.
 
 from __future__ import annotations
 
+import operator
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -67,14 +70,38 @@ def _strings(table: pa.Table, name: str | None) -> pa.Array | None:
     return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
 
 
-class ChanceSampleFn(beam.CombineFn):
-    """The bottom ``rows`` records by :func:`chance.priorities`, with their column hashes."""
+@dataclass(frozen=True)
+class Samples:
+    """The stage's bottom-k sample of the new data (:func:`chance.priorities`): each sampled record's column
+    hashes (the chance model's) and numeric vector (the vector space's), and the records counted."""
 
-    def __init__(self, columns: list[str], rows: int, seed: int):
-        self.columns, self.rows, self.seed = columns, rows, seed
+    chance: ChanceSample
+    vectors: np.ndarray  # (s, d) float64, row i the vector of chance.keys[i]
+    records: int
+
+    @staticmethod
+    def merge(parts: list["Samples"], rows: int) -> "Samples":
+        parts = [p for p in parts if len(p.chance.priority)] or parts[:1]
+        prio = np.concatenate([p.chance.priority for p in parts])
+        keys = np.concatenate([p.chance.keys for p in parts])
+        keep = np.lexsort((keys, prio))[:rows]  # one order whatever the merge order
+        values = np.concatenate([p.chance.values for p in parts])[keep]
+        widths = {p.vectors.shape[1] for p in parts if len(p.vectors)}
+        vectors = (np.concatenate([p.vectors for p in parts if len(p.vectors)])[keep] if widths
+                   else np.zeros((len(keep), 0)))
+        return Samples(ChanceSample(prio[keep], keys[keep], values), vectors, sum(p.records for p in parts))
+
+
+class SamplesFn(beam.CombineFn):
+    """One pass over the new data for the stage's estimates: the bottom ``rows`` records by
+    :func:`chance.priorities` with their column hashes and numeric vectors, and the records counted. Its
+    output is ``(ChanceModel, VectorSpace, records)``."""
+
+    def __init__(self, columns: list[str], plan: Plan, rows: int, seed: int, params):
+        self.columns, self.plan, self.rows, self.seed, self.params = columns, plan, rows, seed, params
 
     def create_accumulator(self):
-        return ChanceSample.empty(len(self.columns))
+        return Samples(ChanceSample.empty(len(self.columns)), np.zeros((0, 0)), 0)
 
     def add_input(self, acc, table: pa.Table | None):
         if table is None:  # the read's marker (ReadBatches(none=True))
@@ -82,19 +109,22 @@ class ChanceSampleFn(beam.CombineFn):
         keys = table.column(KEY_COLUMN).to_numpy()
         prio = priorities(keys, self.seed)
         take = np.argsort(prio, kind="stable")[: self.rows]
-        if len(acc.priority) >= self.rows:  # only rows below the current cutoff can enter
-            take = take[prio[take] < acc.priority.max()]
+        if len(acc.chance.priority) >= self.rows:  # only rows below the current cutoff can enter
+            take = take[prio[take] < acc.chance.priority.max()]
         if len(take) == 0:
-            return acc
-        _, _, values = row_hashes(table.take(pa.array(take)), self.columns)
-        part = ChanceSample(prio[take], keys[take], values)
-        return ChanceSample.merge([acc, part], self.rows)
+            return Samples(acc.chance, acc.vectors, acc.records + table.num_rows)
+        taken = table.take(pa.array(take))
+        _, _, values = row_hashes(taken, self.columns)
+        part = Samples(ChanceSample(prio[take], keys[take], values), near_stage.vectors_of(taken, self.plan)[1],
+                       table.num_rows)
+        return Samples.merge([acc, part], self.rows)
 
     def merge_accumulators(self, accumulators):
-        return ChanceSample.merge(list(accumulators), self.rows)
+        return Samples.merge(list(accumulators), self.rows)
 
     def extract_output(self, acc):
-        return ChanceModel.fit(acc)
+        space = near_stage.fit_space(acc.vectors, acc.records, self.params)
+        return ChanceModel.fit(acc.chance), space, acc.records
 
 
 def ranks(keys: np.ndarray, ids: pa.Array, files: dict[str, int] | None) -> np.ndarray:
@@ -344,13 +374,10 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None, t
     held_columns = None if holdout_plan is None else list(dict.fromkeys(
         columns + ([holdout_plan.id_column] if holdout_plan.id_column else [])))
     sampled = tables if tables is not None else p | "ReadForChance" >> ReadBatches(plan, columns=wanted)
-    chance = sampled | "ChanceSample" >> beam.CombineGlobally(ChanceSampleFn(columns, params.chance_sample, seed))
-    records = (sampled | "RowsOf" >> beam.Map(lambda t: 0 if t is None else t.num_rows)
-               | "CountRecords" >> beam.CombineGlobally(sum))
+    samples = sampled | "Samples" >> beam.CombineGlobally(SamplesFn(columns, plan, params.chance_sample, seed, params))
+    chance, space, records = (samples | f"{what.title()}Of" >> beam.Map(operator.itemgetter(i))
+                              for i, what in enumerate(("chance", "space", "records")))
     chance_in, records_in = beam.pvalue.AsSingleton(chance), beam.pvalue.AsSingleton(records)
-    space = (sampled | "VectorSample" >> beam.CombineGlobally(
-                 near_stage.VectorSampleFn(plan, params.chance_sample, seed))
-             | "VectorSpace" >> beam.Map(near_stage.fit_space, records_in, params))
     space_in = beam.pvalue.AsSingleton(space)
     hashed = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
               | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan, seed), records_in, space_in)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
@@ -147,8 +146,13 @@ def pairs_of(item) -> list[tuple[int, np.ndarray]]:
     (s, _), parts = item
     parts = list(parts)
     bands, owners = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    ordered = np.sort(bands)
-    shared = np.isin(bands, ordered[1:][ordered[1:] == ordered[:-1]])
+    order = np.argsort(bands)
+    ordered = bands[order]
+    same = ordered[1:] == ordered[:-1]
+    shared = np.zeros(len(bands), dtype=bool)
+    shared[1:] = same
+    shared[:-1] |= same
+    shared = order[shared]  # the entries whose band key another entry holds
     pairs = near.pairs_from_keys(bands[shared], owners[shared])
     return [(s, pairs)] if len(pairs) else []
 
@@ -159,41 +163,6 @@ def merge_pairs(items) -> dict[int, np.ndarray]:
         for s, pairs in (item.items() if isinstance(item, dict) else [item]):
             out.setdefault(s, []).append(pairs)
     return {s: np.unique(np.concatenate(p), axis=0) for s, p in out.items()}
-
-
-class VectorSampleFn(beam.CombineFn):
-    """The bottom ``rows`` records by the chance sample's priorities, with their numeric vectors."""
-
-    def __init__(self, plan, rows: int, seed: int):
-        self.plan, self.rows, self.seed = plan, rows, seed
-
-    def create_accumulator(self):
-        return (np.zeros(0), np.zeros((0, 0)))
-
-    def add_input(self, acc, table: pa.Table | None):
-        from sanitizer.detectors.duplicates.chance import priorities
-
-        if table is None:  # the read's marker (ReadBatches(none=True))
-            return acc
-
-        keys = table.column(KEY_COLUMN).to_numpy()
-        prio = priorities(keys, self.seed)
-        take = np.argsort(prio, kind="stable")[: self.rows]
-        _, X = vectors_of(table.take(pa.array(take)), self.plan)
-        return self.merge_accumulators([acc, (prio[take], X)])
-
-    def merge_accumulators(self, accumulators):
-        parts = [a for a in accumulators if len(a[0])]
-        if not parts:
-            return (np.zeros(0), np.zeros((0, 0)))
-        prio = np.concatenate([a[0] for a in parts])
-        X = np.concatenate([a[1] for a in parts])
-        keep = np.lexsort((np.arange(len(prio)), prio))[: self.rows]  # ties: merge order is irrelevant
-        order = np.argsort(prio[keep], kind="stable")
-        return prio[keep][order], X[keep][order]
-
-    def extract_output(self, acc):
-        return acc[1]
 
 
 def fit_space(X: np.ndarray, records: int, params):

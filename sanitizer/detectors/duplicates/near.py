@@ -55,6 +55,10 @@ SPREAD = 0.25
 columns (a second room of one booking, a follow-up visit) are one fact apart, which the data's own process
 makes often. A vector pair counts only when it differs in at least this share of the columns (and in 3,
 or all of them when there are fewer)."""
+QUERIES = 5000
+"""Sampled records whose two nearest neighbours among all the sampled records calibrate the space: the
+distances keep the whole sample's density, and the search costs a quarter of an all-pairs one on a
+20,000-record sample. They are every k-th distinct vector in sorted order, the same on every run."""
 MAX_RUN = 64
 """Records sharing one band key beyond this many are linked to the first of them only (a star, not every
 pair): a template text or a blank image would otherwise make a number of pairs that grows as its square."""
@@ -94,7 +98,8 @@ class VectorSpace:
 
 def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) -> VectorSpace:
     """The space vectors are judged in, from a sample ``X`` (rows: records; NaN: missing) of a run of
-    ``records`` records. The intrinsic dimension comes from the ratio of each record's second to first
+    ``records`` records, from the distances of :data:`QUERIES` sampled records to their nearest others in the
+    whole sample. The intrinsic dimension comes from the ratio of each record's second to first
     nearest-neighbour distance (TwoNN, Facco et al. 2017, from the ratios' median, so near copies in the
     sample do not pull it down); the median neighbour distance shrinks with the
     data's size as ``(sample / records) ** (1 / dim)``."""
@@ -114,7 +119,8 @@ def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) ->
     Z = np.unique(space.standardise(X), axis=0)  # exact copies are the other stage's; distances > 0 only
     if len(Z) < 20:
         return VectorSpace(centre, scale, 0.0, 0.0, 0.0, 0.0, "fewer than 20 distinct sampled vectors")
-    dist, nearest = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z)
+    queries = np.arange(0, len(Z), -(-len(Z) // QUERIES))
+    dist, nearest = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z[queries])
     r1, r2 = dist[:, 1], dist[:, 2]
     distinct = len(np.unique(np.round(r1, 9)))
     if distinct < GRID * len(r1):
@@ -128,7 +134,7 @@ def fit_vectors(X: np.ndarray, records: int, ratio: float, chance_max: float) ->
     if dim <= 0 or median_nn <= 0:
         return VectorSpace(centre, scale, 0.0, median_nn, dim, 0.0, "no neighbour distances to calibrate on")
     median_run = median_nn * (len(Z) / max(records, len(Z))) ** (1.0 / dim)
-    close = (r1 <= ratio * median_nn) & spread_apart(Z, Z[nearest[:, 1]])
+    close = (r1 <= ratio * median_nn) & spread_apart(Z[queries], Z[nearest[:, 1]])
     natural = float(np.mean(close)) * max(1.0, records / len(Z))
     if natural > NATURAL:
         return VectorSpace(centre, scale, 0.0, median_run, dim, natural,
@@ -218,22 +224,25 @@ def vector_keys(Z: np.ndarray, seed: int, radius: float, rest: np.ndarray | None
     # a band's slots hashed as one multilinear sum with random odd multipliers (wrapping at 2**64), then mixed:
     # equal slots give equal keys, and two slot vectors that differ collide with odds of about 2**-56
     weights = rng.integers(0, 2**63, size=k, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    keys = np.empty((len(Z), VECTOR_BANDS), dtype=np.uint64)
-    for lo in range(0, len(Z), 65536):  # (rows, k) float working copies a slice at a time
+    weights, offset = weights[:, None], offset[:, None]
+    bands = np.arange(VECTOR_BANDS, dtype=np.uint64)[:, None]
+    keys = np.empty((VECTOR_BANDS, len(Z)), dtype=np.uint64)
+    for lo in range(0, len(Z), 65536):  # (k, rows) working copies a slice at a time, one projection a row
         with np.errstate(over="ignore", invalid="ignore"):  # a far-off value's slot is clipped, not wrapped
-            slots = Z[lo:lo + 65536].astype(np.float32) @ A
+            slots = A.T @ Z[lo:lo + 65536].astype(np.float32).T
             slots += offset
             np.floor(slots, out=slots)
-            if len(slots) and not (slots.min() >= -2.0 ** 62 and slots.max() <= 2.0 ** 62):  # NaN or far off
+            if slots.size and not (slots.min() >= -2.0 ** 62 and slots.max() <= 2.0 ** 62):  # NaN or far off
                 slots = np.nan_to_num(np.clip(slots, -2.0 ** 62, 2.0 ** 62))
         slots = slots.astype(np.int64).view(np.uint64)
         slots *= weights
-        sums = slots[:, :VECTOR_BANDS].copy()  # band b hashes projections b, b + BANDS, b + 2 BANDS, ...
-        for j in range(VECTOR_BANDS, k, VECTOR_BANDS):
-            sums += slots[:, j:j + VECTOR_BANDS]
-        bands = np.arange(VECTOR_BANDS, dtype=np.uint64)
-        keys[lo:lo + len(slots)] = (bands << np.uint64(56)) | (mix64(sums ^ (bands + np.uint64(0x9E3779B97F4A7C15)))
-                                                               & _MASK56)
+        slots = slots.reshape(VECTOR_PROJECTIONS, VECTOR_BANDS, -1)
+        sums = slots[0].copy()  # band b hashes projections b, b + BANDS, b + 2 BANDS, ...
+        for p in range(1, VECTOR_PROJECTIONS):
+            sums += slots[p]
+        mixed = mix64(sums ^ (bands + np.uint64(0x9E3779B97F4A7C15))) & _MASK56
+        keys[:, lo:lo + sums.shape[1]] = (bands << np.uint64(56)) | mixed
+    keys = keys.T
     if rest is not None:
         keys ^= (np.asarray(rest, dtype=np.uint64) & _MASK56)[:, None]
     return keys
