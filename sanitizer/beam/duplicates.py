@@ -114,7 +114,7 @@ class SamplesFn(beam.CombineFn):
         if len(take) == 0:
             return Samples(acc.chance, acc.vectors, acc.records + table.num_rows)
         taken = table.take(pa.array(take))
-        _, _, values = row_hashes(taken, self.columns)
+        _, _, values = row_hashes(taken, self.columns, rows=False)
         part = Samples(ChanceSample(prio[take], keys[take], values), near_stage.vectors_of(taken, self.plan)[1],
                        table.num_rows)
         return Samples.merge([acc, part], self.rows)

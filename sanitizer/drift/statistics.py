@@ -65,14 +65,20 @@ def wasserstein(a: np.ndarray, b: np.ndarray) -> float:
 
 def wasserstein_labelled(sorted_values: np.ndarray, in_a: np.ndarray, n_a: int, n_b: int) -> np.ndarray:
     """W1 for each row of ``in_a`` ((r, n) of 0/1: which of the sorted pooled values belong to the first
-    sample), so a permutation null costs one cumulative sum."""
-    steps = np.diff(sorted_values)
+    sample)."""
+    return wasserstein_gaps(in_a, n_a, n_b) @ np.diff(sorted_values)
+
+
+def wasserstein_gaps(in_a: np.ndarray, n_a: int, n_b: int) -> np.ndarray:
+    """(r, n - 1): for each row of ``in_a`` (which of n sorted values belong to the first sample), the
+    absolute gap between the two samples' empirical distributions after each of the first n - 1 values; W1 is
+    these gaps times the steps between the sorted values."""
     # with c_a the first sample's count among the k smallest values, c_b = k - c_a: one cumulative sum
     counts = np.cumsum(in_a, axis=1, dtype=np.int32)[:, :-1]
     gap = counts * (1.0 / n_a + 1.0 / n_b)
     gap -= np.arange(1, counts.shape[1] + 1) / n_b
     np.abs(gap, out=gap)
-    return gap @ steps
+    return gap
 
 
 def normalised_wasserstein(baseline: np.ndarray, new: np.ndarray) -> float:

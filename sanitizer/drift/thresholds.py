@@ -6,7 +6,8 @@ thresholds (1,000 rows against 10 never alarm on noise) and large ones narrow th
 
 * binned Jensen-Shannon: the two-sample G statistic on the bins is ``8 * n1*n2/(n1+n2) * JSD`` (JSD in
   nats) to second order, and is chi-square with (occupied bins - 1) degrees of freedom;
-* Wasserstein: a seeded permutation null on the two samples, its tail read from a gamma distribution
+* Wasserstein: a seeded permutation null on the two samples (one set of re-splits for every column of
+  the same sample sizes), its tail read from a gamma distribution
   with the permutations' mean and variance (a norm of a Gaussian process has a lighter tail, so the
   threshold errs high);
 * shares (levels, classes, missing values): the normal approximation of a difference of proportions,
@@ -18,13 +19,14 @@ thresholds (1,000 rows against 10 never alarm on noise) and large ones narrow th
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from scipy import stats
 
 from sanitizer.drift.profile import LevelCounts
-from sanitizer.drift.statistics import scale_of, singletons, wasserstein_labelled
+from sanitizer.drift.statistics import scale_of, singletons, wasserstein_gaps
 
 
 def harmonic_size(n1: float, n2: float) -> float:
@@ -49,18 +51,27 @@ def js_p_value(distance: float, n1: int, n2: int, occupied_bins: int) -> float:
     return float(stats.chi2.sf(8 * size * math.log(2) * distance ** 2, max(1, occupied_bins - 1)))
 
 
-def wasserstein_null(baseline: np.ndarray, new: np.ndarray, permutations: int,
-                     rng: np.random.Generator) -> tuple[float, float]:
+def wasserstein_null(baseline: np.ndarray, new: np.ndarray, permutations: int, seed: int) -> tuple[float, float]:
     """Mean and variance of the normalised W1 between random re-splits of the pooled samples."""
-    pooled = np.concatenate([baseline, new])
-    order = np.argsort(pooled, kind="stable")
-    sorted_values = pooled[order]
-    scale = scale_of(baseline)
-    labels = np.zeros((permutations, len(pooled)), dtype=np.int8)
-    labels[:, : len(baseline)] = 1
-    labels = rng.permuted(labels, axis=1)
-    null = wasserstein_labelled(sorted_values, labels, len(baseline), len(new)) / scale
+    pooled = np.sort(np.concatenate([baseline, new]))
+    null = null_gaps(len(baseline), len(new), permutations, seed) @ np.diff(pooled) / scale_of(baseline)
     return float(null.mean()), float(null.var())
+
+
+@functools.lru_cache(maxsize=4)
+def null_gaps(n_a: int, n_b: int, permutations: int, seed: int) -> np.ndarray:
+    """((permutations, n_a + n_b - 1), read-only) the gaps between the two empirical distributions of
+    random re-splits of ``n_a + n_b`` sorted values, at each step between neighbours: W1 of a re-split is
+    its row times the steps (:func:`~sanitizer.drift.statistics.wasserstein_labelled`). A re-split says which
+    ranks go to which sample, whatever the values, so every column of one pair of sample sizes shares them
+    (each column's null is still the exact permutation null) and only a product is left per column."""
+    rng = np.random.default_rng([seed, n_a, n_b, 0x57A7])
+    labels = np.zeros((permutations, n_a + n_b), dtype=np.int8)
+    labels[:, :n_a] = 1
+    labels = rng.permuted(labels, axis=1)
+    gaps = wasserstein_gaps(labels, n_a, n_b)
+    gaps.setflags(write=False)
+    return gaps
 
 
 def gamma_tail(mean: float, var: float, alpha: float) -> float:

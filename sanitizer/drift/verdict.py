@@ -22,7 +22,6 @@ and ``min_effect``; the statistic alarms when its value is above it and its colu
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,8 +69,7 @@ def _numeric(name: str, base: ValueSample, new: ValueSample, alpha: float, confi
     out = {"js_distance": _entry(js, th.js_threshold(n1, n2, occupied, alpha), config.min_effect_of(name, "js_distance"),
                                  th.js_p_value(js, n1, n2, occupied), bins=len(p), sample=[n1, n2])}
     if n1 and n2:
-        rng = np.random.default_rng([config.seed, zlib.crc32(name.encode())])
-        mean, var = th.wasserstein_null(base.values, new.values, config.permutations, rng)
+        mean, var = th.wasserstein_null(base.values, new.values, config.permutations, config.seed)
         w = st.normalised_wasserstein(base.values, new.values)
         null, p_value = th.gamma_tail(mean, var, alpha), th.gamma_p_value(w, mean, var)
     else:

@@ -138,28 +138,31 @@ def column_hash(array: pa.Array | pa.ChunkedArray, key: str = KEYS[0]) -> np.nda
     return _flat_values(array, key)
 
 
-def row_hashes(table: pa.Table, columns: Sequence[str],
-               per_column: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def row_hashes(table: pa.Table, columns: Sequence[str], per_column: bool = True,
+               rows: bool = True) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """(h1, h2, per_column): the two 64-bit content hashes of every row over ``columns`` (in the order
     given: :func:`content_columns`'s), and (n, len(columns)) uint64 of the first family's column hashes
-    (None unless ``per_column``).
+    (None unless ``per_column``; with ``rows`` false only those are worked out, h1 and h2 are None).
 
     Each column's hashes are keyed by its name, then summed, each sum multiplied by an odd constant before
     the next column joins (so order matters), and the sums mixed once more at the end."""
     n = table.num_rows
     h = [np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)]
     values_of = np.zeros((len(columns), n), dtype=np.uint64) if per_column else None
+    families = KEYS if rows else KEYS[:1]
     for j, name in enumerate(columns):
         salt = np.uint64(string_hash(name))
         column = table.column(name).combine_chunks()
         numeric = None if pa.types.is_nested(column.type) else _numeric_words(column)
-        for f, key in enumerate(KEYS):  # a numeric column's words are read once for both families
+        for f, key in enumerate(families):  # a numeric column's words are read once for both families
             if numeric is not None:
                 values = _keyed(*numeric, key, salt)
             else:
                 values = mix64(column_hash(column, key) ^ salt)
             if f == 0 and per_column:
                 values_of[j] = values
-            h[f] *= _ROW_STEP
-            h[f] += values
-    return mix64(h[0]), mix64(h[1]), values_of.T if per_column else None
+            if rows:
+                h[f] *= _ROW_STEP
+                h[f] += values
+    per = values_of.T if per_column else None
+    return (mix64(h[0]), mix64(h[1]), per) if rows else (None, None, per)
