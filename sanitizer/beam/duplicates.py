@@ -4,8 +4,9 @@
 
     the sample's read ─► Samples: one bottom-k sample (column hashes, vectors), records counted
         ─► ChanceModel (a side input of NearPayload), VectorSpace (of HashRows), records
-    ReadForDuplicates ─► HashRows (content hash, key, order, label) ─► GroupByKey(hash mod BUCKETS) x GROUPINGS
-        ─► FindCopies: the records whose content is held more than once ─► Wanted (one key a content) ─┐
+    ReadForDuplicates ─► HashRows (content hash, key, order, label; band keys) ─► GroupByKey x GROUPINGS
+        (by hash mod BUCKETS) ─► Judge: band keys ─► candidate pairs (a side input of NearPayload);
+        the records whose content is held more than once ─► Wanted (one key a content) ──────────────┐
              ReadForNear ─► NearPayload: chance copies expected of those contents only ◄───────────────┘
         ─► DecideGroups (those records; the expectations a side input) ─► CombineGlobally ─► Verdicts
 
@@ -47,8 +48,8 @@ ORDER_BITS = 40
 
 BUCKETS = 64
 GROUPINGS = 8
-"""The content hashes and the band keys each go through this many GroupByKeys (buckets split by their number
-mod GROUPINGS). A runner that keeps a grouping in memory (the DirectRunner) copies it once more when its
+"""The content hashes and the band keys go together through this many GroupByKeys (buckets split by their
+number mod GROUPINGS). A runner that keeps a grouping in memory (the DirectRunner) copies it once more when its
 consumer reads it: with one grouping that copy is the whole data's hashes, with eight it is an eighth."""
 NAME = "duplicates"
 
@@ -145,15 +146,17 @@ def generated_ids(order: np.ndarray, relpaths: list[str]) -> pa.Array:
     return pa.array([f"{relpaths[f]}:{r}" for f, r in zip(files.tolist(), rows.tolist())], pa.string())
 
 
-def tags(kind: str) -> list[str]:
-    """The tagged outputs of :class:`HashRowsFn` of one kind ('parts' or 'bands'), one per grouping."""
-    return [f"{kind}{g}" for g in range(GROUPINGS)]
+def tags() -> list[str]:
+    """The tagged outputs of :class:`HashRowsFn`, one per grouping: both the content hashes' parts (keyed
+    ``(-1, bucket)``) and the band keys (keyed ``(source, bucket)``) of the grouping's buckets."""
+    return [f"grouping{g}" for g in range(GROUPINGS)]
 
 
 class HashRowsFn(OverlappedDoFn):
     """A batch's records as compact hash parts, one per bucket (no chance estimate yet, and generated ids
-    only as their order), tagged 'parts<g>' by the bucket's grouping (:data:`GROUPINGS`); tagged 'bands<g>':
-    the near-copy band keys of each source (:func:`sanitizer.beam.near.band_parts`). Two batches are hashed
+    only as their order), keyed ``(-1, bucket)``, and the near-copy band keys of each source
+    (:func:`sanitizer.beam.near.band_parts`), keyed ``(source, bucket)``; tagged 'grouping<g>' by the
+    bucket's grouping (:data:`GROUPINGS`). Two batches are hashed
     at once while the next is read (:class:`~sanitizer.beam.overlap.OverlappedDoFn`)."""
 
     def __init__(self, columns: list[str], plan: Plan, seed: int, holdout: bool = False):
@@ -187,12 +190,12 @@ class HashRowsFn(OverlappedDoFn):
         edges = np.flatnonzero(np.diff(bucket[order])) + 1
         for rows in np.split(order, edges):
             take, b = pa.array(rows), int(bucket[rows[0]])
-            yield beam.pvalue.TaggedOutput(f"parts{b % GROUPINGS}", (b, Part(
+            yield beam.pvalue.TaggedOutput(f"grouping{b % GROUPINGS}", ((-1, b), Part(
                 h1[rows], h2[rows], keys[rows], rank[rows], None, None if labels is None else labels.take(take),
                 None if ids is None else ids.take(take), self.holdout)))
         rest = row_hashes(table, self.rest, per_column=False)[0] if self.rest else None
         for item in near_stage.band_parts(table, self.plan, self.sources, space, self.seed, rest, records):
-            yield beam.pvalue.TaggedOutput(f"bands{item[0][1] % GROUPINGS}", item)
+            yield beam.pvalue.TaggedOutput(f"grouping{item[0][1] % GROUPINGS}", item)
 
 
 def _repeated(parts: list[Part]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -230,6 +233,17 @@ def find_copies(item):
                              None if p.labels is None else p.labels.take(take),
                              None if p.ids is None else p.ids.take(take), p.holdout))
     yield beam.pvalue.TaggedOutput("groups", kept)
+
+
+def judge_bucket(item):
+    """One grouped bucket: content parts (key ``(-1, bucket)``) go to :func:`find_copies`; band keys (key
+    ``(source, bucket)``) make candidate pairs, tagged 'pairs' (:func:`sanitizer.beam.near.pairs_of`)."""
+    (source, bucket), values = item
+    if source < 0:
+        yield from find_copies((bucket, values))
+        return
+    for pairs in near_stage.pairs_of(item):
+        yield beam.pvalue.TaggedOutput("pairs", pairs)
 
 
 def merge_keys(parts) -> np.ndarray:
@@ -381,11 +395,11 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None, t
     space_in = beam.pvalue.AsSingleton(space)
     hashed = (p | "ReadForDuplicates" >> ReadBatches(plan, columns=wanted)
               | "HashRows" >> beam.ParDo(HashRowsFn(columns, plan, seed), records_in, space_in)
-              .with_outputs(*tags("parts"), *tags("bands")))
+              .with_outputs(*tags()))
     if holdout_plan is not None:
         held = (p | "ReadHoldout" >> ReadBatches(holdout_plan, columns=held_columns)
                 | "HashHoldout" >> beam.ParDo(HashRowsFn(columns, holdout_plan, seed, holdout=True),
-                                              records_in, space_in).with_outputs(*tags("parts"), *tags("bands")))
+                                              records_in, space_in).with_outputs(*tags()))
 
     def grouped(tag: str):
         ours = hashed[tag]
@@ -393,13 +407,12 @@ def add_stage(p, plan: Plan, config, states, holdout_plan: Plan | None = None, t
             ours = (ours, held[tag]) | f"WithHoldout_{tag}" >> beam.Flatten()
         return ours | f"Group_{tag}" >> beam.GroupByKey()
 
-    found = [grouped(tag) | f"FindCopies_{tag}" >> beam.FlatMap(find_copies).with_outputs("groups", main="wanted")
-             for tag in tags("parts")]
+    found = [grouped(tag) | f"Judge_{tag}" >> beam.FlatMap(judge_bucket).with_outputs("groups", "pairs", main="wanted")
+             for tag in tags()]
     repeated = ([f.wanted for f in found] | "AllWanted" >> beam.Flatten()
                 | "MergeWanted" >> beam.CombineGlobally(merge_keys))
     groups = [f.groups for f in found] | "AllGroups" >> beam.Flatten()
-    candidates = ([grouped(tag) | f"CandidatePairs_{tag}" >> beam.FlatMap(near_stage.pairs_of) for tag in tags("bands")]
-                  | "AllPairs" >> beam.Flatten()
+    candidates = ([f.pairs for f in found] | "AllPairs" >> beam.Flatten()
                   | "MergePairs" >> beam.CombineGlobally(near_stage.merge_pairs))
     candidates_in = beam.pvalue.AsSingleton(candidates)
     fetched = (p | "ReadForNear" >> ReadBatches(plan, columns=wanted)
