@@ -17,7 +17,8 @@ CPU seconds (user + system, of the run's process tree) counted:
 
 The machines are shared and noisy: the ratios, measured in the same invocation, say more than the seconds,
 and CPU seconds, which other users' work slows far less than wall time, more than wall time. ``--repeat N``
-runs the with / without pair N times, alternating, and keeps each one's fastest run.
+runs the with / without pair N times, alternating, and keeps each one's fastest run; it also prints each
+pair's ratios (a pair runs back to back, so a slow spell of the machine mostly hits both) and their median.
 """
 
 from __future__ import annotations
@@ -84,6 +85,14 @@ def numeric(args, beam_args: list[str]) -> None:
         print(line(name, args.rows, r))
     print(f"ratio with / without: {with_['wall_s'] / without['wall_s']:.2f} (time), "
           f"{with_['cpu_s'] / without['cpu_s']:.2f} (CPU), {with_['peak_mib'] / without['peak_mib']:.2f} (peak memory)")
+    if len(runs["default"]) > 1:  # each pair ran back to back, so a slow spell of the machine hits both of it
+        import statistics
+
+        pairs = list(zip(runs["default"], runs[WITHOUT]))
+        wall = [a["wall_s"] / b["wall_s"] for a, b in pairs]
+        cpu = [a["cpu_s"] / b["cpu_s"] for a, b in pairs]
+        print(f"ratio per pair, wall: {', '.join(f'{x:.2f}' for x in wall)} (median {statistics.median(wall):.2f}); "
+              f"CPU: {', '.join(f'{x:.2f}' for x in cpu)} (median {statistics.median(cpu):.2f})")
     fit = with_["extra"]["timings"].get("fit_s", {})
     if fit:
         print("  fit seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(fit.items())))
