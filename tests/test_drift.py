@@ -233,3 +233,28 @@ def test_a_column_with_more_levels_than_kept_compares_its_tail_fairly():
     planted = build_profile(pa.table({"code": b_values}), keys[~half], kinds, max_levels=100)
     entry = drift_report(a, planted)["columns"]["code"]["statistics"]["new_categories"]
     assert entry["alarm"] and entry["new_levels"] == ["brand-new"]
+
+
+def test_the_shared_wasserstein_null_is_each_columns_permutation_null():
+    """Every column of the same sample sizes shares one set of re-splits (a re-split says which ranks go to
+    which sample, whatever the values); each column's null still matches its own permutation null."""
+    from scipy.stats import wasserstein_distance
+
+    from sanitizer.drift import thresholds as th
+    from sanitizer.drift.statistics import scale_of
+
+    rng = np.random.default_rng(3)
+    a_skew, b_skew = rng.exponential(size=300), rng.exponential(size=200)
+    a_wide, b_wide = 50.0 * rng.normal(size=300), 50.0 * rng.normal(size=200)
+    for a, b in ((a_skew, b_skew), (a_wide, b_wide)):
+        mean, var = th.wasserstein_null(a, b, 200, seed=0)
+        pooled = np.concatenate([a, b])
+        direct = []
+        for _ in range(600):
+            order = rng.permutation(len(pooled))
+            direct.append(wasserstein_distance(pooled[order[:300]], pooled[order[300:]]) / scale_of(a))
+        assert mean == pytest.approx(np.mean(direct), rel=0.1)
+        assert np.sqrt(var) == pytest.approx(np.std(direct), rel=0.25)
+    assert th.null_gaps(300, 200, 200, 0) is th.null_gaps(300, 200, 200, 0)  # drawn once for both columns
+    assert not th.null_gaps(300, 200, 200, 0).flags.writeable
+    assert not np.array_equal(th.null_gaps(300, 200, 200, 0), th.null_gaps(300, 200, 200, 1))  # the seed draws

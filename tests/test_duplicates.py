@@ -252,3 +252,42 @@ def test_a_holdout_without_the_content_columns_is_refused(tmp_path):
                  "target", "-q", "--holdout", tmp_path / "h.csv")
     assert rc == 2
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_the_stage_samples_are_the_same_whatever_the_batches_and_merge_order(tmp_path):
+    """The chance model, the vector space and the record count come from one bottom-k draw: the same rows,
+    hashes and vectors however the data is cut into batches and whatever order the parts merge in."""
+    import pyarrow.parquet as pq
+
+    from sanitizer.beam.duplicates import SamplesFn, columns_of
+    from sanitizer.beam.plan import make_plan
+    from sanitizer.data.batch import KEY_COLUMN
+    from sanitizer.settings.config import build_config
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y", "z"], n),
+                          "label": rng.integers(0, 2, n)})
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "in.parquet")
+    config = build_config({"input": str(tmp_path / "in.parquet"), "output": str(tmp_path / "out"),
+                           "label_column": "label"})
+    plan = make_plan(config)
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column(
+        KEY_COLUMN, pa.array(np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+    fn = SamplesFn(columns_of(plan), plan, 500, 7, config.detectors["duplicates"])
+
+    def combined(cuts, reverse):
+        parts = []
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            parts.append(fn.add_input(fn.create_accumulator(), table.slice(lo, hi - lo)))
+        return fn.merge_accumulators(parts[::-1] if reverse else parts)
+
+    one = combined([0, n], False)
+    for cuts, reverse in (([0, 700, 1900, n], False), ([0, 100, 2999, n], True)):
+        other = combined(cuts, reverse)
+        assert other.records == one.records == n
+        assert np.array_equal(other.chance.keys, one.chance.keys) and len(one.chance.keys) == 500
+        assert np.array_equal(other.chance.values, one.chance.values)
+        assert np.array_equal(other.vectors, one.vectors) and one.vectors.shape == (500, 2)
+    chance, space, records = fn.extract_output(one)
+    assert records == n and space.centre.shape == (2,)
