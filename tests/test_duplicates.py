@@ -259,7 +259,8 @@ def test_the_stage_samples_are_the_same_whatever_the_batches_and_merge_order(tmp
     hashes and vectors however the data is cut into batches and whatever order the parts merge in."""
     import pyarrow.parquet as pq
 
-    from sanitizer.beam.duplicates import SamplesFn, columns_of
+    from sanitizer.beam.duplicate_samples import SamplesFn
+    from sanitizer.beam.duplicates import columns_of
     from sanitizer.beam.plan import make_plan
     from sanitizer.data.batch import KEY_COLUMN
     from sanitizer.settings.config import build_config
