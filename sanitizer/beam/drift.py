@@ -59,28 +59,10 @@ class ProfileFn(beam.CombineFn):
         return acc
 
 
-def media_vectors(baseline_sample, new, fitted: tuple, fill) -> dict[str, tuple]:
-    """Each image and text column's representation vectors on the baseline's sample and on the new data's
-    sample (both prepared as scoring prepares a batch, with the representations fitted on the baseline:
-    ``fitted`` is fit_timed's (states, seconds, media)), ``{column: (baseline (n, d), new (m, d))}``, for
-    their drift (:func:`sanitizer.drift.vector_drift`); empty when the data has no such column."""
-    from sanitizer.beam.fit import prepared
-
-    media = fitted[2]
-    if not media or not new.n or not baseline_sample.n:
-        return {}
-    base, fresh = prepared(baseline_sample, media, fill), prepared(new, media, fill)
-    out = {}
-    for name in media:
-        cols = [j for j, f in enumerate(base.feature_names) if f.startswith(f"{name}:")]
-        if cols:
-            out[name] = (np.asarray(base.X[:, cols], dtype=np.float64), np.asarray(fresh.X[:, cols], dtype=np.float64))
-    return out
-
-
 def compare(baseline: Profile, new: Profile, drift: dict, source: str, vectors: dict | None = None) -> dict[str, Any]:
     """The drift report (every score, threshold and alarm, and the verdict) with where the baseline came from;
-    ``vectors``: each image and text column's (baseline, new) representation vectors (:func:`media_vectors`)."""
+    ``vectors``: each image and text column's (baseline, new) representation vectors
+    (:func:`sanitizer.beam.fit.fit_timed`'s last part)."""
     config = DriftConfig.from_dict(drift)
     report = drift_report(baseline, new, config, vectors=vectors or None)
     for name, column in report["columns"].items():

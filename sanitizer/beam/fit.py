@@ -126,10 +126,21 @@ def prepared(sample: Batch, media: dict[str, Any], fill) -> Batch:
     return with_media(sample.filled(fill), media)
 
 
-def fit_timed(sample: Batch, plan: Plan, config: Config,
-              new: Batch | None = None) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+def media_vectors(batch: Batch, media: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Each image and text column's representation vectors (n, d) in ``batch``, prepared (:func:`prepared`)."""
+    out = {}
+    for name in media:
+        cols = [j for j, f in enumerate(batch.feature_names) if f.startswith(f"{name}:")]
+        if cols:
+            out[name] = np.asarray(batch.X[:, cols], dtype=np.float64)
+    return out
+
+
+def fit_timed(sample: Batch, plan: Plan, config: Config, new: Batch | None = None
+              ) -> tuple[dict[str, Any], dict[str, float], dict[str, Any], dict[str, tuple]]:
     """Fit every enabled detector on the sample: (name -> fitted state, name -> seconds, image or text column ->
-    its fitted representation).
+    its fitted representation, image or text column -> its (baseline, new) representation vectors for the
+    drift report: only with ``new``, from the samples the fit prepared anyway).
 
     The image and text columns' representations are fitted first (:mod:`sanitizer.beam.media`); their
     vectors join the sample's numeric features before the detectors fit.
@@ -183,9 +194,13 @@ def fit_timed(sample: Batch, plan: Plan, config: Config,
     check_state_size({**states, **{f"representation of {c}": m for c, m in media.items()}}, batch.X.shape[1])
     if media:
         seconds["representations"] = media_seconds
+    vectors: dict[str, tuple] = {}
+    if fresh is not None and media and fresh.n and batch.n:
+        base, mine = media_vectors(batch, media), media_vectors(fresh, media)
+        vectors = {name: (base[name], mine[name]) for name in base if name in mine}
     del batch, fresh, outcomes
     release_freed_memory()  # the fits' working copies: scoring starts from what the states weigh
-    return states, seconds, media
+    return states, seconds, media, vectors
 
 
 def fit_against_baseline(name: str, baseline: Batch, new: Batch, params: Any, seed: int):
@@ -291,9 +306,9 @@ def describe_sample(sample: Batch) -> dict[str, Any]:
     return {"rows": int(sample.n), "per_class": {str(k): int(v) for k, v in classes.items()}}
 
 
-def describe_fit(fit: tuple[dict[str, Any], dict[str, float], dict[str, Any]]) -> dict[str, Any]:
+def describe_fit(fit: tuple) -> dict[str, Any]:
     """What :func:`fit_timed`'s output says beside the states: seconds and the representations used."""
-    _, seconds, media = fit
+    _, seconds, media, _ = fit
     return {"seconds": dict(seconds or {}), "representations": describe_media(media) if media else None}
 
 

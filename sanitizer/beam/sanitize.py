@@ -52,7 +52,7 @@ from sanitizer.beam.fit import (
     SampleFn, describe_fit, describe_sample, describe_states, fit_summary, fit_timed, missing_fill, validate_sample,
 )
 from sanitizer.beam.baseline import Baseline, baseline_plan
-from sanitizer.beam.drift import add_stage as add_drift, media_vectors
+from sanitizer.beam.drift import add_stage as add_drift
 from sanitizer.beam.duplicates import NAME as DUPLICATES, add_stage as add_duplicates, read_columns as duplicate_columns
 from sanitizer.beam.holdout import holdout_plan
 from sanitizer.beam.ids import find_duplicate_ids, id_buckets, merge_duplicates
@@ -246,8 +246,7 @@ def _stages(p, plan: Plan, config: Config, out: str, baseline: Baseline | None =
     )
     parts["stats"] = scored.stats | "CombineStats" >> beam.CombineGlobally(Counts.total)
     if baseline is not None:
-        vectors = sample | "MediaVectors" >> beam.Map(media_vectors, beam.pvalue.AsSingleton(own),
-                                                      beam.pvalue.AsSingleton(fitted), beam.pvalue.AsSingleton(fill))
+        vectors = fitted | "MediaVectors" >> beam.Map(lambda f: f[3])
         parts["drift"] = add_drift(sample_tables, read.batches, plan, baseline.plan, config, vectors)
     if plan.id_column:
         parts["duplicates"] = (
