@@ -33,9 +33,8 @@ class Samples:
         keys = np.concatenate([p.chance.keys for p in parts])
         keep = np.lexsort((keys, prio))[:rows]  # one order whatever the merge order
         values = np.concatenate([p.chance.values for p in parts])[keep]
-        widths = {p.vectors.shape[1] for p in parts if len(p.vectors)}
-        vectors = (np.concatenate([p.vectors for p in parts if len(p.vectors)])[keep] if widths
-                   else np.zeros((len(keep), 0)))
+        held = [p.vectors for p in parts if len(p.vectors)]
+        vectors = np.concatenate(held)[keep] if held else np.zeros((len(keep), 0))
         return Samples(ChanceSample(prio[keep], keys[keep], values), vectors, sum(p.records for p in parts))
 
 

@@ -40,7 +40,8 @@ def priorities(keys: np.ndarray, seed: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ChanceSample:
-    """A bottom-k sample of records' per-column value hashes: order-free, so every runner draws the same."""
+    """A bottom-k sample of records' per-column value hashes: order-free, so every runner draws the same
+    (drawn and merged by :class:`sanitizer.beam.duplicate_samples.Samples`)."""
 
     priority: np.ndarray  # (s,) float64
     keys: np.ndarray  # (s,) uint64
@@ -49,22 +50,6 @@ class ChanceSample:
     @staticmethod
     def empty(m: int) -> "ChanceSample":
         return ChanceSample(np.zeros(0), np.zeros(0, dtype=np.uint64), np.zeros((0, m), dtype=np.uint64))
-
-    def bottom(self, rows: int) -> "ChanceSample":
-        if len(self.priority) <= rows:
-            return self
-        keep = np.argsort(self.priority, kind="stable")[:rows]
-        keep.sort()
-        return ChanceSample(self.priority[keep], self.keys[keep], self.values[keep])
-
-    @staticmethod
-    def merge(parts: list["ChanceSample"], rows: int) -> "ChanceSample":
-        parts = [p for p in parts if len(p.priority)] or parts[:1]
-        merged = ChanceSample(np.concatenate([p.priority for p in parts]), np.concatenate([p.keys for p in parts]),
-                              np.concatenate([p.values for p in parts]))
-        out = merged.bottom(rows)
-        order = np.lexsort((out.keys, out.priority))  # one order whatever the merge order
-        return ChanceSample(out.priority[order], out.keys[order], out.values[order])
 
 
 def _additive(values: np.ndarray) -> np.ndarray:
