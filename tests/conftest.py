@@ -23,6 +23,21 @@ from sanitizer.data.batch import mix64
 DIGIT_FEATURES = tuple(f"px{i}" for i in range(64))
 
 
+def _one_thread_per_library_call() -> None:
+    """BLAS, OpenMP and faiss single-threaded in the test processes, as in the pipeline's workers
+    (sanitizer/beam/threads.py): pytest-xdist already runs one process per core, and a detector fitted
+    directly by a test would otherwise start a thread per core in each (digits' label_flip fit: 4.3 s with
+    two BLAS threads per process on two cores, 0.6 s with one). Subprocesses a test starts are not affected."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    faiss.omp_set_num_threads(1)
+
+
+_one_thread_per_library_call()
+
+
 # --------------------------------------------------------------------------- data
 
 
