@@ -25,6 +25,7 @@ def fill_values(results: dict[str, Scores], table: pa.Table, valid: np.ndarray) 
     table's ``valid`` rows) from ``table``, in place."""
     rows_of = None
     cache: dict[str, list] = {}
+    present = set(table.column_names)
     for scores in results.values():
         for i, evidence in (scores.evidence or {}).items():
             items = list(_marked(evidence))
@@ -35,7 +36,7 @@ def fill_values(results: dict[str, Scores], table: pa.Table, valid: np.ndarray) 
             row = int(rows_of[int(i)])
             for item in items:
                 name = item.pop(MARKER)
-                if name not in table.column_names:
+                if name not in present:
                     item["value"] = None
                     continue
                 if name not in cache:

@@ -362,9 +362,9 @@ def column_kinds(config: Config, schema: pa.Schema, first_batch, id_column: str 
         raise ConfigError(f"column {embedding.name!r} is the detectors' embedding column; it cannot be declared "
                           f"{declared[embedding.name]}")
     out = []
+    position = {} if first_batch is None else {name: i for i, name in enumerate(first_batch.column_names)}
     for f in schema:
-        column = first_batch.column(f.name).combine_chunks() \
-            if first_batch is not None and f.name in first_batch.column_names else None
+        column = first_batch.column(position[f.name]).combine_chunks() if f.name in position else None
         judged, detail = False, ""
         if f.name == config.label_column:
             kind, detail = "label", "the label (--label-column)"

@@ -134,8 +134,9 @@ def build_profile(table: pa.Table | pa.RecordBatch, keys: np.ndarray, kinds: Map
     priority = salted(keys, f"drift:{seed}")
     columns: dict[str, ColumnProfile] = {}
     skipped: dict[str, str] = {}
+    present = set(table.column_names)
     for name, kind in kinds.items():
-        if name not in table.column_names:
+        if name not in present:
             skipped[name] = "not in the data"
         elif kind in NUMERIC_KINDS:
             columns[name] = _value_sample(table.column(name), kind, priority, sample_size)

@@ -47,12 +47,13 @@ def _conform(table: pa.Table, schema: pa.Schema | None, f: InputFile) -> pa.Tabl
     if schema is None:
         return table
     check_unique_columns(table.column_names, f.path)
-    missing = [name for name in schema.names if name not in table.column_names]
+    present, planned = set(table.column_names), set(schema.names)
+    missing = [name for name in schema.names if name not in present]
     if missing:
         raise InputError(
             f"input file {f.path!r} lacks column(s) {missing}; every shard must have the columns of the first shard"
         )
-    extra = [name for name in table.column_names if name not in schema.names]
+    extra = [name for name in table.column_names if name not in planned]
     if extra:
         raise InputError(
             f"input file {f.path!r} has column(s) {extra} that the first shard lacks; "

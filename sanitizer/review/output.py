@@ -181,7 +181,8 @@ def quarantined_records(output: Output, decisions: ReviewDecisions | None) -> li
     reasons = table.column(REASONS_COLUMN).to_pylist() if REASONS_COLUMN in table.column_names else [None] * len(ids)
     codes = table.column(CODES_COLUMN).to_pylist() if CODES_COLUMN in table.column_names else [None] * len(ids)
     content = quarantine_content(output, table)
-    scores = {c[len(SCORE_PREFIX):]: table.column(c).to_pylist() for c in score_columns if c in table.column_names}
+    present = set(table.column_names)
+    scores = {c[len(SCORE_PREFIX):]: table.column(c).to_pylist() for c in score_columns if c in present}
     latest = decisions.latest if decisions is not None else {}
     records = []
     for i, rid in enumerate(ids):

@@ -9,6 +9,7 @@ file is cut into units of reading (:class:`Split`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -120,7 +121,8 @@ def rebatch(batches, batch_rows: int, columns: list[str] | None) -> Iterator[pa.
 def _select(table: pa.Table, columns):
     if columns is None:
         return table
-    missing = [c for c in columns if c not in table.column_names]
+    present = set(table.column_names)
+    missing = [c for c in columns if c not in present]
     if missing:
         return table  # sources._conform reports the missing columns with the file name
     return table.select(columns)
@@ -128,7 +130,7 @@ def _select(table: pa.Table, columns):
 
 def check_unique_columns(names: list[str], path: str) -> None:
     """Refuse a file whose columns share a name: which of them a reader picks is undefined."""
-    duplicated = sorted({n for n in names if names.count(n) > 1})
+    duplicated = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicated:
         raise InputError(
             f"input file {path!r} has more than one column named {', '.join(map(repr, duplicated))}; "
