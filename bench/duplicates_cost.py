@@ -10,7 +10,8 @@ CPU seconds (user + system, of the run's process tree) counted:
 * **with / without**: the default run, and the same run with every default detector but ``duplicates``;
   the ratio of their wall times is what the duplicates stage (three more reads of the input: the chance
   and vector samples; the content hashes and band keys; the near copies' candidates; two GroupByKeys) adds;
-* **memory as rows grow**: the default run at ``--rows`` and at ``--big`` rows; the ratio of their peaks;
+* **memory as rows grow**: the default run at ``--rows`` and at ``--big`` rows, and the ratio of their peaks;
+  the same for the run without ``duplicates``, so the growth the stage adds is told from the rest of the run's;
 * **texts** (``--texts N``, off by default): N product reviews (modeldata's, each with a random number
   appended so that few are exact copies) through the default run, with its wall time and texts/s
   (``--rows 0`` skips the numeric runs).
@@ -99,10 +100,11 @@ def numeric(args, beam_args: list[str]) -> None:
     if args.big:
         big = os.path.join(throughput.DATA, f"bench-{args.big}x{args.cols}.parquet")
         throughput.make_data(args.big, args.cols, big)
-        r = measure(big, beam_args, "default")
-        print(f"{args.big:,} rows   {r['wall_s']:7.1f} s  cpu {r['cpu_s']:6.1f} s  peak {r['peak_mib']:6.0f} MiB: "
-              f"{r['peak_mib'] / with_['peak_mib']:.2f}x the {args.rows:,}-row run's peak, "
-              f"time {r['wall_s'] / with_['wall_s']:.2f}x for {args.big / args.rows:.0f}x the rows")
+        for name, detectors, small in (("", "default", with_), (" without", WITHOUT, without)):
+            r = measure(big, beam_args, detectors)
+            print(f"{args.big:,} rows{name:<8} {r['wall_s']:7.1f} s  cpu {r['cpu_s']:6.1f} s  peak {r['peak_mib']:6.0f} "
+                  f"MiB: {r['peak_mib'] / small['peak_mib']:.2f}x the {args.rows:,}-row run's peak, "
+                  f"time {r['wall_s'] / small['wall_s']:.2f}x for {args.big / args.rows:.0f}x the rows")
 
 
 def main() -> None:
