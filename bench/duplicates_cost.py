@@ -8,8 +8,9 @@ run in a fresh process with its peak memory sampled from outside (RSS summed ove
 CPU seconds (user + system, of the run's process tree) counted:
 
 * **with / without**: the default run, and the same run with every default detector but ``duplicates``;
-  the ratio of their wall times is what the duplicates stage (three more reads of the input: the chance
-  and vector samples; the content hashes and band keys; the near copies' candidates; two GroupByKeys) adds;
+  the ratio of their wall times is what the duplicates stage (its columns added to the read that draws the
+  detectors' sample, for its own sample; two more reads of the input: the content hashes and band keys, and
+  the near copies' candidates; eight GroupByKeys) adds;
 * **memory as rows grow**: the default run at ``--rows`` and at ``--big`` rows, and the ratio of their peaks;
   the same for the run without ``duplicates``, so the growth the stage adds is told from the rest of the run's;
 * **texts** (``--texts N``, off by default): N product reviews (modeldata's, each with a random number
